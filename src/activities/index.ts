@@ -1,0 +1,32 @@
+/** createActivities(deps): every activity of durable-train, closed over its dependencies. */
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { openStore as defaultOpenStore } from '../checkpoints/open-store';
+import type { CheckpointStore } from '../checkpoints/store';
+import { TrainerClient, type TrainerOptions } from '../training/trainer-client';
+import { createTrainingActivities } from './training';
+
+export interface ActivityDeps {
+  /** The trainer process client, or options to create one. */
+  readonly trainer?: TrainerClient | TrainerOptions;
+  /** Default checkpoint root for runs whose input names none. @default `file://<cwd>/runs` */
+  readonly checkpointRoot?: string;
+  /** Opens a store for a URI. @default the built-in file:// and gs:// stores */
+  readonly openStore?: (uri: string) => CheckpointStore;
+}
+
+export function defaultCheckpointRoot(): string {
+  return pathToFileURL(path.resolve('runs')).href;
+}
+
+export function createActivities(deps: ActivityDeps = {}) {
+  const trainer = deps.trainer instanceof TrainerClient ? deps.trainer : new TrainerClient(deps.trainer ?? {});
+  return createTrainingActivities({
+    trainer,
+    openStore: deps.openStore ?? ((uri) => defaultOpenStore(uri)),
+    checkpointRoot: deps.checkpointRoot ?? defaultCheckpointRoot(),
+  });
+}
+
+export type Activities = ReturnType<typeof createActivities>;
+export type { TrainingActivities } from './training';

@@ -1,0 +1,322 @@
+/**
+ * `file:///abs/path` checkpoint store: objects are plain files under a root directory.
+ *
+ * - put: temp file in the same directory, fsync, rename (readers never see a torn object).
+ * - putIfVersion: version = sha256 hex of the content; the compare-and-swap runs under an
+ *   exclusive lock file (`open(..., 'wx')`) so two processes cannot both win.
+ * - Internal files (temp files, lock files) start with `.dt-` and are never listed; keys with a
+ *   segment starting with `.dt-` are rejected so they cannot collide.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+import { PreconditionFailedError, type CheckpointStore, type VersionedObject } from './store';
+
+/** Prefix of the store's own temp and lock files; reserved in keys. */
+export const INTERNAL_PREFIX = '.dt-';
+
+/** Raised for a key that is not a safe relative object key. */
+export class InvalidKeyError extends Error {
+  override readonly name = 'InvalidKeyError';
+  constructor(readonly key: string, reason: string) {
+    super(`Invalid checkpoint key ${JSON.stringify(key)}: ${reason}`);
+  }
+}
+
+function checkSegments(key: string, segments: readonly string[]): void {
+  for (const segment of segments) {
+    if (segment === '') throw new InvalidKeyError(key, 'empty path segment');
+    if (segment === '.' || segment === '..') throw new InvalidKeyError(key, `"${segment}" segment`);
+    if (segment.startsWith(INTERNAL_PREFIX)) throw new InvalidKeyError(key, `segments starting with "${INTERNAL_PREFIX}" are reserved`);
+  }
+}
+
+function checkCharacters(key: string): void {
+  if (key.includes('\0')) throw new InvalidKeyError(key, 'contains NUL');
+  if (key.includes('\\')) throw new InvalidKeyError(key, 'contains a backslash');
+  if (key.startsWith('/')) throw new InvalidKeyError(key, 'absolute keys are not allowed');
+  if (/^[A-Za-z]:/.test(key)) throw new InvalidKeyError(key, 'drive-letter keys are not allowed');
+}
+
+/**
+ * Validates an object key: relative, '/'-separated, no empty / '.' / '..' / reserved segments,
+ * no backslashes or NUL. Shared by both stores so keys stay portable between them.
+ */
+export function validateKey(key: string): string {
+  if (typeof key !== 'string' || key.length === 0) throw new InvalidKeyError(String(key), 'empty key');
+  checkCharacters(key);
+  checkSegments(key, key.split('/'));
+  return key;
+}
+
+/**
+ * Validates a list/delete prefix. It may be empty, may end with '/', and its last segment may be
+ * partial; the complete segments before it follow the key rules.
+ */
+export function validatePrefix(prefix: string): string {
+  if (typeof prefix !== 'string') throw new InvalidKeyError(String(prefix), 'prefix must be a string');
+  if (prefix === '') return prefix;
+  checkCharacters(prefix);
+  const segments = prefix.split('/');
+  checkSegments(prefix, segments.slice(0, -1));
+  return prefix;
+}
+
+export interface FileStoreOptions {
+  /** How long putIfVersion waits for a held lock before giving up. Default 10 000 ms. */
+  lockWaitMs?: number;
+  /** A lock file older than this is considered abandoned and broken. Default 30 000 ms. */
+  staleLockMs?: number;
+}
+
+function errnoCode(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err && typeof (err as { code: unknown }).code === 'string'
+    ? (err as { code: string }).code
+    : undefined;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+function sha256Hex(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** Resolves `file:///abs/path` (or a plain absolute path) to the root directory. */
+export function fileUriToRoot(uri: string): string {
+  if (uri.startsWith('file:')) {
+    let p: string;
+    try {
+      p = fileURLToPath(uri);
+    } catch (err) {
+      throw new Error(`Invalid file store URI ${uri}: ${(err as Error).message}`, { cause: err });
+    }
+    return path.resolve(p);
+  }
+  if (!path.isAbsolute(uri)) throw new Error(`File store root must be a file:// URI or an absolute path, got ${uri}`);
+  return path.resolve(uri);
+}
+
+export class FileCheckpointStore implements CheckpointStore {
+  readonly uri: string;
+  /** Absolute root directory, without a trailing separator. */
+  readonly root: string;
+  private readonly lockWaitMs: number;
+  private readonly staleLockMs: number;
+
+  constructor(uriOrPath: string, options: FileStoreOptions = {}) {
+    const root = fileUriToRoot(uriOrPath);
+    this.root = root.length > 1 ? root.replace(/[\\/]+$/, '') : root;
+    this.uri = pathToFileURL(this.root).href.replace(/\/+$/, '');
+    this.lockWaitMs = options.lockWaitMs ?? 10_000;
+    this.staleLockMs = options.staleLockMs ?? 30_000;
+  }
+
+  uriOf(key: string): string {
+    return `${this.uri}/${key.split('/').map(encodeURIComponent).join('/')}`;
+  }
+
+  /** Absolute path of a validated key; double-checks that it stays under the root. */
+  private pathOf(key: string): string {
+    validateKey(key);
+    const full = path.resolve(this.root, ...key.split('/'));
+    const rel = path.relative(this.root, full);
+    if (rel === '' || rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel)) throw new InvalidKeyError(key, 'escapes the store root');
+    return full;
+  }
+
+  async put(key: string, data: Buffer): Promise<void> {
+    await this.atomicWrite(this.pathOf(key), data);
+  }
+
+  async get(key: string): Promise<Buffer | undefined> {
+    return this.readIfExists(this.pathOf(key));
+  }
+
+  async getVersioned(key: string): Promise<VersionedObject | undefined> {
+    const data = await this.readIfExists(this.pathOf(key));
+    return data === undefined ? undefined : { data, version: sha256Hex(data) };
+  }
+
+  async putIfVersion(key: string, data: Buffer, expectedVersion: string | undefined): Promise<void> {
+    const file = this.pathOf(key);
+    await fsp.mkdir(path.dirname(file), { recursive: true });
+    const lockPath = path.join(path.dirname(file), `${INTERNAL_PREFIX}lock-${path.basename(file)}`);
+    const release = await this.acquireLock(lockPath, key);
+    try {
+      const current = await this.readIfExists(file);
+      const currentVersion = current === undefined ? undefined : sha256Hex(current);
+      if (currentVersion !== expectedVersion) throw new PreconditionFailedError(this.uriOf(key));
+      await this.atomicWrite(file, data);
+    } finally {
+      await release();
+    }
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    validatePrefix(prefix);
+    const slash = prefix.lastIndexOf('/');
+    const dirKey = slash < 0 ? '' : prefix.slice(0, slash);
+    const startDir = dirKey === '' ? this.root : path.join(this.root, ...dirKey.split('/'));
+    const keys: string[] = [];
+    await this.walk(startDir, dirKey, prefix, keys);
+    return keys.sort(compareKeys);
+  }
+
+  async deletePrefix(prefix: string): Promise<void> {
+    const keys = await this.list(prefix);
+    const dirs = new Set<string>();
+    for (const key of keys) {
+      const file = this.pathOf(key);
+      try {
+        await fsp.unlink(file);
+      } catch (err) {
+        if (errnoCode(err) !== 'ENOENT') throw err;
+      }
+      dirs.add(path.dirname(file));
+    }
+    // Prune directories left empty, deepest first, never the root itself.
+    const ordered = [...dirs].sort((a, b) => b.length - a.length);
+    for (let dir of ordered) {
+      while (dir.startsWith(this.root + path.sep)) {
+        try {
+          await fsp.rmdir(dir);
+        } catch {
+          break; // not empty (or already gone / raced with a writer): stop climbing
+        }
+        dir = path.dirname(dir);
+      }
+    }
+  }
+
+  private async walk(dir: string, dirKey: string, prefix: string, out: string[]): Promise<void> {
+    let entries;
+    try {
+      entries = await fsp.readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code === 'ENOENT' || code === 'ENOTDIR') return;
+      throw err;
+    }
+    for (const entry of entries) {
+      if (entry.name.startsWith(INTERNAL_PREFIX)) continue;
+      const key = dirKey === '' ? entry.name : `${dirKey}/${entry.name}`;
+      if (entry.isDirectory()) {
+        // Descend only where keys below could still match the prefix.
+        const asDir = `${key}/`;
+        if (asDir.startsWith(prefix) || prefix.startsWith(asDir)) await this.walk(path.join(dir, entry.name), key, prefix, out);
+      } else if (entry.isFile() && key.startsWith(prefix)) {
+        out.push(key);
+      }
+    }
+  }
+
+  private async readIfExists(file: string): Promise<Buffer | undefined> {
+    try {
+      return await fsp.readFile(file);
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return undefined;
+      throw err;
+    }
+  }
+
+  private async atomicWrite(file: string, data: Buffer): Promise<void> {
+    const dir = path.dirname(file);
+    await fsp.mkdir(dir, { recursive: true });
+    const tmp = path.join(dir, `${INTERNAL_PREFIX}tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+    let renamed = false;
+    try {
+      const fh = await fsp.open(tmp, 'wx', 0o644);
+      try {
+        await fh.writeFile(data);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await fsp.rename(tmp, file);
+      renamed = true;
+      await fsyncDir(dir);
+    } finally {
+      if (!renamed) await fsp.rm(tmp, { force: true }).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Takes the exclusive lock file; returns its release function. A held lock is retried with a
+   * short jittered sleep until `lockWaitMs`; one older than `staleLockMs` is broken.
+   */
+  private async acquireLock(lockPath: string, key: string): Promise<() => Promise<void>> {
+    const token = `${process.pid}-${randomBytes(8).toString('hex')}`;
+    const deadline = Date.now() + this.lockWaitMs;
+    for (;;) {
+      try {
+        const fh = await fsp.open(lockPath, 'wx', 0o644);
+        try {
+          await fh.writeFile(token);
+        } finally {
+          await fh.close();
+        }
+        return async () => {
+          // Only remove the lock if it is still ours (it may have been broken as stale).
+          const content = await fsp.readFile(lockPath, 'utf8').catch(() => undefined);
+          if (content === token) await fsp.rm(lockPath, { force: true });
+        };
+      } catch (err) {
+        if (errnoCode(err) !== 'EEXIST') throw err;
+      }
+      if (await this.breakIfStale(lockPath)) continue;
+      if (Date.now() >= deadline) {
+        throw new Error(`Timed out after ${this.lockWaitMs} ms waiting for lock ${lockPath} to write ${this.uriOf(key)}`);
+      }
+      await sleep(5 + Math.random() * 20);
+    }
+  }
+
+  /** Breaks the lock if it is older than staleLockMs; true if the caller should retry at once. */
+  private async breakIfStale(lockPath: string): Promise<boolean> {
+    let stat;
+    try {
+      stat = await fsp.stat(lockPath);
+    } catch (err) {
+      return errnoCode(err) === 'ENOENT'; // released meanwhile
+    }
+    if (Date.now() - stat.mtimeMs <= this.staleLockMs) return false;
+    // Move it aside atomically (only one breaker can win the rename), then check we moved the
+    // stale lock and not a fresh one taken in between; if we did take a fresh one, put it back.
+    const aside = `${lockPath}.${INTERNAL_PREFIX}stale-${randomBytes(6).toString('hex')}`;
+    try {
+      await fsp.rename(lockPath, aside);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return true;
+      throw err;
+    }
+    try {
+      const movedStat = await fsp.stat(aside);
+      if (movedStat.ino !== stat.ino || Date.now() - movedStat.mtimeMs <= this.staleLockMs) {
+        // We moved a live lock: restore it unless someone has taken the lock since.
+        await fsp.link(aside, lockPath).catch(() => undefined);
+      }
+    } finally {
+      await fsp.rm(aside, { force: true });
+    }
+    return true;
+  }
+}
+
+function compareKeys(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  let fh;
+  try {
+    fh = await fsp.open(dir, 'r');
+    await fh.sync();
+  } catch {
+    // Directory fsync is not supported everywhere; the rename itself is still atomic.
+  } finally {
+    await fh?.close().catch(() => undefined);
+  }
+}

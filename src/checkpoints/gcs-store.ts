@@ -1,0 +1,307 @@
+/**
+ * `gs://bucket/optional/prefix` checkpoint store on @google-cloud/storage.
+ *
+ * - Version = the object's generation; putIfVersion sends `ifGenerationMatch`
+ *   (0 = must not exist) and maps HTTP 412 to PreconditionFailedError.
+ * - Uploads are single-request (`resumable: false`): our objects are small, and a simple
+ *   upload is all-or-nothing, so a failed attempt can be retried as a whole. The body is
+ *   checked end to end: its MD5 is declared to the server and the client verifies CRC32C.
+ * - The library's own auto-retry is switched off (`retryOptions.autoRetry: false`); every
+ *   call goes through `withRetry`, which retries transient failures (408/429/5xx, connection
+ *   errors) with exponential backoff and jitter up to a total deadline (default 60 s).
+ * - Permanent failures (401/403, missing bucket) throw PermanentStoreError naming the URI.
+ */
+import { createHash } from 'node:crypto';
+
+import { Storage, type File, type StorageOptions } from '@google-cloud/storage';
+
+import { validateKey, validatePrefix } from './fs-store';
+import { httpStatusOf, isTransientError, withRetry, type RetryOptions } from './retry';
+import { PermanentStoreError, PreconditionFailedError, type CheckpointStore, type VersionedObject } from './store';
+
+export interface GcsStorageOptions {
+  /**
+   * API endpoint, e.g. `http://127.0.0.1:4443` for an emulator. Default: derived from
+   * STORAGE_EMULATOR_HOST when set (as the library does), else the real service.
+   */
+  apiEndpoint?: string;
+  projectId?: string;
+  /** Per-request timeout. Default 30 000 ms. */
+  requestTimeoutMs?: number;
+  /** Anything else for the Storage constructor (credentials, keyFilename, ...). */
+  storageOptions?: StorageOptions;
+}
+
+export interface GcsStoreOptions extends GcsStorageOptions {
+  /**
+   * A ready client. If given, apiEndpoint/projectId/requestTimeoutMs/storageOptions are ignored;
+   * build it with `createGcsStorage` (or set `retryOptions.autoRetry: false`) so the library
+   * does not retry underneath our retry loop.
+   */
+  storage?: Storage;
+  /** Overrides for the retry loop (isTransient defaults to `isTransientError`). */
+  retry?: Partial<RetryOptions>;
+}
+
+/**
+ * The `http(s)://host:port` origin of STORAGE_EMULATOR_HOST, without the `/storage/v1` path
+ * some setups put in it (the library uses the variable verbatim as the JSON API base URL, and
+ * `${apiEndpoint}/upload/storage/v1` for uploads).
+ */
+export function emulatorEndpointFromEnv(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const raw = env.STORAGE_EMULATOR_HOST;
+  if (!raw) return undefined;
+  const withScheme = /^\w+:\/\//.test(raw) ? raw : `http://${raw}`;
+  return withScheme.replace(/\/+$/, '').replace(/\/storage\/v1$/, '');
+}
+
+/**
+ * A Storage client with the library's auto-retry off and a bounded request timeout.
+ *
+ * Endpoint: `apiEndpoint` if given, else STORAGE_EMULATOR_HOST (with or without `/storage/v1`),
+ * else the real service. When an endpoint is set, both the JSON API (`<endpoint>/storage/v1`)
+ * and uploads (`<endpoint>/upload/storage/v1`) go to it. The library on its own uses
+ * STORAGE_EMULATOR_HOST verbatim as the JSON base URL even when `apiEndpoint` is passed, so a
+ * bare `host:port` value, or a stale variable in the shell, would send JSON calls elsewhere.
+ */
+export function createGcsStorage(options: GcsStorageOptions = {}): Storage {
+  const apiEndpoint = (options.apiEndpoint ?? emulatorEndpointFromEnv())?.replace(/\/+$/, '');
+  const storage = new Storage({
+    ...options.storageOptions,
+    ...(apiEndpoint !== undefined ? { apiEndpoint } : {}),
+    ...(options.projectId !== undefined ? { projectId: options.projectId } : {}),
+    timeout: options.requestTimeoutMs ?? options.storageOptions?.timeout ?? 30_000,
+    // maxRetries: 0 would be ignored (the library treats 0 as "unset" and uses 3); autoRetry: false is honoured.
+    retryOptions: { ...options.storageOptions?.retryOptions, autoRetry: false },
+  });
+  if (apiEndpoint !== undefined) storage.baseUrl = `${storage.apiEndpoint}/storage/v1`;
+  return storage;
+}
+
+/** Splits `gs://bucket/optional/prefix` into bucket and prefix (no leading/trailing '/'). */
+export function parseGcsUri(uri: string): { bucket: string; prefix: string } {
+  const m = /^gs:\/\/([^/]+)(?:\/(.*))?$/.exec(uri);
+  const bucket = m?.[1];
+  if (!m || !bucket) throw new Error(`Invalid GCS URI ${uri}: expected gs://bucket[/prefix]`);
+  if (!/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/.test(bucket)) {
+    throw new Error(`Invalid GCS URI ${uri}: "${bucket}" is not a valid bucket name`);
+  }
+  const prefix = (m[2] ?? '').replace(/^\/+|\/+$/g, '');
+  if (prefix !== '') validateKey(prefix);
+  return { bucket, prefix };
+}
+
+const PERMANENT_STATUSES = new Set([400, 401, 403, 404, 405, 411]);
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+export class GcsCheckpointStore implements CheckpointStore {
+  readonly uri: string;
+  readonly bucketName: string;
+  readonly prefix: string;
+  readonly storage: Storage;
+  private readonly retry: RetryOptions;
+  /** Set once we know the bucket exists, so a 404 on read means "no such object". */
+  private bucketKnownToExist = false;
+
+  constructor(uri: string, options: GcsStoreOptions = {}) {
+    const { bucket, prefix } = parseGcsUri(uri);
+    this.bucketName = bucket;
+    this.prefix = prefix;
+    this.uri = `gs://${bucket}${prefix ? `/${prefix}` : ''}`;
+    this.storage = options.storage ?? createGcsStorage(options);
+    this.retry = { isTransient: isTransientError, ...options.retry };
+  }
+
+  uriOf(key: string): string {
+    return `${this.uri}/${key}`;
+  }
+
+  private objectName(key: string): string {
+    validateKey(key);
+    return this.prefix ? `${this.prefix}/${key}` : key;
+  }
+
+  private file(key: string): File {
+    return this.storage.bucket(this.bucketName).file(this.objectName(key));
+  }
+
+  async put(key: string, data: Buffer): Promise<void> {
+    const file = this.file(key);
+    await this.call('write', key, () => this.upload(file, data, undefined));
+  }
+
+  async get(key: string): Promise<Buffer | undefined> {
+    return (await this.getVersioned(key))?.data;
+  }
+
+  async getVersioned(key: string): Promise<VersionedObject | undefined> {
+    const file = this.file(key);
+    const result = await this.call('read', key, async () => {
+      try {
+        return await this.download(file);
+      } catch (err) {
+        if (httpStatusOf(err) === 404) return undefined;
+        throw err;
+      }
+    });
+    if (result === undefined) {
+      await this.assertBucketExists(key);
+      return undefined;
+    }
+    this.bucketKnownToExist = true;
+    if (result.generation !== undefined) return { data: result.data, version: result.generation };
+    // Server sent no x-goog-generation header: fall back to metadata + generation-pinned read.
+    return this.getVersionedViaMetadata(key);
+  }
+
+  async putIfVersion(key: string, data: Buffer, expectedVersion: string | undefined): Promise<void> {
+    if (expectedVersion !== undefined && !/^[1-9]\d*$/.test(expectedVersion)) {
+      // Not a generation (e.g. a content hash from another store): it cannot match.
+      throw new PreconditionFailedError(this.uriOf(key));
+    }
+    const file = this.file(key);
+    const ifGenerationMatch = expectedVersion ?? '0';
+    await this.call('conditional write', key, async (attempt) => {
+      try {
+        await this.upload(file, data, ifGenerationMatch);
+      } catch (err) {
+        // A retried attempt can lose to our own earlier attempt that reached the server before
+        // the connection broke: if the object now holds exactly our bytes, the write happened.
+        if (httpStatusOf(err) === 412 && attempt > 0 && (await this.holdsExactly(file, data))) return;
+        throw err;
+      }
+    });
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    validatePrefix(prefix);
+    const base = this.prefix ? `${this.prefix}/` : '';
+    const keys: string[] = [];
+    let pageToken: string | undefined;
+    do {
+      const token = pageToken;
+      const [files, next] = await this.call('list', prefix, () =>
+        this.storage.bucket(this.bucketName).getFiles({
+          prefix: base + prefix,
+          autoPaginate: false,
+          maxResults: 1000,
+          ...(token !== undefined ? { pageToken: token } : {}),
+        }),
+      );
+      for (const f of files) {
+        if (f.name.startsWith(base) && !f.name.endsWith('/')) keys.push(f.name.slice(base.length));
+      }
+      pageToken = (next as { pageToken?: string } | null | undefined)?.pageToken;
+    } while (pageToken);
+    this.bucketKnownToExist = true;
+    return keys.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+
+  async deletePrefix(prefix: string): Promise<void> {
+    const keys = await this.list(prefix);
+    const queue = [...keys];
+    const worker = async (): Promise<void> => {
+      for (let key = queue.shift(); key !== undefined; key = queue.shift()) {
+        const file = this.file(key);
+        await this.call('delete', key, () => file.delete({ ignoreNotFound: true }));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(8, queue.length) }, worker));
+  }
+
+  // --- internals -------------------------------------------------------------------------
+
+  private async upload(file: File, data: Buffer, ifGenerationMatch: string | undefined): Promise<void> {
+    await file.save(data, {
+      resumable: false,
+      validation: 'crc32c',
+      contentType: 'application/octet-stream',
+      metadata: { md5Hash: createHash('md5').update(data).digest('base64') },
+      ...(ifGenerationMatch !== undefined ? { preconditionOpts: { ifGenerationMatch } } : {}),
+    });
+    this.bucketKnownToExist = true;
+  }
+
+  /** Downloads the object's bytes and the generation they belong to (from x-goog-generation). */
+  private download(file: File): Promise<{ data: Buffer; generation: string | undefined }> {
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let generation: string | undefined;
+      file
+        .createReadStream({ validation: 'crc32c' })
+        .on('response', (res: { headers?: Record<string, string | string[] | undefined> }) => {
+          const g = res.headers?.['x-goog-generation'];
+          generation = Array.isArray(g) ? g[0] : g;
+        })
+        .on('data', (chunk: Buffer) => chunks.push(chunk))
+        .on('error', reject)
+        .on('end', () => resolve({ data: Buffer.concat(chunks), generation }));
+    });
+  }
+
+  private async getVersionedViaMetadata(key: string): Promise<VersionedObject | undefined> {
+    for (let i = 0; i < 5; i++) {
+      const found = await this.call('read', key, async () => {
+        try {
+          const [meta] = await this.file(key).getMetadata();
+          const generation = String(meta.generation);
+          const pinned = this.storage.bucket(this.bucketName).file(this.objectName(key), { generation: Number(generation) });
+          const [data] = await pinned.download();
+          return { data, version: generation };
+        } catch (err) {
+          if (httpStatusOf(err) === 404) return null; // deleted, or replaced between the two calls
+          throw err;
+        }
+      });
+      if (found) return found;
+      const [exists] = await this.call('read', key, () => this.file(key).exists());
+      if (!exists) return undefined;
+    }
+    throw new Error(`Object ${this.uriOf(key)} kept changing while being read`);
+  }
+
+  private async holdsExactly(file: File, data: Buffer): Promise<boolean> {
+    try {
+      const [meta] = await file.getMetadata();
+      return meta.md5Hash === createHash('md5').update(data).digest('base64') && Number(meta.size) === data.length;
+    } catch {
+      return false;
+    }
+  }
+
+  private async assertBucketExists(key: string): Promise<void> {
+    if (this.bucketKnownToExist) return;
+    const [exists] = await this.call('read', key, () => this.storage.bucket(this.bucketName).exists());
+    if (!exists) throw this.bucketMissing(key);
+    this.bucketKnownToExist = true;
+  }
+
+  private bucketMissing(key: string, cause?: unknown): PermanentStoreError {
+    return new PermanentStoreError(this.uriOf(key), `GCS bucket "${this.bucketName}" does not exist`, { cause });
+  }
+
+  /** Runs one store operation under the retry loop and maps its errors. */
+  private async call<T>(op: string, key: string, fn: (attempt: number) => Promise<T>): Promise<T> {
+    try {
+      return await withRetry(fn, this.retry);
+    } catch (err) {
+      if (err instanceof PreconditionFailedError || err instanceof PermanentStoreError) throw err;
+      const status = httpStatusOf(err);
+      if (status === 412) throw new PreconditionFailedError(this.uriOf(key));
+      if (status === 404) throw this.bucketMissing(key, err);
+      if (status === 401 || status === 403) {
+        throw new PermanentStoreError(this.uriOf(key), `GCS ${op} denied (HTTP ${status}): ${describe(err)}`, { cause: err });
+      }
+      if (status !== undefined && PERMANENT_STATUSES.has(status)) {
+        throw new PermanentStoreError(this.uriOf(key), `GCS ${op} rejected (HTTP ${status}): ${describe(err)}`, { cause: err });
+      }
+      if (this.retry.isTransient(err)) {
+        throw new Error(`GCS ${op} of ${this.uriOf(key)} still failing when retries ran out: ${describe(err)}`, { cause: err });
+      }
+      throw err;
+    }
+  }
+}

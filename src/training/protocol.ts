@@ -1,0 +1,102 @@
+/**
+ * Messages between an activity (in the worker) and its trainer process. Small and plain:
+ * weights never travel here, only through the checkpoint store.
+ */
+import type { TrainConfig } from '../config/train-config';
+
+export interface TrainRequest {
+  /** The run's root URI: `<checkpoint root>/<runId>`. */
+  readonly runUri: string;
+  readonly config: TrainConfig;
+  /** Train until this global step (absolute, so a retried request is idempotent). */
+  readonly targetStep: number;
+  /** Learning rate to train with from now on (the workflow may have reduced it). */
+  readonly learningRate: number;
+}
+
+export interface TrainResult {
+  readonly step: number;
+  readonly checkpointStep: number;
+  readonly checkpointUri: string;
+  /** Mean training loss over the epoch that ends at `step` (exact across resumes). */
+  readonly loss: number;
+  /** Steps actually computed by this call (0 when the target was already checkpointed). */
+  readonly stepsRun: number;
+  /** Step this call started from (the checkpoint it resumed, or 0). */
+  readonly resumedFromStep: number;
+  readonly seconds: number;
+  readonly backend: string;
+  readonly cancelled: boolean;
+}
+
+export interface EvaluateRequest {
+  readonly runUri: string;
+  readonly config: TrainConfig;
+  /** Evaluate the checkpoint at this step. */
+  readonly step: number;
+}
+
+export interface EvaluateResult {
+  readonly step: number;
+  readonly metrics: Readonly<Record<string, number>>;
+  readonly examples: number;
+  readonly seconds: number;
+}
+
+export interface ExportRequest {
+  readonly runUri: string;
+  readonly config: TrainConfig;
+  /** Checkpoint step to export as the final model. */
+  readonly step: number;
+  /** Key under the run to write the tfjs model into, e.g. `model`. */
+  readonly target: string;
+}
+
+export interface ExportResult {
+  readonly modelUri: string;
+  readonly step: number;
+}
+
+export interface DescribeResult {
+  readonly models: readonly string[];
+  readonly datasets: readonly string[];
+  readonly backend: { readonly name: string; readonly package: string; readonly gpu: boolean; readonly notes: readonly string[] };
+  readonly pid: number;
+}
+
+export interface Progress {
+  readonly step: number;
+  readonly checkpointStep: number;
+  readonly targetStep: number;
+  readonly loss?: number;
+}
+
+export type RequestBody =
+  | { readonly type: 'train'; readonly request: TrainRequest }
+  | { readonly type: 'evaluate'; readonly request: EvaluateRequest }
+  | { readonly type: 'export'; readonly request: ExportRequest }
+  | { readonly type: 'describe' }
+  | { readonly type: 'memory' };
+
+export type ParentMessage =
+  | ({ readonly id: number } & RequestBody)
+  | { readonly id: number; readonly type: 'cancel' };
+
+export interface SerializedError {
+  readonly message: string;
+  readonly name: string;
+  /** Retrying cannot help (bad input, NaN loss, missing endpoint, permission denied). */
+  readonly nonRetryable: boolean;
+  readonly stack?: string;
+}
+
+export type ChildMessage =
+  | { readonly id: number; readonly type: 'progress'; readonly progress: Progress }
+  | { readonly id: number; readonly type: 'result'; readonly result: unknown }
+  | { readonly id: number; readonly type: 'error'; readonly error: SerializedError }
+  | { readonly id: 0; readonly type: 'log'; readonly message: string };
+
+/** An error the trainer raises when retrying would give the same failure. */
+export class NonRetryableTrainingError extends Error {
+  override readonly name = 'NonRetryableTrainingError';
+}

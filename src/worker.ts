@@ -1,0 +1,59 @@
+/**
+ * The runnable worker (`npm run worker`). Configuration comes from the environment:
+ * Temporal's own variables (see connection.ts), plus
+ *   DT_TASK_QUEUE      task queue                      (default durable-train)
+ *   DT_CHECKPOINT_URI  default checkpoint root          (default file://<cwd>/runs)
+ *   DT_BACKEND         auto|tensorflow-gpu|tensorflow|wasm|cpu (default auto)
+ *   DT_TRAINER_MODULE  module registering your own models and datasets in the trainer
+ */
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { connectionSettings, taskQueueFromEnv } from './connection';
+import { DurableTrainPlugin } from './plugin';
+import { backendPreferenceFromEnv } from './training/backend';
+
+export interface RunWorkerOptions {
+  readonly taskQueue?: string;
+  readonly checkpointRoot?: string;
+  readonly backend?: string;
+  readonly trainerModule?: string;
+  /** Resolves when the worker should shut down. */
+  readonly shutdown?: Promise<void>;
+}
+
+export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
+  const settings = connectionSettings();
+  const backend = options.backend ?? backendPreferenceFromEnv();
+  const plugin = new DurableTrainPlugin({
+    trainer: {
+      backend,
+      ...((options.trainerModule ?? process.env.DT_TRAINER_MODULE) && { trainerModule: options.trainerModule ?? process.env.DT_TRAINER_MODULE }),
+    },
+    ...((options.checkpointRoot ?? process.env.DT_CHECKPOINT_URI) && { checkpointRoot: options.checkpointRoot ?? process.env.DT_CHECKPOINT_URI }),
+  });
+  const connection = await NativeConnection.connect(settings.connectionOptions);
+  const taskQueue = options.taskQueue ?? taskQueueFromEnv();
+  const worker = await Worker.create({
+    connection,
+    namespace: settings.namespace,
+    taskQueue,
+    plugins: [plugin],
+    // The trainer runs one request at a time; more slots would only queue behind it.
+    maxConcurrentActivityTaskExecutions: 2,
+    maxConcurrentLocalActivityExecutions: 2,
+  });
+  console.log(`[durable-train] worker on ${settings.address} namespace=${settings.namespace} taskQueue=${taskQueue} backend=${backend}`);
+  options.shutdown?.then(() => worker.shutdown()).catch(() => undefined);
+  try {
+    await worker.run();
+  } finally {
+    await plugin.close();
+    await connection.close();
+  }
+}
+
+if (require.main === module) {
+  runWorker().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

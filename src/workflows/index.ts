@@ -1,0 +1,3 @@
+/** Every workflow of durable-train: the worker bundles this file. */
+export { trainModel, stopSignal, pauseSignal, resumeSignal, progressQuery } from './train-model';
+export type { TrainProgress, TrainResult, TrainState, EpochSummary, BestSoFar, RunStatus } from './train-model';

@@ -1,0 +1,182 @@
+/**
+ * Test harness on real parts: a real Temporal dev server (shared through DT_TEST_TEMPORAL_ADDRESS
+ * when .ci/run started one, else started here), real workers (in-process, or as separate processes
+ * that a test can SIGKILL), and a temp checkpoint root per test.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { DevServer } from '../../src/dev-server';
+import { DurableTrainPlugin } from '../../src/plugin';
+
+export const ROOT = path.resolve(__dirname, '../..');
+
+let runtimeInstalled = false;
+function quietRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  // Expected workflow failures (bad input tests) would log at WARN: keep test output readable.
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
+}
+
+export interface Stack {
+  readonly address: string;
+  readonly client: Client;
+  /** Present when this file started its own server (it can then be restarted). */
+  readonly server: DevServer | undefined;
+  close(): Promise<void>;
+}
+
+/** Connects to the shared dev server, or starts one (pass own: true for a server this file may restart). */
+export async function startStack(options: { own?: boolean } = {}): Promise<Stack> {
+  quietRuntime();
+  const shared = process.env.DT_TEST_TEMPORAL_ADDRESS;
+  const server = shared && !options.own ? undefined : await DevServer.start();
+  const address = server?.address ?? shared!;
+  const connection = await Connection.connect({ address });
+  const client = new Client({ connection });
+  return {
+    address,
+    client,
+    server,
+    async close() {
+      await connection.close().catch(() => undefined);
+      await server?.stop();
+    },
+  };
+}
+
+let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+/** Workflows are bundled once per test file and shared by its workers. */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../../src/workflows'), logger: new DefaultLogger('WARN') });
+  return bundle;
+}
+
+export function tempDir(prefix = 'dt-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export function tempCheckpointRoot(): string {
+  return pathToFileURL(tempDir('dt-runs-')).href;
+}
+
+export function uniqueId(prefix: string): string {
+  return `${prefix}-${process.pid}-${Date.now().toString(36)}-${Math.floor(Math.random() * 1e6).toString(36)}`;
+}
+
+export interface InProcessWorker {
+  readonly taskQueue: string;
+  readonly plugin: DurableTrainPlugin;
+  stop(): Promise<void>;
+}
+
+/** A real worker in this process (its trainer is still a child process). */
+export async function startWorker(
+  address: string,
+  options: { taskQueue?: string; checkpointRoot?: string; backend?: string } = {},
+): Promise<InProcessWorker> {
+  quietRuntime();
+  const taskQueue = options.taskQueue ?? uniqueId('tq');
+  const plugin = new DurableTrainPlugin({
+    trainer: { backend: options.backend ?? process.env.DT_BACKEND ?? 'auto', log: () => undefined },
+    checkpointRoot: options.checkpointRoot ?? tempCheckpointRoot(),
+  });
+  const connection = await NativeConnection.connect({ address });
+  const worker = await Worker.create({
+    connection,
+    taskQueue,
+    workflowBundle: await workflowBundle(),
+    plugins: [plugin],
+    maxConcurrentActivityTaskExecutions: 2,
+  });
+  const running = worker.run();
+  return {
+    taskQueue,
+    plugin,
+    async stop() {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await running;
+      await plugin.close();
+      await connection.close();
+    },
+  };
+}
+
+export interface WorkerProcess {
+  readonly child: ChildProcess;
+  readonly output: () => string;
+  /** SIGKILLs the worker and its trainer (the whole process group): nothing gets to clean up. */
+  kill(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** `src/worker.ts` as its own process group, configured through the environment like a user's. */
+export function startWorkerProcess(env: Record<string, string>): WorkerProcess {
+  let output = '';
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/worker.ts')], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.on('data', (d) => (output += d));
+  child.stderr!.on('data', (d) => (output += d));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const signalGroup = (signal: NodeJS.Signals): void => {
+    try {
+      process.kill(-child.pid!, signal);
+    } catch {
+      // already gone
+    }
+  };
+  return {
+    child,
+    output: () => output,
+    async kill() {
+      signalGroup('SIGKILL');
+      await exited;
+    },
+    async stop() {
+      signalGroup('SIGTERM');
+      const timer = setTimeout(() => signalGroup('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Event types of a workflow's history, for asserting what was (not) scheduled. */
+export async function historyEventTypes(handle: WorkflowHandle): Promise<string[]> {
+  const history = await handle.fetchHistory();
+  return (history.events ?? []).map((e) => String(e.eventType));
+}
+
+/** Polls `fn` until it returns a truthy value or the timeout passes. */
+export async function waitFor<T>(fn: () => Promise<T | undefined | false>, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn().catch(() => undefined);
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** A small MNIST run: fast on every backend, still real digits and real learning. */
+export function mnistInput(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    model: { name: 'mlp', params: { hiddenUnits: [64] } },
+    data: { train: { name: 'mnist', split: 'train' }, eval: { name: 'mnist', split: 'test', limit: 500 } },
+    hyperparameters: { optimizer: 'adam', learningRate: 0.002, batchSize: 32 },
+    stepsPerEpoch: 40,
+    maxEpochs: 3,
+    seed: 7,
+    timeouts: { heartbeatSeconds: 5 },
+    ...overrides,
+  };
+}
