@@ -8,7 +8,7 @@ const nodeBuiltins = [
 ];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', '.cache/**', 'runs/**', 'tools/**', 'test/fixtures/**'] },
+  { ignores: ['node_modules/**', 'dist/**', '.cache/**', 'runs/**', 'tools/**', 'test/fixtures/**', 'scratch/**', 'bin/**'] },
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts'],

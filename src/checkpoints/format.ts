@@ -9,7 +9,8 @@
  *   <run>/latest.json                   pointer to the newest committed step (compare-and-swap)
  *
  * A checkpoint without a valid manifest does not exist. Objects are never rewritten: a step
- * that is already committed is left as it is.
+ * that is already committed (and verifies) is left as it is; a committed one that fails its
+ * checksums is un-committed and written again.
  */
 import { createHash } from 'node:crypto';
 import { PreconditionFailedError, type CheckpointStore } from './store';
@@ -58,19 +59,27 @@ export async function listCheckpointSteps(store: CheckpointStore): Promise<numbe
 
 /**
  * Writes a checkpoint: objects first, the manifest last, then advances `latest.json`.
- * Returns false (and writes nothing) when this step is already committed.
+ * Returns written: false (and writes nothing) when this step is already committed and verifies.
  */
 export async function writeCheckpoint(
   store: CheckpointStore,
   step: number,
   objects: ReadonlyMap<string, Buffer>,
+  hooks: { afterObject?: (name: string) => void | Promise<void> } = {},
 ): Promise<{ written: boolean; key: string; manifestSha256: string }> {
   const key = checkpointKey(step);
   const existing = await store.get(`${key}/manifest.json`);
-  if (existing) return { written: false, key, manifestSha256: sha256(existing) };
+  if (existing) {
+    const current = await readCheckpoint(store, step);
+    if (current.ok) return { written: false, key, manifestSha256: current.checkpoint.manifestSha256 };
+    // Committed but damaged (a flipped byte, a lost object): it was skipped on load and the step
+    // was recomputed. Un-commit it (manifest first) and write it again, or it stays unusable.
+    await store.deletePrefix(`${key}/manifest.json`);
+  }
   const entries: Record<string, { sha256: string; bytes: number }> = {};
   for (const [name, data] of objects) {
     await store.put(`${key}/${name}`, data);
+    await hooks.afterObject?.(name);
     entries[name] = { sha256: sha256(data), bytes: data.length };
   }
   const manifest: Manifest = { format: FORMAT, step, objects: entries };

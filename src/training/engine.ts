@@ -34,6 +34,17 @@ export interface EngineDeps {
   readonly openStore: (uri: string) => CheckpointStore;
   readonly backend: BackendInfo;
   readonly log: (message: string) => void;
+  /** Fault injection for tests (from DT_FAULT_* in the trainer process); never set in production. */
+  readonly faults?: EngineFaults;
+}
+
+export interface EngineFaults {
+  /** Before computing this global step, log `fault injection: paused before step N` and hang (a test then kills us). */
+  readonly pauseBeforeStep?: number;
+  /** While writing the checkpoint of this step, right after weights.bin and before the manifest, call `kill`. */
+  readonly killDuringCheckpoint?: number;
+  /** How to die (the trainer process SIGKILLs its whole process group). */
+  readonly kill?: () => void;
 }
 
 interface SlotSpec {
@@ -333,7 +344,17 @@ export class Engine {
       ['optimizer.bin', await tensorBytes(slots.map((n) => n.tensor))],
       ['state.json', Buffer.from(JSON.stringify(state, null, 1))],
     ]);
-    const written = await writeCheckpoint(store, s.step, objects);
+    const faults = this.deps.faults;
+    const afterObject =
+      faults?.killDuringCheckpoint === s.step && faults.kill
+        ? (name: string) => {
+            if (name === 'weights.bin') {
+              this.deps.log(`fault injection: killing the process group while writing checkpoint ${s.step}`);
+              faults.kill!();
+            }
+          }
+        : undefined;
+    const written = await writeCheckpoint(store, s.step, objects, afterObject && { afterObject });
     s.committedSha256 = written.manifestSha256;
     return { key: written.key };
   }
@@ -391,6 +412,10 @@ export class Engine {
           break;
         }
         const step = s.step + 1;
+        if (this.deps.faults?.pauseBeforeStep === step) {
+          this.deps.log(`fault injection: paused before step ${step}`);
+          await new Promise<never>(() => setInterval(() => undefined, 60_000));
+        }
         sampler.indices(step - 1, indices);
         const xb = new Float32Array(batchSize * xw);
         const yb = new Float32Array(batchSize * yw);

@@ -76,7 +76,9 @@ export type RequestBody =
   | { readonly type: 'evaluate'; readonly request: EvaluateRequest }
   | { readonly type: 'export'; readonly request: ExportRequest }
   | { readonly type: 'describe' }
-  | { readonly type: 'memory' };
+  | { readonly type: 'memory' }
+  /** tf.memory() without dropping anything (the memory check). */
+  | { readonly type: 'numTensors' };
 
 export type ParentMessage =
   | ({ readonly id: number } & RequestBody)

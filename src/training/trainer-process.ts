@@ -3,11 +3,12 @@
  * Synchronous native ops run here, never on the worker's event loop, and a native crash takes
  * down only this process (the activity sees it exit and is retried).
  */
+import { execFileSync } from 'node:child_process';
 import type { DatasetRegistry } from './datasets';
 import type { ModelRegistry } from './models';
 import { backendPreferenceFromEnv, selectBackend, type BackendInfo } from './backend';
 import { builtInDatasets } from './datasets';
-import { Engine } from './engine';
+import { Engine, type EngineFaults } from './engine';
 import { builtInModels } from './models';
 import type { ChildMessage, DescribeResult, ParentMessage, SerializedError } from './protocol';
 import { NonRetryableTrainingError } from './protocol';
@@ -33,6 +34,36 @@ function serializeError(err: unknown): SerializedError {
   };
 }
 
+/** SIGKILLs this process's whole process group (the worker and its trainer), as a crash would. */
+function killProcessGroup(): void {
+  let pgid = process.ppid;
+  try {
+    pgid = Number(execFileSync('ps', ['-o', 'pgid=', '-p', String(process.pid)], { encoding: 'utf8' }).trim()) || pgid;
+  } catch {
+    // no ps: the worker that forked us leads the group when it was started detached
+  }
+  process.kill(-pgid, 'SIGKILL');
+}
+
+/** Test-only fault injection: DT_FAULT_PAUSE_BEFORE_STEP, DT_FAULT_KILL_DURING_CHECKPOINT (global steps). */
+function faultsFromEnv(env: NodeJS.ProcessEnv): EngineFaults | undefined {
+  const step = (name: string): number | undefined => {
+    const v = env[name];
+    if (v === undefined || v === '') return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`Expected \`${name}\` to be a step from 1 and up, got ${JSON.stringify(v)}`);
+    return n;
+  };
+  const pauseBeforeStep = step('DT_FAULT_PAUSE_BEFORE_STEP');
+  const killDuringCheckpoint = step('DT_FAULT_KILL_DURING_CHECKPOINT');
+  if (pauseBeforeStep === undefined && killDuringCheckpoint === undefined) return undefined;
+  return {
+    ...(pauseBeforeStep !== undefined && { pauseBeforeStep }),
+    ...(killDuringCheckpoint !== undefined && { killDuringCheckpoint }),
+    kill: killProcessGroup,
+  };
+}
+
 async function main(): Promise<void> {
   const backend: BackendInfo = await selectBackend(backendPreferenceFromEnv());
   const models = builtInModels();
@@ -44,7 +75,8 @@ async function main(): Promise<void> {
     await mod.register?.({ models, datasets });
   }
   const log = (message: string): void => send({ id: 0, type: 'log', message });
-  const engine = new Engine({ models, datasets, openStore: (uri) => openStore(uri), backend, log });
+  const faults = faultsFromEnv(process.env);
+  const engine = new Engine({ models, datasets, openStore: (uri) => openStore(uri), backend, log, ...(faults && { faults }) });
   const cancelled = new Set<number>();
 
   // One request at a time: the device is this process's, and requests queue behind each other.
@@ -73,6 +105,12 @@ async function main(): Promise<void> {
             break;
           case 'memory': {
             engine.dispose();
+            const tf = await import('@tensorflow/tfjs');
+            result = tf.memory();
+            break;
+          }
+          case 'numTensors': {
+            // Non-destructive variant of `memory` (the engine and its session stay as they are).
             const tf = await import('@tensorflow/tfjs');
             result = tf.memory();
             break;
