@@ -75,7 +75,12 @@ export interface TrainState {
 export interface TrainProgress {
   readonly runId: string;
   readonly runUri: string;
+  /** What the loop is doing now: 'paused' only once it is actually held (the epoch in flight when `pause` arrives finishes first). */
   readonly status: RunStatus;
+  /** A `pause` signal was received and no `resume` since (the run pauses at the next epoch boundary). */
+  readonly pauseRequested: boolean;
+  /** A `stop` signal was received. */
+  readonly stopRequested: boolean;
   readonly epoch: number;
   readonly maxEpochs: number;
   readonly step: number;
@@ -215,7 +220,9 @@ export async function trainModel(input: TrainInput, resumeState?: TrainState): P
     return {
       runId: state.runId,
       runUri: state.runUri,
-      status: state.paused && state.status === 'training' ? 'paused' : state.status,
+      status: state.status,
+      pauseRequested: state.paused,
+      stopRequested: state.stopRequested,
       epoch: state.epoch,
       maxEpochs: config.maxEpochs,
       step: state.step,

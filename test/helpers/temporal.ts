@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { DevServer } from '../../src/dev-server';
 import { DurableTrainPlugin } from '../../src/plugin';
@@ -153,7 +154,8 @@ export function startWorkerProcess(env: Record<string, string>): WorkerProcess {
 /** Event types of a workflow's history, for asserting what was (not) scheduled. */
 export async function historyEventTypes(handle: WorkflowHandle): Promise<string[]> {
   const history = await handle.fetchHistory();
-  return (history.events ?? []).map((e) => String(e.eventType));
+  // eventType arrives as the enum's number: name it, so tests can match on names.
+  return (history.events ?? []).map((e) => temporal.api.enums.v1.EventType[e.eventType ?? 0] ?? String(e.eventType));
 }
 
 /** Polls `fn` until it returns a truthy value or the timeout passes. */

@@ -1,0 +1,129 @@
+/**
+ * Durability end to end: a worker process SIGKILLed (with its trainer) inside the early-stopping
+ * patience window, and the dev server itself stopped and restarted mid-run. Each run must end
+ * exactly as an uninterrupted run with the same config does: the same stop epoch, the same metrics
+ * bit for bit and the same exported weights (training is deterministic on the CPU backends).
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { WorkflowHandle } from '@temporalio/client';
+import { parseTrainConfig } from '../src/config/train-config';
+import { initialEarlyStopping, stepEarlyStopping } from '../src/workflows/callbacks';
+import { progressQuery, type TrainResult } from '../src/workflows';
+import { startStack, startWorkerProcess, tempCheckpointRoot, uniqueId, waitFor, type Stack, type WorkerProcess } from './helpers/temporal';
+import { comparable, modelWeights, sha256, tinyInput } from './e2e-support';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const PATIENCE = 4;
+const STEPS = 100;
+const INPUT = tinyInput({
+  stepsPerEpoch: STEPS,
+  maxEpochs: 40,
+  hyperparameters: { learningRate: 0.002 }, // val_loss bottoms out at epoch 7, then rises: stops at 11
+  earlyStopping: { patience: PATIENCE, restoreBestWeights: true },
+  timeouts: { heartbeatSeconds: 3 },
+});
+
+/** Waits for a result through server outages: the client call fails while the server is down. */
+async function resultThroughOutages(handle: WorkflowHandle, timeoutMs: number): Promise<TrainResult> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return (await handle.result()) as TrainResult;
+    } catch (err) {
+      if (Date.now() > deadline || (err as Error).name === 'WorkflowFailedError') throw err;
+      await sleep(500);
+    }
+  }
+}
+
+describe('durability', () => {
+  let stack: Stack;
+  const workers: WorkerProcess[] = [];
+  let reference: TrainResult;
+  const taskQueue = uniqueId('tq-durable');
+
+  function worker(): WorkerProcess {
+    const w = startWorkerProcess({
+      TEMPORAL_ADDRESS: stack.address,
+      TEMPORAL_NAMESPACE: 'default',
+      DT_TASK_QUEUE: taskQueue,
+      DT_CHECKPOINT_URI: tempCheckpointRoot(),
+    });
+    workers.push(w);
+    return w;
+  }
+
+  before(async () => {
+    stack = await startStack({ own: true });
+    worker();
+    const handle = await stack.client.workflow.start('trainModel', { taskQueue, workflowId: uniqueId('reference'), args: [INPUT] });
+    reference = (await handle.result()) as TrainResult;
+    assert.equal(reference.status, 'early-stopped');
+    // The reference itself stops where Keras would.
+    const cfg = parseTrainConfig(INPUT).earlyStopping!;
+    let state = initialEarlyStopping();
+    let stop: number | null = null;
+    for (const h of reference.history) {
+      const s = stepEarlyStopping(cfg, state, h.epoch, h.metrics);
+      state = s.state;
+      if (s.stop) stop ??= h.epoch;
+    }
+    assert.equal(reference.epochs, stop);
+    assert.ok(reference.epochs > PATIENCE + 1, `the reference should stop after a few epochs, at ${reference.epochs}`);
+  });
+  after(async () => {
+    for (const w of workers) await w.stop();
+    await stack?.close();
+  });
+
+  function assertSameAsReference(result: TrainResult): void {
+    assert.equal(result.status, 'early-stopped');
+    assert.equal(result.epochs, reference.epochs);
+    assert.equal(result.step, reference.step);
+    assert.deepEqual(comparable(result.history), comparable(reference.history), 'the same metrics, bit for bit');
+    assert.deepEqual(result.best, reference.best);
+    assert.equal(result.modelStep, reference.modelStep);
+    assert.equal(sha256(modelWeights(result)), sha256(modelWeights(reference)), 'the same exported weights');
+  }
+
+  test('a worker SIGKILLed inside the patience window: the run resumes on a new worker and stops at the same epoch', async (t) => {
+    const windowStart = reference.epochs - PATIENCE + 1; // first epoch without improvement
+    const handle = await stack.client.workflow.start('trainModel', { taskQueue, workflowId: uniqueId('killed'), args: [INPUT] });
+    const seen = await waitFor(async () => {
+      const p = await handle.query(progressQuery);
+      return p.epoch >= windowStart ? p : undefined;
+    }, 120_000, `epoch ${windowStart}`);
+    await sleep(150); // into the next epoch's training
+    assert.ok(seen.epoch < reference.epochs, `killed inside the window (epoch ${seen.epoch} of ${reference.epochs})`);
+    const killedAt = seen.epoch;
+    await workers[workers.length - 1]!.kill();
+    t.diagnostic(`SIGKILLed the worker after epoch ${killedAt}; the reference stopped at ${reference.epochs}`);
+    await sleep(1000);
+    worker();
+    const result = await resultThroughOutages(handle, 150_000);
+    assertSameAsReference(result);
+    // The work really was interrupted: an activity was retried on the new worker.
+    const events = (await handle.fetchHistory()).events ?? [];
+    const retried = events.filter((e) => (e.activityTaskStartedEventAttributes?.attempt ?? 1) > 1).length;
+    t.diagnostic(`activities retried after the kill: ${retried}`);
+    assert.ok(retried >= 1, 'an activity attempt was lost with the killed worker and retried');
+  });
+
+  test('the dev server stopped and restarted mid-run: the run completes, the same as the reference', async (t) => {
+    const server = stack.server!;
+    const handle = await stack.client.workflow.start('trainModel', { taskQueue, workflowId: uniqueId('server-restart'), args: [INPUT] });
+    const seen = await waitFor(async () => {
+      const p = await handle.query(progressQuery);
+      return p.epoch >= 2 ? p : undefined;
+    }, 120_000, 'epoch 2');
+    assert.ok(seen.epoch < reference.epochs, 'the server goes down mid-run');
+    const stoppedAt = Date.now();
+    await server.stop();
+    await sleep(3000);
+    await server.restart();
+    t.diagnostic(`the server was down for ${((Date.now() - stoppedAt) / 1000).toFixed(1)} s`);
+    const result = await resultThroughOutages(handle, 150_000);
+    assertSameAsReference(result);
+  });
+});
