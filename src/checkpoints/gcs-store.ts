@@ -26,7 +26,10 @@ export interface GcsStorageOptions {
    */
   apiEndpoint?: string;
   projectId?: string;
-  /** Per-request timeout. Default 30 000 ms. */
+  /**
+   * Per-request timeout. Default 30 000 ms. Downloads also use it as a stall timeout: a read that
+   * receives no bytes for this long is aborted (and retried), see `download`.
+   */
   requestTimeoutMs?: number;
   /** Anything else for the Storage constructor (credentials, keyFilename, ...). */
   storageOptions?: StorageOptions;
@@ -103,6 +106,8 @@ export class GcsCheckpointStore implements CheckpointStore {
   readonly prefix: string;
   readonly storage: Storage;
   private readonly retry: RetryOptions;
+  /** A download that receives nothing for this long is aborted as a transient failure. */
+  private readonly stallTimeoutMs: number;
   /** Set once we know the bucket exists, so a 404 on read means "no such object". */
   private bucketKnownToExist = false;
 
@@ -113,6 +118,7 @@ export class GcsCheckpointStore implements CheckpointStore {
     this.uri = `gs://${bucket}${prefix ? `/${prefix}` : ''}`;
     this.storage = options.storage ?? createGcsStorage(options);
     this.retry = { isTransient: isTransientError, ...options.retry };
+    this.stallTimeoutMs = options.requestTimeoutMs ?? 30_000;
   }
 
   uriOf(key: string): string {
@@ -225,20 +231,58 @@ export class GcsCheckpointStore implements CheckpointStore {
     this.bucketKnownToExist = true;
   }
 
-  /** Downloads the object's bytes and the generation they belong to (from x-goog-generation). */
+  /**
+   * Downloads the object's bytes and the generation they belong to (from x-goog-generation).
+   *
+   * The request timeout does not cover a streamed body: when the server goes away in the middle
+   * of one (process killed, connection dropped without a reset reaching node-fetch), the library's
+   * read stream emits neither 'error' nor 'end' and the read would wait forever. A watchdog
+   * aborts a download that has received no bytes for `stallTimeoutMs`, as a transient ETIMEDOUT
+   * failure, so the retry loop tries again.
+   */
   private download(file: File): Promise<{ data: Buffer; generation: string | undefined }> {
     return new Promise((resolve, reject) => {
       const chunks: Buffer[] = [];
       let generation: string | undefined;
-      file
-        .createReadStream({ validation: 'crc32c' })
+      let settled = false;
+      const stream = file.createReadStream({ validation: 'crc32c' });
+      let watchdog: NodeJS.Timeout | undefined;
+      const settle = (fn: () => void): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(watchdog);
+        fn();
+      };
+      const arm = (): void => {
+        clearTimeout(watchdog);
+        watchdog = setTimeout(() => {
+          const err = Object.assign(
+            new Error(`GCS download of ${file.name} stalled: no data for ${this.stallTimeoutMs} ms (ETIMEDOUT)`),
+            { code: 'ETIMEDOUT' },
+          );
+          settle(() => reject(err));
+          stream.destroy(err);
+        }, this.stallTimeoutMs);
+      };
+      arm();
+      stream
         .on('response', (res: { headers?: Record<string, string | string[] | undefined> }) => {
+          arm();
           const g = res.headers?.['x-goog-generation'];
           generation = Array.isArray(g) ? g[0] : g;
         })
-        .on('data', (chunk: Buffer) => chunks.push(chunk))
-        .on('error', reject)
-        .on('end', () => resolve({ data: Buffer.concat(chunks), generation }));
+        .on('data', (chunk: Buffer) => {
+          arm();
+          chunks.push(chunk);
+        })
+        .on('error', (err) => settle(() => reject(err)))
+        .on('end', () => settle(() => resolve({ data: Buffer.concat(chunks), generation })))
+        .on('close', () =>
+          // Closed without 'end' or 'error': the body was cut short.
+          settle(() =>
+            reject(Object.assign(new Error(`GCS download of ${file.name} closed before its end (Premature close)`), { code: 'ERR_STREAM_PREMATURE_CLOSE' })),
+          ),
+        );
     });
   }
 
