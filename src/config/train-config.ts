@@ -12,10 +12,14 @@ export const LOSSES: readonly LossName[] = ['categoricalCrossentropy', 'meanSqua
 
 export type Mode = 'min' | 'max';
 
-/** A model from the worker's registry (`mlp`, `cnn`, or the user's own) or a tfjs-layers topology. */
+/**
+ * A model from the worker's registry (`mlp`, `cnn`, or the user's own), a tfjs-layers topology, or
+ * a trainable SavedModel exported by tools/export_trainable_savedmodel.py (`file:///...` or `gs://...`).
+ */
 export type ModelSpec =
   | { readonly name: string; readonly params?: JsonObject }
-  | { readonly topology: JsonObject };
+  | { readonly topology: JsonObject }
+  | { readonly kind: 'savedmodel'; readonly uri: string };
 
 /** A dataset from the worker's registry: `mnist` (split `train` or `test`), `synthetic`, or the user's own. */
 export interface DatasetSpec {
@@ -86,6 +90,12 @@ export interface TrainConfig {
   readonly earlyStopping?: EarlyStoppingConfig;
   readonly reduceLrOnPlateau?: ReduceLrOnPlateauConfig;
   readonly warmStartFrom?: string;
+  /**
+   * Continue the run already under `<checkpoint.uri>/<runId>/`: start after its last recorded epoch
+   * (history, best, early-stopping and plateau state rebuilt from its metrics records) instead of at
+   * epoch 0. Used by successive halving to give a trial more epochs.
+   */
+  readonly resume?: true;
   /** Continue as new every N epochs (0: only when the server suggests it). */
   readonly continueAsNewEvery: number;
   /** How many epochs of history the workflow keeps in its state (the full history is in metrics.jsonl). */
@@ -119,7 +129,7 @@ export const DEFAULTS = {
 
 const TOP_LEVEL_FIELDS = [
   'runId', 'model', 'data', 'hyperparameters', 'loss', 'stepsPerEpoch', 'maxEpochs', 'seed', 'checkpoint',
-  'earlyStopping', 'reduceLrOnPlateau', 'warmStartFrom', 'continueAsNewEvery', 'historyLimit', 'timeouts',
+  'earlyStopping', 'reduceLrOnPlateau', 'warmStartFrom', 'resume', 'continueAsNewEvery', 'historyLimit', 'timeouts',
 ] as const;
 
 /** Keras's `auto` mode: metrics that measure accuracy are maximised, everything else minimised. */
@@ -142,6 +152,15 @@ function checkDataset(c: Checker, field: string, value: unknown): DatasetSpec | 
 function checkModel(c: Checker, value: unknown): ModelSpec | undefined {
   const o = c.object('model', value);
   if (!o) return undefined;
+  if (o.kind !== undefined) {
+    c.noUnknownKeys('model', o, ['kind', 'uri']);
+    const kind = c.oneOf('model.kind', o.kind, ['savedmodel'] as const, undefined);
+    const uri = c.string('model.uri', o.uri);
+    if (uri !== undefined && !/^(file:\/\/\/|gs:\/\/[a-z0-9][a-z0-9._-]{1,220}\/)/.test(uri)) {
+      c.fail('model.uri', 'a `file:///absolute/path` or `gs://bucket/prefix` URI of a SavedModel directory', uri);
+    }
+    return kind && uri !== undefined ? { kind, uri: uri.replace(/\/+$/, '') } : undefined;
+  }
   c.noUnknownKeys('model', o, ['name', 'params', 'topology']);
   if (o.topology !== undefined) {
     if (o.name !== undefined) c.fail('model', 'either `name` (a registered model) or `topology`, not both', o);
@@ -248,6 +267,7 @@ export function parseTrainConfig(input: unknown): TrainConfig {
   if (warmStartFrom !== undefined && !/^(file:\/\/\/|gs:\/\/)/.test(warmStartFrom)) {
     c.fail('warmStartFrom', 'a checkpoint URI (`file:///...` or `gs://...`)', warmStartFrom);
   }
+  const resume = c.boolean('resume', o.resume, false);
   const continueAsNewEvery = c.number('continueAsNewEvery', o.continueAsNewEvery, { integer: true, min: 0, fallback: DEFAULTS.continueAsNewEvery }) ?? 0;
   const historyLimit = c.number('historyLimit', o.historyLimit, { integer: true, min: 1, max: 10000, fallback: DEFAULTS.historyLimit }) ?? DEFAULTS.historyLimit;
 
@@ -274,6 +294,7 @@ export function parseTrainConfig(input: unknown): TrainConfig {
     ...(earlyStopping && { earlyStopping }),
     ...(reduceLrOnPlateau && { reduceLrOnPlateau }),
     ...(warmStartFrom !== undefined && { warmStartFrom }),
+    ...(resume && { resume: true as const }),
     continueAsNewEvery,
     historyLimit,
     timeouts,

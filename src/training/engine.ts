@@ -20,13 +20,17 @@ import { product, type Dataset, type DatasetRegistry } from './datasets';
 import type { ModelRegistry } from './models';
 import {
   NonRetryableTrainingError,
+  type EvaluateModelsRequest,
+  type EvaluateModelsResult,
   type EvaluateRequest,
   type EvaluateResult,
   type Progress,
   type TrainRequest,
   type TrainResult,
 } from './protocol';
-import { BatchSampler, hash32 } from './rng';
+import { hash32 } from './rng';
+import { BatchAssembler, optimizerStep, trainingLoss } from './train-step';
+import { isSavedModelSpec, SavedModelRoute } from './savedmodel';
 
 export interface EngineDeps {
   readonly models: ModelRegistry;
@@ -168,10 +172,17 @@ export async function deserializeModel(modelJsonBytes: Buffer, weights: Buffer):
   return tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs, weightData }));
 }
 
+/** How often the step loop lets IPC (a cancellation) in: the longest a stop waits, plus one step. */
+const YIELD_EVERY_MS = 20;
+
 export class Engine {
   private session: Session | undefined;
+  /** The graph route: models of kind `savedmodel` (src/training/savedmodel.ts). */
+  private readonly graphRoute: SavedModelRoute;
 
-  constructor(private readonly deps: EngineDeps) {}
+  constructor(private readonly deps: EngineDeps) {
+    this.graphRoute = new SavedModelRoute(deps);
+  }
 
   private async dataset(spec: TrainConfig['data']['train']): Promise<Dataset> {
     return this.deps.datasets.load(spec);
@@ -188,6 +199,7 @@ export class Engine {
   /** Drops everything the engine holds (used by the memory check and at shutdown). */
   dispose(): void {
     this.dropSession();
+    this.graphRoute.dispose();
   }
 
   private async buildFresh(req: TrainRequest, train: Dataset): Promise<tf.LayersModel> {
@@ -364,6 +376,10 @@ export class Engine {
     onProgress: (p: Progress) => void,
     isCancelled: () => boolean,
   ): Promise<TrainResult> {
+    if (isSavedModelSpec(req.config.model)) {
+      this.dropSession();
+      return this.graphRoute.train(req, onProgress, isCancelled);
+    }
     const started = Date.now();
     const { config } = req;
     const store = this.deps.openStore(req.runUri);
@@ -382,18 +398,15 @@ export class Engine {
         setLearningRate(s.optimizer, req.learningRate);
         s.learningRate = req.learningRate;
       }
-      const batchSize = config.hyperparameters.batchSize;
-      const sampler = new BatchSampler(train.size, batchSize, config.seed);
-      const xw = product(train.xShape);
-      const yw = product(train.yShape);
-      const indices = new Uint32Array(batchSize);
-      const lossFn = lossFunction(config.loss);
+      const batch = new BatchAssembler(train, config.hyperparameters.batchSize, config.seed);
+      const lossOf = trainingLoss(s.model, config.loss, lossFunction(config.loss));
       const dropouts = s.model.layers.filter((l) => l.getClassName() === 'Dropout');
       const variables = s.model.trainableWeights.map((w) => w.read() as tf.Variable);
       const everySteps = config.checkpoint.everySteps;
       const everyMs = config.checkpoint.everySeconds * 1000;
       let lastCheckpointAt = Date.now();
       let lastProgressAt = 0;
+      let lastYieldAt = Date.now();
       let cancelled = false;
 
       const checkFinite = async (): Promise<number> => {
@@ -416,29 +429,16 @@ export class Engine {
           this.deps.log(`fault injection: paused before step ${step}`);
           await new Promise<never>(() => setInterval(() => undefined, 60_000));
         }
-        sampler.indices(step - 1, indices);
-        const xb = new Float32Array(batchSize * xw);
-        const yb = new Float32Array(batchSize * yw);
-        for (let k = 0; k < batchSize; k++) {
-          const i = indices[k]!;
-          xb.set(train.x.subarray(i * xw, (i + 1) * xw), k * xw);
-          yb.set(train.y.subarray(i * yw, (i + 1) * yw), k * yw);
-        }
+        batch.fill(step);
         // A fresh mask each step, reproducible from (seed, step): tfjs reuses one mask per seed.
         dropouts.forEach((layer, li) => {
           (layer as any).seed = hash32(config.seed, step, li);
         });
         const epochStart = (step - 1) % config.stepsPerEpoch === 0;
-        const next = tf.tidy(() => {
-          const x = tf.tensor(xb, [batchSize, ...train.xShape]);
-          const y = tf.tensor(yb, [batchSize, ...train.yShape]);
-          const cost = s.optimizer.minimize(
-            () => tf.mean(lossFn(y, s.model.apply(x, { training: true }) as tf.Tensor)) as tf.Scalar,
-            true,
-            variables,
-          )!;
-          return epochStart ? cost : tf.add(s.lossSum, cost);
-        }) as tf.Scalar;
+        const cost = optimizerStep(s.optimizer, variables, lossOf, batch);
+        // The running sum stays on the device: it is read only when a checkpoint or the result needs it.
+        const next = epochStart ? cost : (tf.tidy(() => tf.add(s.lossSum, cost)) as tf.Scalar);
+        if (!epochStart) cost.dispose();
         s.lossSum.dispose();
         s.lossSum = next;
         s.lossSteps = epochStart ? 1 : s.lossSteps + 1;
@@ -458,8 +458,12 @@ export class Engine {
           lastProgressAt = now;
           onProgress({ step, checkpointStep, targetStep: req.targetStep });
         }
-        // Let IPC messages (cancellation) in between steps.
-        await new Promise<void>((resolve) => setImmediate(resolve));
+        // Let IPC messages (cancellation) in every YIELD_EVERY_MS: a stop still lands within that
+        // plus one step, without paying for an event-loop turn on every step.
+        if (Date.now() - lastYieldAt >= YIELD_EVERY_MS) {
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          lastYieldAt = Date.now();
+        }
       }
       if (cancelled && s.step !== checkpointStep) {
         await checkFinite();
@@ -486,6 +490,7 @@ export class Engine {
   }
 
   async evaluate(req: EvaluateRequest): Promise<EvaluateResult> {
+    if (isSavedModelSpec(req.config.model)) return this.graphRoute.evaluate(req);
     const started = Date.now();
     const store = this.deps.openStore(req.runUri);
     const data = await this.dataset(req.config.data.eval);
@@ -509,6 +514,25 @@ export class Engine {
       if (owned) model.dispose();
     }
   }
+
+  /** Evaluates exported models (champion and challenger) on the same dataset, one after the other. */
+  async evaluateModels(req: EvaluateModelsRequest): Promise<EvaluateModelsResult> {
+    const started = Date.now();
+    const data = await this.dataset(req.data);
+    const metrics: Array<Record<string, number>> = [];
+    for (const uri of req.modelUris) {
+      const store = this.deps.openStore(uri.replace(/\/model\.json$/, ''));
+      const [modelJson, weights] = await Promise.all([store.get('model.json'), store.get('weights.bin')]);
+      if (!modelJson || !weights) throw new NonRetryableTrainingError(`Cannot evaluate ${uri}: no model.json and weights.bin there`);
+      const model = await deserializeModel(modelJson, weights);
+      try {
+        metrics.push(evaluateModel(model, data, req.loss));
+      } finally {
+        model.dispose();
+      }
+    }
+    return { metrics, examples: data.size, seconds: (Date.now() - started) / 1000 };
+  }
 }
 
 /** Mean loss and (for classification) accuracy over a whole dataset, in batches. */
@@ -524,7 +548,8 @@ export function evaluateModel(model: tf.LayersModel, data: Dataset, loss: LossNa
     const [l, c] = tf.tidy(() => {
       const x = tf.tensor(data.x.subarray(start * xw, (start + n) * xw), [n, ...data.xShape]);
       const y = tf.tensor(data.y.subarray(start * yw, (start + n) * yw), [n, ...data.yShape]);
-      const p = model.predict(x) as tf.Tensor;
+      // One forward pass per batch: predict() would split it again into batches of 32.
+      const p = model.apply(x, { training: false }) as tf.Tensor;
       const batchLoss = tf.sum(lossFn(y, p));
       const hits = classification
         ? tf.sum(tf.cast(tf.equal(tf.argMax(p, -1), tf.argMax(y, -1)), 'float32'))

@@ -43,6 +43,20 @@ export interface EvaluateResult {
   readonly seconds: number;
 }
 
+/** Evaluates exported models (`…/model/model.json` or its folder) on one dataset: champion vs challenger. */
+export interface EvaluateModelsRequest {
+  readonly modelUris: readonly string[];
+  readonly data: TrainConfig['data']['eval'];
+  readonly loss: TrainConfig['loss'];
+}
+
+export interface EvaluateModelsResult {
+  /** Metrics per model, in the order of `modelUris`. */
+  readonly metrics: ReadonlyArray<Readonly<Record<string, number>>>;
+  readonly examples: number;
+  readonly seconds: number;
+}
+
 export interface ExportRequest {
   readonly runUri: string;
   readonly config: TrainConfig;
@@ -74,6 +88,7 @@ export interface Progress {
 export type RequestBody =
   | { readonly type: 'train'; readonly request: TrainRequest }
   | { readonly type: 'evaluate'; readonly request: EvaluateRequest }
+  | { readonly type: 'evaluateModels'; readonly request: EvaluateModelsRequest }
   | { readonly type: 'export'; readonly request: ExportRequest }
   | { readonly type: 'describe' }
   | { readonly type: 'memory' }

@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import type { DatasetRegistry } from './datasets';
 import type { ModelRegistry } from './models';
-import { backendPreferenceFromEnv, selectBackend, type BackendInfo } from './backend';
+import { BackendUnavailableError, backendPreferenceFromEnv, selectBackend, type BackendInfo } from './backend';
 import { builtInDatasets } from './datasets';
 import { Engine, type EngineFaults } from './engine';
 import { builtInModels } from './models';
@@ -29,7 +29,7 @@ function serializeError(err: unknown): SerializedError {
   return {
     message: e.message,
     name: e.name,
-    nonRetryable: e instanceof NonRetryableTrainingError || e instanceof PermanentStoreError,
+    nonRetryable: e instanceof NonRetryableTrainingError || e instanceof PermanentStoreError || e instanceof BackendUnavailableError,
     ...(e.stack !== undefined && { stack: e.stack }),
   };
 }
@@ -100,6 +100,9 @@ async function main(): Promise<void> {
           case 'evaluate':
             result = await engine.evaluate(msg.request);
             break;
+          case 'evaluateModels':
+            result = await engine.evaluateModels(msg.request);
+            break;
           case 'describe':
             result = { models: models.names(), datasets: datasets.names(), backend, pid: process.pid } satisfies DescribeResult;
             break;
@@ -131,6 +134,13 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
-  console.error('[durable-train trainer] failed to start:', err);
-  process.exit(1);
+  console.error(`[durable-train trainer] failed to start: ${err instanceof Error ? err.message : String(err)}`);
+  // Answer what was asked with the reason (a bad DT_BACKEND, a missing backend), so the caller
+  // sees it rather than only "the trainer exited"; then exit.
+  const error = serializeError(err);
+  process.on('message', (msg: ParentMessage) => {
+    if (msg.type !== 'cancel') send({ id: msg.id, type: 'error', error });
+  });
+  process.on('disconnect', () => process.exit(1));
+  setTimeout(() => process.exit(1), 2000).unref();
 });

@@ -1,0 +1,150 @@
+/**
+ * The bare graph route: a trainable SavedModel's `train_step` signature called once per step
+ * through tfjs-node's SavedModel runner (src/training/savedmodel.ts), in this process, with the
+ * same batches as the engine (BatchSampler over the MNIST training digits). No trainer process, no
+ * checkpoints, no Temporal: the counterpart of a bare eager tfjs loop.
+ *
+ * The SavedModels (MLP 784-256-256-10 and the small CNN, Adam 1e-3, categorical cross-entropy) are
+ * exported at bench time into .cache/bench-savedmodels/ with tools/export_trainable_savedmodel.py,
+ * which needs Python with TensorFlow >= 2.16 and Keras 3 ($DT_PYTHON, else .cache/pyref-venv, else
+ * python3). Without it the route reports itself unavailable.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import type * as TfNodeModule from '@tensorflow/tfjs-node';
+import { builtInDatasets, product } from '../../src/training/datasets';
+import { BatchSampler } from '../../src/training/rng';
+import { readMetadata, TrainableSavedModel, validateTrainableSavedModel } from '../../src/training/savedmodel';
+import { LEARNING_RATE, SEED } from '../models';
+import type { BenchModel, BenchRoute } from '../route';
+
+const ROOT = path.resolve(__dirname, '../..');
+const CACHE = path.join(ROOT, '.cache', 'bench-savedmodels');
+const WARMUP_STEPS = 10;
+
+const FACTORY: Record<BenchModel, { fn: string; kwargs: Record<string, unknown> }> = {
+  mlp: { fn: 'tools.example_models:mlp', kwargs: { input_dim: 784, hidden: [256, 256], classes: 10 } },
+  cnn: { fn: 'tools.example_models:cnn', kwargs: { input_dim: 784, image: [28, 28, 1], filters: [8, 16], dense: 64, classes: 10 } },
+};
+
+let python: string | undefined;
+function findPython(): string {
+  const candidates = [process.env.DT_PYTHON, path.join(ROOT, '.cache/pyref-venv/bin/python'), 'python3'].filter((p): p is string => !!p);
+  const reasons: string[] = [];
+  for (const p of candidates) {
+    try {
+      const out = execFileSync(p, ['-c', 'import tensorflow as tf, keras; print(tf.__version__, keras.__version__)'], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+        env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '3', KERAS_BACKEND: 'tensorflow' },
+        timeout: 120_000,
+      }).trim();
+      const [tfv, kv] = out.split(/\s+/);
+      const [major, minor] = (tfv ?? '0.0').split('.').map(Number);
+      if (major! > 2 || (major === 2 && minor! >= 16)) {
+        if ((kv ?? '').startsWith('3.')) return p;
+      }
+      reasons.push(`${p}: TensorFlow ${tfv} / Keras ${kv} (needs TF >= 2.16, Keras 3)`);
+    } catch {
+      reasons.push(`${p}: no TensorFlow`);
+    }
+  }
+  throw new Error(`no Python with TensorFlow >= 2.16 and Keras 3 to export the SavedModels (${reasons.join('; ')})`);
+}
+
+/** Exports (once, cached) the bench SavedModel for `model`; returns its directory. */
+function exported(model: BenchModel): string {
+  const f = FACTORY[model];
+  const key = `${model}-${Buffer.from(JSON.stringify(f)).toString('base64url').slice(0, 16)}`;
+  const dir = path.join(CACHE, key);
+  if (fs.existsSync(path.join(dir, 'durable-train.json'))) return dir;
+  python ??= findPython();
+  fs.mkdirSync(CACHE, { recursive: true });
+  execFileSync(
+    python,
+    [
+      'tools/export_trainable_savedmodel.py', '--model', f.fn, '--factory-kwargs', JSON.stringify(f.kwargs), '--out', dir,
+      '--optimizer', 'adam', '--learning-rate', String(LEARNING_RATE), '--loss', 'categorical_crossentropy', '--seed', String(SEED),
+    ],
+    { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '3' }, timeout: 600_000 },
+  );
+  return dir;
+}
+
+type TfNode = typeof TfNodeModule;
+function tfNode(): TfNode {
+  // Before TensorFlow loads: keep its C++ info logs ("Reading SavedModel from ...") out of the table.
+  process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('@tensorflow/tfjs-node') as TfNode;
+}
+
+const route: BenchRoute = {
+  name: 'graph: trainable SavedModel train_step (bare, tfjs-node)',
+  async available() {
+    try {
+      tfNode();
+    } catch (err) {
+      return `@tensorflow/tfjs-node is not usable: ${(err as Error).message.split('\n')[0]}`;
+    }
+    try {
+      if (!fs.existsSync(path.join(CACHE)) || fs.readdirSync(CACHE).length < 2) python ??= findPython();
+    } catch (err) {
+      return (err as Error).message;
+    }
+    return true;
+  },
+  async measure({ model, batchSize, steps }) {
+    const tfn = tfNode();
+    const previous = tf.getBackend();
+    await tf.setBackend('tensorflow');
+    const dir = exported(model);
+    const uri = `file://${dir}`;
+    const { metadata, sha256 } = readMetadata(dir, uri);
+    const data = await builtInDatasets().load({ name: 'mnist', split: 'train' });
+    await validateTrainableSavedModel(tfn, dir, uri, metadata, { train: data });
+    const graph = await TrainableSavedModel.load(tfn, uri, dir, metadata, sha256);
+    try {
+      graph.setLearningRate(LEARNING_RATE);
+      const sampler = new BatchSampler(data.size, batchSize, SEED);
+      const xw = product(data.xShape);
+      const yw = product(data.yShape);
+      const indices = new Uint32Array(batchSize);
+      const xb = new Float32Array(batchSize * xw);
+      const yb = new Float32Array(batchSize * yw);
+      let last = NaN;
+      const run = async (from: number, count: number): Promise<void> => {
+        for (let step = from; step < from + count; step++) {
+          sampler.indices(step, indices);
+          for (let k = 0; k < batchSize; k++) {
+            const i = indices[k]!;
+            xb.set(data.x.subarray(i * xw, (i + 1) * xw), k * xw);
+            yb.set(data.y.subarray(i * yw, (i + 1) * yw), k * yw);
+          }
+          const x = tf.tensor(xb, [batchSize, ...data.xShape]);
+          const y = tf.tensor(yb, [batchSize, ...data.yShape]);
+          const loss = graph.trainStep(x, y);
+          x.dispose();
+          y.dispose();
+          if (step === from + count - 1) last = (await loss.data())[0]!;
+          loss.dispose();
+        }
+      };
+      await run(0, WARMUP_STEPS);
+      const started = process.hrtime.bigint();
+      await run(WARMUP_STEPS, steps);
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      if (!Number.isFinite(last)) throw new Error(`loss became ${last}`);
+      return {
+        msPerStep: ms / steps,
+        note: 'tfjs-node SavedModel runner in the bench process; includes batch assembly; SavedModels exported by tools/export_trainable_savedmodel.py into .cache/bench-savedmodels',
+      };
+    } finally {
+      graph.dispose();
+      await tf.setBackend(previous);
+    }
+  },
+};
+export default route;

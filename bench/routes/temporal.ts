@@ -1,0 +1,158 @@
+/**
+ * (2) The product: trainModel on a real Temporal dev server (src/dev-server.ts) with a real worker
+ * (DurableTrainPlugin, its trainer child process) at the default checkpoint cadence: a checkpoint
+ * at every epoch end (everySteps 0, everySeconds 600), an evaluation on the 1,500 MNIST test digits
+ * after every epoch. The timed span runs from the first trainUntilStep being scheduled to the last
+ * evaluation completing (server event times): every per-epoch cost is in it; the per-run ones
+ * (describeWorker before, finalizeRun after) are not, and are given in the note.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Client, Connection } from '@temporalio/client';
+import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { DevServer } from '../../src/dev-server';
+import { DurableTrainPlugin } from '../../src/plugin';
+import type { TrainResult } from '../../src/workflows';
+import { benchInput } from '../models';
+import type { BenchRoute } from '../route';
+
+/** Epochs per measured run: the timed steps are split evenly into this many epochs. */
+export const EPOCHS = 4;
+const TASK_QUEUE = 'dt-bench';
+
+interface Stack {
+  server: DevServer;
+  client: Client;
+  connection: Connection;
+  nativeConnection: NativeConnection;
+  plugin: DurableTrainPlugin;
+  worker: Worker;
+  running: Promise<void>;
+  root: string;
+}
+let stack: Promise<Stack> | undefined;
+let runs = 0;
+
+async function startStack(): Promise<Stack> {
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
+  const server = await DevServer.start();
+  const connection = await Connection.connect({ address: server.address });
+  const nativeConnection = await NativeConnection.connect({ address: server.address });
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'dt-bench-temporal-'));
+  const plugin = new DurableTrainPlugin({
+    trainer: { backend: process.env.DT_BACKEND ?? 'auto', log: () => undefined },
+    checkpointRoot: pathToFileURL(root).href,
+  });
+  const worker = await Worker.create({
+    connection: nativeConnection,
+    taskQueue: TASK_QUEUE,
+    workflowBundle: await bundleWorkflowCode({ workflowsPath: require.resolve('../../src/workflows'), logger: new DefaultLogger('ERROR') }),
+    plugins: [plugin],
+    maxConcurrentActivityTaskExecutions: 2,
+  });
+  const running = worker.run();
+  return { server, client: new Client({ connection }), connection, nativeConnection, plugin, worker, running, root };
+}
+
+const millis = (t: { seconds?: unknown; nanos?: number | null } | null | undefined): number =>
+  Number(t?.seconds ?? 0) * 1000 + (t?.nanos ?? 0) / 1e6;
+
+interface Breakdown {
+  /** Per epoch, ms: the trainUntilStep activity (started to completed) and its trainer's own time. */
+  train: number;
+  trainer: number;
+  /** Per epoch, ms: the evaluateCheckpoint activity. */
+  evaluate: number;
+  /** Per epoch, ms: everything else in the timed span (scheduling, workflow tasks, history writes). */
+  scheduling: number;
+}
+
+async function runOnce(
+  s: Stack,
+  input: Record<string, unknown>,
+): Promise<{ result: TrainResult; timedMs: number; wallMs: number; epochs: number; perEpoch: Breakdown }> {
+  const workflowId = `bench-${process.pid}-${runs++}`;
+  const started = Date.now();
+  const handle = await s.client.workflow.start('trainModel', { taskQueue: TASK_QUEUE, workflowId, args: [input] });
+  const result = (await handle.result()) as TrainResult;
+  const wallMs = Date.now() - started;
+  const events = (await handle.fetchHistory()).events ?? [];
+  const typeOf = new Map<number, string>();
+  const startedAt = new Map<number, number>();
+  const busy = new Map<string, number>();
+  let from: number | undefined;
+  let to: number | undefined;
+  let epochs = 0;
+  for (const e of events) {
+    const scheduled = e.activityTaskScheduledEventAttributes;
+    if (scheduled) {
+      const type = scheduled.activityType?.name ?? '';
+      typeOf.set(Number(e.eventId), type);
+      if (type === 'trainUntilStep') from ??= millis(e.eventTime);
+    }
+    if (e.activityTaskStartedEventAttributes) startedAt.set(Number(e.activityTaskStartedEventAttributes.scheduledEventId), millis(e.eventTime));
+    const completed = e.activityTaskCompletedEventAttributes;
+    if (completed) {
+      const id = Number(completed.scheduledEventId);
+      const type = typeOf.get(id) ?? '';
+      busy.set(type, (busy.get(type) ?? 0) + millis(e.eventTime) - (startedAt.get(id) ?? millis(e.eventTime)));
+      if (type === 'evaluateCheckpoint') {
+        to = millis(e.eventTime);
+        epochs++;
+      }
+    }
+  }
+  if (from === undefined || to === undefined) throw new Error(`workflow ${workflowId}: no trainUntilStep / evaluateCheckpoint in its history`);
+  const n = Math.max(epochs, 1);
+  const train = (busy.get('trainUntilStep') ?? 0) / n;
+  const evaluate = (busy.get('evaluateCheckpoint') ?? 0) / n;
+  const trainer = result.history.reduce((a, h) => a + h.trainSeconds * 1000, 0) / n;
+  return { result, timedMs: to - from, wallMs, epochs, perEpoch: { train, trainer, evaluate, scheduling: (to - from) / n - train - evaluate } };
+}
+
+const route: BenchRoute = {
+  name: 'trainModel: dev server + worker',
+  async available() {
+    try {
+      // Throws when the Temporal CLI (the dev server) is not installed.
+      (await import('../../src/dev-server')).temporalCliPath();
+      return true;
+    } catch (err) {
+      return (err as Error).message;
+    }
+  },
+  async measure({ model, batchSize, steps }) {
+    stack ??= startStack();
+    const s = await stack;
+    const stepsPerEpoch = Math.max(1, Math.round(steps / EPOCHS));
+    // Untimed warm-up: starts the trainer process and warms tfjs for this model and batch size.
+    await runOnce(s, benchInput(model, batchSize, 5, 1));
+    const r = await runOnce(s, benchInput(model, batchSize, stepsPerEpoch, EPOCHS));
+    if (r.result.step !== stepsPerEpoch * EPOCHS || r.epochs !== EPOCHS) throw new Error(`unexpected run: ${JSON.stringify(r.result)}`);
+    const b = r.perEpoch;
+    return {
+      msPerStep: r.timedMs / (stepsPerEpoch * EPOCHS),
+      note:
+        `backend ${r.result.backend}; ${EPOCHS} epochs of ${stepsPerEpoch} steps, a checkpoint and an evaluation (1,500 digits) after each; ` +
+        `whole run incl. describeWorker and finalizeRun ${(r.wallMs / 1000).toFixed(2)} s vs timed ${(r.timedMs / 1000).toFixed(2)} s`,
+      breakdown:
+        `${model}/${batchSize}, per epoch of ${stepsPerEpoch} steps (ms): trainUntilStep activity ${b.train.toFixed(0)} ` +
+        `(in the trainer: steps + checkpoint ${b.trainer.toFixed(0)}), evaluateCheckpoint ${b.evaluate.toFixed(0)}, ` +
+        `scheduling and workflow tasks ${b.scheduling.toFixed(0)}`,
+    };
+  },
+  async close() {
+    if (!stack) return;
+    const s = await stack;
+    s.worker.shutdown();
+    await s.running;
+    await s.plugin.close();
+    await s.nativeConnection.close();
+    await s.connection.close();
+    await s.server.stop();
+    fs.rmSync(s.root, { recursive: true, force: true });
+  },
+};
+export default route;
