@@ -37,7 +37,7 @@ interface BadInput {
   readonly e2e?: boolean;
 }
 
-const KNOWN_TOP = 'runId, model, data, hyperparameters, loss, stepsPerEpoch, maxEpochs, seed, checkpoint, earlyStopping, reduceLrOnPlateau, warmStartFrom, continueAsNewEvery, historyLimit, timeouts';
+const KNOWN_TOP = 'runId, model, data, hyperparameters, loss, stepsPerEpoch, maxEpochs, seed, checkpoint, earlyStopping, reduceLrOnPlateau, warmStartFrom, resume, continueAsNewEvery, historyLimit, timeouts';
 const ID = "an id of 1 to 128 characters from [A-Za-z0-9._-], not starting with '.'";
 
 const badInputs: BadInput[] = [

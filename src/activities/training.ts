@@ -136,6 +136,19 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
       return result;
     },
 
+    /** The epochs a run already recorded (`metrics/epoch-*.json`), oldest first: what `resume` continues from. */
+    async readRunRecords(input: { readonly runUri: string }): Promise<EpochRecord[]> {
+      const store = deps.openStore(input.runUri);
+      return storeCall(async () => {
+        const records: EpochRecord[] = [];
+        for (const key of await store.list('metrics/')) {
+          const data = await store.get(key);
+          if (data) records.push(JSON.parse(data.toString('utf8')) as EpochRecord);
+        }
+        return records.sort((a, b) => a.epoch - b.epoch);
+      });
+    },
+
     /** Exports the final model in tfjs format, writes metrics.jsonl and the learning curve, applies retention. */
     async finalizeRun(input: FinalizeInput): Promise<FinalizeResult> {
       const store = deps.openStore(input.runUri);
@@ -148,8 +161,10 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
           );
         }
         const modelDir = `model`;
-        await writeOnce(store, `${modelDir}/model.json`, read.checkpoint.objects.get('model.json')!);
-        await writeOnce(store, `${modelDir}/weights.bin`, read.checkpoint.objects.get('weights.bin')!);
+        // A resumed run (`resume`) exports again over the earlier export; otherwise an export never changes.
+        const write = input.config.resume ? (key: string, data: Buffer) => store.put(key, data) : (key: string, data: Buffer) => writeOnce(store, key, data);
+        await write(`${modelDir}/model.json`, read.checkpoint.objects.get('model.json')!);
+        await write(`${modelDir}/weights.bin`, read.checkpoint.objects.get('weights.bin')!);
         const records: EpochRecord[] = [];
         for (const key of await store.list('metrics/')) {
           const data = await store.get(key);

@@ -154,7 +154,8 @@ async function startState(config: TrainConfig): Promise<TrainState> {
   // Registry names can only be checked where the registries are: on the worker, by a local
   // activity (a marker in history, so still no activity task is scheduled for a bad input).
   const worker = await describeWorker();
-  if (!('topology' in config.model) && !worker.models.includes(config.model.name)) {
+  // A `savedmodel` spec names no registry entry: the trainer validates it when training starts.
+  if ('name' in config.model && !worker.models.includes(config.model.name)) {
     c.fail('model.name', `one of the worker's models (${worker.models.join(', ')})`, config.model.name);
   }
   for (const [field, spec] of [['data.train', config.data.train], ['data.eval', config.data.eval]] as const) {
@@ -197,7 +198,7 @@ export async function trainModel(input: TrainInput, resumeState?: TrainState): P
     // Wait for the trainer to write its checkpoint before the workflow moves on.
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   });
-  const { evaluateCheckpoint, finalizeRun } = proxyActivities<TrainingActivities>({
+  const { evaluateCheckpoint, finalizeRun, readRunRecords } = proxyActivities<TrainingActivities>({
     startToCloseTimeout: '2 hours',
     heartbeatTimeout,
     retry,
@@ -247,8 +248,43 @@ export async function trainModel(input: TrainInput, resumeState?: TrainState): P
     if (state.best) upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.bestMetric, value: state.best.value }]);
   };
 
+  /** An epoch's bookkeeping (history, best, early stopping, plateau); true when early stopping says stop. */
+  const recordEpoch = (epoch: number, step: number, metrics: Record<string, number>, trainSeconds: number): boolean => {
+    let stop = false;
+    state.epoch = epoch;
+    state.step = step;
+    state.history.push({ epoch, step, learningRate: state.learningRate, metrics, trainSeconds });
+    if (state.history.length > config.historyLimit) state.history.splice(0, state.history.length - config.historyLimit);
+    const value = metrics[metric];
+    if (value !== undefined && (state.best === null || (mode === 'min' ? value < state.best.value : value > state.best.value))) {
+      state.best = { epoch, step, metric, value };
+    }
+    if (config.earlyStopping && state.earlyStopping) {
+      const es = stepEarlyStopping(config.earlyStopping, state.earlyStopping, epoch, metrics);
+      state.earlyStopping = es.state;
+      stop = es.stop;
+    }
+    if (config.reduceLrOnPlateau && state.plateau) {
+      const p = stepPlateau(config.reduceLrOnPlateau, state.plateau, metrics, state.learningRate);
+      state.plateau = p.state;
+      state.learningRate = p.newLr;
+    }
+    return stop;
+  };
+
   let outcome: 'completed' | 'early-stopped' | 'stopped' = 'completed';
   if (state.status === 'early-stopped' || state.status === 'stopped') outcome = state.status;
+
+  // `resume`: continue the run already in this folder. Replaying its recorded epochs through the
+  // same bookkeeping rebuilds exactly the state an uninterrupted run would have (only when the
+  // input asks for it, so histories of runs without `resume` replay unchanged).
+  if (!resumeState && config.resume) {
+    for (const r of await readRunRecords({ runUri: state.runUri })) {
+      if (r.epoch !== state.epoch + 1 || r.epoch > config.maxEpochs || outcome !== 'completed') break;
+      if (r.step !== r.epoch * config.stepsPerEpoch) break;
+      if (recordEpoch(r.epoch, r.step, { ...r.metrics }, 0)) outcome = 'early-stopped';
+    }
+  }
 
   while (outcome === 'completed' && state.epoch < config.maxEpochs) {
     if (state.paused) {
@@ -293,25 +329,8 @@ export async function trainModel(input: TrainInput, resumeState?: TrainState): P
       protectSteps: state.best ? [state.best.step] : [],
     });
     const metrics: Record<string, number> = { loss: trained.loss, ...evaluated.metrics };
-    state.epoch = epoch;
     state.epochsThisRun++;
-    state.history.push({ epoch, step: trained.step, learningRate: state.learningRate, metrics, trainSeconds: trained.seconds });
-    if (state.history.length > config.historyLimit) state.history.splice(0, state.history.length - config.historyLimit);
-
-    const value = metrics[metric];
-    if (value !== undefined && (state.best === null || (mode === 'min' ? value < state.best.value : value > state.best.value))) {
-      state.best = { epoch, step: trained.step, metric, value };
-    }
-    if (config.earlyStopping && state.earlyStopping) {
-      const es = stepEarlyStopping(config.earlyStopping, state.earlyStopping, epoch, metrics);
-      state.earlyStopping = es.state;
-      if (es.stop) outcome = 'early-stopped';
-    }
-    if (config.reduceLrOnPlateau && state.plateau) {
-      const p = stepPlateau(config.reduceLrOnPlateau, state.plateau, metrics, state.learningRate);
-      state.plateau = p.state;
-      state.learningRate = p.newLr;
-    }
+    if (recordEpoch(epoch, trained.step, metrics, trained.seconds)) outcome = 'early-stopped';
     publish();
 
     const due = config.continueAsNewEvery > 0 && state.epochsThisRun >= config.continueAsNewEvery;
