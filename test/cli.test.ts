@@ -4,7 +4,10 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { mnistInput, ROOT, startStack, startWorker, tempDir, uniqueId, type InProcessWorker, type Stack } from './helpers/temporal';
+import { mnistInput, ROOT, startStack, startWorker, tempDir, uniqueId, waitFor, type InProcessWorker, type Stack } from './helpers/temporal';
+import { tinyInput } from './e2e-support';
+
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
 function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -68,6 +71,100 @@ describe('durable-train CLI', () => {
     assert.match(result.stderr, /Expected `stepsPerEpoch` to be a whole number from 1 and up, got `0` \(number\)/);
     const status = await cli(['status', workflowId], env);
     assert.equal(status.code, 3, 'no workflow may exist');
+  });
+
+  test('retrain: watch follows a running retrain (phase, training progress, decision); status --json', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'retrain.json');
+    const modelName = uniqueId('cli-model');
+    fs.writeFileSync(file, JSON.stringify({ modelName, train: mnistInput({ maxEpochs: 2 }) }));
+    const workflowId = uniqueId('cli-retrain');
+    const started = await cli(['retrain', file, '--workflow-id', workflowId], env);
+    assert.equal(started.code, 0, started.stderr);
+    assert.match(started.stdout, new RegExp(`Started ${workflowId} \\(retrainModel\\)`));
+
+    const watched = await cli(['watch', workflowId, '--interval', '0.2'], env);
+    assert.equal(watched.code, 0, watched.stderr);
+    assert.match(watched.stdout, new RegExp(`retrain ${modelName}: training  no champion yet  training run ${modelName}-${workflowId}`));
+    assert.match(watched.stdout, /\n  \[[#.]+\] epoch \d\/2 step \d+\/80 /, 'the training run\'s progress is shown under the retrain');
+    assert.match(watched.stdout, /finished: promoted \(no champion yet/);
+    assert.match(watched.stdout, /decision file:\/\/\S+\/champions\/cli-model-\S+\/decisions\/000001\.json/);
+
+    const status = await cli(['status', workflowId, '--json'], env);
+    assert.equal(status.code, 0, status.stderr);
+    const parsed = JSON.parse(status.stdout);
+    assert.equal(parsed.type, 'retrainModel');
+    assert.equal(parsed.status, 'COMPLETED');
+    assert.equal(parsed.progress.retrain.phase, 'promoted');
+    assert.equal(parsed.progress.retrain.decision.number, 1);
+
+    // `list` shows retrains beside training runs, with the decision as their status.
+    const row = await waitFor(async () => {
+      const listed = await cli(['list', '--json', '--limit', '100'], env);
+      return (JSON.parse(listed.stdout) as Array<Record<string, unknown>>).find((r) => r.workflowId === workflowId);
+    }, 30_000, 'the retrain in `list`');
+    assert.equal(row.type, 'retrainModel');
+    assert.equal(row.trainStatus, 'promoted');
+  });
+
+  test('retrain: a bad config file names the file and the nested field, exits 2 and starts nothing', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'bad-retrain.json');
+    fs.writeFileSync(file, JSON.stringify({ modelName: 'a/b', train: mnistInput({ stepsPerEpoch: 0 }), minImprovement: 'big' }));
+    const workflowId = uniqueId('cli-bad-retrain');
+    const result = await cli(['retrain', file, '--workflow-id', workflowId], env);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, new RegExp(`${escape(file)}: Invalid retrainModel input`));
+    assert.match(result.stderr, /Expected `train\.stepsPerEpoch` to be a whole number from 1 and up, got `0` \(number\)/);
+    assert.match(result.stderr, /Expected `modelName` to be an id of 1 to 128 characters .*, got `"a\/b"` \(string\)/);
+    assert.match(result.stderr, /Expected `minImprovement` to be a number from 0 and up, got `"big"` \(string\)/);
+    assert.equal((await cli(['status', workflowId], env)).code, 3, 'no workflow may exist');
+  });
+
+  test('search: starts hyperparameterSearch with the file as is and follows it; a non-object file exits 2', async () => {
+    const dir = tempDir();
+    const bad = path.join(dir, 'bad-search.json');
+    fs.writeFileSync(bad, '[1, 2]');
+    const refused = await cli(['search', bad], env);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, new RegExp(`${escape(bad)}: Expected the file to hold a hyperparameterSearch input \\(a JSON object\\), got an array of 2`));
+
+    const file = path.join(dir, 'search.json');
+    const search = {
+      base: tinyInput({ maxEpochs: 2 }),
+      space: { 'hyperparameters.learningRate': [0.003, 0.03] },
+      strategy: 'grid',
+      maxParallel: 2,
+      metric: 'val_loss',
+      mode: 'min',
+    };
+    fs.writeFileSync(file, JSON.stringify(search));
+    const workflowId = uniqueId('cli-search');
+    const result = await cli(['search', file, '--workflow-id', workflowId, '--wait'], env);
+    assert.equal(result.code, 0, result.stderr + result.stdout);
+    assert.match(result.stdout, new RegExp(`Started ${workflowId} \\(hyperparameterSearch\\)`));
+    assert.match(result.stdout, /Search \S+ finished: best val_loss \d/);
+    const status = JSON.parse((await cli(['status', workflowId, '--json'], env)).stdout);
+    assert.equal(status.type, 'hyperparameterSearch');
+  });
+
+  test('pause and stop on a retrain reach its training run', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'retrain-long.json');
+    const modelName = uniqueId('cli-ctl');
+    fs.writeFileSync(file, JSON.stringify({ modelName, train: tinyInput({ maxEpochs: 400 }) }));
+    const workflowId = uniqueId('cli-retrain-ctl');
+    assert.equal((await cli(['retrain', file, '--workflow-id', workflowId], env)).code, 0);
+    const child = stack.client.workflow.getHandle(`${modelName}-${workflowId}`);
+    await waitFor(async () => ((await child.query<{ epoch: number }>('progress')).epoch >= 1), 60_000, 'training to start');
+    assert.equal((await cli(['pause', workflowId], env)).code, 0);
+    await waitFor(async () => (await child.query<{ status: string }>('progress')).status === 'paused', 30_000, 'the training run to pause');
+    const shown = await cli(['status', workflowId], env);
+    assert.match(shown.stdout, /retrain \S+: training .*\n  \[[#.]+\] epoch \d+\/400 .* paused/s);
+    assert.equal((await cli(['stop', workflowId], env)).code, 0);
+    const watched = await cli(['watch', workflowId, '--interval', '0.2'], env);
+    assert.equal(watched.code, 0, watched.stderr);
+    assert.match(watched.stdout, /finished: promoted/);
   });
 
   test('usage errors exit 2', async () => {

@@ -4,7 +4,9 @@ import { pathToFileURL } from 'node:url';
 import { openStore as defaultOpenStore } from '../checkpoints/open-store';
 import type { CheckpointStore } from '../checkpoints/store';
 import { TrainerClient, type TrainerOptions } from '../training/trainer-client';
+import { createChampionActivities } from './champion';
 import { createTrainingActivities } from './training';
+import { createSearchResultActivities } from './search-results';
 
 export interface ActivityDeps {
   /** The trainer process client, or options to create one. */
@@ -21,12 +23,14 @@ export function defaultCheckpointRoot(): string {
 
 export function createActivities(deps: ActivityDeps = {}) {
   const trainer = deps.trainer instanceof TrainerClient ? deps.trainer : new TrainerClient(deps.trainer ?? {});
-  return createTrainingActivities({
+  const resolved = {
     trainer,
-    openStore: deps.openStore ?? ((uri) => defaultOpenStore(uri)),
+    openStore: deps.openStore ?? ((uri: string) => defaultOpenStore(uri)),
     checkpointRoot: deps.checkpointRoot ?? defaultCheckpointRoot(),
-  });
+  };
+  return { ...createTrainingActivities(resolved), ...createChampionActivities(resolved), ...createSearchResultActivities(resolved) };
 }
 
 export type Activities = ReturnType<typeof createActivities>;
 export type { TrainingActivities } from './training';
+export type { ChampionActivities } from './champion';

@@ -2,18 +2,38 @@
  * The durable-train command line. Connection settings come from the same environment variables
  * and config profiles as the Temporal CLI.
  *
- * Exit codes: 0 success (for --wait/watch: the run completed or stopped early), 1 the run failed,
- * was cancelled or terminated, 2 bad usage or a bad config file (nothing was started), 3 the
- * Temporal server could not be reached or the workflow was not found.
+ * Exit codes: 0 success (for --wait/watch: the run completed or stopped early, the retrain
+ * finished whether it promoted or not, the search finished), 1 the run failed, was cancelled or
+ * terminated, 2 bad usage or a bad config file (nothing was started), 3 the Temporal server could
+ * not be reached or the workflow or schedule was not found.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { Client, Connection, WorkflowFailedError, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
+import {
+  Client,
+  Connection,
+  ScheduleAlreadyRunning,
+  ScheduleNotFoundError,
+  WorkflowFailedError,
+  WorkflowNotFoundError,
+  type WorkflowHandle,
+} from '@temporalio/client';
+import { parseRetrainConfig } from '../config/retrain-config';
 import { parseTrainConfig } from '../config/train-config';
-import { ConfigError } from '../config/validate';
+import { ConfigError, describe, isObject } from '../config/validate';
 import { connectionSettings, taskQueueFromEnv } from '../connection';
+import {
+  createRetrainSchedule,
+  deleteRetrainSchedule,
+  describeRetrainSchedule,
+  listRetrainSchedules,
+  pauseRetrainSchedule,
+  triggerRetrainSchedule,
+  unpauseRetrainSchedule,
+} from '../schedules';
+import type { RetrainProgress, RetrainResult } from '../workflows/retrain-model';
 import type { TrainProgress } from '../workflows/train-model';
-import { renderProgress } from './render';
+import { renderProgress, renderRetrainProgress, renderRetrainResult, renderScheduleRow, renderSearchProgress } from './render';
 
 export const EXIT = { ok: 0, runFailed: 1, usage: 2, unreachable: 3 } as const;
 
@@ -32,7 +52,7 @@ export function parseArgs(argv: readonly string[]): Parsed {
     const arg = argv[i]!;
     if (arg.startsWith('--')) {
       const [key, inline] = arg.slice(2).split('=', 2) as [string, string | undefined];
-      const valued = ['workflow-id', 'task-queue', 'interval', 'query', 'limit'];
+      const valued = ['workflow-id', 'task-queue', 'interval', 'query', 'limit', 'schedule-id', 'cron', 'every', 'timezone', 'note'];
       if (inline !== undefined) flags.set(key, inline);
       else if (valued.includes(key)) {
         const value = argv[++i];
@@ -47,17 +67,35 @@ export function parseArgs(argv: readonly string[]): Parsed {
 
 const USAGE = `Usage: durable-train <command> [options]
 
-  train <config.json> [--workflow-id ID] [--task-queue Q] [--wait]   start a trainModel run
+  train <config.json> [--workflow-id ID] [--task-queue Q] [--wait]     start a trainModel run
+  search <config.json> [--workflow-id ID] [--task-queue Q] [--wait]    start a hyperparameterSearch
+  retrain <config.json> [--workflow-id ID] [--task-queue Q] [--wait]   start a retrainModel (warm start from the champion,
+                                                                       train, compare, promote only if better)
   watch <workflowId> [--interval SECONDS]                              live progress until the run ends
   status <workflowId>                                                  one progress snapshot
-  stop | pause | resume <workflowId>                                   control a run
-  list [--query 'DurableTrainStatus="training"'] [--limit N]           runs, through visibility
+  stop | pause | resume <workflowId>                                   control a run (a retrain passes them to its training)
+  list [--query 'DurableTrainStatus="training"'] [--limit N]           runs, retrains and searches, through visibility
 
-  --json   machine-readable output (status, list, train)
+  schedule create <retrain.json> --schedule-id ID [--cron '0 3 * * *' | --every 24h] [--timezone TZ]
+                  [--workflow-id BASE] [--task-queue Q] [--paused] [--note TEXT]
+                                                                       retrain on a schedule (overlap policy: skip)
+  schedule list | describe <scheduleId>                                retraining schedules
+  schedule pause | unpause <scheduleId> [--note TEXT]
+  schedule trigger <scheduleId>                                        retrain now (skipped while one of it runs)
+  schedule delete <scheduleId>
+
+  --json   machine-readable output (every read command, and the start commands)
+Exit codes: 0 done, 1 the run failed, 2 bad usage or a bad config file (nothing was started),
+3 the server, the workflow or the schedule was not found.
 Connection: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_PROFILE, ... as for the Temporal CLI.`;
 
-/** Reads and validates a config file; every problem names the file and the field. */
-export function readConfigFile(file: string): unknown {
+export type ConfigKind = 'train' | 'retrain' | 'search';
+
+/**
+ * Reads and validates a config file; every problem names the file and the field. `search` inputs
+ * are only checked to be a JSON object here: the workflow validates them field by field.
+ */
+export function readConfigFile(file: string, kind: ConfigKind = 'train'): unknown {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -71,7 +109,9 @@ export function readConfigFile(file: string): unknown {
     throw new UsageError(`${file}: is not valid JSON (${(err as Error).message})`);
   }
   try {
-    parseTrainConfig(input);
+    if (kind === 'train') parseTrainConfig(input);
+    else if (kind === 'retrain') parseRetrainConfig(input);
+    else if (!isObject(input)) throw new UsageError(`${file}: Expected the file to hold a hyperparameterSearch input (a JSON object), got ${describe(input)}`);
   } catch (err) {
     if (err instanceof ConfigError) throw new UsageError(`${file}: ${err.message}`);
     throw err;
@@ -103,24 +143,46 @@ async function connect(): Promise<{ client: Client; close(): Promise<void> }> {
   return { client: new Client({ connection, namespace: settings.namespace }), close: () => connection.close() };
 }
 
+/** One line (or a few) describing where a workflow of any of our types is. */
+async function snapshot(handle: WorkflowHandle, type: string, json: boolean): Promise<string | undefined> {
+  if (type === 'retrainModel') {
+    const retrain = await handle.query<RetrainProgress>('retrainProgress').catch(() => undefined);
+    if (!retrain) return undefined;
+    const train =
+      retrain.phase === 'training'
+        ? await handle.client.getHandle(retrain.trainWorkflowId).query<TrainProgress>('progress').catch(() => undefined)
+        : undefined;
+    return json ? JSON.stringify({ retrain, train: train ?? null }) : renderRetrainProgress(retrain, train);
+  }
+  if (type === 'hyperparameterSearch') {
+    const board = await handle.query<unknown>('leaderboard').catch(() => undefined);
+    if (board === undefined) return undefined;
+    return json ? JSON.stringify(board) : renderSearchProgress(board);
+  }
+  const progress = await handle.query<TrainProgress>('progress').catch(() => undefined);
+  if (!progress) return undefined;
+  return json ? JSON.stringify(progress) : renderProgress(progress);
+}
+
+function finishedLine(workflowId: string, type: string, result: unknown): string {
+  if (type === 'retrainModel') return renderRetrainResult(workflowId, result as RetrainResult);
+  const r = (isObject(result) ? result : {}) as { status?: unknown; modelUri?: unknown; best?: { modelUri?: unknown; metric?: unknown; value?: unknown } };
+  if (type === 'hyperparameterSearch' && r.best) {
+    return `Search ${workflowId} finished: best ${String(r.best.metric)} ${String(r.best.value)}; model ${String(r.best.modelUri)}`;
+  }
+  return `Run ${workflowId} finished: ${String(r.status ?? 'completed')}${r.modelUri ? `; model ${String(r.modelUri)}` : ''}`;
+}
+
 /** Follows a run: prints a line (or redraws on a terminal) whenever progress changes; returns the exit code. */
 export async function watch(handle: WorkflowHandle, io: Io, intervalMs: number, json: boolean): Promise<number> {
   let lastShown = '';
   for (;;) {
     const description = await handle.describe();
-    let progress: TrainProgress | undefined;
-    try {
-      progress = await handle.query<TrainProgress>('progress');
-    } catch {
-      progress = undefined;
-    }
     const status = description.status.name;
-    if (progress) {
-      const line = json ? JSON.stringify(progress) : renderProgress(progress);
-      if (line !== lastShown) {
-        io.out(line);
-        lastShown = line;
-      }
+    const line = await snapshot(handle, description.type, json);
+    if (line !== undefined && line !== lastShown) {
+      io.out(line);
+      lastShown = line;
     }
     if (status !== 'RUNNING') {
       if (status === 'COMPLETED' || status === 'CONTINUED_AS_NEW') {
@@ -129,7 +191,7 @@ export async function watch(handle: WorkflowHandle, io: Io, intervalMs: number, 
           continue;
         }
         const result = await handle.result();
-        io.out(json ? JSON.stringify(result) : `Run ${handle.workflowId} finished: ${(result as { status: string }).status}; model ${(result as { modelUri: string }).modelUri}`);
+        io.out(json ? JSON.stringify(result) : finishedLine(handle.workflowId, description.type, result));
         return EXIT.ok;
       }
       io.err(`Run ${handle.workflowId} ended: ${status}`);
@@ -141,6 +203,8 @@ export async function watch(handle: WorkflowHandle, io: Io, intervalMs: number, 
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+const WORKFLOW_TYPES = { train: 'trainModel', search: 'hyperparameterSearch', retrain: 'retrainModel' } as const;
 
 export async function run(argv: readonly string[], io: Io = consoleIo): Promise<number> {
   let parsed: Parsed;
@@ -164,15 +228,18 @@ export async function run(argv: readonly string[], io: Io = consoleIo): Promise<
   let conn: Awaited<ReturnType<typeof connect>> | undefined;
   try {
     switch (command) {
-      case 'train': {
+      case 'train':
+      case 'search':
+      case 'retrain': {
         const file = positional[0];
-        if (!file) throw new UsageError('train needs a config file: durable-train train <config.json>');
-        const input = readConfigFile(file);
+        if (!file) throw new UsageError(`${command} needs a config file: durable-train ${command} <config.json>`);
+        const input = readConfigFile(file, command);
         conn = await connect();
         const workflowId = (flags.get('workflow-id') as string | undefined) ?? `${path.basename(file, '.json')}-${Date.now().toString(36)}`;
         const taskQueue = (flags.get('task-queue') as string | undefined) ?? taskQueueFromEnv();
-        const handle = await conn.client.workflow.start('trainModel', { taskQueue, workflowId, args: [input] });
-        io.out(json ? JSON.stringify({ workflowId, runId: handle.firstExecutionRunId, taskQueue }) : `Started ${workflowId} on task queue ${taskQueue}`);
+        const type = WORKFLOW_TYPES[command];
+        const handle = await conn.client.workflow.start(type, { taskQueue, workflowId, args: [input] });
+        io.out(json ? JSON.stringify({ workflowId, runId: handle.firstExecutionRunId, taskQueue, type }) : `Started ${workflowId} (${type}) on task queue ${taskQueue}`);
         if (flags.has('wait')) return await watch(handle, io, 1000, json);
         return EXIT.ok;
       }
@@ -187,9 +254,14 @@ export async function run(argv: readonly string[], io: Io = consoleIo): Promise<
         const id = needId();
         conn = await connect();
         const handle = conn.client.workflow.getHandle(id);
-        const [description, progress] = await Promise.all([handle.describe(), handle.query<TrainProgress>('progress').catch(() => undefined)]);
-        if (json) io.out(JSON.stringify({ workflowId: id, status: description.status.name, progress: progress ?? null }));
-        else io.out(`${id}: ${description.status.name}${progress ? `\n${renderProgress(progress)}` : ''}`);
+        const description = await handle.describe();
+        if (json) {
+          const line = await snapshot(handle, description.type, true);
+          io.out(JSON.stringify({ workflowId: id, type: description.type, status: description.status.name, progress: line === undefined ? null : JSON.parse(line) }));
+        } else {
+          const line = await snapshot(handle, description.type, false);
+          io.out(`${id} (${description.type}): ${description.status.name}${line !== undefined ? `\n${line}` : ''}`);
+        }
         return EXIT.ok;
       }
       case 'stop':
@@ -203,7 +275,7 @@ export async function run(argv: readonly string[], io: Io = consoleIo): Promise<
       }
       case 'list': {
         conn = await connect();
-        const query = (flags.get('query') as string | undefined) ?? 'WorkflowType="trainModel"';
+        const query = (flags.get('query') as string | undefined) ?? `WorkflowType IN (${Object.values(WORKFLOW_TYPES).map((t) => `"${t}"`).join(', ')})`;
         const limit = Number(flags.get('limit') ?? 20);
         const rows: Array<Record<string, unknown>> = [];
         for await (const w of conn.client.workflow.list({ query })) {
@@ -220,9 +292,12 @@ export async function run(argv: readonly string[], io: Io = consoleIo): Promise<
           if (rows.length >= limit) break;
         }
         if (json) io.out(JSON.stringify(rows));
-        else for (const r of rows) io.out(`${r.workflowId}\t${r.status}\t${r.trainStatus ?? '-'}\tepoch ${r.epoch ?? '-'}\tbest ${r.bestMetric ?? '-'}`);
+        else for (const r of rows) io.out(`${r.workflowId}\t${r.type}\t${r.status}\t${r.trainStatus ?? '-'}\tepoch ${r.epoch ?? '-'}\tbest ${r.bestMetric ?? '-'}`);
         return EXIT.ok;
       }
+      case 'schedule':
+        conn = await connect();
+        return await scheduleCommand(conn.client, positional, flags, io, json);
       default:
         throw new UsageError(`Unknown command \`${command}\`\n\n${USAGE}`);
     }
@@ -231,7 +306,11 @@ export async function run(argv: readonly string[], io: Io = consoleIo): Promise<
       io.err(err.message);
       return EXIT.usage;
     }
-    if (err instanceof WorkflowNotFoundError) {
+    if (err instanceof ScheduleAlreadyRunning) {
+      io.err(`A schedule with id ${err.scheduleId} already exists`);
+      return EXIT.usage;
+    }
+    if (err instanceof WorkflowNotFoundError || err instanceof ScheduleNotFoundError) {
       io.err(err.message);
       return EXIT.unreachable;
     }
@@ -240,6 +319,90 @@ export async function run(argv: readonly string[], io: Io = consoleIo): Promise<
     return code ?? EXIT.runFailed;
   } finally {
     await conn?.close();
+  }
+}
+
+const DURATION = /^\d+(\.\d+)?\s*(ms|s|m|h|d)$/;
+
+async function scheduleCommand(
+  client: Client,
+  positional: readonly string[],
+  flags: ReadonlyMap<string, string | true>,
+  io: Io,
+  json: boolean,
+): Promise<number> {
+  const [sub, arg] = positional;
+  const str = (name: string): string | undefined => {
+    const v = flags.get(name);
+    if (v === true) throw new UsageError(`--${name} needs a value`);
+    return v;
+  };
+  const needScheduleId = (): string => {
+    if (!arg) throw new UsageError(`schedule ${sub} needs a schedule id`);
+    return arg;
+  };
+  switch (sub) {
+    case 'create': {
+      if (!arg) throw new UsageError('schedule create needs a retrain config file: durable-train schedule create <retrain.json> --schedule-id ID');
+      const input = readConfigFile(arg, 'retrain') as Record<string, unknown>;
+      const scheduleId = str('schedule-id');
+      if (!scheduleId) throw new UsageError('schedule create needs --schedule-id ID');
+      const cron = str('cron');
+      const every = str('every');
+      if (every !== undefined && !DURATION.test(every)) throw new UsageError(`Expected \`--every\` to be a duration such as 24h, 30m or 1d, got ${JSON.stringify(every)}`);
+      const taskQueue = str('task-queue') ?? taskQueueFromEnv();
+      const workflowId = str('workflow-id');
+      const timezone = str('timezone');
+      const note = str('note');
+      await createRetrainSchedule(client, {
+        scheduleId,
+        input,
+        taskQueue,
+        ...(cron !== undefined && { cron: [cron] }),
+        ...(every !== undefined && { every: [every as `${number}${'ms' | 's' | 'm' | 'h' | 'd'}`] }),
+        ...(timezone !== undefined && { timezone }),
+        ...(workflowId !== undefined && { workflowId }),
+        ...(note !== undefined && { note }),
+        paused: flags.has('paused'),
+      });
+      const when = cron ? `cron ${cron}` : every ? `every ${every}` : 'only when triggered';
+      io.out(json ? JSON.stringify({ scheduleId, taskQueue, cron: cron ?? null, every: every ?? null }) : `Created schedule ${scheduleId} (${when}) on task queue ${taskQueue}`);
+      return EXIT.ok;
+    }
+    case 'list': {
+      const rows = await listRetrainSchedules(client);
+      if (json) io.out(JSON.stringify(rows));
+      else if (rows.length === 0) io.out('No retraining schedules');
+      else for (const r of rows) io.out(renderScheduleRow(r));
+      return EXIT.ok;
+    }
+    case 'describe': {
+      const d = await describeRetrainSchedule(client, needScheduleId());
+      io.out(json ? JSON.stringify(d) : `${renderScheduleRow(d)}\ninput ${JSON.stringify(d.input)}`);
+      return EXIT.ok;
+    }
+    case 'pause':
+    case 'unpause': {
+      const id = needScheduleId();
+      const note = str('note');
+      await (sub === 'pause' ? pauseRetrainSchedule : unpauseRetrainSchedule)(client, id, note);
+      io.out(json ? JSON.stringify({ scheduleId: id, paused: sub === 'pause' }) : `${sub === 'pause' ? 'Paused' : 'Unpaused'} schedule ${id}`);
+      return EXIT.ok;
+    }
+    case 'trigger': {
+      const id = needScheduleId();
+      await triggerRetrainSchedule(client, id);
+      io.out(json ? JSON.stringify({ scheduleId: id, triggered: true }) : `Triggered schedule ${id} (skipped if a retrain of it is running)`);
+      return EXIT.ok;
+    }
+    case 'delete': {
+      const id = needScheduleId();
+      await deleteRetrainSchedule(client, id);
+      io.out(json ? JSON.stringify({ scheduleId: id, deleted: true }) : `Deleted schedule ${id}`);
+      return EXIT.ok;
+    }
+    default:
+      throw new UsageError(`Unknown schedule command \`${sub ?? ''}\`: expected create, list, describe, pause, unpause, trigger or delete`);
   }
 }
 

@@ -1,0 +1,222 @@
+/**
+ * retrainModel: warm-start from the current champion of a model, train on new data (a child
+ * trainModel), evaluate champion and challenger on the same eval set, and promote the challenger
+ * only if it wins by more than `minImprovement`. The champion pointer changes only by
+ * compare-and-swap, so two retrains of one model can never lose each other's promotion: a
+ * retrain that finds the champion changed under it compares again against the new one.
+ */
+import {
+  ApplicationFailure,
+  condition,
+  defineQuery,
+  startChild,
+  type ChildWorkflowHandle,
+  type SignalDefinition,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+  allHandlersFinished,
+} from '@temporalio/workflow';
+import type { ChampionActivities, ChampionRecord, DecisionRecord } from '../activities/champion';
+import { parseRetrainConfig, retrainRunId, type RetrainConfig, type RetrainInput } from '../config/retrain-config';
+import type { Mode } from '../config/train-config';
+import { ConfigError } from '../config/validate';
+import { SEARCH_ATTRIBUTES } from './search-attributes';
+import { pauseSignal, resumeSignal, stopSignal, trainModel, type TrainResult } from './train-model';
+
+export type RetrainPhase = 'reading-champion' | 'training' | 'evaluating' | 'recording' | 'promoted' | 'rejected';
+
+export interface RetrainProgress {
+  readonly modelName: string;
+  readonly phase: RetrainPhase;
+  /** The child trainModel's workflow id (also its run id): query its `progress` for epochs. */
+  readonly trainWorkflowId: string;
+  readonly champion: ChampionRecord | null;
+  readonly warmStartFrom: string | null;
+  readonly decision: DecisionRecord | null;
+}
+
+export interface RetrainResult {
+  readonly modelName: string;
+  readonly promoted: boolean;
+  readonly reason: string;
+  /** The decision as recorded in `champions/<modelName>/decisions/<n>.json`. */
+  readonly decision: DecisionRecord;
+  /** The champion after this retrain (the challenger when promoted). */
+  readonly champion: ChampionRecord;
+  readonly championUri: string;
+  /** The challenger's training run. */
+  readonly train: Pick<TrainResult, 'runId' | 'runUri' | 'status' | 'epochs' | 'modelUri' | 'finalMetrics' | 'backend'>;
+}
+
+export const retrainProgressQuery = defineQuery<RetrainProgress>('retrainProgress');
+
+/** Validates the input; a bad one fails the workflow at once, before any activity is scheduled. */
+export function validateRetrainOrFail(input: unknown): RetrainConfig {
+  try {
+    return parseRetrainConfig(input);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      throw ApplicationFailure.create({ message: err.message, type: 'InvalidConfig', nonRetryable: true, details: [err.issues] });
+    }
+    throw err;
+  }
+}
+
+/**
+ * The promotion rule. The challenger must be strictly better by more than `minImprovement`
+ * (as Keras's `min_delta`): a tie keeps the champion, so equal models never churn the pointer.
+ * A model's first retrain promotes what it trained.
+ */
+export function decidePromotion(rule: { metric: string; mode: Mode; minImprovement: number }, champion: number | null, challenger: number): { promoted: boolean; reason: string } {
+  const { metric, mode, minImprovement } = rule;
+  const f = (v: number) => (Number.isFinite(v) ? Number(v.toPrecision(6)).toString() : String(v));
+  if (champion === null) return { promoted: true, reason: `no champion yet: the first model is promoted (${metric} ${f(challenger)})` };
+  if (!Number.isFinite(challenger)) return { promoted: false, reason: `the challenger's ${metric} is ${challenger}` };
+  if (!Number.isFinite(champion)) return { promoted: true, reason: `the champion's ${metric} is ${champion}; the challenger's is ${f(challenger)}` };
+  const gain = mode === 'min' ? champion - challenger : challenger - champion;
+  const wins = gain > minImprovement;
+  const cmp = `${metric} ${f(challenger)} vs the champion's ${f(champion)} (${mode}): improvement ${f(gain)}`;
+  return { promoted: wins, reason: `${cmp} ${wins ? '>' : '<='} minImprovement ${f(minImprovement)}` };
+}
+
+/** warmStartFrom takes the exported model's folder (`…/model`), the champion records `…/model/model.json`. */
+const modelFolder = (modelUri: string) => modelUri.replace(/\/model\.json$/, '');
+
+const MAX_CONFLICTS = 5;
+
+export async function retrainModel(input: RetrainInput): Promise<RetrainResult> {
+  const config = validateRetrainOrFail(input);
+  const info = workflowInfo();
+  const trainWorkflowId = retrainRunId(config.modelName, info.workflowId);
+  const retrain = { workflowId: info.workflowId, runId: info.runId };
+  const heartbeatTimeout = config.trainConfig.timeouts.heartbeatSeconds * 1000;
+  const { readChampion, recordRetrainDecision } = proxyActivities<ChampionActivities>({
+    startToCloseTimeout: '5 minutes',
+    retry: { initialInterval: 1000, backoffCoefficient: 2, maximumInterval: 30_000, maximumAttempts: 20 },
+  });
+  const { evaluateModels } = proxyActivities<ChampionActivities>({
+    startToCloseTimeout: '2 hours',
+    heartbeatTimeout,
+    retry: { initialInterval: 1000, backoffCoefficient: 2, maximumInterval: 30_000, maximumAttempts: 20 },
+  });
+
+  let phase: RetrainPhase = 'reading-champion';
+  let champion: ChampionRecord | null = null;
+  let warmStartFrom: string | null = null;
+  let decision: DecisionRecord | null = null;
+  setHandler(retrainProgressQuery, () => ({ modelName: config.modelName, phase, trainWorkflowId, champion, warmStartFrom, decision }));
+  // pause / resume / stop act on the training run, so a retrain is controlled like any run; one
+  // that arrives before the run has started is passed on as soon as it has.
+  let child: ChildWorkflowHandle<typeof trainModel> | undefined = undefined;
+  const early: Array<SignalDefinition<[], string>> = [];
+  for (const signal of [pauseSignal, resumeSignal, stopSignal]) {
+    setHandler(signal, async () => {
+      if (!child) early.push(signal);
+      else if (phase === 'training') await child.signal(signal);
+    });
+  }
+  const publish = () => upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.status, value: phase }]);
+  publish();
+
+  const read = await readChampion({
+    modelName: config.modelName,
+    ...(config.championRoot !== undefined && { championRoot: config.championRoot }),
+    ...(config.trainConfig.checkpoint.uri !== undefined && { checkpointUri: config.trainConfig.checkpoint.uri }),
+  });
+  champion = read.champion;
+  let version = read.version;
+  warmStartFrom = champion ? modelFolder(champion.modelUri) : null;
+
+  phase = 'training';
+  publish();
+  child = await startChild(trainModel, {
+    workflowId: trainWorkflowId,
+    args: [{ ...config.train, runId: trainWorkflowId, ...(warmStartFrom !== null && { warmStartFrom }) }],
+  });
+  for (const signal of early.splice(0)) await child.signal(signal);
+  const trained = await child.result();
+
+  const rule = { metric: config.metric, mode: config.mode, minImprovement: config.minImprovement };
+  for (let conflicts = 0; ; conflicts++) {
+    phase = 'evaluating';
+    publish();
+    const modelUris = champion ? [champion.modelUri, trained.modelUri] : [trained.modelUri];
+    const evaluated = await evaluateModels({ modelUris, data: config.trainConfig.data.eval, loss: config.trainConfig.loss });
+    const challengerMetrics = evaluated.metrics[modelUris.length - 1]!;
+    const championMetrics = champion ? evaluated.metrics[0]! : null;
+    const challengerValue = challengerMetrics[config.metric];
+    if (challengerValue === undefined) {
+      throw ApplicationFailure.create({
+        message: `Expected \`metric\` to be one the evaluation reports (${Object.keys(challengerMetrics).join(', ')}), got ${JSON.stringify(config.metric)}`,
+        type: 'InvalidConfig',
+        nonRetryable: true,
+      });
+    }
+    const verdict = decidePromotion(rule, championMetrics ? (championMetrics[config.metric] ?? NaN) : null, challengerValue);
+
+    phase = 'recording';
+    const now = new Date().toISOString();
+    const newChampion: ChampionRecord = {
+      modelName: config.modelName,
+      modelUri: trained.modelUri,
+      runId: trained.runId,
+      runUri: trained.runUri,
+      metrics: challengerMetrics,
+      metric: config.metric,
+      mode: config.mode,
+      promotedAt: now,
+      retrain,
+    };
+    const recorded = await recordRetrainDecision({
+      root: read.root,
+      modelName: config.modelName,
+      expectedVersion: version,
+      newChampion: verdict.promoted ? newChampion : null,
+      runUri: trained.runUri,
+      decision: {
+        modelName: config.modelName,
+        promoted: verdict.promoted,
+        reason: verdict.reason,
+        metric: config.metric,
+        mode: config.mode,
+        minImprovement: config.minImprovement,
+        decidedAt: now,
+        retrain,
+        evalData: config.trainConfig.data.eval,
+        champion: champion && championMetrics ? { modelUri: champion.modelUri, runId: champion.runId, metrics: championMetrics } : null,
+        challenger: { modelUri: trained.modelUri, runId: trained.runId, runUri: trained.runUri, metrics: challengerMetrics, trainMetrics: trained.finalMetrics },
+      },
+    });
+    if (recorded.outcome === 'conflict') {
+      if (conflicts + 1 >= MAX_CONFLICTS) {
+        throw ApplicationFailure.create({ message: `The champion of ${config.modelName} changed ${MAX_CONFLICTS} times during this retrain`, type: 'ChampionContended' });
+      }
+      champion = recorded.champion;
+      version = recorded.version;
+      continue;
+    }
+    decision = recorded.decision;
+    phase = decision.promoted ? 'promoted' : 'rejected';
+    publish();
+    await condition(allHandlersFinished);
+    return {
+      modelName: config.modelName,
+      promoted: decision.promoted,
+      reason: decision.reason,
+      decision,
+      champion: decision.promoted ? newChampion : champion!,
+      championUri: read.championUri,
+      train: {
+        runId: trained.runId,
+        runUri: trained.runUri,
+        status: trained.status,
+        epochs: trained.epochs,
+        modelUri: trained.modelUri,
+        finalMetrics: trained.finalMetrics,
+        backend: trained.backend,
+      },
+    };
+  }
+}
