@@ -1,8 +1,9 @@
 /**
  * Records the event histories that test/replay.test.ts replays: runs a few representative
- * trainModel workflows on a fresh dev server with a real worker, and saves each run's history
- * (every run of a continue-as-new chain) as JSON under test/fixtures/histories/, with an
- * index.json naming each file's workflow id and what it covers.
+ * trainModel, hyperparameterSearch and retrainModel workflows (and some of the searches' child
+ * trainModel runs) on a fresh dev server with a real worker, and saves each run's history (every
+ * run of a continue-as-new chain) as JSON under test/fixtures/histories/, with an index.json
+ * naming each file's workflow id and what it covers. Every run is tiny: under a minute in all.
  *
  *   node --import tsx scripts/record-histories.ts
  *
@@ -12,8 +13,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
+import type { temporal } from '@temporalio/proto';
 import { historyToJson } from '../test/history-json';
-import { pauseSignal, progressQuery, resumeSignal, stopSignal } from '../src/workflows';
+import { pauseSignal, progressQuery, resumeSignal, stopSignal, type RetrainResult, type SearchResult } from '../src/workflows';
 import { startStack, startWorker, waitFor } from '../test/helpers/temporal';
 import { tinyInput } from '../test/e2e-support';
 
@@ -33,23 +35,54 @@ async function main(): Promise<void> {
   fs.mkdirSync(OUT, { recursive: true });
   for (const f of fs.readdirSync(OUT)) if (f.endsWith('.json')) fs.rmSync(path.join(OUT, f));
 
-  const start = (workflowId: string, input: unknown) =>
-    stack.client.workflow.start('trainModel', { taskQueue: worker.taskQueue, workflowId, args: [input] });
+  const startWorkflow = (workflowType: string, workflowId: string, input: unknown) =>
+    stack.client.workflow.start(workflowType, { taskQueue: worker.taskQueue, workflowId, args: [input] });
+  const start = (workflowId: string, input: unknown) => startWorkflow('trainModel', workflowId, input);
   const settle = (h: WorkflowHandle) => h.result().catch(() => undefined);
   const progress = (h: WorkflowHandle) => h.query(progressQuery);
 
-  /** Saves every run of `workflowId` (oldest first), `name.json` or `name.<n>.json` for chains. */
-  async function save(name: string, workflowId: string, description: string): Promise<void> {
+  /** The run id of the first run of `workflowId` (the oldest in visibility). */
+  async function firstRunOf(workflowId: string): Promise<string> {
     const runs: Array<{ runId: string; start: number }> = [];
     for await (const w of stack.client.workflow.list({ query: `WorkflowId="${workflowId}"` })) runs.push({ runId: w.runId, start: w.startTime.getTime() });
     runs.sort((a, b) => a.start - b.start);
-    for (const [i, run] of runs.entries()) {
-      const history = await stack.client.workflow.getHandle(workflowId, run.runId).fetchHistory();
+    if (!runs[0]) throw new Error(`no run of ${workflowId}`);
+    return runs[0].runId;
+  }
+
+  /**
+   * Saves every run of `workflowId` (oldest first, following its continue-as-new chain from
+   * `firstRunId`), as `name.json`, or `name.<n>.json` for chains.
+   */
+  async function save(name: string, workflowId: string, description: string, firstRunId?: string): Promise<void> {
+    const runs: Array<{ runId: string; history: temporal.api.history.v1.IHistory }> = [];
+    let runId: string | undefined = firstRunId ?? (await firstRunOf(workflowId));
+    while (runId) {
+      const history: temporal.api.history.v1.IHistory = await stack.client.workflow.getHandle(workflowId, runId).fetchHistory();
+      runs.push({ runId, history });
+      const last: temporal.api.history.v1.IHistoryEvent | undefined = history.events?.[history.events.length - 1];
+      runId = last?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
+    }
+    for (const [i, { runId: id, history }] of runs.entries()) {
       const file = runs.length === 1 ? `${name}.json` : `${name}.${i + 1}.json`;
       fs.writeFileSync(path.join(OUT, file), historyToJson(history) + '\n');
-      fixtures.push({ file, workflowId, runId: run.runId, description: runs.length === 1 ? description : `${description} (run ${i + 1} of ${runs.length})` });
+      fixtures.push({ file, workflowId, runId: id, description: runs.length === 1 ? description : `${description} (run ${i + 1} of ${runs.length})` });
       console.log(`${file}: ${history.events?.length} events`);
     }
+  }
+
+  /** Run id of the child `childId` as started by the parent `parentId` (any run of its chain). */
+  async function childRunId(parentId: string, parentFirstRunId: string, childId: string): Promise<string> {
+    let runId: string | undefined = parentFirstRunId;
+    while (runId) {
+      const events: temporal.api.history.v1.IHistoryEvent[] = (await stack.client.workflow.getHandle(parentId, runId).fetchHistory()).events ?? [];
+      for (const e of events) {
+        const started = e.childWorkflowExecutionStartedEventAttributes?.workflowExecution;
+        if (started?.workflowId === childId && started.runId) return started.runId;
+      }
+      runId = events[events.length - 1]?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
+    }
+    throw new Error(`${parentId} started no child ${childId}`);
   }
 
   // 1. A normal run to completion.
@@ -113,6 +146,60 @@ async function main(): Promise<void> {
   // 6. Invalid input: fails before any activity.
   await settle(await start('replay-invalid', tinyInput({ stepsPerEpoch: 0 })));
   await save('invalid-input', 'replay-invalid', 'rejected input (InvalidConfig), no activity scheduled');
+
+  // 7. A 2×2 grid search, 2 trials at a time, continuing as new after every 2 trials started
+  //    (2 runs), and one of its child trainModel runs.
+  {
+    const h = await startWorkflow('hyperparameterSearch', 'replay-grid', {
+      base: tinyInput({ stepsPerEpoch: 2, maxEpochs: 2 }),
+      space: { 'hyperparameters.learningRate': [0.05, 0.01], 'model.params.hiddenUnits': [[4], [8]] },
+      maxParallel: 2,
+      continueAsNewEvery: 2,
+    });
+    await h.result();
+    await save('grid-search', 'replay-grid', 'hyperparameterSearch: 2×2 grid, maxParallel 2, continues as new every 2 trials', h.firstExecutionRunId);
+    const child = 'replay-grid/trial-1';
+    await save('grid-search-trial-1', child, 'trainModel as a grid-search trial (child workflow)', await childRunId('replay-grid', h.firstExecutionRunId, child));
+  }
+
+  // 8. Successive halving, 4 trials, eta 2 (rungs of 1 and 2 epochs), and a rung-2 child: a
+  //    trainModel with `resume: true` that rebuilds its state from the rung-1 epochs on disk.
+  {
+    const h = await startWorkflow('hyperparameterSearch', 'replay-halving', {
+      base: tinyInput({ stepsPerEpoch: 2, maxEpochs: 2, checkpoint: { keepLast: 2, everySeconds: 0 } }),
+      strategy: 'halving',
+      eta: 2,
+      minEpochs: 1,
+      maxParallel: 2,
+      space: { 'hyperparameters.learningRate': [0.05, 0.02, 0.005, 0.001] },
+    });
+    const result = (await h.result()) as SearchResult;
+    await save('halving-search', 'replay-halving', 'hyperparameterSearch: successive halving, 4 trials, eta 2, survivors resume', h.firstExecutionRunId);
+    const child = result.best.workflowId;
+    if (!child.endsWith('/rung-2')) throw new Error(`expected the best trial to come from rung 2, got ${child}`);
+    await save('halving-rung-2', child, 'trainModel with resume: true (a rung-2 halving trial continuing its rung-1 run)', await childRunId('replay-halving', h.firstExecutionRunId, child));
+  }
+
+  // 9. retrainModel: the model's first retrain promotes; one trained on data with the wrong class
+  //    centres is rejected against that champion (compared on the same eval set).
+  {
+    const blobs = (centresSeed: number) =>
+      tinyInput({
+        maxEpochs: 3,
+        data: {
+          train: { name: 'synthetic', params: { size: 256, noise: 1.5, seed: centresSeed } },
+          eval: { name: 'synthetic', split: 'test', params: { size: 128, noise: 1.5, seed: 7 } },
+        },
+      });
+    const retrain = async (workflowId: string, train: unknown, expectPromoted: boolean) => {
+      const h = await startWorkflow('retrainModel', workflowId, { modelName: 'replay-blobs', train });
+      const result = (await h.result()) as RetrainResult;
+      if (result.promoted !== expectPromoted) throw new Error(`${workflowId}: expected promoted=${expectPromoted}: ${result.reason}`);
+      return h.firstExecutionRunId;
+    };
+    await save('retrain-promoted', 'replay-retrain-promoted', 'retrainModel, first of its model (no champion yet): promoted', await retrain('replay-retrain-promoted', blobs(7), true));
+    await save('retrain-rejected', 'replay-retrain-rejected', 'retrainModel on corrupted data, evaluated against the champion: rejected', await retrain('replay-retrain-rejected', blobs(99), false));
+  }
 
   fs.writeFileSync(path.join(OUT, 'index.json'), JSON.stringify(fixtures, null, 2) + '\n');
   console.log(`wrote ${fixtures.length} histories to ${OUT}`);

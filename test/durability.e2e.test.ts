@@ -43,12 +43,13 @@ describe('durability', () => {
   let reference: TrainResult;
   const taskQueue = uniqueId('tq-durable');
 
-  function worker(): WorkerProcess {
+  function worker(env: Record<string, string> = {}): WorkerProcess {
     const w = startWorkerProcess({
       TEMPORAL_ADDRESS: stack.address,
       TEMPORAL_NAMESPACE: 'default',
       DT_TASK_QUEUE: taskQueue,
       DT_CHECKPOINT_URI: tempCheckpointRoot(),
+      ...env,
     });
     workers.push(w);
     return w;
@@ -89,16 +90,22 @@ describe('durability', () => {
 
   test('a worker SIGKILLed inside the patience window: the run resumes on a new worker and stops at the same epoch', async (t) => {
     const windowStart = reference.epochs - PATIENCE + 1; // first epoch without improvement
+    // Epochs take well under a second here: to kill the worker in the middle of a training
+    // activity (not between two), its trainer holds before a step half-way through the epoch
+    // after windowStart, and the worker is killed while it holds.
+    await workers[workers.length - 1]!.stop();
+    const holdStep = windowStart * STEPS + STEPS / 2;
+    const held = worker({ DT_FAULT_PAUSE_BEFORE_STEP: String(holdStep) });
     const handle = await stack.client.workflow.start('trainModel', { taskQueue, workflowId: uniqueId('killed'), args: [INPUT] });
     const seen = await waitFor(async () => {
       const p = await handle.query(progressQuery);
       return p.epoch >= windowStart ? p : undefined;
     }, 120_000, `epoch ${windowStart}`);
-    await sleep(150); // into the next epoch's training
+    await waitFor(async () => held.output().includes(`paused before step ${holdStep}`) || undefined, 60_000, `the trainer to hold before step ${holdStep}`);
+    assert.equal(seen.epoch, windowStart);
     assert.ok(seen.epoch < reference.epochs, `killed inside the window (epoch ${seen.epoch} of ${reference.epochs})`);
-    const killedAt = seen.epoch;
-    await workers[workers.length - 1]!.kill();
-    t.diagnostic(`SIGKILLed the worker after epoch ${killedAt}; the reference stopped at ${reference.epochs}`);
+    await held.kill();
+    t.diagnostic(`SIGKILLed the worker at step ${holdStep} (epoch ${windowStart + 1}); the reference stopped at ${reference.epochs}`);
     await sleep(1000);
     worker();
     const result = await resultThroughOutages(handle, 150_000);

@@ -1,7 +1,8 @@
 /**
- * Replays the histories of real trainModel runs (recorded by scripts/record-histories.ts into
- * test/fixtures/histories/) against the current workflow code: any non-determinism, i.e. a change
- * that would break runs already in flight, fails here. No server needed.
+ * Replays the histories of real trainModel, hyperparameterSearch and retrainModel runs (recorded
+ * by scripts/record-histories.ts into test/fixtures/histories/) against the current workflow code:
+ * any non-determinism, i.e. a change that would break runs already in flight, fails here. No
+ * server needed.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -44,8 +45,14 @@ describe('replay of recorded histories', () => {
       'EVENT_TYPE_ACTIVITY_TASK_CANCELED',
       'EVENT_TYPE_MARKER_RECORDED',
       'EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES',
+      'EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED',
+      'EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED',
     ]) {
       assert.ok(all.includes(event), `some fixture has ${event}`);
+    }
+    // Every workflow type, and trainModel's `resume` path (a halving survivor reading its rung-1 epochs).
+    for (const name of ['"trainModel"', '"hyperparameterSearch"', '"retrainModel"', '"readRunRecords"']) {
+      assert.ok(all.includes(name), `some fixture has ${name}`);
     }
   });
 
