@@ -30,6 +30,7 @@ import {
 } from './protocol';
 import { hash32 } from './rng';
 import { BatchAssembler, optimizerStep, trainingLoss } from './train-step';
+import { runSteps, type EngineFaults } from './step-loop';
 import { isSavedModelSpec, SavedModelRoute } from './savedmodel';
 
 export interface EngineDeps {
@@ -42,14 +43,7 @@ export interface EngineDeps {
   readonly faults?: EngineFaults;
 }
 
-export interface EngineFaults {
-  /** Before computing this global step, log `fault injection: paused before step N` and hang (a test then kills us). */
-  readonly pauseBeforeStep?: number;
-  /** While writing the checkpoint of this step, right after weights.bin and before the manifest, call `kill`. */
-  readonly killDuringCheckpoint?: number;
-  /** How to die (the trainer process SIGKILLs its whole process group). */
-  readonly kill?: () => void;
-}
+export type { EngineFaults };
 
 interface SlotSpec {
   readonly name: string;
@@ -171,9 +165,6 @@ export async function deserializeModel(modelJsonBytes: Buffer, weights: Buffer):
   const weightData = new Uint8Array(weights).buffer;
   return tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs, weightData }));
 }
-
-/** How often the step loop lets IPC (a cancellation) in: the longest a stop waits, plus one step. */
-const YIELD_EVERY_MS = 20;
 
 export class Engine {
   private session: Session | undefined;
@@ -391,8 +382,6 @@ export class Engine {
       this.dropSession();
       throw err;
     }
-    const resumedFromStep = s.step;
-    let checkpointStep = s.committedSha256 ? s.step : -1;
     try {
       if (s.learningRate !== req.learningRate) {
         setLearningRate(s.optimizer, req.learningRate);
@@ -402,86 +391,29 @@ export class Engine {
       const lossOf = trainingLoss(s.model, config.loss, lossFunction(config.loss));
       const dropouts = s.model.layers.filter((l) => l.getClassName() === 'Dropout');
       const variables = s.model.trainableWeights.map((w) => w.read() as tf.Variable);
-      const everySteps = config.checkpoint.everySteps;
-      const everyMs = config.checkpoint.everySeconds * 1000;
-      let lastCheckpointAt = Date.now();
-      let lastProgressAt = 0;
-      let lastYieldAt = Date.now();
-      let cancelled = false;
-
-      const checkFinite = async (): Promise<number> => {
-        const sum = (await s.lossSum.data())[0]!;
-        if (!Number.isFinite(sum)) {
-          throw new NonRetryableTrainingError(
-            `Training loss became ${sum} by step ${s.step}; the last good checkpoint is step ${checkpointStep} (${store.uriOf(checkpointKey(Math.max(checkpointStep, 0)))})`,
-          );
-        }
-        return sum;
-      };
-
-      while (s.step < req.targetStep) {
-        if (isCancelled()) {
-          cancelled = true;
-          break;
-        }
-        const step = s.step + 1;
-        if (this.deps.faults?.pauseBeforeStep === step) {
-          this.deps.log(`fault injection: paused before step ${step}`);
-          await new Promise<never>(() => setInterval(() => undefined, 60_000));
-        }
-        batch.fill(step);
-        // A fresh mask each step, reproducible from (seed, step): tfjs reuses one mask per seed.
-        dropouts.forEach((layer, li) => {
-          (layer as any).seed = hash32(config.seed, step, li);
-        });
-        const epochStart = (step - 1) % config.stepsPerEpoch === 0;
-        const cost = optimizerStep(s.optimizer, variables, lossOf, batch);
-        // The running sum stays on the device: it is read only when a checkpoint or the result needs it.
-        const next = epochStart ? cost : (tf.tidy(() => tf.add(s.lossSum, cost)) as tf.Scalar);
-        if (!epochStart) cost.dispose();
-        s.lossSum.dispose();
-        s.lossSum = next;
-        s.lossSteps = epochStart ? 1 : s.lossSteps + 1;
-        s.step = step;
-        s.committedSha256 = undefined;
-
-        const now = Date.now();
-        const due =
-          step === req.targetStep || (everySteps > 0 && step % everySteps === 0) || (everyMs > 0 && now - lastCheckpointAt >= everyMs);
-        if (due) {
-          await checkFinite();
-          await this.save(req, store, s);
-          checkpointStep = step;
-          lastCheckpointAt = Date.now();
-        }
-        if (due || now - lastProgressAt >= 1000) {
-          lastProgressAt = now;
-          onProgress({ step, checkpointStep, targetStep: req.targetStep });
-        }
-        // Let IPC messages (cancellation) in every YIELD_EVERY_MS: a stop still lands within that
-        // plus one step, without paying for an event-loop turn on every step.
-        if (Date.now() - lastYieldAt >= YIELD_EVERY_MS) {
-          await new Promise<void>((resolve) => setImmediate(resolve));
-          lastYieldAt = Date.now();
-        }
-      }
-      if (cancelled && s.step !== checkpointStep) {
-        await checkFinite();
-        await this.save(req, store, s);
-        checkpointStep = s.step;
-      }
-      const lossSum = await checkFinite();
-      return {
-        step: s.step,
-        checkpointStep,
-        checkpointUri: store.uriOf(checkpointKey(checkpointStep)),
-        loss: s.lossSteps > 0 ? lossSum / s.lossSteps : NaN,
-        stepsRun: s.step - resumedFromStep,
-        resumedFromStep,
-        seconds: (Date.now() - started) / 1000,
+      const session = s;
+      return await runSteps({
+        req,
+        store,
+        session,
+        trainStep: (step) => {
+          batch.fill(step);
+          // A fresh mask each step, reproducible from (seed, step): tfjs reuses one mask per seed.
+          dropouts.forEach((layer, li) => {
+            (layer as any).seed = hash32(config.seed, step, li);
+          });
+          return optimizerStep(session.optimizer, variables, lossOf, batch);
+        },
+        save: async () => {
+          await this.save(req, store, session);
+        },
+        onProgress,
+        isCancelled,
+        faults: this.deps.faults,
+        log: this.deps.log,
         backend: this.deps.backend.name,
-        cancelled,
-      };
+        started,
+      });
     } catch (err) {
       // Memory no longer matches any checkpoint we can vouch for.
       this.dropSession();

@@ -49,6 +49,7 @@ import {
   type TrainResult,
 } from './protocol';
 import { BatchSampler } from './rng';
+import { runSteps } from './step-loop';
 
 export const SAVEDMODEL_FORMAT = 'durable-train/trainable-savedmodel@1';
 export const METADATA_FILE = 'durable-train.json';
@@ -548,8 +549,6 @@ export class SavedModelRoute {
       this.dropSession();
       throw err;
     }
-    const resumedFromStep = s.step;
-    let checkpointStep = s.committedSha256 ? s.step : -1;
     try {
       if (s.learningRate !== req.learningRate) {
         s.graph.setLearningRate(req.learningRate);
@@ -562,88 +561,35 @@ export class SavedModelRoute {
       const indices = new Uint32Array(batchSize);
       const xb = new Float32Array(batchSize * xw);
       const yb = new Float32Array(batchSize * yw);
-      const everySteps = config.checkpoint.everySteps;
-      const everyMs = config.checkpoint.everySeconds * 1000;
-      let lastCheckpointAt = Date.now();
-      let lastProgressAt = 0;
-      let cancelled = false;
-
-      const checkFinite = async (): Promise<number> => {
-        const sum = (await s.lossSum.data())[0]!;
-        if (!Number.isFinite(sum)) {
-          throw new NonRetryableTrainingError(
-            `Training loss became ${sum} by step ${s.step}; the last good checkpoint is step ${checkpointStep} (${store.uriOf(checkpointKey(Math.max(checkpointStep, 0)))})`,
-          );
-        }
-        return sum;
-      };
-
-      while (s.step < req.targetStep) {
-        if (isCancelled()) {
-          cancelled = true;
-          break;
-        }
-        const step = s.step + 1;
-        if (this.deps.faults?.pauseBeforeStep === step) {
-          this.deps.log(`fault injection: paused before step ${step}`);
-          await new Promise<never>(() => setInterval(() => undefined, 60_000));
-        }
-        sampler.indices(step - 1, indices);
-        for (let k = 0; k < batchSize; k++) {
-          const i = indices[k]!;
-          xb.set(train.x.subarray(i * xw, (i + 1) * xw), k * xw);
-          yb.set(train.y.subarray(i * yw, (i + 1) * yw), k * yw);
-        }
-        const epochStart = (step - 1) % config.stepsPerEpoch === 0;
-        const x = tf.tensor(xb, [batchSize, ...train.xShape]);
-        const y = tf.tensor(yb, [batchSize, ...train.yShape]);
-        let cost: tf.Scalar;
-        try {
-          cost = s.graph.trainStep(x, y);
-        } finally {
-          x.dispose();
-          y.dispose();
-        }
-        const next = epochStart ? cost : (tf.tidy(() => tf.add(s.lossSum, cost)) as tf.Scalar);
-        if (!epochStart) cost.dispose();
-        s.lossSum.dispose();
-        s.lossSum = next;
-        s.lossSteps = epochStart ? 1 : s.lossSteps + 1;
-        s.step = step;
-        s.committedSha256 = undefined;
-
-        const now = Date.now();
-        const due =
-          step === req.targetStep || (everySteps > 0 && step % everySteps === 0) || (everyMs > 0 && now - lastCheckpointAt >= everyMs);
-        if (due) {
-          await checkFinite();
-          await this.save(req, store, s);
-          checkpointStep = step;
-          lastCheckpointAt = Date.now();
-        }
-        if (due || now - lastProgressAt >= 1000) {
-          lastProgressAt = now;
-          onProgress({ step, checkpointStep, targetStep: req.targetStep });
-        }
-        await new Promise<void>((resolve) => setImmediate(resolve));
-      }
-      if (cancelled && s.step !== checkpointStep) {
-        await checkFinite();
-        await this.save(req, store, s);
-        checkpointStep = s.step;
-      }
-      const lossSum = await checkFinite();
-      return {
-        step: s.step,
-        checkpointStep,
-        checkpointUri: store.uriOf(checkpointKey(checkpointStep)),
-        loss: s.lossSteps > 0 ? lossSum / s.lossSteps : NaN,
-        stepsRun: s.step - resumedFromStep,
-        resumedFromStep,
-        seconds: (Date.now() - started) / 1000,
+      const session = s;
+      return await runSteps({
+        req,
+        store,
+        session,
+        trainStep: (step) => {
+          sampler.indices(step - 1, indices);
+          for (let k = 0; k < batchSize; k++) {
+            const i = indices[k]!;
+            xb.set(train.x.subarray(i * xw, (i + 1) * xw), k * xw);
+            yb.set(train.y.subarray(i * yw, (i + 1) * yw), k * yw);
+          }
+          const x = tf.tensor(xb, [batchSize, ...train.xShape]);
+          const y = tf.tensor(yb, [batchSize, ...train.yShape]);
+          try {
+            return session.graph.trainStep(x, y);
+          } finally {
+            x.dispose();
+            y.dispose();
+          }
+        },
+        save: () => this.save(req, store, session),
+        onProgress,
+        isCancelled,
+        faults: this.deps.faults,
+        log: this.deps.log,
         backend: this.deps.backend.name,
-        cancelled,
-      };
+        started,
+      });
     } catch (err) {
       this.dropSession();
       throw err;

@@ -1,0 +1,125 @@
+/**
+ * The loop both training routes share (eager tfjs-layers and trainable SavedModel): step until the
+ * target, keep the epoch's running loss on the device, checkpoint on cadence, report progress,
+ * stop at the next step when cancelled, and refuse to checkpoint a non-finite loss.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { checkpointKey } from '../checkpoints/format';
+import type { CheckpointStore } from '../checkpoints/store';
+import { NonRetryableTrainingError, type Progress, type TrainRequest, type TrainResult } from './protocol';
+
+/** Test-only fault injection (set by the trainer process from DT_FAULT_* variables). */
+export interface EngineFaults {
+  /** Hold (forever) before training this global step: a test kills the process meanwhile. */
+  readonly pauseBeforeStep?: number;
+  /** While writing the checkpoint of this step, right after weights.bin and before the manifest, call `kill`. */
+  readonly killDuringCheckpoint?: number;
+  /** How to die (the trainer process SIGKILLs its whole process group). */
+  readonly kill?: () => void;
+}
+
+/** The part of a route's session the loop reads and advances. */
+export interface LoopSession {
+  step: number;
+  /** Sum of this epoch's step losses so far (float32, on the device). */
+  lossSum: tf.Scalar;
+  lossSteps: number;
+  /** Manifest of the checkpoint the in-memory state equals; undefined once a step ran since. */
+  committedSha256: string | undefined;
+}
+
+export interface StepLoopOptions {
+  readonly req: TrainRequest;
+  readonly store: CheckpointStore;
+  readonly session: LoopSession;
+  /** Trains global step `step` and returns its loss; the loop owns the returned scalar. */
+  readonly trainStep: (step: number) => tf.Scalar;
+  /** Writes a checkpoint of the session at its current step. */
+  readonly save: () => Promise<void>;
+  readonly onProgress: (p: Progress) => void;
+  readonly isCancelled: () => boolean;
+  readonly faults: EngineFaults | undefined;
+  readonly log: (message: string) => void;
+  readonly backend: string;
+  /** Date.now() when the request arrived (for `seconds`). */
+  readonly started: number;
+}
+
+/** How often the loop lets IPC messages (cancellation) in: a stop lands within this plus one step. */
+const YIELD_EVERY_MS = 20;
+
+export async function runSteps(o: StepLoopOptions): Promise<TrainResult> {
+  const { req, store, session: s } = o;
+  const { config } = req;
+  const resumedFromStep = s.step;
+  let checkpointStep = s.committedSha256 ? s.step : -1;
+  const everySteps = config.checkpoint.everySteps;
+  const everyMs = config.checkpoint.everySeconds * 1000;
+  let lastCheckpointAt = Date.now();
+  let lastProgressAt = 0;
+  let lastYieldAt = Date.now();
+  let cancelled = false;
+
+  const checkFinite = async (): Promise<number> => {
+    const sum = (await s.lossSum.data())[0]!;
+    if (!Number.isFinite(sum)) {
+      throw new NonRetryableTrainingError(
+        `Training loss became ${sum} by step ${s.step}; the last good checkpoint is step ${checkpointStep} (${store.uriOf(checkpointKey(Math.max(checkpointStep, 0)))})`,
+      );
+    }
+    return sum;
+  };
+  const checkpoint = async (): Promise<void> => {
+    await checkFinite();
+    await o.save();
+    checkpointStep = s.step;
+    lastCheckpointAt = Date.now();
+  };
+
+  while (s.step < req.targetStep) {
+    if (o.isCancelled()) {
+      cancelled = true;
+      break;
+    }
+    const step = s.step + 1;
+    if (o.faults?.pauseBeforeStep === step) {
+      o.log(`fault injection: paused before step ${step}`);
+      await new Promise<never>(() => setInterval(() => undefined, 60_000));
+    }
+    const epochStart = (step - 1) % config.stepsPerEpoch === 0;
+    const cost = o.trainStep(step);
+    // The running sum stays on the device: it is read only when a checkpoint or the result needs it.
+    const next = epochStart ? cost : (tf.tidy(() => tf.add(s.lossSum, cost)) as tf.Scalar);
+    if (!epochStart) cost.dispose();
+    s.lossSum.dispose();
+    s.lossSum = next;
+    s.lossSteps = epochStart ? 1 : s.lossSteps + 1;
+    s.step = step;
+    s.committedSha256 = undefined;
+
+    const now = Date.now();
+    const due = step === req.targetStep || (everySteps > 0 && step % everySteps === 0) || (everyMs > 0 && now - lastCheckpointAt >= everyMs);
+    if (due) await checkpoint();
+    if (due || now - lastProgressAt >= 1000) {
+      lastProgressAt = now;
+      o.onProgress({ step, checkpointStep, targetStep: req.targetStep });
+    }
+    if (Date.now() - lastYieldAt >= YIELD_EVERY_MS) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      lastYieldAt = Date.now();
+    }
+  }
+  if (cancelled && s.step !== checkpointStep) await checkpoint();
+  const lossSum = await checkFinite();
+  return {
+    step: s.step,
+    checkpointStep,
+    checkpointUri: store.uriOf(checkpointKey(checkpointStep)),
+    loss: s.lossSteps > 0 ? lossSum / s.lossSteps : NaN,
+    stepsRun: s.step - resumedFromStep,
+    resumedFromStep,
+    seconds: (Date.now() - o.started) / 1000,
+    backend: o.backend,
+    cancelled,
+  };
+}
