@@ -5,6 +5,7 @@
  *   DT_CHECKPOINT_URI  default checkpoint root          (default file://<cwd>/runs)
  *   DT_BACKEND         auto|tensorflow-gpu|tensorflow|wasm|cpu (default auto)
  *   DT_TRAINER_MODULE  module registering your own models and datasets in the trainer
+ *   DT_TRAINER_STALL_SECONDS  kill a trainer silent for this long (default 300)
  */
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { connectionSettings, taskQueueFromEnv } from './connection';

@@ -111,7 +111,9 @@ export type ChildMessage =
   | { readonly id: number; readonly type: 'progress'; readonly progress: Progress }
   | { readonly id: number; readonly type: 'result'; readonly result: unknown }
   | { readonly id: number; readonly type: 'error'; readonly error: SerializedError }
-  | { readonly id: 0; readonly type: 'log'; readonly message: string };
+  | { readonly id: 0; readonly type: 'log'; readonly message: string }
+  /** Sent every second while the trainer's event loop runs: the worker's watchdog listens for it. */
+  | { readonly id: 0; readonly type: 'alive' };
 
 /** An error the trainer raises when retrying would give the same failure. */
 export class NonRetryableTrainingError extends Error {

@@ -16,6 +16,8 @@ export interface EngineFaults {
   readonly killDuringCheckpoint?: number;
   /** How to die (the trainer process SIGKILLs its whole process group). */
   readonly kill?: () => void;
+  /** Before this global step, block the event loop for good, as a hung native op would. */
+  readonly hangBeforeStep?: number;
 }
 
 /** The part of a route's session the loop reads and advances. */
@@ -85,6 +87,10 @@ export async function runSteps(o: StepLoopOptions): Promise<TrainResult> {
     if (o.faults?.pauseBeforeStep === step) {
       o.log(`fault injection: paused before step ${step}`);
       await new Promise<never>(() => setInterval(() => undefined, 60_000));
+    }
+    if (o.faults?.hangBeforeStep === step) {
+      o.log(`fault injection: hanging before step ${step}`);
+      for (;;) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60_000);
     }
     const epochStart = (step - 1) % config.stepsPerEpoch === 0;
     const cost = o.trainStep(step);

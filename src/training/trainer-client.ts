@@ -15,6 +15,13 @@ export interface TrainerOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** Where trainer log lines go. */
   readonly log?: (message: string) => void;
+  /**
+   * Kill the trainer when it has given no sign of life for this long while a request is open:
+   * a native op that never returns blocks its event loop, and the activity would otherwise keep
+   * heartbeating until its timeout. The request then fails (retryably) and the next one starts a
+   * fresh trainer. @default `DT_TRAINER_STALL_SECONDS`, else 300
+   */
+  readonly stallTimeoutSeconds?: number;
 }
 
 /** A failure inside the trainer; `nonRetryable` says whether trying again could help. */
@@ -40,8 +47,35 @@ export class TrainerClient {
   private child: ChildProcess | undefined;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
+  private lastHeard = 0;
+  private stalled: string | undefined;
+  private readonly stallMs: number;
 
-  constructor(private readonly options: TrainerOptions = {}) {}
+  constructor(private readonly options: TrainerOptions = {}) {
+    const seconds = options.stallTimeoutSeconds ?? Number(process.env.DT_TRAINER_STALL_SECONDS ?? 300);
+    if (!(seconds > 0)) {
+      throw new Error(`Expected \`stallTimeoutSeconds\` (or DT_TRAINER_STALL_SECONDS) to be a number of seconds above 0, got ${String(seconds)}`);
+    }
+    this.stallMs = seconds * 1000;
+  }
+
+  /** Checks, once a second while requests are open, that the trainer still answers. */
+  private watch(child: ChildProcess): void {
+    const timer = setInterval(() => {
+      if (this.child !== child) {
+        clearInterval(timer);
+        return;
+      }
+      const silentMs = Date.now() - this.lastHeard;
+      if (this.pending.size > 0 && silentMs > this.stallMs) {
+        this.stalled = `gave no sign of life for ${Math.round(silentMs / 1000)} s (stall limit ${this.stallMs / 1000} s); it was killed`;
+        (this.options.log ?? console.warn)(`[durable-train] the trainer process (pid ${child.pid}) ${this.stalled}`);
+        child.kill('SIGKILL');
+        clearInterval(timer);
+      }
+    }, 1000);
+    timer.unref();
+  }
 
   private start(): ChildProcess {
     const ext = path.extname(__filename);
@@ -65,18 +99,26 @@ export class TrainerClient {
       partial = lines.pop() ?? '';
       for (const line of lines) if (!TF_BANNER.test(line)) process.stderr.write(`${line}\n`);
     });
-    child.on('message', (msg: ChildMessage) => this.onMessage(msg));
+    child.on('message', (msg: ChildMessage) => {
+      this.lastHeard = Date.now();
+      this.onMessage(msg);
+    });
     child.on('exit', (code, signal) => {
       if (this.child === child) this.child = undefined;
-      const err = new Error(`The trainer process (pid ${child.pid}) exited (code ${code}, signal ${signal})`);
+      const why = this.stalled ?? `exited (code ${code}, signal ${signal})`;
+      this.stalled = undefined;
+      const err = new Error(`The trainer process (pid ${child.pid}) ${why}`);
       for (const p of this.pending.values()) p.reject(err);
       this.pending.clear();
     });
     this.child = child;
+    this.lastHeard = Date.now();
+    this.watch(child);
     return child;
   }
 
   private onMessage(msg: ChildMessage): void {
+    if (msg.type === 'alive') return;
     if (msg.type === 'log') {
       (this.options.log ?? ((m: string) => console.log(`[trainer] ${m}`)))(msg.message);
       return;

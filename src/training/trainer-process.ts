@@ -45,7 +45,7 @@ function killProcessGroup(): void {
   process.kill(-pgid, 'SIGKILL');
 }
 
-/** Test-only fault injection: DT_FAULT_PAUSE_BEFORE_STEP, DT_FAULT_KILL_DURING_CHECKPOINT (global steps). */
+/** Test-only fault injection: DT_FAULT_PAUSE_BEFORE_STEP, DT_FAULT_KILL_DURING_CHECKPOINT, DT_FAULT_HANG_BEFORE_STEP (global steps). */
 function faultsFromEnv(env: NodeJS.ProcessEnv): EngineFaults | undefined {
   const step = (name: string): number | undefined => {
     const v = env[name];
@@ -56,10 +56,12 @@ function faultsFromEnv(env: NodeJS.ProcessEnv): EngineFaults | undefined {
   };
   const pauseBeforeStep = step('DT_FAULT_PAUSE_BEFORE_STEP');
   const killDuringCheckpoint = step('DT_FAULT_KILL_DURING_CHECKPOINT');
-  if (pauseBeforeStep === undefined && killDuringCheckpoint === undefined) return undefined;
+  const hangBeforeStep = step('DT_FAULT_HANG_BEFORE_STEP');
+  if (pauseBeforeStep === undefined && killDuringCheckpoint === undefined && hangBeforeStep === undefined) return undefined;
   return {
     ...(pauseBeforeStep !== undefined && { pauseBeforeStep }),
     ...(killDuringCheckpoint !== undefined && { killDuringCheckpoint }),
+    ...(hangBeforeStep !== undefined && { hangBeforeStep }),
     kill: killProcessGroup,
   };
 }
@@ -78,6 +80,8 @@ async function main(): Promise<void> {
   const faults = faultsFromEnv(process.env);
   const engine = new Engine({ models, datasets, openStore: (uri) => openStore(uri), backend, log, ...(faults && { faults }) });
   const cancelled = new Set<number>();
+  // Signs of life for the worker's watchdog: they stop when native code blocks this event loop.
+  setInterval(() => send({ id: 0, type: 'alive' }), 1000).unref();
 
   // One request at a time: the device is this process's, and requests queue behind each other.
   let queue: Promise<void> = Promise.resolve();
