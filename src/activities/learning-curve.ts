@@ -15,9 +15,9 @@ function escapeXml(s: string): string {
 
 /** Draws every finite metric of `records`; losses and accuracies share the plot, each scaled to its own range. */
 export function learningCurveSvg(records: readonly EpochRecord[], title: string): string {
-  const width = 720;
+  const width = 800;
   const height = 400;
-  const m = { left: 56, right: 160, top: 36, bottom: 44 };
+  const m = { left: 40, right: 250, top: 36, bottom: 44 };
   const names = [...new Set(records.flatMap((r) => Object.keys(r.metrics)))].sort();
   const epochs = records.map((r) => r.epoch);
   const minEpoch = Math.min(...epochs, 1);
@@ -33,6 +33,7 @@ export function learningCurveSvg(records: readonly EpochRecord[], title: string)
     `<text x="${m.left}" y="${height - m.bottom + 16}" text-anchor="middle">${minEpoch}</text>`,
     `<text x="${width - m.right}" y="${height - m.bottom + 16}" text-anchor="middle">${maxEpoch}</text>`,
   ];
+  parts.push(`<text x="${width - m.right + 12}" y="${height - m.bottom}" font-size="10" fill="#666">each line spans its own min–max</text>`);
   names.forEach((name, i) => {
     const points = records
       .map((r) => [r.epoch, r.metrics[name]] as const)
@@ -48,7 +49,9 @@ export function learningCurveSvg(records: readonly EpochRecord[], title: string)
     parts.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="2"/>`);
     const ly = m.top + 18 * i;
     parts.push(`<line x1="${width - m.right + 12}" y1="${ly}" x2="${width - m.right + 32}" y2="${ly}" stroke="${color}" stroke-width="2"/>`);
-    parts.push(`<text x="${width - m.right + 38}" y="${ly + 4}">${escapeXml(name)} ${lo.toPrecision(3)}–${hi.toPrecision(3)}</text>`);
+    const first = points[0]![1];
+    const last = points[points.length - 1]![1];
+    parts.push(`<text x="${width - m.right + 38}" y="${ly + 4}">${escapeXml(name)} ${first.toPrecision(3)} → ${last.toPrecision(3)}</text>`);
   });
   parts.push('</svg>');
   return parts.join('\n');

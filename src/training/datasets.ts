@@ -4,6 +4,7 @@
  */
 import type { DatasetSpec } from '../config/train-config';
 import { hash32, mulberry32 } from './rng';
+import { csvDataset, jsonlDataset } from './tabular';
 
 export interface Dataset {
   /** Features, example after example. */
@@ -137,6 +138,10 @@ export function syntheticDataset(spec: DatasetSpec): Dataset {
   return { x, y, xShape: [features], yShape: [classes], size };
 }
 
+/**
+ * The built-in datasets: `mnist`, `synthetic`, and `csv` / `jsonl` files at a file:// or gs:// URI
+ * (src/training/tabular.ts).
+ */
 export function builtInDatasets(): DatasetRegistry {
-  return new DatasetRegistry().register('mnist', mnistDataset).register('synthetic', syntheticDataset);
+  return new DatasetRegistry().register('mnist', mnistDataset).register('synthetic', syntheticDataset).register('csv', csvDataset).register('jsonl', jsonlDataset);
 }
