@@ -55,7 +55,7 @@ function findPython(): string {
 }
 
 /** Exports (once, cached) the bench SavedModel for `model`; returns its directory. */
-function exported(model: BenchModel): string {
+export function exported(model: BenchModel): string {
   const f = FACTORY[model];
   const key = `${model}-${Buffer.from(JSON.stringify(f)).toString('base64url').slice(0, 16)}`;
   const dir = path.join(CACHE, key);

@@ -16,7 +16,7 @@ import { DevServer } from '../../src/dev-server';
 import { DurableTrainPlugin } from '../../src/plugin';
 import type { TrainResult } from '../../src/workflows';
 import { benchInput } from '../models';
-import type { BenchRoute } from '../route';
+import type { BenchModel, BenchRoute, Measurement } from '../route';
 
 /** Epochs per measured run: the timed steps are split evenly into this many epochs. */
 export const EPOCHS = 4;
@@ -112,47 +112,59 @@ async function runOnce(
   return { result, timedMs: to - from, wallMs, epochs, perEpoch: { train, trainer, evaluate, scheduling: (to - from) / n - train - evaluate } };
 }
 
+/** The trainModel bench, for any model spec: shared with the workflow-driven graph route. */
+export async function measureTrainModel(
+  { model, batchSize, steps }: { model: BenchModel; batchSize: number; steps: number },
+  extra: Record<string, unknown> = {},
+): Promise<Measurement> {
+  stack ??= startStack();
+  const s = await stack;
+  const stepsPerEpoch = Math.max(1, Math.round(steps / EPOCHS));
+  // Untimed warm-up: starts the trainer process and warms tfjs for this model and batch size.
+  await runOnce(s, benchInput(model, batchSize, 5, 1, extra));
+  const r = await runOnce(s, benchInput(model, batchSize, stepsPerEpoch, EPOCHS, extra));
+  if (r.result.step !== stepsPerEpoch * EPOCHS || r.epochs !== EPOCHS) throw new Error(`unexpected run: ${JSON.stringify(r.result)}`);
+  const b = r.perEpoch;
+  return {
+    msPerStep: r.timedMs / (stepsPerEpoch * EPOCHS),
+    note:
+      `backend ${r.result.backend}; ${EPOCHS} epochs of ${stepsPerEpoch} steps, a checkpoint and an evaluation (1,500 digits) after each; ` +
+      `whole run incl. describeWorker and finalizeRun ${(r.wallMs / 1000).toFixed(2)} s vs timed ${(r.timedMs / 1000).toFixed(2)} s`,
+    breakdown:
+      `${model}/${batchSize}, per epoch of ${stepsPerEpoch} steps (ms): trainUntilStep activity ${b.train.toFixed(0)} ` +
+      `(in the trainer: steps + checkpoint ${b.trainer.toFixed(0)}), evaluateCheckpoint ${b.evaluate.toFixed(0)}, ` +
+      `scheduling and workflow tasks ${b.scheduling.toFixed(0)}`,
+  };
+}
+
+/** Stops the dev server and worker the trainModel routes share (idempotent). */
+export async function closeStack(): Promise<void> {
+  if (!stack) return;
+  const s = await stack;
+  stack = undefined;
+  s.worker.shutdown();
+  await s.running;
+  await s.plugin.close();
+  await s.nativeConnection.close();
+  await s.connection.close();
+  await s.server.stop();
+  fs.rmSync(s.root, { recursive: true, force: true });
+}
+
+export async function temporalAvailable(): Promise<string | true> {
+  try {
+    // Throws when the Temporal CLI (the dev server) is not installed.
+    (await import('../../src/dev-server')).temporalCliPath();
+    return true;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
 const route: BenchRoute = {
   name: 'trainModel: dev server + worker',
-  async available() {
-    try {
-      // Throws when the Temporal CLI (the dev server) is not installed.
-      (await import('../../src/dev-server')).temporalCliPath();
-      return true;
-    } catch (err) {
-      return (err as Error).message;
-    }
-  },
-  async measure({ model, batchSize, steps }) {
-    stack ??= startStack();
-    const s = await stack;
-    const stepsPerEpoch = Math.max(1, Math.round(steps / EPOCHS));
-    // Untimed warm-up: starts the trainer process and warms tfjs for this model and batch size.
-    await runOnce(s, benchInput(model, batchSize, 5, 1));
-    const r = await runOnce(s, benchInput(model, batchSize, stepsPerEpoch, EPOCHS));
-    if (r.result.step !== stepsPerEpoch * EPOCHS || r.epochs !== EPOCHS) throw new Error(`unexpected run: ${JSON.stringify(r.result)}`);
-    const b = r.perEpoch;
-    return {
-      msPerStep: r.timedMs / (stepsPerEpoch * EPOCHS),
-      note:
-        `backend ${r.result.backend}; ${EPOCHS} epochs of ${stepsPerEpoch} steps, a checkpoint and an evaluation (1,500 digits) after each; ` +
-        `whole run incl. describeWorker and finalizeRun ${(r.wallMs / 1000).toFixed(2)} s vs timed ${(r.timedMs / 1000).toFixed(2)} s`,
-      breakdown:
-        `${model}/${batchSize}, per epoch of ${stepsPerEpoch} steps (ms): trainUntilStep activity ${b.train.toFixed(0)} ` +
-        `(in the trainer: steps + checkpoint ${b.trainer.toFixed(0)}), evaluateCheckpoint ${b.evaluate.toFixed(0)}, ` +
-        `scheduling and workflow tasks ${b.scheduling.toFixed(0)}`,
-    };
-  },
-  async close() {
-    if (!stack) return;
-    const s = await stack;
-    s.worker.shutdown();
-    await s.running;
-    await s.plugin.close();
-    await s.nativeConnection.close();
-    await s.connection.close();
-    await s.server.stop();
-    fs.rmSync(s.root, { recursive: true, force: true });
-  },
+  available: temporalAvailable,
+  measure: (opts) => measureTrainModel(opts),
+  close: closeStack,
 };
 export default route;
