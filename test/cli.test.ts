@@ -1,27 +1,14 @@
 /** The durable-train CLI, run as a user runs it (bin/durable-train.js), against a real dev server. */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { mnistInput, ROOT, startStack, startWorker, tempDir, uniqueId, waitFor, type InProcessWorker, type Stack } from './helpers/temporal';
+import { mnistInput, runDurableTrain, startStack, startWorker, tempDir, uniqueId, waitFor, type InProcessWorker, type Stack } from './helpers/temporal';
 import { tinyInput } from './e2e-support';
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
-function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'bin/durable-train.js'), ...args], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = runDurableTrain;
 
 describe('durable-train CLI', () => {
   let stack: Stack;

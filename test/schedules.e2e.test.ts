@@ -4,7 +4,7 @@
  * (`temporal schedule create …`, the README's line).
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,7 +23,7 @@ import {
   unpauseRetrainSchedule,
 } from '../src/schedules';
 import type { RetrainResult } from '../src/workflows';
-import { ROOT, startStack, startWorker, tempDir, uniqueId, waitFor, type InProcessWorker, type Stack } from './helpers/temporal';
+import { ROOT, runDurableTrain, startStack, startWorker, tempDir, uniqueId, waitFor, type InProcessWorker, type Stack } from './helpers/temporal';
 import { tinyInput } from './e2e-support';
 
 const execFileAsync = promisify(execFile);
@@ -31,16 +31,7 @@ const readJson = <T>(uri: string): T => JSON.parse(fs.readFileSync(fileURLToPath
 /** Never fires during a test: 03:00 on 1 January. */
 const YEARLY = '0 3 1 1 *';
 
-function durableTrain(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'bin/durable-train.js'), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const durableTrain = runDurableTrain;
 
 /** Synthetic blobs; a `centresSeed` other than the eval set's 7 is corrupted data (wrong class centres). */
 function blobsRetrain(modelName: string, centresSeed = 7): Record<string, unknown> {

@@ -14,8 +14,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type * as TfNodeModule from '@tensorflow/tfjs-node';
-import { builtInDatasets, product } from '../../src/training/datasets';
-import { BatchSampler } from '../../src/training/rng';
+import { builtInDatasets } from '../../src/training/datasets';
+import { BatchAssembler } from '../../src/training/train-step';
 import { readMetadata, TrainableSavedModel, validateTrainableSavedModel } from '../../src/training/savedmodel';
 import { LEARNING_RATE, SEED } from '../models';
 import type { BenchModel, BenchRoute } from '../route';
@@ -108,23 +108,13 @@ const route: BenchRoute = {
     const graph = await TrainableSavedModel.load(tfn, uri, dir, metadata, sha256);
     try {
       graph.setLearningRate(LEARNING_RATE);
-      const sampler = new BatchSampler(data.size, batchSize, SEED);
-      const xw = product(data.xShape);
-      const yw = product(data.yShape);
-      const indices = new Uint32Array(batchSize);
-      const xb = new Float32Array(batchSize * xw);
-      const yb = new Float32Array(batchSize * yw);
+      const batch = new BatchAssembler(data, batchSize, SEED);
       let last = NaN;
       const run = async (from: number, count: number): Promise<void> => {
         for (let step = from; step < from + count; step++) {
-          sampler.indices(step, indices);
-          for (let k = 0; k < batchSize; k++) {
-            const i = indices[k]!;
-            xb.set(data.x.subarray(i * xw, (i + 1) * xw), k * xw);
-            yb.set(data.y.subarray(i * yw, (i + 1) * yw), k * yw);
-          }
-          const x = tf.tensor(xb, [batchSize, ...data.xShape]);
-          const y = tf.tensor(yb, [batchSize, ...data.yShape]);
+          batch.fill(step + 1);
+          const x = tf.tensor(batch.x, batch.xShape);
+          const y = tf.tensor(batch.y, batch.yShape);
           const loss = graph.trainStep(x, y);
           x.dispose();
           y.dispose();

@@ -10,8 +10,6 @@ import {
   listCheckpointSteps,
   loadLatestCheckpoint,
   readCheckpoint,
-  sha256,
-  writeCheckpoint,
   type LoadedCheckpoint,
 } from '../checkpoints/format';
 import type { CheckpointStore } from '../checkpoints/store';
@@ -30,7 +28,7 @@ import {
 } from './protocol';
 import { hash32 } from './rng';
 import { BatchAssembler, optimizerStep, trainingLoss } from './train-step';
-import { runSteps, type EngineFaults } from './step-loop';
+import { commitCheckpoint, runSteps, sessionIsNewest, type EngineFaults } from './step-loop';
 import { isSavedModelSpec, SavedModelRoute } from './savedmodel';
 
 export interface EngineDeps {
@@ -285,13 +283,7 @@ export class Engine {
 
   /** The session to continue from: memory if it equals the newest good checkpoint, else that checkpoint. */
   private async resume(req: TrainRequest, store: CheckpointStore, train: Dataset): Promise<Session> {
-    const steps = (await listCheckpointSteps(store)).filter((s) => s <= req.targetStep);
-    const newest = steps[steps.length - 1];
-    const s = this.session;
-    if (s && s.runUri === req.runUri && newest !== undefined && s.step === newest && s.committedSha256) {
-      const manifest = await store.get(`${checkpointKey(newest)}/manifest.json`);
-      if (manifest && sha256(manifest) === s.committedSha256) return s;
-    }
+    if (this.session && (await sessionIsNewest(store, this.session, req.runUri, req.targetStep))) return this.session;
     this.dropSession();
     const ckpt = await loadLatestCheckpoint(store, req.targetStep, this.deps.log);
     if (ckpt) {
@@ -347,19 +339,7 @@ export class Engine {
       ['optimizer.bin', await tensorBytes(slots.map((n) => n.tensor))],
       ['state.json', Buffer.from(JSON.stringify(state, null, 1))],
     ]);
-    const faults = this.deps.faults;
-    const afterObject =
-      faults?.killDuringCheckpoint === s.step && faults.kill
-        ? (name: string) => {
-            if (name === 'weights.bin') {
-              this.deps.log(`fault injection: killing the process group while writing checkpoint ${s.step}`);
-              faults.kill!();
-            }
-          }
-        : undefined;
-    const written = await writeCheckpoint(store, s.step, objects, afterObject && { afterObject });
-    s.committedSha256 = written.manifestSha256;
-    return { key: written.key };
+    return commitCheckpoint(store, s, objects, this.deps.faults, this.deps.log);
   }
 
   async train(

@@ -30,11 +30,9 @@ import type * as TfNodeModule from '@tensorflow/tfjs-node';
 import type { ModelSpec, TrainConfig } from '../config/train-config';
 import {
   checkpointKey,
-  listCheckpointSteps,
   loadLatestCheckpoint,
   readCheckpoint,
   sha256,
-  writeCheckpoint,
   type LoadedCheckpoint,
 } from '../checkpoints/format';
 import type { CheckpointStore } from '../checkpoints/store';
@@ -48,8 +46,8 @@ import {
   type TrainRequest,
   type TrainResult,
 } from './protocol';
-import { BatchSampler } from './rng';
-import { runSteps } from './step-loop';
+import { commitCheckpoint, runSteps, sessionIsNewest } from './step-loop';
+import { BatchAssembler } from './train-step';
 
 export const SAVEDMODEL_FORMAT = 'durable-train/trainable-savedmodel@1';
 export const METADATA_FILE = 'durable-train.json';
@@ -462,13 +460,8 @@ export class SavedModelRoute {
   }
 
   private async resume(req: TrainRequest, store: CheckpointStore, train: Dataset): Promise<GraphSession> {
-    const steps = (await listCheckpointSteps(store)).filter((s) => s <= req.targetStep);
-    const newest = steps[steps.length - 1];
     const s = this.session;
-    if (s && s.runUri === req.runUri && newest !== undefined && s.step === newest && s.committedSha256 && this.loaded === s.graph) {
-      const manifest = await store.get(`${checkpointKey(newest)}/manifest.json`);
-      if (manifest && sha256(manifest) === s.committedSha256) return s;
-    }
+    if (s && this.loaded === s.graph && (await sessionIsNewest(store, s, req.runUri, req.targetStep))) return s;
     this.dropSession();
     const ckpt = await loadLatestCheckpoint(store, req.targetStep, this.deps.log);
     if (ckpt) {
@@ -523,18 +516,7 @@ export class SavedModelRoute {
       ['optimizer.bin', optimizer],
       ['state.json', Buffer.from(JSON.stringify(state, null, 1))],
     ]);
-    const faults = this.deps.faults;
-    const afterObject =
-      faults?.killDuringCheckpoint === s.step && faults.kill
-        ? (name: string) => {
-            if (name === 'weights.bin') {
-              this.deps.log(`fault injection: killing the process group while writing checkpoint ${s.step}`);
-              faults.kill!();
-            }
-          }
-        : undefined;
-    const written = await writeCheckpoint(store, s.step, objects, afterObject && { afterObject });
-    s.committedSha256 = written.manifestSha256;
+    await commitCheckpoint(store, s, objects, this.deps.faults, this.deps.log);
   }
 
   async train(req: TrainRequest, onProgress: (p: Progress) => void, isCancelled: () => boolean): Promise<TrainResult> {
@@ -554,27 +536,16 @@ export class SavedModelRoute {
         s.graph.setLearningRate(req.learningRate);
         s.learningRate = req.learningRate;
       }
-      const batchSize = config.hyperparameters.batchSize;
-      const sampler = new BatchSampler(train.size, batchSize, config.seed);
-      const xw = product(train.xShape);
-      const yw = product(train.yShape);
-      const indices = new Uint32Array(batchSize);
-      const xb = new Float32Array(batchSize * xw);
-      const yb = new Float32Array(batchSize * yw);
+      const batch = new BatchAssembler(train, config.hyperparameters.batchSize, config.seed);
       const session = s;
       return await runSteps({
         req,
         store,
         session,
         trainStep: (step) => {
-          sampler.indices(step - 1, indices);
-          for (let k = 0; k < batchSize; k++) {
-            const i = indices[k]!;
-            xb.set(train.x.subarray(i * xw, (i + 1) * xw), k * xw);
-            yb.set(train.y.subarray(i * yw, (i + 1) * yw), k * yw);
-          }
-          const x = tf.tensor(xb, [batchSize, ...train.xShape]);
-          const y = tf.tensor(yb, [batchSize, ...train.yShape]);
+          batch.fill(step);
+          const x = tf.tensor(batch.x, batch.xShape);
+          const y = tf.tensor(batch.y, batch.yShape);
           try {
             return session.graph.trainStep(x, y);
           } finally {

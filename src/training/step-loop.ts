@@ -4,7 +4,7 @@
  * stop at the next step when cancelled, and refuse to checkpoint a non-finite loss.
  */
 import * as tf from '@tensorflow/tfjs';
-import { checkpointKey } from '../checkpoints/format';
+import { checkpointKey, listCheckpointSteps, sha256, writeCheckpoint } from '../checkpoints/format';
 import type { CheckpointStore } from '../checkpoints/store';
 import { NonRetryableTrainingError, type Progress, type TrainRequest, type TrainResult } from './protocol';
 
@@ -45,6 +45,46 @@ export interface StepLoopOptions {
   readonly backend: string;
   /** Date.now() when the request arrived (for `seconds`). */
   readonly started: number;
+}
+
+/**
+ * True when the in-memory session is exactly the newest checkpoint at or below `targetStep` of
+ * `runUri` (same manifest): training can go on from memory instead of loading it.
+ */
+export async function sessionIsNewest(
+  store: CheckpointStore,
+  session: (LoopSession & { readonly runUri: string }) | undefined,
+  runUri: string,
+  targetStep: number,
+): Promise<boolean> {
+  if (!session?.committedSha256 || session.runUri !== runUri) return false;
+  const steps = (await listCheckpointSteps(store)).filter((step) => step <= targetStep);
+  if (session.step !== steps[steps.length - 1]) return false;
+  const manifest = await store.get(`${checkpointKey(session.step)}/manifest.json`);
+  return manifest !== undefined && sha256(manifest) === session.committedSha256;
+}
+
+/** Writes the session's checkpoint (honouring the kill-during-write fault) and records its manifest. */
+export async function commitCheckpoint(
+  store: CheckpointStore,
+  session: LoopSession,
+  objects: ReadonlyMap<string, Buffer>,
+  faults: EngineFaults | undefined,
+  log: (message: string) => void,
+): Promise<{ key: string }> {
+  const step = session.step;
+  const afterObject =
+    faults?.killDuringCheckpoint === step && faults.kill
+      ? (name: string) => {
+          if (name === 'weights.bin') {
+            log(`fault injection: killing the process group while writing checkpoint ${step}`);
+            faults.kill!();
+          }
+        }
+      : undefined;
+  const written = await writeCheckpoint(store, step, objects, afterObject && { afterObject });
+  session.committedSha256 = written.manifestSha256;
+  return { key: written.key };
 }
 
 /** How often the loop lets IPC messages (cancellation) in: a stop lands within this plus one step. */

@@ -32,6 +32,7 @@ import {
   type TrialParams,
   type TrialRow,
 } from './search-space';
+import { invalidConfig } from './invalid-config';
 import { SEARCH_ATTRIBUTES } from './search-attributes';
 import type { trainModel, TrainResult } from './train-model';
 
@@ -115,12 +116,7 @@ const { writeSearchResults, archiveTrialModel } = proxyActivities<SearchResultAc
 });
 
 function invalid(issues: readonly ConfigIssue[]): ApplicationFailure {
-  return ApplicationFailure.create({
-    message: new ConfigError(issues, 'Invalid hyperparameterSearch input').message,
-    type: 'InvalidConfig',
-    nonRetryable: true,
-    details: [issues],
-  });
+  return invalidConfig(new ConfigError(issues, 'Invalid hyperparameterSearch input'));
 }
 
 /** Only for validation: the real folder is known once the worker's default root is. */

@@ -21,7 +21,7 @@ import {
 import type { ChampionActivities, ChampionRecord, DecisionRecord } from '../activities/champion';
 import { parseRetrainConfig, retrainRunId, type RetrainConfig, type RetrainInput } from '../config/retrain-config';
 import type { Mode } from '../config/train-config';
-import { ConfigError } from '../config/validate';
+import { parseOrFail } from './invalid-config';
 import { SEARCH_ATTRIBUTES } from './search-attributes';
 import { pauseSignal, resumeSignal, stopSignal, trainModel, type TrainResult } from './train-model';
 
@@ -54,14 +54,7 @@ export const retrainProgressQuery = defineQuery<RetrainProgress>('retrainProgres
 
 /** Validates the input; a bad one fails the workflow at once, before any activity is scheduled. */
 export function validateRetrainOrFail(input: unknown): RetrainConfig {
-  try {
-    return parseRetrainConfig(input);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      throw ApplicationFailure.create({ message: err.message, type: 'InvalidConfig', nonRetryable: true, details: [err.issues] });
-    }
-    throw err;
-  }
+  return parseOrFail(() => parseRetrainConfig(input));
 }
 
 /**

@@ -31,6 +31,7 @@ import {
   type EarlyStoppingState,
   type PlateauState,
 } from './callbacks';
+import { invalidConfig, parseOrFail } from './invalid-config';
 import { SEARCH_ATTRIBUTES } from './search-attributes';
 
 export type RunStatus = 'starting' | 'training' | 'evaluating' | 'paused' | 'finalizing' | 'completed' | 'early-stopped' | 'stopped';
@@ -132,14 +133,7 @@ function checkpointUri(runUri: string, step: number): string {
 
 /** Validates the input; a bad one fails the workflow at once, before any activity is scheduled. */
 export function validateOrFail(input: unknown): TrainConfig {
-  try {
-    return parseTrainConfig(input);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      throw ApplicationFailure.create({ message: err.message, type: 'InvalidConfig', nonRetryable: true, details: [err.issues] });
-    }
-    throw err;
-  }
+  return parseOrFail(() => parseTrainConfig(input));
 }
 
 function monitoredMetric(config: TrainConfig): { metric: string; mode: 'min' | 'max' } {
@@ -161,7 +155,7 @@ async function startState(config: TrainConfig): Promise<TrainState> {
   for (const [field, spec] of [['data.train', config.data.train], ['data.eval', config.data.eval]] as const) {
     if (!worker.datasets.includes(spec.name)) c.fail(`${field}.name`, `one of the worker's datasets (${worker.datasets.join(', ')})`, spec.name);
   }
-  if (c.issues.length > 0) throw ApplicationFailure.create({ message: new ConfigError(c.issues, 'Invalid trainModel input').message, type: 'InvalidConfig', nonRetryable: true, details: [c.issues] });
+  if (c.issues.length > 0) throw invalidConfig(new ConfigError(c.issues, 'Invalid trainModel input'));
   const root = config.checkpoint.uri ?? worker.checkpointRoot;
   return {
     runId: runId!,

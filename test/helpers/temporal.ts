@@ -151,6 +151,21 @@ export function startWorkerProcess(env: Record<string, string>): WorkerProcess {
   };
 }
 
+/** Runs our CLI as a user does (`bin/durable-train.js` in its own process) and collects its output. */
+export function runDurableTrain(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [path.join(ROOT, 'bin/durable-train.js'), ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
 /** Event types of a workflow's history, for asserting what was (not) scheduled. */
 export async function historyEventTypes(handle: WorkflowHandle): Promise<string[]> {
   const history = await handle.fetchHistory();
