@@ -12,12 +12,12 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import {
   applyRetention,
-  checkpointKey,
   listCheckpointSteps,
   loadLatestCheckpoint,
   readCheckpoint,
   writeCheckpoint,
 } from '../src/checkpoints/format';
+import { checkpointKey } from '../src/checkpoints/layout';
 import { openStore } from '../src/checkpoints/open-store';
 import type { CheckpointStore } from '../src/checkpoints/store';
 import type { TrainResult } from '../src/workflows';

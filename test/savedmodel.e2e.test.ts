@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
-import { checkpointKey } from '../src/checkpoints/format';
+import { checkpointKey } from '../src/checkpoints/layout';
 import type { TrainResult } from '../src/workflows';
 import { startStack, startWorkerProcess, tempDir, uniqueId, waitFor, type Stack, type WorkerProcess } from './helpers/temporal';
 

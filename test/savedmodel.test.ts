@@ -17,7 +17,7 @@ import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { parseTrainConfig, type TrainConfig } from '../src/config/train-config';
 import { ConfigError } from '../src/config/validate';
-import { checkpointKey } from '../src/checkpoints/format';
+import { checkpointKey } from '../src/checkpoints/layout';
 import type { EvaluateResult, TrainResult } from '../src/training/protocol';
 import { TrainerClient, TrainerError } from '../src/training/trainer-client';
 import { tempDir } from './helpers/temporal';

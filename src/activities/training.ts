@@ -6,7 +6,8 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TrainConfig } from '../config/train-config';
-import { checkpointKey, applyRetention, readCheckpoint, sha256 } from '../checkpoints/format';
+import { applyRetention, readCheckpoint, sha256 } from '../checkpoints/format';
+import { checkpointKey } from '../checkpoints/layout';
 import { PermanentStoreError, type CheckpointStore } from '../checkpoints/store';
 import type { DescribeResult, EvaluateResult, Progress, RequestBody, TrainResult } from '../training/protocol';
 import { TrainerError, type TrainerClient } from '../training/trainer-client';

@@ -13,10 +13,10 @@
  * checksums is un-committed and written again.
  */
 import { createHash } from 'node:crypto';
+import { CHECKPOINTS_PREFIX, LATEST_KEY, MANIFEST, checkpointKey, checkpointObjectKey, stepOfManifestKey } from './layout';
 import { PreconditionFailedError, type CheckpointStore } from './store';
 
 export const FORMAT = 'durable-train/checkpoint@1';
-const DIR = 'checkpoints/';
 
 export interface Manifest {
   readonly format: typeof FORMAT;
@@ -42,17 +42,13 @@ export function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-export function checkpointKey(step: number): string {
-  return `${DIR}${String(step).padStart(12, '0')}`;
-}
-
 /** Steps that have a manifest, ascending (their objects are not verified here). */
 export async function listCheckpointSteps(store: CheckpointStore): Promise<number[]> {
-  const keys = await store.list(DIR);
+  const keys = await store.list(CHECKPOINTS_PREFIX);
   const steps = new Set<number>();
   for (const key of keys) {
-    const m = /^checkpoints\/(\d{12})\/manifest\.json$/.exec(key);
-    if (m) steps.add(Number(m[1]));
+    const step = stepOfManifestKey(key);
+    if (step !== undefined) steps.add(step);
   }
   return [...steps].sort((a, b) => a - b);
 }
@@ -68,23 +64,23 @@ export async function writeCheckpoint(
   hooks: { afterObject?: (name: string) => void | Promise<void> } = {},
 ): Promise<{ written: boolean; key: string; manifestSha256: string }> {
   const key = checkpointKey(step);
-  const existing = await store.get(`${key}/manifest.json`);
+  const existing = await store.get(checkpointObjectKey(step, MANIFEST));
   if (existing) {
     const current = await readCheckpoint(store, step);
     if (current.ok) return { written: false, key, manifestSha256: current.checkpoint.manifestSha256 };
     // Committed but damaged (a flipped byte, a lost object): it was skipped on load and the step
     // was recomputed. Un-commit it (manifest first) and write it again, or it stays unusable.
-    await store.deletePrefix(`${key}/manifest.json`);
+    await store.deletePrefix(checkpointObjectKey(step, MANIFEST));
   }
   const entries: Record<string, { sha256: string; bytes: number }> = {};
   for (const [name, data] of objects) {
-    await store.put(`${key}/${name}`, data);
+    await store.put(checkpointObjectKey(step, name), data);
     await hooks.afterObject?.(name);
     entries[name] = { sha256: sha256(data), bytes: data.length };
   }
   const manifest: Manifest = { format: FORMAT, step, objects: entries };
   const manifestBytes = Buffer.from(JSON.stringify(manifest, null, 1));
-  await store.put(`${key}/manifest.json`, manifestBytes);
+  await store.put(checkpointObjectKey(step, MANIFEST), manifestBytes);
   const manifestSha256 = sha256(manifestBytes);
   await advanceLatest(store, { step, key, manifestSha256 });
   return { written: true, key, manifestSha256 };
@@ -93,20 +89,20 @@ export async function writeCheckpoint(
 /** Moves `latest.json` forward to `pointer` unless it already points at a newer step. */
 export async function advanceLatest(store: CheckpointStore, pointer: LatestPointer): Promise<void> {
   for (let attempt = 0; attempt < 20; attempt++) {
-    const current = await store.getVersioned('latest.json');
+    const current = await store.getVersioned(LATEST_KEY);
     if (current) {
       const parsed = JSON.parse(current.data.toString('utf8')) as LatestPointer;
       if (parsed.step >= pointer.step) return;
     }
     try {
-      await store.putIfVersion('latest.json', Buffer.from(JSON.stringify(pointer)), current?.version);
+      await store.putIfVersion(LATEST_KEY, Buffer.from(JSON.stringify(pointer)), current?.version);
       return;
     } catch (err) {
       if (!(err instanceof PreconditionFailedError)) throw err;
       // Another writer moved it first: read again and decide again.
     }
   }
-  throw new Error(`Could not update ${store.uriOf('latest.json')}: too many concurrent writers`);
+  throw new Error(`Could not update ${store.uriOf(LATEST_KEY)}: too many concurrent writers`);
 }
 
 export type LoadLog = (message: string) => void;
@@ -117,7 +113,7 @@ export async function readCheckpoint(
   step: number,
 ): Promise<{ ok: true; checkpoint: LoadedCheckpoint } | { ok: false; reason: string }> {
   const key = checkpointKey(step);
-  const manifestBytes = await store.get(`${key}/manifest.json`);
+  const manifestBytes = await store.get(checkpointObjectKey(step, MANIFEST));
   if (!manifestBytes) return { ok: false, reason: 'no manifest' };
   let manifest: Manifest;
   try {
@@ -128,7 +124,7 @@ export async function readCheckpoint(
   if (manifest.format !== FORMAT || manifest.step !== step) return { ok: false, reason: 'manifest does not match its step' };
   const objects = new Map<string, Buffer>();
   for (const [name, expected] of Object.entries(manifest.objects)) {
-    const data = await store.get(`${key}/${name}`);
+    const data = await store.get(checkpointObjectKey(step, name));
     if (!data) return { ok: false, reason: `${name} is missing` };
     if (data.length !== expected.bytes || sha256(data) !== expected.sha256) {
       return { ok: false, reason: `${name} fails its checksum (${data.length} bytes, expected ${expected.bytes})` };
@@ -172,7 +168,7 @@ export async function applyRetention(
   for (const step of steps) {
     if (keep.has(step) || newest === undefined || step >= newest) continue;
     // Manifest first: from that moment the checkpoint no longer exists, even if the rest lingers.
-    await store.deletePrefix(`${checkpointKey(step)}/manifest.json`);
+    await store.deletePrefix(checkpointObjectKey(step, MANIFEST));
     await store.deletePrefix(`${checkpointKey(step)}/`);
     deleted.push(step);
   }

@@ -6,12 +6,12 @@
 import * as tf from '@tensorflow/tfjs';
 import type { LossName, OptimizerName, TrainConfig } from '../config/train-config';
 import {
-  checkpointKey,
   listCheckpointSteps,
   loadLatestCheckpoint,
   readCheckpoint,
   type LoadedCheckpoint,
 } from '../checkpoints/format';
+import { checkpointKey } from '../checkpoints/layout';
 import type { CheckpointStore } from '../checkpoints/store';
 import type { BackendInfo } from './backend';
 import { product, type Dataset, type DatasetRegistry } from './datasets';

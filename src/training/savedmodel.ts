@@ -29,12 +29,12 @@ import * as tf from '@tensorflow/tfjs';
 import type * as TfNodeModule from '@tensorflow/tfjs-node';
 import type { ModelSpec, TrainConfig } from '../config/train-config';
 import {
-  checkpointKey,
   loadLatestCheckpoint,
   readCheckpoint,
   sha256,
   type LoadedCheckpoint,
 } from '../checkpoints/format';
+import { checkpointKey } from '../checkpoints/layout';
 import type { CheckpointStore } from '../checkpoints/store';
 import type { EngineDeps } from './engine';
 import { product, type Dataset } from './datasets';

@@ -4,7 +4,8 @@
  * stop at the next step when cancelled, and refuse to checkpoint a non-finite loss.
  */
 import * as tf from '@tensorflow/tfjs';
-import { checkpointKey, listCheckpointSteps, sha256, writeCheckpoint } from '../checkpoints/format';
+import { listCheckpointSteps, sha256, writeCheckpoint } from '../checkpoints/format';
+import { checkpointKey } from '../checkpoints/layout';
 import type { CheckpointStore } from '../checkpoints/store';
 import { NonRetryableTrainingError, type Progress, type TrainRequest, type TrainResult } from './protocol';
 

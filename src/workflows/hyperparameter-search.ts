@@ -10,7 +10,6 @@ import {
   defineQuery,
   executeChild,
   proxyActivities,
-  proxyLocalActivities,
   setHandler,
   TemporalFailure,
   upsertSearchAttributes,
@@ -18,7 +17,6 @@ import {
   allHandlersFinished,
 } from '@temporalio/workflow';
 import type { SearchResultActivities } from '../activities/search-results';
-import type { TrainingActivities } from '../activities/training';
 import { parseSearchConfig, type SearchConfig, type SearchInput, type SearchStrategy } from '../config/search-config';
 import { parseTrainConfig, type Mode, type TrainConfig } from '../config/train-config';
 import { Checker, ConfigError, checkPathSegment, type ConfigIssue } from '../config/validate';
@@ -32,6 +30,7 @@ import {
   type TrialParams,
   type TrialRow,
 } from './search-space';
+import { FAULT_RETRY, checkRegistryNames, describeWorker } from './activity-proxies';
 import { invalidConfig } from './invalid-config';
 import { SEARCH_ATTRIBUTES } from './search-attributes';
 import type { trainModel, TrainResult } from './train-model';
@@ -106,13 +105,9 @@ export interface SearchResult {
 
 export const leaderboardQuery = defineQuery<Leaderboard>('leaderboard');
 
-const { describeWorker } = proxyLocalActivities<TrainingActivities>({
-  startToCloseTimeout: '5 minutes',
-  retry: { maximumAttempts: 5 },
-});
 const { writeSearchResults, archiveTrialModel } = proxyActivities<SearchResultActivities>({
   startToCloseTimeout: '10 minutes',
-  retry: { initialInterval: 1000, backoffCoefficient: 2, maximumInterval: 30_000, maximumAttempts: 20 },
+  retry: FAULT_RETRY,
 });
 
 function invalid(issues: readonly ConfigIssue[]): ApplicationFailure {
@@ -202,15 +197,13 @@ async function startState(v: ValidatedSearch): Promise<SearchState> {
   const seen = new Set<string>();
   parsed.forEach((cfg, i) => {
     const id = `trial-${i + 1}`;
-    const bad: Array<[string, string, string]> = [];
-    if ('name' in cfg.model && !worker.models.includes(cfg.model.name)) bad.push(['model.name', `one of the worker's models (${worker.models.join(', ')})`, cfg.model.name]);
-    for (const [field, spec] of [['data.train', cfg.data.train], ['data.eval', cfg.data.eval]] as const) {
-      if (!worker.datasets.includes(spec.name)) bad.push([`${field}.name`, `one of the worker's datasets (${worker.datasets.join(', ')})`, spec.name]);
-    }
-    for (const [field, expected, value] of bad) {
-      if (seen.has(`${field}=${value}`)) continue;
-      seen.add(`${field}=${value}`);
-      c.fail(`${id}: ${field}`, expected, value);
+    const trial = new Checker();
+    checkRegistryNames(trial, worker, cfg);
+    // One line per distinct bad name, under the first trial that has it.
+    for (const issue of trial.issues) {
+      if (seen.has(`${issue.field}=${issue.received}`)) continue;
+      seen.add(`${issue.field}=${issue.received}`);
+      c.issues.push({ ...issue, field: `${id}: ${issue.field}` });
     }
   });
   if (c.issues.length > 0) throw invalid(c.issues);

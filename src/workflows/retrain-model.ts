@@ -21,6 +21,7 @@ import {
 import type { ChampionActivities, ChampionRecord, DecisionRecord } from '../activities/champion';
 import { parseRetrainConfig, retrainRunId, type RetrainConfig, type RetrainInput } from '../config/retrain-config';
 import type { Mode } from '../config/train-config';
+import { FAULT_RETRY } from './activity-proxies';
 import { parseOrFail } from './invalid-config';
 import { SEARCH_ATTRIBUTES } from './search-attributes';
 import { pauseSignal, resumeSignal, stopSignal, trainModel, type TrainResult } from './train-model';
@@ -87,12 +88,12 @@ export async function retrainModel(input: RetrainInput): Promise<RetrainResult> 
   const heartbeatTimeout = config.trainConfig.timeouts.heartbeatSeconds * 1000;
   const { readChampion, recordRetrainDecision } = proxyActivities<ChampionActivities>({
     startToCloseTimeout: '5 minutes',
-    retry: { initialInterval: 1000, backoffCoefficient: 2, maximumInterval: 30_000, maximumAttempts: 20 },
+    retry: FAULT_RETRY,
   });
   const { evaluateModels } = proxyActivities<ChampionActivities>({
     startToCloseTimeout: '2 hours',
     heartbeatTimeout,
-    retry: { initialInterval: 1000, backoffCoefficient: 2, maximumInterval: 30_000, maximumAttempts: 20 },
+    retry: FAULT_RETRY,
   });
 
   let phase: RetrainPhase = 'reading-champion';

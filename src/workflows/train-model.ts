@@ -13,7 +13,6 @@ import {
   defineSignal,
   isCancellation,
   proxyActivities,
-  proxyLocalActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -31,6 +30,8 @@ import {
   type EarlyStoppingState,
   type PlateauState,
 } from './callbacks';
+import { checkpointUri, runUriOf } from '../checkpoints/layout';
+import { FAULT_RETRY, checkRegistryNames, describeWorker } from './activity-proxies';
 import { invalidConfig, parseOrFail } from './invalid-config';
 import { SEARCH_ATTRIBUTES } from './search-attributes';
 
@@ -122,15 +123,6 @@ export const pauseSignal = defineSignal('pause');
 export const resumeSignal = defineSignal('resume');
 export const progressQuery = defineQuery<TrainProgress>('progress');
 
-const { describeWorker } = proxyLocalActivities<TrainingActivities>({
-  startToCloseTimeout: '5 minutes',
-  retry: { maximumAttempts: 5 },
-});
-
-function checkpointUri(runUri: string, step: number): string {
-  return `${runUri}/checkpoints/${String(step).padStart(12, '0')}`;
-}
-
 /** Validates the input; a bad one fails the workflow at once, before any activity is scheduled. */
 export function validateOrFail(input: unknown): TrainConfig {
   return parseOrFail(() => parseTrainConfig(input));
@@ -148,18 +140,12 @@ async function startState(config: TrainConfig): Promise<TrainState> {
   // Registry names can only be checked where the registries are: on the worker, by a local
   // activity (a marker in history, so still no activity task is scheduled for a bad input).
   const worker = await describeWorker();
-  // A `savedmodel` spec names no registry entry: the trainer validates it when training starts.
-  if ('name' in config.model && !worker.models.includes(config.model.name)) {
-    c.fail('model.name', `one of the worker's models (${worker.models.join(', ')})`, config.model.name);
-  }
-  for (const [field, spec] of [['data.train', config.data.train], ['data.eval', config.data.eval]] as const) {
-    if (!worker.datasets.includes(spec.name)) c.fail(`${field}.name`, `one of the worker's datasets (${worker.datasets.join(', ')})`, spec.name);
-  }
+  checkRegistryNames(c, worker, config);
   if (c.issues.length > 0) throw invalidConfig(new ConfigError(c.issues, 'Invalid trainModel input'));
   const root = config.checkpoint.uri ?? worker.checkpointRoot;
   return {
     runId: runId!,
-    runUri: `${root.replace(/\/+$/, '')}/${runId}`,
+    runUri: runUriOf(root, runId!),
     backend: worker.backend.name + (worker.backend.gpu ? ' (gpu)' : ''),
     epoch: 0,
     step: 0,
@@ -184,7 +170,7 @@ export async function trainModel(input: TrainInput, resumeState?: TrainState): P
   const { metric, mode } = monitoredMetric(config);
 
   const heartbeatTimeout = config.timeouts.heartbeatSeconds * 1000;
-  const retry = { initialInterval: 1000, backoffCoefficient: 2, maximumInterval: 30_000, maximumAttempts: 20 };
+  const retry = FAULT_RETRY;
   const { trainUntilStep } = proxyActivities<TrainingActivities>({
     startToCloseTimeout: config.timeouts.epochMinutes * 60_000,
     heartbeatTimeout,

@@ -1,0 +1,137 @@
+/**
+ * Where everything lives under a run folder, and how URIs are put together. Pure: no Node
+ * built-ins, no I/O, so workflows, activities and the trainer all import this one module and a
+ * path or key format is written exactly once.
+ *
+ *   <root>/<runId>/                              a run folder (a search: <root>/<searchRunId>/trial-<n>/)
+ *     checkpoints/<step: 12 digits>/             one checkpoint (CHECKPOINT_OBJECTS + manifest.json last)
+ *     latest.json                                pointer to the newest committed step (compare-and-swap)
+ *     metrics/epoch-<epoch: 8 digits>.json       one record per evaluated epoch, written once
+ *     metrics.jsonl, learning-curve.svg          written by finalizeRun
+ *     model/model.json, model/weights.bin        the exported model
+ *     rungs/rung-<r>/model/                      successive halving: each rung's export of a trial
+ *     results.json|csv|svg                       a search's summary, in the search's folder
+ *   <championRoot>/champions/<modelName>/champion.json, decisions/<n: 6 digits>.json
+ */
+
+/** Digits of a step key: steps above MAX_STEP have no key (bounds refuse them before training). */
+export const STEP_DIGITS = 12;
+export const MAX_STEP = 10 ** STEP_DIGITS - 1;
+
+export const CHECKPOINTS_PREFIX = 'checkpoints/';
+export const LATEST_KEY = 'latest.json';
+export const MANIFEST = 'manifest.json';
+/** The objects of one checkpoint, besides its manifest. */
+export const MODEL_JSON = 'model.json';
+export const WEIGHTS_BIN = 'weights.bin';
+export const OPTIMIZER_BIN = 'optimizer.bin';
+export const STATE_JSON = 'state.json';
+
+export const METRICS_PREFIX = 'metrics/';
+export const METRICS_JSONL = 'metrics.jsonl';
+export const LEARNING_CURVE_SVG = 'learning-curve.svg';
+/** The exported model's folder under the run. */
+export const MODEL_DIR = 'model';
+export const RESULTS_JSON = 'results.json';
+export const RESULTS_CSV = 'results.csv';
+export const RESULTS_SVG = 'results.svg';
+export const RETRAIN_DECISION = 'retrain-decision.json';
+
+function pad(n: number, digits: number, what: string): string {
+  if (!Number.isSafeInteger(n) || n < 0 || n >= 10 ** digits) {
+    throw new RangeError(`Expected ${what} to be a whole number from 0 to ${10 ** digits - 1}, got ${String(n)}`);
+  }
+  return String(n).padStart(digits, '0');
+}
+
+/** `checkpoints/000000000120`: the key prefix of the checkpoint at `step`. */
+export function checkpointKey(step: number): string {
+  return `${CHECKPOINTS_PREFIX}${pad(step, STEP_DIGITS, 'a checkpoint step')}`;
+}
+
+/** `checkpoints/000000000120/<name>`. */
+export function checkpointObjectKey(step: number, name: string): string {
+  return `${checkpointKey(step)}/${name}`;
+}
+
+const MANIFEST_KEY = new RegExp(`^${CHECKPOINTS_PREFIX}(\\d{${STEP_DIGITS}})/${MANIFEST.replace('.', '\\.')}$`);
+/** The step of a `checkpoints/<step>/manifest.json` key, else undefined. */
+export function stepOfManifestKey(key: string): number | undefined {
+  const m = MANIFEST_KEY.exec(key);
+  return m ? Number(m[1]) : undefined;
+}
+
+const CHECKPOINT_URI = new RegExp(`^(.*)/${CHECKPOINTS_PREFIX}(\\d{${STEP_DIGITS}})/?$`);
+/** Splits `<run>/checkpoints/<step>` into the run's URI and the step; undefined for any other URI. */
+export function parseCheckpointUri(uri: string): { runUri: string; step: number } | undefined {
+  const m = CHECKPOINT_URI.exec(uri);
+  return m ? { runUri: m[1]!, step: Number(m[2]) } : undefined;
+}
+
+/** `metrics/epoch-00000003.json`. */
+export function epochRecordKey(epoch: number): string {
+  return `${METRICS_PREFIX}epoch-${pad(epoch, 8, 'an epoch')}.json`;
+}
+
+/** `model/model.json` (or `<dir>/model.json`). */
+export function modelJsonKey(dir: string = MODEL_DIR): string {
+  return `${dir}/${MODEL_JSON}`;
+}
+
+/** `model/weights.bin` (or `<dir>/weights.bin`). */
+export function weightsKey(dir: string = MODEL_DIR): string {
+  return `${dir}/${WEIGHTS_BIN}`;
+}
+
+/** `rungs/rung-2/model`: where successive halving keeps a trial's export at the end of a rung. */
+export function rungModelDir(rung: number): string {
+  return `rungs/rung-${rung}/${MODEL_DIR}`;
+}
+
+/** `trial-3`: a trial's run id, and its folder under the search's folder. */
+export function trialId(trialNumber: number): string {
+  return `trial-${trialNumber}`;
+}
+
+/** `champions/<modelName>` under the champion root. */
+export function championDir(modelName: string): string {
+  return `champions/${modelName}`;
+}
+
+export function championKey(modelName: string): string {
+  return `${championDir(modelName)}/champion.json`;
+}
+
+export function decisionsPrefix(modelName: string): string {
+  return `${championDir(modelName)}/decisions/`;
+}
+
+export function decisionKey(modelName: string, n: number): string {
+  return `${decisionsPrefix(modelName)}${pad(n, 6, 'a decision number')}.json`;
+}
+
+/** Joins a root URI and relative segments with single slashes (`file:///a/` + `b` = `file:///a/b`). */
+export function joinUri(root: string, ...segments: string[]): string {
+  const parts = segments.map((s) => s.replace(/^\/+|\/+$/g, '')).filter((s) => s.length > 0);
+  return [root.replace(/\/+$/, ''), ...parts].join('/');
+}
+
+/** `<root>/<runId>`. */
+export function runUriOf(root: string, runId: string): string {
+  return joinUri(root, runId);
+}
+
+/** `<run>/checkpoints/<step>`. */
+export function checkpointUri(runUri: string, step: number): string {
+  return joinUri(runUri, checkpointKey(step));
+}
+
+/** `<run>/model/model.json`: the model a finished run exports. */
+export function exportedModelUri(runUri: string): string {
+  return joinUri(runUri, modelJsonKey());
+}
+
+/** The folder of an exported model, from its `…/model.json` URI or the folder itself. */
+export function modelFolderOf(uri: string): string {
+  return uri.replace(/\/+$/, '').replace(new RegExp(`/${MODEL_JSON.replace('.', '\\.')}$`), '');
+}
