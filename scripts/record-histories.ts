@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
+import { trialId } from '../src/checkpoints/layout';
 import { historyToJson } from '../test/history-json';
 import { pauseSignal, progressQuery, resumeSignal, stopSignal, type RetrainResult, type SearchResult } from '../src/workflows';
 import { startStack, startWorker, waitFor } from '../test/helpers/temporal';
@@ -158,7 +159,7 @@ async function main(): Promise<void> {
     });
     await h.result();
     await save('grid-search', 'replay-grid', 'hyperparameterSearch: 2×2 grid, maxParallel 2, continues as new every 2 trials', h.firstExecutionRunId);
-    const child = 'replay-grid/trial-1';
+    const child = `replay-grid/${trialId(1)}`;
     await save('grid-search-trial-1', child, 'trainModel as a grid-search trial (child workflow)', await childRunId('replay-grid', h.firstExecutionRunId, child));
   }
 

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Client, WorkflowHandle } from '@temporalio/client';
+import { WEIGHTS_BIN, checkpointObjectKey, joinUri } from '../src/checkpoints/layout';
 import type { EpochSummary, TrainResult } from '../src/workflows';
 
 /** A tiny MLP on seeded Gaussian blobs: ~100–200 ms per epoch end to end on the dev server. */
@@ -30,12 +31,12 @@ export function tinyInput(overrides: Record<string, unknown> = {}): Record<strin
 
 /** Bytes of `<runUri>/checkpoints/<step>/weights.bin`. */
 export function checkpointWeights(runUri: string, step: number): Buffer {
-  return fs.readFileSync(path.join(fileURLToPath(runUri), 'checkpoints', String(step).padStart(12, '0'), 'weights.bin'));
+  return fs.readFileSync(fileURLToPath(joinUri(runUri, checkpointObjectKey(step, WEIGHTS_BIN))));
 }
 
 /** Bytes of the exported model's weights.bin (beside result.modelUri's model.json). */
 export function modelWeights(result: TrainResult): Buffer {
-  return fs.readFileSync(path.join(path.dirname(fileURLToPath(result.modelUri)), 'weights.bin'));
+  return fs.readFileSync(path.join(path.dirname(fileURLToPath(result.modelUri)), WEIGHTS_BIN));
 }
 
 export function sha256(data: Buffer): string {

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { parseTrainConfig, OPTIMIZERS, type OptimizerName } from '../src/config/train-config';
-import { checkpointKey } from '../src/checkpoints/layout';
+import { checkpointKey, epochRecordKey } from '../src/checkpoints/layout';
 import type { TrainResult as StepResult } from '../src/training/protocol';
 import { TrainerClient } from '../src/training/trainer-client';
 import type { TrainResult } from '../src/workflows';
@@ -227,7 +227,7 @@ describe('exact resume, end to end (dev server, worker processes, SIGKILL)', () 
       { DT_FAULT_PAUSE_BEFORE_STEP: String(2 * STEPS_PER_EPOCH + 1) },
       (runDir, w) => w.output().includes(`fault injection: paused before step ${2 * STEPS_PER_EPOCH + 1}`) && hasManifest(runDir, 60),
       (runDir) => {
-        assert.ok(fs.existsSync(path.join(runDir, 'metrics', 'epoch-00000002.json')), 'epoch 2 was evaluated');
+        assert.ok(fs.existsSync(path.join(runDir, epochRecordKey(2))), 'epoch 2 was evaluated');
         assert.ok(!fs.existsSync(checkpointDir(runDir, 70)));
       },
     );

@@ -24,6 +24,21 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
+import {
+  LATEST_KEY,
+  LEARNING_CURVE_SVG,
+  MANIFEST,
+  METRICS_JSONL,
+  METRICS_PREFIX,
+  MODEL_JSON,
+  OPTIMIZER_BIN,
+  STATE_JSON,
+  checkpointObjectKey,
+  epochRecordKey,
+  modelJsonKey,
+  weightsKey,
+  WEIGHTS_BIN,
+} from '../src/checkpoints/layout';
 import { progressQuery, type TrainResult } from '../src/workflows';
 import { startGcsEmulator, type GcsEmulator } from './helpers/gcs-emulator';
 import {
@@ -56,7 +71,6 @@ function runInput(uri: string, runId: string): Record<string, unknown> {
 
 const sha = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const stepDir = (step: number): string => `checkpoints/${String(step).padStart(12, '0')}`;
 
 describe('trainModel with gs:// checkpoints (fake-gcs-server)', { timeout: 300_000 }, () => {
   let stack: Stack;
@@ -86,39 +100,39 @@ describe('trainModel with gs:// checkpoints (fake-gcs-server)', { timeout: 300_0
   async function assertRunArtifacts(result: TrainResult, runId: string): Promise<string> {
     const base = `runs/${runId}`;
     assert.equal(result.runUri, `gs://${BUCKET}/${base}`);
-    assert.equal(result.modelUri, `gs://${BUCKET}/${base}/model/model.json`);
+    assert.equal(result.modelUri, `gs://${BUCKET}/${base}/${modelJsonKey()}`);
     const names = await gcsList(`${base}/`);
-    for (const required of ['model/model.json', 'model/weights.bin', 'metrics.jsonl', 'learning-curve.svg', 'latest.json']) {
+    for (const required of [modelJsonKey(), weightsKey(), METRICS_JSONL, LEARNING_CURVE_SVG, LATEST_KEY]) {
       assert.ok(names.includes(`${base}/${required}`), `${required} should be in the bucket; have: ${names.join(', ')}`);
     }
-    const modelJson = JSON.parse((await gcsObject(`${base}/model/model.json`)).toString('utf8'));
+    const modelJson = JSON.parse((await gcsObject(`${base}/${modelJsonKey()}`)).toString('utf8'));
     assert.equal(modelJson.format, 'layers-model');
-    const epochs = (await gcsObject(`${base}/metrics.jsonl`)).toString('utf8').trim().split('\n').map((l) => JSON.parse(l).epoch);
+    const epochs = (await gcsObject(`${base}/${METRICS_JSONL}`)).toString('utf8').trim().split('\n').map((l) => JSON.parse(l).epoch);
     assert.deepEqual(epochs, Array.from({ length: MAX_EPOCHS }, (_, i) => i + 1));
-    assert.match((await gcsObject(`${base}/learning-curve.svg`)).toString('utf8'), /<svg[\s\S]*val_loss/);
+    assert.match((await gcsObject(`${base}/${LEARNING_CURVE_SVG}`)).toString('utf8'), /<svg[\s\S]*val_loss/);
 
     // Checkpoints: retention keeps the last few; each kept one is complete and its manifest verifies.
     const manifests = names.filter((n) => /\/checkpoints\/\d{12}\/manifest\.json$/.test(n));
     assert.ok(manifests.length >= 1 && manifests.length <= 4, `kept checkpoints: ${manifests.join(', ')}`);
     const finalStep = MAX_EPOCHS * STEPS_PER_EPOCH;
-    assert.ok(manifests.includes(`${base}/${stepDir(finalStep)}/manifest.json`), 'the final step is checkpointed');
+    assert.ok(manifests.includes(`${base}/${checkpointObjectKey(finalStep, MANIFEST)}`), 'the final step is checkpointed');
     for (const m of manifests) {
       const manifest = JSON.parse((await gcsObject(m)).toString('utf8'));
       assert.equal(manifest.format, 'durable-train/checkpoint@1');
-      assert.deepEqual(Object.keys(manifest.objects).sort(), ['model.json', 'optimizer.bin', 'state.json', 'weights.bin']);
-      const dir = m.slice(0, -'manifest.json'.length);
+      assert.deepEqual(Object.keys(manifest.objects).sort(), [MODEL_JSON, OPTIMIZER_BIN, STATE_JSON, WEIGHTS_BIN].sort());
+      const dir = m.slice(0, -MANIFEST.length);
       for (const [name, expected] of Object.entries(manifest.objects as Record<string, { sha256: string; bytes: number }>)) {
         const data = await gcsObject(dir + name);
         assert.equal(data.length, expected.bytes, `${dir}${name} size`);
         assert.equal(sha(data), expected.sha256, `${dir}${name} checksum`);
       }
     }
-    const latest = JSON.parse((await gcsObject(`${base}/latest.json`)).toString('utf8'));
+    const latest = JSON.parse((await gcsObject(`${base}/${LATEST_KEY}`)).toString('utf8'));
     assert.equal(latest.step, finalStep);
 
     // The exported model is the final checkpoint's.
-    const weights = await gcsObject(`${base}/model/weights.bin`);
-    assert.deepEqual(weights, await gcsObject(`${base}/${stepDir(finalStep)}/weights.bin`));
+    const weights = await gcsObject(`${base}/${weightsKey()}`);
+    assert.deepEqual(weights, await gcsObject(`${base}/${checkpointObjectKey(finalStep, WEIGHTS_BIN)}`));
     return sha(weights);
   }
 
@@ -172,9 +186,9 @@ describe('trainModel with gs:// checkpoints (fake-gcs-server)', { timeout: 300_0
     // Stop it once the first epoch's checkpoint exists and the trainer is well into epoch 2, saving
     // every 10 steps: the outage then cuts the trainer's own checkpoint writes, not only the worker's.
     const latestStep = async (): Promise<number> =>
-      JSON.parse((await gcsObject(`runs/${runId}/latest.json`)).toString('utf8')).step as number;
+      JSON.parse((await gcsObject(`runs/${runId}/${LATEST_KEY}`)).toString('utf8')).step as number;
     await waitFor(async () => (await latestStep()) >= STEPS_PER_EPOCH + 50, 120_000, 'a checkpoint 50 steps into epoch 2');
-    assert.ok((await emu.storage.bucket(BUCKET).file(`runs/${runId}/${stepDir(STEPS_PER_EPOCH)}/manifest.json`).exists())[0]);
+    assert.ok((await emu.storage.bucket(BUCKET).file(`runs/${runId}/${checkpointObjectKey(STEPS_PER_EPOCH, MANIFEST)}`).exists())[0]);
     const stepAtStop = await latestStep();
     assert.equal((await gsHandle.describe()).status.name, 'RUNNING', 'the outage must fall inside the run');
 
@@ -196,10 +210,10 @@ describe('trainModel with gs:// checkpoints (fake-gcs-server)', { timeout: 300_0
     assert.equal(fileResult.status, 'completed');
 
     // Every epoch has its record, in the bucket and in the result.
-    const records = await gcsList(`runs/${runId}/metrics/`);
+    const records = await gcsList(`runs/${runId}/${METRICS_PREFIX}`);
     assert.deepEqual(
       records,
-      Array.from({ length: MAX_EPOCHS }, (_, i) => `runs/${runId}/metrics/epoch-${String(i + 1).padStart(8, '0')}.json`),
+      Array.from({ length: MAX_EPOCHS }, (_, i) => `runs/${runId}/${epochRecordKey(i + 1)}`),
     );
     assert.deepEqual(gsResult.history.map((h) => h.epoch), Array.from({ length: MAX_EPOCHS }, (_, i) => i + 1));
     const gsSha = await assertRunArtifacts(gsResult, runId);

@@ -14,6 +14,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import { leaderboardQuery, type SearchResult, type TrainResult } from '../src/workflows';
+import { exportedModelUri, joinUri, modelJsonKey, rungModelDir } from '../src/checkpoints/layout';
 import { parseSearchConfig } from '../src/config/search-config';
 import { planTrials } from '../src/workflows/search-space';
 import { Worker } from '@temporalio/worker';
@@ -157,7 +158,7 @@ describe('hyperparameterSearch', () => {
       assert.equal(child.runId, tr.id);
       assert.equal(child.runUri, `${result.searchUri}/${tr.id}`);
     }
-    assert.equal(result.best.modelUri, `${result.searchUri}/${result.best.id}/model/model.json`);
+    assert.equal(result.best.modelUri, exportedModelUri(joinUri(result.searchUri, result.best.id)));
     assert.ok(fs.existsSync(fileURLToPath(result.best.modelUri)));
 
     // Results beside the checkpoints.
@@ -253,7 +254,7 @@ describe('hyperparameterSearch', () => {
       assert.deepEqual(second.history.map((h) => h.epoch), [1, 2], 'epochs continue');
       assert.deepEqual(second.history[0]!.metrics, first.history[0]!.metrics, 'the rung-1 epoch is the same epoch');
       // The rung-1 export was archived before rung 2 exported its own.
-      assert.ok(fs.existsSync(path.join(fileURLToPath(first.runUri), 'rungs/rung-1/model/model.json')));
+      assert.ok(fs.existsSync(fileURLToPath(joinUri(first.runUri, modelJsonKey(rungModelDir(1))))));
     }
   });
 

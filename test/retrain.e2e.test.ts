@@ -11,6 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { ApplicationFailure } from '@temporalio/common';
 import { createChampionActivities, type ChampionRecord, type DecisionRecord, type RecordDecisionInput } from '../src/activities/champion';
+import { RETRAIN_DECISION, exportedModelUri, joinUri, modelFolderOf, runUriOf } from '../src/checkpoints/layout';
 import { openStore } from '../src/checkpoints/open-store';
 import { parseRetrainConfig, retrainRunId } from '../src/config/retrain-config';
 import { ConfigError } from '../src/config/validate';
@@ -83,7 +84,7 @@ describe('retrainModel', () => {
     // The child warm-started from the champion's exported model.
     const started = (await stack.client.workflow.getHandle(second.train.runId).fetchHistory()).events![0]!;
     const childInput = JSON.parse(Buffer.from(started.workflowExecutionStartedEventAttributes!.input!.payloads![0]!.data!).toString('utf8'));
-    assert.equal(childInput.warmStartFrom, first.train.modelUri.replace(/\/model\.json$/, ''));
+    assert.equal(childInput.warmStartFrom, modelFolderOf(first.train.modelUri));
     assert.equal(childInput.runId, second.train.runId);
 
     // Good data, more epochs, warm-started: better than the champion, promoted.
@@ -99,7 +100,7 @@ describe('retrainModel', () => {
     assert.equal(d2.promoted, false);
     assert.deepEqual(d2.champion?.metrics, second.decision.champion?.metrics);
     assert.deepEqual(d2.challenger.metrics, second.decision.challenger.metrics);
-    assert.deepEqual(readJson<DecisionRecord>(`${second.train.runUri}/retrain-decision.json`), d2);
+    assert.deepEqual(readJson<DecisionRecord>(joinUri(second.train.runUri, RETRAIN_DECISION)), d2);
 
     // The recorded history replays without non-determinism.
     const history = await stack.client.workflow.getHandle(secondId).fetchHistory();
@@ -146,9 +147,9 @@ describe('champion pointer (activity, file store)', () => {
   function setup() {
     const root = tempCheckpointRoot();
     const activities = createChampionActivities({ trainer, openStore: (uri) => openStore(uri), checkpointRoot: root });
-    const runUri = `${root}/run-x`;
+    const runUri = runUriOf(root, 'run-x');
     const champion = (id: string): ChampionRecord => ({
-      modelName: 'm', modelUri: `${root}/${id}/model/model.json`, runId: id, runUri: `${root}/${id}`, metrics: { val_loss: 1 },
+      modelName: 'm', modelUri: exportedModelUri(runUriOf(root, id)), runId: id, runUri: runUriOf(root, id), metrics: { val_loss: 1 },
       metric: 'val_loss', mode: 'min', promotedAt: '2026-01-01T00:00:00.000Z', retrain: { workflowId: id, runId: 'r' },
     });
     const input = (id: string, expectedVersion: string | null, promoted = true): RecordDecisionInput => ({

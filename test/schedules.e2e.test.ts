@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { ScheduleNotFoundError, type Client } from '@temporalio/client';
 import type { ChampionRecord, DecisionRecord } from '../src/activities/champion';
+import { RETRAIN_DECISION, joinUri } from '../src/checkpoints/layout';
 import { temporalCliPath } from '../src/dev-server';
 import {
   createRetrainSchedule,
@@ -113,7 +114,7 @@ describe('retraining schedules', () => {
       assert.equal(d2.champion?.metrics.val_loss, pointer.metrics.val_loss, 'the champion re-evaluated on the same eval set');
       assert.ok(d2.challenger.metrics.val_loss! > d2.champion!.metrics.val_loss!, d2.reason);
       assert.ok(typeof d2.challenger.metrics.val_accuracy === 'number');
-      assert.deepEqual(readJson<DecisionRecord>(`${second.result.train.runUri}/retrain-decision.json`), d2);
+      assert.deepEqual(readJson<DecisionRecord>(joinUri(second.result.train.runUri, RETRAIN_DECISION)), d2);
     } finally {
       await deleteRetrainSchedule(client, scheduleId).catch(() => undefined);
     }

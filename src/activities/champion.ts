@@ -2,17 +2,16 @@
  * Champion activities for `retrainModel`: read the current champion of a model, evaluate
  * champion and challenger on the same eval set (in the trainer), and record the decision.
  *
- * Layout under the champion root (by default the checkpoint root):
- *   champions/<modelName>/champion.json          the pointer; changed only by compare-and-swap
- *   champions/<modelName>/decisions/<n>.json     every decision, promoted or not, with both metrics
- * and `<runUri>/retrain-decision.json` beside the challenger's run.
+ * Under the champion root (by default the checkpoint root; keys from checkpoints/layout.ts), a
+ * model's champion pointer changes only by compare-and-swap, and every decision, promoted or not,
+ * is appended with both models' metrics and copied beside the challenger's run.
  */
-import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { DatasetSpec, LossName, Mode } from '../config/train-config';
-import { PermanentStoreError, PreconditionFailedError, type CheckpointStore } from '../checkpoints/store';
+import { RETRAIN_DECISION, championKey, decisionKey, decisionNumberOfKey, decisionsPrefix } from '../checkpoints/layout';
+import { PreconditionFailedError, type CheckpointStore } from '../checkpoints/store';
 import type { EvaluateModelsResult } from '../training/protocol';
-import { TrainerError } from '../training/trainer-client';
+import { callTrainer, storeCall } from './store-and-trainer';
 import type { TrainingActivityDeps } from './training';
 
 /** `champions/<modelName>/champion.json`. */
@@ -99,17 +98,6 @@ export type RecordDecisionResult =
   /** Someone else changed the champion since it was read: compare again against this one. */
   | { readonly outcome: 'conflict'; readonly champion: ChampionRecord | null; readonly version: string | null };
 
-const championKey = (modelName: string) => `champions/${modelName}/champion.json`;
-const decisionsPrefix = (modelName: string) => `champions/${modelName}/decisions/`;
-const decisionKey = (modelName: string, n: number) => `${decisionsPrefix(modelName)}${String(n).padStart(6, '0')}.json`;
-
-function storeCall<T>(fn: () => Promise<T>): Promise<T> {
-  return fn().catch((err: unknown) => {
-    if (err instanceof PermanentStoreError) throw ApplicationFailure.nonRetryable(err.message, err.name);
-    throw err;
-  });
-}
-
 async function readPointer(store: CheckpointStore, modelName: string): Promise<{ champion: ChampionRecord | null; version: string | null }> {
   const found = await store.getVersioned(championKey(modelName));
   if (!found) return { champion: null, version: null };
@@ -137,19 +125,10 @@ export function createChampionActivities(deps: TrainingActivityDeps) {
 
     /** Evaluates exported models on one eval set in the trainer: champion and challenger, same data, same code. */
     async evaluateModels(input: EvaluateModelsInput): Promise<EvaluateModelsResult> {
-      const ctx = Context.current();
-      const timer = setInterval(() => ctx.heartbeat(), 1000);
-      try {
-        return await deps.trainer.request<EvaluateModelsResult>(
-          { type: 'evaluateModels', request: { modelUris: input.modelUris, data: input.data, loss: input.loss } },
-          { signal: ctx.cancellationSignal },
-        );
-      } catch (err) {
-        if (err instanceof TrainerError && err.nonRetryable) throw ApplicationFailure.nonRetryable(err.message, err.name);
-        throw err;
-      } finally {
-        clearInterval(timer);
-      }
+      return callTrainer<EvaluateModelsResult>(deps.trainer, {
+        type: 'evaluateModels',
+        request: { modelUris: input.modelUris, data: input.data, loss: input.loss },
+      });
     },
 
     /**
@@ -187,7 +166,7 @@ export function createChampionActivities(deps: TrainingActivityDeps) {
             break;
           }
         }
-        let n = keys.reduce((max, k) => Math.max(max, Number(/(\d+)\.json$/.exec(k)?.[1] ?? 0)), 0) + 1;
+        let n = keys.reduce((max, k) => Math.max(max, decisionNumberOfKey(k) ?? 0), 0) + 1;
         while (!record) {
           const candidate: DecisionRecord = {
             number: n,
@@ -203,7 +182,7 @@ export function createChampionActivities(deps: TrainingActivityDeps) {
             n++;
           }
         }
-        await deps.openStore(input.runUri).put('retrain-decision.json', Buffer.from(JSON.stringify(record, null, 2)));
+        await deps.openStore(input.runUri).put(RETRAIN_DECISION, Buffer.from(JSON.stringify(record, null, 2)));
         return { outcome: 'recorded', decision: record };
       });
     },

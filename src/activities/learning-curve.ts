@@ -1,17 +1,8 @@
 /** A dependency-free SVG plot of per-epoch metrics: one line per metric, epochs on the x axis. */
-
-export interface EpochRecord {
-  readonly epoch: number;
-  readonly step: number;
-  readonly learningRate: number;
-  readonly metrics: Readonly<Record<string, number>>;
-}
+import type { EpochRecord } from './store-and-trainer';
+import { escapeXml } from './svg';
 
 const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b'];
-
-function escapeXml(s: string): string {
-  return s.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
 
 /** Draws every finite metric of `records`; losses and accuracies share the plot, each scaled to its own range. */
 export function learningCurveSvg(records: readonly EpochRecord[], title: string): string {

@@ -2,10 +2,11 @@
  * Writes what a hyperparameter search leaves beside its trials' checkpoints: `results.json` (the
  * whole summary), `results.csv` (one row per trial) and `results.svg` (the metric of every trial).
  */
-import { ApplicationFailure } from '@temporalio/common';
-import { PermanentStoreError, type CheckpointStore } from '../checkpoints/store';
+import type { CheckpointStore } from '../checkpoints/store';
 import type { Mode } from '../config/train-config';
 import type { TrialRow } from '../workflows/search-space';
+import { storeCall } from './store-and-trainer';
+import { escapeXml } from './svg';
 
 export interface SearchResultDeps {
   readonly openStore: (uri: string) => CheckpointStore;
@@ -43,10 +44,6 @@ export function resultsCsv(input: WriteSearchResultsInput): string {
     t.trial, t.id, t.status, t.rung, t.epochs, t.step, t.value, ...paths.map((p) => t.params[p]), t.runStatus, t.workflowId, t.modelUri, t.error,
   ]);
   return [header, ...rows].map((r) => r.map(csvCell).join(',')).join('\n') + '\n';
-}
-
-function escapeXml(s: string): string {
-  return s.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 const STATUS_COLORS: Record<string, string> = { completed: '#1f77b4', pruned: '#aaaaaa', failed: '#d62728' };
@@ -96,13 +93,6 @@ export interface ArchiveTrialModelInput {
   readonly runUri: string;
   /** The rung whose export is archived. */
   readonly rung: number;
-}
-
-function storeCall<T>(fn: () => Promise<T>): Promise<T> {
-  return fn().catch((err: unknown) => {
-    if (err instanceof PermanentStoreError) throw ApplicationFailure.nonRetryable(err.message, err.name);
-    throw err;
-  });
 }
 
 export function createSearchResultActivities(deps: SearchResultDeps) {

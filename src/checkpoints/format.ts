@@ -12,7 +12,7 @@
  * that is already committed (and verifies) is left as it is; a committed one that fails its
  * checksums is un-committed and written again.
  */
-import { createHash } from 'node:crypto';
+import { sha256 } from './digest';
 import { CHECKPOINTS_PREFIX, LATEST_KEY, MANIFEST, checkpointKey, checkpointObjectKey, stepOfManifestKey } from './layout';
 import { PreconditionFailedError, type CheckpointStore } from './store';
 
@@ -38,9 +38,7 @@ export interface LoadedCheckpoint {
   readonly objects: ReadonlyMap<string, Buffer>;
 }
 
-export function sha256(data: Buffer): string {
-  return createHash('sha256').update(data).digest('hex');
-}
+export { sha256 };
 
 /** Steps that have a manifest, ascending (their objects are not verified here). */
 export async function listCheckpointSteps(store: CheckpointStore): Promise<number[]> {

@@ -7,12 +7,13 @@
  * - Internal files (temp files, lock files) start with `.dt-` and are never listed; keys with a
  *   segment starting with `.dt-` are rejected so they cannot collide.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import { PreconditionFailedError, type CheckpointStore, type VersionedObject } from './store';
+import { sha256 } from './digest';
 
 /** Prefix of the store's own temp and lock files; reserved in keys. */
 export const INTERNAL_PREFIX = '.dt-';
@@ -79,10 +80,6 @@ function errnoCode(err: unknown): string | undefined {
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-function sha256Hex(data: Buffer): string {
-  return createHash('sha256').update(data).digest('hex');
-}
-
 /** Resolves `file:///abs/path` (or a plain absolute path) to the root directory. */
 export function fileUriToRoot(uri: string): string {
   if (uri.startsWith('file:')) {
@@ -136,7 +133,7 @@ export class FileCheckpointStore implements CheckpointStore {
 
   async getVersioned(key: string): Promise<VersionedObject | undefined> {
     const data = await this.readIfExists(this.pathOf(key));
-    return data === undefined ? undefined : { data, version: sha256Hex(data) };
+    return data === undefined ? undefined : { data, version: sha256(data) };
   }
 
   async putIfVersion(key: string, data: Buffer, expectedVersion: string | undefined): Promise<void> {
@@ -146,7 +143,7 @@ export class FileCheckpointStore implements CheckpointStore {
     const release = await this.acquireLock(lockPath, key);
     try {
       const current = await this.readIfExists(file);
-      const currentVersion = current === undefined ? undefined : sha256Hex(current);
+      const currentVersion = current === undefined ? undefined : sha256(current);
       if (currentVersion !== expectedVersion) throw new PreconditionFailedError(this.uriOf(key));
       await this.atomicWrite(file, data);
     } finally {

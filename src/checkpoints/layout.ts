@@ -110,6 +110,13 @@ export function decisionKey(modelName: string, n: number): string {
   return `${decisionsPrefix(modelName)}${pad(n, 6, 'a decision number')}.json`;
 }
 
+const DECISION_KEY = /\/decisions\/(\d+)\.json$/;
+/** The number of a `…/decisions/<n>.json` key, else undefined. */
+export function decisionNumberOfKey(key: string): number | undefined {
+  const m = DECISION_KEY.exec(key);
+  return m ? Number(m[1]) : undefined;
+}
+
 /** Joins a root URI and relative segments with single slashes (`file:///a/` + `b` = `file:///a/b`). */
 export function joinUri(root: string, ...segments: string[]): string {
   const parts = segments.map((s) => s.replace(/^\/+|\/+$/g, '')).filter((s) => s.length > 0);

@@ -3,6 +3,7 @@
  * judged against the current champion. Pure code: the workflow, the CLI and `createRetrainSchedule`
  * all validate with it, so a bad input gets the same field-level error everywhere.
  */
+import { fnv1aHex } from './fnv1a';
 import { parseTrainConfig, type Mode, type TrainConfig } from './train-config';
 import { Checker, ConfigError, checkPathSegment, type ConfigIssue } from './validate';
 
@@ -84,16 +85,6 @@ export function parseRetrainConfig(input: unknown): RetrainConfig {
 
 const MAX_ID = 128;
 
-/** FNV-1a, 32 bits, as 8 hex digits: a stable tag that fits in a path segment (no Node crypto in workflows). */
-function fnv1a(text: string): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h.toString(16).padStart(8, '0');
-}
-
 /**
  * The run id of a retrain: `<modelName>-<workflow id>`, with every character outside
  * [A-Za-z0-9._-] turned into '-' (a schedule appends `-2026-01-02T03:04:05Z` to its workflow ids,
@@ -103,5 +94,5 @@ function fnv1a(text: string): string {
 export function retrainRunId(modelName: string, workflowId: string): string {
   const raw = `${modelName}-${workflowId}`;
   const id = raw.replace(/[^A-Za-z0-9._-]/g, '-');
-  return id.length <= MAX_ID ? id : `${id.slice(0, MAX_ID - 9)}-${fnv1a(raw)}`;
+  return id.length <= MAX_ID ? id : `${id.slice(0, MAX_ID - 9)}-${fnv1aHex(raw)}`;
 }

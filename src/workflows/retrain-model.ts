@@ -21,6 +21,7 @@ import {
 import type { ChampionActivities, ChampionRecord, DecisionRecord } from '../activities/champion';
 import { parseRetrainConfig, retrainRunId, type RetrainConfig, type RetrainInput } from '../config/retrain-config';
 import type { Mode } from '../config/train-config';
+import { modelFolderOf } from '../checkpoints/layout';
 import { FAULT_RETRY } from './activity-proxies';
 import { parseOrFail } from './invalid-config';
 import { SEARCH_ATTRIBUTES } from './search-attributes';
@@ -75,9 +76,6 @@ export function decidePromotion(rule: { metric: string; mode: Mode; minImproveme
   return { promoted: wins, reason: `${cmp} ${wins ? '>' : '<='} minImprovement ${f(minImprovement)}` };
 }
 
-/** warmStartFrom takes the exported model's folder (`…/model`), the champion records `…/model/model.json`. */
-const modelFolder = (modelUri: string) => modelUri.replace(/\/model\.json$/, '');
-
 const MAX_CONFLICTS = 5;
 
 export async function retrainModel(input: RetrainInput): Promise<RetrainResult> {
@@ -121,7 +119,8 @@ export async function retrainModel(input: RetrainInput): Promise<RetrainResult> 
   });
   champion = read.champion;
   let version = read.version;
-  warmStartFrom = champion ? modelFolder(champion.modelUri) : null;
+  // warmStartFrom takes the exported model's folder; the champion records its model.json.
+  warmStartFrom = champion ? modelFolderOf(champion.modelUri) : null;
 
   phase = 'training';
   publish();

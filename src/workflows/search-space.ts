@@ -3,6 +3,7 @@
  * is built from the base, how trials rank, and the rungs of successive halving. No I/O, no clocks:
  * the same config always yields the same trials, in the same order.
  */
+import { fnv1a } from '../config/fnv1a';
 import { MAX_TRIALS, SEARCH_DEFAULTS, type Dimension, type SearchConfig, type SpaceEntry } from '../config/search-config';
 import type { Mode } from '../config/train-config';
 import { ConfigError, isObject, type JsonObject } from '../config/validate';
@@ -24,15 +25,6 @@ export function gridTrials(space: readonly SpaceEntry[]): TrialParams[] {
 /** Number of grid combinations, without building them. */
 export function gridSize(space: readonly SpaceEntry[]): number {
   return space.reduce((n, s) => n * (s.dimension.kind === 'values' || s.dimension.kind === 'choice' ? s.dimension.values.length : Infinity), 1);
-}
-
-function fnv1a(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h;
 }
 
 /** murmur3's finalizer over a few words: a well-mixed 32-bit hash. */

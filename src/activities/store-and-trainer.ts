@@ -1,0 +1,76 @@
+/**
+ * How every activity talks to the checkpoint store and the trainer process: store failures and
+ * trainer failures become Temporal failures (permanent ones non-retryable from the first attempt,
+ * faults retryable), trainer requests heartbeat while they run, run-folder files are written once,
+ * and the epoch records under `metrics/` are read in one place.
+ */
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { sha256 } from '../checkpoints/digest';
+import { METRICS_PREFIX } from '../checkpoints/layout';
+import { PermanentStoreError, type CheckpointStore } from '../checkpoints/store';
+import type { Progress, RequestBody } from '../training/protocol';
+import { TrainerError, type TrainerClient } from '../training/trainer-client';
+
+/** `metrics/epoch-<n>.json`: what a run measured at the end of one epoch, written once by evaluateCheckpoint. */
+export interface EpochRecord {
+  readonly epoch: number;
+  readonly step: number;
+  readonly learningRate: number;
+  /** Training metrics of the epoch (`loss`) and the eval metrics (`val_…`). */
+  readonly metrics: Readonly<Record<string, number>>;
+}
+
+/** Runs store calls; a PermanentStoreError (no permission, no bucket) fails the activity without retries. */
+export function storeCall<T>(fn: () => Promise<T>): Promise<T> {
+  return fn().catch((err: unknown) => {
+    if (err instanceof PermanentStoreError) throw ApplicationFailure.nonRetryable(err.message, err.name);
+    throw err;
+  });
+}
+
+/**
+ * Sends one request to the trainer from inside an activity: heartbeats its progress (and on a
+ * timer, since loading a checkpoint or a dataset reports nothing for a while), turns activity
+ * cancellation into a stop at the trainer's next step, and makes a trainer error that retrying
+ * cannot fix non-retryable.
+ */
+export async function callTrainer<T>(trainer: TrainerClient, body: RequestBody): Promise<T> {
+  const ctx = Context.current();
+  let last = ctx.info.heartbeatDetails as Progress | undefined;
+  const timer = setInterval(() => ctx.heartbeat(last), 1000);
+  try {
+    return await trainer.request<T>(body, {
+      onProgress: (p) => {
+        last = p;
+        ctx.heartbeat(p);
+      },
+      signal: ctx.cancellationSignal,
+    });
+  } catch (err) {
+    if (err instanceof TrainerError && err.nonRetryable) throw ApplicationFailure.nonRetryable(err.message, err.name);
+    throw err;
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/** Writes `key` unless the same bytes are already there (a retry); refuses to change data already saved. */
+export async function writeOnce(store: CheckpointStore, key: string, data: Buffer): Promise<void> {
+  const existing = await store.get(key);
+  if (existing && sha256(existing) === sha256(data)) return;
+  if (existing) {
+    throw ApplicationFailure.nonRetryable(`Refusing to overwrite ${store.uriOf(key)}: it holds different data`, 'WouldOverwrite');
+  }
+  await store.put(key, data);
+}
+
+/** Every `metrics/epoch-<n>.json` of the run in `store`, oldest epoch first. */
+export async function readEpochRecords(store: CheckpointStore): Promise<EpochRecord[]> {
+  const records: EpochRecord[] = [];
+  for (const key of await store.list(METRICS_PREFIX)) {
+    const data = await store.get(key);
+    if (data) records.push(JSON.parse(data.toString('utf8')) as EpochRecord);
+  }
+  return records.sort((a, b) => a.epoch - b.epoch);
+}
