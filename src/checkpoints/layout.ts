@@ -142,3 +142,12 @@ export function exportedModelUri(runUri: string): string {
 export function modelFolderOf(uri: string): string {
   return uri.replace(/\/+$/, '').replace(new RegExp(`/${MODEL_JSON.replace('.', '\\.')}$`), '');
 }
+
+/** TensorBoard's folder under a run; `tensorboard --logdir <root>` finds every run (and every trial of a search). */
+export const TENSORBOARD_DIR = 'tensorboard';
+export type TensorBoardSplit = 'train' | 'validation';
+
+/** One event file per recorded epoch, named so that TensorBoard reads them in step order. */
+export function tensorboardEventsKey(split: TensorBoardSplit, epoch: number): string {
+  return `${TENSORBOARD_DIR}/${split}/events.out.tfevents.${pad(epoch, 8, 'an epoch')}.durable-train.v2`;
+}

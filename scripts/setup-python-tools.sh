@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Python tools the tests read runs with: TensorBoard's own event reader (and, with --mlflow, a
+# real MLflow tracking server). Installed from PyPI into a virtualenv in .cache/py (git-ignored),
+# once; prints the venv's python path on stdout. Pinned so that a test reads with a known reader.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.cache/py"
+TENSORBOARD_VERSION=2.21.0
+MLFLOW_VERSION=3.18.0
+log() { echo "[setup-python-tools] $*" >&2; }
+
+want=("tensorboard==$TENSORBOARD_VERSION")
+[[ " $* " == *" --mlflow "* ]] && want+=("mlflow==$MLFLOW_VERSION")
+stamp="$VENV/.installed-$(echo "${want[*]}" | sha256sum | cut -c1-12)"
+if [[ ! -f "$stamp" ]]; then
+  [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
+  log "installing ${want[*]} into .cache/py"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${want[@]}" >&2
+  touch "$stamp"
+fi
+echo "$VENV/bin/python"
