@@ -20,7 +20,10 @@ mkdir -p .cache/bin
 
 # 1. npm packages: reinstall only when package-lock.json changed since the last install.
 LOCK_HASH="$(sha256sum package-lock.json | cut -c1-16)"
-if [[ ! -f node_modules/.dt-lock-hash || "$(cat node_modules/.dt-lock-hash)" != "$LOCK_HASH" ]]; then
+if [[ -L node_modules ]]; then
+  # A checkout that borrows another's install (a git worktree): npm ci would empty the shared one.
+  log "node_modules is a symlink to a shared install: not reinstalling it here"
+elif [[ ! -f node_modules/.dt-lock-hash || "$(cat node_modules/.dt-lock-hash)" != "$LOCK_HASH" ]]; then
   log "installing npm packages (npm ci --ignore-scripts)"
   npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >&2
   echo "$LOCK_HASH" > node_modules/.dt-lock-hash
