@@ -6,7 +6,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.cache/py"
 TENSORBOARD_VERSION=2.21.0
-MLFLOW_VERSION=3.18.0
+MLFLOW_VERSION=3.17.2
 log() { echo "[setup-python-tools] $*" >&2; }
 
 want=("tensorboard==$TENSORBOARD_VERSION")

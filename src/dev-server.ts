@@ -48,19 +48,31 @@ export async function freePort(): Promise<number> {
   });
 }
 
+export interface DevServerOptions {
+  readonly dbFile?: string;
+  readonly port?: number;
+  /** Serve the Temporal Web UI on this port (127.0.0.1); headless when omitted. */
+  readonly uiPort?: number;
+}
+
 export class DevServer {
   private process: ChildProcess | undefined;
   readonly address: string;
 
-  private constructor(readonly port: number, readonly dbFile: string, readonly logFile: string) {
+  private constructor(readonly port: number, readonly dbFile: string, readonly logFile: string, readonly uiPort: number | undefined) {
     this.address = `127.0.0.1:${port}`;
   }
 
+  /** The Web UI's address, when the server serves it. */
+  get uiUrl(): string | undefined {
+    return this.uiPort === undefined ? undefined : `http://127.0.0.1:${this.uiPort}`;
+  }
+
   /** Starts a dev server on a free port with its own database file (in a temp dir unless given). */
-  static async start(options: { dbFile?: string; port?: number } = {}): Promise<DevServer> {
+  static async start(options: DevServerOptions = {}): Promise<DevServer> {
     const port = options.port ?? (await freePort());
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dt-temporal-'));
-    const server = new DevServer(port, options.dbFile ?? path.join(dir, 'temporal.db'), path.join(dir, 'server.log'));
+    const server = new DevServer(port, options.dbFile ?? path.join(dir, 'temporal.db'), path.join(dir, 'server.log'), options.uiPort);
     await server.restart();
     return server;
   }
@@ -68,14 +80,14 @@ export class DevServer {
   /** Starts (again) on the same port and database. */
   async restart(): Promise<void> {
     if (this.process) throw new Error('The dev server is already running');
-    const uiPort = await freePort();
     const metricsPort = await freePort();
+    const ui = this.uiPort === undefined ? ['--headless', '--ui-port', String(await freePort())] : ['--ui-ip', '127.0.0.1', '--ui-port', String(this.uiPort)];
     const log = fs.openSync(this.logFile, 'a');
     const child = spawn(
       temporalCliPath(),
       [
-        'server', 'start-dev', '--headless', '--ip', '127.0.0.1', '--port', String(this.port),
-        '--ui-port', String(uiPort), '--metrics-port', String(metricsPort),
+        'server', 'start-dev', ...ui, '--ip', '127.0.0.1', '--port', String(this.port),
+        '--metrics-port', String(metricsPort),
         '--db-filename', this.dbFile, '--log-level', 'warn',
         ...SEARCH_ATTRIBUTE_CLI_ARGS.flatMap((a) => ['--search-attribute', a]),
       ],
