@@ -16,7 +16,7 @@ import type { temporal } from '@temporalio/proto';
 import { leaderboardQuery, type SearchResult, type TrainResult } from '../src/workflows';
 import { exportedModelUri, joinUri, modelJsonKey, rungModelDir } from '../src/checkpoints/layout';
 import { parseSearchConfig } from '../src/config/search-config';
-import { planTrials } from '../src/workflows/search-space';
+import { planTrials } from '../src/workflows/search';
 import { Worker } from '@temporalio/worker';
 import { startStack, startWorker, startWorkerProcess, tempCheckpointRoot, uniqueId, waitFor, workflowBundle, type InProcessWorker, type Stack, type WorkerProcess } from './helpers/temporal';
 import { tinyInput } from './e2e-support';

@@ -1,21 +1,14 @@
-/** hyperparameterSearch's pure parts: input validation, trial generation, ranking and halving rungs. */
+/** hyperparameterSearch's pure parts: input validation, trial generation, ranking and halving rungs (the strategies themselves: search-strategies.test.ts). */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { parseSearchConfig } from '../src/config/search-config';
 import { ConfigError } from '../src/config/validate';
-import {
-  applyParams,
-  compareRanked,
-  gridTrialAt,
-  gridTrials,
-  halvingSchedule,
-  planTrials,
-  randomTrials,
-  selectSurvivors,
-  trialInput,
-  unitDraw,
-} from '../src/workflows/search-space';
+import { applyParams, compareRanked, trialInput } from '../src/workflows/search-space';
+import { planTrials } from '../src/workflows/search';
+import { gridTrialAt, gridTrials } from '../src/workflows/search/grid';
+import { halvingSchedule, selectSurvivors } from '../src/workflows/search/halving';
+import { randomTrials, unitDraw } from '../src/workflows/search/random';
 import { validateSearchOrFail } from '../src/workflows/hyperparameter-search';
 import { tinyInput } from './e2e-support';
 

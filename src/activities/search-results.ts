@@ -2,9 +2,10 @@
  * Writes what a hyperparameter search leaves beside its trials' checkpoints: `results.json` (the
  * whole summary), `results.csv` (one row per trial) and `results.svg` (the metric of every trial).
  */
+import { MODEL_DIR, RESULTS_CSV, RESULTS_JSON, RESULTS_SVG, modelJsonKey, rungModelDir } from '../checkpoints/layout';
 import type { CheckpointStore } from '../checkpoints/store';
+import type { TrialRow } from '../config/search-types';
 import type { Mode } from '../config/train-config';
-import type { TrialRow } from '../workflows/search-space';
 import { storeCall } from './store-and-trainer';
 import { escapeXml } from './svg';
 
@@ -46,7 +47,7 @@ export function resultsCsv(input: WriteSearchResultsInput): string {
   return [header, ...rows].map((r) => r.map(csvCell).join(',')).join('\n') + '\n';
 }
 
-const STATUS_COLORS: Record<string, string> = { completed: '#1f77b4', pruned: '#aaaaaa', failed: '#d62728' };
+const STATUS_COLORS: Record<string, string> = { completed: '#1f77b4', paused: '#1f77b4', pruned: '#aaaaaa', failed: '#d62728' };
 
 /** The metric of every trial that has one, trial number on x; the best is ringed. Dependency-free SVG. */
 export function metricByTrialSvg(input: WriteSearchResultsInput): string {
@@ -104,15 +105,16 @@ export function createSearchResultActivities(deps: SearchResultDeps) {
      */
     async archiveTrialModel(input: ArchiveTrialModelInput): Promise<{ readonly modelUri: string | null }> {
       const store = deps.openStore(input.runUri);
-      const target = `rungs/rung-${input.rung}/`;
+      const source = `${MODEL_DIR}/`;
+      const target = `${rungModelDir(input.rung)}/`;
       return storeCall(async () => {
-        for (const key of await store.list('model/')) {
+        for (const key of await store.list(source)) {
           const data = await store.get(key);
-          if (data) await store.put(`${target}${key}`, data);
+          if (data) await store.put(`${target}${key.slice(source.length)}`, data);
         }
-        await store.deletePrefix('model/');
-        const archived = await store.get(`${target}model/model.json`);
-        return { modelUri: archived ? store.uriOf(`${target}model/model.json`) : null };
+        await store.deletePrefix(source);
+        const archived = await store.get(modelJsonKey(rungModelDir(input.rung)));
+        return { modelUri: archived ? store.uriOf(modelJsonKey(rungModelDir(input.rung))) : null };
       });
     },
 
@@ -120,11 +122,11 @@ export function createSearchResultActivities(deps: SearchResultDeps) {
     async writeSearchResults(input: WriteSearchResultsInput): Promise<WriteSearchResultsOutput> {
       const store = deps.openStore(input.searchUri);
       await storeCall(async () => {
-        await store.put('results.json', Buffer.from(JSON.stringify(input, null, 2) + '\n'));
-        await store.put('results.csv', Buffer.from(resultsCsv(input)));
-        await store.put('results.svg', Buffer.from(metricByTrialSvg(input)));
+        await store.put(RESULTS_JSON, Buffer.from(JSON.stringify(input, null, 2) + '\n'));
+        await store.put(RESULTS_CSV, Buffer.from(resultsCsv(input)));
+        await store.put(RESULTS_SVG, Buffer.from(metricByTrialSvg(input)));
       });
-      return { resultsUri: store.uriOf('results.json'), csvUri: store.uriOf('results.csv'), plotUri: store.uriOf('results.svg') };
+      return { resultsUri: store.uriOf(RESULTS_JSON), csvUri: store.uriOf(RESULTS_CSV), plotUri: store.uriOf(RESULTS_SVG) };
     },
   };
 }

@@ -1,12 +1,33 @@
 /**
  * The `hyperparameterSearch` input: plain JSON, validated field by field before any trial starts.
- * Pure code (the workflow runs it); trial generation lives in workflows/search-space.ts.
+ * Pure code (the workflow runs it); the strategies themselves are in workflows/search/.
  */
 import { autoMode, type Mode } from './train-config';
 import { Checker, checkPathSegment, isObject, type JsonObject } from './validate';
 
-export type SearchStrategy = 'grid' | 'random' | 'halving';
-export const STRATEGIES: readonly SearchStrategy[] = ['grid', 'random', 'halving'];
+/** Which of the shared input fields a strategy takes (its implementation: src/workflows/search/<name>.ts). */
+export interface StrategyOptions {
+  /** The space may hold distributions (else lists of values only). */
+  readonly distributions: boolean;
+  /** It draws at random: takes `seed`. */
+  readonly seed: boolean;
+  /** Runs trials in rungs: takes `eta` and `minEpochs` (required), and needs `base.maxEpochs`. */
+  readonly rungs: boolean;
+}
+
+/** Every strategy's name and input options: one line each, beside its entry in workflows/search/index.ts. */
+export const STRATEGY_OPTIONS = {
+  grid: { distributions: false, seed: false, rungs: false },
+  random: { distributions: true, seed: true, rungs: false },
+  halving: { distributions: true, seed: true, rungs: true },
+} as const satisfies Readonly<Record<string, StrategyOptions>>;
+
+export type SearchStrategy = keyof typeof STRATEGY_OPTIONS;
+export const STRATEGIES = Object.keys(STRATEGY_OPTIONS) as readonly SearchStrategy[];
+
+const named = (names: readonly string[], and: string): string =>
+  names.map((n) => `\`${n}\``).reduce((text, n, i) => (i === 0 ? n : i === names.length - 1 ? `${text} ${and} ${n}` : `${text}, ${n}`), '');
+const strategiesWith = (option: keyof StrategyOptions): SearchStrategy[] => STRATEGIES.filter((s) => STRATEGY_OPTIONS[s][option]);
 
 /** How one dotted path is searched: a list of values (grid), or a distribution (random). */
 export type Dimension =
@@ -32,16 +53,16 @@ export interface SearchConfig {
   readonly space: readonly SpaceEntry[];
   readonly strategy: SearchStrategy;
   readonly seed: number;
-  /** Grid: at most this many of the grid's trials (first in grid order); random and halving (random space): how many to draw. */
+  /** At most this many trials (a grid: its first ones in grid order; random draws: default 10). */
   readonly maxTrials: number | undefined;
   readonly maxParallel: number;
   readonly metric: string;
   readonly mode: Mode;
   /** Failed trials tolerated; one more fails the search. Undefined: any number (the search fails only if no trial succeeds). */
   readonly failureBudget: number | undefined;
-  /** Successive halving: keep the best 1/eta of each rung, give survivors eta× the epochs. */
+  /** Strategies with rungs: keep the best 1/eta of each rung, give survivors eta× the epochs. */
   readonly eta: number;
-  /** Successive halving: epochs of the first rung. */
+  /** Strategies with rungs: epochs of the first rung. */
   readonly minEpochs: number | undefined;
   /** Continue as new after this many trial runs were started (0: only when the server suggests it). */
   readonly continueAsNewEvery: number;
@@ -156,8 +177,8 @@ export function parseSearchConfig(input: unknown): SearchConfig {
       if (base && !checkPath(c, field, path, base)) continue;
       const dimension = checkDimension(c, field, value);
       if (!dimension) continue;
-      if (strategy === 'grid' && dimension.kind !== 'values') {
-        c.fail(field, 'a list of values (the `grid` strategy takes no distributions; use `random` or `halving`)', value);
+      if (!STRATEGY_OPTIONS[strategy].distributions && dimension.kind !== 'values') {
+        c.fail(field, `a list of values (the \`${strategy}\` strategy takes no distributions; use ${named(strategiesWith('distributions'), 'or')})`, value);
         continue;
       }
       space.push({ path, dimension });
@@ -177,19 +198,21 @@ export function parseSearchConfig(input: unknown): SearchConfig {
   const failureBudget = c.number('failureBudget', o.failureBudget, { integer: true, min: 0, optional: true });
   const eta = c.number('eta', o.eta, { integer: true, min: 2, max: 100, fallback: SEARCH_DEFAULTS.eta }) ?? SEARCH_DEFAULTS.eta;
   let minEpochs: number | undefined;
-  if (strategy === 'halving') {
+  if (STRATEGY_OPTIONS[strategy].rungs) {
     minEpochs = c.number('minEpochs', o.minEpochs, { integer: true, min: 1 });
     // The last rung's budget: required here even though trainModel would reject its absence anyway.
     const maxEpochs = base && c.number('base.maxEpochs', base.maxEpochs, { integer: true, min: 1 });
     if (minEpochs !== undefined && maxEpochs !== undefined && minEpochs > maxEpochs) {
       c.fail('minEpochs', `a whole number at most \`base.maxEpochs\` (${maxEpochs}), the budget of the last rung`, minEpochs);
     }
-    if (space.some((s) => s.path === 'maxEpochs')) c.fail('space.maxEpochs', 'absent with `halving` (the rungs set each trial\'s epochs)', 'maxEpochs');
+    if (space.some((s) => s.path === 'maxEpochs')) c.fail('space.maxEpochs', `absent with \`${strategy}\` (the rungs set each trial's epochs)`, 'maxEpochs');
   } else {
-    if (o.minEpochs !== undefined) c.fail('minEpochs', 'absent (only the `halving` strategy has rungs)', o.minEpochs);
-    if (o.eta !== undefined) c.fail('eta', 'absent (only the `halving` strategy has rungs)', o.eta);
+    const withRungs = strategiesWith('rungs');
+    const only = `absent (only the ${named(withRungs, 'and')} ${withRungs.length === 1 ? 'strategy has' : 'strategies have'} rungs)`;
+    if (o.minEpochs !== undefined) c.fail('minEpochs', only, o.minEpochs);
+    if (o.eta !== undefined) c.fail('eta', only, o.eta);
   }
-  if (strategy === 'grid' && o.seed !== undefined) c.fail('seed', 'absent (a grid draws nothing at random)', o.seed);
+  if (!STRATEGY_OPTIONS[strategy].seed && o.seed !== undefined) c.fail('seed', `absent (\`${strategy}\` draws nothing at random)`, o.seed);
   const continueAsNewEvery =
     c.number('continueAsNewEvery', o.continueAsNewEvery, { integer: true, min: 0, fallback: SEARCH_DEFAULTS.continueAsNewEvery }) ?? 0;
 

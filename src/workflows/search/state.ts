@@ -1,0 +1,133 @@
+/**
+ * hyperparameterSearch's state and result types, and the pure helpers that build them: the trial
+ * rows, child workflow ids, and the migration of a state carried from before the searcher/scheduler split.
+ */
+import { TemporalFailure } from '@temporalio/workflow';
+import { joinUri, trialId } from '../../checkpoints/layout';
+import type { SearchStrategy } from '../../config/search-config';
+import type { JsonValue, Rung, TrialParams, TrialRow } from '../../config/search-types';
+import type { Mode } from '../../config/train-config';
+import type { TrainResult } from '../train-model';
+import { migrateLegacyState, type LegacySearchState } from './legacy';
+import type { ValidatedSearch } from './validate';
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+export type TrialRecord = Mutable<TrialRow>;
+
+export type SearchStatus = 'starting' | 'searching' | 'finalizing' | 'completed';
+
+/** A run waiting for a slot: a new trial (rung 1) or a promoted one. */
+export interface QueuedRun {
+  readonly trial: number;
+  readonly rung: number;
+}
+
+/** Everything the search needs to go on; carried whole through continue-as-new. */
+export interface SearchState {
+  /** 2 since the searcher/scheduler split; a state without it is migrated (search/legacy.ts). */
+  readonly version: 2;
+  readonly searchRunId: string;
+  /** `<checkpoint root>/<search runId>`: trials write under it, results.* go in it. */
+  readonly searchUri: string;
+  /** Every trial suggested so far, in trial order. */
+  trials: TrialRecord[];
+  queue: QueuedRun[];
+  /** The most trials this search runs (the searcher's plan and `maxTrials`). */
+  trialLimit: number;
+  /** The searcher said it has no more trials. */
+  searcherFinished: boolean;
+  /** The searcher's and the scheduler's `getState()`, as of the last continue-as-new. */
+  searcher: JsonValue;
+  scheduler: JsonValue;
+  failures: number;
+  status: SearchStatus;
+  /** Runs of this workflow before the current one (continue-as-new count). */
+  continuedRuns: number;
+  /** Trial runs (children) started by the current run of the workflow. */
+  startedThisRun: number;
+}
+
+export interface Leaderboard {
+  readonly searchRunId: string;
+  readonly searchUri: string;
+  readonly strategy: SearchStrategy;
+  readonly status: SearchStatus;
+  readonly metric: string;
+  readonly mode: Mode;
+  /** The highest rung started (always 1 for grid and random). */
+  readonly rung: number;
+  readonly rungs: readonly Rung[];
+  readonly maxParallel: number;
+  readonly running: number;
+  readonly failed: number;
+  readonly continuedRuns: number;
+  /** Best first (later rungs first; then by metric, then trial number); trials without a metric after them, in trial order. */
+  readonly trials: readonly TrialRow[];
+}
+
+export interface BestTrial {
+  readonly trial: number;
+  readonly id: string;
+  readonly params: TrialParams;
+  readonly metric: string;
+  readonly value: number;
+  readonly epochs: number;
+  readonly step: number;
+  readonly workflowId: string;
+  readonly runUri: string;
+  readonly modelUri: string;
+}
+
+export interface SearchResult {
+  readonly searchRunId: string;
+  readonly searchUri: string;
+  readonly strategy: SearchStrategy;
+  readonly metric: string;
+  readonly mode: Mode;
+  readonly best: BestTrial;
+  /** Every trial, in trial order. */
+  readonly trials: readonly TrialRow[];
+  readonly failed: number;
+  readonly rungs: readonly Rung[];
+  readonly resultsUri: string;
+  readonly csvUri: string;
+  readonly plotUri: string;
+}
+
+/** `<search id>/trial-<n>`, and `<search id>/trial-<n>/rung-<r>` for a trial's later rungs. */
+export function childWorkflowId(searchWorkflowId: string, trial: number, rung: number): string {
+  return rung === 1 ? `${searchWorkflowId}/${trialId(trial)}` : `${searchWorkflowId}/${trialId(trial)}/rung-${rung}`;
+}
+
+export function failureMessage(err: unknown): string {
+  let e: unknown = err;
+  // The innermost cause says what went wrong; the wrappers only say that a child or an activity failed.
+  while (e instanceof TemporalFailure && e.cause) e = e.cause;
+  if (e instanceof Error) return `${e.name}: ${e.message}`.slice(0, 2000);
+  return String(e);
+}
+
+export function newTrial(searchUri: string, trial: number, params: TrialParams): TrialRecord {
+  const id = trialId(trial);
+  return {
+    trial, id, params, status: 'pending', rung: 1, workflowId: null, value: null, epochs: 0, step: 0, runStatus: null,
+    runUri: joinUri(searchUri, id), modelUri: null, error: null,
+  };
+}
+
+export function resumedState(saved: SearchState | LegacySearchState, v: ValidatedSearch): SearchState {
+  const next = { continuedRuns: saved.continuedRuns + 1, startedThisRun: 0 };
+  if ('version' in saved) return { ...saved, ...next };
+  const legacy = saved;
+  return {
+    version: 2, searchRunId: legacy.searchRunId, searchUri: legacy.searchUri, trials: legacy.trials.map((t) => ({ ...t })),
+    ...migrateLegacyState(legacy, v.config), searcherFinished: false, failures: legacy.failures, status: legacy.status as SearchStatus, ...next,
+  };
+}
+
+/** The metric of the run's final model (the epoch it exported), else null. */
+export function metricOf(result: TrainResult, metric: string): number | null {
+  const value = result.finalMetrics?.[metric];
+  return typeof value === 'number' && Number.isFinite(value) ? value : null;
+}
+
