@@ -19,7 +19,7 @@ import { loadLatestCheckpoint, writeCheckpoint } from '../src/checkpoints/format
 import { GcsCheckpointStore } from '../src/checkpoints/gcs-store';
 import { openStore } from '../src/checkpoints/open-store';
 import type { CheckpointStore } from '../src/checkpoints/store';
-import { deserializeModel, serializeModel } from '../src/training/engine';
+import { deserializeModel, serializeModel } from '../src/training/eager/serialization';
 import { startGcsEmulator } from '../test/helpers/gcs-emulator';
 
 const REPEATS = Number(process.argv[2] ?? 5);

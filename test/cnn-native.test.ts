@@ -8,7 +8,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, describe, test } from 'node:test';
 import { parseTrainConfig } from '../src/config/train-config';
-import type { DescribeResult, EvaluateResult, TrainResult } from '../src/training/protocol';
+import type { DescribeResult, EvaluateResult, TrainUntilStepResult } from '../src/training/protocol';
 import { TrainerClient } from '../src/training/trainer-client';
 import { tempDir } from './helpers/temporal';
 
@@ -41,7 +41,7 @@ describe('CNN on the native backend', () => {
     const losses: number[] = [];
     let last: EvaluateResult | undefined;
     for (let epoch = 1; epoch <= EPOCHS; epoch++) {
-      const r = await trainer.request<TrainResult>({
+      const r = await trainer.request<TrainUntilStepResult>({
         type: 'train',
         request: { runUri, config, targetStep: epoch * STEPS_PER_EPOCH, learningRate: 0.003 },
       });

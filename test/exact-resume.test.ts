@@ -18,7 +18,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { parseTrainConfig, OPTIMIZERS, type OptimizerName } from '../src/config/train-config';
 import { checkpointKey, epochRecordKey } from '../src/checkpoints/layout';
-import type { TrainResult as StepResult } from '../src/training/protocol';
+import type { TrainUntilStepResult as StepResult } from '../src/training/protocol';
 import { TrainerClient } from '../src/training/trainer-client';
 import type { TrainResult } from '../src/workflows';
 import {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, describe, test } from 'node:test';
 import { parseTrainConfig } from '../src/config/train-config';
-import type { EvaluateResult, TrainResult } from '../src/training/protocol';
+import type { EvaluateResult, TrainUntilStepResult } from '../src/training/protocol';
 import { TrainerClient } from '../src/training/trainer-client';
 import { tempDir } from './helpers/temporal';
 
@@ -35,7 +35,7 @@ describe('memory', () => {
   const runUri = (name: string) => pathToFileURL(path.join(root, name)).href;
   const numTensors = () => trainer.request<Memory>({ type: 'numTensors' });
   const train = (name: string, targetStep: number) =>
-    trainer.request<TrainResult>({ type: 'train', request: { runUri: runUri(name), config, targetStep, learningRate: 0.002 } });
+    trainer.request<TrainUntilStepResult>({ type: 'train', request: { runUri: runUri(name), config, targetStep, learningRate: 0.002 } });
   const evaluate = (name: string, step: number) =>
     trainer.request<EvaluateResult>({ type: 'evaluate', request: { runUri: runUri(name), config, step } });
 

@@ -18,7 +18,7 @@ import { after, before, describe, test } from 'node:test';
 import { parseTrainConfig, type TrainConfig } from '../src/config/train-config';
 import { ConfigError } from '../src/config/validate';
 import { checkpointKey } from '../src/checkpoints/layout';
-import type { EvaluateResult, TrainResult } from '../src/training/protocol';
+import type { EvaluateResult, TrainUntilStepResult } from '../src/training/protocol';
 import { TrainerClient, TrainerError } from '../src/training/trainer-client';
 import { tempDir } from './helpers/temporal';
 
@@ -84,9 +84,9 @@ describe('savedmodel exact resume (trainer processes)', () => {
   const N = 60;
   const HALF = 30; // mid-epoch: stepsPerEpoch is 40
   const train = (c: TrainerClient, name: string, targetStep: number, learningRate: number) =>
-    c.request<TrainResult>({ type: 'train', request: { runUri: runUri(name), config, targetStep, learningRate } });
-  let straight: TrainResult;
-  let resumed: TrainResult;
+    c.request<TrainUntilStepResult>({ type: 'train', request: { runUri: runUri(name), config, targetStep, learningRate } });
+  let straight: TrainUntilStepResult;
+  let resumed: TrainUntilStepResult;
   let evaluated: EvaluateResult;
   after(() => fs.rmSync(root, { recursive: true, force: true }));
 
@@ -163,7 +163,7 @@ describe('bad SavedModels fail at the start with clear, non-retryable errors', (
   async function failure(config: TrainConfig): Promise<TrainerError> {
     const runUri = pathToFileURL(path.join(root, `run-${runs++}`)).href;
     try {
-      await client.request<TrainResult>({ type: 'train', request: { runUri, config, targetStep: 2, learningRate: 0.01 } });
+      await client.request<TrainUntilStepResult>({ type: 'train', request: { runUri, config, targetStep: 2, learningRate: 0.01 } });
     } catch (err) {
       assert.ok(err instanceof TrainerError, String(err));
       assert.equal(err.nonRetryable, true, err.message);

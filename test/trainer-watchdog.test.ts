@@ -8,7 +8,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, test } from 'node:test';
 import { parseTrainConfig } from '../src/config/train-config';
-import type { DescribeResult, TrainResult } from '../src/training/protocol';
+import type { DescribeResult, TrainUntilStepResult } from '../src/training/protocol';
 import { TrainerClient } from '../src/training/trainer-client';
 import { tempDir } from './helpers/temporal';
 
@@ -29,7 +29,7 @@ describe('trainer watchdog', () => {
       const runUri = pathToFileURL(path.join(tempDir('dt-watchdog-'), 'run')).href;
       const started = Date.now();
       await assert.rejects(
-        trainer.request<TrainResult>({ type: 'train', request: { runUri, config, targetStep: 20, learningRate: 0.001 } }),
+        trainer.request<TrainUntilStepResult>({ type: 'train', request: { runUri, config, targetStep: 20, learningRate: 0.001 } }),
         /The trainer process \(pid \d+\) gave no sign of life for \d+ s \(stall limit 3 s\); it was killed/,
       );
       const seconds = (Date.now() - started) / 1000;
@@ -48,7 +48,7 @@ describe('trainer watchdog', () => {
       const runUri = pathToFileURL(path.join(tempDir('dt-watchdog-'), 'run')).href;
       // Longer than the stall limit, but the loop yields every 20 ms, so signs of life keep coming.
       const long = parseTrainConfig({ ...JSON.parse(JSON.stringify(config)), stepsPerEpoch: 1000 });
-      const result = await trainer.request<TrainResult>({ type: 'train', request: { runUri, config: long, targetStep: 1000, learningRate: 0.001 } });
+      const result = await trainer.request<TrainUntilStepResult>({ type: 'train', request: { runUri, config: long, targetStep: 1000, learningRate: 0.001 } });
       assert.equal(result.step, 1000);
       assert.ok(result.seconds > 2, `the request outlasted the stall limit (${result.seconds} s)`);
     } finally {

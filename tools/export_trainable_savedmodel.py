@@ -2,7 +2,7 @@
 """Export a Keras 3 model, its optimizer and its loss as a *trainable SavedModel* for durable-train.
 
 The SavedModel has these signatures (all under the `serve` tag), which durable-train's graph
-route (src/training/savedmodel.ts, through tfjs-node's SavedModel runner) calls:
+route (src/training/savedmodel/, through tfjs-node's SavedModel runner) calls:
 
   serve(x)                   -> {predictions}               inference (also `serving_default`)
   train_step(x, y)           -> {loss: float32 scalar}      one optimizer step (mean loss over the batch)

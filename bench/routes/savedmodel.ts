@@ -1,6 +1,6 @@
 /**
  * The bare graph route: a trainable SavedModel's `train_step` signature called once per step
- * through tfjs-node's SavedModel runner (src/training/savedmodel.ts), in this process, with the
+ * through tfjs-node's SavedModel runner (src/training/savedmodel/), in this process, with the
  * same batches as the engine (BatchSampler over the MNIST training digits). No trainer process, no
  * checkpoints, no Temporal: the counterpart of a bare eager tfjs loop.
  *
@@ -15,8 +15,10 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type * as TfNodeModule from '@tensorflow/tfjs-node';
 import { builtInDatasets } from '../../src/training/datasets';
-import { BatchAssembler } from '../../src/training/train-step';
-import { readMetadata, TrainableSavedModel, validateTrainableSavedModel } from '../../src/training/savedmodel';
+import { BatchAssembler } from '../../src/training/batch';
+import { TrainableSavedModel } from '../../src/training/savedmodel/graph';
+import { readMetadata } from '../../src/training/savedmodel/metadata';
+import { validateTrainableSavedModel } from '../../src/training/savedmodel/signatures';
 import { LEARNING_RATE, SEED } from '../models';
 import type { BenchModel, BenchRoute } from '../route';
 

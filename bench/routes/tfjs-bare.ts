@@ -1,5 +1,5 @@
 /**
- * (1) The limit: the engine's own step code (BatchAssembler + optimizerStep, src/training/train-step.ts)
+ * (1) The limit: the engine's own step code (BatchAssembler + optimizerStep, src/training/batch.ts, src/training/eager/step.ts)
  * in a tight loop on the backend the trainer would pick: no Temporal, no checkpoints, no progress
  * messages, no event-loop turns, no running loss sum. It runs in a fresh child process, like the
  * trainer, so that nothing else the bench process holds (a worker, its bundle, other routes'
@@ -9,9 +9,9 @@ import { fork } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs';
 import { builtInDatasets } from '../../src/training/datasets';
 import { selectBackend, backendPreferenceFromEnv } from '../../src/training/backend';
-import { lossFunction } from '../../src/training/engine';
 import { builtInModels } from '../../src/training/models';
-import { BatchAssembler, optimizerStep, trainingLoss } from '../../src/training/train-step';
+import { BatchAssembler } from '../../src/training/batch';
+import { lossFunction, optimizerStep, trainingLoss } from '../../src/training/eager/step';
 import { LEARNING_RATE, modelSpec, SEED } from '../models';
 import type { BenchRoute, Measurement, MeasureOptions } from '../route';
 

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseTrainConfig } from '../../src/config/train-config';
-import type { DescribeResult, TrainResult } from '../../src/training/protocol';
+import type { DescribeResult, TrainUntilStepResult } from '../../src/training/protocol';
 import { TrainerClient } from '../../src/training/trainer-client';
 import { benchInput, LEARNING_RATE } from '../models';
 import type { BenchRoute } from '../route';
@@ -30,7 +30,7 @@ const route: BenchRoute = {
     const config = parseTrainConfig(benchInput(model, batchSize, total, 1, { checkpoint: { everySteps: 0, everySeconds: 0 } }));
     const runUri = pathToFileURL(path.join(root, `run-${runs++}`)).href;
     const train = (targetStep: number) =>
-      trainer!.request<TrainResult>({ type: 'train', request: { runUri, config, targetStep, learningRate: LEARNING_RATE } });
+      trainer!.request<TrainUntilStepResult>({ type: 'train', request: { runUri, config, targetStep, learningRate: LEARNING_RATE } });
     await train(WARMUP_STEPS);
     const r = await train(total);
     if (r.resumedFromStep !== WARMUP_STEPS || r.stepsRun !== steps) throw new Error(`unexpected resume: ${JSON.stringify(r)}`);

@@ -18,7 +18,7 @@ import {
   weightsKey,
 } from '../checkpoints/layout';
 import type { CheckpointStore } from '../checkpoints/store';
-import type { DescribeResult, EvaluateResult, TrainResult } from '../training/protocol';
+import type { DescribeResult, EvaluateResult, TrainUntilStepResult } from '../training/protocol';
 import type { TrainerClient } from '../training/trainer-client';
 import { learningCurveSvg } from './learning-curve';
 import { callTrainer, readEpochRecords, storeCall, writeOnce, type EpochRecord } from './store-and-trainer';
@@ -78,8 +78,8 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
     },
 
     /** Trains until global step `targetStep` (absolute: a retry resumes, a repeat returns at once). */
-    async trainUntilStep(input: TrainUntilStepInput): Promise<TrainResult> {
-      const result = await callTrainer<TrainResult>(deps.trainer, { type: 'train', request: input });
+    async trainUntilStep(input: TrainUntilStepInput): Promise<TrainUntilStepResult> {
+      const result = await callTrainer<TrainUntilStepResult>(deps.trainer, { type: 'train', request: input });
       if (result.cancelled) {
         throw new CancelledFailure(`Training cancelled at step ${result.step}; checkpoint ${result.checkpointUri}`);
       }

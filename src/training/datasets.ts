@@ -1,22 +1,12 @@
 /**
- * Dataset registry. A dataset is a pair of flat float arrays held in the trainer process;
- * only its name and params ever travel through workflows.
+ * Dataset registry and the built-in datasets (what a dataset is: dataset.ts).
  */
 import type { DatasetSpec } from '../config/train-config';
+import { limitDataset, type Dataset } from './dataset';
 import { hash32, mulberry32 } from './rng';
 import { csvDataset, jsonlDataset } from './tabular';
 
-export interface Dataset {
-  /** Features, example after example. */
-  readonly x: Float32Array;
-  /** Targets, example after example (one-hot for classification). */
-  readonly y: Float32Array;
-  /** Shape of one example's features, e.g. [784]. */
-  readonly xShape: readonly number[];
-  /** Shape of one example's target, e.g. [10]. */
-  readonly yShape: readonly number[];
-  readonly size: number;
-}
+export type { Dataset } from './dataset';
 
 export type DatasetFactory = (spec: DatasetSpec) => Dataset | Promise<Dataset>;
 
@@ -52,17 +42,6 @@ export class DatasetRegistry {
     }
     return loaded;
   }
-}
-
-export function limitDataset(d: Dataset, limit: number): Dataset {
-  if (limit >= d.size) return d;
-  const xw = product(d.xShape);
-  const yw = product(d.yShape);
-  return { ...d, size: limit, x: d.x.subarray(0, limit * xw), y: d.y.subarray(0, limit * yw) };
-}
-
-export function product(shape: readonly number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
 }
 
 /** Share of each digit's examples that goes to the `train` split; the rest is `test`. */

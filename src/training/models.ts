@@ -40,7 +40,7 @@ export class ModelRegistry {
       const topology = (spec.topology.modelTopology as JsonObject | undefined) ?? spec.topology;
       return tf.models.modelFromJSON({ modelTopology: topology as any }) as unknown as tf.LayersModel;
     }
-    if (!('name' in spec)) throw new Error('A `savedmodel` model is not built from the registry (src/training/savedmodel.ts loads it)');
+    if (!('name' in spec)) throw new Error('A `savedmodel` model is not built from the registry (the savedmodel route, src/training/savedmodel/, loads it)');
     const factory = this.factories.get(spec.name);
     if (!factory) throw new Error(`Unknown model \`${spec.name}\`: registered models are ${this.names().join(', ')}`);
     return factory(spec.params ?? {}, ctx);

@@ -14,7 +14,8 @@ export interface TrainRequest {
   readonly learningRate: number;
 }
 
-export interface TrainResult {
+/** What one `train` request did: trained (or found) the run up to a step. Not the workflow's TrainResult. */
+export interface TrainUntilStepResult {
   readonly step: number;
   readonly checkpointStep: number;
   readonly checkpointUri: string;
@@ -57,20 +58,6 @@ export interface EvaluateModelsResult {
   readonly seconds: number;
 }
 
-export interface ExportRequest {
-  readonly runUri: string;
-  readonly config: TrainConfig;
-  /** Checkpoint step to export as the final model. */
-  readonly step: number;
-  /** Key under the run to write the tfjs model into, e.g. `model`. */
-  readonly target: string;
-}
-
-export interface ExportResult {
-  readonly modelUri: string;
-  readonly step: number;
-}
-
 export interface DescribeResult {
   readonly models: readonly string[];
   readonly datasets: readonly string[];
@@ -89,7 +76,6 @@ export type RequestBody =
   | { readonly type: 'train'; readonly request: TrainRequest }
   | { readonly type: 'evaluate'; readonly request: EvaluateRequest }
   | { readonly type: 'evaluateModels'; readonly request: EvaluateModelsRequest }
-  | { readonly type: 'export'; readonly request: ExportRequest }
   | { readonly type: 'describe' }
   | { readonly type: 'memory' }
   /** tf.memory() without dropping anything (the memory check). */

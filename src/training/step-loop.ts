@@ -1,13 +1,13 @@
 /**
- * The loop both training routes share (eager tfjs-layers and trainable SavedModel): step until the
+ * The loop every training route shares (engine.ts drives it over a route.ts route): step until the
  * target, keep the epoch's running loss on the device, checkpoint on cadence, report progress,
  * stop at the next step when cancelled, and refuse to checkpoint a non-finite loss.
  */
 import * as tf from '@tensorflow/tfjs';
 import { listCheckpointSteps, sha256, writeCheckpoint } from '../checkpoints/format';
-import { checkpointKey } from '../checkpoints/layout';
+import { checkpointKey, checkpointObjectKey, MANIFEST, WEIGHTS_BIN } from '../checkpoints/layout';
 import type { CheckpointStore } from '../checkpoints/store';
-import { NonRetryableTrainingError, type Progress, type TrainRequest, type TrainResult } from './protocol';
+import { NonRetryableTrainingError, type Progress, type TrainRequest, type TrainUntilStepResult } from './protocol';
 
 /** Test-only fault injection (set by the trainer process from DT_FAULT_* variables). */
 export interface EngineFaults {
@@ -61,7 +61,7 @@ export async function sessionIsNewest(
   if (!session?.committedSha256 || session.runUri !== runUri) return false;
   const steps = (await listCheckpointSteps(store)).filter((step) => step <= targetStep);
   if (session.step !== steps[steps.length - 1]) return false;
-  const manifest = await store.get(`${checkpointKey(session.step)}/manifest.json`);
+  const manifest = await store.get(checkpointObjectKey(session.step, MANIFEST));
   return manifest !== undefined && sha256(manifest) === session.committedSha256;
 }
 
@@ -77,7 +77,7 @@ export async function commitCheckpoint(
   const afterObject =
     faults?.killDuringCheckpoint === step && faults.kill
       ? (name: string) => {
-          if (name === 'weights.bin') {
+          if (name === WEIGHTS_BIN) {
             log(`fault injection: killing the process group while writing checkpoint ${step}`);
             faults.kill!();
           }
@@ -91,7 +91,7 @@ export async function commitCheckpoint(
 /** How often the loop lets IPC messages (cancellation) in: a stop lands within this plus one step. */
 const YIELD_EVERY_MS = 20;
 
-export async function runSteps(o: StepLoopOptions): Promise<TrainResult> {
+export async function runSteps(o: StepLoopOptions): Promise<TrainUntilStepResult> {
   const { req, store, session: s } = o;
   const { config } = req;
   const resumedFromStep = s.step;

@@ -8,10 +8,11 @@ import type { DatasetRegistry } from './datasets';
 import type { ModelRegistry } from './models';
 import { BackendUnavailableError, backendPreferenceFromEnv, selectBackend, type BackendInfo } from './backend';
 import { builtInDatasets } from './datasets';
-import { Engine, type EngineFaults } from './engine';
+import { Engine } from './engine';
 import { builtInModels } from './models';
 import type { ChildMessage, DescribeResult, ParentMessage, SerializedError } from './protocol';
 import { NonRetryableTrainingError } from './protocol';
+import type { EngineFaults } from './step-loop';
 import { openStore } from '../checkpoints/open-store';
 import { PermanentStoreError } from '../checkpoints/store';
 

@@ -1,0 +1,34 @@
+/** Evaluation on the eager route: one forward pass per batch over a whole dataset. */
+import * as tf from '@tensorflow/tfjs';
+import type { LossName } from '../../config/train-config';
+import { product, type Dataset } from '../dataset';
+import { lossFunction } from './step';
+
+/** Mean loss and (for classification) accuracy over a whole dataset, in batches. */
+export function evaluateModel(model: tf.LayersModel, data: Dataset, loss: LossName, batchSize = 512): Record<string, number> {
+  const xw = product(data.xShape);
+  const yw = product(data.yShape);
+  const lossFn = lossFunction(loss);
+  const classification = loss !== 'meanSquaredError';
+  let lossSum = 0;
+  let correct = 0;
+  for (let start = 0; start < data.size; start += batchSize) {
+    const n = Math.min(batchSize, data.size - start);
+    const [l, c] = tf.tidy(() => {
+      const x = tf.tensor(data.x.subarray(start * xw, (start + n) * xw), [n, ...data.xShape]);
+      const y = tf.tensor(data.y.subarray(start * yw, (start + n) * yw), [n, ...data.yShape]);
+      // One forward pass per batch: predict() would split it again into batches of 32.
+      const p = model.apply(x, { training: false }) as tf.Tensor;
+      const batchLoss = tf.sum(lossFn(y, p));
+      const hits = classification
+        ? tf.sum(tf.cast(tf.equal(tf.argMax(p, -1), tf.argMax(y, -1)), 'float32'))
+        : tf.scalar(0);
+      return [batchLoss.dataSync()[0]!, hits.dataSync()[0]!];
+    });
+    lossSum += l;
+    correct += c;
+  }
+  const metrics: Record<string, number> = { val_loss: lossSum / data.size };
+  if (classification) metrics.val_accuracy = correct / data.size;
+  return metrics;
+}

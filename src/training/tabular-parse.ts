@@ -1,0 +1,135 @@
+/**
+ * Reading the text of a tabular file into rows: RFC 4180 CSV and JSON Lines (the format rules are
+ * at the top of tabular.ts). Every error names the file and line and is non-retryable.
+ */
+import { describe, isObject } from '../config/validate';
+import { NonRetryableTrainingError } from './protocol';
+
+/** One data record: its physical line (1-based) and its values by column name. */
+export interface Row {
+  readonly line: number;
+  readonly values: ReadonlyMap<string, unknown>;
+}
+
+export interface Table {
+  readonly columns: readonly string[];
+  readonly rows: readonly Row[];
+}
+
+export class TabularError extends NonRetryableTrainingError {}
+
+export function fail(message: string): never {
+  throw new TabularError(message);
+}
+
+/** RFC 4180 records with the physical line each starts on. Blank lines are skipped. */
+export function parseCsvRecords(text: string, uri: string): Array<{ line: number; fields: string[]; quoted: boolean[] }> {
+  const records: Array<{ line: number; fields: string[]; quoted: boolean[] }> = [];
+  let line = 1;
+  let i = 0;
+  const n = text.length;
+  while (i < n) {
+    const start = line;
+    const fields: string[] = [];
+    const quoted: boolean[] = [];
+    let blank = true;
+    for (;;) {
+      // One field.
+      let value = '';
+      let wasQuoted = false;
+      // Leading spaces before a quote are allowed (and dropped).
+      let j = i;
+      while (j < n && (text[j] === ' ' || text[j] === '\t')) j++;
+      if (text[j] === '"') {
+        wasQuoted = true;
+        blank = false;
+        i = j + 1;
+        for (;;) {
+          if (i >= n) fail(`${uri} line ${start}: a quoted field is not closed`);
+          const ch = text[i]!;
+          if (ch === '"') {
+            if (text[i + 1] === '"') {
+              value += '"';
+              i += 2;
+              continue;
+            }
+            i++;
+            break;
+          }
+          if (ch === '\n') line++;
+          value += ch;
+          i++;
+        }
+        while (i < n && (text[i] === ' ' || text[i] === '\t' || text[i] === '\r')) i++;
+        if (i < n && text[i] !== ',' && text[i] !== '\n') {
+          fail(`${uri} line ${line}: unexpected ${JSON.stringify(text[i])} after a quoted field`);
+        }
+      } else {
+        let end = i;
+        while (end < n && text[end] !== ',' && text[end] !== '\n') end++;
+        value = text.slice(i, end).replace(/\r$/, '').trim();
+        if (value.includes('"')) fail(`${uri} line ${line}: a quote inside an unquoted field: ${JSON.stringify(value)}`);
+        if (value !== '' || text[end] === ',') blank = false;
+        i = end;
+      }
+      fields.push(value);
+      quoted.push(wasQuoted);
+      if (i < n && text[i] === ',') {
+        i++;
+        continue;
+      }
+      // End of record: a newline or the end of the text.
+      if (i < n && text[i] === '\n') {
+        i++;
+        line++;
+      }
+      break;
+    }
+    if (!blank) records.push({ line: start, fields, quoted });
+  }
+  return records;
+}
+
+export function csvTable(text: string, uri: string): Table {
+  const records = parseCsvRecords(text, uri);
+  const header = records[0];
+  if (!header) fail(`${uri} is empty: expected a header row`);
+  const columns = header.fields;
+  columns.forEach((c, k) => {
+    if (c === '') fail(`${uri} line ${header.line}: header column ${k + 1} has no name`);
+    if (columns.indexOf(c) !== k) fail(`${uri} line ${header.line}: header column \`${c}\` appears twice`);
+  });
+  const rows = records.slice(1).map((r): Row => {
+    if (r.fields.length !== columns.length) {
+      fail(`${uri} line ${r.line}: expected ${columns.length} columns as in the header, got ${r.fields.length}`);
+    }
+    return { line: r.line, values: new Map(columns.map((c, k) => [c, r.fields[k]!])) };
+  });
+  return { columns, rows };
+}
+
+export function jsonlTable(text: string, uri: string, explicitColumns: boolean): Table {
+  let columns: string[] | undefined;
+  const rows: Row[] = [];
+  text.split('\n').forEach((raw, k) => {
+    const line = k + 1;
+    const s = raw.trim();
+    if (s === '') return;
+    let value: unknown;
+    try {
+      value = JSON.parse(s);
+    } catch (err) {
+      fail(`${uri} line ${line}: not valid JSON: ${(err as Error).message}`);
+    }
+    if (!isObject(value)) fail(`${uri} line ${line}: expected a JSON object, got ${describe(value)}`);
+    if (!columns) {
+      columns = Object.keys(value);
+    } else if (!explicitColumns) {
+      const extra = Object.keys(value).find((key) => !columns!.includes(key));
+      if (extra !== undefined) fail(`${uri} line ${line}: field \`${extra}\` is not in the first object's fields (${columns.join(', ')}); list \`params.features\` to pick columns`);
+    }
+    rows.push({ line, values: new Map(Object.entries(value)) });
+  });
+  if (!columns) fail(`${uri} is empty: expected one JSON object per line`);
+  return { columns, rows };
+}
