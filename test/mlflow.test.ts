@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { MlflowClient, MlflowError, type MlflowMetric } from '../src/observability/mlflow';
+import { MlflowClient, type MlflowError, type MlflowMetric } from '../src/observability/mlflow';
 import { startMlflowServer, type MlflowServer } from './helpers/mlflow-server';
 
 let server: MlflowServer;
