@@ -17,6 +17,8 @@ import * as path from 'node:path';
 import type { Storage } from '@google-cloud/storage';
 
 import { createGcsStorage } from '../../src/checkpoints/gcs-store';
+// Its data dir goes to this process's temp folder, removed at exit even when `dispose` is never reached.
+import './cleanup';
 
 export type GcsEmulatorBackend = 'memory' | 'filesystem';
 

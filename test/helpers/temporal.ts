@@ -1,18 +1,21 @@
 /**
  * Test harness on real parts: a real Temporal dev server (shared through DT_TEST_TEMPORAL_ADDRESS
- * when .ci/run started one, else started here), real workers (in-process, or as separate processes
- * that a test can SIGKILL), and a temp checkpoint root per test.
+ * when .ci/run or `npm run test:fast` started one, else started here), real workers (in-process,
+ * or as separate processes that a test can SIGKILL), and a temp checkpoint root per test. Every
+ * folder and process it makes is gone when the test process exits (./cleanup).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker, type WorkflowBundleOption } from '@temporalio/worker';
+import type { Activities } from '../../src/activities';
 import { DevServer } from '../../src/dev-server';
 import { DurableTrainPlugin } from '../../src/plugin';
+import { killGroupOnExit, removeDirs, tempDir } from './cleanup';
+
+export { tempDir, removeDirs } from './cleanup';
 
 export const ROOT = path.resolve(__dirname, '../..');
 
@@ -47,19 +50,23 @@ export async function startStack(options: { own?: boolean } = {}): Promise<Stack
     async close() {
       await connection.close().catch(() => undefined);
       await server?.stop();
+      // Its database and log (a server this file started is gone with it).
+      if (server) removeDirs(path.dirname(server.dbFile));
     },
   };
 }
 
-let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
-/** Workflows are bundled once per test file and shared by its workers. */
-export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../../src/workflows'), logger: new DefaultLogger('WARN') });
+let bundle: Promise<WorkflowBundleOption> | undefined;
+/**
+ * Workflows are bundled once per test file and shared by its workers; `npm run test:fast` bundles
+ * once for all its files and passes the file in DT_TEST_WORKFLOW_BUNDLE.
+ */
+export function workflowBundle(): Promise<WorkflowBundleOption> {
+  const prebuilt = process.env.DT_TEST_WORKFLOW_BUNDLE;
+  bundle ??= prebuilt
+    ? Promise.resolve({ codePath: prebuilt })
+    : bundleWorkflowCode({ workflowsPath: require.resolve('../../src/workflows'), logger: new DefaultLogger('WARN') });
   return bundle;
-}
-
-export function tempDir(prefix = 'dt-test-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
 export function tempCheckpointRoot(): string {
@@ -108,6 +115,32 @@ export async function startWorker(
   };
 }
 
+export interface RunningWorker {
+  readonly taskQueue: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A worker in this process running the real workflows with the activities given (the fast tier's
+ * scripted mocks): no trainer process, no tfjs. Typed as `Activities`, so a changed activity
+ * signature breaks the mock at compile time.
+ */
+export async function startWorkerWithActivities(address: string, activities: Activities, options: { taskQueue?: string } = {}): Promise<RunningWorker> {
+  quietRuntime();
+  const taskQueue = options.taskQueue ?? uniqueId('tq');
+  const connection = await NativeConnection.connect({ address });
+  const worker = await Worker.create({ connection, taskQueue, workflowBundle: await workflowBundle(), activities });
+  const running = worker.run();
+  return {
+    taskQueue,
+    async stop() {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await running;
+      await connection.close();
+    },
+  };
+}
+
 export interface WorkerProcess {
   readonly child: ChildProcess;
   readonly output: () => string;
@@ -125,6 +158,7 @@ export function startWorkerProcess(env: Record<string, string>): WorkerProcess {
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  killGroupOnExit(child);
   child.stdout!.on('data', (d) => (output += d));
   child.stderr!.on('data', (d) => (output += d));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
