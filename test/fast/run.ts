@@ -25,6 +25,7 @@ const FAST_TESTS_ELSEWHERE = [
   'test/callbacks.test.ts',
   'test/layout.test.ts',
   'test/search-space.test.ts',
+  'test/search-strategies.test.ts',
   'test/replay.test.ts',
   'test/checkpoint-stores.test.ts',
 ];
