@@ -11,13 +11,13 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import {
-  applyRetention,
   listCheckpointSteps,
   loadLatestCheckpoint,
   readCheckpoint,
   writeCheckpoint,
 } from '../src/checkpoints/format';
 import { checkpointKey } from '../src/checkpoints/layout';
+import { applyRetention } from '../src/checkpoints/retention';
 import { openStore } from '../src/checkpoints/open-store';
 import type { CheckpointStore } from '../src/checkpoints/store';
 import type { TrainResult } from '../src/workflows';

@@ -6,7 +6,7 @@
  */
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TrainConfig } from '../config/train-config';
-import { applyRetention, readCheckpoint } from '../checkpoints/format';
+import { readCheckpoint } from '../checkpoints/format';
 import {
   LEARNING_CURVE_SVG,
   METRICS_JSONL,
@@ -17,6 +17,7 @@ import {
   modelJsonKey,
   weightsKey,
 } from '../checkpoints/layout';
+import { applyRetention } from '../checkpoints/retention';
 import type { CheckpointStore } from '../checkpoints/store';
 import type { DescribeResult, EvaluateResult, TrainUntilStepResult } from '../training/protocol';
 import type { TrainerClient } from '../training/trainer-client';

@@ -6,22 +6,37 @@
  *                                      /optimizer.bin   optimizer slots, in optimizer order
  *                                      /state.json      step, epoch, lr, data cursor, RNG, config
  *                                      /manifest.json   SHA-256 of each object, written last
+ *                                      /w-<token>-<nonce>/<name>  an object whose canonical name
+ *                                                       another writer had taken (see createObject)
  *   <run>/latest.json                   pointer to the newest committed step (compare-and-swap)
  *
- * A checkpoint without a valid manifest does not exist. Objects are never rewritten: a step
- * that is already committed (and verifies) is left as it is; a committed one that fails its
- * checksums is un-committed and written again.
+ * A checkpoint without a valid manifest does not exist. Objects are never rewritten: they are
+ * created only if absent, the manifest too, so a step is written by one writer, whole or not at
+ * all. A step that is already committed (and verifies) is left as it is; a committed one that
+ * fails its checksums is un-committed and written again. Manifests written before fencing (no
+ * `writer`, no per-object `key`) read as before: every object under its canonical name.
  */
+import { randomBytes } from 'node:crypto';
 import { sha256 } from './digest';
-import { CHECKPOINTS_PREFIX, LATEST_KEY, MANIFEST, checkpointKey, checkpointObjectKey, stepOfManifestKey } from './layout';
+import type { Lease, LeaseHolder } from './lease';
+import { CHECKPOINTS_PREFIX, LATEST_KEY, MANIFEST, checkpointKey, checkpointObjectKey, stepOfManifestKey, writerDirName } from './layout';
 import { PreconditionFailedError, type CheckpointStore } from './store';
 
 export const FORMAT = 'durable-train/checkpoint@1';
 
+export interface ManifestEntry {
+  readonly sha256: string;
+  readonly bytes: number;
+  /** Where the object is, relative to the step's folder, when not under its own name. */
+  readonly key?: string;
+}
+
 export interface Manifest {
   readonly format: typeof FORMAT;
   readonly step: number;
-  readonly objects: Readonly<Record<string, { readonly sha256: string; readonly bytes: number }>>;
+  readonly objects: Readonly<Record<string, ManifestEntry>>;
+  /** The lease under which the step was written (absent for checkpoints written without one). */
+  readonly writer?: { readonly token: number; readonly holder: LeaseHolder };
 }
 
 export interface LatestPointer {
@@ -35,10 +50,19 @@ export interface LoadedCheckpoint {
   readonly key: string;
   readonly uri: string;
   readonly manifestSha256: string;
+  readonly manifest: Manifest;
   readonly objects: ReadonlyMap<string, Buffer>;
 }
 
 export { sha256 };
+
+const OBJECT_NAME = /^(?:w-\d+-[0-9a-f]+\/)?[A-Za-z0-9._-]+$/;
+/** The key of a manifest entry, relative to the run; undefined when the manifest points anywhere else. */
+export function manifestObjectKey(step: number, name: string, entry: ManifestEntry): string | undefined {
+  const rel = entry.key ?? name;
+  return OBJECT_NAME.test(rel) && rel.endsWith(name) ? checkpointObjectKey(step, rel) : undefined;
+}
+
 
 /** Steps that have a manifest, ascending (their objects are not verified here). */
 export async function listCheckpointSteps(store: CheckpointStore): Promise<number[]> {
@@ -51,47 +75,117 @@ export async function listCheckpointSteps(store: CheckpointStore): Promise<numbe
   return [...steps].sort((a, b) => a - b);
 }
 
+/** Options of writeCheckpoint. */
+export interface WriteOptions {
+  /** Called after each object is stored (fault injection kills the process here). */
+  readonly afterObject?: (name: string) => void | Promise<void>;
+  /** The writer's lease on the run: checked before the objects and again right before the manifest. */
+  readonly lease?: Lease;
+}
+
+export interface WriteResult {
+  readonly written: boolean;
+  readonly key: string;
+  readonly manifestSha256: string;
+  /**
+   * True when the committed checkpoint holds exactly `objects` (ours, or another writer's with equal
+   * bytes); false when another writer committed different bytes for this step first, so the caller's
+   * memory is not that checkpoint and it must not say it is.
+   */
+  readonly matches: boolean;
+}
+
+function sameObjects(manifest: Manifest, objects: ReadonlyMap<string, Buffer>): boolean {
+  const names = Object.keys(manifest.objects);
+  return names.length === objects.size && names.every((n) => objects.has(n) && manifest.objects[n]!.sha256 === sha256(objects.get(n)!));
+}
+
 /**
- * Writes a checkpoint: objects first, the manifest last, then advances `latest.json`.
- * Returns written: false (and writes nothing) when this step is already committed and verifies.
+ * Creates one object of a checkpoint, never overwriting: the canonical name when it is free (or
+ * already holds these very bytes, as a killed attempt of the same deterministic step leaves them),
+ * else a name in this writer's own folder. Returns the name relative to the step folder.
+ *
+ * Why create-only and not "overwrite, then commit": with two writers on a step (a zombie attempt
+ * and its retry), an overwrite lets one writer's late object land under the other's committed
+ * manifest, a mix that no lease check can rule out on a store without transactions. Created-only
+ * objects are immutable, so a manifest names bytes that no one can change afterwards, and each
+ * step's objects come from the one writer whose manifest won (committed only if absent too).
+ */
+async function createObject(store: CheckpointStore, step: number, name: string, data: Buffer, writerDir: string): Promise<string> {
+  const canonical = checkpointObjectKey(step, name);
+  try {
+    await store.putIfVersion(canonical, data, undefined);
+    return name;
+  } catch (err) {
+    if (!(err instanceof PreconditionFailedError)) throw err;
+  }
+  const there = await store.get(canonical);
+  if (there && there.equals(data)) return name;
+  const own = `${writerDir}/${name}`;
+  await store.putIfVersion(checkpointObjectKey(step, own), data, undefined);
+  return own;
+}
+
+/**
+ * Writes a checkpoint: objects first (created, never overwritten), the manifest last and only if
+ * absent, then advances `latest.json`. With a lease, a writer that lost it throws LeaseLostError
+ * before the manifest. Returns written: false when the step was already committed (by anyone).
  */
 export async function writeCheckpoint(
   store: CheckpointStore,
   step: number,
   objects: ReadonlyMap<string, Buffer>,
-  hooks: { afterObject?: (name: string) => void | Promise<void> } = {},
-): Promise<{ written: boolean; key: string; manifestSha256: string }> {
+  options: WriteOptions = {},
+): Promise<WriteResult> {
+  const { lease } = options;
   const key = checkpointKey(step);
-  const existing = await store.get(checkpointObjectKey(step, MANIFEST));
-  if (existing) {
+  const manifestKey = checkpointObjectKey(step, MANIFEST);
+  await lease?.assertHeld();
+  const committed = async (): Promise<WriteResult | undefined> => {
     const current = await readCheckpoint(store, step);
-    if (current.ok) return { written: false, key, manifestSha256: current.checkpoint.manifestSha256 };
+    return current.ok ? { written: false, key, manifestSha256: current.checkpoint.manifestSha256, matches: sameObjects(current.checkpoint.manifest, objects) } : undefined;
+  };
+  if (await store.get(manifestKey)) {
+    const done = await committed();
+    if (done) return done;
     // Committed but damaged (a flipped byte, a lost object): it was skipped on load and the step
-    // was recomputed. Un-commit it (manifest first) and write it again, or it stays unusable.
-    await store.deletePrefix(checkpointObjectKey(step, MANIFEST));
+    // was recomputed. Un-commit it (manifest first), clear the folder, and write it again.
+    await store.deletePrefix(manifestKey);
+    await store.deletePrefix(`${key}/`);
   }
-  const entries: Record<string, { sha256: string; bytes: number }> = {};
+  const writerDir = writerDirName(lease?.token ?? 0, randomBytes(6).toString('hex'));
+  const entries: Record<string, ManifestEntry> = {};
   for (const [name, data] of objects) {
-    await store.put(checkpointObjectKey(step, name), data);
-    await hooks.afterObject?.(name);
-    entries[name] = { sha256: sha256(data), bytes: data.length };
+    const stored = await createObject(store, step, name, data, writerDir);
+    await options.afterObject?.(name);
+    entries[name] = { sha256: sha256(data), bytes: data.length, ...(stored !== name && { key: stored }) };
   }
-  const manifest: Manifest = { format: FORMAT, step, objects: entries };
+  const manifest: Manifest = { format: FORMAT, step, objects: entries, ...(lease && { writer: { token: lease.token, holder: lease.holder } }) };
   const manifestBytes = Buffer.from(JSON.stringify(manifest, null, 1));
-  await store.put(checkpointObjectKey(step, MANIFEST), manifestBytes);
+  await lease?.assertHeld();
+  try {
+    await store.putIfVersion(manifestKey, manifestBytes, undefined);
+  } catch (err) {
+    if (!(err instanceof PreconditionFailedError)) throw err;
+    // Another writer committed this step between our check and our commit: theirs stands.
+    const done = await committed();
+    if (done) return done;
+    throw new Error(`Checkpoint ${store.uriOf(key)} was committed by another writer and does not verify`, { cause: err });
+  }
   const manifestSha256 = sha256(manifestBytes);
-  await advanceLatest(store, { step, key, manifestSha256 });
-  return { written: true, key, manifestSha256 };
+  await advanceLatest(store, { step, key, manifestSha256 }, lease);
+  return { written: true, key, manifestSha256, matches: true };
 }
 
 /** Moves `latest.json` forward to `pointer` unless it already points at a newer step. */
-export async function advanceLatest(store: CheckpointStore, pointer: LatestPointer): Promise<void> {
+export async function advanceLatest(store: CheckpointStore, pointer: LatestPointer, lease?: Lease): Promise<void> {
   for (let attempt = 0; attempt < 20; attempt++) {
     const current = await store.getVersioned(LATEST_KEY);
     if (current) {
       const parsed = JSON.parse(current.data.toString('utf8')) as LatestPointer;
       if (parsed.step >= pointer.step) return;
     }
+    await lease?.assertHeld();
     try {
       await store.putIfVersion(LATEST_KEY, Buffer.from(JSON.stringify(pointer)), current?.version);
       return;
@@ -119,17 +213,22 @@ export async function readCheckpoint(
   } catch {
     return { ok: false, reason: 'manifest is not valid JSON' };
   }
+  if (typeof manifest !== 'object' || manifest === null || typeof manifest.objects !== 'object' || manifest.objects === null) {
+    return { ok: false, reason: 'manifest has no objects' };
+  }
   if (manifest.format !== FORMAT || manifest.step !== step) return { ok: false, reason: 'manifest does not match its step' };
   const objects = new Map<string, Buffer>();
   for (const [name, expected] of Object.entries(manifest.objects)) {
-    const data = await store.get(checkpointObjectKey(step, name));
+    const objectKey = manifestObjectKey(step, name, expected);
+    if (objectKey === undefined) return { ok: false, reason: `${name} has an invalid key in the manifest` };
+    const data = await store.get(objectKey);
     if (!data) return { ok: false, reason: `${name} is missing` };
     if (data.length !== expected.bytes || sha256(data) !== expected.sha256) {
       return { ok: false, reason: `${name} fails its checksum (${data.length} bytes, expected ${expected.bytes})` };
     }
     objects.set(name, data);
   }
-  return { ok: true, checkpoint: { step, key, uri: store.uriOf(key), manifestSha256: sha256(manifestBytes), objects } };
+  return { ok: true, checkpoint: { step, key, uri: store.uriOf(key), manifestSha256: sha256(manifestBytes), manifest, objects } };
 }
 
 /**
@@ -148,27 +247,4 @@ export async function loadLatestCheckpoint(
     log(`[durable-train] checkpoint ${store.uriOf(checkpointKey(step))} is unusable (${result.reason}); falling back to the previous one`);
   }
   return undefined;
-}
-
-/**
- * Retention: keeps the newest `keepLast` committed checkpoints and every step in `protect`
- * (the best). Only ever deletes steps older than the newest committed one.
- */
-export async function applyRetention(
-  store: CheckpointStore,
-  keepLast: number,
-  protect: readonly number[],
-): Promise<number[]> {
-  const steps = await listCheckpointSteps(store);
-  const keep = new Set([...steps.slice(-Math.max(1, keepLast)), ...protect]);
-  const newest = steps[steps.length - 1];
-  const deleted: number[] = [];
-  for (const step of steps) {
-    if (keep.has(step) || newest === undefined || step >= newest) continue;
-    // Manifest first: from that moment the checkpoint no longer exists, even if the rest lingers.
-    await store.deletePrefix(checkpointObjectKey(step, MANIFEST));
-    await store.deletePrefix(`${checkpointKey(step)}/`);
-    deleted.push(step);
-  }
-  return deleted;
 }

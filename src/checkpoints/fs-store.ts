@@ -187,6 +187,28 @@ export class FileCheckpointStore implements CheckpointStore {
     }
   }
 
+  async collectInternalLeftovers(olderThanMs: number): Promise<string[]> {
+    const removed: string[] = [];
+    const now = Date.now();
+    const visit = async (dir: string): Promise<void> => {
+      const entries = await fsp.readdir(dir, { withFileTypes: true }).catch(() => []); // gone meanwhile: nothing to collect
+      for (const entry of entries) {
+        const full = path.join(dir, entry.name);
+        if (entry.isDirectory()) await visit(full);
+        if (entry.isDirectory() || !entry.name.startsWith(INTERNAL_PREFIX)) continue;
+        // A lock is abandoned by the same rule acquireLock breaks it by; a temp file lives only
+        // for the length of one write.
+        const limit = entry.name.startsWith(`${INTERNAL_PREFIX}lock-`) ? this.staleLockMs : olderThanMs;
+        const stat = await fsp.stat(full).catch(() => undefined);
+        if (!stat || now - stat.mtimeMs <= limit) continue;
+        await fsp.rm(full, { force: true });
+        removed.push(path.relative(this.root, full).split(path.sep).join('/'));
+      }
+    };
+    await visit(this.root);
+    return removed.sort(compareKeys);
+  }
+
   private async walk(dir: string, dirKey: string, prefix: string, out: string[]): Promise<void> {
     let entries;
     try {

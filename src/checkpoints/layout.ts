@@ -6,6 +6,9 @@
  *   <root>/<runId>/                              a run folder (a search: <root>/<searchRunId>/trial-<n>/)
  *     checkpoints/<step: 12 digits>/             one checkpoint (CHECKPOINT_OBJECTS + manifest.json last)
  *     latest.json                                pointer to the newest committed step (compare-and-swap)
+ *     lease.json                                 the run's writer lease and fencing token (compare-and-swap)
+ *     run.json                                   the run's identity: fingerprint of what determines its weights
+ *     checkpoints/<step>/w-<token>-<nonce>/<name>  an object whose canonical name another writer took first
  *     metrics/epoch-<epoch: 8 digits>.json       one record per evaluated epoch, written once
  *     metrics.jsonl, learning-curve.svg          written by finalizeRun
  *     model/model.json, model/weights.bin        the exported model
@@ -20,6 +23,8 @@ export const MAX_STEP = 10 ** STEP_DIGITS - 1;
 
 export const CHECKPOINTS_PREFIX = 'checkpoints/';
 export const LATEST_KEY = 'latest.json';
+export const LEASE_KEY = 'lease.json';
+export const RUN_JSON = 'run.json';
 export const MANIFEST = 'manifest.json';
 /** The objects of one checkpoint, besides its manifest. */
 export const MODEL_JSON = 'model.json';
@@ -52,6 +57,19 @@ export function checkpointKey(step: number): string {
 /** `checkpoints/000000000120/<name>`. */
 export function checkpointObjectKey(step: number, name: string): string {
   return `${checkpointKey(step)}/${name}`;
+}
+
+/** `w-000000000007-9f2c…`: the folder, inside a step, of one writer's objects whose canonical names were taken. */
+export function writerDirName(token: number, nonce: string): string {
+  if (!/^[0-9a-f]{1,32}$/.test(nonce)) throw new RangeError(`Expected a writer nonce of hex digits, got ${JSON.stringify(nonce)}`);
+  return `w-${pad(token, STEP_DIGITS, 'a fencing token')}-${nonce}`;
+}
+
+const STEP_OBJECT_KEY = new RegExp(`^${CHECKPOINTS_PREFIX}(\\d{${STEP_DIGITS}})/(.+)$`);
+/** Splits `checkpoints/<step>/<rest>` into the step and the rest; undefined for any other key. */
+export function parseCheckpointObjectKey(key: string): { step: number; name: string } | undefined {
+  const m = STEP_OBJECT_KEY.exec(key);
+  return m ? { step: Number(m[1]), name: m[2]! } : undefined;
 }
 
 const MANIFEST_KEY = new RegExp(`^${CHECKPOINTS_PREFIX}(\\d{${STEP_DIGITS}})/${MANIFEST.replace('.', '\\.')}$`);

@@ -45,4 +45,10 @@ export interface CheckpointStore {
   list(prefix: string): Promise<string[]>;
   /** Deletes every object whose key starts with `prefix`. Missing objects are not an error. */
   deletePrefix(prefix: string): Promise<void>;
+  /**
+   * Removes the store's own leftovers of killed writes (temporary files, abandoned lock files)
+   * older than `olderThanMs`; returns what it removed, as paths relative to the root. Stores that
+   * keep no such files (GCS: uploads are single requests) do not implement it.
+   */
+  collectInternalLeftovers?(olderThanMs: number): Promise<string[]>;
 }

@@ -1,0 +1,135 @@
+/**
+ * Run identity: a run folder belongs to one trajectory. `<run>/run.json` is written once, when the
+ * run first trains, with a fingerprint of every input field that determines the weights at a given
+ * step; a later input whose fields differ is refused (non-retryably, naming the fields) instead of
+ * training on someone else's checkpoints.
+ *
+ * What is in it: the model spec, the train and eval data specs (eval metrics drive the learning
+ * rate through reduceLrOnPlateau), the hyperparameters, the loss, the seed, stepsPerEpoch (it fixes
+ * which batches make a step and where epochs end), reduceLrOnPlateau (it changes the rate of later
+ * steps) and the route (the model spec decides it today; a route field wins when present).
+ * What is not: maxEpochs, earlyStopping, the checkpoint policy (cadence, keepLast, uri),
+ * timeouts, continueAsNewEvery, historyLimit, runId, resume. They decide how far a run goes, when
+ * it stops or how it is stored, never what step N computes, so a run may continue with new values.
+ *
+ * The exact rule: no run.json: write it (only if absent; a racing writer's copy is then compared).
+ * Same fingerprint: go on. Different: refuse, unless the input says `resume: true` (the caller
+ * deliberately continues this folder) or `warmStartFrom` (its weights come from elsewhere by
+ * design); then it goes on, run.json keeps the first identity, and the differences are returned
+ * for the caller to log.
+ */
+import type { TrainConfig } from '../config/train-config';
+import { sha256 } from './digest';
+import { RUN_JSON } from './layout';
+import { PreconditionFailedError, type CheckpointStore } from './store';
+
+export const RUN_FORMAT = 'durable-train/run@1';
+
+export type RunIdentity = Readonly<Record<string, unknown>>;
+
+export interface RunRecord {
+  readonly format: typeof RUN_FORMAT;
+  readonly fingerprint: string;
+  readonly identity: RunIdentity;
+  readonly createdAt: string;
+}
+
+/** An input that does not match the run folder it names. Caused by the input: never retried. */
+export class RunIdentityMismatchError extends Error {
+  override readonly name = 'RunIdentityMismatch';
+  constructor(
+    readonly uri: string,
+    readonly differences: readonly string[],
+  ) {
+    super(
+      `The run folder ${uri} was started with a different input: ${differences.join('; ')}. ` +
+        'Start a new run id, or set `resume: true` to continue this folder with the new input',
+    );
+  }
+}
+
+/** The fields of `config` that determine its trajectory (see the top of this file). */
+export function runIdentityOf(config: TrainConfig): RunIdentity {
+  const route = (config as { readonly route?: unknown }).route ?? ('kind' in config.model && config.model.kind === 'savedmodel' ? 'savedmodel' : 'eager');
+  return {
+    model: config.model,
+    data: config.data,
+    hyperparameters: config.hyperparameters,
+    loss: config.loss,
+    seed: config.seed,
+    stepsPerEpoch: config.stepsPerEpoch,
+    reduceLrOnPlateau: config.reduceLrOnPlateau ?? null,
+    route,
+  };
+}
+
+/** JSON with object keys sorted, so equal identities have equal bytes whatever the key order. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v === undefined ? null : v)).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+export function fingerprintOf(identity: RunIdentity): string {
+  return sha256(canonicalJson(identity));
+}
+
+const MAX_SHOWN = 60;
+function show(value: unknown): string {
+  const text = value === undefined ? 'absent' : canonicalJson(value);
+  return text.length > MAX_SHOWN ? `${text.slice(0, MAX_SHOWN)}…` : text;
+}
+
+/** The leaf paths where `a` (the folder's) and `b` (the input's) differ: "`model.params.hiddenUnits` is [64] there, [32] here". */
+export function identityDifferences(a: unknown, b: unknown, at = ''): string[] {
+  const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+  if (isObject(a) && isObject(b)) {
+    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
+    return keys.flatMap((k) => identityDifferences(a[k], b[k], at ? `${at}.${k}` : k));
+  }
+  if (canonicalJson(a ?? null) === canonicalJson(b ?? null)) return [];
+  return [`\`${at}\` is ${show(a)} there, ${show(b)} here`];
+}
+
+/**
+ * Records the run's identity on first use, or checks the input against the recorded one. Throws
+ * RunIdentityMismatchError for a different input (see the rule at the top); returns the
+ * differences it let through (only with `resume` or `warmStartFrom`).
+ */
+export async function checkRunIdentity(
+  store: CheckpointStore,
+  config: TrainConfig,
+  now: () => Date = () => new Date(),
+): Promise<{ readonly created: boolean; readonly differences: readonly string[] }> {
+  const identity = runIdentityOf(config);
+  const fingerprint = fingerprintOf(identity);
+  let existing = await store.get(RUN_JSON);
+  let created = false;
+  if (!existing) {
+    const record: RunRecord = { format: RUN_FORMAT, fingerprint, identity, createdAt: now().toISOString() };
+    try {
+      await store.putIfVersion(RUN_JSON, Buffer.from(JSON.stringify(record, null, 1)), undefined);
+      return { created: true, differences: [] };
+    } catch (err) {
+      if (!(err instanceof PreconditionFailedError)) throw err;
+      existing = await store.get(RUN_JSON);
+      created = false;
+    }
+  }
+  let recorded: RunRecord;
+  try {
+    recorded = JSON.parse(existing?.toString('utf8') ?? 'null') as RunRecord;
+  } catch {
+    throw new RunIdentityMismatchError(store.uriOf(RUN_JSON), ['its run.json is not valid JSON']);
+  }
+  if (recorded?.fingerprint === fingerprint) return { created, differences: [] };
+  const differences = identityDifferences(recorded?.identity ?? {}, JSON.parse(JSON.stringify(identity)));
+  const shown = differences.length > 0 ? differences : ['the fingerprint differs'];
+  if (config.resume || config.warmStartFrom) return { created, differences: shown };
+  throw new RunIdentityMismatchError(store.uri, shown);
+}
