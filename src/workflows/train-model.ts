@@ -33,6 +33,7 @@ import {
 import { checkpointUri, runUriOf } from '../checkpoints/layout';
 import { FAULT_RETRY, checkRegistryNames, describeWorker } from './activity-proxies';
 import { invalidConfig, parseOrFail } from './invalid-config';
+import { protectedSteps } from './protected-steps';
 import { SEARCH_ATTRIBUTES } from './search-attributes';
 
 export type RunStatus = 'starting' | 'training' | 'evaluating' | 'paused' | 'finalizing' | 'completed' | 'early-stopped' | 'stopped';
@@ -306,7 +307,7 @@ export async function trainModel(input: TrainInput, resumeState?: TrainState): P
       step: trained.step,
       learningRate: state.learningRate,
       trainMetrics: { loss: trained.loss },
-      protectSteps: state.best ? [state.best.step] : [],
+      protectSteps: protectedSteps(config, state),
     });
     const metrics: Record<string, number> = { loss: trained.loss, ...evaluated.metrics };
     state.epochsThisRun++;
@@ -336,7 +337,7 @@ export async function trainModel(input: TrainInput, resumeState?: TrainState): P
       runUri: state.runUri,
       config,
       modelStep,
-      protectSteps: state.best ? [state.best.step] : [],
+      protectSteps: protectedSteps(config, state),
       title: `${state.runId}: ${config.stepsPerEpoch} steps/epoch, batch ${config.hyperparameters.batchSize}`,
     }),
   );
