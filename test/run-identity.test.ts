@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { after, test } from 'node:test';
 
+import { retrainRunId, uniqueRetrainRunId } from '../src/config/retrain-config';
 import { parseTrainConfig } from '../src/config/train-config';
 import { RUN_JSON } from '../src/checkpoints/layout';
 import { openStore } from '../src/checkpoints/open-store';
@@ -89,4 +90,22 @@ test('resume or a warm start lets a different input through and reports the diff
   const warm = await checkRunIdentity(store, config({ warmStartFrom: 'file:///tmp/champion/model/model.json', seed: 12 }));
   assert.deepEqual(warm.differences, ['`seed` is 9 there, 12 here']);
   assert.equal(JSON.parse((await store.get(RUN_JSON))!.toString()).identity.seed, 9);
+});
+
+test('retrain run ids cannot collide: a/b, a:b, a b and the model/workflow split all differ', () => {
+  const ids = [
+    uniqueRetrainRunId('m', 'a/b'),
+    uniqueRetrainRunId('m', 'a:b'),
+    uniqueRetrainRunId('m', 'a b'),
+    uniqueRetrainRunId('m', 'a-b'),
+    uniqueRetrainRunId('m-a', 'b'),
+    uniqueRetrainRunId('m', 'x'.repeat(300)),
+    uniqueRetrainRunId('m', `${'x'.repeat(299)}y`),
+  ];
+  assert.equal(retrainRunId('m', 'a/b'), retrainRunId('m', 'a:b'), 'the old mapping collides (kept for workflows already running)');
+  assert.equal(new Set(ids).size, ids.length, ids.join(' '));
+  for (const id of ids) assert.match(id, /^[A-Za-z0-9._-]{1,128}$/);
+  assert.equal(uniqueRetrainRunId('m', 'a-b'), 'm-a-b', 'an id that lost nothing stays as it was');
+  assert.match(uniqueRetrainRunId('mnist', 'nightly-2026-11-27T03:00:00Z'), /^mnist-nightly-2026-11-27T03-00-00Z-[0-9a-f]{16}$/);
+  assert.equal(uniqueRetrainRunId('m', 'a/b'), uniqueRetrainRunId('m', 'a/b'), 'stable');
 });

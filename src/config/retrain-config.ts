@@ -96,3 +96,20 @@ export function retrainRunId(modelName: string, workflowId: string): string {
   const id = raw.replace(/[^A-Za-z0-9._-]/g, '-');
   return id.length <= MAX_ID ? id : `${id.slice(0, MAX_ID - 9)}-${fnv1aHex(raw)}`;
 }
+
+/**
+ * The run id of a retrain started since `retrain-run-id-unique` (retrainModel keeps `retrainRunId`
+ * for workflows that began before): `retrainRunId`'s readable form, tagged with 16 hex digits of
+ * hash over the exact (modelName, workflowId) pair whenever the readable form lost information, i.e.
+ * a character was replaced, the id was cut, or the model name has a '-' (`a-b`+`c` vs `a`+`b-c`).
+ * `a/b`, `a:b` and `a b` then differ; two ids collide only if both 32-bit FNV-1a hashes (forward
+ * and over the reversed text) collide at once.
+ */
+export function uniqueRetrainRunId(modelName: string, workflowId: string): string {
+  const raw = `${modelName}-${workflowId}`;
+  const readable = raw.replace(/[^A-Za-z0-9._-]/g, '-');
+  if (readable === raw && raw.length <= MAX_ID && !modelName.includes('-')) return raw;
+  const exact = `${modelName.length}:${modelName}/${workflowId}`;
+  const tag = `${fnv1aHex(exact)}${fnv1aHex([...exact].reverse().join(''))}`;
+  return `${readable.slice(0, MAX_ID - tag.length - 1)}-${tag}`;
+}

@@ -9,6 +9,7 @@ import {
   ApplicationFailure,
   condition,
   defineQuery,
+  patched,
   startChild,
   type ChildWorkflowHandle,
   type SignalDefinition,
@@ -19,7 +20,7 @@ import {
   allHandlersFinished,
 } from '@temporalio/workflow';
 import type { ChampionActivities, ChampionRecord, DecisionRecord } from '../activities/champion';
-import { parseRetrainConfig, retrainRunId, type RetrainConfig, type RetrainInput } from '../config/retrain-config';
+import { parseRetrainConfig, retrainRunId, uniqueRetrainRunId, type RetrainConfig, type RetrainInput } from '../config/retrain-config';
 import type { Mode } from '../config/train-config';
 import { modelFolderOf } from '../checkpoints/layout';
 import { FAULT_RETRY } from './activity-proxies';
@@ -81,7 +82,8 @@ const MAX_CONFLICTS = 5;
 export async function retrainModel(input: RetrainInput): Promise<RetrainResult> {
   const config = validateRetrainOrFail(input);
   const info = workflowInfo();
-  const trainWorkflowId = retrainRunId(config.modelName, info.workflowId);
+  // Retrains that began before ids were made collision-free keep the child id they started with.
+  const trainWorkflowId = (patched('retrain-run-id-unique') ? uniqueRetrainRunId : retrainRunId)(config.modelName, info.workflowId);
   const retrain = { workflowId: info.workflowId, runId: info.runId };
   const heartbeatTimeout = config.trainConfig.timeouts.heartbeatSeconds * 1000;
   const { readChampion, recordRetrainDecision } = proxyActivities<ChampionActivities>({
