@@ -2,7 +2,8 @@
  * hyperparameterSearch end to end on a real dev server with real workers and real (tiny) training:
  * a grid that runs every trial exactly once within maxParallel (and continues as new twice), random
  * draws that repeat for a seed, successive halving whose survivors resume from their own checkpoints,
- * and a search whose worker process is SIGKILLed mid-way and ends exactly as the undisturbed one.
+ * ASHA promoting before a rung fills, and a search whose worker process is SIGKILLed mid-way and ends
+ * exactly as the undisturbed one.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -87,6 +88,11 @@ async function activityResults<T>(handle: WorkflowHandle, activityType: string):
 
 async function childResult(client: Client, workflowId: string): Promise<TrainResult> {
   return (await client.workflow.getHandle(workflowId).result()) as TrainResult;
+}
+
+/** The trial with the lowest val_loss, the lower trial number on ties. */
+function rankBest(trials: SearchResult['trials']): number {
+  return [...trials].sort((a, b) => a.value! - b.value! || a.trial - b.trial)[0]!.trial;
 }
 
 function assertBestIsBest(result: SearchResult): void {
@@ -256,6 +262,46 @@ describe('hyperparameterSearch', () => {
       // The rung-1 export was archived before rung 2 exported its own.
       assert.ok(fs.existsSync(fileURLToPath(joinUri(first.runUri, modelJsonKey(rungModelDir(1))))));
     }
+  });
+
+  test('ASHA promotes without waiting for a rung to fill; promoted trials continue their own runs', async () => {
+    const input = {
+      base: tinyInput({ stepsPerEpoch: 4, maxEpochs: 4, checkpoint: { keepLast: 2, everySeconds: 0 } }),
+      strategy: 'asha',
+      eta: 2,
+      minEpochs: 1,
+      maxParallel: 2,
+      space: { 'hyperparameters.learningRate': [0.05, 0.02, 0.005, 0.001] },
+    };
+    const handle = await start(input);
+    const result = (await handle.result()) as SearchResult;
+    const id = handle.workflowId;
+    assert.deepEqual(result.rungs.map((r) => r.epochs), [1, 2, 4]);
+    const runs = await chainHistories(stack.client, id, handle.firstExecutionRunId);
+    const events = runs.flat();
+    const started = childStats(runs).started;
+    assert.equal(started.filter((w) => !w.includes('/rung-')).length, 4);
+    assert.ok(started.some((w) => w.endsWith('/rung-2')), 'someone was promoted');
+    // Asynchronous: a rung-2 run started before every rung-1 run had finished.
+    const at = (pred: (e: HistoryEvent) => boolean) => events.findIndex(pred);
+    const firstRung2 = at((e) => !!e.childWorkflowExecutionStartedEventAttributes?.workflowExecution?.workflowId?.endsWith('/rung-2'));
+    const lastRung1Done = Math.max(...[1, 2, 3, 4].map((n) => at((e) => e.childWorkflowExecutionCompletedEventAttributes?.workflowExecution?.workflowId === `${id}/trial-${n}`)));
+    assert.ok(firstRung2 < lastRung1Done, `rung 2 started at event ${firstRung2}, rung 1 ended at ${lastRung1Done}`);
+    // Promoted runs continue their own run folder from the previous rung's checkpoint: no step twice.
+    for (const w of started.filter((x) => x.includes('/rung-'))) {
+      const rung = Number(/rung-(\d+)$/.exec(w)![1]);
+      const before = await childResult(stack.client, rung === 2 ? w.replace('/rung-2', '') : w.replace(`/rung-${rung}`, `/rung-${rung - 1}`));
+      const after = await childResult(stack.client, w);
+      assert.equal(after.runUri, before.runUri);
+      const trained = await activityResults<{ stepsRun: number }>(stack.client.workflow.getHandle(w), 'trainUntilStep');
+      assert.equal(trained.reduce((a, r) => a + r.stepsRun, 0), after.step - before.step, `${w}: no step trained twice`);
+    }
+    assert.ok(result.trials.every((tr) => tr.status === 'completed' || tr.status === 'pruned'), JSON.stringify(result.trials.map((tr) => tr.status)));
+    const completed = result.trials.filter((tr) => tr.status === 'completed');
+    assert.ok(completed.every((tr) => tr.rung === Math.max(...result.trials.map((x) => x.rung))), 'the completed trials are the highest rung\'s');
+    assert.equal(result.best.trial, rankBest(completed));
+    const histories = [{ workflowId: id, history: await handle.fetchHistory() }];
+    for await (const r of Worker.runReplayHistories({ workflowBundle: await workflowBundle() }, histories)) assert.equal(r.error, undefined, `${r.runId}: ${r.error}`);
   });
 
   test('bad input fails before any child starts, naming every bad field', async () => {

@@ -20,6 +20,7 @@ export const STRATEGY_OPTIONS = {
   grid: { distributions: false, seed: false, rungs: false },
   random: { distributions: true, seed: true, rungs: false },
   halving: { distributions: true, seed: true, rungs: true },
+  asha: { distributions: true, seed: true, rungs: true },
 } as const satisfies Readonly<Record<string, StrategyOptions>>;
 
 export type SearchStrategy = keyof typeof STRATEGY_OPTIONS;

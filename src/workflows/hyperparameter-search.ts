@@ -2,8 +2,8 @@
  * hyperparameterSearch: every trial is a child trainModel run with a deterministic workflow id and its
  * own checkpoint folder. A searcher suggests the next trial as a slot frees up; a scheduler decides,
  * as each run ends, whether the trial is done, waits, is pruned or is promoted to a longer run
- * (search/: grid, random, successive halving). The trial table, the queue of runs waiting for a slot
- * and both strategies' JSON state live in workflow state and are carried through continue-as-new.
+ * (search/: grid, random, successive halving, ASHA). The trial table, the queue of runs waiting for
+ * a slot and both strategies' JSON state live in workflow state and are carried through continue-as-new.
  */
 import {
   ApplicationFailure,
@@ -260,8 +260,13 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
     }
     const next = nextRun();
     if (!next) {
-      if (inFlight === 0) break;
-      await waitForChange(inFlight);
+      if (inFlight > 0) {
+        await waitForChange(inFlight);
+      } else {
+        const last = scheduler.onSearchEnd();
+        if (last.length === 0) break;
+        decisions.push(...last);
+      }
       continue;
     }
     if (due) {

@@ -13,6 +13,7 @@ export const fifoScheduler: SchedulerFactory = {
       maxEpochsAt: () => undefined,
       onTrialResult: (trial) => [{ trial, action: 'continue' }],
       onTrialError: () => [],
+      onSearchEnd: () => [],
       progress: () => ({ rung: 1, rungs }),
       getState: () => null,
     };

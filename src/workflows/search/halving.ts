@@ -84,6 +84,8 @@ export const halvingScheduler: SchedulerFactory = {
         state.reported.push({ trial, value: null, failed: true });
         return halvingDecide(state, config.mode);
       },
+      // Every rung decides all of its trials when it fills: none is left waiting.
+      onSearchEnd: () => [],
       progress: () => ({ rung: state.rung, rungs: state.rungs }),
       getState: () => JSON.parse(JSON.stringify(state)) as JsonValue,
     };

@@ -6,6 +6,7 @@
  */
 import type { SearchConfig, SearchStrategy } from '../../config/search-config';
 import type { TrialParams } from '../../config/search-types';
+import { ashaScheduler } from './asha';
 import { fifoScheduler } from './fifo';
 import { gridSearcher } from './grid';
 import { halvingScheduler } from './halving';
@@ -22,6 +23,7 @@ export const STRATEGIES: { readonly [S in SearchStrategy]: Strategy } = {
   grid: { searcher: () => gridSearcher, scheduler: fifoScheduler },
   random: { searcher: () => randomSearcher, scheduler: fifoScheduler },
   halving: { searcher: gridOrRandom, scheduler: halvingScheduler },
+  asha: { searcher: gridOrRandom, scheduler: ashaScheduler },
 };
 
 export function searcherFactoryOf(config: SearchConfig): SearcherFactory {

@@ -81,6 +81,12 @@ export interface TrialScheduler {
   onTrialResult(trial: number, result: RunResult): TrialDecision[];
   /** A run of `trial` failed (the trial is over); decisions for paused trials this unblocks. */
   onTrialError(trial: number, rung: number): TrialDecision[];
+  /**
+   * Nothing runs, nothing is queued and the searcher has no more: the last word on paused trials
+   * (a promotion starts more runs). Called again whenever the search runs out of work; [] ends it,
+   * and trials still paused then are pruned.
+   */
+  onSearchEnd(): TrialDecision[];
   /** For the leaderboard and the result: the rungs, and the highest rung that has started. */
   progress(): { readonly rung: number; readonly rungs: readonly Rung[] };
   getState(): JsonValue;
