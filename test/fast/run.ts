@@ -26,6 +26,7 @@ const FAST_TESTS_ELSEWHERE = [
   'test/layout.test.ts',
   'test/search-space.test.ts',
   'test/search-strategies.test.ts',
+  'test/search-asha.test.ts',
   'test/replay.test.ts',
   'test/checkpoint-stores.test.ts',
 ];
