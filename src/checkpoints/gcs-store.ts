@@ -6,34 +6,19 @@
  * - Uploads are single-request (`resumable: false`): our objects are small, and a simple
  *   upload is all-or-nothing, so a failed attempt can be retried as a whole. The body is
  *   checked end to end: its MD5 is declared to the server and the client verifies CRC32C.
- * - The library's own auto-retry is switched off (`retryOptions.autoRetry: false`); every
+ * - The library's own auto-retry is switched off (gcs-client.ts); every
  *   call goes through `withRetry`, which retries transient failures (408/429/5xx, connection
  *   errors) with exponential backoff and jitter up to a total deadline (default 60 s).
  * - Permanent failures (401/403, missing bucket) throw PermanentStoreError naming the URI.
  */
 import { createHash } from 'node:crypto';
 
-import { Storage, type File, type StorageOptions } from '@google-cloud/storage';
+import type { File, Storage } from '@google-cloud/storage';
 
+import { createGcsStorage, type GcsStorageOptions } from './gcs-client';
 import { validateKey, validatePrefix } from './fs-store';
 import { httpStatusOf, isTransientError, withRetry, type RetryOptions } from './retry';
 import { PermanentStoreError, PreconditionFailedError, type CheckpointStore, type VersionedObject } from './store';
-
-export interface GcsStorageOptions {
-  /**
-   * API endpoint, e.g. `http://127.0.0.1:4443` for an emulator. Default: derived from
-   * STORAGE_EMULATOR_HOST when set (as the library does), else the real service.
-   */
-  apiEndpoint?: string;
-  projectId?: string;
-  /**
-   * Per-request timeout. Default 30 000 ms. Downloads also use it as a stall timeout: a read that
-   * receives no bytes for this long is aborted (and retried), see `download`.
-   */
-  requestTimeoutMs?: number;
-  /** Anything else for the Storage constructor (credentials, keyFilename, ...). */
-  storageOptions?: StorageOptions;
-}
 
 export interface GcsStoreOptions extends GcsStorageOptions {
   /**
@@ -44,41 +29,6 @@ export interface GcsStoreOptions extends GcsStorageOptions {
   storage?: Storage;
   /** Overrides for the retry loop (isTransient defaults to `isTransientError`). */
   retry?: Partial<RetryOptions>;
-}
-
-/**
- * The `http(s)://host:port` origin of STORAGE_EMULATOR_HOST, without the `/storage/v1` path
- * some setups put in it (the library uses the variable verbatim as the JSON API base URL, and
- * `${apiEndpoint}/upload/storage/v1` for uploads).
- */
-export function emulatorEndpointFromEnv(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const raw = env.STORAGE_EMULATOR_HOST;
-  if (!raw) return undefined;
-  const withScheme = /^\w+:\/\//.test(raw) ? raw : `http://${raw}`;
-  return withScheme.replace(/\/+$/, '').replace(/\/storage\/v1$/, '');
-}
-
-/**
- * A Storage client with the library's auto-retry off and a bounded request timeout.
- *
- * Endpoint: `apiEndpoint` if given, else STORAGE_EMULATOR_HOST (with or without `/storage/v1`),
- * else the real service. When an endpoint is set, both the JSON API (`<endpoint>/storage/v1`)
- * and uploads (`<endpoint>/upload/storage/v1`) go to it. The library on its own uses
- * STORAGE_EMULATOR_HOST verbatim as the JSON base URL even when `apiEndpoint` is passed, so a
- * bare `host:port` value, or a stale variable in the shell, would send JSON calls elsewhere.
- */
-export function createGcsStorage(options: GcsStorageOptions = {}): Storage {
-  const apiEndpoint = (options.apiEndpoint ?? emulatorEndpointFromEnv())?.replace(/\/+$/, '');
-  const storage = new Storage({
-    ...options.storageOptions,
-    ...(apiEndpoint !== undefined ? { apiEndpoint } : {}),
-    ...(options.projectId !== undefined ? { projectId: options.projectId } : {}),
-    timeout: options.requestTimeoutMs ?? options.storageOptions?.timeout ?? 30_000,
-    // maxRetries: 0 would be ignored (the library treats 0 as "unset" and uses 3); autoRetry: false is honoured.
-    retryOptions: { ...options.storageOptions?.retryOptions, autoRetry: false },
-  });
-  if (apiEndpoint !== undefined) storage.baseUrl = `${storage.apiEndpoint}/storage/v1`;
-  return storage;
 }
 
 /** Splits `gs://bucket/optional/prefix` into bucket and prefix (no leading/trailing '/'). */

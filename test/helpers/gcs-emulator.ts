@@ -16,7 +16,7 @@ import * as path from 'node:path';
 
 import type { Storage } from '@google-cloud/storage';
 
-import { createGcsStorage } from '../../src/checkpoints/gcs-store';
+import { createGcsStorage } from '../../src/checkpoints/gcs-client';
 // Its data dir goes to this process's temp folder, removed at exit even when `dispose` is never reached.
 import './cleanup';
 

@@ -1,0 +1,57 @@
+/**
+ * The @google-cloud/storage client the gs:// store uses: the library's own auto-retry off (the
+ * store retries every call itself), a bounded request timeout, and one endpoint for both JSON
+ * calls and uploads when an emulator (STORAGE_EMULATOR_HOST) or `apiEndpoint` is set.
+ */
+import { Storage, type StorageOptions } from '@google-cloud/storage';
+
+export interface GcsStorageOptions {
+  /**
+   * API endpoint, e.g. `http://127.0.0.1:4443` for an emulator. Default: derived from
+   * STORAGE_EMULATOR_HOST when set (as the library does), else the real service.
+   */
+  apiEndpoint?: string;
+  projectId?: string;
+  /**
+   * Per-request timeout. Default 30 000 ms. Downloads also use it as a stall timeout: a read that
+   * receives no bytes for this long is aborted (and retried), see GcsCheckpointStore's `download`.
+   */
+  requestTimeoutMs?: number;
+  /** Anything else for the Storage constructor (credentials, keyFilename, ...). */
+  storageOptions?: StorageOptions;
+}
+
+/**
+ * The `http(s)://host:port` origin of STORAGE_EMULATOR_HOST, without the `/storage/v1` path
+ * some setups put in it (the library uses the variable verbatim as the JSON API base URL, and
+ * `${apiEndpoint}/upload/storage/v1` for uploads).
+ */
+export function emulatorEndpointFromEnv(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const raw = env.STORAGE_EMULATOR_HOST;
+  if (!raw) return undefined;
+  const withScheme = /^\w+:\/\//.test(raw) ? raw : `http://${raw}`;
+  return withScheme.replace(/\/+$/, '').replace(/\/storage\/v1$/, '');
+}
+
+/**
+ * A Storage client with the library's auto-retry off and a bounded request timeout.
+ *
+ * Endpoint: `apiEndpoint` if given, else STORAGE_EMULATOR_HOST (with or without `/storage/v1`),
+ * else the real service. When an endpoint is set, both the JSON API (`<endpoint>/storage/v1`)
+ * and uploads (`<endpoint>/upload/storage/v1`) go to it. The library on its own uses
+ * STORAGE_EMULATOR_HOST verbatim as the JSON base URL even when `apiEndpoint` is passed, so a
+ * bare `host:port` value, or a stale variable in the shell, would send JSON calls elsewhere.
+ */
+export function createGcsStorage(options: GcsStorageOptions = {}): Storage {
+  const apiEndpoint = (options.apiEndpoint ?? emulatorEndpointFromEnv())?.replace(/\/+$/, '');
+  const storage = new Storage({
+    ...options.storageOptions,
+    ...(apiEndpoint !== undefined ? { apiEndpoint } : {}),
+    ...(options.projectId !== undefined ? { projectId: options.projectId } : {}),
+    timeout: options.requestTimeoutMs ?? options.storageOptions?.timeout ?? 30_000,
+    // maxRetries: 0 would be ignored (the library treats 0 as "unset" and uses 3); autoRetry: false is honoured.
+    retryOptions: { ...options.storageOptions?.retryOptions, autoRetry: false },
+  });
+  if (apiEndpoint !== undefined) storage.baseUrl = `${storage.apiEndpoint}/storage/v1`;
+  return storage;
+}
