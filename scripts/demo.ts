@@ -9,7 +9,7 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { DevServer } from '../src/dev-server';
 import { runWorker } from '../src/worker';
-import { progressQuery, type TrainProgress, type TrainResult } from '../src/workflows';
+import { progressQuery, type TrainProgress, type TrainModelResult } from '../src/workflows';
 
 async function main(): Promise<void> {
   const configPath = process.argv[2] ?? path.join(__dirname, '../examples/mnist-mlp.json');
@@ -46,9 +46,9 @@ async function main(): Promise<void> {
         await new Promise((r) => setTimeout(r, 500));
       }
     })();
-    let result: TrainResult;
+    let result: TrainModelResult;
     try {
-      result = (await handle.result()) as TrainResult;
+      result = (await handle.result()) as TrainModelResult;
     } finally {
       done = true;
       await poll;

@@ -20,7 +20,7 @@ import { checkpointKey } from '../src/checkpoints/layout';
 import { applyRetention } from '../src/checkpoints/retention';
 import { openStore } from '../src/checkpoints/open-store';
 import type { CheckpointStore } from '../src/checkpoints/store';
-import type { TrainResult } from '../src/workflows';
+import type { TrainModelResult } from '../src/workflows';
 import { startStack, startWorkerProcess, tempDir, uniqueId, waitFor, type Stack, type WorkerProcess } from './helpers/temporal';
 
 function objectsFor(step: number, salt = ''): Map<string, Buffer> {
@@ -173,7 +173,7 @@ describe('checkpoint format, end to end: the newest checkpoint is corrupted befo
     workers.push(w);
     return w;
   };
-  const modelSha = (result: TrainResult): string =>
+  const modelSha = (result: TrainModelResult): string =>
     createHash('sha256').update(fs.readFileSync(path.join(path.dirname(fileURLToPath(result.modelUri)), 'weights.bin'))).digest('hex');
 
   before(async () => {
@@ -192,7 +192,7 @@ describe('checkpoint format, end to end: the newest checkpoint is corrupted befo
     const w1 = worker(tq1);
     const straight = (await (
       await stack.client.workflow.start('trainModel', { taskQueue: tq1, workflowId: straightId, args: [input(straightId)] })
-    ).result()) as TrainResult;
+    ).result()) as TrainModelResult;
     await w1.stop();
 
     // The disturbed run: the trainer holds before step 45 (newest checkpoint: 40). We flip a byte
@@ -210,7 +210,7 @@ describe('checkpoint format, end to end: the newest checkpoint is corrupted befo
     flipByte(path.join(runDir, checkpointKey(40), 'weights.bin'), 100);
     await first.kill();
     const second = worker(tq2);
-    const result = (await handle.result()) as TrainResult;
+    const result = (await handle.result()) as TrainModelResult;
     await second.stop();
 
     assert.match(

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { progressQuery, type TrainResult } from '../src/workflows';
+import { progressQuery, type TrainModelResult } from '../src/workflows';
 import { startStack, startWorker, uniqueId, type InProcessWorker, type Stack } from './helpers/temporal';
 import { comparable, eventsPerRun, modelWeights, sha256, tinyInput } from './e2e-support';
 
@@ -62,7 +62,7 @@ describe('continue-as-new', () => {
     const firstRunId = chained.firstExecutionRunId;
 
     const timed = async (p: Promise<unknown>) => {
-      const r = (await p) as TrainResult;
+      const r = (await p) as TrainModelResult;
       return { r, seconds: (Date.now() - started) / 1000 };
     };
     const [a, b] = await Promise.all([timed(chained.result()), timed(straight.result())]);

@@ -12,7 +12,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { temporalCliPath } from '../src/dev-server';
 import { SEARCH_ATTRIBUTES } from '../src/workflows/search-attributes';
-import { pauseSignal, progressQuery, resumeSignal, stopSignal, type TrainProgress, type TrainResult } from '../src/workflows';
+import { pauseSignal, progressQuery, resumeSignal, stopSignal, type TrainProgress, type TrainModelResult } from '../src/workflows';
 import { startStack, startWorker, uniqueId, waitFor, type InProcessWorker, type Stack } from './helpers/temporal';
 import { checkpointWeights, modelWeights, tinyInput } from './e2e-support';
 
@@ -84,7 +84,7 @@ describe('control: signals, queries and search attributes', () => {
     await waitFor(async () => (await progress(handle)).status === 'paused', 30_000, 'status paused again');
     const before = await progress(handle);
     await handle.signal(stopSignal);
-    const result = (await handle.result()) as TrainResult;
+    const result = (await handle.result()) as TrainModelResult;
     assert.equal(result.status, 'stopped');
     assert.equal(result.epochs, before.epoch);
     assert.equal(result.modelStep, result.step);
@@ -105,7 +105,7 @@ describe('control: signals, queries and search attributes', () => {
     await sleep(1000);
     const signalled = Date.now();
     await handle.signal(stopSignal);
-    const result = (await handle.result()) as TrainResult;
+    const result = (await handle.result()) as TrainModelResult;
     const seconds = (Date.now() - signalled) / 1000;
     assert.equal(result.status, 'stopped');
     assert.equal(result.epochs, 1, 'the interrupted epoch 2 is not counted');
@@ -136,7 +136,7 @@ describe('control: signals, queries and search attributes', () => {
     await waitFor(async () => (await cliProgress(workflowId)).epoch >= held.epoch + 3, 60_000, 'training to continue after CLI resume');
 
     await cli('workflow', 'signal', '--workflow-id', workflowId, '--name', 'stop');
-    const result = (await handle.result()) as TrainResult;
+    const result = (await handle.result()) as TrainModelResult;
     assert.equal(result.status, 'stopped');
     assert.ok(result.epochs > held.epoch && result.epochs < 400);
     assert.equal((await cliProgress(workflowId)).status, 'stopped');
@@ -144,7 +144,7 @@ describe('control: signals, queries and search attributes', () => {
     // A run that completes, for the `completed` search.
     const doneId = uniqueId('done');
     const done = await stack.client.workflow.start('trainModel', { taskQueue: worker.taskQueue, workflowId: doneId, args: [tinyInput({ maxEpochs: 3 })] });
-    assert.equal(((await done.result()) as TrainResult).status, 'completed');
+    assert.equal(((await done.result()) as TrainModelResult).status, 'completed');
 
     const listed = await waitFor(async () => {
       const out = await cli('workflow', 'list', '--query', 'DurableTrainStatus="completed"', '-o', 'json');

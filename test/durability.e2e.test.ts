@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import type { WorkflowHandle } from '@temporalio/client';
 import { parseTrainConfig } from '../src/config/train-config';
 import { initialEarlyStopping, stepEarlyStopping } from '../src/workflows/callbacks';
-import { progressQuery, type TrainResult } from '../src/workflows';
+import { progressQuery, type TrainModelResult } from '../src/workflows';
 import { startStack, startWorkerProcess, tempCheckpointRoot, uniqueId, waitFor, type Stack, type WorkerProcess } from './helpers/temporal';
 import { comparable, modelWeights, sha256, tinyInput } from './e2e-support';
 
@@ -25,11 +25,11 @@ const INPUT = tinyInput({
 });
 
 /** Waits for a result through server outages: the client call fails while the server is down. */
-async function resultThroughOutages(handle: WorkflowHandle, timeoutMs: number): Promise<TrainResult> {
+async function resultThroughOutages(handle: WorkflowHandle, timeoutMs: number): Promise<TrainModelResult> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
-      return (await handle.result()) as TrainResult;
+      return (await handle.result()) as TrainModelResult;
     } catch (err) {
       if (Date.now() > deadline || (err as Error).name === 'WorkflowFailedError') throw err;
       await sleep(500);
@@ -40,7 +40,7 @@ async function resultThroughOutages(handle: WorkflowHandle, timeoutMs: number): 
 describe('durability', () => {
   let stack: Stack;
   const workers: WorkerProcess[] = [];
-  let reference: TrainResult;
+  let reference: TrainModelResult;
   const taskQueue = uniqueId('tq-durable');
 
   function worker(env: Record<string, string> = {}): WorkerProcess {
@@ -59,7 +59,7 @@ describe('durability', () => {
     stack = await startStack({ own: true });
     worker();
     const handle = await stack.client.workflow.start('trainModel', { taskQueue, workflowId: uniqueId('reference'), args: [INPUT] });
-    reference = (await handle.result()) as TrainResult;
+    reference = (await handle.result()) as TrainModelResult;
     assert.equal(reference.status, 'early-stopped');
     // The reference itself stops where Keras would.
     const cfg = parseTrainConfig(INPUT).earlyStopping!;
@@ -78,7 +78,7 @@ describe('durability', () => {
     await stack?.close();
   });
 
-  function assertSameAsReference(result: TrainResult): void {
+  function assertSameAsReference(result: TrainModelResult): void {
     assert.equal(result.status, 'early-stopped');
     assert.equal(result.epochs, reference.epochs);
     assert.equal(result.step, reference.step);

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { WEIGHTS_BIN, checkpointObjectKey, joinUri } from '../src/checkpoints/layout';
-import type { EpochSummary, TrainResult } from '../src/workflows';
+import type { EpochHistoryEntry, TrainModelResult } from '../src/workflows';
 
 /** A tiny MLP on seeded Gaussian blobs: ~100–200 ms per epoch end to end on the dev server. */
 export function tinyInput(overrides: Record<string, unknown> = {}): Record<string, unknown> {
@@ -35,7 +35,7 @@ export function checkpointWeights(runUri: string, step: number): Buffer {
 }
 
 /** Bytes of the exported model's weights.bin (beside result.modelUri's model.json). */
-export function modelWeights(result: TrainResult): Buffer {
+export function modelWeights(result: TrainModelResult): Buffer {
   return fs.readFileSync(path.join(path.dirname(fileURLToPath(result.modelUri)), WEIGHTS_BIN));
 }
 
@@ -44,7 +44,7 @@ export function sha256(data: Buffer): string {
 }
 
 /** The parts of an epoch that a deterministic rerun must reproduce exactly (not the timing). */
-export function comparable(history: readonly EpochSummary[]): Array<Omit<EpochSummary, 'trainSeconds'>> {
+export function comparable(history: readonly EpochHistoryEntry[]): Array<Omit<EpochHistoryEntry, 'trainSeconds'>> {
   return history.map(({ epoch, step, learningRate, metrics }) => ({ epoch, step, learningRate, metrics }));
 }
 
@@ -62,6 +62,6 @@ export async function eventsPerRun(
   return runs.map(({ runId, events, status }) => ({ runId, events, status }));
 }
 
-export async function result(handle: WorkflowHandle): Promise<TrainResult> {
-  return (await handle.result()) as TrainResult;
+export async function result(handle: WorkflowHandle): Promise<TrainModelResult> {
+  return (await handle.result()) as TrainModelResult;
 }

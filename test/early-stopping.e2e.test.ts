@@ -9,12 +9,12 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { parseTrainConfig } from '../src/config/train-config';
 import { initialEarlyStopping, initialPlateau, restoreEpoch, stepEarlyStopping, stepPlateau } from '../src/workflows/callbacks';
-import { progressQuery, type TrainResult } from '../src/workflows';
+import { progressQuery, type TrainModelResult } from '../src/workflows';
 import { startStack, startWorker, uniqueId, type InProcessWorker, type Stack } from './helpers/temporal';
 import { checkpointWeights, modelWeights, tinyInput } from './e2e-support';
 
 /** What Keras would do with these metrics: the stop epoch (null: never stops) and the epoch to restore. */
-function kerasEarlyStopping(input: Record<string, unknown>, history: TrainResult['history']) {
+function kerasEarlyStopping(input: Record<string, unknown>, history: TrainModelResult['history']) {
   const cfg = parseTrainConfig(input).earlyStopping!;
   let state = initialEarlyStopping();
   for (const h of history) {
@@ -26,7 +26,7 @@ function kerasEarlyStopping(input: Record<string, unknown>, history: TrainResult
 }
 
 /** The learning rates Keras's ReduceLROnPlateau would have used, epoch by epoch, and the one after the last. */
-function kerasLearningRates(input: Record<string, unknown>, history: TrainResult['history']) {
+function kerasLearningRates(input: Record<string, unknown>, history: TrainModelResult['history']) {
   const config = parseTrainConfig(input);
   const cfg = config.reduceLrOnPlateau!;
   let state = initialPlateau(cfg, config.hyperparameters.learningRate);
@@ -99,7 +99,7 @@ describe('early stopping and ReduceLROnPlateau, end to end', () => {
     test(`stops where Keras stops: ${c.name}`, async (t) => {
       const input = { ...c.input, maxEpochs: MAX_EPOCHS };
       const handle = await stack.client.workflow.start('trainModel', { taskQueue: worker.taskQueue, workflowId: uniqueId('es'), args: [input] });
-      const result = (await handle.result()) as TrainResult;
+      const result = (await handle.result()) as TrainModelResult;
       assert.deepEqual(result.history.map((h) => h.epoch), Array.from({ length: result.epochs }, (_, i) => i + 1));
       const keras = kerasEarlyStopping(input, result.history);
       assert.notEqual(keras.stopEpoch, null, `case should stop before ${MAX_EPOCHS}: ${JSON.stringify(result.history.map((h) => h.metrics))}`);
@@ -139,7 +139,7 @@ describe('early stopping and ReduceLROnPlateau, end to end', () => {
       reduceLrOnPlateau: { patience: 1, factor: 0.5, minDelta: 0.01, cooldown: 1, minLr: 0.002 },
     });
     const handle = await stack.client.workflow.start('trainModel', { taskQueue: worker.taskQueue, workflowId: uniqueId('plateau'), args: [input] });
-    const result = (await handle.result()) as TrainResult;
+    const result = (await handle.result()) as TrainModelResult;
     assert.equal(result.status, 'completed');
     assert.equal(result.epochs, 16);
     const keras = kerasLearningRates(input, result.history);
@@ -157,7 +157,7 @@ describe('early stopping and ReduceLROnPlateau, end to end', () => {
       reduceLrOnPlateau: { patience: 1, factor: 0.1, minDelta: 1e-3 },
     });
     const handle = await stack.client.workflow.start('trainModel', { taskQueue: worker.taskQueue, workflowId: uniqueId('esp'), args: [input] });
-    const result = (await handle.result()) as TrainResult;
+    const result = (await handle.result()) as TrainModelResult;
     const es = kerasEarlyStopping(input, result.history);
     const lr = kerasLearningRates(input, result.history);
     assert.equal(result.status, 'early-stopped');

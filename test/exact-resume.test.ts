@@ -20,7 +20,7 @@ import { parseTrainConfig, OPTIMIZERS, type OptimizerName } from '../src/config/
 import { checkpointKey, epochRecordKey } from '../src/checkpoints/layout';
 import type { TrainUntilStepResult as StepResult } from '../src/training/protocol';
 import { TrainerClient } from '../src/training/trainer-client';
-import type { TrainResult } from '../src/workflows';
+import type { TrainModelResult } from '../src/workflows';
 import {
   startStack,
   startWorkerProcess,
@@ -118,7 +118,7 @@ describe('exact resume, end to end (dev server, worker processes, SIGKILL)', () 
   const root = tempDir('dt-exact-e2e-');
   const rootUri = pathToFileURL(root).href;
   const workers: WorkerProcess[] = [];
-  let baseline: { model: Record<string, string>; last: Record<string, unknown>; result: TrainResult };
+  let baseline: { model: Record<string, string>; last: Record<string, unknown>; result: TrainModelResult };
 
   const STEPS_PER_EPOCH = 30;
   const EPOCHS = 3;
@@ -141,7 +141,7 @@ describe('exact resume, end to end (dev server, worker processes, SIGKILL)', () 
     return w;
   };
 
-  const modelHashes = (result: TrainResult): Record<string, string> => {
+  const modelHashes = (result: TrainModelResult): Record<string, string> => {
     const modelJson = fileURLToPath(result.modelUri);
     return { 'weights.bin': sha(path.join(path.dirname(modelJson), 'weights.bin')) };
   };
@@ -152,7 +152,7 @@ describe('exact resume, end to end (dev server, worker processes, SIGKILL)', () 
     const taskQueue = uniqueId('tq');
     const w = worker(taskQueue);
     const handle = await stack.client.workflow.start('trainModel', { taskQueue, workflowId: runId, args: [input(runId)] });
-    const result = (await handle.result()) as TrainResult;
+    const result = (await handle.result()) as TrainModelResult;
     await w.stop();
     assert.equal(result.step, LAST);
     assert.equal(result.modelStep, LAST);
@@ -173,7 +173,7 @@ describe('exact resume, end to end (dev server, worker processes, SIGKILL)', () 
     faultEnv: Record<string, string>,
     ready: (runDir: string, w: WorkerProcess) => boolean,
     afterKill: (runDir: string) => void,
-  ): Promise<TrainResult> {
+  ): Promise<TrainModelResult> {
     const runId = uniqueId(name);
     const runDir = path.join(root, runId);
     const taskQueue = uniqueId('tq');
@@ -188,7 +188,7 @@ describe('exact resume, end to end (dev server, worker processes, SIGKILL)', () 
     await first.kill();
     afterKill(runDir);
     const second = worker(taskQueue);
-    const result = (await handle.result()) as TrainResult;
+    const result = (await handle.result()) as TrainModelResult;
     await second.stop();
     // The first attempt really died: the activity was retried.
     const history = await handle.fetchHistory();

@@ -39,7 +39,7 @@ import {
   weightsKey,
   WEIGHTS_BIN,
 } from '../src/checkpoints/layout';
-import { progressQuery, type TrainResult } from '../src/workflows';
+import { progressQuery, type TrainModelResult } from '../src/workflows';
 import { startGcsEmulator, type GcsEmulator } from './helpers/gcs-emulator';
 import {
   mnistInput,
@@ -97,7 +97,7 @@ describe('trainModel with gs:// checkpoints (fake-gcs-server)', { timeout: 300_0
     (await emu.storage.bucket(BUCKET).getFiles({ prefix }))[0].map((f) => f.name).sort();
 
   /** What a finished run left in the bucket under `runs/<runId>/`. */
-  async function assertRunArtifacts(result: TrainResult, runId: string): Promise<string> {
+  async function assertRunArtifacts(result: TrainModelResult, runId: string): Promise<string> {
     const base = `runs/${runId}`;
     assert.equal(result.runUri, `gs://${BUCKET}/${base}`);
     assert.equal(result.modelUri, `gs://${BUCKET}/${base}/${modelJsonKey()}`);
@@ -159,7 +159,7 @@ describe('trainModel with gs:// checkpoints (fake-gcs-server)', { timeout: 300_0
       workflowId: runId,
       args: [runInput(`gs://${BUCKET}/runs`, runId)],
     });
-    const result = (await handle.result()) as TrainResult;
+    const result = (await handle.result()) as TrainModelResult;
     t.diagnostic(`clean gs:// run: ${((Date.now() - started) / 1000).toFixed(1)} s on ${result.backend}`);
     assert.equal(result.status, 'completed');
     assert.equal(result.epochs, MAX_EPOCHS);
@@ -204,7 +204,7 @@ describe('trainModel with gs:// checkpoints (fake-gcs-server)', { timeout: 300_0
     );
     assert.ok(during.epoch < MAX_EPOCHS, 'the run could not have finished without the store');
 
-    const [gsResult, fileResult] = (await Promise.all([gsHandle.result(), fileHandle.result()])) as [TrainResult, TrainResult];
+    const [gsResult, fileResult] = (await Promise.all([gsHandle.result(), fileHandle.result()])) as [TrainModelResult, TrainModelResult];
     assert.equal(gsResult.status, 'completed');
     assert.equal(gsResult.epochs, MAX_EPOCHS);
     assert.equal(fileResult.status, 'completed');

@@ -14,7 +14,7 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
-import { leaderboardQuery, type SearchResult, type TrainResult } from '../src/workflows';
+import { leaderboardQuery, type SearchResult, type TrainModelResult } from '../src/workflows';
 import { exportedModelUri, joinUri, modelJsonKey, rungModelDir } from '../src/checkpoints/layout';
 import { parseSearchConfig } from '../src/config/search-config';
 import { planTrials } from '../src/workflows/search';
@@ -86,8 +86,8 @@ async function activityResults<T>(handle: WorkflowHandle, activityType: string):
   return out;
 }
 
-async function childResult(client: Client, workflowId: string): Promise<TrainResult> {
-  return (await client.workflow.getHandle(workflowId).result()) as TrainResult;
+async function childResult(client: Client, workflowId: string): Promise<TrainModelResult> {
+  return (await client.workflow.getHandle(workflowId).result()) as TrainModelResult;
 }
 
 /** The trial with the lowest val_loss, the lower trial number on ties. */

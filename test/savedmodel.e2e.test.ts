@@ -12,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { checkpointKey } from '../src/checkpoints/layout';
-import type { TrainResult } from '../src/workflows';
+import type { TrainModelResult } from '../src/workflows';
 import { startStack, startWorkerProcess, tempDir, uniqueId, waitFor, type Stack, type WorkerProcess } from './helpers/temporal';
 
 const MODEL_URI = pathToFileURL(path.resolve(__dirname, 'fixtures/savedmodel/mnist-cnn')).href;
@@ -32,7 +32,7 @@ describe('trainable SavedModel, end to end (dev server, worker processes, SIGKIL
   const root = tempDir('dt-savedmodel-e2e-');
   const rootUri = pathToFileURL(root).href;
   const workers: WorkerProcess[] = [];
-  let baseline: { result: TrainResult; last: Record<string, unknown>; model: string; seconds: number };
+  let baseline: { result: TrainModelResult; last: Record<string, unknown>; model: string; seconds: number };
 
   // 8,500 training digits, batch 64: an epoch of 133 steps is one pass over the data.
   const STEPS_PER_EPOCH = 133;
@@ -55,7 +55,7 @@ describe('trainable SavedModel, end to end (dev server, worker processes, SIGKIL
     workers.push(w);
     return w;
   };
-  const modelHash = (result: TrainResult): string => sha(path.join(path.dirname(fileURLToPath(result.modelUri)), 'weights.bin'));
+  const modelHash = (result: TrainModelResult): string => sha(path.join(path.dirname(fileURLToPath(result.modelUri)), 'weights.bin'));
 
   before(async () => {
     stack = await startStack();
@@ -64,7 +64,7 @@ describe('trainable SavedModel, end to end (dev server, worker processes, SIGKIL
     const w = worker(taskQueue);
     const started = Date.now();
     const handle = await stack.client.workflow.start('trainModel', { taskQueue, workflowId: runId, args: [input(runId)] });
-    const result = (await handle.result()) as TrainResult;
+    const result = (await handle.result()) as TrainModelResult;
     const seconds = (Date.now() - started) / 1000;
     await w.stop();
     baseline = { result, last: checkpointHashes(path.join(root, runId), LAST), model: modelHash(result), seconds };
@@ -132,7 +132,7 @@ describe('trainable SavedModel, end to end (dev server, worker processes, SIGKIL
     assert.ok(!fs.existsSync(checkpointDir(runDir, 350)), 'no checkpoint 350 before the kill');
 
     const second = worker(taskQueue);
-    const result = (await handle.result()) as TrainResult;
+    const result = (await handle.result()) as TrainModelResult;
     await second.stop();
     const history = await handle.fetchHistory();
     const attempts = (history.events ?? [])

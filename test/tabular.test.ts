@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
-import type { TrainResult } from '../src/workflows';
+import type { TrainModelResult } from '../src/workflows';
 import { builtInDatasets, type Dataset } from '../src/training/datasets';
 import { hash32, mulberry32 } from '../src/training/rng';
 import { isTestRow, loadTabular, sortLabels } from '../src/training/tabular';
@@ -279,7 +279,7 @@ describe('trainModel on a CSV', { timeout: 120_000 }, () => {
         },
       ],
     });
-    const result = (await handle.result()) as TrainResult;
+    const result = (await handle.result()) as TrainModelResult;
     assert.equal(result.status, 'completed');
     assert.equal(result.epochs, 3);
     const accuracy = result.history.at(-1)!.metrics.val_accuracy!;

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { progressQuery, type TrainResult } from '../src/workflows';
+import { progressQuery, type TrainModelResult } from '../src/workflows';
 import { historyEventTypes, mnistInput, startStack, startWorker, uniqueId, type InProcessWorker, type Stack } from './helpers/temporal';
 
 describe('trainModel', () => {
@@ -28,7 +28,7 @@ describe('trainModel', () => {
       workflowId,
       args: [mnistInput({ maxEpochs: 3 })],
     });
-    const result = (await handle.result()) as TrainResult;
+    const result = (await handle.result()) as TrainModelResult;
     assert.equal(result.status, 'completed');
     assert.equal(result.epochs, 3);
     assert.equal(result.step, 120);

@@ -14,7 +14,7 @@ import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { DevServer } from '../../src/dev-server';
 import { DurableTrainPlugin } from '../../src/plugin';
-import type { TrainResult } from '../../src/workflows';
+import type { TrainModelResult } from '../../src/workflows';
 import { benchInput } from '../models';
 import type { BenchModel, BenchRoute, Measurement } from '../route';
 
@@ -72,11 +72,11 @@ interface Breakdown {
 async function runOnce(
   s: Stack,
   input: Record<string, unknown>,
-): Promise<{ result: TrainResult; timedMs: number; wallMs: number; epochs: number; perEpoch: Breakdown }> {
+): Promise<{ result: TrainModelResult; timedMs: number; wallMs: number; epochs: number; perEpoch: Breakdown }> {
   const workflowId = `bench-${process.pid}-${runs++}`;
   const started = Date.now();
   const handle = await s.client.workflow.start('trainModel', { taskQueue: TASK_QUEUE, workflowId, args: [input] });
-  const result = (await handle.result()) as TrainResult;
+  const result = (await handle.result()) as TrainModelResult;
   const wallMs = Date.now() - started;
   const events = (await handle.fetchHistory()).events ?? [];
   const typeOf = new Map<number, string>();

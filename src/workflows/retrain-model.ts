@@ -26,7 +26,7 @@ import { modelFolderOf } from '../checkpoints/layout';
 import { FAULT_RETRY } from './activity-proxies';
 import { parseOrFail } from './invalid-config';
 import { SEARCH_ATTRIBUTES } from './search-attributes';
-import { pauseSignal, resumeSignal, stopSignal, trainModel, type TrainResult } from './train-model';
+import { pauseSignal, resumeSignal, stopSignal, trainModel, type TrainModelResult } from './train-model';
 
 export type RetrainPhase = 'reading-champion' | 'training' | 'evaluating' | 'recording' | 'promoted' | 'rejected';
 
@@ -50,7 +50,7 @@ export interface RetrainResult {
   readonly champion: ChampionRecord;
   readonly championUri: string;
   /** The challenger's training run. */
-  readonly train: Pick<TrainResult, 'runId' | 'runUri' | 'status' | 'epochs' | 'modelUri' | 'finalMetrics' | 'backend'>;
+  readonly train: Pick<TrainModelResult, 'runId' | 'runUri' | 'status' | 'epochs' | 'modelUri' | 'finalMetrics' | 'backend'>;
 }
 
 export const retrainProgressQuery = defineQuery<RetrainProgress>('retrainProgress');

@@ -7,7 +7,7 @@ import { joinUri, trialId } from '../../checkpoints/layout';
 import type { SearchStrategy } from '../../config/search-config';
 import type { JsonValue, Rung, TrialParams, TrialRow } from '../../config/search-types';
 import type { Mode } from '../../config/train-config';
-import type { TrainResult } from '../train-model';
+import type { TrainModelResult } from '../train-model';
 import { migrateLegacyState, type LegacySearchState } from './legacy';
 import type { ValidatedSearch } from './validate';
 
@@ -126,7 +126,7 @@ export function resumedState(saved: SearchState | LegacySearchState, v: Validate
 }
 
 /** The metric of the run's final model (the epoch it exported), else null. */
-export function metricOf(result: TrainResult, metric: string): number | null {
+export function metricOf(result: TrainModelResult, metric: string): number | null {
   const value = result.finalMetrics?.[metric];
   return typeof value === 'number' && Number.isFinite(value) ? value : null;
 }
