@@ -4,7 +4,7 @@
  * path or key format is written exactly once.
  *
  *   <root>/<runId>/                              a run folder (a search: <root>/<searchRunId>/trial-<n>/)
- *     checkpoints/<step: 12 digits>/             one checkpoint (CHECKPOINT_OBJECTS + manifest.json last)
+ *     checkpoints/<step: 12 digits>/             one checkpoint (model.json, weights.bin, optimizer.bin, state.json; manifest.json last)
  *     latest.json                                pointer to the newest committed step (compare-and-swap)
  *     lease.json                                 the run's writer lease and fencing token (compare-and-swap)
  *     run.json                                   the run's identity: fingerprint of what determines its weights
@@ -14,6 +14,7 @@
  *     model/model.json, model/weights.bin        the exported model
  *     rungs/rung-<r>/model/                      successive halving: each rung's export of a trial
  *     results.json|csv|svg                       a search's summary, in the search's folder
+ *     retrain-decision.json                      a retrain's decision, beside the challenger's run
  *   <championRoot>/champions/<modelName>/champion.json, decisions/<n: 6 digits>.json
  */
 

@@ -82,7 +82,7 @@ export interface TrainProgress {
 }
 
 /** The metric that picks the best epoch: early stopping's, else val_loss. */
-export function monitoredMetric(config: TrainConfig): { metric: string; mode: 'min' | 'max' } {
+function monitoredMetric(config: TrainConfig): { metric: string; mode: 'min' | 'max' } {
   if (config.earlyStopping) return { metric: config.earlyStopping.monitor, mode: config.earlyStopping.mode };
   return { metric: 'val_loss', mode: 'min' };
 }
