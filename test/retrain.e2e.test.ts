@@ -1,17 +1,18 @@
 /**
  * retrainModel on a real dev server and worker: warm start from the champion, a child trainModel,
  * champion vs challenger on the same eval set, promotion only on a win, every decision recorded;
- * plus the champion pointer's compare-and-swap and retry-safety, and the input's validation.
+ * on a tfjs-layers model and on the shipped trainable SavedModel; plus the champion pointer's
+ * compare-and-swap and retry-safety, and the input's validation.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { ApplicationFailure } from '@temporalio/common';
 import { createChampionActivities, type ChampionRecord, type DecisionRecord, type RecordDecisionInput } from '../src/activities/champion';
-import { RETRAIN_DECISION, exportedModelUri, joinUri, modelFolderOf, runUriOf } from '../src/checkpoints/layout';
+import { RETRAIN_DECISION, STATE_JSON, checkpointKey, exportedModelUri, joinUri, modelFolderOf, runUriOf } from '../src/checkpoints/layout';
 import { openStore } from '../src/checkpoints/open-store';
 import { parseRetrainConfig, retrainRunId } from '../src/config/retrain-config';
 import { ConfigError } from '../src/config/validate';
@@ -137,6 +138,45 @@ describe('retrainModel', () => {
     assert.match(cause.message, /Expected `train\.stepsPerEpoch` to be a whole number from 1 and up, got `0` \(number\)/);
     const events = await historyEventTypes(handle);
     assert.ok(!events.some((e) => /ACTIVITY_TASK_SCHEDULED|START_CHILD_WORKFLOW/.test(e)), events.join(' '));
+  });
+
+  test('on the shipped trainable SavedModel: both retrains evaluate the exports, the second warm-starts from the champion', async () => {
+    // The savedmodel route runs on TensorFlow's SavedModel runner: a worker on the tensorflow backend.
+    const tfWorker = await startWorker(stack.address, { checkpointRoot: root, backend: 'tensorflow' });
+    try {
+      const savedModel = (learningRate: number) => ({
+        model: { kind: 'savedmodel', uri: pathToFileURL(path.resolve(__dirname, 'fixtures/savedmodel/mnist-cnn')).href },
+        data: { train: { name: 'mnist', split: 'train', limit: 512 }, eval: { name: 'mnist', split: 'test', limit: 256 } },
+        hyperparameters: { learningRate, batchSize: 32 },
+        stepsPerEpoch: 8,
+        maxEpochs: 2,
+        seed: 3,
+        checkpoint: { keepLast: 1000, everySeconds: 0 },
+        timeouts: { heartbeatSeconds: 5 },
+      });
+      const run = async (input: Record<string, unknown>) =>
+        (await stack.client.workflow.execute('retrainModel', { taskQueue: tfWorker.taskQueue, workflowId: uniqueId('retrain-sm'), args: [input] })) as RetrainResult;
+      const modelName = uniqueId('digits');
+      const first = await run({ modelName, train: savedModel(0.002) });
+      assert.equal(first.promoted, true, first.reason);
+      const championMetrics = first.decision.challenger.metrics;
+      assert.ok(Number.isFinite(championMetrics.val_loss) && championMetrics.val_accuracy! > 0.2, JSON.stringify(championMetrics));
+
+      // Trained at a learning rate too small to move a weight: it ends where it started, so its
+      // metrics show where it started from: the champion's weights.
+      const second = await run({ modelName, train: savedModel(1e-12) });
+      assert.equal(second.decision.champion?.modelUri, first.train.modelUri);
+      assert.deepEqual(second.decision.champion?.metrics, championMetrics, 'the champion re-evaluated gives what it got when promoted');
+      const challenger = second.decision.challenger.metrics;
+      assert.ok(Math.abs(challenger.val_loss! - championMetrics.val_loss!) < 1e-4, `challenger ${JSON.stringify(challenger)} vs champion ${JSON.stringify(championMetrics)}`);
+      const started = (await stack.client.workflow.getHandle(second.train.runId).fetchHistory()).events![0]!;
+      const childInput = JSON.parse(Buffer.from(started.workflowExecutionStartedEventAttributes!.input!.payloads![0]!.data!).toString('utf8'));
+      assert.equal(childInput.warmStartFrom, modelFolderOf(first.train.modelUri));
+      const last = JSON.parse(fs.readFileSync(path.join(fileURLToPath(second.train.runUri), checkpointKey(16), STATE_JSON), 'utf8'));
+      assert.equal(last.optimizer.iterations, 16, 'a fresh optimizer: only the 16 steps of this run');
+    } finally {
+      await tfWorker.stop();
+    }
   });
 });
 

@@ -6,8 +6,11 @@
  * - config: `{ kind: 'savedmodel', uri }` is accepted, bad ones are rejected by field;
  * - exact resume: straight to N == to N/2, a brand new trainer process, on to N (bitwise), with a
  *   learning-rate change (what a plateau decision does) half way in both;
+ * - evaluateModels reads a SavedModel's exported weights (what retrainModel compares), and
+ *   warmStartFrom copies them into a fresh run with a fresh optimizer;
  * - bad SavedModels fail at the start with clear non-retryable errors: a missing endpoint, input
- *   shapes that do not fit the dataset, a non-scalar loss, no metadata, no SavedModel at all.
+ *   shapes that do not fit the dataset, a non-scalar loss, no metadata, no SavedModel at all, a
+ *   warm start from weights that are not this SavedModel's.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -17,8 +20,8 @@ import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { parseTrainConfig, type TrainConfig } from '../src/config/train-config';
 import { ConfigError } from '../src/config/validate';
-import { checkpointKey } from '../src/checkpoints/layout';
-import type { EvaluateResult, TrainUntilStepResult } from '../src/training/protocol';
+import { checkpointKey, checkpointUri } from '../src/checkpoints/layout';
+import type { EvaluateModelsResult, EvaluateResult, TrainUntilStepResult } from '../src/training/protocol';
 import { TrainerClient, TrainerError } from '../src/training/trainer-client';
 import { tempDir } from './helpers/temporal';
 
@@ -88,6 +91,8 @@ describe('savedmodel exact resume (trainer processes)', () => {
   let straight: TrainUntilStepResult;
   let resumed: TrainUntilStepResult;
   let evaluated: EvaluateResult;
+  let exported: EvaluateModelsResult;
+  let warm: { result: TrainUntilStepResult; evaluated: EvaluateResult };
   after(() => fs.rmSync(root, { recursive: true, force: true }));
 
   before(async () => {
@@ -96,6 +101,15 @@ describe('savedmodel exact resume (trainer processes)', () => {
       await train(a, 'straight', HALF, LR_A);
       straight = await train(a, 'straight', N, LR_B);
       evaluated = await a.request<EvaluateResult>({ type: 'evaluate', request: { runUri: runUri('straight'), config, step: N } });
+      // A checkpoint folder holds model.json + weights.bin, as an export does: evaluated as an exported model.
+      exported = await a.request<EvaluateModelsResult>({
+        type: 'evaluateModels',
+        request: { modelUris: [checkpointUri(runUri('straight'), N)], data: config.data.eval, loss: config.loss },
+      });
+      // Warm start from the run (its newest checkpoint), one step at a learning rate too small to move a weight.
+      const warmConfig = mnistConfig({ warmStartFrom: runUri('straight') });
+      const result = await a.request<TrainUntilStepResult>({ type: 'train', request: { runUri: runUri('warm'), config: warmConfig, targetStep: 1, learningRate: 1e-12 } });
+      warm = { result, evaluated: await a.request<EvaluateResult>({ type: 'evaluate', request: { runUri: runUri('warm'), config: warmConfig, step: 1 } }) };
     } finally {
       await a.close();
     }
@@ -145,6 +159,20 @@ describe('savedmodel exact resume (trainer processes)', () => {
     assert.deepEqual(Object.keys(evaluated.metrics).sort(), ['val_accuracy', 'val_loss']);
     assert.ok(evaluated.metrics.val_accuracy! > 0.5 && evaluated.metrics.val_accuracy! <= 1, JSON.stringify(evaluated.metrics));
     assert.ok(Number.isFinite(evaluated.metrics.val_loss));
+  });
+
+  test("evaluateModels on a SavedModel's weights (an export or a checkpoint folder) gives what evaluate gave", () => {
+    assert.equal(exported.examples, evaluated.examples);
+    assert.deepEqual(exported.metrics, [evaluated.metrics]);
+  });
+
+  test('warmStartFrom a run of the same SavedModel: its weights, a fresh optimizer', () => {
+    assert.equal(warm.result.resumedFromStep, 0);
+    const close = (a: number, b: number) => Math.abs(a - b) < 1e-4;
+    assert.ok(close(warm.evaluated.metrics.val_loss!, evaluated.metrics.val_loss!), `${JSON.stringify(warm.evaluated.metrics)} vs ${JSON.stringify(evaluated.metrics)}`);
+    assert.equal(warm.evaluated.metrics.val_accuracy, evaluated.metrics.val_accuracy);
+    const state = JSON.parse(fs.readFileSync(path.join(root, 'warm', checkpointKey(1), 'state.json'), 'utf8'));
+    assert.equal(state.optimizer.iterations, 1, 'the optimizer starts fresh (the source had run 60 steps)');
   });
 });
 
@@ -204,6 +232,22 @@ describe('bad SavedModels fail at the start with clear, non-retryable errors', (
     assert.match(a.message, /has no durable-train\.json: it is not a trainable SavedModel/);
     const b = await failure(mnistConfig({ model: { kind: 'savedmodel', uri: pathToFileURL(path.join(root, 'nothing')).href } }));
     assert.match(b.message, /No SavedModel at .*: there is no saved_model\.pb/);
+  });
+
+  test('warmStartFrom a tfjs-layers model, or weights of another SavedModel: refused, both named', async () => {
+    const layers = path.join(root, 'layers-export');
+    fs.mkdirSync(layers, { recursive: true });
+    fs.writeFileSync(path.join(layers, 'model.json'), JSON.stringify({ format: 'layers-model', modelTopology: {}, weightsManifest: [] }));
+    fs.writeFileSync(path.join(layers, 'weights.bin'), Buffer.alloc(16));
+    const a = await failure(mnistConfig({ warmStartFrom: pathToFileURL(layers).href }));
+    assert.match(a.message, /warmStartFrom .*layers-export: expected the weights of a trainable SavedModel .* got format "layers-model"/);
+    const other = path.join(root, 'other-export');
+    fs.mkdirSync(other, { recursive: true });
+    const variables = [{ name: 'dense/kernel', shape: [4, 3], dtype: 'float32', offset: 0, words: 12 }];
+    fs.writeFileSync(path.join(other, 'model.json'), JSON.stringify({ format: 'durable-train/savedmodel-weights@1', savedModel: 'file:///elsewhere', variables }));
+    fs.writeFileSync(path.join(other, 'weights.bin'), Buffer.alloc(48));
+    const b = await failure(mnistConfig({ warmStartFrom: pathToFileURL(other).href }));
+    assert.match(b.message, /the variables at .*other-export \(dense\/kernel:float32\[4,3\]\) do not fit the SavedModel at .*mnist-cnn \(conv2d\/kernel:float32\[3,3,1,8\]/);
   });
 });
 
