@@ -6,7 +6,7 @@
  * so the test checks what the workflow decided, not how a model trained.
  */
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { Activities } from '../../src/activities';
 import {
   championKey,
@@ -68,6 +68,8 @@ const runIdOf = (runUri: string): string => runUri.slice(runUri.lastIndexOf('/')
 
 export class MockActivities {
   readonly calls: ActivityCall[] = [];
+  /** trainUntilStep calls that ended by cancellation (a `stop`). */
+  readonly cancelled: TrainInput[] = [];
   /** Epoch records per run URI, as `metrics/epoch-*.json` would hold them. */
   readonly records = new Map<string, EpochRecord[]>();
   /** Checkpointed steps per run URI. */
@@ -138,6 +140,9 @@ export class MockActivities {
           const beat = setInterval(() => ctx.heartbeat(), 100);
           try {
             await Promise.race([this.script.beforeTrain(input), ctx.cancelled]);
+          } catch (err) {
+            if (err instanceof CancelledFailure) this.cancelled.push(input);
+            throw err;
           } finally {
             clearInterval(beat);
           }
