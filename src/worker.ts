@@ -6,6 +6,8 @@
  *   DT_BACKEND         auto|tensorflow-gpu|tensorflow|wasm|cpu (default auto)
  *   DT_TRAINER_MODULE  module registering your own models and datasets in the trainer
  *   DT_TRAINER_STALL_SECONDS  kill a trainer silent for this long (default 300)
+ *   MLFLOW_TRACKING_URI  runs track to this MLflow server (credentials: MLFLOW_TRACKING_TOKEN or _USERNAME/_PASSWORD)
+ *   DT_ALLOWED_TRACKING_URIS  other MLflow servers an input's tracking.mlflow.uri may name (comma-separated prefixes)
  */
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { connectionSettings, taskQueueFromEnv } from './connection';
@@ -30,6 +32,8 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
       ...((options.trainerModule ?? process.env.DT_TRAINER_MODULE) && { trainerModule: options.trainerModule ?? process.env.DT_TRAINER_MODULE }),
     },
     ...((options.checkpointRoot ?? process.env.DT_CHECKPOINT_URI) && { checkpointRoot: options.checkpointRoot ?? process.env.DT_CHECKPOINT_URI }),
+    ...(process.env.MLFLOW_TRACKING_URI && { mlflowTrackingUri: process.env.MLFLOW_TRACKING_URI }),
+    ...(process.env.DT_ALLOWED_TRACKING_URIS && { allowedTrackingUris: process.env.DT_ALLOWED_TRACKING_URIS.split(',').map((u) => u.trim()).filter(Boolean) }),
   });
   const connection = await NativeConnection.connect(settings.connectionOptions);
   const taskQueue = options.taskQueue ?? taskQueueFromEnv();

@@ -37,7 +37,7 @@ interface BadInput {
   readonly e2e?: boolean;
 }
 
-const KNOWN_TOP = 'runId, model, data, hyperparameters, loss, stepsPerEpoch, maxEpochs, seed, checkpoint, earlyStopping, reduceLrOnPlateau, warmStartFrom, resume, continueAsNewEvery, historyLimit, timeouts';
+const KNOWN_TOP = 'runId, model, data, hyperparameters, loss, stepsPerEpoch, maxEpochs, seed, checkpoint, earlyStopping, reduceLrOnPlateau, warmStartFrom, resume, tracking, continueAsNewEvery, historyLimit, timeouts';
 const ID = "an id of 1 to 128 characters from [A-Za-z0-9._-], not starting with '.'";
 
 const badInputs: BadInput[] = [
@@ -247,4 +247,19 @@ describe('trainModel rejects malformed input before scheduling any activity', ()
     const workflowId = `bad id/${uniqueId('x')}`;
     return expectInvalid(tinyInput(), { field: 'runId (defaults to the workflow id)', expected: ID, received: `\`${JSON.stringify(workflowId)}\` (string)` }, workflowId);
   });
+});
+
+test('tracking.mlflow: an http(s) URL without credentials, a bounded experiment name, no unknown fields', () => {
+  const base = { model: { name: 'mlp' }, data: { train: { name: 'mnist' }, eval: { name: 'mnist' } }, stepsPerEpoch: 1, maxEpochs: 1 };
+  assert.deepEqual(parseTrainConfig({ ...base, tracking: { mlflow: { uri: 'http://127.0.0.1:5000', experiment: 'x' } } }).tracking, { mlflow: { uri: 'http://127.0.0.1:5000', experiment: 'x' } });
+  for (const [tracking, field] of [
+    [{ mlflow: { uri: 'http://user:secret@host' } }, 'tracking.mlflow.uri'],
+    [{ mlflow: { uri: 'file:///etc/passwd' } }, 'tracking.mlflow.uri'],
+    [{ mlflow: { uri: 'http://host/?x=1' } }, 'tracking.mlflow.uri'],
+    [{ mlflow: { experiment: 'e'.repeat(501) } }, 'tracking.mlflow.experiment'],
+    [{ mlflow: { parentRunId: '../x' } }, 'tracking.mlflow.parentRunId'],
+    [{ wandb: {} }, 'tracking.wandb'],
+  ] as const) {
+    assert.throws(() => parseTrainConfig({ ...base, tracking }), (err: Error) => err.message.includes(`\`${field}\``) && !err.message.includes('secret@'), field);
+  }
 });

@@ -5,6 +5,7 @@ import { openStore as defaultOpenStore } from '../checkpoints/open-store';
 import type { CheckpointStore } from '../checkpoints/store';
 import { TrainerClient, type TrainerOptions } from '../training/trainer-client';
 import { createChampionActivities } from './champion';
+import { createTrackingActivities } from './tracking';
 import { createTrainingActivities } from './training';
 import { createSearchResultActivities } from './search-results';
 
@@ -15,6 +16,10 @@ export interface ActivityDeps {
   readonly checkpointRoot?: string;
   /** Opens a store for a URI. @default the built-in file:// and gs:// stores */
   readonly openStore?: (uri: string) => CheckpointStore;
+  /** The MLflow server runs track to unless their input names another (the worker passes MLFLOW_TRACKING_URI). @default none */
+  readonly mlflowTrackingUri?: string;
+  /** Further MLflow servers an input may name, as URI prefixes (DT_ALLOWED_TRACKING_URIS). @default none */
+  readonly allowedTrackingUris?: readonly string[];
 }
 
 export function defaultCheckpointRoot(): string {
@@ -27,10 +32,17 @@ export function createActivities(deps: ActivityDeps = {}) {
     trainer,
     openStore: deps.openStore ?? ((uri: string) => defaultOpenStore(uri)),
     checkpointRoot: deps.checkpointRoot ?? defaultCheckpointRoot(),
+    ...(deps.mlflowTrackingUri && { mlflowTrackingUri: deps.mlflowTrackingUri }),
   };
-  return { ...createTrainingActivities(resolved), ...createChampionActivities(resolved), ...createSearchResultActivities(resolved) };
+  const tracking = createTrackingActivities({
+    openStore: resolved.openStore,
+    ...(deps.mlflowTrackingUri && { mlflowTrackingUri: deps.mlflowTrackingUri }),
+    ...(deps.allowedTrackingUris && { allowedTrackingUris: deps.allowedTrackingUris }),
+  });
+  return { ...createTrainingActivities(resolved), ...createChampionActivities(resolved), ...createSearchResultActivities(resolved), ...tracking };
 }
 
 export type Activities = ReturnType<typeof createActivities>;
 export type { TrainingActivities } from './training';
 export type { ChampionActivities } from './champion';
+export type { TrackingActivities } from './tracking';

@@ -19,6 +19,12 @@ export interface EpochRecord {
   readonly learningRate: number;
   /** Training metrics of the epoch (`loss`) and the eval metrics (`val_…`). */
   readonly metrics: Readonly<Record<string, number>>;
+  /** Workflow time (ms since the Unix epoch) when the epoch was recorded: TensorBoard's wall time. */
+  readonly recordedAt?: number;
+  /** Seconds the epoch's training activity took. */
+  readonly trainSeconds?: number;
+  /** The attempt of the training activity that finished the epoch: above 1, it resumed after an interruption. */
+  readonly trainAttempt?: number;
 }
 
 /** Runs store calls; a PermanentStoreError (no permission, no bucket) fails the activity without retries. */

@@ -4,11 +4,11 @@
  * the learning curve). Each is a thin shell: the trainer process does the work, and every trainer
  * and store call goes through store-and-trainer.ts (heartbeats, cancellation, failure mapping).
  */
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TrainConfig } from '../config/train-config';
 import { readCheckpoint } from '../checkpoints/format';
 import {
-  LEARNING_CURVE_SVG,
   METRICS_JSONL,
   MODEL_JSON,
   WEIGHTS_BIN,
@@ -21,7 +21,8 @@ import { applyRetention } from '../checkpoints/retention';
 import type { CheckpointStore } from '../checkpoints/store';
 import type { DescribeResult, EvaluateResult, TrainUntilStepResult } from '../training/protocol';
 import type { TrainerClient } from '../training/trainer-client';
-import { learningCurveSvg } from './learning-curve';
+import type { CurveMarkers } from '../observability/charts';
+import { writeEpochEvents, writeLearningCurve } from './run-views';
 import { callTrainer, readEpochRecords, storeCall, writeOnce, type EpochRecord } from './store-and-trainer';
 
 export interface TrainingActivityDeps {
@@ -29,10 +30,14 @@ export interface TrainingActivityDeps {
   readonly openStore: (uri: string) => CheckpointStore;
   /** Where runs go when their input names no `checkpoint.uri`. */
   readonly checkpointRoot: string;
+  /** The worker's MLflow server, if any (only whether there is one is told to workflows). */
+  readonly mlflowTrackingUri?: string;
 }
 
 export interface WorkerDescription extends DescribeResult {
   readonly checkpointRoot: string;
+  /** The worker has an MLflow server (MLFLOW_TRACKING_URI): every run it starts tracks there. */
+  readonly mlflow?: boolean;
 }
 
 export interface TrainUntilStepInput {
@@ -52,6 +57,11 @@ export interface EvaluateInput {
   readonly trainMetrics: Readonly<Record<string, number>>;
   /** Checkpoint steps retention must keep besides the last K (the best so far). */
   readonly protectSteps: readonly number[];
+  /** Workflow time of the epoch's end (ms): the same on every retry, so the record's bytes are too. */
+  readonly recordedAt?: number;
+  readonly trainSeconds?: number;
+  /** The attempt of the training activity that reached the step (above 1: it resumed after an interruption). */
+  readonly trainAttempt?: number;
 }
 
 export interface FinalizeInput {
@@ -61,12 +71,16 @@ export interface FinalizeInput {
   readonly modelStep: number;
   readonly protectSteps: readonly number[];
   readonly title: string;
+  /** Drawn on the learning curve: the exported epoch and where early stopping ended the run. */
+  readonly markers?: CurveMarkers;
 }
 
 export interface FinalizeResult {
   readonly modelUri: string;
   readonly metricsUri: string;
   readonly plotUri: string;
+  /** The same learning curve as PNG. */
+  readonly plotPngUri?: string;
   readonly deletedSteps: readonly number[];
 }
 
@@ -75,16 +89,16 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
     /** What this worker offers (models, datasets, backend) and its default checkpoint root. */
     async describeWorker(): Promise<WorkerDescription> {
       const description = await deps.trainer.request<DescribeResult>({ type: 'describe' });
-      return { ...description, checkpointRoot: deps.checkpointRoot };
+      return { ...description, checkpointRoot: deps.checkpointRoot, mlflow: deps.mlflowTrackingUri !== undefined };
     },
 
     /** Trains until global step `targetStep` (absolute: a retry resumes, a repeat returns at once). */
-    async trainUntilStep(input: TrainUntilStepInput): Promise<TrainUntilStepResult> {
+    async trainUntilStep(input: TrainUntilStepInput): Promise<TrainUntilStepResult & { readonly attempt: number }> {
       const result = await callTrainer<TrainUntilStepResult>(deps.trainer, { type: 'train', request: input });
       if (result.cancelled) {
         throw new CancelledFailure(`Training cancelled at step ${result.step}; checkpoint ${result.checkpointUri}`);
       }
-      return result;
+      return { ...result, attempt: Context.current().info.attempt };
     },
 
     /** Evaluates the checkpoint at `step` on the eval set and records the epoch beside the checkpoints. */
@@ -99,9 +113,13 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
         step: input.step,
         learningRate: input.learningRate,
         metrics: { ...input.trainMetrics, ...result.metrics },
+        ...(input.recordedAt !== undefined && { recordedAt: input.recordedAt }),
+        ...(input.trainSeconds !== undefined && { trainSeconds: input.trainSeconds }),
+        ...(input.trainAttempt !== undefined && { trainAttempt: input.trainAttempt }),
       };
       await storeCall(async () => {
         await writeOnce(store, epochRecordKey(input.epoch), Buffer.from(JSON.stringify(record)));
+        await writeEpochEvents(store, record);
         await applyRetention(store, input.config.checkpoint.keepLast, [...input.protectSteps, input.step]);
       });
       return result;
@@ -130,12 +148,13 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
         await write(weightsKey(), read.checkpoint.objects.get(WEIGHTS_BIN)!);
         const records = await readEpochRecords(store);
         await store.put(METRICS_JSONL, Buffer.from(records.map((r) => JSON.stringify(r)).join('\n') + '\n'));
-        await store.put(LEARNING_CURVE_SVG, Buffer.from(learningCurveSvg(records, input.title)));
+        const plot = await writeLearningCurve(store, records, input.title, input.markers ?? {});
         const deletedSteps = await applyRetention(store, input.config.checkpoint.keepLast, [...input.protectSteps, input.modelStep]);
         return {
           modelUri: store.uriOf(modelJsonKey()),
           metricsUri: store.uriOf(METRICS_JSONL),
-          plotUri: store.uriOf(LEARNING_CURVE_SVG),
+          plotUri: plot.svgUri,
+          plotPngUri: plot.pngUri,
           deletedSteps,
         };
       });

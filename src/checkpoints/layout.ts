@@ -10,7 +10,8 @@
  *     run.json                                   the run's identity: fingerprint of what determines its weights
  *     checkpoints/<step>/w-<token>-<nonce>/<name>  an object whose canonical name another writer took first
  *     metrics/epoch-<epoch: 8 digits>.json       one record per evaluated epoch, written once
- *     metrics.jsonl, learning-curve.svg          written by finalizeRun
+ *     tensorboard/{train,validation}/…           one TensorBoard event file per recorded epoch
+ *     metrics.jsonl, learning-curve.svg|png      written by finalizeRun
  *     model/model.json, model/weights.bin        the exported model
  *     rungs/rung-<r>/model/                      successive halving: each rung's export of a trial
  *     results.json|csv|svg                       a search's summary, in the search's folder
@@ -36,6 +37,7 @@ export const STATE_JSON = 'state.json';
 export const METRICS_PREFIX = 'metrics/';
 export const METRICS_JSONL = 'metrics.jsonl';
 export const LEARNING_CURVE_SVG = 'learning-curve.svg';
+export const LEARNING_CURVE_PNG = 'learning-curve.png';
 /** The exported model's folder under the run. */
 export const MODEL_DIR = 'model';
 export const RESULTS_JSON = 'results.json';

@@ -2,6 +2,7 @@
  * The `trainModel` input: plain JSON, validated field by field before any work starts.
  * Every default lives in DEFAULTS below and nowhere else.
  */
+import { parseTracking, type TrackingConfig } from './tracking-config';
 import { Checker, checkPathSegment, isObject, type JsonObject } from './validate';
 
 export type OptimizerName = 'adam' | 'sgd' | 'momentum' | 'rmsprop';
@@ -96,6 +97,8 @@ export interface TrainConfig {
    * epoch 0. Used by successive halving to give a trial more epochs.
    */
   readonly resume?: true;
+  /** MLflow tracking (src/config/tracking-config.ts). */
+  readonly tracking?: TrackingConfig;
   /** Continue as new every N epochs (0: only when the server suggests it). */
   readonly continueAsNewEvery: number;
   /** How many epochs of history the workflow keeps in its state (the full history is in metrics.jsonl). */
@@ -129,7 +132,7 @@ export const DEFAULTS = {
 
 const TOP_LEVEL_FIELDS = [
   'runId', 'model', 'data', 'hyperparameters', 'loss', 'stepsPerEpoch', 'maxEpochs', 'seed', 'checkpoint',
-  'earlyStopping', 'reduceLrOnPlateau', 'warmStartFrom', 'resume', 'continueAsNewEvery', 'historyLimit', 'timeouts',
+  'earlyStopping', 'reduceLrOnPlateau', 'warmStartFrom', 'resume', 'tracking', 'continueAsNewEvery', 'historyLimit', 'timeouts',
 ] as const;
 
 /** Keras's `auto` mode: metrics that measure accuracy are maximised, everything else minimised. */
@@ -268,6 +271,7 @@ export function parseTrainConfig(input: unknown): TrainConfig {
     c.fail('warmStartFrom', 'a checkpoint URI (`file:///...` or `gs://...`)', warmStartFrom);
   }
   const resume = c.boolean('resume', o.resume, false);
+  const tracking = parseTracking(c, o.tracking);
   const continueAsNewEvery = c.number('continueAsNewEvery', o.continueAsNewEvery, { integer: true, min: 0, fallback: DEFAULTS.continueAsNewEvery }) ?? 0;
   const historyLimit = c.number('historyLimit', o.historyLimit, { integer: true, min: 1, max: 10000, fallback: DEFAULTS.historyLimit }) ?? DEFAULTS.historyLimit;
 
@@ -295,6 +299,7 @@ export function parseTrainConfig(input: unknown): TrainConfig {
     ...(reduceLrOnPlateau && { reduceLrOnPlateau }),
     ...(warmStartFrom !== undefined && { warmStartFrom }),
     ...(resume && { resume: true as const }),
+    ...(tracking && { tracking }),
     continueAsNewEvery,
     historyLimit,
     timeouts,

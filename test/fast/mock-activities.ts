@@ -162,7 +162,18 @@ export class MockActivities {
           seconds: 0.25,
           backend: 'mock',
           cancelled: false,
+          attempt: Context.current().info.attempt,
         };
+      },
+
+      startTracking: async (input) => {
+        this.enter('startTracking', input);
+        return null;
+      },
+
+      syncTracking: async (input) => {
+        this.enter('syncTracking', input);
+        return { logged: 0 };
       },
 
       evaluateCheckpoint: async (input) => {

@@ -1,0 +1,123 @@
+/**
+ * MLflow tracking activities. The workflow keeps the MLflow run id in its state (so continue-as-new
+ * and restarts never fork the MLflow run) and calls `syncTracking` after each epoch without waiting
+ * for it: a tracking server that is down delays metrics, never training. Metrics come from the
+ * epoch records the run stored, so a sync that runs twice, or after a resume, logs each step once.
+ */
+import { ApplicationFailure } from '@temporalio/common';
+import type { TrainConfig } from '../config/train-config';
+import type { CheckpointStore } from '../checkpoints/store';
+import { MlflowClient, MlflowError, type MlflowMetric, type MlflowRunStatus } from '../observability/mlflow';
+import { readEpochRecords, storeCall } from './store-and-trainer';
+
+export interface TrackingActivityDeps {
+  readonly openStore: (uri: string) => CheckpointStore;
+  /** The worker's MLflow server (MLFLOW_TRACKING_URI): runs track there unless their input names another. */
+  readonly mlflowTrackingUri?: string;
+  /** Tracking URIs an input may name besides the worker's own (prefixes). @default none */
+  readonly allowedTrackingUris?: readonly string[];
+}
+
+/** The tracking a run does, as the workflow keeps it in its state. */
+export interface TrackingRef {
+  readonly mlflow: { readonly uri: string; readonly runId: string; readonly experimentId: string };
+}
+
+export interface StartTrackingInput {
+  readonly runUri: string;
+  readonly runName: string;
+  readonly config: TrainConfig;
+  /** Workflow time of the run's start (ms). */
+  readonly startTime: number;
+  /** A search's MLflow run: trials nest under it. */
+  readonly parentRunId?: string;
+  /** Params of a search's parent run instead of the run config's. */
+  readonly params?: Readonly<Record<string, string>>;
+}
+
+export interface SyncTrackingInput {
+  readonly runUri: string;
+  readonly tracking: TrackingRef;
+  /** Set on the last sync: the MLflow run's final status. */
+  readonly final?: { readonly status: MlflowRunStatus; readonly endTime: number };
+}
+
+/** `a.b.c: value` pairs of everything in the config that is a scalar or a list of scalars. */
+export function flattenParams(value: unknown, prefix = '', out: Record<string, string> = {}): Record<string, string> {
+  if (value === null || value === undefined) return out;
+  if (Array.isArray(value) && value.every((v) => v === null || typeof v !== 'object')) {
+    out[prefix] = JSON.stringify(value);
+  } else if (typeof value === 'object') {
+    for (const [k, v] of Object.entries(value as Record<string, unknown>)) flattenParams(v, prefix ? `${prefix}.${k}` : k, out);
+  } else {
+    out[prefix] = String(value);
+  }
+  return out;
+}
+
+function failure(err: unknown): never {
+  if (err instanceof MlflowError && !err.retryable) throw ApplicationFailure.nonRetryable(err.message, 'MlflowRejected');
+  throw err;
+}
+
+export function createTrackingActivities(deps: TrackingActivityDeps) {
+  /** The input's URI only when the worker allows it: an input must not make the worker call any URL. */
+  const trackingUri = (requested: string | undefined): string | undefined => {
+    if (requested === undefined) return deps.mlflowTrackingUri;
+    const allowed = [deps.mlflowTrackingUri, ...(deps.allowedTrackingUris ?? [])].filter((u): u is string => !!u);
+    if (!allowed.some((prefix) => requested === prefix || requested.startsWith(prefix.replace(/\/*$/, '/')))) {
+      throw ApplicationFailure.nonRetryable(
+        `Expected \`tracking.mlflow.uri\` to be the worker's MLflow server or under DT_ALLOWED_TRACKING_URIS (${allowed.join(', ') || 'none configured'}), got ${JSON.stringify(requested.slice(0, 200))}`,
+        'TrackingUriRefused',
+      );
+    }
+    return requested;
+  };
+
+  return {
+    /** Finds or creates the run's MLflow run (params logged once); null when the run has no tracking. */
+    async startTracking(input: StartTrackingInput): Promise<TrackingRef | null> {
+      const settings = input.config.tracking?.mlflow;
+      const uri = trackingUri(settings?.uri);
+      if (!uri) return null;
+      try {
+        const mlflow = new MlflowClient(uri);
+        const experimentId = await mlflow.experimentId(settings?.experiment ?? 'durable-train');
+        const { runId } = await mlflow.ensureRun({
+          experimentId,
+          runKey: input.runUri,
+          runName: input.runName,
+          startTime: input.startTime,
+          params: input.params ?? flattenParams({ ...input.config, tracking: undefined }),
+          tags: { 'durable_train.run_uri': input.runUri },
+          ...(input.parentRunId && { parentRunId: input.parentRunId }),
+        });
+        return { mlflow: { uri, runId, experimentId } };
+      } catch (err) {
+        failure(err);
+      }
+    },
+
+    /** Logs every recorded epoch MLflow does not have yet (step = epoch, as Keras's autolog does). */
+    async syncTracking(input: SyncTrackingInput): Promise<{ logged: number }> {
+      const records = await storeCall(() => readEpochRecords(deps.openStore(input.runUri)));
+      const metrics: MlflowMetric[] = records.flatMap((r) => {
+        const timestamp = r.recordedAt ?? 0;
+        const points = Object.entries(r.metrics).map(([key, value]) => ({ key, value, step: r.epoch, timestamp }));
+        points.push({ key: 'learning_rate', value: r.learningRate, step: r.epoch, timestamp });
+        if (r.trainSeconds !== undefined) points.push({ key: 'epoch_seconds', value: r.trainSeconds, step: r.epoch, timestamp });
+        return points;
+      });
+      try {
+        const mlflow = new MlflowClient(trackingUri(input.tracking.mlflow.uri)!);
+        const logged = await mlflow.logMissing(input.tracking.mlflow.runId, metrics);
+        if (input.final) await mlflow.setStatus(input.tracking.mlflow.runId, input.final.status, input.final.endTime);
+        return { logged };
+      } catch (err) {
+        failure(err);
+      }
+    },
+  };
+}
+
+export type TrackingActivities = ReturnType<typeof createTrackingActivities>;
