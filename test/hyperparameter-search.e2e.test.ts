@@ -10,19 +10,16 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
-import type { Client, WorkflowHandle } from '@temporalio/client';
 import { WorkflowFailedError } from '@temporalio/client';
-import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
-import type { temporal } from '@temporalio/proto';
-import { leaderboardQuery, type SearchResult, type TrainModelResult } from '../src/workflows';
+import { ApplicationFailure } from '@temporalio/common';
+import { leaderboardQuery, type SearchResult } from '../src/workflows';
 import { exportedModelUri, joinUri, modelJsonKey, rungModelDir } from '../src/checkpoints/layout';
 import { parseSearchConfig } from '../src/config/search-config';
 import { planTrials } from '../src/workflows/search';
 import { Worker } from '@temporalio/worker';
 import { startStack, startWorker, startWorkerProcess, tempCheckpointRoot, uniqueId, waitFor, workflowBundle, type InProcessWorker, type Stack, type WorkerProcess } from './helpers/temporal';
 import { tinyInput } from './e2e-support';
-
-type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
+import { activityResults, assertBestIsBest, chainHistories, childResult, childStats, rankBest, type HistoryEvent } from './search-e2e-support';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const BASE = tinyInput({ stepsPerEpoch: 4, maxEpochs: 2, model: { name: 'mlp', params: { hiddenUnits: [8] } } });
@@ -32,76 +29,6 @@ const GRID = {
   maxParallel: 2,
   continueAsNewEvery: 4,
 };
-
-/** Histories of every run of a continue-as-new chain, oldest first (followed by run id, no visibility lag). */
-async function chainHistories(client: Client, workflowId: string, firstRunId: string): Promise<HistoryEvent[][]> {
-  const out: HistoryEvent[][] = [];
-  let runId: string | undefined = firstRunId;
-  while (runId) {
-    const events: HistoryEvent[] = (await client.workflow.getHandle(workflowId, runId).fetchHistory()).events ?? [];
-    out.push(events);
-    runId = events[events.length - 1]?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
-  }
-  return out;
-}
-
-/** Child workflow ids started, and the most children ever running at once, replaying each run's events in order. */
-function childStats(runs: HistoryEvent[][]): { started: string[]; maxConcurrent: number; openAtEnd: number } {
-  const started: string[] = [];
-  let maxConcurrent = 0;
-  let open = 0;
-  for (const events of runs) {
-    for (const e of events) {
-      if (e.childWorkflowExecutionStartedEventAttributes) {
-        started.push(e.childWorkflowExecutionStartedEventAttributes.workflowExecution!.workflowId!);
-        maxConcurrent = Math.max(maxConcurrent, ++open);
-      }
-      if (
-        e.childWorkflowExecutionCompletedEventAttributes ||
-        e.childWorkflowExecutionFailedEventAttributes ||
-        e.childWorkflowExecutionCanceledEventAttributes ||
-        e.childWorkflowExecutionTimedOutEventAttributes ||
-        e.childWorkflowExecutionTerminatedEventAttributes
-      ) {
-        open--;
-      }
-    }
-  }
-  return { started, maxConcurrent, openAtEnd: open };
-}
-
-/** Results of one activity type in a workflow's history, in completion order. */
-async function activityResults<T>(handle: WorkflowHandle, activityType: string): Promise<T[]> {
-  const events = (await handle.fetchHistory()).events ?? [];
-  const types = new Map<string, string>();
-  const out: T[] = [];
-  for (const e of events) {
-    const scheduled = e.activityTaskScheduledEventAttributes;
-    if (scheduled) types.set(String(e.eventId), scheduled.activityType!.name!);
-    const completed = e.activityTaskCompletedEventAttributes;
-    if (completed && types.get(String(completed.scheduledEventId)) === activityType) {
-      out.push(defaultPayloadConverter.fromPayload<T>(completed.result!.payloads![0]!));
-    }
-  }
-  return out;
-}
-
-async function childResult(client: Client, workflowId: string): Promise<TrainModelResult> {
-  return (await client.workflow.getHandle(workflowId).result()) as TrainModelResult;
-}
-
-/** The trial with the lowest val_loss, the lower trial number on ties. */
-function rankBest(trials: SearchResult['trials']): number {
-  return [...trials].sort((a, b) => a.value! - b.value! || a.trial - b.trial)[0]!.trial;
-}
-
-function assertBestIsBest(result: SearchResult): void {
-  const completed = result.trials.filter((t) => t.status === 'completed');
-  const min = Math.min(...completed.map((t) => t.value!));
-  const first = completed.find((t) => t.value === min)!;
-  assert.equal(result.best.trial, first.trial, 'the best trial has the lowest val_loss (first such on ties)');
-  assert.equal(result.best.value, min);
-}
 
 describe('hyperparameterSearch', () => {
   let stack: Stack;

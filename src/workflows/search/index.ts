@@ -5,7 +5,7 @@
  * (src/config/search-config.ts) saying which input fields it takes.
  */
 import type { SearchConfig, SearchStrategy } from '../../config/search-config';
-import type { TrialParams } from '../../config/search-types';
+import type { JsonValue, TrialParams } from '../../config/search-types';
 import { ashaScheduler } from './asha';
 import { fifoScheduler } from './fifo';
 import { gridSearcher } from './grid';
@@ -44,15 +44,13 @@ export interface SearchParts {
 export function createSearch(
   config: SearchConfig,
   planned: number,
-  saved?: { readonly searcher: SearchPartState; readonly scheduler: SearchPartState },
+  saved?: { readonly searcher: JsonValue; readonly scheduler: JsonValue },
 ): SearchParts {
   return {
-    searcher: searcherFactoryOf(config).create(config, saved?.searcher ?? undefined),
-    scheduler: STRATEGIES[config.strategy].scheduler.create({ config, plannedTrials: planned }, saved?.scheduler ?? undefined),
+    searcher: searcherFactoryOf(config).create(config, saved?.searcher),
+    scheduler: STRATEGIES[config.strategy].scheduler.create({ config, plannedTrials: planned }, saved?.scheduler),
   };
 }
-
-type SearchPartState = ReturnType<Searcher['getState']>;
 
 /**
  * The values the searcher suggests before any result is in, in trial order: every trial of a grid
