@@ -1,0 +1,107 @@
+/**
+ * Versioning workflow code for runs in flight: histories recorded BEFORE a patched change
+ * (test/fixtures/versioning/, kept apart from test/fixtures/histories/, which
+ * scripts/record-histories.ts wipes and re-records) replay against today's code, and a new run
+ * takes the patched path. Removing a patch guard (calling only the new code) fails the replay here.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { bundleWorkflowCode, DefaultLogger, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { SINGLE_UPSERT_PATCH } from '../src/workflows/train-model';
+import { tinyInput } from './e2e-support';
+import { startStack, startWorker, uniqueId, type InProcessWorker, type Stack } from './helpers/temporal';
+import { historyFromJson } from './history-json';
+
+const DIR = path.join(__dirname, 'fixtures/versioning');
+interface Fixture {
+  readonly file: string;
+  readonly workflowId: string;
+  readonly patch: string;
+  readonly recordedAt: string;
+  readonly description: string;
+}
+const fixtures = JSON.parse(fs.readFileSync(path.join(DIR, 'index.json'), 'utf8')) as Fixture[];
+
+interface JsonEvent {
+  readonly eventType: string;
+  readonly markerRecordedEventAttributes?: { markerName?: string; details?: Record<string, { payloads?: Array<{ data?: string }> }> };
+  readonly upsertWorkflowSearchAttributesEventAttributes?: { searchAttributes?: { indexedFields?: Record<string, unknown> } };
+}
+const UPSERT = 'EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES';
+
+/** The patch ids in a history's patch markers (`core_patch`, id in the JSON payload of `patch-data`). */
+function patchIds(events: readonly JsonEvent[]): string[] {
+  return events
+    .filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch')
+    .map((e) => {
+      const data = e.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0]?.data ?? '';
+      return (JSON.parse(Buffer.from(data, 'base64').toString('utf8')) as { id: string }).id;
+    });
+}
+
+describe('workflow versioning: patched changes and histories recorded before them', () => {
+  let workflowBundle: WorkflowBundleWithSourceMap;
+  before(async () => {
+    workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../src/workflows'), logger: new DefaultLogger('WARN') });
+  });
+
+  test('every versioning fixture names a patch that is still in the workflow code', () => {
+    const source = fs.readdirSync(path.join(__dirname, '../src/workflows')).map((f) => fs.readFileSync(path.join(__dirname, '../src/workflows', f), 'utf8')).join('\n');
+    assert.ok(fixtures.length > 0);
+    assert.deepEqual(fs.readdirSync(DIR).filter((f) => f !== 'index.json').sort(), fixtures.map((f) => f.file).sort(), 'every file is in index.json');
+    assert.ok(fixtures.some((f) => f.patch === SINGLE_UPSERT_PATCH));
+    for (const f of fixtures) {
+      assert.ok(source.includes(`'${f.patch}'`), `${f.file}: patch ${f.patch} is gone from src/workflows: delete the fixture with it`);
+    }
+  });
+
+  for (const f of fixtures) {
+    test(`${f.file}, recorded before ${f.patch}, replays against the patched code`, async () => {
+      const json = JSON.parse(fs.readFileSync(path.join(DIR, f.file), 'utf8')) as { events: JsonEvent[] };
+      // The fixture really predates the change: no marker for it, and the old shape (the best
+      // metric in an upsert of its own, right after the status/epoch upsert).
+      assert.deepEqual(patchIds(json.events).filter((id) => id === f.patch), []);
+      const upserts = json.events.filter((e) => e.eventType === UPSERT);
+      const bestOnly = upserts.filter((e) => Object.keys(e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields ?? {}).join() === 'DurableTrainBestMetric');
+      assert.ok(bestOnly.length > 0, 'the pre-patch history has best-metric-only upserts');
+
+      await Worker.runReplayHistory({ workflowBundle }, historyFromJson(json), f.workflowId);
+    });
+  }
+
+  describe('a run started after the change', () => {
+    let stack: Stack;
+    let worker: InProcessWorker;
+    before(async () => {
+      stack = await startStack();
+      worker = await startWorker(stack.address);
+    });
+    after(async () => {
+      await worker?.stop();
+      await stack?.close();
+    });
+
+    test(`records the ${SINGLE_UPSERT_PATCH} marker once and upserts once per publish; its history replays too`, async () => {
+      const epochs = 4;
+      const workflowId = uniqueId('versioning');
+      const handle = await stack.client.workflow.start('trainModel', { taskQueue: worker.taskQueue, workflowId, args: [tinyInput({ maxEpochs: epochs })] });
+      assert.equal((await handle.result()).status, 'completed');
+      const history = await handle.fetchHistory();
+      const { historyToJson } = await import('./history-json');
+      const events = (JSON.parse(historyToJson(history)) as { events: JsonEvent[] }).events;
+      assert.deepEqual(patchIds(events), [SINGLE_UPSERT_PATCH]);
+      // Publishes: 'training' and after-evaluation per epoch, then 'finalizing' and the outcome;
+      // patched() itself adds its marker and one upsert of TemporalChangeVersion per run.
+      const fields = (e: JsonEvent) => Object.keys(e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields ?? {}).sort().join();
+      const upserts = events.filter((e) => e.eventType === UPSERT).map(fields);
+      assert.deepEqual(upserts.filter((f) => f === 'TemporalChangeVersion'), ['TemporalChangeVersion']);
+      assert.equal(upserts.filter((f) => f.startsWith('DurableTrain')).length, 2 * epochs + 2);
+      assert.deepEqual(new Set(upserts.slice(2)), new Set(['DurableTrainBestMetric,DurableTrainEpoch,DurableTrainStatus']), 'status, epoch and best metric in one upsert');
+      const before = JSON.parse(fs.readFileSync(path.join(DIR, fixtures[0]!.file), 'utf8')) as { events: JsonEvent[] };
+      console.log(`[versioning] ${epochs} epochs: ${events.length} events with the patch, ${before.events.length} in the pre-patch fixture`);
+      await Worker.runReplayHistory({ workflowBundle }, history, workflowId);
+    });
+  });
+});
