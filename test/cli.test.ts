@@ -158,5 +158,24 @@ describe('durable-train CLI', () => {
     const result = await cli(['frobnicate'], env);
     assert.equal(result.code, 2);
     assert.match(result.stderr, /Unknown command `frobnicate`/);
+    const flag = await cli(['status', 'some-id', '--frobnicate'], env);
+    assert.equal(flag.code, 2);
+    assert.match(flag.stderr, /Unknown option '--frobnicate'/);
+    const valueless = await cli(['watch', 'some-id', '--interval'], env);
+    assert.equal(valueless.code, 2);
+    assert.match(valueless.stderr, /--interval/);
+    const limit = await cli(['list', '--limit', 'lots'], env);
+    assert.equal(limit.code, 2);
+    assert.match(limit.stderr, /Expected `--limit` to be a whole number from 1 and up, got lots/);
+  });
+
+  test('--help and help print the usage and exit 0; no command prints it and exits 2', async () => {
+    for (const args of [['--help'], ['-h'], ['help'], ['train', '--help']]) {
+      const result = await cli(args, env);
+      assert.equal(result.code, 0, `${args.join(' ')}: ${result.stderr}`);
+      assert.match(result.stdout, /^Usage: durable-train <command>/);
+      assert.match(result.stdout, /schedule create <retrain\.json>/);
+    }
+    assert.equal((await cli([], env)).code, 2);
   });
 });

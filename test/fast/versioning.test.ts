@@ -2,19 +2,22 @@
  * Versioning workflow code for runs in flight: histories recorded BEFORE a patched change
  * (test/fixtures/versioning/, kept apart from test/fixtures/histories/, which
  * scripts/record-histories.ts wipes and re-records) replay against today's code, and a new run
- * takes the patched path. Removing a patch guard (calling only the new code) fails the replay here.
+ * (real dev server, scripted activities) takes the patched path. Removing a patch guard (calling
+ * only the new code) fails the replay here.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { bundleWorkflowCode, DefaultLogger, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { SINGLE_UPSERT_PATCH } from '../src/workflows/train-model';
-import { tinyInput } from './e2e-support';
-import { startStack, startWorker, uniqueId, type InProcessWorker, type Stack } from './helpers/temporal';
-import { historyFromJson } from './history-json';
+import { Worker } from '@temporalio/worker';
+import { trainModel } from '../../src/workflows';
+import { SINGLE_UPSERT_PATCH } from '../../src/workflows/train-model';
+import { workflowBundle } from '../helpers/temporal';
+import { historyFromJson, historyToJson } from '../history-json';
+import { Harness, trainInput } from './harness';
 
-const DIR = path.join(__dirname, 'fixtures/versioning');
+const DIR = path.join(__dirname, '../fixtures/versioning');
+const WORKFLOWS = path.join(__dirname, '../../src/workflows');
 interface Fixture {
   readonly file: string;
   readonly workflowId: string;
@@ -42,13 +45,11 @@ function patchIds(events: readonly JsonEvent[]): string[] {
 }
 
 describe('workflow versioning: patched changes and histories recorded before them', () => {
-  let workflowBundle: WorkflowBundleWithSourceMap;
-  before(async () => {
-    workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../src/workflows'), logger: new DefaultLogger('WARN') });
-  });
-
   test('every versioning fixture names a patch that is still in the workflow code', () => {
-    const source = fs.readdirSync(path.join(__dirname, '../src/workflows')).map((f) => fs.readFileSync(path.join(__dirname, '../src/workflows', f), 'utf8')).join('\n');
+    const source = fs.readdirSync(WORKFLOWS, { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => fs.readFileSync(path.join(WORKFLOWS, f), 'utf8'))
+      .join('\n');
     assert.ok(fixtures.length > 0);
     assert.deepEqual(fs.readdirSync(DIR).filter((f) => f !== 'index.json').sort(), fixtures.map((f) => f.file).sort(), 'every file is in index.json');
     assert.ok(fixtures.some((f) => f.patch === SINGLE_UPSERT_PATCH));
@@ -67,41 +68,38 @@ describe('workflow versioning: patched changes and histories recorded before the
       const bestOnly = upserts.filter((e) => Object.keys(e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields ?? {}).join() === 'DurableTrainBestMetric');
       assert.ok(bestOnly.length > 0, 'the pre-patch history has best-metric-only upserts');
 
-      await Worker.runReplayHistory({ workflowBundle }, historyFromJson(json), f.workflowId);
+      await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, historyFromJson(json), f.workflowId);
     });
   }
 
   describe('a run started after the change', () => {
-    let stack: Stack;
-    let worker: InProcessWorker;
+    let h: Harness;
     before(async () => {
-      stack = await startStack();
-      worker = await startWorker(stack.address);
+      h = await Harness.start();
     });
     after(async () => {
-      await worker?.stop();
-      await stack?.close();
+      await h?.close();
     });
 
-    test(`records the ${SINGLE_UPSERT_PATCH} marker once and upserts once per publish; its history replays too`, async () => {
-      const epochs = 4;
-      const workflowId = uniqueId('versioning');
-      const handle = await stack.client.workflow.start('trainModel', { taskQueue: worker.taskQueue, workflowId, args: [tinyInput({ maxEpochs: epochs })] });
-      assert.equal((await handle.result()).status, 'completed');
-      const history = await handle.fetchHistory();
-      const { historyToJson } = await import('./history-json');
-      const events = (JSON.parse(historyToJson(history)) as { events: JsonEvent[] }).events;
-      assert.deepEqual(patchIds(events), [SINGLE_UPSERT_PATCH]);
-      // Publishes: 'training' and after-evaluation per epoch, then 'finalizing' and the outcome;
-      // patched() itself adds its marker and one upsert of TemporalChangeVersion per run.
-      const fields = (e: JsonEvent) => Object.keys(e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields ?? {}).sort().join();
-      const upserts = events.filter((e) => e.eventType === UPSERT).map(fields);
-      assert.deepEqual(upserts.filter((f) => f === 'TemporalChangeVersion'), ['TemporalChangeVersion']);
-      assert.equal(upserts.filter((f) => f.startsWith('DurableTrain')).length, 2 * epochs + 2);
-      assert.deepEqual(new Set(upserts.slice(2)), new Set(['DurableTrainBestMetric,DurableTrainEpoch,DurableTrainStatus']), 'status, epoch and best metric in one upsert');
-      const before = JSON.parse(fs.readFileSync(path.join(DIR, fixtures[0]!.file), 'utf8')) as { events: JsonEvent[] };
-      console.log(`[versioning] ${epochs} epochs: ${events.length} events with the patch, ${before.events.length} in the pre-patch fixture`);
-      await Worker.runReplayHistory({ workflowBundle }, history, workflowId);
-    });
+    test(`records the ${SINGLE_UPSERT_PATCH} marker once and upserts once per publish; its history replays too`, () =>
+      h.run({ evalMetrics: ({ epoch }) => ({ val_loss: 1 / epoch }) }, async ({ client, taskQueue, id }) => {
+        const epochs = 4;
+        const workflowId = id('versioning');
+        const handle = await client.workflow.start(trainModel, { taskQueue, workflowId, args: [trainInput({ maxEpochs: epochs })] });
+        assert.equal((await handle.result()).status, 'completed');
+        const history = await handle.fetchHistory();
+        const events = (JSON.parse(historyToJson(history)) as { events: JsonEvent[] }).events;
+        assert.deepEqual(patchIds(events), [SINGLE_UPSERT_PATCH]);
+        // Publishes: 'training' and after-evaluation per epoch, then 'finalizing' and the outcome;
+        // patched() itself adds its marker and one upsert of TemporalChangeVersion per run.
+        const fields = (e: JsonEvent) => Object.keys(e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields ?? {}).sort().join();
+        const upserts = events.filter((e) => e.eventType === UPSERT).map(fields);
+        assert.deepEqual(upserts.filter((f) => f === 'TemporalChangeVersion'), ['TemporalChangeVersion']);
+        assert.equal(upserts.filter((f) => f.startsWith('DurableTrain')).length, 2 * epochs + 2);
+        assert.deepEqual(new Set(upserts.slice(2)), new Set(['DurableTrainBestMetric,DurableTrainEpoch,DurableTrainStatus']), 'status, epoch and best metric in one upsert');
+        const before = JSON.parse(fs.readFileSync(path.join(DIR, fixtures[0]!.file), 'utf8')) as { events: JsonEvent[] };
+        console.log(`[versioning] ${epochs} epochs: ${events.length} events with the patch, ${before.events.length} in the pre-patch fixture`);
+        await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, workflowId);
+      }));
   });
 });
