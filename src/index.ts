@@ -28,9 +28,9 @@ export {
 } from './workflows';
 export type {
   TrainProgress,
-  TrainResult,
-  TrainState,
-  EpochSummary,
+  TrainModelResult,
+  TrainLoopState,
+  EpochHistoryEntry,
   BestSoFar,
   RunStatus,
   Leaderboard,

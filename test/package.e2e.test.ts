@@ -72,13 +72,13 @@ try {
 `;
 
 // A client of the same user: the workflow by name and its result type, from the package's types.
-const TYPES = `import type { TrainInput, TrainResult, DurableTrainPluginOptions } from 'durable-train';
+const TYPES = `import type { TrainInput, TrainModelResult, DurableTrainPluginOptions } from 'durable-train';
 import { WORKFLOW_TYPES, progressQuery, trainModel } from 'durable-train';
 import { trainModel as fromWorkflows } from 'durable-train/workflows';
 const input: TrainInput = { model: { name: 'mlp' }, data: { train: { name: 'synthetic' } }, maxEpochs: 1 };
 const options: DurableTrainPluginOptions = { checkpointRoot: 'file:///tmp/runs' };
 export const checks: [string, typeof trainModel, TrainInput, DurableTrainPluginOptions, string] = [WORKFLOW_TYPES.train, fromWorkflows, input, options, progressQuery.name];
-export type Result = Promise<TrainResult> extends ReturnType<typeof trainModel> ? true : never;
+export type Result = Promise<TrainModelResult> extends ReturnType<typeof trainModel> ? true : never;
 `;
 
 describe('the packed tarball, installed outside the repository', () => {
