@@ -18,6 +18,7 @@ import {
   weightsKey,
 } from '../checkpoints/layout';
 import { applyRetention } from '../checkpoints/retention';
+import { acquireActivityLease, checkActivityRunIdentity, fenced } from './fencing';
 import type { CheckpointStore } from '../checkpoints/store';
 import type { DescribeResult, EvaluateResult, TrainUntilStepResult } from '../training/protocol';
 import type { TrainerClient } from '../training/trainer-client';
@@ -94,6 +95,7 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
 
     /** Trains until global step `targetStep` (absolute: a retry resumes, a repeat returns at once). */
     async trainUntilStep(input: TrainUntilStepInput): Promise<TrainUntilStepResult & { readonly attempt: number }> {
+      await storeCall(() => checkActivityRunIdentity(deps.openStore(input.runUri), input.config));
       const result = await callTrainer<TrainUntilStepResult>(deps.trainer, { type: 'train', request: input });
       if (result.cancelled) {
         throw new CancelledFailure(`Training cancelled at step ${result.step}; checkpoint ${result.checkpointUri}`);
@@ -103,6 +105,8 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
 
     /** Evaluates the checkpoint at `step` on the eval set and records the epoch beside the checkpoints. */
     async evaluateCheckpoint(input: EvaluateInput): Promise<EvaluateResult> {
+      // The lease first: a stale evaluation that lost it never reaches retention below.
+      const lease = await storeCall(() => acquireActivityLease(deps.openStore(input.runUri)));
       const result = await callTrainer<EvaluateResult>(deps.trainer, {
         type: 'evaluate',
         request: { runUri: input.runUri, config: input.config, step: input.step },
@@ -120,7 +124,7 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
       await storeCall(async () => {
         await writeOnce(store, epochRecordKey(input.epoch), Buffer.from(JSON.stringify(record)));
         await writeEpochEvents(store, record);
-        await applyRetention(store, input.config.checkpoint.keepLast, [...input.protectSteps, input.step]);
+        await fenced(() => applyRetention(store, input.config.checkpoint.keepLast, [...input.protectSteps, input.step], { lease }));
       });
       return result;
     },
@@ -135,6 +139,7 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
     async finalizeRun(input: FinalizeInput): Promise<FinalizeResult> {
       const store = deps.openStore(input.runUri);
       return storeCall(async () => {
+        const lease = await acquireActivityLease(store);
         const read = await readCheckpoint(store, input.modelStep);
         if (!read.ok) {
           throw ApplicationFailure.nonRetryable(
@@ -149,7 +154,7 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
         const records = await readEpochRecords(store);
         await store.put(METRICS_JSONL, Buffer.from(records.map((r) => JSON.stringify(r)).join('\n') + '\n'));
         const plot = await writeLearningCurve(store, records, input.title, input.markers ?? {});
-        const deletedSteps = await applyRetention(store, input.config.checkpoint.keepLast, [...input.protectSteps, input.modelStep]);
+        const deletedSteps = await fenced(() => applyRetention(store, input.config.checkpoint.keepLast, [...input.protectSteps, input.modelStep], { lease }));
         return {
           modelUri: store.uriOf(modelJsonKey()),
           metricsUri: store.uriOf(METRICS_JSONL),
