@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../../src/dev-server';
+import { killGroupOnExit } from './cleanup';
 import { pythonTools } from './python-tools';
 
 export interface MlflowServer {
@@ -22,6 +23,7 @@ export async function startMlflowServer(): Promise<MlflowServer> {
       '--backend-store-uri', `sqlite:///${path.join(dir, 'mlflow.db')}`, '--default-artifact-root', path.join(dir, 'artifacts')],
     { stdio: ['ignore', log, log], detached: true, env: { ...process.env, MLFLOW_HOME: dir } },
   );
+  killGroupOnExit(child);
   fs.closeSync(log);
   const uri = `http://127.0.0.1:${port}`;
   const stop = async (): Promise<void> => {
