@@ -3,6 +3,7 @@
  * Temporal's own variables (see connection.ts), plus
  *   DT_TASK_QUEUE      task queue                      (default durable-train)
  *   DT_CHECKPOINT_URI  default checkpoint root          (default file://<cwd>/runs)
+ *   DT_ALLOWED_URIS    URI prefixes inputs may name besides the checkpoint root (comma-separated)
  *   DT_BACKEND         auto|tensorflow-gpu|tensorflow|wasm|cpu (default auto)
  *   DT_TRAINER_MODULE  module registering your own models and datasets in the trainer
  *   DT_TRAINER_STALL_SECONDS  kill a trainer silent for this long (default 300)

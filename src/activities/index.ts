@@ -4,6 +4,8 @@ import { pathToFileURL } from 'node:url';
 import { openStore as defaultOpenStore } from '../checkpoints/open-store';
 import type { CheckpointStore } from '../checkpoints/store';
 import { TrainerClient, type TrainerOptions } from '../training/trainer-client';
+import { workerAllowList } from '../trust/allow-list';
+import { createTrustActivities, guardActivityStore } from '../trust/activities';
 import { createChampionActivities } from './champion';
 import { createTrackingActivities } from './tracking';
 import { createTrainingActivities } from './training';
@@ -20,6 +22,12 @@ export interface ActivityDeps {
   readonly mlflowTrackingUri?: string;
   /** Further MLflow servers an input may name, as URI prefixes (DT_ALLOWED_TRACKING_URIS). @default none */
   readonly allowedTrackingUris?: readonly string[];
+  /**
+   * URI prefixes (file:/// or gs://) the worker may read and write besides `checkpointRoot`:
+   * data, models, warm starts. Every URI of an input is checked against them before anything runs.
+   * @default `DT_ALLOWED_URIS` (comma-separated), else none
+   */
+  readonly allowedUris?: readonly string[];
 }
 
 export function defaultCheckpointRoot(): string {
@@ -28,10 +36,13 @@ export function defaultCheckpointRoot(): string {
 
 export function createActivities(deps: ActivityDeps = {}) {
   const trainer = deps.trainer instanceof TrainerClient ? deps.trainer : new TrainerClient(deps.trainer ?? {});
+  const checkpointRoot = deps.checkpointRoot ?? defaultCheckpointRoot();
+  const allow = workerAllowList({ checkpointRoot, allowedUris: deps.allowedUris });
+  trainer.allowUris(allow.prefixes);
   const resolved = {
     trainer,
-    openStore: deps.openStore ?? ((uri: string) => defaultOpenStore(uri)),
-    checkpointRoot: deps.checkpointRoot ?? defaultCheckpointRoot(),
+    openStore: guardActivityStore(allow, deps.openStore ?? ((uri: string) => defaultOpenStore(uri))),
+    checkpointRoot,
     ...(deps.mlflowTrackingUri && { mlflowTrackingUri: deps.mlflowTrackingUri }),
   };
   const tracking = createTrackingActivities({
@@ -39,10 +50,17 @@ export function createActivities(deps: ActivityDeps = {}) {
     ...(deps.mlflowTrackingUri && { mlflowTrackingUri: deps.mlflowTrackingUri }),
     ...(deps.allowedTrackingUris && { allowedTrackingUris: deps.allowedTrackingUris }),
   });
-  return { ...createTrainingActivities(resolved), ...createChampionActivities(resolved), ...createSearchResultActivities(resolved), ...tracking };
+  return {
+    ...createTrainingActivities(resolved),
+    ...createChampionActivities(resolved),
+    ...createSearchResultActivities(resolved),
+    ...tracking,
+    ...createTrustActivities({ allow }),
+  };
 }
 
 export type Activities = ReturnType<typeof createActivities>;
 export type { TrainingActivities } from './training';
 export type { ChampionActivities } from './champion';
 export type { TrackingActivities } from './tracking';
+export type { TrustActivities } from '../trust/activities';

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { FileCheckpointStore, type FileStoreOptions } from './fs-store';
 import { GcsCheckpointStore, type GcsStoreOptions } from './gcs-store';
 import type { CheckpointStore } from './store';
+import { ALLOWED_URIS_ENV, AllowList } from '../trust/allow-list';
 
 export const SUPPORTED_SCHEMES = ['file://', 'gs://'] as const;
 
@@ -32,4 +33,39 @@ export function openStore(uri: string, options: OpenStoreOptions = {}): Checkpoi
     );
   }
   return new FileCheckpointStore(path.resolve(options.cwd ?? process.cwd(), uri), options.file);
+}
+
+/**
+ * An opener that refuses every URI outside `allow` (non-retryable UriRefusedError) before the
+ * store is even built: the last line of defence behind the check at workflow start, so no code
+ * path of the worker or the trainer reads or writes outside the worker's allow-list.
+ */
+export function guardedOpenStore(allow: AllowList, open: (uri: string) => CheckpointStore = (uri) => openStore(uri)): (uri: string) => CheckpointStore {
+  return (uri) => {
+    allow.assert('store URI', uri);
+    return open(uri);
+  };
+}
+
+let fromEnv: { text: string | undefined; allow: AllowList } | undefined;
+
+/** This process's list from `DT_ALLOWED_URIS` (the trainer's is set by the worker); unset allows nothing. */
+function envAllowList(): AllowList {
+  const text = process.env[ALLOWED_URIS_ENV];
+  if (fromEnv === undefined || fromEnv.text !== text) fromEnv = { text, allow: AllowList.fromEnv() };
+  return fromEnv.allow;
+}
+
+/** openStore guarded by this process's `DT_ALLOWED_URIS`. */
+export function openAllowedStore(uri: string): CheckpointStore {
+  return guardedOpenStore(envAllowList())(uri);
+}
+
+/**
+ * Throws UriRefusedError unless `uri` is allowed by this process's `DT_ALLOWED_URIS`: for reads
+ * that do not go through a store (a local SavedModel folder) and for a file read as a key of its
+ * folder's store (the file itself may be a symlink that leads elsewhere).
+ */
+export function assertAllowedUri(what: string, uri: string): void {
+  envAllowList().assert(what, uri);
 }

@@ -2,7 +2,8 @@
  * Reading the text of a tabular file into rows: RFC 4180 CSV and JSON Lines (the format rules are
  * at the top of tabular.ts). Every error names the file and line and is non-retryable.
  */
-import { describe, isObject } from '../config/validate';
+import { isObject } from '../config/validate';
+import { describeData, excerpt, excerptList, jsonErrorPosition } from '../trust/excerpt';
 import { NonRetryableTrainingError } from './protocol';
 
 /** One data record: its physical line (1-based) and its values by column name. */
@@ -62,13 +63,13 @@ export function parseCsvRecords(text: string, uri: string): Array<{ line: number
         }
         while (i < n && (text[i] === ' ' || text[i] === '\t' || text[i] === '\r')) i++;
         if (i < n && text[i] !== ',' && text[i] !== '\n') {
-          fail(`${uri} line ${line}: unexpected ${JSON.stringify(text[i])} after a quoted field`);
+          fail(`${uri} line ${line}: unexpected ${describeData(text[i])} after a quoted field`);
         }
       } else {
         let end = i;
         while (end < n && text[end] !== ',' && text[end] !== '\n') end++;
         value = text.slice(i, end).replace(/\r$/, '').trim();
-        if (value.includes('"')) fail(`${uri} line ${line}: a quote inside an unquoted field: ${JSON.stringify(value)}`);
+        if (value.includes('"')) fail(`${uri} line ${line}: a quote inside an unquoted field: ${describeData(value)}`);
         if (value !== '' || text[end] === ',') blank = false;
         i = end;
       }
@@ -97,7 +98,7 @@ export function csvTable(text: string, uri: string): Table {
   const columns = header.fields;
   columns.forEach((c, k) => {
     if (c === '') fail(`${uri} line ${header.line}: header column ${k + 1} has no name`);
-    if (columns.indexOf(c) !== k) fail(`${uri} line ${header.line}: header column \`${c}\` appears twice`);
+    if (columns.indexOf(c) !== k) fail(`${uri} line ${header.line}: header column \`${excerpt(c)}\` appears twice`);
   });
   const rows = records.slice(1).map((r): Row => {
     if (r.fields.length !== columns.length) {
@@ -119,14 +120,14 @@ export function jsonlTable(text: string, uri: string, explicitColumns: boolean):
     try {
       value = JSON.parse(s);
     } catch (err) {
-      fail(`${uri} line ${line}: not valid JSON: ${(err as Error).message}`);
+      fail(`${uri} line ${line}: not valid JSON${jsonErrorPosition(err)}`);
     }
-    if (!isObject(value)) fail(`${uri} line ${line}: expected a JSON object, got ${describe(value)}`);
+    if (!isObject(value)) fail(`${uri} line ${line}: expected a JSON object, got ${describeData(value)}`);
     if (!columns) {
       columns = Object.keys(value);
     } else if (!explicitColumns) {
       const extra = Object.keys(value).find((key) => !columns!.includes(key));
-      if (extra !== undefined) fail(`${uri} line ${line}: field \`${extra}\` is not in the first object's fields (${columns.join(', ')}); list \`params.features\` to pick columns`);
+      if (extra !== undefined) fail(`${uri} line ${line}: field \`${excerpt(extra)}\` is not in the first object's fields (${excerptList(columns)}); list \`params.features\` to pick columns`);
     }
     rows.push({ line, values: new Map(Object.entries(value)) });
   });

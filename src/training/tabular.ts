@@ -24,10 +24,11 @@
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
-import { openStore } from '../checkpoints/open-store';
+import { assertAllowedUri, openAllowedStore } from '../checkpoints/open-store';
 import type { CheckpointStore } from '../checkpoints/store';
 import type { DatasetSpec } from '../config/train-config';
 import { describe, isObject } from '../config/validate';
+import { describeData, excerpt, excerptList } from '../trust/excerpt';
 import type { Dataset } from './dataset';
 import { csvTable, fail, jsonlTable, type Row, type Table } from './tabular-parse';
 
@@ -48,7 +49,7 @@ export interface TabularParams {
 }
 
 export interface TabularDeps {
-  /** How a parent URI becomes a store. Default: openStore (STORAGE_EMULATOR_HOST is honoured for gs://). */
+  /** How a parent URI becomes a store. Default: openStore guarded by DT_ALLOWED_URIS (STORAGE_EMULATOR_HOST is honoured for gs://). */
   readonly openStore?: (uri: string) => CheckpointStore;
 }
 
@@ -137,7 +138,9 @@ export function locate(format: TabularFormat, uri: string): { parent: string; na
 
 async function readFile(format: TabularFormat, uri: string, deps: TabularDeps): Promise<string> {
   const { parent, name } = locate(format, uri);
-  const store = (deps.openStore ?? ((u: string) => openStore(u)))(parent);
+  // The file itself is checked too: in an allowed folder it may still be a symlink to elsewhere.
+  if (!deps.openStore) assertAllowedUri('params.uri', uri);
+  const store = (deps.openStore ?? openAllowedStore)(parent);
   const data = await store.get(name);
   if (data === undefined) fail(`Dataset ${format}: no file at ${uri} (\`params.uri\`)`);
   return data.toString('utf8').replace(/^\uFEFF/, '');
@@ -173,17 +176,18 @@ export function isTestRow(n: number, f: number): boolean {
 /** Builds the dataset from a parsed table: classes from all rows, then the split, then the arrays. */
 function toDataset(format: TabularFormat, params: TabularParams, table: Table): Dataset {
   const { uri, label } = params;
-  const fileHint = `a column of ${uri} (columns: ${table.columns.join(', ')})`;
+  // Column names come from the file: a few, each a short escaped excerpt (never the file's contents).
+  const fileHint = `a column of ${uri} (columns: ${excerptList(table.columns)})`;
   if (!table.columns.includes(label)) return expected(format, 'params.label', fileHint, label);
   const features = params.features ?? table.columns.filter((c) => c !== label);
   for (const f of features) {
-    if (!table.columns.includes(f)) expected(format, 'params.features', `columns of ${uri} (columns: ${table.columns.join(', ')})`, f);
+    if (!table.columns.includes(f)) expected(format, 'params.features', `columns of ${uri} (columns: ${excerptList(table.columns)})`, f);
   }
   if (features.length === 0) fail(`Dataset ${format}: ${uri} has no feature columns besides the label \`${label}\``);
   if (table.rows.length === 0) fail(`Dataset ${format}: ${uri} has a header but no data rows`);
 
   const cell = (row: Row, column: string): unknown => {
-    if (!row.values.has(column)) fail(`${uri} line ${row.line}: field \`${column}\` is missing`);
+    if (!row.values.has(column)) fail(`${uri} line ${row.line}: field \`${excerpt(column)}\` is missing`);
     return row.values.get(column);
   };
 
@@ -194,14 +198,14 @@ function toDataset(format: TabularFormat, params: TabularParams, table: Table): 
     for (const row of table.rows) {
       const raw = cell(row, label);
       const key = labelKey(raw);
-      if (key === undefined || key.trim() === '') fail(`${uri} line ${row.line}: label \`${label}\` is empty or not a string or number: ${describe(raw)}`);
+      if (key === undefined || key.trim() === '') fail(`${uri} line ${row.line}: label \`${label}\` is empty or not a string or number: ${describeData(raw)}`);
       labels.push(key);
     }
     if (params.classes) {
       classes = params.classes;
       labels.forEach((l, k) => {
         if (!classes.includes(l)) {
-          fail(`${uri} line ${table.rows[k]!.line}: label \`${label}\` value ${JSON.stringify(l)} is not one of \`params.classes\` (${classes.join(', ')})`);
+          fail(`${uri} line ${table.rows[k]!.line}: label \`${label}\` value ${describeData(l)} is not one of \`params.classes\` (${classes.join(', ')})`);
         }
       });
     } else {
@@ -227,7 +231,7 @@ function toDataset(format: TabularFormat, params: TabularParams, table: Table): 
       const raw = cell(row, f);
       const v = toNumber(raw);
       if (v === undefined) {
-        fail(`${uri} line ${row.line}: column \`${f}\` is not a number: ${typeof raw === 'string' ? JSON.stringify(raw) : describe(raw)}`);
+        fail(`${uri} line ${row.line}: column \`${excerpt(f)}\` is not a number: ${describeData(raw)}`);
       }
       x[i * xw + j] = v;
     });
@@ -237,7 +241,7 @@ function toDataset(format: TabularFormat, params: TabularParams, table: Table): 
       const raw = cell(row, label);
       const v = toNumber(raw);
       if (v === undefined) {
-        fail(`${uri} line ${row.line}: label \`${label}\` is not a number: ${typeof raw === 'string' ? JSON.stringify(raw) : describe(raw)}`);
+        fail(`${uri} line ${row.line}: label \`${label}\` is not a number: ${describeData(raw)}`);
       }
       y[i] = v;
     }

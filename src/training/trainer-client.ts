@@ -35,6 +35,31 @@ export class TrainerError extends Error {
   }
 }
 
+/**
+ * What the trainer inherits from the worker's environment, and nothing else: the system basics,
+ * TensorFlow's and CUDA's settings, the GCS client's credentials and endpoint, and durable-train's
+ * own DT_* variables (none of which holds a secret). Temporal's credentials (TEMPORAL_API_KEY,
+ * TEMPORAL_TLS_*) and whatever else the worker holds never reach the process that reads inputs' files.
+ */
+const TRAINER_ENV_NAMES = new Set([
+  'PATH', 'HOME', 'USER', 'LOGNAME', 'TMPDIR', 'TMP', 'TEMP', 'LANG', 'LANGUAGE', 'TZ',
+  'LD_LIBRARY_PATH', 'CUDA_VISIBLE_DEVICES', 'OMP_NUM_THREADS',
+  'NODE_EXTRA_CA_CERTS', 'SSL_CERT_FILE', 'SSL_CERT_DIR',
+  'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'http_proxy', 'https_proxy', 'no_proxy',
+  // @google-cloud/storage and google-auth-library (Application Default Credentials, the emulator).
+  'STORAGE_EMULATOR_HOST', 'GCLOUD_PROJECT', 'GCP_PROJECT', 'METADATA_SERVER_DETECTION',
+]);
+const TRAINER_ENV_PREFIXES = ['LC_', 'TF_', 'NVIDIA_', 'GOOGLE_', 'GCE_METADATA_', 'CLOUDSDK_', 'DT_'];
+
+/** The trainer's environment: the allowed part of `env` (see TRAINER_ENV_NAMES). */
+export function trainerEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (value !== undefined && (TRAINER_ENV_NAMES.has(name) || TRAINER_ENV_PREFIXES.some((p) => name.startsWith(p)))) out[name] = value;
+  }
+  return out;
+}
+
 const TF_BANNER = /^(WARNING: All log messages before absl::InitializeLog|I0000 .*\] (oneDNN custom operations|This TensorFlow binary is optimized))/;
 
 interface Pending {
@@ -50,6 +75,7 @@ export class TrainerClient {
   private lastHeard = 0;
   private stalled: string | undefined;
   private readonly stallMs: number;
+  private allowedUris: readonly string[] | undefined;
 
   constructor(private readonly options: TrainerOptions = {}) {
     const seconds = options.stallTimeoutSeconds ?? Number(process.env.DT_TRAINER_STALL_SECONDS ?? 300);
@@ -57,6 +83,14 @@ export class TrainerClient {
       throw new Error(`Expected \`stallTimeoutSeconds\` (or DT_TRAINER_STALL_SECONDS) to be a number of seconds above 0, got ${String(seconds)}`);
     }
     this.stallMs = seconds * 1000;
+  }
+
+  /**
+   * The worker's allow-list, passed to the trainer as DT_ALLOWED_URIS: its store opener refuses
+   * everything else. Takes effect when the next trainer process starts (set it before the first request).
+   */
+  allowUris(prefixes: readonly string[]): void {
+    this.allowedUris = [...prefixes];
   }
 
   /** Checks, once a second while requests are open, that the trainer still answers. */
@@ -83,7 +117,8 @@ export class TrainerClient {
     const child = fork(entry, [], {
       execArgv: ext === '.ts' ? ['--import', 'tsx'] : [],
       env: {
-        ...process.env,
+        ...trainerEnvironment(process.env),
+        ...(this.allowedUris && { DT_ALLOWED_URIS: this.allowedUris.join(',') }),
         ...this.options.env,
         ...(this.options.backend && { DT_BACKEND: this.options.backend }),
         ...(this.options.trainerModule && { DT_TRAINER_MODULE: this.options.trainerModule }),

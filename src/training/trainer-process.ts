@@ -13,8 +13,9 @@ import { builtInModels } from './models';
 import type { ChildMessage, DescribeResult, ParentMessage, SerializedError } from './protocol';
 import { NonRetryableTrainingError } from './protocol';
 import type { EngineFaults } from './step-loop';
-import { openStore } from '../checkpoints/open-store';
+import { openAllowedStore } from '../checkpoints/open-store';
 import { PermanentStoreError } from '../checkpoints/store';
+import { UriRefusedError } from '../trust/allow-list';
 
 /** What a user's trainer module (`DT_TRAINER_MODULE`) exports to add models and datasets. */
 export interface TrainerModule {
@@ -30,7 +31,7 @@ function serializeError(err: unknown): SerializedError {
   return {
     message: e.message,
     name: e.name,
-    nonRetryable: e instanceof NonRetryableTrainingError || e instanceof PermanentStoreError || e instanceof BackendUnavailableError,
+    nonRetryable: e instanceof NonRetryableTrainingError || e instanceof PermanentStoreError || e instanceof BackendUnavailableError || e instanceof UriRefusedError,
     ...(e.stack !== undefined && { stack: e.stack }),
   };
 }
@@ -79,7 +80,7 @@ async function main(): Promise<void> {
   }
   const log = (message: string): void => send({ id: 0, type: 'log', message });
   const faults = faultsFromEnv(process.env);
-  const engine = new Engine({ models, datasets, openStore: (uri) => openStore(uri), backend, log, ...(faults && { faults }) });
+  const engine = new Engine({ models, datasets, openStore: (uri) => openAllowedStore(uri), backend, log, ...(faults && { faults }) });
   const cancelled = new Set<number>();
   // Signs of life for the worker's watchdog: they stop when native code blocks this event loop.
   setInterval(() => send({ id: 0, type: 'alive' }), 1000).unref();

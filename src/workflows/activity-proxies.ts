@@ -2,16 +2,17 @@
  * What every workflow shares about calling activities: one retry policy for faults, the local
  * activity that describes the worker, and the check of registry names against that description.
  */
-import { proxyLocalActivities, type RetryPolicy } from '@temporalio/workflow';
+import { patched, proxyLocalActivities, type RetryPolicy } from '@temporalio/workflow';
 import type { WorkerDescription, TrainingActivities } from '../activities/training';
 import type { TrainConfig } from '../config/train-config';
 import type { Checker } from '../config/validate';
+import type { TrustActivities, UriField } from '../trust/activities';
 
 /** Faults (I/O, crashes, timeouts) retry with backoff; input errors are non-retryable at their source. */
 export const FAULT_RETRY: RetryPolicy = { initialInterval: 1000, backoffCoefficient: 2, maximumInterval: 30_000, maximumAttempts: 20 };
 
 /** Registry names and the default checkpoint root are known only on the worker: one local activity (a marker in history). */
-export const { describeWorker } = proxyLocalActivities<TrainingActivities>({
+export const { describeWorker, checkUris } = proxyLocalActivities<TrainingActivities & TrustActivities>({
   startToCloseTimeout: '5 minutes',
   retry: { maximumAttempts: 5 },
 });
@@ -28,4 +29,34 @@ export function checkRegistryNames(c: Checker, worker: Pick<WorkerDescription, '
   for (const [field, spec] of [['data.train', config.data.train], ['data.eval', config.data.eval]] as const) {
     if (!worker.datasets.includes(spec.name)) c.fail(`${prefix}${field}.name`, `one of the worker's datasets (${worker.datasets.join(', ')})`, spec.name);
   }
+}
+
+/** Histories recorded before the URI check have no marker for it: they replay without it. */
+export const URI_CHECK_PATCH = 'dt-check-uris';
+
+/** Every URI a trainModel input makes the worker read or write, with its field (`runUri`: the run's folder). */
+export function trainConfigUris(config: TrainConfig, runUri: string | undefined, prefix = ''): UriField[] {
+  const out: UriField[] = [];
+  if (runUri !== undefined) out.push({ field: `${prefix}checkpoint.uri`, uri: runUri });
+  if ('kind' in config.model) out.push({ field: `${prefix}model.uri`, uri: config.model.uri });
+  for (const [field, spec] of [['data.train', config.data.train], ['data.eval', config.data.eval]] as const) {
+    const uri = (spec.params as { uri?: unknown } | undefined)?.uri;
+    if (typeof uri === 'string') out.push({ field: `${prefix}${field}.params.uri`, uri });
+  }
+  if (config.warmStartFrom !== undefined) out.push({ field: `${prefix}warmStartFrom`, uri: config.warmStartFrom });
+  return out;
+}
+
+/**
+ * Checks URIs against the worker's allow-list (a local activity: normal form, symlinks resolved
+ * on the worker) and adds one issue per refused URI, so the caller fails with InvalidConfig
+ * before any activity task. A URI named by several fields is checked once, under the first.
+ */
+export async function checkInputUris(c: Checker, uris: readonly UriField[]): Promise<void> {
+  if (!patched(URI_CHECK_PATCH)) return;
+  const seen = new Set<string>();
+  const unique = uris.filter((u) => !seen.has(u.uri) && seen.add(u.uri));
+  if (unique.length === 0) return;
+  const { issues } = await checkUris({ uris: unique });
+  c.issues.push(...issues);
 }

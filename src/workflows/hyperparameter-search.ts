@@ -21,7 +21,7 @@ import type { SearchResultActivities } from '../activities/search-results';
 import type { SearchInput } from '../config/search-config';
 import { joinUri, trialId } from '../checkpoints/layout';
 import { Checker, checkPathSegment } from '../config/validate';
-import { FAULT_RETRY, checkRegistryNames, describeWorker } from './activity-proxies';
+import { FAULT_RETRY, checkInputUris, checkRegistryNames, describeWorker, trainConfigUris } from './activity-proxies';
 import { createSearch, type TrialDecision } from './search';
 import type { LegacySearchState } from './search/legacy';
 import {
@@ -61,8 +61,12 @@ async function startState(v: ValidatedSearch): Promise<SearchState> {
       c.issues.push({ ...issue, field: `${trialId(i + 1)}: ${issue.field}` });
     }
   });
-  if (c.issues.length > 0) throw invalidSearch(c.issues);
   const root = baseCheckpointRoot(config) ?? worker.checkpointRoot.replace(/\/+$/, '');
+  // Trials started later (adaptive searchers) are checked by their own trainModel.
+  if (searchRunId !== undefined) {
+    await checkInputUris(c, [{ field: 'base.checkpoint.uri', uri: joinUri(root, searchRunId) }, ...parsed.flatMap((cfg, i) => trainConfigUris(cfg, undefined, `${trialId(i + 1)}: `))]);
+  }
+  if (c.issues.length > 0) throw invalidSearch(c.issues);
   return {
     version: 2, searchRunId: searchRunId!, searchUri: joinUri(root, searchRunId!), trials: [], queue: [], trialLimit: v.planned,
     searcherFinished: false, searcher: null, scheduler: null, failures: 0, status: 'starting', continuedRuns: 0, startedThisRun: 0,

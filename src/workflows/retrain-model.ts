@@ -23,8 +23,9 @@ import type { ChampionActivities, ChampionRecord, DecisionRecord } from '../acti
 import { parseRetrainConfig, retrainRunId, uniqueRetrainRunId, type RetrainConfig, type RetrainInput } from '../config/retrain-config';
 import type { Mode } from '../config/train-config';
 import { modelFolderOf } from '../checkpoints/layout';
-import { FAULT_RETRY } from './activity-proxies';
-import { parseOrFail } from './invalid-config';
+import { Checker, ConfigError } from '../config/validate';
+import { FAULT_RETRY, checkInputUris, trainConfigUris } from './activity-proxies';
+import { invalidConfig, parseOrFail } from './invalid-config';
 import { SEARCH_ATTRIBUTES } from './search-attributes';
 import { pauseSignal, resumeSignal, stopSignal, trainModel, type TrainModelResult } from './train-model';
 
@@ -113,6 +114,15 @@ export async function retrainModel(input: RetrainInput): Promise<RetrainResult> 
   }
   const publish = () => upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.status, value: phase }]);
   publish();
+
+  // The champion folder is read before the child (which checks its own URIs) starts: check all here.
+  const uriIssues = new Checker();
+  await checkInputUris(uriIssues, [
+    ...(config.championRoot !== undefined ? [{ field: 'championRoot', uri: config.championRoot }] : []),
+    ...(config.trainConfig.checkpoint.uri !== undefined ? [{ field: 'train.checkpoint.uri', uri: config.trainConfig.checkpoint.uri }] : []),
+    ...trainConfigUris(config.trainConfig, undefined, 'train.'),
+  ]);
+  if (uriIssues.issues.length > 0) throw invalidConfig(new ConfigError(uriIssues.issues, 'Invalid retrainModel input'));
 
   const read = await readChampion({
     modelName: config.modelName,

@@ -8,7 +8,7 @@ import type { EpochRecord } from '../activities/store-and-trainer';
 import { checkpointUri, runUriOf } from '../checkpoints/layout';
 import type { TrainConfig } from '../config/train-config';
 import { Checker, ConfigError, checkPathSegment } from '../config/validate';
-import { checkRegistryNames, describeWorker } from './activity-proxies';
+import { checkInputUris, checkRegistryNames, describeWorker, trainConfigUris } from './activity-proxies';
 import {
   initialEarlyStopping,
   initialPlateau,
@@ -87,7 +87,7 @@ function monitoredMetric(config: TrainConfig): { metric: string; mode: 'min' | '
   return { metric: 'val_loss', mode: 'min' };
 }
 
-/** A new run's state; fails the workflow (InvalidConfig) on a run id or registry name the worker refuses. */
+/** A new run's state; fails the workflow (InvalidConfig) on a run id, registry name or URI the worker refuses. */
 export async function initialLoopState(config: TrainConfig): Promise<TrainLoopState> {
   const info = workflowInfo();
   const c = new Checker();
@@ -96,8 +96,10 @@ export async function initialLoopState(config: TrainConfig): Promise<TrainLoopSt
   // activity (a marker in history, so still no activity task is scheduled for a bad input).
   const worker = await describeWorker();
   checkRegistryNames(c, worker, config);
-  if (c.issues.length > 0) throw invalidConfig(new ConfigError(c.issues, 'Invalid trainModel input'));
   const root = config.checkpoint.uri ?? worker.checkpointRoot;
+  // Every URI the run will touch, checked on the worker against its allow-list (realpaths).
+  if (runId !== undefined) await checkInputUris(c, trainConfigUris(config, runUriOf(root, runId)));
+  if (c.issues.length > 0) throw invalidConfig(new ConfigError(c.issues, 'Invalid trainModel input'));
   return {
     runId: runId!,
     runUri: runUriOf(root, runId!),

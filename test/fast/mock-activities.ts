@@ -120,6 +120,8 @@ export class MockActivities {
 
   private build(): Activities {
     return {
+      // Allows every URI, unrecorded: the allow-list itself is tested in test/trust*.test.ts.
+      checkUris: async () => ({ issues: [] }),
       describeWorker: async () => {
         this.enter('describeWorker', undefined);
         return {

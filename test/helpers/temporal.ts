@@ -5,6 +5,7 @@
  * folder and process it makes is gone when the test process exits (./cleanup).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
@@ -18,6 +19,18 @@ import { killGroupOnExit, removeDirs, tempDir } from './cleanup';
 export { tempDir, removeDirs } from './cleanup';
 
 export const ROOT = path.resolve(__dirname, '../..');
+
+/**
+ * The allow-list (README "Security model") of every worker and trainer a test starts, in process
+ * or as a process: the temp dirs tests write data and runs to, the shipped fixtures, and the
+ * emulator's test buckets. Set here once, so the defaults stay what a user gets.
+ */
+export const TEST_ALLOWED_URIS = [
+  pathToFileURL(os.tmpdir()).href,
+  pathToFileURL(path.join(ROOT, 'test/fixtures')).href,
+  ...['dt-e2e', 'dt-tabular', 'dt-checkpoints', 'dt-outage', 'no-such-bucket'].map((bucket) => `gs://${bucket}`),
+];
+process.env.DT_ALLOWED_URIS = TEST_ALLOWED_URIS.join(',');
 
 let runtimeInstalled = false;
 function quietRuntime(): void {

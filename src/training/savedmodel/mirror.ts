@@ -8,6 +8,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type * as TfNodeModule from '@tensorflow/tfjs-node';
+import { assertAllowedUri } from '../../checkpoints/open-store';
 import type { RouteDeps } from '../route';
 import { fail } from './metadata';
 
@@ -29,7 +30,10 @@ export function tfNode(deps: Pick<RouteDeps, 'backend'>): TfNode {
 
 /** A local directory holding the SavedModel: file:// as is, other stores mirrored once into a cache. */
 export async function localSavedModelDir(uri: string, openStore: RouteDeps['openStore']): Promise<string> {
-  if (uri.startsWith('file://')) return fileURLToPath(uri).replace(/\/+$/, '');
+  if (uri.startsWith('file://')) {
+    assertAllowedUri('model.uri', uri); // read in place, not through the (guarded) store
+    return fileURLToPath(uri).replace(/\/+$/, '');
+  }
   const dir = path.join(os.tmpdir(), 'durable-train-savedmodels', createHash('sha256').update(uri).digest('hex').slice(0, 24));
   const done = path.join(dir, '.complete');
   if (fs.existsSync(done)) return dir;

@@ -1,0 +1,52 @@
+/**
+ * The worker's side of the trust boundary for activities: the `checkUris` local activity that
+ * workflows call before anything runs, and the guarded store opener every activity uses.
+ */
+import { ApplicationFailure } from '@temporalio/common';
+import type { CheckpointStore } from '../checkpoints/store';
+import type { ConfigIssue } from '../config/validate';
+import { UriRefusedError, type AllowList } from './allow-list';
+
+/** One URI of an input and the field it came from (`data.train.params.uri`, `trial-2: checkpoint.uri`...). */
+export interface UriField {
+  readonly field: string;
+  readonly uri: string;
+}
+
+export interface CheckUrisResult {
+  /** One issue per refused URI, in the order given; empty when every URI is allowed. */
+  readonly issues: readonly ConfigIssue[];
+}
+
+/** Wraps an opener so a refused URI fails the activity non-retryably (type `UriRefused`), naming the URI and the allowed prefixes. */
+export function guardActivityStore(allow: AllowList, open: (uri: string) => CheckpointStore): (uri: string) => CheckpointStore {
+  return (uri) => {
+    try {
+      allow.assert('store URI', uri);
+    } catch (err) {
+      if (err instanceof UriRefusedError) throw ApplicationFailure.nonRetryable(err.message, err.name);
+      throw err;
+    }
+    return open(uri);
+  };
+}
+
+export function createTrustActivities(deps: { readonly allow: AllowList }) {
+  return {
+    /**
+     * Checks every URI of an input against the worker's allow-list (normal form, symlinks
+     * resolved on this worker). Run as a local activity at workflow start, so a refused URI fails
+     * the workflow before any activity task; the workflow turns the issues into InvalidConfig.
+     */
+    async checkUris(input: { readonly uris: readonly UriField[] }): Promise<CheckUrisResult> {
+      const issues: ConfigIssue[] = [];
+      for (const { field, uri } of input.uris) {
+        const r = deps.allow.check(uri);
+        if (!r.ok) issues.push({ field, expected: r.expected, received: r.received });
+      }
+      return { issues };
+    },
+  };
+}
+
+export type TrustActivities = ReturnType<typeof createTrustActivities>;
