@@ -128,8 +128,13 @@ describe('a planted secret leaks nowhere', { timeout: 300_000 }, () => {
     assert.ok(files.some((f) => f.endsWith('weights.bin')), 'the completed run wrote checkpoints');
     for (const f of files) assert.equal(leaked(fs.readFileSync(f).toString('latin1')), undefined, `${f} carries the token`);
 
-    const trainerPid = await waitFor(async () => execFileSync('ps', ['-o', 'pid=', '--ppid', String(worker.child.pid)], { encoding: 'utf8' }).trim().split('\n')[0], 5000, 'the trainer process');
-    const environ = fs.readFileSync(`/proc/${trainerPid.trim()}/environ`, 'utf8');
+    // The worker's children are the trainer and (run through tsx) esbuild's service: pick the trainer.
+    const trainerPid = await waitFor(
+      async () => execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(worker.child.pid)], { encoding: 'utf8' }).split('\n').find((l) => l.includes('trainer-process'))?.trim().split(/\s+/)[0],
+      5000,
+      'the trainer process',
+    );
+    const environ = fs.readFileSync(`/proc/${trainerPid}/environ`, 'utf8');
     assert.match(environ, /DT_ALLOWED_URIS=/);
     assert.equal(leaked(environ), undefined, "the trainer's environment holds the token");
     assert.doesNotMatch(environ, /TEMPORAL_API_KEY|TEMPORAL_TLS|MY_SERVICE_PASSWORD/);
