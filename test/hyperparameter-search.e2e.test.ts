@@ -13,7 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { leaderboardQuery, type SearchResult } from '../src/workflows';
-import { exportedModelUri, joinUri, modelJsonKey, rungModelDir } from '../src/checkpoints/layout';
+import { RESULTS_SVG, exportedModelUri, joinUri, modelJsonKey, rungModelDir, runUriOf } from '../src/checkpoints/layout';
 import { parseSearchConfig } from '../src/config/search-config';
 import { planTrials } from '../src/workflows/search';
 import { Worker } from '@temporalio/worker';
@@ -89,7 +89,7 @@ describe('hyperparameterSearch', () => {
       const child = await childResult(stack.client, tr.workflowId!);
       assert.equal(tr.value, child.finalMetrics!.val_loss);
       assert.equal(child.runId, tr.id);
-      assert.equal(child.runUri, `${result.searchUri}/${tr.id}`);
+      assert.equal(child.runUri, runUriOf(result.searchUri, tr.id));
     }
     assert.equal(result.best.modelUri, exportedModelUri(joinUri(result.searchUri, result.best.id)));
     assert.ok(fs.existsSync(fileURLToPath(result.best.modelUri)));
@@ -105,7 +105,7 @@ describe('hyperparameterSearch', () => {
     const svg = fs.readFileSync(path.join(dir, 'results.svg'), 'utf8');
     for (const t of result.trials.filter((x: { value: number | null }) => x.value !== null)) assert.ok(svg.includes(`>${t.id}<`), `${t.id} in results.svg`);
     assert.ok(svg.includes('val_loss (lower is better)'));
-    assert.equal(result.plotUri, `${result.searchUri}/results.svg`);
+    assert.equal(result.plotUri, joinUri(result.searchUri, RESULTS_SVG));
 
     const board = await handle.query(leaderboardQuery);
     assert.equal(board.status, 'completed');
