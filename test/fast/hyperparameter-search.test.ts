@@ -181,6 +181,39 @@ describe('hyperparameterSearch: successive halving', () => {
     }));
 });
 
+describe('hyperparameterSearch: successive halving with early stopping', () => {
+  // Trial k has learningRate 0.0k. Rungs: 4 trials × 2 epochs, 2 × 4, 1 × 6. Trial 1 early-stops
+  // at epoch 2 (patience 1) with its best, 0.5, from epoch 1: promoted with trial 3 (0.7), it is not
+  // run again but competes at rung 2 as it is, where trial 3 (0.3 at epoch 4) beats it.
+  const curves: Record<number, number[]> = {
+    1: [0.5, 0.6, 0.6, 0.6, 0.6, 0.6],
+    2: [0.9, 0.8, 0.75, 0.7, 0.65, 0.6],
+    3: [0.9, 0.7, 0.65, 0.3, 0.2, 0.1],
+    4: [1.0, 0.95, 0.9, 0.85, 0.8, 0.75],
+  };
+  const loss = (at: EpochContext) => ({ val_loss: curves[Math.round(lrOf(at) * 100)]![at.epoch - 1]! });
+
+  test('an early-stopped survivor competes at the next rung without running again', () =>
+    h.run({ evalMetrics: loss }, async ({ client, taskQueue, mock, id }) => {
+      const result = await client.workflow.execute(hyperparameterSearch, {
+        taskQueue,
+        workflowId: id('halving-es'),
+        args: [{
+          base: base({ maxEpochs: 6, earlyStopping: { patience: 1, restoreBestWeights: true } }),
+          strategy: 'halving', eta: 2, minEpochs: 2, maxParallel: 4,
+          space: { 'hyperparameters.learningRate': [0.01, 0.02, 0.03, 0.04] },
+        }],
+      });
+      assert.deepEqual(result.rungs.map((r) => [r.trials, r.epochs]), [[4, 2], [2, 4], [1, 6]]);
+      assert.equal(result.best.trial, 3);
+      assert.equal(result.best.value, 0.1);
+      const trial1 = result.trials[0]!;
+      assert.deepEqual([trial1.status, trial1.rung, trial1.runStatus, trial1.value], ['pruned', 2, 'early-stopped', 0.5]);
+      assert.deepEqual(mock.inputs('trainUntilStep').filter((i) => i.runUri.endsWith('/trial-1')).map((i) => i.targetStep), [5, 10]);
+      assert.deepEqual(mock.inputs('archiveTrialModel').map((a) => `${a.runUri.slice(a.runUri.lastIndexOf('/') + 1)}@${a.rung}`), ['trial-3@1', 'trial-3@2']);
+    }));
+});
+
 describe('hyperparameterSearch: invalid input', () => {
   test('a bad space fails as InvalidConfig before any trial starts', () =>
     h.run({ evalMetrics: gridLoss }, async ({ client, taskQueue, mock, id }) => {

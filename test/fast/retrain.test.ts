@@ -118,6 +118,24 @@ describe('retrainModel: promote or reject', () => {
   });
 });
 
+describe('retrainModel: a contended champion', () => {
+  test('a champion that changes at every attempt to record fails the retrain with ChampionContended', () => {
+    let n = 0;
+    const s = script(0.4, {}, {
+      modelMetrics: () => ({ val_loss: 0.5 }),
+      beforeRecordDecision: (mock) => void mock.setChampion(championAt(`other-${++n}`, { val_loss: 0.5 })),
+    });
+    return h.run(s, async ({ client, taskQueue, mock, id }) => {
+      mock.setChampion(championAt('old', { val_loss: 0.5 }));
+      const handle = await client.workflow.start(retrainModel, { taskQueue, workflowId: id('contended'), args: [retrainInput()] });
+      const failure = await failureOf(handle);
+      assert.equal(failure.type, 'ChampionContended');
+      assert.equal(mock.inputs('recordRetrainDecision').length, 5);
+      assert.equal(mock.decisions.get(MODEL), undefined);
+    });
+  });
+});
+
 describe('retrainModel: control and invalid input', () => {
   test('stop sent to the retrain stops its training run; the decision is made on what it trained', async () => {
     const reached = gate();
