@@ -46,7 +46,7 @@ const badInputs: BadInput[] = [
   { name: 'model missing', input: withField('model', undefined), issue: { field: 'model', expected: 'an object', received: 'nothing (undefined)' }, e2e: true },
   {
     name: 'model has both name and topology',
-    input: withField('model.topology', { class_name: 'Sequential' }),
+    input: withField('model.topology', { class_name: 'Sequential', config: {} }),
     issue: { field: 'model', expected: 'either `name` (a registered model) or `topology`, not both', received: 'an object with keys [name, params, topology]' },
   },
   { name: 'model.name empty', input: withField('model.name', ''), issue: { field: 'model.name', expected: 'a non-empty string', received: '`""` (string)' } },
@@ -54,7 +54,7 @@ const badInputs: BadInput[] = [
   {
     name: 'data.eval.limit 0',
     input: withField('data.eval.limit', 0),
-    issue: { field: 'data.eval.limit', expected: 'a whole number from 1 and up', received: '`0` (number)' },
+    issue: { field: 'data.eval.limit', expected: 'a whole number from 1 to 2147483647', received: '`0` (number)' },
   },
   {
     name: 'unknown optimizer',
@@ -65,13 +65,13 @@ const badInputs: BadInput[] = [
   {
     name: 'learning rate 0',
     input: withField('hyperparameters.learningRate', 0),
-    issue: { field: 'hyperparameters.learningRate', expected: 'a number greater than 0', received: '`0` (number)' },
+    issue: { field: 'hyperparameters.learningRate', expected: 'a number greater than 0 and at most 1000', received: '`0` (number)' },
     e2e: true,
   },
   {
     name: 'learning rate as a string',
     input: withField('hyperparameters.learningRate', '0.01'),
-    issue: { field: 'hyperparameters.learningRate', expected: 'a number greater than 0', received: '`"0.01"` (string)' },
+    issue: { field: 'hyperparameters.learningRate', expected: 'a number greater than 0 and at most 1000', received: '`"0.01"` (string)' },
   },
   {
     name: 'fractional batch size',
@@ -91,9 +91,9 @@ const badInputs: BadInput[] = [
   {
     name: 'negative stepsPerEpoch',
     input: withField('stepsPerEpoch', -5),
-    issue: { field: 'stepsPerEpoch', expected: 'a whole number from 1 and up', received: '`-5` (number)' },
+    issue: { field: 'stepsPerEpoch', expected: 'a whole number from 1 to 100000000', received: '`-5` (number)' },
   },
-  { name: 'maxEpochs missing', input: withField('maxEpochs', undefined), issue: { field: 'maxEpochs', expected: 'a whole number from 1 and up', received: 'nothing (undefined)' } },
+  { name: 'maxEpochs missing', input: withField('maxEpochs', undefined), issue: { field: 'maxEpochs', expected: 'a whole number from 1 to 1000000', received: 'nothing (undefined)' } },
   { name: 'seed 0', input: withField('seed', 0), issue: { field: 'seed', expected: 'a whole number from 1 to 2147483647', received: '`0` (number)' } },
   {
     name: 'checkpoint.uri not file:/// or gs://',
@@ -104,12 +104,12 @@ const badInputs: BadInput[] = [
   {
     name: 'checkpoint.keepLast 0',
     input: withField('checkpoint.keepLast', 0),
-    issue: { field: 'checkpoint.keepLast', expected: 'a whole number from 1 and up', received: '`0` (number)' },
+    issue: { field: 'checkpoint.keepLast', expected: 'a whole number from 1 to 10000', received: '`0` (number)' },
   },
   {
     name: 'earlyStopping.patience negative',
     input: withField('earlyStopping', { patience: -1 }),
-    issue: { field: 'earlyStopping.patience', expected: 'a whole number from 0 and up', received: '`-1` (number)' },
+    issue: { field: 'earlyStopping.patience', expected: 'a whole number from 0 to 1000000', received: '`-1` (number)' },
     e2e: true,
   },
   {
@@ -153,7 +153,7 @@ const badInputs: BadInput[] = [
   {
     name: 'continueAsNewEvery negative',
     input: withField('continueAsNewEvery', -1),
-    issue: { field: 'continueAsNewEvery', expected: 'a whole number from 0 and up', received: '`-1` (number)' },
+    issue: { field: 'continueAsNewEvery', expected: 'a whole number from 0 to 1000000', received: '`-1` (number)' },
   },
   {
     name: 'timeouts.heartbeatSeconds 0',

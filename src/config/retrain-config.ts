@@ -5,6 +5,8 @@
  */
 import { fnv1aHex } from './fnv1a';
 import { parseTrainConfig, type Mode, type TrainConfig } from './train-config';
+import { MAX_NAME_LENGTH } from './bounds';
+import { checkStoreUri } from './uri';
 import { Checker, ConfigError, checkPathSegment, type ConfigIssue } from './validate';
 
 /** The validated input with every default filled in. */
@@ -64,12 +66,12 @@ export function parseRetrainConfig(input: unknown): RetrainConfig {
 
   const minImprovement =
     c.number('minImprovement', o.minImprovement, { min: 0, fallback: RETRAIN_DEFAULTS.minImprovement }) ?? RETRAIN_DEFAULTS.minImprovement;
-  const metric = c.string('metric', o.metric, { required: false }) ?? RETRAIN_DEFAULTS.metric;
+  let metric = c.string('metric', o.metric, { required: false }) ?? RETRAIN_DEFAULTS.metric;
+  if (metric.length > MAX_NAME_LENGTH) metric = c.fail('metric', `a metric name of at most ${MAX_NAME_LENGTH} characters`, metric) ?? metric;
   const mode = c.oneOf('mode', o.mode, ['min', 'max'] as const, RETRAIN_DEFAULTS.mode) ?? RETRAIN_DEFAULTS.mode;
-  const championRoot = c.string('championRoot', o.championRoot, { required: false });
-  if (championRoot !== undefined && !/^(file:\/\/\/|gs:\/\/[a-z0-9][a-z0-9._-]{1,220}(\/|$))/.test(championRoot)) {
-    c.fail('championRoot', 'a `file:///absolute/path` or `gs://bucket/prefix` URI', championRoot);
-  }
+  const rootGiven = c.string('championRoot', o.championRoot, { required: false });
+  const championRoot =
+    rootGiven === undefined ? undefined : checkStoreUri(c, 'championRoot', rootGiven, 'a `file:///absolute/path` or `gs://bucket/prefix` URI');
 
   c.throwIfAny('Invalid retrainModel input');
   return {

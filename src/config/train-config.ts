@@ -2,6 +2,24 @@
  * The `trainModel` input: plain JSON, validated field by field before any work starts.
  * Every default lives in DEFAULTS below and nowhere else.
  */
+import {
+  MAX_BATCH_SIZE,
+  MAX_CHECKPOINT_SECONDS,
+  MAX_DATASET_LIMIT,
+  MAX_EPOCH_COUNT,
+  MAX_EPOCH_MINUTES,
+  MAX_EPOCHS,
+  MAX_HEARTBEAT_SECONDS,
+  MAX_HISTORY_LIMIT,
+  MAX_KEEP_LAST,
+  MAX_LEARNING_RATE,
+  MAX_NAME_LENGTH,
+  MAX_SEED,
+  MAX_STEPS_PER_EPOCH,
+  MAX_TOTAL_STEPS,
+} from './bounds';
+import { checkBuiltInDataset, checkBuiltInModelParams } from './builtin-params';
+import { checkStoreUri, uriSyntaxProblem } from './uri';
 import { parseTracking, type TrackingConfig } from './tracking-config';
 import { Checker, checkPathSegment, isObject, type JsonObject } from './validate';
 
@@ -146,9 +164,16 @@ function checkDataset(c: Checker, field: string, value: unknown): DatasetSpec | 
   c.noUnknownKeys(field, o, ['name', 'split', 'limit', 'params']);
   const name = c.string(`${field}.name`, o.name);
   const split = c.string(`${field}.split`, o.split, { required: false });
-  const limit = c.number(`${field}.limit`, o.limit, { integer: true, min: 1, optional: true });
+  const limit = c.number(`${field}.limit`, o.limit, { integer: true, min: 1, max: MAX_DATASET_LIMIT, optional: true });
   const params = c.object(`${field}.params`, o.params, false);
   if (name === undefined) return undefined;
+  checkBuiltInDataset(c, field, name, split, params);
+  // csv and jsonl read a file at `params.uri`: its syntax is checked here, the rest by their reader.
+  const uri = params?.uri;
+  if (typeof uri === 'string' && (uri.startsWith('file:') || uri.startsWith('gs:'))) {
+    const problem = uriSyntaxProblem(uri, 'file');
+    if (problem !== undefined) c.fail(`${field}.params.uri`, `a file:// or gs:// URI of a file: ${problem}`, uri);
+  }
   return { name, ...(split !== undefined && { split }), ...(limit !== undefined && { limit }), ...(params && { params }) };
 }
 
@@ -158,25 +183,36 @@ function checkModel(c: Checker, value: unknown): ModelSpec | undefined {
   if (o.kind !== undefined) {
     c.noUnknownKeys('model', o, ['kind', 'uri']);
     const kind = c.oneOf('model.kind', o.kind, ['savedmodel'] as const, undefined);
-    const uri = c.string('model.uri', o.uri);
-    if (uri !== undefined && !/^(file:\/\/\/|gs:\/\/[a-z0-9][a-z0-9._-]{1,220}\/)/.test(uri)) {
-      c.fail('model.uri', 'a `file:///absolute/path` or `gs://bucket/prefix` URI of a SavedModel directory', uri);
-    }
+    const given = c.string('model.uri', o.uri);
+    const uri = given === undefined ? undefined : checkStoreUri(c, 'model.uri', given, 'a `file:///absolute/path` or `gs://bucket/prefix` URI of a SavedModel directory');
     return kind && uri !== undefined ? { kind, uri: uri.replace(/\/+$/, '') } : undefined;
   }
   c.noUnknownKeys('model', o, ['name', 'params', 'topology']);
   if (o.topology !== undefined) {
     if (o.name !== undefined) c.fail('model', 'either `name` (a registered model) or `topology`, not both', o);
     const topology = c.object('model.topology', o.topology);
+    if (topology) checkTopology(c, topology);
     return topology && { topology };
   }
   const name = c.string('model.name', o.name);
   const params = c.object('model.params', o.params, false);
+  if (name !== undefined) checkBuiltInModelParams(c, name, params ?? {});
   return name === undefined ? undefined : { name, ...(params && { params }) };
 }
 
+/** Only the outer shape of a Keras topology (the layers are checked when tfjs builds it, non-retryably). */
+function checkTopology(c: Checker, topology: JsonObject): void {
+  let t: unknown = topology.modelTopology ?? topology;
+  if (isObject(t) && t.model_config !== undefined) t = t.model_config;
+  const expected = 'a Keras model topology: `{ class_name: "Sequential" | "Model" | "Functional", config: {...} }` (or a model.json `modelTopology`)';
+  if (!isObject(t) || !['Sequential', 'Model', 'Functional'].includes(t.class_name as string) || !isObject(t.config)) {
+    c.fail('model.topology', expected, t);
+  }
+}
+
 function checkMonitorMode(c: Checker, field: string, o: JsonObject, fallbackMonitor: string): { monitor: string; mode: Mode } {
-  const monitor = c.string(`${field}.monitor`, o.monitor, { required: false }) ?? fallbackMonitor;
+  let monitor = c.string(`${field}.monitor`, o.monitor, { required: false }) ?? fallbackMonitor;
+  if (monitor.length > MAX_NAME_LENGTH) monitor = c.fail(`${field}.monitor`, `a metric name of at most ${MAX_NAME_LENGTH} characters`, monitor) ?? fallbackMonitor;
   const mode = c.oneOf(`${field}.mode`, o.mode, ['min', 'max', 'auto'] as const, 'auto') ?? 'auto';
   return { monitor, mode: mode === 'auto' ? autoMode(monitor) : mode };
 }
@@ -204,29 +240,33 @@ export function parseTrainConfig(input: unknown): TrainConfig {
   const H = DEFAULTS.hyperparameters;
   const hyperparameters: Hyperparameters = {
     optimizer: c.oneOf('hyperparameters.optimizer', hp.optimizer, OPTIMIZERS, H.optimizer) ?? H.optimizer,
-    learningRate: c.number('hyperparameters.learningRate', hp.learningRate, { exclusiveMin: 0, fallback: H.learningRate }) ?? H.learningRate,
-    batchSize: c.number('hyperparameters.batchSize', hp.batchSize, { integer: true, min: 1, max: 65536, fallback: H.batchSize }) ?? H.batchSize,
+    learningRate: c.number('hyperparameters.learningRate', hp.learningRate, { exclusiveMin: 0, max: MAX_LEARNING_RATE, fallback: H.learningRate }) ?? H.learningRate,
+    batchSize: c.number('hyperparameters.batchSize', hp.batchSize, { integer: true, min: 1, max: MAX_BATCH_SIZE, fallback: H.batchSize }) ?? H.batchSize,
     momentum: c.number('hyperparameters.momentum', hp.momentum, { min: 0, max: 1, fallback: H.momentum }) ?? H.momentum,
   };
 
   const loss = c.oneOf('loss', o.loss, LOSSES, DEFAULTS.loss) ?? DEFAULTS.loss;
-  const stepsPerEpoch = c.number('stepsPerEpoch', o.stepsPerEpoch, { integer: true, min: 1 });
-  const maxEpochs = c.number('maxEpochs', o.maxEpochs, { integer: true, min: 1 });
+  const stepsPerEpoch = c.number('stepsPerEpoch', o.stepsPerEpoch, { integer: true, min: 1, max: MAX_STEPS_PER_EPOCH });
+  const maxEpochs = c.number('maxEpochs', o.maxEpochs, { integer: true, min: 1, max: MAX_EPOCHS });
+  const totalSteps = stepsPerEpoch !== undefined && maxEpochs !== undefined ? stepsPerEpoch * maxEpochs : undefined;
+  if (totalSteps !== undefined && totalSteps > MAX_TOTAL_STEPS) {
+    c.fail('maxEpochs', `a whole number whose product with \`stepsPerEpoch\` (${stepsPerEpoch}) is at most ${MAX_TOTAL_STEPS} steps`, maxEpochs);
+  }
   // tfjs treats seed 0 as "unseeded" in some initializers, so seeds start at 1.
-  const seed = c.number('seed', o.seed, { integer: true, min: 1, max: 2 ** 31 - 1, fallback: DEFAULTS.seed }) ?? DEFAULTS.seed;
+  const seed = c.number('seed', o.seed, { integer: true, min: 1, max: MAX_SEED, fallback: DEFAULTS.seed }) ?? DEFAULTS.seed;
 
   const cp = c.object('checkpoint', o.checkpoint, false) ?? {};
   c.noUnknownKeys('checkpoint', cp, ['uri', 'everySteps', 'everySeconds', 'keepLast']);
   const C = DEFAULTS.checkpoint;
-  const cpUri = c.string('checkpoint.uri', cp.uri, { required: false });
-  if (cpUri !== undefined && !/^(file:\/\/\/|gs:\/\/[a-z0-9][a-z0-9._-]{1,220}(\/|$))/.test(cpUri)) {
-    c.fail('checkpoint.uri', 'a `file:///absolute/path` or `gs://bucket/prefix` URI', cpUri);
-  }
+  const cpGiven = c.string('checkpoint.uri', cp.uri, { required: false });
+  const cpUri = cpGiven === undefined ? undefined : checkStoreUri(c, 'checkpoint.uri', cpGiven, 'a `file:///absolute/path` or `gs://bucket/prefix` URI');
+  // A cadence beyond the run's last step would never fire: a typo, not a policy.
+  const everyStepsMax = Math.max(totalSteps ?? MAX_TOTAL_STEPS, 1);
   const checkpoint: CheckpointPolicy = {
     ...(cpUri !== undefined && { uri: cpUri.replace(/\/+$/, '') }),
-    everySteps: c.number('checkpoint.everySteps', cp.everySteps, { integer: true, min: 0, fallback: C.everySteps }) ?? C.everySteps,
-    everySeconds: c.number('checkpoint.everySeconds', cp.everySeconds, { min: 0, fallback: C.everySeconds }) ?? C.everySeconds,
-    keepLast: c.number('checkpoint.keepLast', cp.keepLast, { integer: true, min: 1, fallback: C.keepLast }) ?? C.keepLast,
+    everySteps: c.number('checkpoint.everySteps', cp.everySteps, { integer: true, min: 0, max: everyStepsMax, fallback: C.everySteps }) ?? C.everySteps,
+    everySeconds: c.number('checkpoint.everySeconds', cp.everySeconds, { min: 0, max: MAX_CHECKPOINT_SECONDS, fallback: C.everySeconds }) ?? C.everySeconds,
+    keepLast: c.number('checkpoint.keepLast', cp.keepLast, { integer: true, min: 1, max: MAX_KEEP_LAST, fallback: C.keepLast }) ?? C.keepLast,
   };
 
   let earlyStopping: EarlyStoppingConfig | undefined;
@@ -239,10 +279,10 @@ export function parseTrainConfig(input: unknown): TrainConfig {
       earlyStopping = {
         ...checkMonitorMode(c, 'earlyStopping', es, E.monitor),
         minDelta: Math.abs(c.number('earlyStopping.minDelta', es.minDelta, { min: 0, fallback: E.minDelta }) ?? 0),
-        patience: c.number('earlyStopping.patience', es.patience, { integer: true, min: 0, fallback: E.patience }) ?? 0,
+        patience: c.number('earlyStopping.patience', es.patience, { integer: true, min: 0, max: MAX_EPOCH_COUNT, fallback: E.patience }) ?? 0,
         baseline,
         restoreBestWeights: c.boolean('earlyStopping.restoreBestWeights', es.restoreBestWeights, E.restoreBestWeights),
-        startFromEpoch: c.number('earlyStopping.startFromEpoch', es.startFromEpoch, { integer: true, min: 0, fallback: E.startFromEpoch }) ?? 0,
+        startFromEpoch: c.number('earlyStopping.startFromEpoch', es.startFromEpoch, { integer: true, min: 0, max: MAX_EPOCH_COUNT, fallback: E.startFromEpoch }) ?? 0,
       };
     }
   }
@@ -258,30 +298,32 @@ export function parseTrainConfig(input: unknown): TrainConfig {
       reduceLrOnPlateau = {
         ...checkMonitorMode(c, 'reduceLrOnPlateau', r, R.monitor),
         factor,
-        patience: c.number('reduceLrOnPlateau.patience', r.patience, { integer: true, min: 0, fallback: R.patience }) ?? R.patience,
+        patience: c.number('reduceLrOnPlateau.patience', r.patience, { integer: true, min: 0, max: MAX_EPOCH_COUNT, fallback: R.patience }) ?? R.patience,
         minDelta: c.number('reduceLrOnPlateau.minDelta', r.minDelta, { min: 0, fallback: R.minDelta }) ?? R.minDelta,
-        cooldown: c.number('reduceLrOnPlateau.cooldown', r.cooldown, { integer: true, min: 0, fallback: R.cooldown }) ?? R.cooldown,
+        cooldown: c.number('reduceLrOnPlateau.cooldown', r.cooldown, { integer: true, min: 0, max: MAX_EPOCH_COUNT, fallback: R.cooldown }) ?? R.cooldown,
         minLr: c.number('reduceLrOnPlateau.minLr', r.minLr, { min: 0, fallback: R.minLr }) ?? R.minLr,
       };
     }
   }
 
-  const warmStartFrom = c.string('warmStartFrom', o.warmStartFrom, { required: false });
-  if (warmStartFrom !== undefined && !/^(file:\/\/\/|gs:\/\/)/.test(warmStartFrom)) {
-    c.fail('warmStartFrom', 'a checkpoint URI (`file:///...` or `gs://...`)', warmStartFrom);
-  }
+  const warmGiven = c.string('warmStartFrom', o.warmStartFrom, { required: false });
+  const warmStartFrom = warmGiven === undefined ? undefined : checkStoreUri(c, 'warmStartFrom', warmGiven, 'a checkpoint URI (`file:///...` or `gs://...`)');
   const resume = c.boolean('resume', o.resume, false);
   const tracking = parseTracking(c, o.tracking);
-  const continueAsNewEvery = c.number('continueAsNewEvery', o.continueAsNewEvery, { integer: true, min: 0, fallback: DEFAULTS.continueAsNewEvery }) ?? 0;
-  const historyLimit = c.number('historyLimit', o.historyLimit, { integer: true, min: 1, max: 10000, fallback: DEFAULTS.historyLimit }) ?? DEFAULTS.historyLimit;
+  const continueAsNewEvery = c.number('continueAsNewEvery', o.continueAsNewEvery, { integer: true, min: 0, max: MAX_EPOCHS, fallback: DEFAULTS.continueAsNewEvery }) ?? 0;
+  const historyLimit = c.number('historyLimit', o.historyLimit, { integer: true, min: 1, max: MAX_HISTORY_LIMIT, fallback: DEFAULTS.historyLimit }) ?? DEFAULTS.historyLimit;
 
   const t = c.object('timeouts', o.timeouts, false) ?? {};
   c.noUnknownKeys('timeouts', t, ['heartbeatSeconds', 'epochMinutes']);
   const T = DEFAULTS.timeouts;
   const timeouts: Timeouts = {
-    heartbeatSeconds: c.number('timeouts.heartbeatSeconds', t.heartbeatSeconds, { min: 1, max: 3600, fallback: T.heartbeatSeconds }) ?? T.heartbeatSeconds,
-    epochMinutes: c.number('timeouts.epochMinutes', t.epochMinutes, { exclusiveMin: 0, fallback: T.epochMinutes }) ?? T.epochMinutes,
+    heartbeatSeconds: c.number('timeouts.heartbeatSeconds', t.heartbeatSeconds, { min: 1, max: MAX_HEARTBEAT_SECONDS, fallback: T.heartbeatSeconds }) ?? T.heartbeatSeconds,
+    epochMinutes: c.number('timeouts.epochMinutes', t.epochMinutes, { exclusiveMin: 0, max: MAX_EPOCH_MINUTES, fallback: T.epochMinutes }) ?? T.epochMinutes,
   };
+  // An epoch's activity must outlive one heartbeat interval, or it times out before its first heartbeat.
+  if (timeouts.epochMinutes * 60 <= timeouts.heartbeatSeconds && t.epochMinutes !== undefined) {
+    c.fail('timeouts.epochMinutes', `more than \`timeouts.heartbeatSeconds\` (${timeouts.heartbeatSeconds} s) in minutes`, t.epochMinutes);
+  }
 
   c.throwIfAny('Invalid trainModel input');
   // Every required value was checked above; throwIfAny guarantees they are defined here.

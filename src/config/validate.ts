@@ -96,7 +96,9 @@ export class Checker {
     }
     const whole = opts.integer ? 'a whole number' : 'a number';
     let expected = whole;
-    if (opts.exclusiveMin !== undefined) expected = `${whole} greater than ${opts.exclusiveMin}`;
+    if (opts.exclusiveMin !== undefined) {
+      expected = `${whole} greater than ${opts.exclusiveMin}${opts.max !== undefined ? ` and at most ${opts.max}` : ''}`;
+    }
     else if (opts.min !== undefined && opts.max !== undefined) expected = `${whole} from ${opts.min} to ${opts.max}`;
     else if (opts.min !== undefined) expected = `${whole} from ${opts.min} and up`;
     else if (opts.max !== undefined) expected = `${whole} at most ${opts.max}`;
