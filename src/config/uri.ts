@@ -13,7 +13,6 @@ const GCS_BUCKET = /^[a-z0-9][a-z0-9_.-]{1,220}[a-z0-9]$/;
 /** Why a URI's syntax is refused, or undefined when it is fine. */
 export function uriSyntaxProblem(uri: string, target: 'folder' | 'file'): string | undefined {
   if (uri.length > MAX_URI_LENGTH) return `at most ${MAX_URI_LENGTH} characters`;
-  // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f\\]/.test(uri)) return 'no control characters or backslashes';
   if (uri.includes('%')) return 'no percent-escapes (`%2F` and the like)';
   if (uri.includes('?') || uri.includes('#')) return 'no query (`?`) or fragment (`#`)';
