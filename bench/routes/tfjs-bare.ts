@@ -21,7 +21,7 @@ const WARMUP_STEPS = 10;
 async function measureHere({ model: name, batchSize, steps }: MeasureOptions): Promise<Measurement> {
   const backend = await selectBackend(backendPreferenceFromEnv());
   const train = await builtInDatasets().load({ name: 'mnist', split: 'train' });
-  const model = builtInModels().build(modelSpec(name), { inputShape: train.xShape, outputUnits: 10, seed: SEED });
+  const model = await builtInModels().build(modelSpec(name), { inputShape: train.xShape, outputUnits: 10, seed: SEED });
   const optimizer = tf.train.adam(LEARNING_RATE);
   const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const lossOf = trainingLoss(model, 'categoricalCrossentropy', lossFunction('categoricalCrossentropy'));

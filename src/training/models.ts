@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ModelSpec } from '../config/train-config';
 import type { JsonObject } from '../config/validate';
+import { NonRetryableTrainingError } from './protocol';
 import { hash32 } from './rng';
 
 export interface ModelContext {
@@ -34,15 +35,20 @@ export class ModelRegistry {
     return [...this.factories.keys()].sort();
   }
 
-  build(spec: ModelSpec, ctx: ModelContext): tf.LayersModel {
+  /** Builds the model; a spec the factory or tfjs refuses is a NonRetryableTrainingError. */
+  async build(spec: ModelSpec, ctx: ModelContext): Promise<tf.LayersModel> {
     if ('topology' in spec) {
       // A Keras/tfjs-layers topology (model.json's `modelTopology`, or its `config` part).
       const topology = (spec.topology.modelTopology as JsonObject | undefined) ?? spec.topology;
-      return tf.models.modelFromJSON({ modelTopology: topology as any }) as unknown as tf.LayersModel;
+      try {
+        return await tf.models.modelFromJSON({ modelTopology: topology as any });
+      } catch (err) {
+        throw new NonRetryableTrainingError(`Expected \`model.topology\` to be a topology tfjs-layers can build: ${(err as Error).message}`);
+      }
     }
-    if (!('name' in spec)) throw new Error('A `savedmodel` model is not built from the registry (the savedmodel route, src/training/savedmodel/, loads it)');
+    if (!('name' in spec)) throw new NonRetryableTrainingError('A `savedmodel` model is not built from the registry (the savedmodel route, src/training/savedmodel/, loads it)');
     const factory = this.factories.get(spec.name);
-    if (!factory) throw new Error(`Unknown model \`${spec.name}\`: registered models are ${this.names().join(', ')}`);
+    if (!factory) throw new NonRetryableTrainingError(`Unknown model \`${spec.name}\`: registered models are ${this.names().join(', ')}`);
     return factory(spec.params ?? {}, ctx);
   }
 }
@@ -56,7 +62,7 @@ function numberList(params: JsonObject, key: string, fallback: number[]): number
   const v = params[key];
   if (v === undefined) return fallback;
   if (!Array.isArray(v) || !v.every((n) => Number.isInteger(n) && n > 0)) {
-    throw new Error(`Expected \`model.params.${key}\` to be a list of whole numbers from 1 and up, got ${JSON.stringify(v)}`);
+    throw new NonRetryableTrainingError(`Expected \`model.params.${key}\` to be a list of whole numbers from 1 and up, got ${JSON.stringify(v)}`);
   }
   return v as number[];
 }
@@ -65,7 +71,7 @@ function rate(params: JsonObject, key: string, fallback: number): number {
   const v = params[key];
   if (v === undefined) return fallback;
   if (typeof v !== 'number' || !(v >= 0 && v < 1)) {
-    throw new Error(`Expected \`model.params.${key}\` to be a number from 0 to below 1, got ${JSON.stringify(v)}`);
+    throw new NonRetryableTrainingError(`Expected \`model.params.${key}\` to be a number from 0 to below 1, got ${JSON.stringify(v)}`);
   }
   return v;
 }

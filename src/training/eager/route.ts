@@ -10,6 +10,7 @@ import { MODEL_JSON, OPTIMIZER_BIN, STATE_JSON, WEIGHTS_BIN } from '../../checkp
 import type { LossName, ModelSpec, OptimizerName, TrainConfig } from '../../config/train-config';
 import type { BatchAssembler } from '../batch';
 import type { Dataset } from '../dataset';
+import { checkModelFits } from '../model-size';
 import { NonRetryableTrainingError } from '../protocol';
 import { hash32 } from '../rng';
 import type { ModelFiles, RouteDeps, RouteSession, SessionTarget, TrainingRoute } from '../route';
@@ -42,12 +43,10 @@ export class EagerRoute implements TrainingRoute<EagerSession> {
   async openFresh(target: SessionTarget, train: Dataset): Promise<EagerSession> {
     const { config } = target;
     let model: tf.LayersModel;
+    const outputUnits = train.yShape[train.yShape.length - 1] ?? 1;
+    checkModelFits(config, { inputShape: train.xShape, outputUnits });
     try {
-      model = this.deps.models.build(config.model, {
-        inputShape: train.xShape,
-        outputUnits: train.yShape[train.yShape.length - 1] ?? 1,
-        seed: config.seed,
-      });
+      model = await this.deps.models.build(config.model, { inputShape: train.xShape, outputUnits, seed: config.seed });
     } catch (err) {
       throw new NonRetryableTrainingError(`Could not build model: ${(err as Error).message}`);
     }

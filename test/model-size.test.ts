@@ -1,0 +1,100 @@
+/**
+ * The model-size estimate counts exactly the parameters tfjs builds for the built-in models, and
+ * refuses a model over the limit with the field, the estimate and the limit; the monitor check
+ * names unknown monitors with the run's metric names and never reads inherited properties.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { parseTrainConfig } from '../src/config/train-config';
+import { builtInModels } from '../src/training/models';
+import { checkModelFits, estimateModelSize, trainerMaxBytes } from '../src/training/model-size';
+import { NonRetryableTrainingError } from '../src/training/protocol';
+import { unknownMonitors } from '../src/workflows/monitor-check';
+import { tinyInput } from './e2e-support';
+
+const shapes = [
+  { inputShape: [784], outputUnits: 10 },
+  { inputShape: [16], outputUnits: 4 },
+  { inputShape: [28, 28], outputUnits: 3 },
+];
+const models = [
+  { name: 'mlp', params: {} },
+  { name: 'mlp', params: { hiddenUnits: [32, 7], dropout: 0.2 } },
+  { name: 'cnn', params: {} },
+  { name: 'cnn', params: { filters: [3, 5, 2], denseUnits: [9, 4] } },
+  { name: 'cnn', params: { filters: [], denseUnits: [] } },
+];
+
+describe('estimateModelSize', () => {
+  for (const model of models) {
+    for (const shape of shapes) {
+      if (model.name === 'cnn' && shape.inputShape.length === 1 && shape.inputShape[0] !== 784) continue;
+      test(`${model.name} ${JSON.stringify(model.params)} on [${shape.inputShape}] counts the parameters tfjs builds`, async () => {
+        const config = parseTrainConfig(tinyInput({ model }));
+        const built = await builtInModels().build(config.model, { ...shape, seed: 1 });
+        try {
+          assert.equal(estimateModelSize(config, shape)?.parameters, built.countParams());
+        } finally {
+          built.dispose();
+        }
+      });
+    }
+  }
+
+  test('a topology or a user model has no estimate (nothing is refused)', () => {
+    assert.equal(estimateModelSize(parseTrainConfig(tinyInput({ model: { name: 'mine' } })), shapes[0]!), undefined);
+    assert.doesNotThrow(() => checkModelFits(parseTrainConfig(tinyInput({ model: { name: 'mine' } })), shapes[0]!, 1));
+  });
+
+  test('hiddenUnits [1e7] on MNIST is refused naming the field, the estimate and the limit', () => {
+    const config = parseTrainConfig(tinyInput({ model: { name: 'mlp', params: { hiddenUnits: [1e7] } } }));
+    const limit = 8 * 2 ** 30;
+    assert.throws(
+      () => checkModelFits(config, shapes[0]!, limit),
+      (err: unknown) => {
+        assert.ok(err instanceof NonRetryableTrainingError);
+        assert.match(err.message, /`model\.params\.hiddenUnits`/);
+        assert.match(err.message, /\[10000000\]/);
+        assert.ok(err.message.includes(`DT_TRAINER_MAX_BYTES: ${limit} bytes`), err.message);
+        // 784·1e7 + 1e7 + 1e7·10 + 10 parameters, 7 floats each with adam.
+        assert.ok(err.message.includes(`${7_950_000_010} parameters`), err.message);
+        assert.ok(err.message.includes(`estimated ${estimateModelSize(config, shapes[0]!)!.bytes} bytes`), err.message);
+        return true;
+      },
+    );
+    assert.doesNotThrow(() => checkModelFits(parseTrainConfig(tinyInput()), shapes[0]!, limit));
+  });
+
+  test('the optimizer and batch size count', () => {
+    const bytes = (hp: Record<string, unknown>) => estimateModelSize(parseTrainConfig(tinyInput({ hyperparameters: hp })), shapes[0]!)!.bytes;
+    assert.ok(bytes({ optimizer: 'sgd' }) < bytes({ optimizer: 'momentum' }));
+    assert.ok(bytes({ optimizer: 'momentum' }) < bytes({ optimizer: 'adam' }));
+    assert.ok(bytes({ batchSize: 8 }) < bytes({ batchSize: 4096 }));
+  });
+
+  test('DT_TRAINER_MAX_BYTES, else half the memory', () => {
+    assert.equal(trainerMaxBytes({}, 16e9), 8e9);
+    assert.equal(trainerMaxBytes({ DT_TRAINER_MAX_BYTES: '1000' }, 16e9), 1000);
+    assert.throws(() => trainerMaxBytes({ DT_TRAINER_MAX_BYTES: '1GB' }, 16e9), /`DT_TRAINER_MAX_BYTES`/);
+  });
+});
+
+describe('unknownMonitors', () => {
+  const metrics = { loss: 1, val_loss: 2, val_accuracy: 0.5 };
+  const config = (es?: string, lr?: string) =>
+    parseTrainConfig(tinyInput({ ...(es && { earlyStopping: { monitor: es } }), ...(lr && { reduceLrOnPlateau: { monitor: lr } }) }));
+
+  test('known monitors pass', () => {
+    assert.deepEqual(unknownMonitors(config('val_loss', 'val_accuracy'), metrics), []);
+    assert.deepEqual(unknownMonitors(config(), metrics), []);
+  });
+
+  for (const name of ['val_acc', 'constructor', '__proto__', 'toString', 'hasOwnProperty']) {
+    test(`"${name}" is unknown, with the run's metric names`, () => {
+      const issues = unknownMonitors(config(name, name), metrics);
+      assert.deepEqual(issues.map((i) => i.field), ['earlyStopping.monitor', 'reduceLrOnPlateau.monitor']);
+      assert.equal(issues[0]!.expected, "one of the run's metrics (loss, val_loss, val_accuracy)");
+      assert.equal(issues[0]!.received, `\`${JSON.stringify(name)}\` (string)`);
+    });
+  }
+});
