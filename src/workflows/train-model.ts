@@ -26,6 +26,7 @@ import { restoreEpoch } from './callbacks';
 import { FAULT_RETRY } from './activity-proxies';
 import { parseOrFail } from './invalid-config';
 import { protectedSteps } from './protected-steps';
+import { failOnUnknownMonitor } from './monitor-check';
 import { SEARCH_ATTRIBUTES } from './search-attributes';
 import {
   initialLoopState,
@@ -126,6 +127,7 @@ export async function trainModel(input: TrainInput, resumeState?: TrainLoopState
     for (const r of await readRunRecords({ runUri: state.runUri })) {
       if (r.epoch !== state.epoch + 1 || r.epoch > config.maxEpochs || outcome !== 'completed') break;
       if (r.step !== r.epoch * config.stepsPerEpoch) break;
+      failOnUnknownMonitor(config, r.metrics);
       if (recordEpoch(state, config, r.epoch, r.step, { ...r.metrics }, 0)) outcome = 'early-stopped';
     }
   }
@@ -173,6 +175,7 @@ export async function trainModel(input: TrainInput, resumeState?: TrainLoopState
       protectSteps: protectedSteps(config, state),
     });
     const metrics: Record<string, number> = { loss: trained.loss, ...evaluated.metrics };
+    failOnUnknownMonitor(config, metrics);
     state.epochsThisRun++;
     if (recordEpoch(state, config, epoch, trained.step, metrics, trained.seconds)) outcome = 'early-stopped';
     publish();
