@@ -11,156 +11,10 @@ import { temporal } from '@temporalio/proto';
 import { parseTrainConfig } from '../src/config/train-config';
 import { ConfigError, formatIssue, type ConfigIssue } from '../src/config/validate';
 import { startStack, startWorker, uniqueId, type InProcessWorker, type Stack } from './helpers/temporal';
+import { badInputs, ID, parserInputs, withField } from './bad-inputs';
 import { tinyInput } from './e2e-support';
 
 const EventType = temporal.api.enums.v1.EventType;
-
-/** A valid input with one field replaced (undefined deletes it); `path` is dotted. */
-function withField(path: string, value: unknown): Record<string, unknown> {
-  const input = structuredClone(tinyInput()) as Record<string, unknown>;
-  const keys = path.split('.');
-  let o = input as Record<string, unknown>;
-  for (const k of keys.slice(0, -1)) {
-    o[k] ??= {};
-    o = o[k] as Record<string, unknown>;
-  }
-  if (value === undefined) delete o[keys[keys.length - 1]!];
-  else o[keys[keys.length - 1]!] = value;
-  return input;
-}
-
-interface BadInput {
-  readonly name: string;
-  readonly input: unknown;
-  readonly issue: ConfigIssue;
-  /** Also sent through the real workflow (JSON-serializable and representative). */
-  readonly e2e?: boolean;
-}
-
-const KNOWN_TOP = 'runId, model, data, hyperparameters, loss, stepsPerEpoch, maxEpochs, seed, checkpoint, earlyStopping, reduceLrOnPlateau, warmStartFrom, resume, tracking, continueAsNewEvery, historyLimit, timeouts';
-const ID = "an id of 1 to 128 characters from [A-Za-z0-9._-], not starting with '.'";
-
-const badInputs: BadInput[] = [
-  { name: 'input is null', input: null, issue: { field: 'input', expected: 'an object', received: '`null`' } },
-  { name: 'input is an array', input: [tinyInput()], issue: { field: 'input', expected: 'an object', received: 'an array of 1' } },
-  { name: 'model missing', input: withField('model', undefined), issue: { field: 'model', expected: 'an object', received: 'nothing (undefined)' }, e2e: true },
-  {
-    name: 'model has both name and topology',
-    input: withField('model.topology', { class_name: 'Sequential', config: {} }),
-    issue: { field: 'model', expected: 'either `name` (a registered model) or `topology`, not both', received: 'an object with keys [name, params, topology]' },
-  },
-  { name: 'model.name empty', input: withField('model.name', ''), issue: { field: 'model.name', expected: 'a non-empty string', received: '`""` (string)' } },
-  { name: 'data.train missing', input: withField('data.train', undefined), issue: { field: 'data.train', expected: 'an object', received: 'nothing (undefined)' } },
-  {
-    name: 'data.eval.limit 0',
-    input: withField('data.eval.limit', 0),
-    issue: { field: 'data.eval.limit', expected: 'a whole number from 1 to 2147483647', received: '`0` (number)' },
-  },
-  {
-    name: 'unknown optimizer',
-    input: withField('hyperparameters.optimizer', 'adamw'),
-    issue: { field: 'hyperparameters.optimizer', expected: 'one of `adam`, `sgd`, `momentum`, `rmsprop`', received: '`"adamw"` (string)' },
-    e2e: true,
-  },
-  {
-    name: 'learning rate 0',
-    input: withField('hyperparameters.learningRate', 0),
-    issue: { field: 'hyperparameters.learningRate', expected: 'a number greater than 0 and at most 1000', received: '`0` (number)' },
-    e2e: true,
-  },
-  {
-    name: 'learning rate as a string',
-    input: withField('hyperparameters.learningRate', '0.01'),
-    issue: { field: 'hyperparameters.learningRate', expected: 'a number greater than 0 and at most 1000', received: '`"0.01"` (string)' },
-  },
-  {
-    name: 'fractional batch size',
-    input: withField('hyperparameters.batchSize', 1.5),
-    issue: { field: 'hyperparameters.batchSize', expected: 'a whole number from 1 to 65536', received: '`1.5` (number)' },
-  },
-  {
-    name: 'typo in a hyperparameter name',
-    input: withField('hyperparameters.learning_rate', 0.01),
-    issue: { field: 'hyperparameters.learning_rate', expected: 'one of the known fields (optimizer, learningRate, batchSize, momentum)', received: 'an unknown field' },
-  },
-  {
-    name: 'unknown loss',
-    input: withField('loss', 'mse'),
-    issue: { field: 'loss', expected: 'one of `categoricalCrossentropy`, `meanSquaredError`', received: '`"mse"` (string)' },
-  },
-  {
-    name: 'negative stepsPerEpoch',
-    input: withField('stepsPerEpoch', -5),
-    issue: { field: 'stepsPerEpoch', expected: 'a whole number from 1 to 100000000', received: '`-5` (number)' },
-  },
-  { name: 'maxEpochs missing', input: withField('maxEpochs', undefined), issue: { field: 'maxEpochs', expected: 'a whole number from 1 to 1000000', received: 'nothing (undefined)' } },
-  { name: 'seed 0', input: withField('seed', 0), issue: { field: 'seed', expected: 'a whole number from 1 to 2147483647', received: '`0` (number)' } },
-  {
-    name: 'checkpoint.uri not file:/// or gs://',
-    input: withField('checkpoint.uri', 'http://example.com/runs'),
-    issue: { field: 'checkpoint.uri', expected: 'a `file:///absolute/path` or `gs://bucket/prefix` URI', received: '`"http://example.com/runs"` (string)' },
-    e2e: true,
-  },
-  {
-    name: 'checkpoint.keepLast 0',
-    input: withField('checkpoint.keepLast', 0),
-    issue: { field: 'checkpoint.keepLast', expected: 'a whole number from 1 to 10000', received: '`0` (number)' },
-  },
-  {
-    name: 'earlyStopping.patience negative',
-    input: withField('earlyStopping', { patience: -1 }),
-    issue: { field: 'earlyStopping.patience', expected: 'a whole number from 0 to 1000000', received: '`-1` (number)' },
-    e2e: true,
-  },
-  {
-    name: 'earlyStopping.mode unknown',
-    input: withField('earlyStopping', { mode: 'down' }),
-    issue: { field: 'earlyStopping.mode', expected: 'one of `min`, `max`, `auto`', received: '`"down"` (string)' },
-  },
-  {
-    name: 'earlyStopping.restoreBestWeights not a boolean',
-    input: withField('earlyStopping', { restoreBestWeights: 'yes' }),
-    issue: { field: 'earlyStopping.restoreBestWeights', expected: 'true or false', received: '`"yes"` (string)' },
-  },
-  {
-    name: 'earlyStopping.minDelta NaN',
-    input: withField('earlyStopping', { minDelta: NaN }),
-    issue: { field: 'earlyStopping.minDelta', expected: 'a number from 0 and up', received: '`NaN` (number)' },
-  },
-  {
-    name: 'reduceLrOnPlateau.factor above 1',
-    input: withField('reduceLrOnPlateau', { factor: 1.5 }),
-    issue: { field: 'reduceLrOnPlateau.factor', expected: 'a number greater than 0 and less than 1', received: '`1.5` (number)' },
-    e2e: true,
-  },
-  { name: 'runId climbing out of its prefix', input: withField('runId', '../etc'), issue: { field: 'runId', expected: ID, received: '`"../etc"` (string)' }, e2e: true },
-  {
-    name: 'unknown top-level field (Keras spelling)',
-    input: withField('epochs', 10),
-    issue: { field: 'epochs', expected: `one of the known fields (${KNOWN_TOP})`, received: 'an unknown field' },
-    e2e: true,
-  },
-  {
-    name: 'warmStartFrom not a URI',
-    input: withField('warmStartFrom', 'model.json'),
-    issue: { field: 'warmStartFrom', expected: 'a checkpoint URI (`file:///...` or `gs://...`)', received: '`"model.json"` (string)' },
-  },
-  {
-    name: 'historyLimit too large',
-    input: withField('historyLimit', 20000),
-    issue: { field: 'historyLimit', expected: 'a whole number from 1 to 10000', received: '`20000` (number)' },
-  },
-  {
-    name: 'continueAsNewEvery negative',
-    input: withField('continueAsNewEvery', -1),
-    issue: { field: 'continueAsNewEvery', expected: 'a whole number from 0 to 1000000', received: '`-1` (number)' },
-  },
-  {
-    name: 'timeouts.heartbeatSeconds 0',
-    input: withField('timeouts.heartbeatSeconds', 0),
-    issue: { field: 'timeouts.heartbeatSeconds', expected: 'a number from 1 to 3600', received: '`0` (number)' },
-  },
-];
 
 function parseError(input: unknown): ConfigError {
   try {
@@ -191,6 +45,35 @@ describe('parseTrainConfig: field-level errors', () => {
     const input = { ...withField('stepsPerEpoch', 0), loss: 'hinge', hyperparameters: { batchSize: -1 } };
     const err = parseError(input);
     assert.deepEqual(err.issues.map((i) => i.field).sort(), ['hyperparameters.batchSize', 'loss', 'stepsPerEpoch']);
+  });
+});
+
+describe('parseTrainConfig: bounds, URI syntax and built-in params', () => {
+  assert.ok(parserInputs.length >= 50);
+  for (const bad of parserInputs) {
+    test(bad.name, () => {
+      const err = parseError(bad.input);
+      assert.deepEqual(err.issues.map((i) => i.field), [bad.field], err.message);
+      assert.ok(err.message.includes(`\`${bad.field}\``), err.message);
+    });
+  }
+
+  test('well-formed URIs, params and bounds at their limits still parse', () => {
+    const ok = [
+      withField('checkpoint.uri', 'file:///tmp/runs/'),
+      withField('checkpoint.uri', 'gs://my-bucket.example/a/b'),
+      withField('checkpoint.uri', 'gs://abc'),
+      withField('warmStartFrom', 'file:///tmp/r/checkpoints/000000000002'),
+      withField('data.train', { name: 'csv', params: { uri: 'gs://bkt/data/x.csv', label: 'y' } }),
+      withField('model', { name: 'cnn', params: { filters: [4], denseUnits: [8], imageShape: [28, 28, 1] } }),
+      withField('model', { topology: { class_name: 'Sequential', config: { layers: [] } } }),
+      withField('model.params.hiddenUnits', [2 ** 24]),
+      { ...withField('stepsPerEpoch', 1e8), maxEpochs: 100 },
+      withField('checkpoint.everySteps', 40),
+      withField('data.eval', { name: 'mnist', split: 'test', limit: 2 ** 31 - 1 }),
+      withField('earlyStopping', { monitor: 'val_accuracy', patience: 1e6 }),
+    ];
+    for (const input of ok) assert.doesNotThrow(() => parseTrainConfig(input), JSON.stringify(input).slice(0, 200));
   });
 });
 

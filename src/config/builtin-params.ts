@@ -37,7 +37,8 @@ export function checkBuiltInModelParams(c: Checker, name: string, params: JsonOb
   const field = 'model.params';
   if (name === 'mlp') {
     c.noUnknownKeys(field, params, ['hiddenUnits', 'dropout', 'activation']);
-    unitList(c, `${field}.hiddenUnits`, params.hiddenUnits, { minLength: 0, maxLength: MAX_LAYERS, max: MAX_UNITS });
+    // At least one: tfjs gives the input shape to the first hidden layer.
+    unitList(c, `${field}.hiddenUnits`, params.hiddenUnits, { minLength: 1, maxLength: MAX_LAYERS, max: MAX_UNITS });
     if (params.dropout !== undefined) {
       const d = params.dropout;
       if (typeof d !== 'number' || !(d >= 0 && d < 1)) c.fail(`${field}.dropout`, 'a number from 0 to below 1', d);
