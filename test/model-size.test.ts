@@ -65,6 +65,13 @@ describe('estimateModelSize', () => {
     assert.doesNotThrow(() => checkModelFits(parseTrainConfig(tinyInput()), shapes[0]!, limit));
   });
 
+  test('a cnn whose image shape or depth does not fit the dataset names the field', () => {
+    const cnn = (params: Record<string, unknown>) => parseTrainConfig(tinyInput({ model: { name: 'cnn', params } }));
+    assert.throws(() => checkModelFits(cnn({ imageShape: [10, 10, 1] }), shapes[0]!, 1e12), /`model\.params\.imageShape`.*784 features.*\[10, 10, 1\]/);
+    assert.throws(() => checkModelFits(cnn({ filters: [2, 2, 2, 2] }), shapes[0]!, 1e12), /`model\.params\.filters`.*28×28×1/);
+    assert.doesNotThrow(() => checkModelFits(cnn({ filters: [2, 2, 2] }), shapes[0]!, 1e12));
+  });
+
   test('the optimizer and batch size count', () => {
     const bytes = (hp: Record<string, unknown>) => estimateModelSize(parseTrainConfig(tinyInput({ hyperparameters: hp })), shapes[0]!)!.bytes;
     assert.ok(bytes({ optimizer: 'sgd' }) < bytes({ optimizer: 'momentum' }));

@@ -33,7 +33,10 @@ function units(params: JsonObject, key: string, fallback: readonly number[]): re
 
 const product = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
-/** Parameters and per-example activations of the built-in models (src/training/models.ts); undefined for any other. */
+/**
+ * Parameters and per-example activations of the built-in models (src/training/models.ts); undefined for any other.
+ * Throws NonRetryableTrainingError for params that do not fit the dataset's shapes.
+ */
 function countBuiltIn(name: string, params: JsonObject, shapes: ModelShapes): Omit<ModelSizeEstimate, 'bytes'> & { activations: number } | undefined {
   const byField = new Map<string, number>();
   const add = (field: string, n: number): void => void byField.set(field, (byField.get(field) ?? 0) + n);
@@ -47,12 +50,23 @@ function countBuiltIn(name: string, params: JsonObject, shapes: ModelShapes): Om
   if (name === 'mlp') {
     for (const u of units(params, 'hiddenUnits', [128])) dense('model.params.hiddenUnits', u);
   } else if (name === 'cnn') {
-    let [h = 28, w = 28, c = 1] = units(params, 'imageShape', [28, 28, 1]);
+    const imageShape = units(params, 'imageShape', [28, 28, 1]);
+    if (product(imageShape) !== activations) {
+      throw new NonRetryableTrainingError(
+        `Expected \`model.params.imageShape\` to hold the dataset's ${activations} features per example (input [${shapes.inputShape.join(', ')}]), got [${imageShape.join(', ')}]`,
+      );
+    }
+    let [h = 28, w = 28, c = 1] = imageShape;
     for (const f of units(params, 'filters', [8, 16])) {
       // conv2d 3×3 'valid', then maxPooling2d 2×2.
       add('model.params.filters', 9 * c * f + f);
-      h = Math.max(h - 2, 0);
-      w = Math.max(w - 2, 0);
+      if (h < 3 || w < 3) {
+        throw new NonRetryableTrainingError(
+          `Expected \`model.params.filters\` to have few enough layers for a ${imageShape.join('×')} image (each 3×3 convolution and 2×2 pooling shrinks it), got ${JSON.stringify(params.filters)}`,
+        );
+      }
+      h -= 2;
+      w -= 2;
       activations += h * w * f;
       h = Math.floor(h / 2);
       w = Math.floor(w / 2);
