@@ -224,7 +224,7 @@ export const parserInputs: FieldCase[] = [
   { name: 'topology of an unknown class', input: withField('model', { topology: { class_name: 'Bogus', config: {} } }), field: 'model.topology' },
   // Built-in datasets.
   { name: 'mnist split validation', input: withField('data.eval', { name: 'mnist', split: 'validation' }), field: 'data.eval.split' },
-  { name: 'mnist params', input: withField('data.train', { name: 'mnist', params: { size: 10 } }), field: 'data.train.params.size' },
+  { name: 'mnist params', input: withField('data.train', { name: 'mnist', params: { size: 10 } }), field: 'data.train.params' },
   { name: 'synthetic size 1e12', input: withField('data.train', synthetic({ size: 1e12 })), field: 'data.train.params.size' },
   { name: 'synthetic features 1e9', input: withField('data.train', synthetic({ features: 1e9 })), field: 'data.train.params.features' },
   { name: 'synthetic size × features too large', input: withField('data.train', synthetic({ size: 1e7, features: 1e5 })), field: 'data.train.params.size' },

@@ -56,7 +56,7 @@ export function checkBuiltInModelParams(c: Checker, name: string, params: JsonOb
 export function checkBuiltInDataset(c: Checker, field: string, name: string, split: string | undefined, params: JsonObject | undefined): void {
   if (name === 'mnist') {
     if (split !== undefined) c.oneOf(`${field}.split`, split, ['train', 'test'] as const);
-    if (params !== undefined) c.noUnknownKeys(`${field}.params`, params, []);
+    if (params !== undefined && Object.keys(params).length > 0) c.fail(`${field}.params`, 'absent (mnist takes no params)', params);
   } else if (name === 'synthetic') {
     if (split !== undefined) c.oneOf(`${field}.split`, split, ['train', 'test'] as const);
     const p = params ?? {};
