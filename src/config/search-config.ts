@@ -2,6 +2,7 @@
  * The `hyperparameterSearch` input: plain JSON, validated field by field before any trial starts.
  * Pure code (the workflow runs it); the strategies themselves are in workflows/search/.
  */
+import { MAX_NAME_LENGTH } from './bounds';
 import { autoMode, type Mode } from './train-config';
 import { Checker, checkPathSegment, isObject, type JsonObject } from './validate';
 
@@ -194,9 +195,10 @@ export function parseSearchConfig(input: unknown): SearchConfig {
   const seed = c.number('seed', o.seed, { integer: true, min: 1, max: 2 ** 31 - 1, fallback: SEARCH_DEFAULTS.seed }) ?? SEARCH_DEFAULTS.seed;
   const maxTrials = c.number('maxTrials', o.maxTrials, { integer: true, min: 1, max: MAX_TRIALS, optional: true });
   const maxParallel = c.number('maxParallel', o.maxParallel, { integer: true, min: 1, max: 1000, fallback: SEARCH_DEFAULTS.maxParallel }) ?? 1;
-  const metric = c.string('metric', o.metric, { required: false }) ?? SEARCH_DEFAULTS.metric;
+  let metric = c.string('metric', o.metric, { required: false }) ?? SEARCH_DEFAULTS.metric;
+  if (metric.length > MAX_NAME_LENGTH) metric = c.fail('metric', `a metric name of at most ${MAX_NAME_LENGTH} characters`, metric) ?? metric;
   const modeIn = c.oneOf('mode', o.mode, ['min', 'max', 'auto'] as const, 'auto') ?? 'auto';
-  const failureBudget = c.number('failureBudget', o.failureBudget, { integer: true, min: 0, optional: true });
+  const failureBudget = c.number('failureBudget', o.failureBudget, { integer: true, min: 0, max: MAX_TRIALS, optional: true });
   const eta = c.number('eta', o.eta, { integer: true, min: 2, max: 100, fallback: SEARCH_DEFAULTS.eta }) ?? SEARCH_DEFAULTS.eta;
   let minEpochs: number | undefined;
   if (STRATEGY_OPTIONS[strategy].rungs) {
