@@ -55,7 +55,7 @@ describe('durable-train CLI', () => {
     const result = await cli(['train', file, '--workflow-id', workflowId], env);
     assert.equal(result.code, 2);
     assert.match(result.stderr, new RegExp(`${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: Invalid trainModel input`));
-    assert.match(result.stderr, /Expected `stepsPerEpoch` to be a whole number from 1 and up, got `0` \(number\)/);
+    assert.match(result.stderr, /Expected `stepsPerEpoch` to be a whole number from 1 to 100000000, got `0` \(number\)/);
     const status = await cli(['status', workflowId], env);
     assert.equal(status.code, 3, 'no workflow may exist');
   });
@@ -102,7 +102,7 @@ describe('durable-train CLI', () => {
     const result = await cli(['retrain', file, '--workflow-id', workflowId], env);
     assert.equal(result.code, 2);
     assert.match(result.stderr, new RegExp(`${escape(file)}: Invalid retrainModel input`));
-    assert.match(result.stderr, /Expected `train\.stepsPerEpoch` to be a whole number from 1 and up, got `0` \(number\)/);
+    assert.match(result.stderr, /Expected `train\.stepsPerEpoch` to be a whole number from 1 to 100000000, got `0` \(number\)/);
     assert.match(result.stderr, /Expected `modelName` to be an id of 1 to 128 characters .*, got `"a\/b"` \(string\)/);
     assert.match(result.stderr, /Expected `minImprovement` to be a number from 0 and up, got `"big"` \(string\)/);
     assert.equal((await cli(['status', workflowId], env)).code, 3, 'no workflow may exist');

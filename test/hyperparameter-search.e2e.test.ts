@@ -245,7 +245,7 @@ describe('hyperparameterSearch', () => {
     assert.ok(!events.some((e) => e.startChildWorkflowExecutionInitiatedEventAttributes), 'no child was started');
     const second = await start({ base: tinyInput(), space: { 'hyperparameters.learningRate': [0.1, 0], 'model.parms': [{ x: 1 }] } });
     const err2 = await second.result().then(() => assert.fail('should fail'), (e: unknown) => e as WorkflowFailedError);
-    assert.match(String(err2.cause?.message), /`trial-2: hyperparameters\.learningRate` to be a number greater than 0, got `0`/);
+    assert.match(String(err2.cause?.message), /`trial-2: hyperparameters\.learningRate` to be a number greater than 0 and at most 1000, got `0`/);
     assert.match(String(err2.cause?.message), /`trial-1: model\.parms` to be one of the known fields/);
   });
 

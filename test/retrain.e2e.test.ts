@@ -135,7 +135,7 @@ describe('retrainModel', () => {
     for (const field of ['modelName', 'train.stepsPerEpoch', 'train.warmStartFrom', 'mode', 'minImprovement']) {
       assert.match(cause.message, new RegExp(`Expected \`${field.replace('.', '\\.')}\``), field);
     }
-    assert.match(cause.message, /Expected `train\.stepsPerEpoch` to be a whole number from 1 and up, got `0` \(number\)/);
+    assert.match(cause.message, /Expected `train\.stepsPerEpoch` to be a whole number from 1 to 100000000, got `0` \(number\)/);
     const events = await historyEventTypes(handle);
     assert.ok(!events.some((e) => /ACTIVITY_TASK_SCHEDULED|START_CHILD_WORKFLOW/.test(e)), events.join(' '));
   });

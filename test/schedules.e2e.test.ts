@@ -169,7 +169,7 @@ describe('retraining schedules', () => {
     const scheduleId = uniqueId('cli-sched');
     const refused = await durableTrain(['schedule', 'create', bad, '--schedule-id', scheduleId, '--every', '24h'], env);
     assert.equal(refused.code, 2);
-    assert.match(refused.stderr, /bad\.json: Invalid retrainModel input:\n {2}- Expected `train\.maxEpochs` to be a whole number from 1 and up, got `0` \(number\)/);
+    assert.match(refused.stderr, /bad\.json: Invalid retrainModel input:\n {2}- Expected `train\.maxEpochs` to be a whole number from 1 to 1000000, got `0` \(number\)/);
     await assert.rejects(describeRetrainSchedule(stack.client, scheduleId), ScheduleNotFoundError);
 
     const good = path.join(dir, 'good.json');

@@ -203,7 +203,7 @@ describe('validation', () => {
     );
     assert.deepEqual(issues, [
       'trial-1: hyperparameters.learningRat: one of the known fields (optimizer, learningRate, batchSize, momentum) | an unknown field',
-      'trial-5: hyperparameters.learningRate: a number greater than 0 | `-1` (number)',
+      'trial-5: hyperparameters.learningRate: a number greater than 0 and at most 1000 | `-1` (number)',
     ]);
   });
 
