@@ -4,7 +4,8 @@
  * stop at the next step when cancelled, and refuse to checkpoint a non-finite loss.
  */
 import * as tf from '@tensorflow/tfjs';
-import { listCheckpointSteps, sha256, writeCheckpoint } from '../checkpoints/format';
+import { sha256 } from '../checkpoints/digest';
+import { listCheckpointSteps, writeCheckpoint } from '../checkpoints/format';
 import { checkpointKey, checkpointObjectKey, MANIFEST, WEIGHTS_BIN } from '../checkpoints/layout';
 import type { CheckpointStore } from '../checkpoints/store';
 import { NonRetryableTrainingError, type Progress, type TrainRequest, type TrainUntilStepResult } from './protocol';

@@ -2,8 +2,8 @@
  * The eager route's optimizers (tfjs's own) and their state in a checkpoint: the slot variables'
  * float32 bytes in optimizer.bin, their names, shapes and the step counter in state.json.
  *
- * To add an optimizer: its name in OptimizerName (src/config/train-config.ts, which validates it)
- * and a case in createOptimizer; its slots are saved and restored through getWeights/setWeights.
+ * To add an optimizer: its name in OptimizerName and OPTIMIZERS (src/config/train-config.ts, which
+ * validates it) and a case in createOptimizer; its slots are saved and restored through getWeights/setWeights.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { OptimizerName } from '../../config/train-config';

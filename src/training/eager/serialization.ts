@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { TrainConfig } from '../../config/train-config';
-import { WEIGHTS_BIN } from '../../checkpoints/layout';
+import { MODEL_JSON, WEIGHTS_BIN } from '../../checkpoints/layout';
 import { NonRetryableTrainingError } from '../protocol';
 import type { EagerOptimizerState } from './optimizers';
 
@@ -57,7 +57,7 @@ export async function serializeModel(model: tf.LayersModel): Promise<{ modelJson
 }
 
 /** Loads a model.json + weights.bin pair; one that is not tfjs-layers is an input error. */
-export async function deserializeModel(modelJsonBytes: Buffer, weights: Buffer, uri = 'model.json'): Promise<tf.LayersModel> {
+export async function deserializeModel(modelJsonBytes: Buffer, weights: Buffer, uri = MODEL_JSON): Promise<tf.LayersModel> {
   const json = JSON.parse(modelJsonBytes.toString('utf8')) as {
     format?: unknown;
     modelTopology?: object;

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ModelSpec } from '../../config/train-config';
-import { sha256 } from '../../checkpoints/format';
+import { sha256 } from '../../checkpoints/digest';
 import { NonRetryableTrainingError } from '../protocol';
 
 export const SAVEDMODEL_FORMAT = 'durable-train/trainable-savedmodel@1';
