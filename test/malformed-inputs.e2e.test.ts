@@ -42,6 +42,8 @@ function lateCases(dir: string): Case[] {
   const csvUri = pathToFileURL(path.join(dir, 'table.csv')).href;
   fs.writeFileSync(path.join(dir, 'table.csv'), 'a,b,y\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n');
   const emptyUri = pathToFileURL(fs.mkdtempSync(path.join(dir, 'empty-'))).href;
+  fs.symlinkSync('/etc', path.join(dir, 'link-to-etc'));
+  const linkUri = pathToFileURL(path.join(dir, 'link-to-etc')).href;
   const t = (name: string, input: unknown, names: string): Case => ({ name, workflow: 'trainModel', input, names });
   return [
     t('unknown dataset (local activity)', withField('data.eval.name', 'imagenet'), '`data.eval.name`'),
@@ -56,6 +58,13 @@ function lateCases(dir: string): Case[] {
     t('csv file that does not exist', withField('data.train', { name: 'csv', params: { uri: `${emptyUri}/none.csv`, label: 'y' } }), '`params.uri`'),
     t('csv label not a column', withField('data.train', { name: 'csv', params: { uri: csvUri, label: 'zz' } }), '`params.label`'),
     t('warmStartFrom an empty folder', withField('warmStartFrom', emptyUri), 'warmStartFrom'),
+    // Well-formed but outside the worker's allow-list (src/trust): refused before anything is read or written.
+    t('refused: csv at file:///proc/self/environ', withField('data.train', { name: 'csv', params: { uri: 'file:///proc/self/environ', label: 'zz' } }), 'data.train.params.uri'),
+    t('refused: checkpoint.uri file:///etc/dt-runs', withField('checkpoint.uri', 'file:///etc/dt-runs'), 'checkpoint.uri'),
+    t('refused: checkpoint.uri through a symlink to /etc', withField('checkpoint.uri', `${linkUri}/dt-runs`), 'checkpoint.uri'),
+    t('refused: warmStartFrom file:///etc/x', withField('warmStartFrom', 'file:///etc/x'), 'warmStartFrom'),
+    t('refused: savedmodel in a bucket not allowed', withField('model', { kind: 'savedmodel', uri: 'gs://not-allowed-bucket/m' }), 'model.uri'),
+    { name: 'refused: retrain championRoot file:///etc/champions', workflow: 'retrainModel', input: { modelName: 'm', train: tinyInput(), championRoot: 'file:///etc/champions' }, names: 'championRoot' },
   ];
 }
 
