@@ -55,6 +55,8 @@ export async function callTrainer<T>(trainer: TrainerClient, body: RequestBody):
     });
   } catch (err) {
     if (err instanceof TrainerError && err.nonRetryable) throw ApplicationFailure.nonRetryable(err.message, err.name);
+    // A trainer that lost the run's lease fails this attempt only (fencing.ts: a live attempt takes it back).
+    if (err instanceof TrainerError && err.name === 'LeaseLostError') throw ApplicationFailure.retryable(err.message, err.name);
     throw err;
   } finally {
     clearInterval(timer);

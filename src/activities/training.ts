@@ -18,7 +18,7 @@ import {
   weightsKey,
 } from '../checkpoints/layout';
 import { applyRetention } from '../checkpoints/retention';
-import { acquireActivityLease, checkActivityRunIdentity, fenced } from './fencing';
+import { acquireActivityLease, activityLeaseHolder, checkActivityRunIdentity, fenced } from './fencing';
 import type { CheckpointStore } from '../checkpoints/store';
 import type { DescribeResult, EvaluateResult, TrainUntilStepResult } from '../training/protocol';
 import type { TrainerClient } from '../training/trainer-client';
@@ -96,7 +96,7 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
     /** Trains until global step `targetStep` (absolute: a retry resumes, a repeat returns at once). */
     async trainUntilStep(input: TrainUntilStepInput): Promise<TrainUntilStepResult & { readonly attempt: number }> {
       await storeCall(() => checkActivityRunIdentity(deps.openStore(input.runUri), input.config));
-      const result = await callTrainer<TrainUntilStepResult>(deps.trainer, { type: 'train', request: input });
+      const result = await callTrainer<TrainUntilStepResult>(deps.trainer, { type: 'train', request: { ...input, holder: activityLeaseHolder() } });
       if (result.cancelled) {
         throw new CancelledFailure(`Training cancelled at step ${result.step}; checkpoint ${result.checkpointUri}`);
       }
@@ -109,7 +109,7 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
       const lease = await storeCall(() => acquireActivityLease(deps.openStore(input.runUri)));
       const result = await callTrainer<EvaluateResult>(deps.trainer, {
         type: 'evaluate',
-        request: { runUri: input.runUri, config: input.config, step: input.step },
+        request: { runUri: input.runUri, config: input.config, step: input.step, holder: lease.holder },
       });
       const store = deps.openStore(input.runUri);
       const record: EpochRecord = {

@@ -8,7 +8,8 @@
  * that a resumed run is bitwise equal to an uninterrupted one.
  */
 import { loadLatestCheckpoint, readCheckpoint } from '../checkpoints/format';
-import { checkpointKey } from '../checkpoints/layout';
+import { LeaseLostError, acquireLease, readLease, type LeaseHolder } from '../checkpoints/lease';
+import { LEASE_KEY, checkpointKey } from '../checkpoints/layout';
 import type { CheckpointStore } from '../checkpoints/store';
 import { BatchAssembler } from './batch';
 import type { Dataset, DatasetShapes } from './dataset';
@@ -25,6 +26,9 @@ import type {
 import { unsupported, type RouteDeps, type RouteSession, type SessionTarget, type TrainingRoute } from './route';
 import { builtInRoutes, Router } from './router';
 import { commitCheckpoint, runSteps, sessionIsNewest } from './step-loop';
+
+const sameHolder = (a: LeaseHolder, b: LeaseHolder): boolean =>
+  a.workflowId === b.workflowId && a.workflowRunId === b.workflowRunId && a.activityId === b.activityId && a.attempt === b.attempt;
 
 interface Current {
   readonly route: TrainingRoute;
@@ -87,6 +91,9 @@ export class Engine {
     const store = this.deps.openStore(req.runUri);
     const train = await this.deps.datasets.load(config.data.train);
     try {
+      // The lease before the session: a newer attempt fences the one it replaces (a zombie still
+      // training after a heartbeat timeout) first, then loads what that one committed.
+      const lease = req.holder && (await acquireLease(store, req.holder));
       const session = await this.open(route, req, store, train);
       if (session.learningRate !== req.learningRate) {
         route.setLearningRate(session, req.learningRate);
@@ -103,7 +110,7 @@ export class Engine {
           return step(n, batch);
         },
         save: async () => {
-          await commitCheckpoint(store, session, await route.snapshot(session, config), this.deps.faults, this.deps.log);
+          await commitCheckpoint(store, session, await route.snapshot(session, config), lease, this.deps.faults, this.deps.log);
         },
         onProgress,
         isCancelled,
@@ -113,7 +120,8 @@ export class Engine {
         started,
       });
     } catch (err) {
-      // Memory no longer matches any checkpoint we can vouch for.
+      // Memory no longer matches any checkpoint we can vouch for (and after a lost lease it is a
+      // zombie's: the attempt that took over owns the run now).
       this.dropSession();
       throw err;
     }
@@ -123,6 +131,12 @@ export class Engine {
     const started = Date.now();
     const route = this.router.forSpec(req.config.model);
     const store = this.deps.openStore(req.runUri);
+    if (req.holder) {
+      const current = await readLease(store);
+      if (!current || !sameHolder(current.holder, req.holder)) {
+        throw new LeaseLostError(store.uriOf(LEASE_KEY), { token: null, holder: req.holder }, current);
+      }
+    }
     const data = await this.deps.datasets.load(req.config.data.eval);
     const c = this.current;
     let session: RouteSession;

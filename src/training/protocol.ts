@@ -2,6 +2,7 @@
  * Messages between an activity (in the worker) and its trainer process. Small and plain:
  * weights never travel here, only through the checkpoint store.
  */
+import type { LeaseHolder } from '../checkpoints/lease';
 import type { TrainConfig } from '../config/train-config';
 
 export interface TrainRequest {
@@ -12,6 +13,12 @@ export interface TrainRequest {
   readonly targetStep: number;
   /** Learning rate to train with from now on (the workflow may have reduced it). */
   readonly learningRate: number;
+  /**
+   * The activity attempt this request trains for: the trainer takes the run's lease for it before
+   * it opens the session and checks it before every checkpoint it commits. Without one (tools,
+   * engine-level tests) checkpoints are written unfenced.
+   */
+  readonly holder?: LeaseHolder;
 }
 
 /** What one `train` request did: trained (or found) the run up to a step. Not the workflow's TrainResult. */
@@ -35,6 +42,11 @@ export interface EvaluateRequest {
   readonly config: TrainConfig;
   /** Evaluate the checkpoint at this step. */
   readonly step: number;
+  /**
+   * The evaluation attempt, which took the run's lease before asking: a request whose holder no
+   * longer holds it is refused before it evaluates (the activity checks again before retention).
+   */
+  readonly holder?: LeaseHolder;
 }
 
 export interface EvaluateResult {

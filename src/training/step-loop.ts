@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { sha256 } from '../checkpoints/digest';
 import { listCheckpointSteps, writeCheckpoint } from '../checkpoints/format';
 import { checkpointKey, checkpointObjectKey, MANIFEST, WEIGHTS_BIN } from '../checkpoints/layout';
+import type { Lease } from '../checkpoints/lease';
 import type { CheckpointStore } from '../checkpoints/store';
 import { NonRetryableTrainingError, type Progress, type TrainRequest, type TrainUntilStepResult } from './protocol';
 
@@ -20,6 +21,8 @@ export interface EngineFaults {
   readonly kill?: () => void;
   /** Before this global step, block the event loop for good, as a hung native op would. */
   readonly hangBeforeStep?: number;
+  /** Wait this long (without blocking the event loop) before every step: a slow trainer, so a test can overlap two. */
+  readonly stepDelayMs?: number;
 }
 
 /** The part of a route's session the loop reads and advances. */
@@ -66,11 +69,16 @@ export async function sessionIsNewest(
   return manifest !== undefined && sha256(manifest) === session.committedSha256;
 }
 
-/** Writes the session's checkpoint (honouring the kill-during-write fault) and records its manifest. */
+/**
+ * Writes the session's checkpoint under the request's lease (a writer that lost it throws
+ * LeaseLostError before anything of this step is stored) and records which manifest memory equals:
+ * none when another writer committed different bytes for the step first.
+ */
 export async function commitCheckpoint(
   store: CheckpointStore,
   session: LoopSession,
   objects: ReadonlyMap<string, Buffer>,
+  lease: Lease | undefined,
   faults: EngineFaults | undefined,
   log: (message: string) => void,
 ): Promise<{ key: string }> {
@@ -84,8 +92,9 @@ export async function commitCheckpoint(
           }
         }
       : undefined;
-  const written = await writeCheckpoint(store, step, objects, afterObject && { afterObject });
-  session.committedSha256 = written.manifestSha256;
+  const written = await writeCheckpoint(store, step, objects, { ...(afterObject && { afterObject }), ...(lease && { lease }) });
+  session.committedSha256 = written.matches ? written.manifestSha256 : undefined;
+  if (!written.matches) log(`checkpoint ${store.uriOf(written.key)} was committed by another writer with other bytes; memory is not that checkpoint`);
   return { key: written.key };
 }
 
@@ -134,6 +143,7 @@ export async function runSteps(o: StepLoopOptions): Promise<TrainUntilStepResult
       o.log(`fault injection: hanging before step ${step}`);
       for (;;) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60_000);
     }
+    if (o.faults?.stepDelayMs) await new Promise((resolve) => setTimeout(resolve, o.faults!.stepDelayMs));
     const epochStart = (step - 1) % config.stepsPerEpoch === 0;
     const cost = o.trainStep(step);
     // The running sum stays on the device: it is read only when a checkpoint or the result needs it.

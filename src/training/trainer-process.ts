@@ -47,7 +47,10 @@ function killProcessGroup(): void {
   process.kill(-pgid, 'SIGKILL');
 }
 
-/** Test-only fault injection: DT_FAULT_PAUSE_BEFORE_STEP, DT_FAULT_KILL_DURING_CHECKPOINT, DT_FAULT_HANG_BEFORE_STEP (global steps). */
+/**
+ * Test-only fault injection: DT_FAULT_PAUSE_BEFORE_STEP, DT_FAULT_KILL_DURING_CHECKPOINT,
+ * DT_FAULT_HANG_BEFORE_STEP (global steps), DT_FAULT_STEP_DELAY_MS (milliseconds before every step).
+ */
 function faultsFromEnv(env: NodeJS.ProcessEnv): EngineFaults | undefined {
   const step = (name: string): number | undefined => {
     const v = env[name];
@@ -59,8 +62,10 @@ function faultsFromEnv(env: NodeJS.ProcessEnv): EngineFaults | undefined {
   const pauseBeforeStep = step('DT_FAULT_PAUSE_BEFORE_STEP');
   const killDuringCheckpoint = step('DT_FAULT_KILL_DURING_CHECKPOINT');
   const hangBeforeStep = step('DT_FAULT_HANG_BEFORE_STEP');
-  if (pauseBeforeStep === undefined && killDuringCheckpoint === undefined && hangBeforeStep === undefined) return undefined;
+  const stepDelayMs = step('DT_FAULT_STEP_DELAY_MS');
+  if (pauseBeforeStep === undefined && killDuringCheckpoint === undefined && hangBeforeStep === undefined && stepDelayMs === undefined) return undefined;
   return {
+    ...(stepDelayMs !== undefined && { stepDelayMs }),
     ...(pauseBeforeStep !== undefined && { pauseBeforeStep }),
     ...(killDuringCheckpoint !== undefined && { killDuringCheckpoint }),
     ...(hangBeforeStep !== undefined && { hangBeforeStep }),
