@@ -98,11 +98,17 @@ describe('csv and jsonl datasets', () => {
   const csvUri = write(dir, 'blobs.csv', toCsv(data));
   const jsonlUri = write(dir, 'blobs.jsonl', toJsonl(data));
   const classification = { label: 'species' };
+  /** Values as written: the transforms are tested in tabular-preprocess.test.ts. */
+  const raw = { label: 'species', normalize: 'none' };
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   test('CSV and JSONL of the same rows load to identical Float32Arrays', async () => {
-    const csv = await loadTabular('csv', spec('csv', { uri: csvUri, ...classification }));
-    const jsonl = await loadTabular('jsonl', spec('jsonl', { uri: jsonlUri, ...classification }));
+    const csv = await loadTabular('csv', spec('csv', { uri: csvUri, ...raw }));
+    const jsonl = await loadTabular('jsonl', spec('jsonl', { uri: jsonlUri, ...raw }));
+    assertSameData(
+      await loadTabular('csv', spec('csv', { uri: csvUri, ...classification })),
+      await loadTabular('jsonl', spec('jsonl', { uri: jsonlUri, ...classification })),
+    );
     assert.equal(csv.size, ROWS);
     assert.deepEqual(csv.xShape, [4]);
     assert.deepEqual(csv.yShape, [3]);
@@ -130,31 +136,31 @@ describe('csv and jsonl datasets', () => {
     // Data row 2 (alpha) is on line 3: header on line 1.
     await rejects(
       loadTabular('csv', spec('csv', { uri: csvUri, ...classification, classes: ['zeta', 'mid "x", y'] })),
-      /blobs\.csv line 3: label `species` value "alpha" is not one of `params\.classes` \(zeta, mid "x", y\)/,
+      /blobs\.csv row 2 \(line 3\), column `species`: label "alpha" is not one of the 2 classes \(zeta, mid \\"x\\", y\)/,
     );
   });
 
   test('features pick and order columns', async () => {
-    const d = await loadTabular('jsonl', spec('jsonl', { uri: jsonlUri, ...classification, features: ['f4', 'f1'] }));
+    const d = await loadTabular('jsonl', spec('jsonl', { uri: jsonlUri, ...raw, features: ['f4', 'f1'] }));
     assert.deepEqual(d.xShape, [2]);
     assert.deepEqual(Array.from(d.x.subarray(0, 2)), [Math.fround(Number(data.values[0]![3])), Math.fround(Number(data.values[0]![0]))]);
   });
 
   test('regression: a numeric label, yShape [1]', async () => {
-    const params = { uri: csvUri, label: 'f4', features: ['f1', 'f2', 'f3'], task: 'regression' };
+    const params = { uri: csvUri, label: 'f4', features: ['f1', 'f2', 'f3'], task: 'regression', normalize: 'none' };
     const csv = await loadTabular('csv', spec('csv', params));
     const jsonl = await loadTabular('jsonl', spec('jsonl', { ...params, uri: jsonlUri }));
     assert.deepEqual(csv.yShape, [1]);
     assert.deepEqual(csv.xShape, [3]);
     assert.deepEqual(csv.y, Float32Array.from(data.values.map((v) => Number(v[3]))));
     assertSameData(csv, jsonl);
-    await rejects(loadTabular('csv', spec('csv', { ...params, label: 'species', features: ['f1'] })), /blobs\.csv line 2: label `species` is not a number: "zeta"/);
+    await rejects(loadTabular('csv', spec('csv', { ...params, label: 'species', features: ['f1'] })), /blobs\.csv row 1 \(line 2\), column `species`: the label is not a number: "zeta"/);
   });
 
   test('split: every 5th row is test by default, deterministically; testFraction changes the share', async () => {
-    const all = await loadTabular('csv', spec('csv', { uri: csvUri, ...classification }));
-    const train = await loadTabular('csv', spec('csv', { uri: csvUri, ...classification }, { split: 'train' }));
-    const testSet = await loadTabular('csv', spec('csv', { uri: csvUri, ...classification }, { split: 'test' }));
+    const all = await loadTabular('csv', spec('csv', { uri: csvUri, ...raw }));
+    const train = await loadTabular('csv', spec('csv', { uri: csvUri, ...raw }, { split: 'train' }));
+    const testSet = await loadTabular('csv', spec('csv', { uri: csvUri, ...raw }, { split: 'test' }));
     assert.equal(train.size, 240);
     assert.equal(testSet.size, 60);
     assert.deepEqual(testSet.yShape, [3], 'classes come from the whole file');
@@ -170,19 +176,19 @@ describe('csv and jsonl datasets', () => {
     await rejects(loadTabular('csv', spec('csv', { uri: csvUri, ...classification, testFraction: 1.5 }, { split: 'test' })), /`params\.testFraction` of dataset csv to be a number between 0 and 1/);
   });
 
-  test('a value that is not a number names the file, line and column', async () => {
+  test('a value that is not a number names the file, row, line and column', async () => {
     const uri = write(dir, 'bad.csv', 'a,b,label\n1,2,x\n\n3,abc,y\n4,5,x\n');
-    await rejects(loadTabular('csv', spec('csv', { uri, label: 'label' })), /bad\.csv line 4: column `b` is not a number: "abc"/);
+    await rejects(loadTabular('csv', spec('csv', { uri, label: 'label' })), /bad\.csv row 2 \(line 4\), column `b`: expected a number, got "abc"/);
     const empty = write(dir, 'empty-cell.csv', 'a,b,label\n1,,x\n');
-    await rejects(loadTabular('csv', spec('csv', { uri: empty, label: 'label' })), /empty-cell\.csv line 2: column `b` is not a number: ""/);
+    await rejects(loadTabular('csv', spec('csv', { uri: empty, label: 'label' })), /empty-cell\.csv row 1 \(line 2\), column `b`: the value is missing/);
     const ragged = write(dir, 'ragged.csv', 'a,b,label\n1,2,x\n1,2\n');
     await rejects(loadTabular('csv', spec('csv', { uri: ragged, label: 'label' })), /ragged\.csv line 3: expected 3 columns as in the header, got 2/);
     const unclosed = write(dir, 'unclosed.csv', 'a,label\n1,"x\n2,y\n');
     await rejects(loadTabular('csv', spec('csv', { uri: unclosed, label: 'label' })), /unclosed\.csv line 2: a quoted field is not closed/);
     const jsonl = write(dir, 'bad.jsonl', '{"a":1,"label":"x"}\n{"a":"abc","label":"y"}\n{oops\n');
     await rejects(loadTabular('jsonl', spec('jsonl', { uri: jsonl, label: 'label' })), /bad\.jsonl line 3: not valid JSON/);
-    const jsonlNumber = write(dir, 'bad2.jsonl', '{"a":1,"label":"x"}\n\n{"a":"abc","label":"y"}\n');
-    await rejects(loadTabular('jsonl', spec('jsonl', { uri: jsonlNumber, label: 'label' })), /bad2\.jsonl line 3: column `a` is not a number: "abc"/);
+    const jsonlNumber = write(dir, 'bad2.jsonl', '{"a":1,"label":"x"}\n\n{"a":"abc","label":"y"}\n{"a":2,"label":"y"}\n');
+    await rejects(loadTabular('jsonl', spec('jsonl', { uri: jsonlNumber, label: 'label' })), /bad2\.jsonl row 2 \(line 3\), column `a`: expected a number, got "abc"/);
   });
 
   test('a missing label or feature column names the field and the columns there are', async () => {
@@ -287,8 +293,8 @@ describe('trainModel on a CSV', { timeout: 120_000 }, () => {
     assert.ok(accuracy > 0.8, `accuracy ${accuracy} should be far above chance (1/3)`);
   });
 
-  test('a bad file fails the run at once with a non-retryable error naming the line', async () => {
-    const uri = write(dir, 'bad.csv', 'a,b,label\n1,2,x\n3,abc,y\n');
+  test('a bad file fails the run at once with a non-retryable error naming the row and column', async () => {
+    const uri = write(dir, 'bad.csv', 'a,b,label\n1,2,x\n3,,y\n4,5,x\n');
     const params = { uri, label: 'label' };
     const handle = await stack.client.workflow.start('trainModel', {
       taskQueue: worker.taskQueue,
@@ -309,6 +315,6 @@ describe('trainModel on a CSV', { timeout: 120_000 }, () => {
     );
     const messages: string[] = [];
     for (let e: unknown = err; e instanceof Error; e = (e as { cause?: unknown }).cause) messages.push(e.message);
-    assert.ok(messages.some((m) => /bad\.csv line 3: column `b` is not a number: "abc"/.test(m)), messages.join(' <- '));
+    assert.ok(messages.some((m) => /bad\.csv row 2 \(line 3\), column `b`: the value is missing/.test(m)), messages.join(' <- '));
   });
 });

@@ -11,10 +11,12 @@ import { readCheckpoint } from '../checkpoints/format';
 import {
   METRICS_JSONL,
   MODEL_JSON,
+  PREPROCESSING_JSON,
   WEIGHTS_BIN,
   checkpointKey,
   epochRecordKey,
   modelJsonKey,
+  preprocessingKey,
   weightsKey,
 } from '../checkpoints/layout';
 import { applyRetention } from '../checkpoints/retention';
@@ -151,6 +153,8 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
         const write = input.config.resume ? (key: string, data: Buffer) => store.put(key, data) : (key: string, data: Buffer) => writeOnce(store, key, data);
         await write(modelJsonKey(), read.checkpoint.objects.get(MODEL_JSON)!);
         await write(weightsKey(), read.checkpoint.objects.get(WEIGHTS_BIN)!);
+        const preprocessing = read.checkpoint.objects.get(PREPROCESSING_JSON);
+        if (preprocessing) await write(preprocessingKey(), preprocessing);
         const records = await readEpochRecords(store);
         await store.put(METRICS_JSONL, Buffer.from(records.map((r) => JSON.stringify(r)).join('\n') + '\n'));
         const plot = await writeLearningCurve(store, records, input.title, input.markers ?? {});

@@ -4,7 +4,8 @@
  * path or key format is written exactly once.
  *
  *   <root>/<runId>/                              a run folder (a search: <root>/<searchRunId>/trial-<n>/)
- *     checkpoints/<step: 12 digits>/             one checkpoint (model.json, weights.bin, optimizer.bin, state.json; manifest.json last)
+ *     checkpoints/<step: 12 digits>/             one checkpoint (model.json, weights.bin, optimizer.bin, state.json, [preprocessing.json]; manifest.json last)
+ *     preprocessing.json                         a tabular run's input transform, fitted once on the training split (create-only)
  *     latest.json                                pointer to the newest committed step (compare-and-swap)
  *     lease.json                                 the run's writer lease and fencing token (compare-and-swap)
  *     run.json                                   the run's identity: fingerprint of what determines its weights
@@ -12,7 +13,7 @@
  *     metrics/epoch-<epoch: 8 digits>.json       one record per evaluated epoch, written once
  *     tensorboard/{train,validation}/…           one TensorBoard event file per recorded epoch
  *     metrics.jsonl, learning-curve.svg|png      written by finalizeRun
- *     model/model.json, model/weights.bin        the exported model
+ *     model/model.json, model/weights.bin        the exported model (and model/preprocessing.json: the transform it expects)
  *     rungs/rung-<r>/model/                      successive halving: each rung's export of a trial
  *     results.json|csv|svg                       a search's summary, in the search's folder
  *     retrain-decision.json                      a retrain's decision, beside the challenger's run
@@ -33,6 +34,12 @@ export const MODEL_JSON = 'model.json';
 export const WEIGHTS_BIN = 'weights.bin';
 export const OPTIMIZER_BIN = 'optimizer.bin';
 export const STATE_JSON = 'state.json';
+/**
+ * A tabular dataset's input transform (standardization, one-hot vocabularies, imputed values),
+ * fitted on the training split: one name for the run folder's copy, each checkpoint's copy and
+ * the exported model's copy, so a resumed run, an evaluation and a served model apply the same one.
+ */
+export const PREPROCESSING_JSON = 'preprocessing.json';
 
 export const METRICS_PREFIX = 'metrics/';
 export const METRICS_JSONL = 'metrics.jsonl';
@@ -102,6 +109,11 @@ export function modelJsonKey(dir: string = MODEL_DIR): string {
 /** `model/weights.bin` (or `<dir>/weights.bin`). */
 export function weightsKey(dir: string = MODEL_DIR): string {
   return `${dir}/${WEIGHTS_BIN}`;
+}
+
+/** `model/preprocessing.json` (or `<dir>/preprocessing.json`). */
+export function preprocessingKey(dir: string = MODEL_DIR): string {
+  return `${dir}/${PREPROCESSING_JSON}`;
 }
 
 /** `rungs/rung-2/model`: where successive halving keeps a trial's export at the end of a rung. */

@@ -14,6 +14,17 @@ export interface Dataset {
   /** Shape of one example's target, e.g. [10]. */
   readonly yShape: readonly number[];
   readonly size: number;
+  /**
+   * The input transform already applied to `x` (tabular datasets: tabular-preprocess.ts), as plain
+   * JSON: the trainer stores it with the run so every later load applies the same one.
+   */
+  readonly preprocessing?: unknown;
+}
+
+/** What the trainer passes a dataset factory beside the spec. */
+export interface DatasetLoadOptions {
+  /** The transform fitted on the run's training split (stored with the run), to apply instead of fitting one. */
+  readonly preprocessing?: unknown;
 }
 
 /** The shapes of a dataset's examples: what a model is checked against. */

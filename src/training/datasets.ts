@@ -2,14 +2,15 @@
  * Dataset registry and the built-in datasets (what a dataset is: dataset.ts).
  */
 import type { DatasetSpec } from '../config/train-config';
-import { limitDataset, type Dataset } from './dataset';
+import { limitDataset, type Dataset, type DatasetLoadOptions } from './dataset';
 import { NonRetryableTrainingError } from './protocol';
 import { hash32, mulberry32 } from './rng';
 import { csvDataset, jsonlDataset } from './tabular';
 
-export type { Dataset } from './dataset';
+export type { Dataset, DatasetLoadOptions } from './dataset';
 
-export type DatasetFactory = (spec: DatasetSpec) => Dataset | Promise<Dataset>;
+/** Builds a dataset; factories that apply no transform ignore `options`. */
+export type DatasetFactory = (spec: DatasetSpec, options?: DatasetLoadOptions) => Dataset | Promise<Dataset>;
 
 export class DatasetRegistry {
   private readonly factories = new Map<string, DatasetFactory>();
@@ -28,16 +29,16 @@ export class DatasetRegistry {
     return [...this.factories.keys()].sort();
   }
 
-  /** Loads (once per process) the dataset a spec names, applying `limit`. */
-  async load(spec: DatasetSpec): Promise<Dataset> {
-    const key = JSON.stringify(spec);
+  /** Loads (once per process and transform) the dataset a spec names, applying `limit`. */
+  async load(spec: DatasetSpec, options: DatasetLoadOptions = {}): Promise<Dataset> {
+    const key = options.preprocessing === undefined ? JSON.stringify(spec) : JSON.stringify([spec, options.preprocessing]);
     let loaded = this.cache.get(key);
     if (!loaded) {
       const factory = this.factories.get(spec.name);
       if (!factory) {
         throw new NonRetryableTrainingError(`Unknown dataset \`${spec.name}\`: registered datasets are ${this.names().join(', ')}`);
       }
-      loaded = Promise.resolve(factory(spec)).then((d) => (spec.limit ? limitDataset(d, spec.limit) : d));
+      loaded = Promise.resolve(factory(spec, options)).then((d) => (spec.limit ? limitDataset(d, spec.limit) : d));
       this.cache.set(key, loaded);
       loaded.catch(() => this.cache.delete(key));
     }

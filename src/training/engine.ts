@@ -9,7 +9,7 @@
  */
 import { loadLatestCheckpoint, readCheckpoint } from '../checkpoints/format';
 import { LeaseLostError, acquireLease, readLease, type LeaseHolder } from '../checkpoints/lease';
-import { LEASE_KEY, checkpointKey } from '../checkpoints/layout';
+import { LEASE_KEY, checkpointKey, modelFolderOf, PREPROCESSING_JSON } from '../checkpoints/layout';
 import type { CheckpointStore } from '../checkpoints/store';
 import { BatchAssembler } from './batch';
 import type { Dataset, DatasetShapes } from './dataset';
@@ -25,6 +25,7 @@ import type {
 } from './protocol';
 import { unsupported, type RouteDeps, type RouteSession, type SessionTarget, type TrainingRoute } from './route';
 import { builtInRoutes, Router } from './router';
+import { loadDataForModel, loadEvalData, loadTrainData, preprocessingObject } from './run-preprocessing';
 import { commitCheckpoint, runSteps, sessionIsNewest } from './step-loop';
 
 const sameHolder = (a: LeaseHolder, b: LeaseHolder): boolean =>
@@ -89,7 +90,8 @@ export class Engine {
     const { config } = req;
     const route = this.router.forSpec(config.model);
     const store = this.deps.openStore(req.runUri);
-    const train = await this.deps.datasets.load(config.data.train);
+    const train = await loadTrainData(this.deps.datasets, store, config.data.train);
+    const preprocessing = preprocessingObject(train);
     try {
       // The lease before the session: a newer attempt fences the one it replaces (a zombie still
       // training after a heartbeat timeout) first, then loads what that one committed.
@@ -110,7 +112,9 @@ export class Engine {
           return step(n, batch);
         },
         save: async () => {
-          await commitCheckpoint(store, session, await route.snapshot(session, config), lease, this.deps.faults, this.deps.log);
+          const objects = await route.snapshot(session, config);
+          if (preprocessing) objects.set(PREPROCESSING_JSON, preprocessing);
+          await commitCheckpoint(store, session, objects, lease, this.deps.faults, this.deps.log);
         },
         onProgress,
         isCancelled,
@@ -137,7 +141,7 @@ export class Engine {
         throw new LeaseLostError(store.uriOf(LEASE_KEY), { token: null, holder: req.holder }, current);
       }
     }
-    const data = await this.deps.datasets.load(req.config.data.eval);
+    const data = await loadEvalData(this.deps.datasets, store, req.config.data.eval, req.config.data.train, req.step);
     const c = this.current;
     let session: RouteSession;
     let temporary = false;
@@ -169,15 +173,18 @@ export class Engine {
   /** Evaluates exported models (champion and challenger) on the same dataset, each on the route its model.json names. */
   async evaluateModels(req: EvaluateModelsRequest): Promise<EvaluateModelsResult> {
     const started = Date.now();
-    const data = await this.deps.datasets.load(req.data);
+    let examples = 0;
     const metrics: Array<Record<string, number>> = [];
     for (const uri of req.modelUris) {
+      // Each model sees the data through the transform exported beside it (champion and challenger may differ).
+      const data = await loadDataForModel(this.deps.datasets, this.deps.openStore(modelFolderOf(uri)), req.data);
+      examples = data.size;
       const model = await readExportedModel(uri, this.deps.openStore);
       const route = this.router.forExport(model);
       if (!route.evaluateExport) throw unsupported(route, 'evaluating exported models');
       if (route.singleSession && this.current?.route === route) this.dropSession();
       metrics.push(await route.evaluateExport(model, data, req.loss));
     }
-    return { metrics, examples: data.size, seconds: (Date.now() - started) / 1000 };
+    return { metrics, examples, seconds: (Date.now() - started) / 1000 };
   }
 }

@@ -6,8 +6,9 @@ import { isObject } from '../config/validate';
 import { describeData, excerpt, excerptList, jsonErrorPosition } from '../trust/excerpt';
 import { NonRetryableTrainingError } from './protocol';
 
-/** One data record: its physical line (1-based) and its values by column name. */
+/** One data record: its number among the data rows and its physical line (both 1-based), and its values by column name. */
 export interface Row {
+  readonly index: number;
   readonly line: number;
   readonly values: ReadonlyMap<string, unknown>;
 }
@@ -21,6 +22,11 @@ export class TabularError extends NonRetryableTrainingError {}
 
 export function fail(message: string): never {
   throw new TabularError(message);
+}
+
+/** A bounded, escaped excerpt of a cell for messages (trust/excerpt.ts): messages never carry a file's contents. */
+export function cellText(value: unknown): string {
+  return excerpt(value);
 }
 
 /** RFC 4180 records with the physical line each starts on. Blank lines are skipped. */
@@ -100,11 +106,11 @@ export function csvTable(text: string, uri: string): Table {
     if (c === '') fail(`${uri} line ${header.line}: header column ${k + 1} has no name`);
     if (columns.indexOf(c) !== k) fail(`${uri} line ${header.line}: header column \`${excerpt(c)}\` appears twice`);
   });
-  const rows = records.slice(1).map((r): Row => {
+  const rows = records.slice(1).map((r, k): Row => {
     if (r.fields.length !== columns.length) {
       fail(`${uri} line ${r.line}: expected ${columns.length} columns as in the header, got ${r.fields.length}`);
     }
-    return { line: r.line, values: new Map(columns.map((c, k) => [c, r.fields[k]!])) };
+    return { index: k + 1, line: r.line, values: new Map(columns.map((c, j) => [c, r.fields[j]!])) };
   });
   return { columns, rows };
 }
@@ -129,7 +135,7 @@ export function jsonlTable(text: string, uri: string, explicitColumns: boolean):
       const extra = Object.keys(value).find((key) => !columns!.includes(key));
       if (extra !== undefined) fail(`${uri} line ${line}: field \`${excerpt(extra)}\` is not in the first object's fields (${excerptList(columns)}); list \`params.features\` to pick columns`);
     }
-    rows.push({ line, values: new Map(Object.entries(value)) });
+    rows.push({ index: rows.length + 1, line, values: new Map(Object.entries(value)) });
   });
   if (!columns) fail(`${uri} is empty: expected one JSON object per line`);
   return { columns, rows };

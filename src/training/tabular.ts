@@ -8,18 +8,36 @@
  *                 like file:// (and honours STORAGE_EMULATOR_HOST).
  *   label         the target column (CSV header) or field (JSONL).
  *   features      columns to use, in this order. Default: every column except the label, in header
- *                 order (JSONL: the first object's key order). Values must be numbers.
+ *                 order (JSONL: the first object's key order). A column whose training-split values
+ *                 are mostly numbers is numeric (any other value in it is an error); otherwise it
+ *                 holds strings and is one-hot encoded.
+ *   categorical   columns to one-hot even though they hold numbers (codes, ids).
+ *   normalize     numeric columns: `standard` (default: minus the mean, over the population standard
+ *                 deviation), `minmax` (to [0, 1]), or `none`. A constant column is scaled by 1.
+ *   impute        `none` (default: a missing cell, i.e. empty, null, NaN or an absent field, is an
+ *                 error naming row and column) or `mean`: the training split's mean for numbers, its
+ *                 most frequent value for strings (ties: the first in sorted order).
+ *   unknown       a string the training split never had, at evaluation: `error` (default, naming row
+ *                 and column) or `bucket` (one extra input per string column, hot for unseen values).
  *   task          `classification` (default): the label becomes one-hot over `classes`, or over the
  *                 sorted distinct labels of the whole file (numerically if all are numbers) so that
  *                 train and test agree. `regression`: the label is a number, yShape [1].
  *   classes       classification only: the class order; a label not in it is an error.
  *   testFraction  with `split`: share of rows in `test` (default 0.2). Row n (1-based, in file order)
  *                 is a test row when floor(n·f) > floor((n-1)·f): with 0.2 every 5th row. No RNG.
+ *   stratify      with `split`, classification: the same rule within each class (its n-th row), so
+ *                 every class keeps its proportion in train and test.
+ *
+ * The transform (tabular-preprocess.ts) is fitted on the TRAINING split only: loading the `test`
+ * split without a given transform fits it on the same file's `train` split, never on the test rows.
+ * The trainer fits it once per run and stores it (run folder, each checkpoint, the exported model);
+ * every later load of the run, for training or evaluation, is given the stored one.
  *
  * CSV: a header row, comma-separated, RFC 4180 quoting (quoted fields may hold commas, quotes as "",
  * and line breaks), blank lines ignored, unquoted fields trimmed. JSONL: one JSON object per line,
- * blank lines ignored. Bad data fails with the file URI and line: `<uri> line 17: column
- * \`sepal_width\` is not a number: "abc"`. Every error is non-retryable (retrying reads the same file).
+ * blank lines ignored. Bad data fails with the file URI, row and line, and at most a short escaped
+ * excerpt of the cell: `<uri> row 16 (line 17), column \`sepal_width\`: expected a number, got "abc"`.
+ * Every error is non-retryable (retrying reads the same file).
  */
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -27,89 +45,23 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { assertAllowedUri, openAllowedStore } from '../checkpoints/open-store';
 import type { CheckpointStore } from '../checkpoints/store';
 import type { DatasetSpec } from '../config/train-config';
-import { describe, isObject } from '../config/validate';
-import { describeData, excerpt, excerptList } from '../trust/excerpt';
+import { describeData, excerptList } from '../trust/excerpt';
 import type { Dataset } from './dataset';
-import { csvTable, fail, jsonlTable, type Row, type Table } from './tabular-parse';
+import { expected, parseTabularParams, type TabularFormat, type TabularParams } from './tabular-params';
+import { cellText, csvTable, fail, jsonlTable, type Row, type Table } from './tabular-parse';
+import { fitPreprocessing, isMissing, parsePreprocessing, rowEncoder, toNumber, where, type Preprocessing } from './tabular-preprocess';
 
-export type TabularFormat = 'csv' | 'jsonl';
-export type TabularTask = 'classification' | 'regression';
-
-export const DEFAULT_TEST_FRACTION = 0.2;
-const KNOWN_PARAMS = ['uri', 'label', 'features', 'task', 'classes', 'testFraction'] as const;
-
-export interface TabularParams {
-  readonly uri: string;
-  readonly label: string;
-  readonly features: readonly string[] | undefined;
-  readonly task: TabularTask;
-  readonly classes: readonly string[] | undefined;
-  readonly split: 'train' | 'test' | undefined;
-  readonly testFraction: number;
-}
+export { DEFAULT_TEST_FRACTION, parseTabularParams, type TabularFormat, type TabularParams, type TabularTask } from './tabular-params';
 
 export interface TabularDeps {
   /** How a parent URI becomes a store. Default: openStore guarded by DT_ALLOWED_URIS (STORAGE_EMULATOR_HOST is honoured for gs://). */
   readonly openStore?: (uri: string) => CheckpointStore;
 }
 
-function expected(format: TabularFormat, field: string, what: string, value: unknown): never {
-  return fail(`Expected \`${field}\` of dataset ${format} to be ${what}, got ${describe(value)}`);
-}
-
-/** Validates a spec's params (and split) for a `csv` or `jsonl` dataset. */
-export function parseTabularParams(format: TabularFormat, spec: DatasetSpec): TabularParams {
-  const p = spec.params;
-  if (!isObject(p)) return expected(format, 'params', 'an object with at least `uri` and `label`', p);
-  for (const key of Object.keys(p)) {
-    if (!(KNOWN_PARAMS as readonly string[]).includes(key)) {
-      expected(format, `params.${key}`, `one of the known fields (${KNOWN_PARAMS.join(', ')})`, p[key]);
-    }
-  }
-  const uri = p.uri;
-  if (typeof uri !== 'string' || uri.trim() === '') {
-    return expected(format, 'params.uri', `a file:// or gs:// URI of a .${format} file`, uri);
-  }
-  const label = p.label;
-  if (typeof label !== 'string' || label === '') return expected(format, 'params.label', 'a non-empty column name', label);
-  let features: string[] | undefined;
-  if (p.features !== undefined) {
-    const f = p.features;
-    if (!Array.isArray(f) || f.length === 0 || !f.every((c) => typeof c === 'string' && c !== '')) {
-      return expected(format, 'params.features', 'a non-empty array of column names', f);
-    }
-    const dup = f.find((c, i) => f.indexOf(c) !== i);
-    if (dup !== undefined) return expected(format, 'params.features', 'distinct column names', dup);
-    if (f.includes(label)) return expected(format, 'params.features', `columns other than the label \`${label}\``, label);
-    features = f as string[];
-  }
-  const task = p.task ?? 'classification';
-  if (task !== 'classification' && task !== 'regression') {
-    return expected(format, 'params.task', '`classification` or `regression`', p.task);
-  }
-  let classes: string[] | undefined;
-  if (p.classes !== undefined) {
-    const c = p.classes;
-    if (task === 'regression') return expected(format, 'params.classes', 'absent for task `regression`', c);
-    if (!Array.isArray(c) || c.length === 0 || !c.every((v) => typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v)))) {
-      return expected(format, 'params.classes', 'a non-empty array of label values (strings or numbers)', c);
-    }
-    classes = c.map(String);
-    const dup = classes.find((v, i) => classes!.indexOf(v) !== i);
-    if (dup !== undefined) return expected(format, 'params.classes', 'distinct label values', dup);
-  }
-  const split = spec.split;
-  if (split !== undefined && split !== 'train' && split !== 'test') {
-    return expected(format, 'split', '`train`, `test`, or absent (all rows)', split);
-  }
-  let testFraction = DEFAULT_TEST_FRACTION;
-  if (p.testFraction !== undefined) {
-    const f = p.testFraction;
-    if (typeof f !== 'number' || !(f > 0 && f < 1)) return expected(format, 'params.testFraction', 'a number between 0 and 1 (exclusive)', f);
-    if (split === undefined) return expected(format, 'split', '`train` or `test` when `params.testFraction` is given', split);
-    testFraction = f;
-  }
-  return { uri, label, features, task, classes, split, testFraction };
+/** What the trainer passes when it loads a split: the transform fitted on the training split. */
+export interface TabularLoadOptions {
+  /** A stored transform (checked here); absent: fitted now on the training split of the same file. */
+  readonly preprocessing?: unknown;
 }
 
 /** Splits a file URI into the store of its folder and the file's key in it. */
@@ -146,20 +98,14 @@ async function readFile(format: TabularFormat, uri: string, deps: TabularDeps): 
   return data.toString('utf8').replace(/^\uFEFF/, '');
 }
 
-const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
-
-function toNumber(raw: unknown): number | undefined {
-  if (typeof raw === 'number') return Number.isFinite(raw) ? raw : undefined;
-  if (typeof raw === 'string' && DECIMAL.test(raw.trim())) return Number(raw.trim());
-  return undefined;
-}
-
 function labelKey(raw: unknown): string | undefined {
   if (typeof raw === 'string') return raw;
   if (typeof raw === 'number' && Number.isFinite(raw)) return String(raw);
   if (typeof raw === 'boolean') return String(raw);
   return undefined;
 }
+
+const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 
 /** Sorted distinct labels: numerically when every label is a number, else by code unit (locale-free). */
 export function sortLabels(labels: Iterable<string>): string[] {
@@ -173,96 +119,113 @@ export function isTestRow(n: number, f: number): boolean {
   return Math.floor(n * f) > Math.floor((n - 1) * f);
 }
 
-/** Builds the dataset from a parsed table: classes from all rows, then the split, then the arrays. */
-function toDataset(format: TabularFormat, params: TabularParams, table: Table): Dataset {
-  const { uri, label } = params;
-  // Column names come from the file: a few, each a short escaped excerpt (never the file's contents).
-  const fileHint = `a column of ${uri} (columns: ${excerptList(table.columns)})`;
-  if (!table.columns.includes(label)) return expected(format, 'params.label', fileHint, label);
-  const features = params.features ?? table.columns.filter((c) => c !== label);
-  for (const f of features) {
-    if (!table.columns.includes(f)) expected(format, 'params.features', `columns of ${uri} (columns: ${excerptList(table.columns)})`, f);
+/**
+ * Indexes of the rows of `split` (all rows when undefined). Stratified: the rule of isTestRow is
+ * applied within each class (its n-th row in file order), so each class keeps its share in both
+ * splits; deterministic, no RNG.
+ */
+export function splitRows(labels: readonly string[] | undefined, count: number, split: 'train' | 'test' | undefined, f: number): number[] {
+  const seen = new Map<string, number>();
+  const selected: number[] = [];
+  for (let k = 0; k < count; k++) {
+    let n = k + 1;
+    if (labels) {
+      n = (seen.get(labels[k]!) ?? 0) + 1;
+      seen.set(labels[k]!, n);
+    }
+    if (split === undefined || isTestRow(n, f) === (split === 'test')) selected.push(k);
   }
-  if (features.length === 0) fail(`Dataset ${format}: ${uri} has no feature columns besides the label \`${label}\``);
+  return selected;
+}
+
+/** The label of every row (classification), each a non-empty string. */
+function readLabels(params: TabularParams, table: Table): string[] {
+  return table.rows.map((row) => {
+    const raw = row.values.get(params.label);
+    if (isMissing(raw)) fail(`${where(params.uri, row, params.label)}: the label is missing (empty, null or NaN)`);
+    const key = labelKey(raw);
+    if (key === undefined) fail(`${where(params.uri, row, params.label)}: the label is not a string or number: ${describeData(raw)}`);
+    return key.trim();
+  });
+}
+
+function checkColumns(format: TabularFormat, uri: string, table: Table, field: string, wanted: readonly string[]): void {
+  for (const f of wanted) {
+    if (!table.columns.includes(f)) expected(format, field, `columns of ${uri} (columns: ${excerptList(table.columns)})`, f);
+  }
+}
+
+/** Builds the dataset from a parsed table: classes, the transform (fitted on the training split, or given), the split, the arrays. */
+function toDataset(format: TabularFormat, params: TabularParams, table: Table, given: Preprocessing | undefined): Dataset {
+  const { uri, label } = params;
+  if (!table.columns.includes(label)) return expected(format, 'params.label', `a column of ${uri} (columns: ${excerptList(table.columns)})`, label);
+  const features = given ? given.columns.map((c) => c.name) : (params.features ?? table.columns.filter((c) => c !== label));
+  checkColumns(format, uri, table, given ? 'params.features (as fitted on the training split)' : 'params.features', features);
+  if (params.features && given && params.features.join('\0') !== features.join('\0')) {
+    expected(format, 'params.features', `the training split's columns in order (${excerptList(features)})`, params.features);
+  }
+  checkColumns(format, uri, table, 'params.categorical', params.categorical);
+  if (features.length === 0) fail(`Dataset ${format}: ${uri} has no feature columns besides the label \`${cellText(label)}\``);
   if (table.rows.length === 0) fail(`Dataset ${format}: ${uri} has a header but no data rows`);
 
-  const cell = (row: Row, column: string): unknown => {
-    if (!row.values.has(column)) fail(`${uri} line ${row.line}: field \`${excerpt(column)}\` is missing`);
-    return row.values.get(column);
-  };
-
-  // Classes come from every row of the file (not only this split), so train and test agree.
-  let classes: readonly string[] = [];
-  const labels: string[] = [];
-  if (params.task === 'classification') {
-    for (const row of table.rows) {
-      const raw = cell(row, label);
-      const key = labelKey(raw);
-      if (key === undefined || key.trim() === '') fail(`${uri} line ${row.line}: label \`${label}\` is empty or not a string or number: ${describeData(raw)}`);
-      labels.push(key);
-    }
-    if (params.classes) {
-      classes = params.classes;
-      labels.forEach((l, k) => {
-        if (!classes.includes(l)) {
-          fail(`${uri} line ${table.rows[k]!.line}: label \`${label}\` value ${describeData(l)} is not one of \`params.classes\` (${classes.join(', ')})`);
-        }
-      });
-    } else {
-      classes = sortLabels(labels);
-    }
+  const classification = params.task === 'classification';
+  const labels = classification ? readLabels(params, table) : undefined;
+  // Classes: as fitted, as listed, or from every row of the file (not only this split) so that train and test agree.
+  const classes = classification ? (given?.classes ?? params.classes ?? sortLabels(labels!)) : [];
+  if (labels) {
+    const known = new Set(classes);
+    const k = labels.findIndex((l) => !known.has(l));
+    if (k >= 0) fail(`${where(uri, table.rows[k]!, label)}: label "${cellText(labels[k])}" is not one of the ${classes.length} classes (${excerptList(classes)})`);
   }
+  const strata = params.stratify ? labels : undefined;
+  const pick = (split: 'train' | 'test' | undefined): Row[] => splitRows(strata, table.rows.length, split, params.testFraction).map((k) => table.rows[k]!);
+  const rows = pick(params.split);
+  if (rows.length === 0) fail(`Dataset ${format}: split \`${params.split}\` of ${uri} has no rows (${table.rows.length} in the file)`);
 
-  const selected: number[] = [];
-  table.rows.forEach((_, k) => {
-    if (params.split === undefined || isTestRow(k + 1, params.testFraction) === (params.split === 'test')) selected.push(k);
-  });
-  if (selected.length === 0) fail(`Dataset ${format}: split \`${params.split}\` of ${uri} has no rows (${table.rows.length} in the file)`);
-
-  const xw = features.length;
-  const yw = params.task === 'classification' ? classes.length : 1;
-  const size = selected.length;
+  // Never fitted on a test split: a test split without a given transform gets the one of this file's training split.
+  const trainSplit = params.split === undefined ? undefined : 'train';
+  const preprocessing =
+    given ??
+    fitPreprocessing(
+      { ...params, split: trainSplit ?? 'all rows', classes, features },
+      params.split === 'train' ? rows : pick(trainSplit),
+    );
+  const xw = preprocessing.inputWidth;
+  const yw = classification ? classes.length : 1;
+  const size = rows.length;
   const x = new Float32Array(size * xw);
   const y = new Float32Array(size * yw);
+  const encode = rowEncoder(preprocessing, uri);
   const classIndex = new Map(classes.map((c, k) => [c, k]));
-  selected.forEach((k, i) => {
-    const row = table.rows[k]!;
-    features.forEach((f, j) => {
-      const raw = cell(row, f);
-      const v = toNumber(raw);
-      if (v === undefined) {
-        fail(`${uri} line ${row.line}: column \`${excerpt(f)}\` is not a number: ${describeData(raw)}`);
-      }
-      x[i * xw + j] = v;
-    });
-    if (params.task === 'classification') {
-      y[i * yw + classIndex.get(labels[k]!)!] = 1;
+  rows.forEach((row, i) => {
+    encode(row, x, i * xw);
+    if (classification) {
+      y[i * yw + classIndex.get(labels![row.index - 1]!)!] = 1;
     } else {
-      const raw = cell(row, label);
+      const raw = row.values.get(label);
       const v = toNumber(raw);
-      if (v === undefined) {
-        fail(`${uri} line ${row.line}: label \`${label}\` is not a number: ${describeData(raw)}`);
-      }
+      if (v === undefined) fail(`${where(uri, row, label)}: the label is ${isMissing(raw) ? 'missing (empty, null or NaN)' : `not a number: "${cellText(raw)}"`}`);
       y[i] = v;
     }
   });
-  return { x, y, xShape: [xw], yShape: [yw], size };
+  return { x, y, xShape: [xw], yShape: [yw], size, preprocessing };
 }
 
 /** Loads a `csv` or `jsonl` dataset spec (see the file comment). */
-export async function loadTabular(format: TabularFormat, spec: DatasetSpec, deps: TabularDeps = {}): Promise<Dataset> {
+export async function loadTabular(format: TabularFormat, spec: DatasetSpec, deps: TabularDeps = {}, options: TabularLoadOptions = {}): Promise<Dataset> {
   const params = parseTabularParams(format, spec);
+  const given = options.preprocessing === undefined ? undefined : parsePreprocessing(options.preprocessing, `the preprocessing given for ${params.uri}`);
   const text = await readFile(format, params.uri, deps);
-  const table = format === 'csv' ? csvTable(text, params.uri) : jsonlTable(text, params.uri, params.features !== undefined);
-  return toDataset(format, params, table);
+  const table = format === 'csv' ? csvTable(text, params.uri) : jsonlTable(text, params.uri, (params.features ?? given) !== undefined);
+  return toDataset(format, params, table, given);
 }
 
 /** The built-in `csv` dataset. */
-export function csvDataset(spec: DatasetSpec): Promise<Dataset> {
-  return loadTabular('csv', spec);
+export function csvDataset(spec: DatasetSpec, options?: TabularLoadOptions): Promise<Dataset> {
+  return loadTabular('csv', spec, {}, options);
 }
 
 /** The built-in `jsonl` dataset. */
-export function jsonlDataset(spec: DatasetSpec): Promise<Dataset> {
-  return loadTabular('jsonl', spec);
+export function jsonlDataset(spec: DatasetSpec, options?: TabularLoadOptions): Promise<Dataset> {
+  return loadTabular('jsonl', spec, {}, options);
 }
