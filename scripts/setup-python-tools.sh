@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Python tools the tests read runs with: TensorBoard's own event reader (and, with --mlflow, a
-# real MLflow tracking server). Installed from PyPI into a virtualenv in .cache/py (git-ignored),
+# real MLflow tracking server; with --sklearn, scikit-learn, whose package ships the tabular datasets
+# tools/sklearn_tabular.py writes as CSV for the tabular accuracy test and bench). Installed from PyPI into a virtualenv in .cache/py (git-ignored),
 # once; prints the venv's python path on stdout. Pinned so that a test reads with a known reader.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.cache/py"
 TENSORBOARD_VERSION=2.21.0
 MLFLOW_VERSION=3.17.2
+SKLEARN_VERSION=1.9.1
 log() { echo "[setup-python-tools] $*" >&2; }
 
 want=("tensorboard==$TENSORBOARD_VERSION")
 [[ " $* " == *" --mlflow "* ]] && want+=("mlflow==$MLFLOW_VERSION")
+[[ " $* " == *" --sklearn "* ]] && want+=("scikit-learn==$SKLEARN_VERSION")
 stamp="$VENV/.installed-$(echo "${want[*]}" | sha256sum | cut -c1-12)"
 if [[ ! -f "$stamp" ]]; then
   [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
