@@ -117,7 +117,8 @@ describe('retrainModel', () => {
 
     const modelName = uniqueId('colons');
     const result = await retrain({ modelName, train: blobs({ maxEpochs: 1 }) }, `${uniqueId('sched')}-2026-11-27T03:00:00Z`);
-    assert.match(result.train.runId, /^[A-Za-z0-9._-]+-2026-11-27T03-00-00Z$/);
+    // Readable, plus a hash of the exact ids whenever a character was replaced: `a:b` and `a-b` never share a folder.
+    assert.match(result.train.runId, /^[A-Za-z0-9._-]+-2026-11-27T03-00-00Z-[0-9a-f]{16}$/);
     assert.equal(result.promoted, true);
   });
 

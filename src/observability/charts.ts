@@ -32,6 +32,7 @@ export interface Marker {
 }
 
 const MARKER_COLORS: Record<MarkerKind, string> = { best: '#2ca02c', 'lr reduced': '#9467bd', 'early stop': '#d62728', resumed: '#ff7f0e' };
+const MARKER_KINDS = Object.keys(MARKER_COLORS) as MarkerKind[];
 const WIDTH = 640;
 const PANEL_HEIGHT = 170;
 
@@ -75,12 +76,25 @@ function panel(title: string, rows: object[], markers: Marker[], y: object, line
             type: 'nominal',
             title: 'markers',
             ...(!legend && { legend: null }),
-            scale: { domain: Object.keys(MARKER_COLORS), range: Object.values(MARKER_COLORS) },
+            scale: { domain: MARKER_KINDS, range: Object.values(MARKER_COLORS) },
           },
         },
       },
+      // Markers that share an epoch (best and resumed, say) would hide each other's rule: a row of
+      // symbols along the top, one lane per kind, keeps every one visible.
+      {
+        data: { values: markers.map((m) => ({ ...m, lane: 4 + 7 * MARKER_KINDS.indexOf(m.kind) })) },
+        mark: { type: 'point', filled: true, size: 45, opacity: 1 },
+        encoding: {
+          x: { field: 'epoch', type: 'quantitative' },
+          y: { field: 'lane', type: 'quantitative', scale: null },
+          fill: { field: 'kind', type: 'nominal', legend: null, scale: { domain: MARKER_KINDS, range: Object.values(MARKER_COLORS) } },
+          shape: { field: 'kind', type: 'nominal', legend: null, scale: { domain: MARKER_KINDS, range: ['diamond', 'triangle-down', 'square', 'circle'] } },
+          tooltip: [{ field: 'kind' }, { field: 'epoch' }],
+        },
+      },
     ],
-    resolve: { scale: { color: 'independent', stroke: 'independent' } },
+    resolve: { scale: { color: 'independent', stroke: 'independent', fill: 'independent', shape: 'independent', y: 'independent' } },
   };
 }
 

@@ -3,6 +3,7 @@
  * how it starts (input checks that need the worker), what an epoch's result changes (history,
  * best, early stopping, plateau) and the view the `progress` query returns. Workflow code.
  */
+import type { TrackingState } from './run-tracking';
 import { workflowInfo } from '@temporalio/workflow';
 import type { EpochRecord } from '../activities/store-and-trainer';
 import { checkpointUri, runUriOf } from '../checkpoints/layout';
@@ -35,7 +36,7 @@ export interface BestSoFar {
 }
 
 /** Everything the loop needs to go on; carried whole through continue-as-new. */
-export interface TrainLoopState {
+export interface TrainLoopState extends TrackingState {
   readonly runId: string;
   readonly runUri: string;
   readonly backend: string;
@@ -116,6 +117,8 @@ export async function initialLoopState(config: TrainConfig): Promise<TrainLoopSt
     epochsThisRun: 0,
     stopRequested: false,
     paused: false,
+    mlflowWanted: config.tracking?.mlflow !== undefined || worker.mlflow === true,
+    tracking: null,
   };
 }
 

@@ -7,6 +7,7 @@
 import {
   ActivityCancellationType,
   ApplicationFailure,
+  ContinueAsNew,
   CancellationScope,
   condition,
   continueAsNew,
@@ -27,6 +28,7 @@ import { FAULT_RETRY } from './activity-proxies';
 import { parseOrFail } from './invalid-config';
 import { protectedSteps } from './protected-steps';
 import { failOnUnknownMonitor } from './monitor-check';
+import { RunTracking } from './run-tracking';
 import { SEARCH_ATTRIBUTES } from './search-attributes';
 import {
   initialLoopState,
@@ -78,7 +80,17 @@ export async function trainModel(input: TrainInput, resumeState?: TrainLoopState
   const state: TrainLoopState = resumeState
     ? { ...resumeState, continuedRuns: resumeState.continuedRuns + 1, epochsThisRun: 0 }
     : await initialLoopState(config);
+  const tracking = new RunTracking(state, state.runUri, state.runId, config);
+  try {
+    return await trainLoop(input, config, state, resumeState !== undefined, tracking);
+  } catch (err) {
+    // A failed run still closes its MLflow run (this schedules nothing unless the run tracks).
+    if (!isCancellation(err) && !(err instanceof ContinueAsNew)) await tracking.finish('FAILED');
+    throw err;
+  }
+}
 
+async function trainLoop(input: TrainInput, config: TrainConfig, state: TrainLoopState, continued: boolean, tracking: RunTracking): Promise<TrainModelResult> {
   const heartbeatTimeout = config.timeouts.heartbeatSeconds * 1000;
   const retry = FAULT_RETRY;
   const { trainUntilStep } = proxyActivities<TrainingActivities>({
@@ -123,7 +135,7 @@ export async function trainModel(input: TrainInput, resumeState?: TrainLoopState
   // `resume`: continue the run already in this folder. Replaying its recorded epochs through the
   // same bookkeeping rebuilds exactly the state an uninterrupted run would have (only when the
   // input asks for it, so histories of runs without `resume` replay unchanged).
-  if (!resumeState && config.resume) {
+  if (!continued && config.resume) {
     for (const r of await readRunRecords({ runUri: state.runUri })) {
       if (r.epoch !== state.epoch + 1 || r.epoch > config.maxEpochs || outcome !== 'completed') break;
       if (r.step !== r.epoch * config.stepsPerEpoch) break;
@@ -173,12 +185,16 @@ export async function trainModel(input: TrainInput, resumeState?: TrainLoopState
       learningRate: state.learningRate,
       trainMetrics: { loss: trained.loss },
       protectSteps: protectedSteps(config, state),
+      recordedAt: Date.now(),
+      trainSeconds: trained.seconds,
+      trainAttempt: trained.attempt,
     });
     const metrics: Record<string, number> = { loss: trained.loss, ...evaluated.metrics };
     failOnUnknownMonitor(config, metrics);
     state.epochsThisRun++;
     if (recordEpoch(state, config, epoch, trained.step, metrics, trained.seconds)) outcome = 'early-stopped';
     publish();
+    tracking.epochRecorded();
 
     const due = config.continueAsNewEvery > 0 && state.epochsThisRun >= config.continueAsNewEvery;
     if (outcome === 'completed' && state.epoch < config.maxEpochs && !state.stopRequested && (due || workflowInfo().continueAsNewSuggested)) {
@@ -205,8 +221,10 @@ export async function trainModel(input: TrainInput, resumeState?: TrainLoopState
       modelStep,
       protectSteps: protectedSteps(config, state),
       title: `${state.runId}: ${config.stepsPerEpoch} steps/epoch, batch ${config.hyperparameters.batchSize}`,
+      markers: { bestEpoch: restore ?? state.best?.epoch ?? null, earlyStoppedEpoch: outcome === 'early-stopped' ? state.epoch : null },
     }),
   );
+  await tracking.finish(outcome === 'stopped' ? 'KILLED' : 'FINISHED');
   state.status = outcome;
   publish();
   const last = state.history[state.history.length - 1];

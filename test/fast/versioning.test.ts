@@ -89,14 +89,16 @@ describe('workflow versioning: patched changes and histories recorded before the
         assert.equal((await handle.result()).status, 'completed');
         const history = await handle.fetchHistory();
         const events = (JSON.parse(historyToJson(history)) as { events: JsonEvent[] }).events;
-        assert.deepEqual(patchIds(events), [SINGLE_UPSERT_PATCH]);
+        // Once, whatever other patches a fresh run also records (each has a fixture of its own).
+        assert.deepEqual(patchIds(events).filter((p) => p === SINGLE_UPSERT_PATCH), [SINGLE_UPSERT_PATCH]);
         // Publishes: 'training' and after-evaluation per epoch, then 'finalizing' and the outcome;
         // patched() itself adds its marker and one upsert of TemporalChangeVersion per run.
         const fields = (e: JsonEvent) => Object.keys(e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields ?? {}).sort().join();
         const upserts = events.filter((e) => e.eventType === UPSERT).map(fields);
-        assert.deepEqual(upserts.filter((f) => f === 'TemporalChangeVersion'), ['TemporalChangeVersion']);
-        assert.equal(upserts.filter((f) => f.startsWith('DurableTrain')).length, 2 * epochs + 2);
-        assert.deepEqual(new Set(upserts.slice(2)), new Set(['DurableTrainBestMetric,DurableTrainEpoch,DurableTrainStatus']), 'status, epoch and best metric in one upsert');
+        assert.ok(upserts.includes('TemporalChangeVersion'));
+        const ours = upserts.filter((f) => f.startsWith('DurableTrain'));
+        assert.equal(ours.length, 2 * epochs + 2);
+        assert.deepEqual(new Set(ours.slice(1)), new Set(['DurableTrainBestMetric,DurableTrainEpoch,DurableTrainStatus']), 'status, epoch and best metric in one upsert');
         const before = JSON.parse(fs.readFileSync(path.join(DIR, fixtures[0]!.file), 'utf8')) as { events: JsonEvent[] };
         console.log(`[versioning] ${epochs} epochs: ${events.length} events with the patch, ${before.events.length} in the pre-patch fixture`);
         await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, workflowId);

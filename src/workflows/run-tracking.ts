@@ -1,0 +1,97 @@
+/**
+ * MLflow from the workflow. The MLflow run id lives in workflow state (continue-as-new and restarts
+ * never fork the MLflow run), every call runs beside training and never in front of it (a tracking
+ * server that is down delays metrics, never training), and the last sync sets the final status.
+ * Only the end of a run waits for MLflow, and only for a bounded number of attempts.
+ */
+import { log, proxyActivities, sleep, workflowInfo, type RetryPolicy } from '@temporalio/workflow';
+import type { TrackingActivities, TrackingRef } from '../activities/tracking';
+import type { TrainConfig } from '../config/train-config';
+
+/** Behind training: retried for about ten minutes before a sync is given up (the next epoch's sync catches up). */
+const BACKGROUND_RETRY: RetryPolicy = { initialInterval: 2000, backoffCoefficient: 2, maximumInterval: 60_000, maximumAttempts: 15 };
+/** How long the end of a run waits for a background sync that is still retrying. */
+const FINISH_WAIT = '30 seconds';
+const FINAL_RETRY: RetryPolicy = { initialInterval: 2000, backoffCoefficient: 2, maximumInterval: 30_000, maximumAttempts: 4 };
+
+const background = proxyActivities<TrackingActivities>({ startToCloseTimeout: '2 minutes', retry: BACKGROUND_RETRY });
+const final = proxyActivities<TrackingActivities>({ startToCloseTimeout: '2 minutes', retry: FINAL_RETRY });
+
+export type FinalTrackingStatus = 'FINISHED' | 'FAILED' | 'KILLED';
+
+/** What the loop state keeps of tracking: whether the run tracks, and its MLflow run once known. */
+export interface TrackingState {
+  mlflowWanted?: boolean;
+  tracking?: TrackingRef | null;
+}
+
+export class RunTracking {
+  private running: Promise<void> | undefined;
+  private again = false;
+
+  constructor(
+    private readonly state: TrackingState,
+    private readonly runUri: string,
+    private readonly runName: string,
+    private readonly config: TrainConfig,
+  ) {}
+
+  private get wanted(): boolean {
+    return this.state.mlflowWanted === true;
+  }
+
+  /** The MLflow run, found or created once (the activity finds it again by the run's URI). */
+  private async ref(activities: TrackingActivities): Promise<TrackingRef | null> {
+    if (this.state.tracking) return this.state.tracking;
+    this.state.tracking = await activities.startTracking({
+      runUri: this.runUri,
+      runName: this.runName,
+      config: this.config,
+      startTime: workflowInfo().startTime.getTime(),
+      ...(this.config.tracking?.mlflow?.parentRunId && { parentRunId: this.config.tracking.mlflow.parentRunId }),
+    });
+    if (!this.state.tracking) this.state.mlflowWanted = false;
+    return this.state.tracking;
+  }
+
+  /** After an epoch was recorded: sync in the background; one that arrives while a sync runs queues one more. */
+  epochRecorded(): void {
+    if (!this.wanted) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        try {
+          const tracking = await this.ref(background);
+          if (tracking) await background.syncTracking({ runUri: this.runUri, tracking });
+        } catch (err) {
+          log.warn('MLflow tracking is behind; the next epoch tries again', { error: (err as Error).message });
+        }
+      } while (this.again && this.wanted);
+      this.running = undefined;
+    })();
+  }
+
+  /**
+   * The last sync, with the run's final status. It waits a bounded time for a background sync still
+   * retrying (a server that is down), then gives up: a tracking failure is logged, never the run's.
+   */
+  async finish(status: FinalTrackingStatus): Promise<void> {
+    if (!this.wanted) return;
+    if (this.running) await Promise.race([this.running, sleep(FINISH_WAIT)]);
+    if (this.running && !this.state.tracking) {
+      // Still trying to reach MLflow for the first time: a second start could create a second MLflow run.
+      log.warn('MLflow was not reachable during the run; its metrics are in the run folder');
+      return;
+    }
+    try {
+      const tracking = await this.ref(final);
+      if (tracking) await final.syncTracking({ runUri: this.runUri, tracking, final: { status, endTime: Date.now() } });
+    } catch (err) {
+      log.warn('MLflow tracking could not be finished; metrics are in the run folder', { error: (err as Error).message });
+    }
+  }
+}
