@@ -106,6 +106,43 @@ describe('observability: TensorBoard, MLflow and the learning curve after two SI
     if (process.env.DT_CURVE_PNG) fs.copyFileSync(path.join(runDir, 'learning-curve.png'), process.env.DT_CURVE_PNG);
   });
 
+  test('a search is one MLflow run with each trial nested under it', async () => {
+    const taskQueue = uniqueId('tq');
+    const w = worker(taskQueue);
+    const handle = await stack.client.workflow.start('hyperparameterSearch', {
+      taskQueue,
+      workflowId: uniqueId('observed-search'),
+      args: [{
+        base: {
+          model: { name: 'mlp', params: { hiddenUnits: [8] } },
+          data: { train: { name: 'synthetic', params: { size: 256 } }, eval: { name: 'synthetic', split: 'test', params: { size: 64 } } },
+          stepsPerEpoch: 5,
+          maxEpochs: 2,
+          tracking: { mlflow: { experiment: 'observe-search' } },
+        },
+        space: { 'hyperparameters.learningRate': [0.01, 0.001] },
+        strategy: 'grid',
+        maxParallel: 2,
+      }],
+    });
+    const result = (await handle.result()) as { trials: Array<{ runUri: string }>; searchUri: string };
+    await w.stop();
+    const client = new MlflowClient(mlflow.uri);
+    const experimentId = await client.experimentId('observe-search');
+    const runs = await fetch(`${mlflow.uri}/api/2.0/mlflow/runs/search`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ experiment_ids: [experimentId] }),
+    }).then((r) => r.json() as Promise<{ runs: Array<{ info: { run_id: string; status: string }; data: { tags: Array<{ key: string; value: string }> } }> }>);
+    const tag = (r: (typeof runs.runs)[number], key: string) => r.data.tags.find((t) => t.key === key)?.value;
+    const parent = runs.runs.filter((r) => tag(r, 'durable_train.run_uri') === result.searchUri);
+    assert.equal(parent.length, 1, 'one MLflow run for the search');
+    const children = runs.runs.filter((r) => tag(r, 'mlflow.parentRunId') === parent[0]!.info.run_id);
+    assert.deepEqual(children.map((r) => tag(r, 'durable_train.run_uri')).sort(), result.trials.map((t) => t.runUri).sort(), 'every trial nested under it');
+    assert.equal(runs.runs.length, 1 + result.trials.length);
+    assert.ok(runs.runs.every((r) => r.info.status === 'FINISHED'));
+  });
+
   test('an MLflow server that is down delays no epoch; the run completes and its metrics are in its folder', async () => {
     const runId = uniqueId('mlflow-down');
     const taskQueue = uniqueId('tq');

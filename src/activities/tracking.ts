@@ -5,7 +5,7 @@
  * epoch records the run stored, so a sync that runs twice, or after a resume, logs each step once.
  */
 import { ApplicationFailure } from '@temporalio/common';
-import type { TrainConfig } from '../config/train-config';
+import type { TrackingConfig } from '../config/tracking-config';
 import type { CheckpointStore } from '../checkpoints/store';
 import { MlflowClient, MlflowError, type MlflowMetric, type MlflowRunStatus } from '../observability/mlflow';
 import { readEpochRecords, storeCall } from './store-and-trainer';
@@ -26,13 +26,14 @@ export interface TrackingRef {
 export interface StartTrackingInput {
   readonly runUri: string;
   readonly runName: string;
-  readonly config: TrainConfig;
+  /** The input's `tracking` (which server and experiment). */
+  readonly tracking?: TrackingConfig;
+  /** Logged once, when the MLflow run is created (src/config/flatten-params.ts). */
+  readonly params: Readonly<Record<string, string>>;
   /** Workflow time of the run's start (ms). */
   readonly startTime: number;
   /** A search's MLflow run: trials nest under it. */
   readonly parentRunId?: string;
-  /** Params of a search's parent run instead of the run config's. */
-  readonly params?: Readonly<Record<string, string>>;
 }
 
 export interface SyncTrackingInput {
@@ -42,18 +43,6 @@ export interface SyncTrackingInput {
   readonly final?: { readonly status: MlflowRunStatus; readonly endTime: number };
 }
 
-/** `a.b.c: value` pairs of everything in the config that is a scalar or a list of scalars. */
-export function flattenParams(value: unknown, prefix = '', out: Record<string, string> = {}): Record<string, string> {
-  if (value === null || value === undefined) return out;
-  if (Array.isArray(value) && value.every((v) => v === null || typeof v !== 'object')) {
-    out[prefix] = JSON.stringify(value);
-  } else if (typeof value === 'object') {
-    for (const [k, v] of Object.entries(value as Record<string, unknown>)) flattenParams(v, prefix ? `${prefix}.${k}` : k, out);
-  } else {
-    out[prefix] = String(value);
-  }
-  return out;
-}
 
 function failure(err: unknown): never {
   if (err instanceof MlflowError && !err.retryable) throw ApplicationFailure.nonRetryable(err.message, 'MlflowRejected');
@@ -77,7 +66,7 @@ export function createTrackingActivities(deps: TrackingActivityDeps) {
   return {
     /** Finds or creates the run's MLflow run (params logged once); null when the run has no tracking. */
     async startTracking(input: StartTrackingInput): Promise<TrackingRef | null> {
-      const settings = input.config.tracking?.mlflow;
+      const settings = input.tracking?.mlflow;
       const uri = trackingUri(settings?.uri);
       if (!uri) return null;
       try {
@@ -88,7 +77,7 @@ export function createTrackingActivities(deps: TrackingActivityDeps) {
           runKey: input.runUri,
           runName: input.runName,
           startTime: input.startTime,
-          params: input.params ?? flattenParams({ ...input.config, tracking: undefined }),
+          params: input.params,
           tags: { 'durable_train.run_uri': input.runUri },
           ...(input.parentRunId && { parentRunId: input.parentRunId }),
         });

@@ -29,6 +29,7 @@ import {
   type Leaderboard, type QueuedRun, type SearchResult, type SearchState, type TrialRecord,
 } from './search/state';
 import { baseCheckpointRoot, invalidSearch, trialIssues, validateSearchOrFail, type ValidatedSearch } from './search/validate';
+import { RunTracking, baseTracking, searchParams } from './run-tracking';
 import { rankTrials, trialInput } from './search-space';
 import { SEARCH_ATTRIBUTES } from './search-attributes';
 import type { trainModel } from './train-model';
@@ -70,6 +71,7 @@ async function startState(v: ValidatedSearch): Promise<SearchState> {
   return {
     version: 2, searchRunId: searchRunId!, searchUri: joinUri(root, searchRunId!), trials: [], queue: [], trialLimit: v.planned,
     searcherFinished: false, searcher: null, scheduler: null, failures: 0, status: 'starting', continuedRuns: 0, startedThisRun: 0,
+    mlflowWanted: baseTracking(config) !== undefined || worker.mlflow === true, tracking: null,
   };
 }
 
@@ -79,6 +81,8 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
   const state: SearchState = resumeState ? resumedState(resumeState, validated) : await startState(validated);
   const { searcher, scheduler } = createSearch(config, state.trialLimit, resumeState && { searcher: state.searcher, scheduler: state.scheduler });
   const searchWorkflowId = workflowInfo().workflowId;
+  // The search's own MLflow run; trials nest under it (src/workflows/run-tracking.ts).
+  const tracking = new RunTracking(state, state.searchUri, state.searchRunId, baseTracking(config), searchParams(config));
   /** Decisions of the scheduler not applied yet (they may need an activity). */
   const decisions: TrialDecision[] = [];
 
@@ -163,6 +167,7 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
       // and training resumes from its newest checkpoint.
       resume: run.rung > 1,
     });
+    if (tracking.runId) Object.assign(childInput, { tracking: { mlflow: { ...baseTracking(config)?.mlflow, parentRunId: tracking.runId } } });
     void executeChild<typeof trainModel>('trainModel', { workflowId, args: [childInput] }).then(
       (result) => {
         t.status = 'completed';
@@ -251,6 +256,7 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
 
   state.status = 'searching';
   publish();
+  await tracking.begin('30 seconds');
   for (;;) {
     if (overBudget()) await failBudget();
     await applyDecisions();
@@ -288,6 +294,7 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
   state.status = 'finalizing';
   publish();
   const written = await writeResults(best?.trial ?? null);
+  await tracking.finish(best ? 'FINISHED' : 'FAILED');
   if (!best || best.value === null || best.modelUri === null || best.workflowId === null) {
     throw ApplicationFailure.create({
       message: `No trial completed with a \`${config.metric}\` metric (${state.failures} of ${state.trials.length} failed); see ${written.resultsUri}`,

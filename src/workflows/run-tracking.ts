@@ -4,9 +4,10 @@
  * server that is down delays metrics, never training), and the last sync sets the final status.
  * Only the end of a run waits for MLflow, and only for a bounded number of attempts.
  */
+import type { Duration } from '@temporalio/common';
 import { log, proxyActivities, sleep, workflowInfo, type RetryPolicy } from '@temporalio/workflow';
 import type { TrackingActivities, TrackingRef } from '../activities/tracking';
-import type { TrainConfig } from '../config/train-config';
+import type { TrackingConfig } from '../config/tracking-config';
 
 /** Behind training: retried for about ten minutes before a sync is given up (the next epoch's sync catches up). */
 const BACKGROUND_RETRY: RetryPolicy = { initialInterval: 2000, backoffCoefficient: 2, maximumInterval: 60_000, maximumAttempts: 15 };
@@ -33,8 +34,25 @@ export class RunTracking {
     private readonly state: TrackingState,
     private readonly runUri: string,
     private readonly runName: string,
-    private readonly config: TrainConfig,
+    private readonly tracking: TrackingConfig | undefined,
+    /** Logged once, when the MLflow run is created. */
+    private readonly params: Readonly<Record<string, string>>,
   ) {}
+
+  /** The MLflow run id once known (a search hands it to its trials as their parent). */
+  get runId(): string | undefined {
+    return this.state.tracking?.mlflow.runId;
+  }
+
+  /**
+   * Starts tracking in the background and waits for it at most `wait`: a search's first trials
+   * should nest under it, but a tracking server that is down must not hold the search back.
+   */
+  async begin(wait: Duration): Promise<void> {
+    if (!this.wanted || this.state.tracking) return;
+    this.epochRecorded();
+    await Promise.race([this.running, sleep(wait)]);
+  }
 
   private get wanted(): boolean {
     return this.state.mlflowWanted === true;
@@ -46,9 +64,10 @@ export class RunTracking {
     this.state.tracking = await activities.startTracking({
       runUri: this.runUri,
       runName: this.runName,
-      config: this.config,
+      ...(this.tracking && { tracking: this.tracking }),
+      params: this.params,
       startTime: workflowInfo().startTime.getTime(),
-      ...(this.config.tracking?.mlflow?.parentRunId && { parentRunId: this.config.tracking.mlflow.parentRunId }),
+      ...(this.tracking?.mlflow?.parentRunId && { parentRunId: this.tracking.mlflow.parentRunId }),
     });
     if (!this.state.tracking) this.state.mlflowWanted = false;
     return this.state.tracking;
@@ -94,4 +113,16 @@ export class RunTracking {
       log.warn('MLflow tracking could not be finished; metrics are in the run folder', { error: (err as Error).message });
     }
   }
+}
+
+/** What a search logs as its MLflow params: its strategy and space, not a trial's values. */
+export function searchParams(config: { readonly strategy: string; readonly metric: string; readonly mode: string; readonly maxParallel: number; readonly space: unknown }): Record<string, string> {
+  const params: Record<string, string> = { strategy: config.strategy, metric: config.metric, mode: config.mode, maxParallel: String(config.maxParallel) };
+  for (const [path, values] of Object.entries(config.space as Record<string, unknown>)) params[`space.${path}`] = JSON.stringify(values).slice(0, 6000);
+  return params;
+}
+
+/** The `tracking` of a search's base input (validated with every trial's input). */
+export function baseTracking(config: { readonly base: Readonly<Record<string, unknown>> }): TrackingConfig | undefined {
+  return config.base.tracking as TrackingConfig | undefined;
 }

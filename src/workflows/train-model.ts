@@ -28,6 +28,7 @@ import { FAULT_RETRY } from './activity-proxies';
 import { parseOrFail } from './invalid-config';
 import { protectedSteps } from './protected-steps';
 import { failOnUnknownMonitor } from './monitor-check';
+import { flattenParams } from '../config/flatten-params';
 import { RunTracking } from './run-tracking';
 import { SEARCH_ATTRIBUTES } from './search-attributes';
 import {
@@ -80,7 +81,7 @@ export async function trainModel(input: TrainInput, resumeState?: TrainLoopState
   const state: TrainLoopState = resumeState
     ? { ...resumeState, continuedRuns: resumeState.continuedRuns + 1, epochsThisRun: 0 }
     : await initialLoopState(config);
-  const tracking = new RunTracking(state, state.runUri, state.runId, config);
+  const tracking = new RunTracking(state, state.runUri, state.runId, config.tracking, flattenParams({ ...config, tracking: undefined }));
   try {
     return await trainLoop(input, config, state, resumeState !== undefined, tracking);
   } catch (err) {

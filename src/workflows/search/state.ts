@@ -2,6 +2,7 @@
  * hyperparameterSearch's state and result types, and the pure helpers that build them: the trial
  * rows, child workflow ids, and the migration of a state carried from before the searcher/scheduler split.
  */
+import type { TrackingState } from '../run-tracking';
 import { TemporalFailure } from '@temporalio/workflow';
 import { joinUri, trialId } from '../../checkpoints/layout';
 import type { SearchStrategy } from '../../config/search-config';
@@ -23,7 +24,7 @@ export interface QueuedRun {
 }
 
 /** Everything the search needs to go on; carried whole through continue-as-new. */
-export interface SearchState {
+export interface SearchState extends TrackingState {
   /** 2 since the searcher/scheduler split; a state without it is migrated (search/legacy.ts). */
   readonly version: 2;
   readonly searchRunId: string;
