@@ -8,12 +8,15 @@ export interface Io {
   err(line: string): void;
   /** Rewrites the live view in place when the output is a terminal. */
   readonly tty: boolean;
+  /** The terminal's width in columns, when there is one (the live view fits it). */
+  readonly columns?: () => number | undefined;
 }
 
 export const consoleIo: Io = {
   out: (l) => process.stdout.write(`${l}\n`),
   err: (l) => process.stderr.write(`${l}\n`),
   tty: Boolean(process.stdout.isTTY),
+  columns: () => process.stdout.columns,
 };
 
 /** Opens the client on first call, so commands validate their arguments before connecting. */

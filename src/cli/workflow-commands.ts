@@ -4,6 +4,7 @@ import { taskQueueFromEnv } from '../connection';
 import { EXIT, UsageError, type Flags } from './args';
 import { readConfigFile } from './config-file';
 import type { Io, LazyClient } from './context';
+import { renderListRow, type ListRow } from './render';
 import { snapshot, watch } from './watch';
 
 export const WORKFLOW_TYPES = { train: 'trainModel', search: 'hyperparameterSearch', retrain: 'retrainModel' } as const;
@@ -63,7 +64,7 @@ export async function workflowCommand(command: WorkflowCommand, positional: read
       const query = flags.query ?? `WorkflowType IN (${Object.values(WORKFLOW_TYPES).map((t) => `"${t}"`).join(', ')})`;
       const limit = Number(flags.limit ?? 20);
       if (!(Number.isInteger(limit) && limit > 0)) throw new UsageError(`Expected \`--limit\` to be a whole number from 1 and up, got ${String(flags.limit)}`);
-      const rows: Array<Record<string, unknown>> = [];
+      const rows: ListRow[] = [];
       for await (const w of (await client()).workflow.list({ query })) {
         const sa = w.searchAttributes as Record<string, unknown[] | undefined>;
         rows.push({
@@ -74,11 +75,12 @@ export async function workflowCommand(command: WorkflowCommand, positional: read
           epoch: sa.DurableTrainEpoch?.[0] ?? null,
           bestMetric: sa.DurableTrainBestMetric?.[0] ?? null,
           startTime: w.startTime.toISOString(),
+          closeTime: w.closeTime?.toISOString() ?? null,
         });
         if (rows.length >= limit) break;
       }
       if (json) io.out(JSON.stringify(rows));
-      else for (const r of rows) io.out(`${r.workflowId}\t${r.type}\t${r.status}\t${r.trainStatus ?? '-'}\tepoch ${r.epoch ?? '-'}\tbest ${r.bestMetric ?? '-'}`);
+      else for (const r of rows) io.out(renderListRow(r, Date.now()));
       return EXIT.ok;
     }
   }

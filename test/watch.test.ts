@@ -1,0 +1,233 @@
+/**
+ * `durable-train watch`: the renderers as pure functions (exact lines, every width from 40 to 200,
+ * terminal redraw versus plain lines), and one run watched end to end through a real dev server and
+ * a real worker, piped and on a pseudo-terminal (`script` from util-linux).
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { readBeat, StepRate } from '../src/cli/heartbeat';
+import { duration, significant } from '../src/cli/human';
+import { LiveOutput } from '../src/cli/live-output';
+import { renderRetrainLines, renderSearchLines, renderTrainLine, type TrainView } from '../src/cli/live-view';
+import { renderListRow } from '../src/cli/render';
+import type { RetrainProgress } from '../src/workflows/retrain-model';
+import type { TrainProgress } from '../src/workflows/train-model';
+import { mnistInput, ROOT, runDurableTrain, startStack, startWorker, uniqueId, type InProcessWorker, type Stack } from './helpers/temporal';
+
+const ESC = '\x1b';
+
+function progress(overrides: Partial<TrainProgress> = {}): TrainProgress {
+  return {
+    runId: 'r', runUri: 'file:///tmp/r', status: 'training', pauseRequested: false, stopRequested: false,
+    epoch: 2, maxEpochs: 5, step: 80, stepsPerEpoch: 40, totalSteps: 200, learningRate: 0.002, backend: 'tensorflow',
+    latest: { epoch: 2, step: 80, learningRate: 0.002, metrics: { loss: 0.412345, val_loss: 0.38, val_accuracy: 0.8875 }, trainSeconds: 4 },
+    best: { epoch: 2, step: 80, metric: 'val_loss', value: 0.38 },
+    latestCheckpointUri: null, bestCheckpointUri: null, continuedRuns: 0, secondsPerEpoch: 4,
+    ...overrides,
+  };
+}
+
+const inEpoch = { step: 97, targetStep: 120, checkpointStep: 80, stepsPerSecond: 8.5 };
+const live: TrainView = { progress: progress(), inEpoch };
+
+const retrain: RetrainProgress = {
+  modelName: 'digits', phase: 'training', trainWorkflowId: 'digits-retrain-000042', warmStartFrom: 'file:///tmp/champion/model',
+  champion: { runId: 'digits-retrain-000041', metric: 'val_accuracy', metrics: { val_accuracy: 0.912345 } } as unknown as RetrainProgress['champion'],
+  decision: { promoted: false, reason: 'val_accuracy 0.9012 is not better than the champion 0.9123 by 0.001' } as unknown as RetrainProgress['decision'],
+};
+
+const board = {
+  status: 'searching', metric: 'val_loss', mode: 'min', running: 1, failed: 0, rung: 2,
+  rungs: [{ rung: 1, trials: 4, epochs: 1 }, { rung: 2, trials: 2, epochs: 3 }],
+  trials: [
+    { trial: 2, id: 'trial-2', status: 'completed', rung: 2, value: 0.3012345, workflowId: 's-trial-2', params: { learningRate: 0.0031234, hiddenUnits: [64, 32] } },
+    { trial: 1, id: 'trial-1', status: 'pruned', rung: 1, value: 0.41, workflowId: 's-trial-1', params: { learningRate: 0.01, hiddenUnits: [8] } },
+    { trial: 3, id: 'trial-3', status: 'running', rung: 2, value: null, workflowId: 's-trial-3', params: { learningRate: 0.0005, hiddenUnits: [128] } },
+  ],
+};
+
+describe('watch renderers', () => {
+  test('a train line inside an epoch: running epoch, its step, steps/s, epoch and run ETAs', () => {
+    assert.equal(
+      renderTrainLine(live, 200),
+      '[############............] epoch 3/5 step 97/200 training  8.5 steps/s  epoch ETA 2s  run ETA 10s' +
+        '  loss 0.4123  val_loss 0.3800  val_accuracy 0.8875  best val_loss 0.3800 @ epoch 2  lr 0.0020',
+    );
+    // Narrow: the bar, the metrics, the best and the epoch ETA go first; epoch, step, status, run ETA, speed stay.
+    assert.equal(renderTrainLine(live, 60), 'epoch 3/5 step 97/200 training  8.5 steps/s  run ETA 10s');
+    assert.equal(renderTrainLine(live, 40), 'epoch 3/5 step 97/200 training  ETA 10s', 'the run ETA in its short form');
+    assert.equal(renderTrainLine(live, 12), 'epoch 3/5');
+    assert.equal(renderTrainLine(live, 6), 'epoch…');
+  });
+
+  test('between epochs and while evaluating; a heartbeat of an epoch already recorded is ignored', () => {
+    const idle = renderTrainLine({ progress: progress(), inEpoch: null }, 200);
+    assert.match(idle, /^\[#{10}\.{14}\] epoch 3\/5 step 80\/200 training  10 steps\/s  run ETA 12s  loss/);
+    const stale = renderTrainLine({ progress: progress(), inEpoch: { ...inEpoch, step: 80, targetStep: 80 } }, 200);
+    assert.equal(stale, idle);
+    const evaluating = renderTrainLine({ progress: progress({ status: 'evaluating', step: 120 }), inEpoch }, 200);
+    assert.match(evaluating, /epoch 3\/5 step 120\/200 evaluating  10 steps\/s  run ETA 8s/);
+    const done = renderTrainLine({ progress: progress({ status: 'completed', epoch: 5, step: 200 }), inEpoch }, 200);
+    assert.match(done, /^\[#{24}\] epoch 5\/5 step 200\/200 completed  loss/);
+    assert.doesNotMatch(done, /steps\/s|ETA/);
+    const first = renderTrainLine({ progress: progress({ epoch: 0, step: 0, latest: null, best: null, secondsPerEpoch: null }), inEpoch: { ...inEpoch, step: 12, targetStep: 40, stepsPerSecond: null } }, 200);
+    assert.equal(first, '[#.......................] epoch 1/5 step 12/200 training  no epoch finished yet  lr 0.0020');
+  });
+
+  test('retrain and search blocks', () => {
+    assert.deepEqual(renderRetrainLines(retrain, live, 200), [
+      'retrain digits: training  champion digits-retrain-000041 (val_accuracy 0.9123)  training run digits-retrain-000042',
+      `  ${renderTrainLine(live, 198)}`,
+      '  rejected: val_accuracy 0.9012 is not better than the champion 0.9123 by 0.001',
+    ]);
+    assert.deepEqual(renderRetrainLines(retrain, null, 50), [
+      'retrain digits: training',
+      '  rejected: val_accuracy 0.9012 is not better tha…',
+    ]);
+    const running = new Map([['s-trial-3', live]]);
+    assert.deepEqual(renderSearchLines(board, running, 200, 0), ['search searching  trials 3  running 1  failed 0  best val_loss 0.3012 (trial-2)  rung 2/2']);
+    const table = renderSearchLines(board, running, 120, 8);
+    assert.equal(table.length, 4);
+    assert.equal(table[1], '  trial-2  completed  val_loss 0.3012  rung 2  learningRate=0.003123 hiddenUnits=[64,32]');
+    assert.match(table[3]!, /^ {2}trial-3 {2}running {2}epoch 3\/5 step 97\/200 training {2}8\.5 steps\/s/);
+  });
+
+  test('no line is wider than the width, for every width from 40 to 200', () => {
+    const views: TrainView[] = [
+      live,
+      { progress: progress({ status: 'paused', pauseRequested: true }), inEpoch: null },
+      { progress: progress({ stopRequested: true, latest: null, best: null }), inEpoch },
+      { progress: progress({ status: 'evaluating', step: 120 }), inEpoch: null },
+    ];
+    const running = new Map([['s-trial-3', live]]);
+    for (let width = 40; width <= 200; width++) {
+      const lines = [
+        ...views.map((v) => renderTrainLine(v, width)),
+        ...renderRetrainLines(retrain, live, width),
+        ...renderSearchLines(board, running, width, 8),
+        ...renderSearchLines({ trials: 'not a list' }, running, width, 8),
+      ];
+      for (const line of lines) {
+        assert.ok(line.length <= width, `width ${width}: ${JSON.stringify(line)} is ${line.length} wide`);
+        assert.ok(!line.includes('\n'), `width ${width}: a line break in ${JSON.stringify(line)}`);
+      }
+      assert.match(renderTrainLine(live, width), /^(\[[#.]+\] )?epoch 3\/5 step 97\/200 training/, `width ${width}`);
+    }
+  });
+
+  test('on a terminal frames are redrawn in place; piped, each changed frame is printed plainly', () => {
+    const printed: string[] = [];
+    const piped = new LiveOutput({ out: (l) => printed.push(l), tty: false });
+    piped.show(['a']);
+    piped.show(['a']);
+    piped.show(['b', '  c']);
+    assert.deepEqual(printed, ['a', 'b\n  c']);
+
+    const drawn: string[] = [];
+    const terminal = new LiveOutput({ out: (l) => drawn.push(l), tty: true });
+    terminal.show(['a']);
+    terminal.show(['b', '  c']);
+    terminal.show(['b', '  c']);
+    terminal.show(['d']);
+    terminal.release();
+    terminal.show(['e']);
+    assert.deepEqual(drawn, ['a', `${ESC}[1A\r${ESC}[Jb\n  c`, `${ESC}[2A\r${ESC}[Jd`, 'e']);
+  });
+
+  test('heartbeat details are read loosely; steps/s comes from heartbeats of one attempt', () => {
+    assert.deepEqual(readBeat({ step: 5, targetStep: 40, checkpointStep: 0 }), { step: 5, targetStep: 40, checkpointStep: 0 });
+    assert.deepEqual(readBeat({ step: 5, targetStep: 40, loss: 1, epochStartedAt: 'x', stepsPerSecond: 3 }), { step: 5, targetStep: 40, checkpointStep: 5, stepsPerSecond: 3 });
+    for (const bad of [undefined, null, 7, 'step', { step: 5 }, { step: '5', targetStep: 40 }, { step: Number.NaN, targetStep: 40 }]) {
+      assert.equal(readBeat(bad), null, JSON.stringify(bad));
+    }
+    const rates = new StepRate();
+    assert.equal(rates.observe('a/1', 10, 1000), null);
+    assert.equal(rates.observe('a/1', 10, 1000), null, 'the same heartbeat again');
+    assert.equal(rates.observe('a/1', 30, 3000), 10);
+    assert.equal(rates.observe('a/1', 50, 5000), 10);
+    assert.equal(rates.observe('a/2', 40, 6000), null, 'a new attempt starts over');
+    assert.equal(rates.observe('a/1', 5, 7000), null, 'a step going back starts over');
+  });
+
+  test('list rounds metrics to 4 significant digits and says durations as people do', () => {
+    assert.equal(significant(0.30123456), '0.3012');
+    assert.equal(significant(1234.5678), '1235');
+    assert.equal(significant(0.9), '0.9');
+    assert.equal(significant(0.000012345678), '0.00001235');
+    assert.deepEqual([5, 187, 3725, 200_000, -1].map(duration), ['5s', '3m07s', '1h02m', '2d07h', '?']);
+    const row = {
+      workflowId: 'w', type: 'trainModel', status: 'COMPLETED', trainStatus: 'completed', epoch: 3, bestMetric: 0.123456789,
+      startTime: '2026-01-01T00:00:00.000Z', closeTime: '2026-01-01T00:03:07.500Z',
+    };
+    assert.equal(renderListRow(row, 0), 'w\ttrainModel\tCOMPLETED\tcompleted\tepoch 3\tbest 0.1235\ttook 3m07s');
+    assert.equal(renderListRow({ ...row, status: 'RUNNING', closeTime: null, bestMetric: null }, Date.parse('2026-01-01T01:00:05Z')), 'w\ttrainModel\tRUNNING\tcompleted\tepoch 3\tbest -\tstarted 1h00m ago');
+  });
+});
+
+/** Runs the CLI on a pseudo-terminal `columns` wide; resolves to what the terminal received. */
+function onTerminal(args: string[], env: Record<string, string>, columns: number): Promise<{ code: number | null; output: string }> {
+  const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  const command = `stty cols ${columns} rows 40; exec ${[process.execPath, path.join(ROOT, 'bin/durable-train.js'), ...args].map(quote).join(' ')}`;
+  return new Promise((resolve) => {
+    const child = spawn('script', ['-qfec', command, '/dev/null'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.on('exit', (code) => resolve({ code, output }));
+  });
+}
+
+describe('watch on a real run', () => {
+  let stack: Stack;
+  let worker: InProcessWorker;
+  before(async () => {
+    stack = await startStack();
+    worker = await startWorker(stack.address);
+  });
+  after(async () => {
+    await worker?.stop();
+    await stack?.close();
+  });
+
+  test('piped: a step inside the first epoch shows before the epoch ends, no escape codes; on a terminal: redrawn, fits', async () => {
+    const stepsPerEpoch = 300;
+    // Slow enough epochs that several heartbeats (every 0.8 × 2 s) reach the server mid-epoch.
+    const input = mnistInput({
+      model: { name: 'mlp', params: { hiddenUnits: [512, 512] } },
+      hyperparameters: { optimizer: 'adam', learningRate: 0.001, batchSize: 256 },
+      stepsPerEpoch, maxEpochs: 2, timeouts: { heartbeatSeconds: 2 },
+    });
+    const workflowId = uniqueId('watch');
+    await stack.client.workflow.start('trainModel', { taskQueue: worker.taskQueue, workflowId, args: [input] });
+    const env = { TEMPORAL_ADDRESS: stack.address };
+    const started = Date.now();
+    const [piped, terminal] = await Promise.all([
+      runDurableTrain(['watch', workflowId, '--interval', '0.2'], env),
+      onTerminal(['watch', workflowId, '--interval', '0.2'], env, 70),
+    ]);
+    console.log(`run watched in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    console.log(`piped output:\n${piped.stdout}`);
+    assert.equal(piped.code, 0, piped.stderr);
+    assert.ok(!piped.stdout.includes(ESC), 'no escape codes when piped');
+    const lines = piped.stdout.trimEnd().split('\n');
+    const stepOf = (l: string): number => Number(/ step (\d+)\/600 /.exec(l)?.[1] ?? Number.NaN);
+    const inEpoch = lines.findIndex((l) => /epoch 1\/2 step \d+\/600 training/.test(l) && stepOf(l) > 0 && stepOf(l) < stepsPerEpoch);
+    // The first line at or past the first epoch's last step (its evaluation can be too quick to be seen).
+    const epochEnd = lines.findIndex((l) => stepOf(l) >= stepsPerEpoch);
+    assert.ok(inEpoch >= 0, 'a line with a step inside the first epoch');
+    assert.ok(epochEnd > inEpoch, `the in-epoch line (${inEpoch}) comes before the epoch's end (${epochEnd})`);
+    assert.match(lines[lines.length - 1]!, /finished: completed/);
+
+    console.log(`terminal output:\n${JSON.stringify(terminal.output)}`);
+    assert.equal(terminal.code, 0, terminal.output);
+    assert.ok(terminal.output.includes(`${ESC}[1A\r${ESC}[J`), 'the frame is redrawn in place');
+    // What the screen shows: escape sequences and carriage returns removed, split at line feeds.
+    const screen = terminal.output.replace(/\x1b\[[0-9;]*[A-Za-z]/g, '').replace(/\r/g, '').split('\n');
+    for (const line of screen) {
+      if (line.startsWith('Run ')) continue; // the finished line keeps the model URI whole
+      assert.ok(line.length < 70, `${JSON.stringify(line)} is ${line.length} wide`);
+    }
+    assert.ok(screen.some((l) => /epoch 2\/2 step 600\/600/.test(l)), 'the last frame stays on screen');
+  });
+});
