@@ -55,7 +55,8 @@ describe('watch renderers', () => {
       '[############............] epoch 3/5 step 97/200 training  8.5 steps/s  epoch ETA 2s  run ETA 10s' +
         '  loss 0.4123  val_loss 0.3800  val_accuracy 0.8875  best val_loss 0.3800 @ epoch 2  lr 0.0020',
     );
-    // Narrow: the bar, the metrics, the best and the epoch ETA go first; epoch, step, status, run ETA, speed stay.
+    // Narrower: lr, the metrics, the bar, the epoch ETA and the best go first; epoch, step, status, run ETA, speed stay.
+    assert.equal(renderTrainLine(live, 80), 'epoch 3/5 step 97/200 training  8.5 steps/s  run ETA 10s  best val_loss 0.3800');
     assert.equal(renderTrainLine(live, 60), 'epoch 3/5 step 97/200 training  8.5 steps/s  run ETA 10s');
     assert.equal(renderTrainLine(live, 40), 'epoch 3/5 step 97/200 training  ETA 10s', 'the run ETA in its short form');
     assert.equal(renderTrainLine(live, 12), 'epoch 3/5');

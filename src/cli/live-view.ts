@@ -63,14 +63,17 @@ function trainSegments(v: TrainView): Segment[] {
   if (p.stopRequested && p.status === 'training') out.push(seg(2, 1, '(stopping)'));
   else if (p.pauseRequested && p.status === 'training') out.push(seg(2, 1, '(pausing)'));
   if (f.stepsPerSecond !== null) out.push(seg(4, 2, `${rate(f.stepsPerSecond)} steps/s`));
-  if (f.epochEta !== null) out.push(seg(5, 2, `epoch ETA ${duration(f.epochEta)}`));
+  if (f.epochEta !== null) out.push(seg(6, 2, `epoch ETA ${duration(f.epochEta)}`));
   if (f.runEta !== null) out.push(seg(3, 2, `run ETA ${duration(f.runEta)}`, `ETA ${duration(f.runEta)}`));
   if (p.latest) {
     Object.entries(p.latest.metrics).forEach(([k, value], i) => out.push(seg(8 + i, 2, `${k} ${fixedMetric(value)}`)));
   } else {
     out.push(seg(8, 2, 'no epoch finished yet'));
   }
-  if (p.best) out.push(seg(6, 2, `best ${p.best.metric} ${fixedMetric(p.best.value)} @ epoch ${p.best.epoch}`, `best ${fixedMetric(p.best.value)}@${p.best.epoch}`));
+  if (p.best) {
+    const value = fixedMetric(p.best.value);
+    out.push(seg(5, 2, `best ${p.best.metric} ${value} @ epoch ${p.best.epoch}`, `best ${p.best.metric} ${value}`, `best ${value}`));
+  }
   out.push(seg(40, 2, `lr ${fixedMetric(p.learningRate)}`));
   return out;
 }
