@@ -36,21 +36,22 @@ export function storeCall<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 /**
- * Sends one request to the trainer from inside an activity: heartbeats its progress (and on a
- * timer, since loading a checkpoint or a dataset reports nothing for a while), turns activity
- * cancellation into a stop at the trainer's next step, and makes a trainer error that retrying
- * cannot fix non-retryable.
+ * Sends one request to the trainer from inside an activity: heartbeats only what the trainer
+ * reports (its progress messages, and its once-a-second "my work moved forward" while it loads
+ * data, reads or writes checkpoints or evaluates), so a trainer that stops making progress misses
+ * the heartbeat timeout and the attempt is retried; turns activity cancellation into a stop at the
+ * trainer's next step; makes a trainer error that retrying cannot fix non-retryable.
  */
 export async function callTrainer<T>(trainer: TrainerClient, body: RequestBody): Promise<T> {
   const ctx = Context.current();
   let last = ctx.info.heartbeatDetails as Progress | undefined;
-  const timer = setInterval(() => ctx.heartbeat(last), 1000);
   try {
     return await trainer.request<T>(body, {
       onProgress: (p) => {
         last = p;
         ctx.heartbeat(p);
       },
+      onWorking: () => ctx.heartbeat(last),
       signal: ctx.cancellationSignal,
     });
   } catch (err) {
@@ -58,8 +59,6 @@ export async function callTrainer<T>(trainer: TrainerClient, body: RequestBody):
     // A trainer that lost the run's lease fails this attempt only (fencing.ts: a live attempt takes it back).
     if (err instanceof TrainerError && err.name === 'LeaseLostError') throw ApplicationFailure.retryable(err.message, err.name);
     throw err;
-  } finally {
-    clearInterval(timer);
   }
 }
 

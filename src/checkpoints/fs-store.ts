@@ -15,61 +15,34 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { PreconditionFailedError, type CheckpointStore, type VersionedObject } from './store';
 import { sha256 } from './digest';
 
-/** Prefix of the store's own temp and lock files; reserved in keys. */
-export const INTERNAL_PREFIX = '.dt-';
+import { INTERNAL_PREFIX, InvalidKeyError, validateKey, validatePrefix } from './keys';
 
-/** Raised for a key that is not a safe relative object key. */
-export class InvalidKeyError extends Error {
-  override readonly name = 'InvalidKeyError';
-  constructor(readonly key: string, reason: string) {
-    super(`Invalid checkpoint key ${JSON.stringify(key)}: ${reason}`);
-  }
-}
-
-function checkSegments(key: string, segments: readonly string[]): void {
-  for (const segment of segments) {
-    if (segment === '') throw new InvalidKeyError(key, 'empty path segment');
-    if (segment === '.' || segment === '..') throw new InvalidKeyError(key, `"${segment}" segment`);
-    if (segment.startsWith(INTERNAL_PREFIX)) throw new InvalidKeyError(key, `segments starting with "${INTERNAL_PREFIX}" are reserved`);
-  }
-}
-
-function checkCharacters(key: string): void {
-  if (key.includes('\0')) throw new InvalidKeyError(key, 'contains NUL');
-  if (key.includes('\\')) throw new InvalidKeyError(key, 'contains a backslash');
-  if (key.startsWith('/')) throw new InvalidKeyError(key, 'absolute keys are not allowed');
-  if (/^[A-Za-z]:/.test(key)) throw new InvalidKeyError(key, 'drive-letter keys are not allowed');
-}
-
-/**
- * Validates an object key: relative, '/'-separated, no empty / '.' / '..' / reserved segments,
- * no backslashes or NUL. Shared by both stores so keys stay portable between them.
- */
-export function validateKey(key: string): string {
-  if (typeof key !== 'string' || key.length === 0) throw new InvalidKeyError(String(key), 'empty key');
-  checkCharacters(key);
-  checkSegments(key, key.split('/'));
-  return key;
-}
-
-/**
- * Validates a list/delete prefix. It may be empty, may end with '/', and its last segment may be
- * partial; the complete segments before it follow the key rules.
- */
-export function validatePrefix(prefix: string): string {
-  if (typeof prefix !== 'string') throw new InvalidKeyError(String(prefix), 'prefix must be a string');
-  if (prefix === '') return prefix;
-  checkCharacters(prefix);
-  const segments = prefix.split('/');
-  checkSegments(prefix, segments.slice(0, -1));
-  return prefix;
-}
+export { INTERNAL_PREFIX, InvalidKeyError, validateKey, validatePrefix };
 
 export interface FileStoreOptions {
   /** How long putIfVersion waits for a held lock before giving up. Default 10 000 ms. */
   lockWaitMs?: number;
   /** A lock file older than this is considered abandoned and broken. Default 30 000 ms. */
   staleLockMs?: number;
+  /**
+   * Longest one store call may take (a hung NFS mount, a FIFO where an object should be) before
+   * it fails with StoreDeadlineError, a fault the caller retries. Default `DT_STORE_CALL_SECONDS`
+   * seconds, else 120 s.
+   */
+  callDeadlineMs?: number;
+}
+
+/** A file:// store call outlived its deadline (the file system did not answer). Retryable. */
+export class StoreDeadlineError extends Error {
+  override readonly name = 'StoreDeadlineError';
+}
+
+function defaultDeadlineMs(): number {
+  const raw = process.env.DT_STORE_CALL_SECONDS;
+  if (raw === undefined || raw === '') return 120_000;
+  const seconds = Number(raw);
+  if (!(seconds > 0)) throw new Error(`Expected \`DT_STORE_CALL_SECONDS\` to be a number of seconds above 0, got ${JSON.stringify(raw)}`);
+  return seconds * 1000;
 }
 
 function errnoCode(err: unknown): string | undefined {
@@ -101,6 +74,7 @@ export class FileCheckpointStore implements CheckpointStore {
   readonly root: string;
   private readonly lockWaitMs: number;
   private readonly staleLockMs: number;
+  private readonly callDeadlineMs: number;
 
   constructor(uriOrPath: string, options: FileStoreOptions = {}) {
     const root = fileUriToRoot(uriOrPath);
@@ -108,6 +82,23 @@ export class FileCheckpointStore implements CheckpointStore {
     this.uri = pathToFileURL(this.root).href.replace(/\/+$/, '');
     this.lockWaitMs = options.lockWaitMs ?? 10_000;
     this.staleLockMs = options.staleLockMs ?? 30_000;
+    this.callDeadlineMs = options.callDeadlineMs ?? defaultDeadlineMs();
+  }
+
+  /**
+   * `work`, or StoreDeadlineError once the deadline passes. The file system call itself cannot be
+   * interrupted; it finishes (or not) in the background, and its writes still go through temp
+   * files and the lock, so a late one never tears an object.
+   */
+  private deadline<T>(op: string, key: string, work: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new StoreDeadlineError(`${op} ${this.uriOf(key)} did not finish within ${this.callDeadlineMs / 1000} s (DT_STORE_CALL_SECONDS)`)),
+        this.callDeadlineMs,
+      );
+    });
+    return Promise.race([work(), late]).finally(() => clearTimeout(timer));
   }
 
   uriOf(key: string): string {
@@ -124,20 +115,27 @@ export class FileCheckpointStore implements CheckpointStore {
   }
 
   async put(key: string, data: Buffer): Promise<void> {
-    await this.atomicWrite(this.pathOf(key), data);
+    const file = this.pathOf(key);
+    await this.deadline('put', key, () => this.atomicWrite(file, data));
   }
 
   async get(key: string): Promise<Buffer | undefined> {
-    return this.readIfExists(this.pathOf(key));
+    const file = this.pathOf(key);
+    return this.deadline('get', key, () => this.readIfExists(file));
   }
 
   async getVersioned(key: string): Promise<VersionedObject | undefined> {
-    const data = await this.readIfExists(this.pathOf(key));
+    const file = this.pathOf(key);
+    const data = await this.deadline('get', key, () => this.readIfExists(file));
     return data === undefined ? undefined : { data, version: sha256(data) };
   }
 
   async putIfVersion(key: string, data: Buffer, expectedVersion: string | undefined): Promise<void> {
     const file = this.pathOf(key);
+    await this.deadline('putIfVersion', key, () => this.swap(key, file, data, expectedVersion));
+  }
+
+  private async swap(key: string, file: string, data: Buffer, expectedVersion: string | undefined): Promise<void> {
     await fsp.mkdir(path.dirname(file), { recursive: true });
     const lockPath = path.join(path.dirname(file), `${INTERNAL_PREFIX}lock-${path.basename(file)}`);
     const release = await this.acquireLock(lockPath, key);
@@ -153,6 +151,10 @@ export class FileCheckpointStore implements CheckpointStore {
 
   async list(prefix: string): Promise<string[]> {
     validatePrefix(prefix);
+    return this.deadline('list', prefix, () => this.listNow(prefix));
+  }
+
+  private async listNow(prefix: string): Promise<string[]> {
     const slash = prefix.lastIndexOf('/');
     const dirKey = slash < 0 ? '' : prefix.slice(0, slash);
     const startDir = dirKey === '' ? this.root : path.join(this.root, ...dirKey.split('/'));
@@ -163,6 +165,10 @@ export class FileCheckpointStore implements CheckpointStore {
 
   async deletePrefix(prefix: string): Promise<void> {
     const keys = await this.list(prefix);
+    await this.deadline('deletePrefix', prefix, () => this.deleteKeys(keys));
+  }
+
+  private async deleteKeys(keys: readonly string[]): Promise<void> {
     const dirs = new Set<string>();
     for (const key of keys) {
       const file = this.pathOf(key);

@@ -1,6 +1,7 @@
 /**
  * Dataset registry and the built-in datasets (what a dataset is: dataset.ts).
  */
+import os from 'node:os';
 import type { DatasetSpec } from '../config/train-config';
 import { limitDataset, type Dataset, type DatasetLoadOptions } from './dataset';
 import { NonRetryableTrainingError } from './protocol';
@@ -12,9 +13,38 @@ export type { Dataset, DatasetLoadOptions } from './dataset';
 /** Builds a dataset; factories that apply no transform ignore `options`. */
 export type DatasetFactory = (spec: DatasetSpec, options?: DatasetLoadOptions) => Dataset | Promise<Dataset>;
 
+/** Bytes a dataset keeps alive (the whole buffers: a `limit` view holds its parent's). */
+export function datasetBytes(d: Dataset): number {
+  return d.x.buffer.byteLength + d.y.buffer.byteLength;
+}
+
+/** `DT_TRAINER_DATASET_CACHE_BYTES`, else a quarter of the machine's memory. */
+export function datasetCacheBytesFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.DT_TRAINER_DATASET_CACHE_BYTES;
+  if (raw === undefined || raw === '') return Math.floor(os.totalmem() / 4);
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < 0) {
+    throw new Error(`Expected \`DT_TRAINER_DATASET_CACHE_BYTES\` to be a whole number of bytes from 0 up, got ${JSON.stringify(raw)}`);
+  }
+  return n;
+}
+
+export interface DatasetRegistryOptions {
+  /** Loaded datasets kept for the next request, least recently used dropped first. @default datasetCacheBytesFromEnv() */
+  readonly maxCacheBytes?: number;
+}
+
 export class DatasetRegistry {
   private readonly factories = new Map<string, DatasetFactory>();
+  /** Insertion order is use order: the first entry is the least recently used. */
   private readonly cache = new Map<string, Promise<Dataset>>();
+  /** Bytes of each loaded (settled) entry of `cache`. */
+  private readonly sizes = new Map<string, number>();
+  readonly maxCacheBytes: number;
+
+  constructor(options: DatasetRegistryOptions = {}) {
+    this.maxCacheBytes = options.maxCacheBytes ?? datasetCacheBytesFromEnv();
+  }
 
   register(name: string, factory: DatasetFactory): this {
     this.factories.set(name, factory);
@@ -29,20 +59,51 @@ export class DatasetRegistry {
     return [...this.factories.keys()].sort();
   }
 
-  /** Loads (once per process and transform) the dataset a spec names, applying `limit`. */
+  /** Bytes the cache holds now, and the keys it holds (least recently used first). */
+  cached(): { bytes: number; keys: string[] } {
+    return { bytes: [...this.sizes.values()].reduce((a, b) => a + b, 0), keys: [...this.cache.keys()] };
+  }
+
+  /** Loads the dataset a spec names (per transform), applying `limit`; kept for later requests within the cache's bytes. */
   async load(spec: DatasetSpec, options: DatasetLoadOptions = {}): Promise<Dataset> {
     const key = options.preprocessing === undefined ? JSON.stringify(spec) : JSON.stringify([spec, options.preprocessing]);
     let loaded = this.cache.get(key);
-    if (!loaded) {
-      const factory = this.factories.get(spec.name);
-      if (!factory) {
-        throw new NonRetryableTrainingError(`Unknown dataset \`${spec.name}\`: registered datasets are ${this.names().join(', ')}`);
-      }
-      loaded = Promise.resolve(factory(spec, options)).then((d) => (spec.limit ? limitDataset(d, spec.limit) : d));
+    if (loaded) {
+      this.cache.delete(key);
       this.cache.set(key, loaded);
-      loaded.catch(() => this.cache.delete(key));
+      return loaded;
     }
+    const factory = this.factories.get(spec.name);
+    if (!factory) {
+      throw new NonRetryableTrainingError(`Unknown dataset \`${spec.name}\`: registered datasets are ${this.names().join(', ')}`);
+    }
+    loaded = Promise.resolve(factory(spec, options)).then((d) => (spec.limit ? limitDataset(d, spec.limit) : d));
+    const entry = loaded;
+    this.cache.set(key, entry);
+    loaded.then(
+      (d) => {
+        if (this.cache.get(key) !== entry) return;
+        this.sizes.set(key, datasetBytes(d));
+        this.evict();
+      },
+      () => {
+        if (this.cache.get(key) === entry) this.cache.delete(key);
+      },
+    );
     return loaded;
+  }
+
+  /** Drops loaded datasets, least recently used first, until the cache fits (one too big for it is not kept). */
+  private evict(): void {
+    let bytes = this.cached().bytes;
+    for (const key of [...this.cache.keys()]) {
+      if (bytes <= this.maxCacheBytes) return;
+      const size = this.sizes.get(key);
+      if (size === undefined) continue; // still loading
+      this.cache.delete(key);
+      this.sizes.delete(key);
+      bytes -= size;
+    }
   }
 }
 

@@ -110,8 +110,12 @@ export type ChildMessage =
   | { readonly id: number; readonly type: 'result'; readonly result: unknown }
   | { readonly id: number; readonly type: 'error'; readonly error: SerializedError }
   | { readonly id: 0; readonly type: 'log'; readonly message: string }
-  /** Sent every second while the trainer's event loop runs: the worker's watchdog listens for it. */
-  | { readonly id: 0; readonly type: 'alive' };
+  /**
+   * Sent every second while the trainer's event loop runs: the worker's watchdog listens for it.
+   * `progressing`: the trainer's work moved forward since the last one (liveness.ts); only then
+   * does the activity heartbeat.
+   */
+  | { readonly id: 0; readonly type: 'alive'; readonly progressing?: boolean };
 
 /** An error the trainer raises when retrying would give the same failure. */
 export class NonRetryableTrainingError extends Error {

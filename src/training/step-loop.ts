@@ -9,6 +9,7 @@ import { listCheckpointSteps, writeCheckpoint } from '../checkpoints/format';
 import { checkpointKey, checkpointObjectKey, MANIFEST, WEIGHTS_BIN } from '../checkpoints/layout';
 import type { Lease } from '../checkpoints/lease';
 import type { CheckpointStore } from '../checkpoints/store';
+import { markProgress } from './liveness';
 import { NonRetryableTrainingError, type Progress, type TrainRequest, type TrainUntilStepResult } from './protocol';
 
 /** Test-only fault injection (set by the trainer process from DT_FAULT_* variables). */
@@ -154,6 +155,7 @@ export async function runSteps(o: StepLoopOptions): Promise<TrainUntilStepResult
     s.lossSteps = epochStart ? 1 : s.lossSteps + 1;
     s.step = step;
     s.committedSha256 = undefined;
+    markProgress();
 
     const now = Date.now();
     const due = step === req.targetStep || (everySteps > 0 && step % everySteps === 0) || (everyMs > 0 && now - lastCheckpointAt >= everyMs);

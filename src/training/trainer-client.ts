@@ -62,10 +62,27 @@ export function trainerEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 
 const TF_BANNER = /^(WARNING: All log messages before absl::InitializeLog|I0000 .*\] (oneDNN custom operations|This TensorFlow binary is optimized))/;
 
+/** How long a new trainer may take to load TensorFlow and say it is ready. */
+const STARTUP_LIMIT_MS = 120_000;
+
 interface Pending {
   resolve(value: unknown): void;
   reject(err: Error): void;
   onProgress?: (p: Progress) => void;
+  onWorking?: () => void;
+}
+
+/** What a request reports back while it runs. */
+export interface RequestOptions {
+  /** Each progress message of a train request. */
+  onProgress?: (p: Progress) => void;
+  /**
+   * About once a second while the trainer's work moves forward (steps, store calls, loading and
+   * evaluating data), and while a new trainer process starts: what the activity heartbeats on.
+   */
+  onWorking?: () => void;
+  /** Aborting asks the trainer to stop at its next step. */
+  signal?: AbortSignal;
 }
 
 export class TrainerClient {
@@ -73,6 +90,8 @@ export class TrainerClient {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private lastHeard = 0;
+  /** The trainer answered once (its start-up, loading TensorFlow, is over). */
+  private ready = false;
   private stalled: string | undefined;
   private readonly stallMs: number;
   private allowedUris: readonly string[] | undefined;
@@ -100,9 +119,13 @@ export class TrainerClient {
         clearInterval(timer);
         return;
       }
+      // Starting a trainer (loading TensorFlow) reports nothing; it is bounded by the stall limit below.
+      if (!this.ready) for (const p of this.pending.values()) p.onWorking?.();
       const silentMs = Date.now() - this.lastHeard;
-      if (this.pending.size > 0 && silentMs > this.stallMs) {
-        this.stalled = `gave no sign of life for ${Math.round(silentMs / 1000)} s (stall limit ${this.stallMs / 1000} s); it was killed`;
+      // Loading TensorFlow is silent and slow on a busy machine: the start gets its own, longer limit.
+      const limitMs = this.ready ? this.stallMs : Math.max(this.stallMs, STARTUP_LIMIT_MS);
+      if (this.pending.size > 0 && silentMs > limitMs) {
+        this.stalled = `gave no sign of life for ${Math.round(silentMs / 1000)} s (${this.ready ? 'stall' : 'start-up'} limit ${limitMs / 1000} s); it was killed`;
         (this.options.log ?? console.warn)(`[durable-train] the trainer process (pid ${child.pid}) ${this.stalled}`);
         child.kill('SIGKILL');
         clearInterval(timer);
@@ -136,6 +159,7 @@ export class TrainerClient {
     });
     child.on('message', (msg: ChildMessage) => {
       this.lastHeard = Date.now();
+      if (this.child === child) this.ready = true;
       this.onMessage(msg);
     });
     child.on('exit', (code, signal) => {
@@ -147,13 +171,18 @@ export class TrainerClient {
       this.pending.clear();
     });
     this.child = child;
+    this.ready = false;
     this.lastHeard = Date.now();
     this.watch(child);
     return child;
   }
 
   private onMessage(msg: ChildMessage): void {
-    if (msg.type === 'alive') return;
+    if (msg.type === 'alive') {
+      // One request runs at a time; those queued behind it wait on its progress.
+      if (msg.progressing) for (const p of this.pending.values()) p.onWorking?.();
+      return;
+    }
     if (msg.type === 'log') {
       (this.options.log ?? ((m: string) => console.log(`[trainer] ${m}`)))(msg.message);
       return;
@@ -169,12 +198,17 @@ export class TrainerClient {
     else p.reject(new TrainerError(msg.error));
   }
 
-  /** Sends one request. Aborting `signal` asks the trainer to stop at its next step. */
-  request<T>(body: RequestBody, opts: { onProgress?: (p: Progress) => void; signal?: AbortSignal } = {}): Promise<T> {
+  /** Sends one request. Aborting `opts.signal` asks the trainer to stop at its next step. */
+  request<T>(body: RequestBody, opts: RequestOptions = {}): Promise<T> {
     const child = this.child ?? this.start();
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, ...(opts.onProgress && { onProgress: opts.onProgress }) });
+      this.pending.set(id, {
+        resolve: resolve as (v: unknown) => void,
+        reject,
+        ...(opts.onProgress && { onProgress: opts.onProgress }),
+        ...(opts.onWorking && { onWorking: opts.onWorking }),
+      });
       const onAbort = (): void => {
         if (child.connected) child.send({ id, type: 'cancel' });
       };

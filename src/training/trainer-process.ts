@@ -12,6 +12,7 @@ import { Engine } from './engine';
 import { builtInModels } from './models';
 import type { ChildMessage, DescribeResult, ParentMessage, SerializedError } from './protocol';
 import { NonRetryableTrainingError } from './protocol';
+import { markingStore, progressMarks } from './liveness';
 import type { EngineFaults } from './step-loop';
 import { openAllowedStore } from '../checkpoints/open-store';
 import { PermanentStoreError } from '../checkpoints/store';
@@ -85,10 +86,16 @@ async function main(): Promise<void> {
   }
   const log = (message: string): void => send({ id: 0, type: 'log', message });
   const faults = faultsFromEnv(process.env);
-  const engine = new Engine({ models, datasets, openStore: (uri) => openAllowedStore(uri), backend, log, ...(faults && { faults }) });
+  const engine = new Engine({ models, datasets, openStore: (uri) => markingStore(openAllowedStore(uri)), backend, log, ...(faults && { faults }) });
   const cancelled = new Set<number>();
-  // Signs of life for the worker's watchdog: they stop when native code blocks this event loop.
-  setInterval(() => send({ id: 0, type: 'alive' }), 1000).unref();
+  // Signs of life for the worker's watchdog (they stop when native code blocks this event loop),
+  // and whether the work moved forward since the last one (what the activity heartbeats on).
+  let lastMarks = progressMarks();
+  setInterval(() => {
+    const now = progressMarks();
+    send({ id: 0, type: 'alive', progressing: now !== lastMarks });
+    lastMarks = now;
+  }, 1000).unref();
 
   // One request at a time: the device is this process's, and requests queue behind each other.
   let queue: Promise<void> = Promise.resolve();

@@ -2,10 +2,14 @@
 import * as tf from '@tensorflow/tfjs';
 import type { LossName } from '../../config/train-config';
 import { product, type Dataset } from '../dataset';
+import { breathe } from '../liveness';
 import { lossFunction } from './step';
 
-/** Mean loss and (for classification) accuracy over a whole dataset, in batches. */
-export function evaluateModel(model: tf.LayersModel, data: Dataset, loss: LossName, batchSize = 512): Record<string, number> {
+/**
+ * Mean loss and (for classification) accuracy over a whole dataset, in batches, yielding to the
+ * event loop after each (a large eval set keeps the trainer answering and heartbeating).
+ */
+export async function evaluateModel(model: tf.LayersModel, data: Dataset, loss: LossName, batchSize = 512): Promise<Record<string, number>> {
   const xw = product(data.xShape);
   const yw = product(data.yShape);
   const lossFn = lossFunction(loss);
@@ -27,6 +31,7 @@ export function evaluateModel(model: tf.LayersModel, data: Dataset, loss: LossNa
     });
     lossSum += l;
     correct += c;
+    await breathe();
   }
   const metrics: Record<string, number> = { val_loss: lossSum / data.size };
   if (classification) metrics.val_accuracy = correct / data.size;

@@ -139,7 +139,7 @@ export class EagerRoute implements TrainingRoute<EagerSession> {
   async evaluateExport(model: ModelFiles, data: Dataset, loss: LossName): Promise<Record<string, number>> {
     const loaded = await deserializeModel(model.modelJson, model.weights, model.uri);
     try {
-      return evaluateModel(loaded, data, loss);
+      return await evaluateModel(loaded, data, loss);
     } finally {
       loaded.dispose();
     }

@@ -15,6 +15,7 @@
  * the variables, bit-cast to int32 words (tfjs has no int64: the optimizer's int64 `iterations`
  * is two words, exactly); set_state puts them back bit for bit.
  */
+import { breathe } from '../liveness';
 import * as tf from '@tensorflow/tfjs';
 import { product, type Dataset } from '../dataset';
 import { fail, REQUIRED_ENDPOINTS, TAGS, type Endpoint, type SavedModelMetadata } from './metadata';
@@ -155,6 +156,8 @@ export async function evaluateGraph(graph: TrainableSavedModel, data: Dataset, b
       x.dispose();
       y.dispose();
     }
+    // Keeps the trainer answering (and heartbeating) over a large eval set.
+    await breathe();
   }
   const metrics: Record<string, number> = {};
   for (const name of graph.metadata.metrics) metrics[`val_${name}`] = (sums[name] ?? NaN) / data.size;
