@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { uniqueRetrainRunId } from '../src/config/retrain-config';
 import { mnistInput, runDurableTrain, startStack, startWorker, tempDir, uniqueId, waitFor, type InProcessWorker, type Stack } from './helpers/temporal';
 import { tinyInput } from './e2e-support';
 
@@ -142,7 +143,8 @@ describe('durable-train CLI', () => {
     fs.writeFileSync(file, JSON.stringify({ modelName, train: tinyInput({ maxEpochs: 400 }) }));
     const workflowId = uniqueId('cli-retrain-ctl');
     assert.equal((await cli(['retrain', file, '--workflow-id', workflowId], env)).code, 0);
-    const child = stack.client.workflow.getHandle(`${modelName}-${workflowId}`);
+    // The training run's id: readable, plus a hash of the exact ids (src/config/retrain-config.ts).
+    const child = stack.client.workflow.getHandle(uniqueRetrainRunId(modelName, workflowId));
     await waitFor(async () => ((await child.query<{ epoch: number }>('progress')).epoch >= 1), 60_000, 'training to start');
     assert.equal((await cli(['pause', workflowId], env)).code, 0);
     await waitFor(async () => (await child.query<{ status: string }>('progress')).status === 'paused', 30_000, 'the training run to pause');
