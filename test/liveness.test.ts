@@ -22,6 +22,8 @@ import { parseTrainConfig, type DatasetSpec } from '../src/config/train-config';
 import { DatasetRegistry, datasetBytes, syntheticDataset } from '../src/training/datasets';
 import type { RequestBody, TrainUntilStepResult } from '../src/training/protocol';
 import { TrainerClient } from '../src/training/trainer-client';
+import { ROWS_PER_YIELD, progressMarks } from '../src/training/liveness';
+import { csvTable, jsonlTable } from '../src/training/tabular-parse';
 import { tempDir } from './helpers/temporal';
 
 const root = tempDir('dt-liveness-');
@@ -139,6 +141,30 @@ describe('file:// store deadlines', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe('tabular parsing in chunks', () => {
+  const rows = 50_000;
+  for (const [name, text, parse] of [
+    ['csv', 'a,b,label\n' + Array.from({ length: rows }, (_, i) => `${i},${i * 2},${i % 3}`).join('\n'), (t: string) => csvTable(t, 'file:///x.csv')],
+    ['jsonl', Array.from({ length: rows }, (_, i) => JSON.stringify({ a: i, label: i % 3 })).join('\n'), (t: string) => jsonlTable(t, 'file:///x.jsonl', false)],
+  ] as const) {
+    test(`a large ${name} file lets the event loop run while it is parsed, and marks progress`, async () => {
+      let turns = 0;
+      let running = true;
+      const spin = (): void => {
+        turns++;
+        if (running) setImmediate(spin);
+      };
+      setImmediate(spin);
+      const marks = progressMarks();
+      const table = await parse(text);
+      running = false;
+      assert.equal(table.rows.length, rows);
+      assert.ok(progressMarks() - marks >= rows / ROWS_PER_YIELD - 1, `${progressMarks() - marks} progress marks`);
+      assert.ok(turns >= 5, `the event loop turned ${turns} times during parsing`);
+    });
+  }
 });
 
 describe('dataset cache bounded in bytes', () => {

@@ -4,6 +4,7 @@
  */
 import { isObject } from '../config/validate';
 import { describeData, excerpt, excerptList, jsonErrorPosition } from '../trust/excerpt';
+import { breathe, ROWS_PER_YIELD } from './liveness';
 import { NonRetryableTrainingError } from './protocol';
 
 /** One data record: its number among the data rows and its physical line (both 1-based), and its values by column name. */
@@ -29,9 +30,14 @@ export function cellText(value: unknown): string {
   return excerpt(value);
 }
 
-/** RFC 4180 records with the physical line each starts on. Blank lines are skipped. */
-export function parseCsvRecords(text: string, uri: string): Array<{ line: number; fields: string[]; quoted: boolean[] }> {
-  const records: Array<{ line: number; fields: string[]; quoted: boolean[] }> = [];
+export interface CsvRecord {
+  readonly line: number;
+  readonly fields: string[];
+  readonly quoted: boolean[];
+}
+
+/** RFC 4180 records with the physical line each starts on, one at a time. Blank lines are skipped. */
+export function* csvRecords(text: string, uri: string): Generator<CsvRecord> {
   let line = 1;
   let i = 0;
   const n = text.length;
@@ -92,36 +98,50 @@ export function parseCsvRecords(text: string, uri: string): Array<{ line: number
       }
       break;
     }
-    if (!blank) records.push({ line: start, fields, quoted });
+    if (!blank) yield { line: start, fields, quoted };
   }
-  return records;
 }
 
-export function csvTable(text: string, uri: string): Table {
-  const records = parseCsvRecords(text, uri);
-  const header = records[0];
+/** Every RFC 4180 record of `text` (csvRecords, collected). */
+export function parseCsvRecords(text: string, uri: string): CsvRecord[] {
+  return [...csvRecords(text, uri)];
+}
+
+/**
+ * The table of a CSV text. Parsed in chunks of ROWS_PER_YIELD records with a yield to the event
+ * loop between them, so a large file keeps the trainer answering and heartbeating.
+ */
+export async function csvTable(text: string, uri: string): Promise<Table> {
+  const records = csvRecords(text, uri);
+  const first = records.next();
+  const header = first.done ? undefined : first.value;
   if (!header) fail(`${uri} is empty: expected a header row`);
   const columns = header.fields;
   columns.forEach((c, k) => {
     if (c === '') fail(`${uri} line ${header.line}: header column ${k + 1} has no name`);
     if (columns.indexOf(c) !== k) fail(`${uri} line ${header.line}: header column \`${excerpt(c)}\` appears twice`);
   });
-  const rows = records.slice(1).map((r, k): Row => {
+  const rows: Row[] = [];
+  for (const r of records) {
     if (r.fields.length !== columns.length) {
       fail(`${uri} line ${r.line}: expected ${columns.length} columns as in the header, got ${r.fields.length}`);
     }
-    return { index: k + 1, line: r.line, values: new Map(columns.map((c, j) => [c, r.fields[j]!])) };
-  });
+    rows.push({ index: rows.length + 1, line: r.line, values: new Map(columns.map((c, j) => [c, r.fields[j]!])) });
+    if (rows.length % ROWS_PER_YIELD === 0) await breathe();
+  }
   return { columns, rows };
 }
 
-export function jsonlTable(text: string, uri: string, explicitColumns: boolean): Table {
+/** The table of a JSON Lines text, parsed in chunks like csvTable. */
+export async function jsonlTable(text: string, uri: string, explicitColumns: boolean): Promise<Table> {
   let columns: string[] | undefined;
   const rows: Row[] = [];
-  text.split('\n').forEach((raw, k) => {
+  const lines = text.split('\n');
+  for (let k = 0; k < lines.length; k++) {
+    if (k % ROWS_PER_YIELD === ROWS_PER_YIELD - 1) await breathe();
     const line = k + 1;
-    const s = raw.trim();
-    if (s === '') return;
+    const s = lines[k]!.trim();
+    if (s === '') continue;
     let value: unknown;
     try {
       value = JSON.parse(s);
@@ -136,7 +156,7 @@ export function jsonlTable(text: string, uri: string, explicitColumns: boolean):
       if (extra !== undefined) fail(`${uri} line ${line}: field \`${excerpt(extra)}\` is not in the first object's fields (${excerptList(columns)}); list \`params.features\` to pick columns`);
     }
     rows.push({ index: rows.length + 1, line, values: new Map(Object.entries(value)) });
-  });
+  }
   if (!columns) fail(`${uri} is empty: expected one JSON object per line`);
   return { columns, rows };
 }

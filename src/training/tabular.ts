@@ -216,7 +216,7 @@ export async function loadTabular(format: TabularFormat, spec: DatasetSpec, deps
   const params = parseTabularParams(format, spec);
   const given = options.preprocessing === undefined ? undefined : parsePreprocessing(options.preprocessing, `the preprocessing given for ${params.uri}`);
   const text = await readFile(format, params.uri, deps);
-  const table = format === 'csv' ? csvTable(text, params.uri) : jsonlTable(text, params.uri, (params.features ?? given) !== undefined);
+  const table = format === 'csv' ? await csvTable(text, params.uri) : await jsonlTable(text, params.uri, (params.features ?? given) !== undefined);
   return toDataset(format, params, table, given);
 }
 
