@@ -24,6 +24,8 @@ export interface WriteSearchResultsInput {
   /** Trial number of the winner, or null. */
   readonly bestTrial: number | null;
   readonly trials: readonly TrialRow[];
+  /** The search's live edits, in the order applied (plain JSON; see workflows/search/edits.ts). */
+  readonly edits?: readonly unknown[];
 }
 
 export interface WriteSearchResultsOutput {

@@ -18,6 +18,8 @@ export const USAGE = `Usage: durable-train <command> [options]
   status <workflowId>                                                  one progress snapshot
   stop | pause | resume <workflowId>                                   control a run (a retrain passes them to its training)
   list [--query 'DurableTrainStatus="training"'] [--limit N]           runs, retrains and searches, through visibility
+  search-edit <workflowId> --max-parallel N | --max-trials N | --max-epochs N | --stop-trial N | --pause-trial N
+              | --resume-trial N | --add-trial JSON ...                edit a running search (durable-train search-edit --help)
 
   schedule create <retrain.json> --schedule-id ID [--cron '0 3 * * *' | --every 24h] [--timezone TZ]
                   [--workflow-id BASE] [--task-queue Q] [--paused] [--note TEXT]

@@ -11,6 +11,7 @@ import { ScheduleAlreadyRunning, ScheduleNotFoundError, WorkflowNotFoundError } 
 import { EXIT, USAGE, UsageError, parseCliArgs, type ParsedArgs } from './args';
 import { consoleIo, lazyClient, type Io } from './context';
 import { scheduleCommand } from './schedule-commands';
+import { SEARCH_EDIT, searchEditCommand } from './search-edit';
 import { WORKFLOW_COMMANDS, workflowCommand, type WorkflowCommand } from './workflow-commands';
 
 export { EXIT, USAGE, parseCliArgs } from './args';
@@ -22,6 +23,7 @@ const isWorkflowCommand = (c: string): c is WorkflowCommand => (WORKFLOW_COMMAND
 
 /** Runs one command line (argv without node and the script); resolves to the exit code. */
 export async function run(argv: readonly string[], io: Io = consoleIo): Promise<number> {
+  if (argv[0] === SEARCH_EDIT) return searchEditCommand(argv.slice(1), io, lazyClient());
   let parsed: ParsedArgs;
   try {
     parsed = parseCliArgs(argv);

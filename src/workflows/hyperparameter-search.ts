@@ -10,7 +10,10 @@ import {
   condition,
   continueAsNew,
   defineQuery,
+  defineUpdate,
   executeChild,
+  getExternalWorkflowHandle,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -19,16 +22,16 @@ import {
 } from '@temporalio/workflow';
 import type { SearchResultActivities } from '../activities/search-results';
 import type { SearchInput } from '../config/search-config';
-import { joinUri, trialId } from '../checkpoints/layout';
-import { Checker, checkPathSegment } from '../config/validate';
-import { FAULT_RETRY, checkInputUris, checkRegistryNames, describeWorker, trainConfigUris } from './activity-proxies';
+import { FAULT_RETRY } from './activity-proxies';
 import { createSearch, type TrialDecision } from './search';
+import { applyEdit, epochBudget, validateEdit, type EditReply, type SearchEdit } from './search/edits';
 import type { LegacySearchState } from './search/legacy';
 import {
-  childWorkflowId, failureMessage, metricOf, newTrial, resumedState,
+  bestTrial, childWorkflowId, failureMessage, metricOf, newTrial, resumedState,
   type Leaderboard, type QueuedRun, type SearchResult, type SearchState, type TrialRecord,
 } from './search/state';
-import { baseCheckpointRoot, invalidSearch, trialIssues, validateSearchOrFail, type ValidatedSearch } from './search/validate';
+import { startState } from './search/start';
+import { invalidSearch, trialIssues, validateSearchOrFail } from './search/validate';
 import { RunTracking, baseTracking, searchParams } from './run-tracking';
 import { rankTrials, trialInput } from './search-space';
 import { SEARCH_ATTRIBUTES } from './search-attributes';
@@ -39,41 +42,16 @@ export { validateSearchOrFail, type ValidatedSearch } from './search/validate';
 export type { BestTrial, Leaderboard, QueuedRun, SearchResult, SearchState, SearchStatus, TrialRecord } from './search/state';
 
 export const leaderboardQuery = defineQuery<Leaderboard>('leaderboard');
+/** A live edit of a running search (search/edits.ts); refused by its validator before it enters history. */
+export const editSearchUpdate = defineUpdate<EditReply, [SearchEdit]>('editSearch');
+/** patched() id: an edit that signals a running trial (pause, resume, stop). */
+export const LIVE_EDITS_PATCH = 'search-live-edits';
+export type { EditRecord, EditReply, SearchEdit } from './search/edits';
 
 const { writeSearchResults, archiveTrialModel } = proxyActivities<SearchResultActivities>({
   startToCloseTimeout: '10 minutes',
   retry: FAULT_RETRY,
 });
-
-async function startState(v: ValidatedSearch): Promise<SearchState> {
-  const { config, parsed } = v;
-  const c = new Checker();
-  const searchRunId = config.runId ?? checkPathSegment(c, 'runId (defaults to the workflow id)', workflowInfo().workflowId);
-  // Registry names can only be checked on the worker: one local activity, before any child starts.
-  const worker = await describeWorker();
-  const seen = new Set<string>();
-  parsed.forEach((cfg, i) => {
-    const trial = new Checker();
-    checkRegistryNames(trial, worker, cfg);
-    // One line per distinct bad name, under the first trial that has it.
-    for (const issue of trial.issues) {
-      if (seen.has(`${issue.field}=${issue.received}`)) continue;
-      seen.add(`${issue.field}=${issue.received}`);
-      c.issues.push({ ...issue, field: `${trialId(i + 1)}: ${issue.field}` });
-    }
-  });
-  const root = baseCheckpointRoot(config) ?? worker.checkpointRoot.replace(/\/+$/, '');
-  // Trials started later (adaptive searchers) are checked by their own trainModel.
-  if (searchRunId !== undefined) {
-    await checkInputUris(c, [{ field: 'base.checkpoint.uri', uri: joinUri(root, searchRunId) }, ...parsed.flatMap((cfg, i) => trainConfigUris(cfg, undefined, `${trialId(i + 1)}: `))]);
-  }
-  if (c.issues.length > 0) throw invalidSearch(c.issues);
-  return {
-    version: 2, searchRunId: searchRunId!, searchUri: joinUri(root, searchRunId!), trials: [], queue: [], trialLimit: v.planned,
-    searcherFinished: false, searcher: null, scheduler: null, failures: 0, status: 'starting', continuedRuns: 0, startedThisRun: 0,
-    mlflowWanted: baseTracking(config) !== undefined || worker.mlflow === true, tracking: null,
-  };
-}
 
 export async function hyperparameterSearch(input: SearchInput, resumeState?: SearchState | LegacySearchState): Promise<SearchResult> {
   const validated = validateSearchOrFail(input);
@@ -107,7 +85,7 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
       mode: config.mode,
       rung,
       rungs,
-      maxParallel: config.maxParallel,
+      maxParallel: state.maxParallel,
       running: running(),
       failed: state.failures,
       continuedRuns: state.continuedRuns,
@@ -125,17 +103,36 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
     if (best?.value != null) upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.bestMetric, value: best.value }]);
   };
 
+  setHandler(
+    editSearchUpdate,
+    async (edit) => {
+      const waiting = 'trial' in edit && trialOf(edit.trial).status === 'pending';
+      const { reply, signals } = applyEdit(edit, config, state, Date.now());
+      // A stopped trial that had not reported at its rung yet is counted out, as a failure would be.
+      if (edit.op === 'stop' && waiting) decisions.push(...scheduler.onTrialError(edit.trial, trialOf(edit.trial).rung));
+      if (signals.length > 0 && patched(LIVE_EDITS_PATCH)) {
+        for (const s of signals) await getExternalWorkflowHandle(s.workflowId).signal(s.signal);
+      }
+      publish();
+      return reply;
+    },
+    { validator: (edit) => validateEdit(edit, config, state) },
+  );
+
   /** The next run to start: a queued one (later rungs first, then trial order), else a new suggestion. */
   const nextRun = (): QueuedRun | undefined => {
-    if (state.queue.length > 0) return [...state.queue].sort((a, b) => b.rung - a.rung || a.trial - b.trial)[0];
-    if (state.searcherFinished || state.trials.length >= state.trialLimit) return undefined;
+    const ready = state.queue.filter((q) => !state.held.includes(q.trial));
+    if (ready.length > 0) return ready.sort((a, b) => b.rung - a.rung || a.trial - b.trial)[0];
+    if (state.searcherFinished || state.suggested >= state.trialLimit) return undefined;
+    // Trials added by an edit take trial numbers, not the searcher's: it is asked for its own next one.
     const n = state.trials.length + 1;
-    const suggestion = searcher.suggest(n);
+    const suggestion = searcher.suggest(state.suggested + 1);
     if (suggestion.kind === 'finished') state.searcherFinished = true;
     if (suggestion.kind !== 'trial') return undefined;
+    state.suggested++;
     if (n > validated.trials.length) {
       // Validation checked every trial a searcher suggests up front; this one came from results.
-      const { issues } = trialIssues(config, n, suggestion.params, { searchUri: state.searchUri, maxEpochs: scheduler.maxEpochsAt(1) }, new Set());
+      const { issues } = trialIssues(config, n, suggestion.params, { searchUri: state.searchUri, maxEpochs: scheduler.maxEpochsAt(1) ?? epochBudget(config, state) }, new Set());
       if (issues.length > 0) throw invalidSearch(issues);
     }
     state.trials.push(newTrial(state.searchUri, n, suggestion.params));
@@ -149,6 +146,13 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
     searcher.onTrialComplete(t.trial, { value: t.value, status });
   };
 
+  /** A run stopped by an edit ended: pruned; the scheduler counts it out as it would a failure. */
+  const stopByEdit = (t: TrialRecord): void => {
+    complete(t, 'pruned');
+    publish();
+    decisions.push(...scheduler.onTrialError(t.trial, t.rung));
+  };
+
   const launch = (run: QueuedRun): void => {
     state.queue = state.queue.filter((q) => q.trial !== run.trial);
     const t = trialOf(run.trial);
@@ -158,7 +162,7 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
     t.workflowId = workflowId;
     t.error = null;
     state.startedThisRun++;
-    const maxEpochs = scheduler.maxEpochsAt(run.rung);
+    const maxEpochs = scheduler.maxEpochsAt(run.rung) ?? state.maxEpochs;
     const childInput = trialInput(config.base, t.params, {
       runId: t.id,
       searchUri: state.searchUri,
@@ -177,9 +181,12 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
         t.runStatus = result.status;
         t.modelUri = result.modelUri;
         publish();
+        if (state.stopped.includes(t.trial)) return stopByEdit(t);
         decisions.push(...scheduler.onTrialResult(t.trial, { rung: run.rung, value: t.value, epochs: t.epochs, runStatus: result.status }));
       },
       (err: unknown) => {
+        // Stopped by an edit before its first checkpoint: not a failure of the trial.
+        if (state.stopped.includes(t.trial)) return stopByEdit(t);
         t.status = 'failed';
         t.value = null;
         t.error = failureMessage(err);
@@ -199,6 +206,7 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
       let promoted = false;
       for (const d of batch) {
         const t = trialOf(d.trial);
+        if (state.stopped.includes(t.trial)) continue;
         if (d.action === 'promote') {
           promoted = true;
           const target = scheduler.maxEpochsAt(d.rung);
@@ -237,6 +245,7 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
       mode: config.mode,
       bestTrial,
       trials: state.trials,
+      edits: state.edits,
     });
 
   const failBudget = async (): Promise<never> => {
@@ -252,7 +261,10 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
     });
   };
 
-  const waitForChange = (inFlight: number) => condition(() => running() < inFlight || overBudget() || decisions.length > 0);
+  const waitForChange = (inFlight: number) => {
+    const edits = state.edits.length;
+    return condition(() => running() < inFlight || overBudget() || decisions.length > 0 || state.edits.length > edits);
+  };
 
   state.status = 'searching';
   publish();
@@ -264,13 +276,14 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
     const inFlight = running();
     const due = (config.continueAsNewEvery > 0 && state.startedThisRun >= config.continueAsNewEvery) || workflowInfo().continueAsNewSuggested;
     // Due: drain, then continue as new: no child is in flight across the boundary, so none is lost or repeated.
-    if (due ? inFlight > 0 : inFlight >= config.maxParallel) {
+    if (due ? inFlight > 0 : inFlight >= state.maxParallel) {
       await waitForChange(inFlight);
       continue;
     }
     const next = nextRun();
     if (!next) {
-      if (inFlight > 0) {
+      // A trial held by an edit keeps the search open until it is resumed or stopped.
+      if (inFlight > 0 || state.queue.length > 0) {
         await waitForChange(inFlight);
       } else {
         const last = scheduler.onSearchEnd();
@@ -310,21 +323,11 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
     strategy: config.strategy,
     metric: config.metric,
     mode: config.mode,
-    best: {
-      trial: best.trial,
-      id: best.id,
-      params: best.params,
-      metric: config.metric,
-      value: best.value,
-      epochs: best.epochs,
-      step: best.step,
-      workflowId: best.workflowId,
-      runUri: best.runUri,
-      modelUri: best.modelUri,
-    },
+    best: { ...bestTrial(best), metric: config.metric, value: best.value, workflowId: best.workflowId, modelUri: best.modelUri },
     trials: state.trials,
     failed: state.failures,
     rungs: scheduler.progress().rungs,
+    edits: state.edits,
     ...written,
   };
 }

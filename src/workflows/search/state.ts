@@ -10,6 +10,7 @@ import type { JsonValue, Rung, TrialParams, TrialRow } from '../../config/search
 import type { Mode } from '../../config/train-config';
 import type { TrainModelResult } from '../train-model';
 import { migrateLegacyState, type LegacySearchState } from './legacy';
+import type { EditRecord } from './edits';
 import type { ValidatedSearch } from './validate';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -46,6 +47,18 @@ export interface SearchState extends TrackingState {
   continuedRuns: number;
   /** Trial runs (children) started by the current run of the workflow. */
   startedThisRun: number;
+  /** Runs at once: `maxParallel`, or its last edit. The fields from here on belong to live edits
+   *  (search/edits.ts); a state carried from before them gets them on resume. */
+  maxParallel: number;
+  /** Epochs of trials started from now on, when an edit extended the base input's. */
+  maxEpochs?: number;
+  /** Trials the searcher was asked for (trials added by an edit are not the searcher's). */
+  suggested: number;
+  /** Trials paused by an edit: a waiting one does not start until resumed. */
+  held: number[];
+  /** Trials stopped by an edit: pruned when their run ends, never promoted. */
+  stopped: number[];
+  edits: EditRecord[];
 }
 
 export interface Leaderboard {
@@ -93,6 +106,13 @@ export interface SearchResult {
   readonly resultsUri: string;
   readonly csvUri: string;
   readonly plotUri: string;
+  /** Every live edit, in the order applied. */
+  readonly edits: readonly EditRecord[];
+}
+
+/** The result's `best`, from its row (the caller narrows the fields a winner must have). */
+export function bestTrial(t: TrialRecord): Pick<BestTrial, 'trial' | 'id' | 'params' | 'epochs' | 'step' | 'runUri'> {
+  return { trial: t.trial, id: t.id, params: t.params, epochs: t.epochs, step: t.step, runUri: t.runUri };
 }
 
 /** `<search id>/trial-<n>`, and `<search id>/trial-<n>/rung-<r>` for a trial's later rungs. */
@@ -116,11 +136,17 @@ export function newTrial(searchUri: string, trial: number, params: TrialParams):
   };
 }
 
+/** What a state carried from before live edits lacks: no edit, the input's maxParallel, every trial suggested. */
+function editDefaults(trials: number, v: ValidatedSearch) {
+  return { maxParallel: v.config.maxParallel, suggested: trials, held: [], stopped: [], edits: [] };
+}
+
 export function resumedState(saved: SearchState | LegacySearchState, v: ValidatedSearch): SearchState {
   const next = { continuedRuns: saved.continuedRuns + 1, startedThisRun: 0 };
-  if ('version' in saved) return { ...saved, ...next };
+  if ('version' in saved) return { ...editDefaults(saved.trials.length, v), ...saved, ...next };
   const legacy = saved;
   return {
+    ...editDefaults(legacy.trials.length, v),
     version: 2, searchRunId: legacy.searchRunId, searchUri: legacy.searchUri, trials: legacy.trials.map((t) => ({ ...t })),
     ...migrateLegacyState(legacy, v.config), searcherFinished: false, failures: legacy.failures, status: legacy.status as SearchStatus, ...next,
   };

@@ -1,0 +1,213 @@
+/**
+ * Live edits of a running search (the `editSearch` Update): their validation, which runs in the
+ * Update's validator so a bad edit is refused before it enters history, and their effect on the
+ * search's state. Both are pure; the workflow sends the signals an edit asks for (stop, pause or
+ * resume a running trial's trainModel). Every accepted edit is appended to `state.edits`, which is
+ * carried through continue-as-new and returned in the result and in results.json.
+ */
+import { ApplicationFailure } from '@temporalio/workflow';
+import { MAX_TRIALS, STRATEGY_OPTIONS, type SearchConfig, type SearchStrategy } from '../../config/search-config';
+import type { TrialParams } from '../../config/search-types';
+import { Checker, ConfigError, isObject, type ConfigIssue } from '../../config/validate';
+import { searcherFactoryOf } from './index';
+import { newTrial, type SearchState } from './state';
+import { trialIssues } from './validate';
+
+export type SearchEdit =
+  /** Run at most this many trials at once from now on (lowering it stops no running trial). */
+  | { readonly op: 'maxParallel'; readonly value: number }
+  /** Let the searcher suggest more trials (random draws, a larger grid's further points, ASHA). */
+  | { readonly op: 'maxTrials'; readonly value: number }
+  /** Train trials started from now on to this many epochs (strategies without rungs). */
+  | { readonly op: 'maxEpochs'; readonly value: number }
+  /** Stop a trial: a running one stops at once and is pruned; a waiting one never runs again. */
+  | { readonly op: 'stop'; readonly trial: number }
+  /** Hold a trial: a running one pauses at its next epoch; a waiting one does not start. */
+  | { readonly op: 'pause'; readonly trial: number }
+  | { readonly op: 'resume'; readonly trial: number }
+  /** Trials with these values, queued after the ones waiting (validated like suggested ones). */
+  | { readonly op: 'addTrials'; readonly trials: readonly TrialParams[] };
+
+export type EditOp = SearchEdit['op'];
+export const EDIT_OPS: readonly EditOp[] = ['maxParallel', 'maxTrials', 'maxEpochs', 'stop', 'pause', 'resume', 'addTrials'];
+
+/** One accepted edit, as the edits log keeps it. */
+export interface EditRecord {
+  /** 1-based, in the order the search applied them. */
+  readonly number: number;
+  readonly edit: SearchEdit;
+  /** What changed, one sentence each (the Update's reply). */
+  readonly changes: readonly string[];
+  /** Workflow time the edit was applied (ms since the epoch). */
+  readonly at: number;
+}
+
+/** The Update's reply. */
+export interface EditReply {
+  readonly edit: number;
+  readonly changes: readonly string[];
+}
+
+/** A signal the workflow must send to a running trial's trainModel. */
+export interface TrialSignal {
+  readonly workflowId: string;
+  readonly signal: 'stop' | 'pause' | 'resume';
+}
+
+/** Strategies whose trial count is fixed by their plan (synchronous rungs, a PBT population). */
+const FIXED_POPULATION: readonly SearchStrategy[] = ['halving', 'pbt' as SearchStrategy];
+
+/** The epoch budget of trials started now: the last edit's, else the base input's. */
+export const epochBudget = (config: SearchConfig, state: SearchState): number | undefined =>
+  state.maxEpochs ?? (typeof config.base.maxEpochs === 'number' ? config.base.maxEpochs : undefined);
+
+function issues(edit: unknown, config: SearchConfig, state: SearchState): ConfigIssue[] {
+  const c = new Checker();
+  if (state.status !== 'searching') c.fail('search', 'a search that is still searching', state.status);
+  const o = c.object('edit', edit);
+  if (!o) return c.issues;
+  const op = c.oneOf('op', o.op, EDIT_OPS);
+  if (!op) return c.issues;
+  const known: Record<EditOp, string[]> = {
+    maxParallel: ['value'], maxTrials: ['value'], maxEpochs: ['value'], stop: ['trial'], pause: ['trial'], resume: ['trial'], addTrials: ['trials'],
+  };
+  c.noUnknownKeys('', o, ['op', ...known[op]]);
+  const fixed = FIXED_POPULATION.includes(config.strategy);
+  switch (op) {
+    case 'maxParallel':
+      c.number('value', o.value, { integer: true, min: 1, max: 1000 });
+      break;
+    case 'maxTrials': {
+      if (fixed) return [...c.issues, { field: 'op', expected: `an edit the \`${config.strategy}\` strategy allows (its trials are fixed by its plan)`, received: '`maxTrials`' }];
+      const value = c.number('value', o.value, { integer: true, min: state.trialLimit + 1, max: MAX_TRIALS });
+      if (value === undefined) break;
+      let limit = 0;
+      try {
+        limit = searcherFactoryOf(config).plannedTrials({ ...config, maxTrials: value });
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+      }
+      if (limit <= state.trialLimit) c.fail('value', `a number that adds trials (the searcher has ${limit} in all)`, value);
+      break;
+    }
+    case 'maxEpochs': {
+      if (STRATEGY_OPTIONS[config.strategy].rungs) {
+        return [...c.issues, { field: 'op', expected: `an edit the \`${config.strategy}\` strategy allows (its rungs set the epochs)`, received: '`maxEpochs`' }];
+      }
+      c.number('value', o.value, { integer: true, min: (epochBudget(config, state) ?? 0) + 1, max: 1_000_000 });
+      break;
+    }
+    case 'stop':
+    case 'pause':
+    case 'resume': {
+      const trial = c.number('trial', o.trial, { integer: true, min: 1, max: Math.max(1, state.trials.length) });
+      const t = trial === undefined ? undefined : state.trials[trial - 1];
+      if (trial === undefined || !t) break;
+      const held = state.held.includes(trial);
+      if (op === 'stop' && !['pending', 'running', 'paused'].includes(t.status)) c.fail('trial', 'a trial that is waiting, running or paused', `trial-${trial} (${t.status})`);
+      if (op === 'pause' && (held || !['pending', 'running'].includes(t.status))) c.fail('trial', 'a waiting or running trial not paused by an edit', `trial-${trial} (${held ? 'held' : t.status})`);
+      if (op === 'resume' && !held) c.fail('trial', 'a trial paused by an edit', `trial-${trial} (${t.status})`);
+      break;
+    }
+    case 'addTrials': {
+      if (fixed) return [...c.issues, { field: 'op', expected: `an edit the \`${config.strategy}\` strategy allows (its trials are fixed by its plan)`, received: '`addTrials`' }];
+      const room = MAX_TRIALS - state.trials.length;
+      if (!Array.isArray(o.trials) || o.trials.length === 0 || o.trials.length > room) {
+        c.fail('trials', `a list of 1 to ${room} objects of values keyed by searched path`, o.trials);
+        break;
+      }
+      const paths = config.space.map((s) => s.path);
+      const seen = new Set<string>();
+      o.trials.forEach((params: unknown, i) => {
+        const field = `trials[${i}]`;
+        if (!isObject(params) || Object.keys(params).length === 0) return c.fail(field, 'an object of values keyed by searched path', params);
+        const unknown = Object.keys(params).filter((p) => !paths.includes(p));
+        if (unknown.length > 0) return c.fail(`${field}.${unknown[0]!}`, `a searched path (${paths.map((p) => `\`${p}\``).join(', ')})`, unknown[0]);
+        const n = state.trials.length + i + 1;
+        const r = trialIssues(config, n, params, { searchUri: state.searchUri, maxEpochs: epochBudget(config, state) }, seen);
+        for (const issue of r.issues) c.issues.push({ ...issue, field: `${field}: ${issue.field}` });
+        return undefined;
+      });
+      break;
+    }
+  }
+  return c.issues;
+}
+
+/** The Update's validator: throws a non-retryable `InvalidEdit` naming every problem of `edit`. */
+export function validateEdit(edit: unknown, config: SearchConfig, state: SearchState): asserts edit is SearchEdit {
+  const found = issues(edit, config, state);
+  if (found.length === 0) return;
+  const err = new ConfigError(found, 'Invalid search edit');
+  throw ApplicationFailure.create({ message: err.message, type: 'InvalidEdit', nonRetryable: true, details: [found] });
+}
+
+/** Applies a validated edit to `state` (appending it to the edits log) and says which signals to send. */
+export function applyEdit(edit: SearchEdit, config: SearchConfig, state: SearchState, now: number): { reply: EditReply; signals: TrialSignal[] } {
+  const changes: string[] = [];
+  const signals: TrialSignal[] = [];
+  switch (edit.op) {
+    case 'maxParallel':
+      changes.push(`maxParallel ${state.maxParallel} -> ${edit.value}`);
+      state.maxParallel = edit.value;
+      break;
+    case 'maxTrials': {
+      const limit = searcherFactoryOf(config).plannedTrials({ ...config, maxTrials: edit.value });
+      changes.push(`trial limit ${state.trialLimit} -> ${limit}`);
+      state.trialLimit = limit;
+      state.searcherFinished = false;
+      break;
+    }
+    case 'maxEpochs':
+      changes.push(`epochs of trials started from now on ${epochBudget(config, state) ?? 'unset'} -> ${edit.value}`);
+      state.maxEpochs = edit.value;
+      break;
+    case 'stop': {
+      const t = state.trials[edit.trial - 1]!;
+      state.stopped.push(t.trial);
+      state.held = state.held.filter((n) => n !== t.trial);
+      if (t.status === 'running' && t.workflowId) {
+        signals.push({ workflowId: t.workflowId, signal: 'stop' });
+        changes.push(`${t.id}: stop sent to ${t.workflowId}; it is pruned when its run ends`);
+      } else {
+        state.queue = state.queue.filter((q) => q.trial !== t.trial);
+        changes.push(`${t.id}: ${t.status} -> pruned`);
+        t.status = 'pruned';
+      }
+      break;
+    }
+    case 'pause': {
+      const t = state.trials[edit.trial - 1]!;
+      state.held.push(t.trial);
+      if (t.status === 'running' && t.workflowId) {
+        signals.push({ workflowId: t.workflowId, signal: 'pause' });
+        changes.push(`${t.id}: pause sent to ${t.workflowId}; it pauses after its current epoch and keeps its slot`);
+      } else {
+        changes.push(`${t.id}: held; it does not start until resumed`);
+      }
+      break;
+    }
+    case 'resume': {
+      const t = state.trials[edit.trial - 1]!;
+      state.held = state.held.filter((n) => n !== t.trial);
+      if (t.status === 'running' && t.workflowId) {
+        signals.push({ workflowId: t.workflowId, signal: 'resume' });
+        changes.push(`${t.id}: resume sent to ${t.workflowId}`);
+      } else {
+        changes.push(`${t.id}: released; it starts when a slot frees`);
+      }
+      break;
+    }
+    case 'addTrials':
+      for (const params of edit.trials) {
+        const t = newTrial(state.searchUri, state.trials.length + 1, params);
+        state.trials.push(t);
+        state.queue.push({ trial: t.trial, rung: 1 });
+        changes.push(`${t.id} added: ${JSON.stringify(params)}`);
+      }
+      break;
+  }
+  const record: EditRecord = { number: state.edits.length + 1, edit, changes, at: now };
+  state.edits.push(record);
+  return { reply: { edit: record.number, changes }, signals };
+}

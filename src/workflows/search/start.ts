@@ -1,0 +1,42 @@
+/**
+ * The start of a new hyperparameterSearch (workflow code): the search's folder and the checks only
+ * the worker can make (registry names, allowed URIs), before any trial starts.
+ */
+import { workflowInfo } from '@temporalio/workflow';
+import { joinUri, trialId } from '../../checkpoints/layout';
+import { Checker, checkPathSegment } from '../../config/validate';
+import { checkInputUris, checkRegistryNames, describeWorker, trainConfigUris } from '../activity-proxies';
+import { baseTracking } from '../run-tracking';
+import type { SearchState } from './state';
+import { baseCheckpointRoot, invalidSearch, type ValidatedSearch } from './validate';
+
+export async function startState(v: ValidatedSearch): Promise<SearchState> {
+  const { config, parsed } = v;
+  const c = new Checker();
+  const searchRunId = config.runId ?? checkPathSegment(c, 'runId (defaults to the workflow id)', workflowInfo().workflowId);
+  // Registry names can only be checked on the worker: one local activity, before any child starts.
+  const worker = await describeWorker();
+  const seen = new Set<string>();
+  parsed.forEach((cfg, i) => {
+    const trial = new Checker();
+    checkRegistryNames(trial, worker, cfg);
+    // One line per distinct bad name, under the first trial that has it.
+    for (const issue of trial.issues) {
+      if (seen.has(`${issue.field}=${issue.received}`)) continue;
+      seen.add(`${issue.field}=${issue.received}`);
+      c.issues.push({ ...issue, field: `${trialId(i + 1)}: ${issue.field}` });
+    }
+  });
+  const root = baseCheckpointRoot(config) ?? worker.checkpointRoot.replace(/\/+$/, '');
+  // Trials started later (adaptive searchers) are checked by their own trainModel.
+  if (searchRunId !== undefined) {
+    await checkInputUris(c, [{ field: 'base.checkpoint.uri', uri: joinUri(root, searchRunId) }, ...parsed.flatMap((cfg, i) => trainConfigUris(cfg, undefined, `${trialId(i + 1)}: `))]);
+  }
+  if (c.issues.length > 0) throw invalidSearch(c.issues);
+  return {
+    version: 2, searchRunId: searchRunId!, searchUri: joinUri(root, searchRunId!), trials: [], queue: [], trialLimit: v.planned,
+    searcherFinished: false, searcher: null, scheduler: null, failures: 0, status: 'starting', continuedRuns: 0, startedThisRun: 0,
+    mlflowWanted: baseTracking(config) !== undefined || worker.mlflow === true, tracking: null,
+    maxParallel: config.maxParallel, suggested: 0, held: [], stopped: [], edits: [],
+  };
+}
