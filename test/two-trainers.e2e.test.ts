@@ -171,7 +171,7 @@ suite(
 let emu: GcsEmulator | undefined;
 void describe('GCS emulator', () => {
   before(async () => {
-    emu = await startGcsEmulator({ buckets: ['two'], backend: 'memory' });
+    emu = await startGcsEmulator({ buckets: ['dt-checkpoints'], backend: 'memory' });
   });
   after(async () => {
     await emu?.dispose();
@@ -179,7 +179,7 @@ void describe('GCS emulator', () => {
   suite(
     'gs://',
     () => ({ STORAGE_EMULATOR_HOST: emu!.endpoint }),
-    (name) => `gs://two/${process.pid}/${name}`,
+    (name) => `gs://dt-checkpoints/two-trainers-${process.pid}/${name}`,
     (uri) => new GcsCheckpointStore(uri, { storage: emu!.storage }),
   );
 });
