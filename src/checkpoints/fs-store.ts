@@ -14,6 +14,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import { PreconditionFailedError, type CheckpointStore, type VersionedObject } from './store';
 import { sha256 } from './digest';
+import { atomicWrite } from './fs-atomic';
+import { failIfDiskFull, killAt } from './fault-hooks';
 
 import { INTERNAL_PREFIX, InvalidKeyError, validateKey, validatePrefix } from './keys';
 
@@ -116,7 +118,8 @@ export class FileCheckpointStore implements CheckpointStore {
 
   async put(key: string, data: Buffer): Promise<void> {
     const file = this.pathOf(key);
-    await this.deadline('put', key, () => this.atomicWrite(file, data));
+    await this.deadline('put', key, () => atomicWrite(file, data, key));
+    await killAt('after-put', key);
   }
 
   async get(key: string): Promise<Buffer | undefined> {
@@ -140,13 +143,15 @@ export class FileCheckpointStore implements CheckpointStore {
     const lockPath = path.join(path.dirname(file), `${INTERNAL_PREFIX}lock-${path.basename(file)}`);
     const release = await this.acquireLock(lockPath, key);
     try {
+      await killAt('holding-lock', key);
       const current = await this.readIfExists(file);
       const currentVersion = current === undefined ? undefined : sha256(current);
       if (currentVersion !== expectedVersion) throw new PreconditionFailedError(this.uriOf(key));
-      await this.atomicWrite(file, data);
+      await atomicWrite(file, data, key);
     } finally {
       await release();
     }
+    await killAt('after-put', key);
   }
 
   async list(prefix: string): Promise<string[]> {
@@ -247,27 +252,6 @@ export class FileCheckpointStore implements CheckpointStore {
     }
   }
 
-  private async atomicWrite(file: string, data: Buffer): Promise<void> {
-    const dir = path.dirname(file);
-    await fsp.mkdir(dir, { recursive: true });
-    const tmp = path.join(dir, `${INTERNAL_PREFIX}tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
-    let renamed = false;
-    try {
-      const fh = await fsp.open(tmp, 'wx', 0o644);
-      try {
-        await fh.writeFile(data);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await fsp.rename(tmp, file);
-      renamed = true;
-      await fsyncDir(dir);
-    } finally {
-      if (!renamed) await fsp.rm(tmp, { force: true }).catch(() => undefined);
-    }
-  }
-
   /**
    * Takes the exclusive lock file; returns its release function. A held lock is retried with a
    * short jittered sleep until `lockWaitMs`; one older than `staleLockMs` is broken.
@@ -279,7 +263,12 @@ export class FileCheckpointStore implements CheckpointStore {
       try {
         const fh = await fsp.open(lockPath, 'wx', 0o644);
         try {
+          failIfDiskFull(lockPath);
           await fh.writeFile(token);
+        } catch (err) {
+          // A lock without its token is held by no one until it goes stale: give it back now.
+          await fsp.rm(lockPath, { force: true });
+          throw err;
         } finally {
           await fh.close();
         }
@@ -332,16 +321,4 @@ export class FileCheckpointStore implements CheckpointStore {
 
 function compareKeys(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  let fh;
-  try {
-    fh = await fsp.open(dir, 'r');
-    await fh.sync();
-  } catch {
-    // Directory fsync is not supported everywhere; the rename itself is still atomic.
-  } finally {
-    await fh?.close().catch(() => undefined);
-  }
 }

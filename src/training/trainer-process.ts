@@ -50,7 +50,8 @@ function killProcessGroup(): void {
 
 /**
  * Test-only fault injection: DT_FAULT_PAUSE_BEFORE_STEP, DT_FAULT_KILL_DURING_CHECKPOINT,
- * DT_FAULT_HANG_BEFORE_STEP (global steps), DT_FAULT_STEP_DELAY_MS (milliseconds before every step).
+ * DT_FAULT_HANG_BEFORE_STEP (global steps), DT_FAULT_STEP_DELAY_MS (milliseconds before every step);
+ * DT_FAULT_KILL_IN_EVALUATION (a step: killed once its evaluation is computed) is read in main.
  */
 function faultsFromEnv(env: NodeJS.ProcessEnv): EngineFaults | undefined {
   const step = (name: string): number | undefined => {
@@ -117,6 +118,8 @@ async function main(): Promise<void> {
             break;
           case 'evaluate':
             result = await engine.evaluate(msg.request);
+            // Test-only: the evaluation is done, its answer (and the epoch record after it) not yet sent.
+            if (process.env.DT_FAULT_KILL_IN_EVALUATION === String(msg.request.step)) killProcessGroup();
             break;
           case 'evaluateModels':
             result = await engine.evaluateModels(msg.request);

@@ -1,0 +1,46 @@
+/**
+ * How the file:// store writes a file: a temporary file in the same directory, fsync, rename,
+ * fsync of the directory. Readers never see a torn object; a killed write leaves only a temporary
+ * file (`.dt-tmp-…`, never listed, collected as a leftover).
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+
+import { beforeTmpWrite } from './fault-hooks';
+import { INTERNAL_PREFIX } from './keys';
+
+/** Writes `data` to `file` atomically; `key` names it for the test-only fault hooks. */
+export async function atomicWrite(file: string, data: Buffer, key: string): Promise<void> {
+  const dir = path.dirname(file);
+  await fsp.mkdir(dir, { recursive: true });
+  const tmp = path.join(dir, `${INTERNAL_PREFIX}tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+  let renamed = false;
+  try {
+    const fh = await fsp.open(tmp, 'wx', 0o644);
+    try {
+      await beforeTmpWrite(key, tmp, () => fh.write(data.subarray(0, data.length >> 1)).then(() => fh.sync()));
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fsp.rename(tmp, file);
+    renamed = true;
+    await fsyncDir(dir);
+  } finally {
+    if (!renamed) await fsp.rm(tmp, { force: true }).catch(() => undefined);
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  let fh;
+  try {
+    fh = await fsp.open(dir, 'r');
+    await fh.sync();
+  } catch {
+    // Directory fsync is not supported everywhere; the rename itself is still atomic.
+  } finally {
+    await fh?.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * What the fault suites (test/faults-*.e2e.test.ts) share: the seed they print and replay
+ * (`DT_TEST_SEED`), the run they fault, what its outcome is compared on, and the table of faults
+ * they print for the note.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MANIFEST, METRICS_JSONL, METRICS_PREFIX, OPTIMIZER_BIN, checkpointObjectKey } from '../../src/checkpoints/layout';
+import type { TrainModelResult } from '../../src/workflows';
+import { comparable, modelWeights, sha256, tinyInput } from '../e2e-support';
+
+export function testSeed(suite: string): number {
+  const seed = process.env.DT_TEST_SEED !== undefined ? Number(process.env.DT_TEST_SEED) : Date.now() % 1_000_000;
+  console.log(`[${suite}] seed ${seed} (replay with DT_TEST_SEED=${seed})`);
+  return seed;
+}
+
+/** mulberry32: a small seeded generator in [0, 1). */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export const STEPS_PER_EPOCH = 20;
+export const EPOCHS = 8;
+export const EVERY = 5;
+export const LAST = STEPS_PER_EPOCH * EPOCHS;
+
+/** The faulted run: a tiny synthetic MLP (milliseconds per step), a checkpoint every 5 steps, every checkpoint kept. */
+export function faultInput(runId: string, checkpointUri?: string): Record<string, unknown> {
+  return tinyInput({
+    runId,
+    stepsPerEpoch: STEPS_PER_EPOCH,
+    maxEpochs: EPOCHS,
+    checkpoint: { everySteps: EVERY, everySeconds: 0, keepLast: 1000, ...(checkpointUri !== undefined && { uri: checkpointUri }) },
+    timeouts: { heartbeatSeconds: 3 },
+  });
+}
+
+/** What two runs of one config must agree on bit for bit. */
+export interface Outcome {
+  readonly exportedWeights: string;
+  readonly lastOptimizer: string;
+  readonly history: ReturnType<typeof comparable>;
+}
+
+/** The outcome of a file:// run (exported weights.bin, the last checkpoint's optimizer.bin, every epoch's metrics). */
+export function fileOutcome(result: TrainModelResult): Outcome {
+  const runDir = fileURLToPath(result.runUri);
+  return {
+    exportedWeights: sha256(modelWeights(result)),
+    lastOptimizer: sha256(fs.readFileSync(path.join(runDir, checkpointObjectKey(LAST, OPTIMIZER_BIN)))),
+    history: comparable(result.history),
+  };
+}
+
+/** Asserts the run completed like the uninterrupted one, and recorded every epoch exactly once. */
+export function assertSameRun(result: TrainModelResult, outcome: Outcome, reference: Outcome, metricsJsonl: string, recordKeys: readonly string[]): void {
+  assert.equal(result.status, 'completed');
+  assert.equal(result.step, LAST);
+  assert.equal(outcome.exportedWeights, reference.exportedWeights, 'exported weights.bin (SHA-256)');
+  assert.equal(outcome.lastOptimizer, reference.lastOptimizer, `optimizer.bin of the last checkpoint (SHA-256)`);
+  assert.deepEqual(outcome.history, reference.history, 'every epoch, metrics bit for bit');
+  const epochs = metricsJsonl.trim().split('\n').map((l) => (JSON.parse(l) as { epoch: number }).epoch);
+  const expected = Array.from({ length: EPOCHS }, (_, i) => i + 1);
+  assert.deepEqual(epochs, expected, `${METRICS_JSONL}: every epoch once`);
+  assert.deepEqual(recordKeys.map((k) => Number(/(\d+)\.json$/.exec(k)?.[1])), expected, `${METRICS_PREFIX}: one record per epoch`);
+}
+
+/** Committed manifests and epoch records of a file:// run folder: what "training again" adds to. */
+export function progressMarkers(runDir: string): Set<string> {
+  const out = new Set<string>();
+  for (const sub of ['checkpoints', 'metrics']) {
+    const dir = path.join(runDir, sub);
+    for (const name of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
+      if (sub === 'metrics' || fs.existsSync(path.join(dir, name, MANIFEST))) out.add(`${sub}/${name}`);
+    }
+  }
+  return out;
+}
+
+export interface FaultRow {
+  readonly fault: string;
+  readonly moment: string;
+  outcome: string;
+  /** Seconds from the fault to the run's next progress (a new checkpoint or epoch record, or its end). */
+  recoverSeconds?: number;
+}
+
+export function printTable(suite: string, seed: number, rows: readonly FaultRow[]): void {
+  console.log(`[${suite}] seed ${seed}`);
+  console.log(`[${suite}] | fault | moment | outcome | time to recover (s) |`);
+  for (const r of rows) console.log(`[${suite}] | ${r.fault} | ${r.moment} | ${r.outcome} | ${r.recoverSeconds?.toFixed(1) ?? '-'} |`);
+}
