@@ -27,12 +27,21 @@ export interface EpochRecord {
   readonly trainAttempt?: number;
 }
 
-/** Runs store calls; a PermanentStoreError (no permission, no bucket) fails the activity without retries. */
+/**
+ * Runs store calls; a PermanentStoreError (no permission, no bucket) fails the activity without
+ * retries. Heartbeats while they run: finalizing or retaining many checkpoints on gs:// outlasts a
+ * heartbeat timeout, and every retry of it would too. Each store call has its own deadline (retry.ts),
+ * so a store that stops answering still fails the attempt.
+ */
 export function storeCall<T>(fn: () => Promise<T>): Promise<T> {
-  return fn().catch((err: unknown) => {
-    if (err instanceof PermanentStoreError) throw ApplicationFailure.nonRetryable(err.message, err.name);
-    throw err;
-  });
+  const ctx = Context.current();
+  const timer = setInterval(() => ctx.heartbeat(ctx.info.heartbeatDetails), 1000);
+  return fn()
+    .catch((err: unknown) => {
+      if (err instanceof PermanentStoreError) throw ApplicationFailure.nonRetryable(err.message, err.name);
+      throw err;
+    })
+    .finally(() => clearInterval(timer));
 }
 
 /**
