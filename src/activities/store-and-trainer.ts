@@ -30,8 +30,8 @@ export interface EpochRecord {
 /**
  * Runs store calls; a PermanentStoreError (no permission, no bucket) fails the activity without
  * retries. Heartbeats while they run: finalizing or retaining many checkpoints on gs:// outlasts a
- * heartbeat timeout, and every retry of it would too. Each store call has its own deadline (retry.ts),
- * so a store that stops answering still fails the attempt.
+ * heartbeat timeout, and every retry of it would too. Each store call has its own deadline (retry.ts
+ * on gs://, DT_STORE_CALL_SECONDS on file://), so a store that stops answering still fails the attempt.
  */
 export function storeCall<T>(fn: () => Promise<T>): Promise<T> {
   const ctx = Context.current();
