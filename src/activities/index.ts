@@ -10,6 +10,7 @@ import { createChampionActivities } from './champion';
 import { createTrackingActivities } from './tracking';
 import { createTrainingActivities } from './training';
 import { createSearchResultActivities } from './search-results';
+import { createCheckpointCopyActivities } from './checkpoint-copy';
 
 export interface ActivityDeps {
   /** The trainer process client, or options to create one. */
@@ -54,6 +55,7 @@ export function createActivities(deps: ActivityDeps = {}) {
     ...createTrainingActivities(resolved),
     ...createChampionActivities(resolved),
     ...createSearchResultActivities(resolved),
+    ...createCheckpointCopyActivities(resolved),
     ...tracking,
     ...createTrustActivities({ allow }),
   };

@@ -26,6 +26,8 @@ export interface WriteSearchResultsInput {
   readonly trials: readonly TrialRow[];
   /** The search's live edits, in the order applied (plain JSON; see workflows/search/edits.ts). */
   readonly edits?: readonly unknown[];
+  /** PBT: every checkpoint copy between trials (workflows/search/exploit.ts). */
+  readonly lineage?: readonly unknown[];
 }
 
 export interface WriteSearchResultsOutput {

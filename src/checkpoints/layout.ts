@@ -15,6 +15,7 @@
  *     metrics.jsonl, learning-curve.svg|png      written by finalizeRun
  *     model/model.json, model/weights.bin        the exported model (and model/preprocessing.json: the transform it expects)
  *     rungs/rung-<r>/model/                      successive halving: each rung's export of a trial
+ *     lineage/round-<r: 6 digits>-<copied-from|copied-to>-trial-<n>.json  PBT: a checkpoint copy between trials, in both
  *     results.json|csv|svg                       a search's summary, in the search's folder
  *     retrain-decision.json                      a retrain's decision, beside the challenger's run
  *   <championRoot>/champions/<modelName>/champion.json, decisions/<n: 6 digits>.json
@@ -114,6 +115,11 @@ export function weightsKey(dir: string = MODEL_DIR): string {
 /** `model/preprocessing.json` (or `<dir>/preprocessing.json`). */
 export function preprocessingKey(dir: string = MODEL_DIR): string {
   return `${dir}/${PREPROCESSING_JSON}`;
+}
+
+/** `lineage/round-000002-copied-from-trial-3.json`: PBT's record of a checkpoint copy, in the recipient's and the donor's folders. */
+export function lineageKey(round: number, role: 'copied-from' | 'copied-to', otherTrial: string): string {
+  return `lineage/round-${pad(round, 6, 'a PBT round')}-${role}-${otherTrial}.json`;
 }
 
 /** `rungs/rung-2/model`: where successive halving keeps a trial's export at the end of a rung. */

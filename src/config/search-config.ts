@@ -14,14 +14,17 @@ export interface StrategyOptions {
   readonly seed: boolean;
   /** Runs trials in rungs: takes `eta` and `minEpochs` (required), and needs `base.maxEpochs`. */
   readonly rungs: boolean;
+  /** Trains a population in rounds: takes `roundEpochs` (required) and `quantile`, and needs `base.maxEpochs`. */
+  readonly rounds: boolean;
 }
 
 /** Every strategy's name and input options: one line each, beside its entry in workflows/search/index.ts. */
 export const STRATEGY_OPTIONS = {
-  grid: { distributions: false, seed: false, rungs: false },
-  random: { distributions: true, seed: true, rungs: false },
-  halving: { distributions: true, seed: true, rungs: true },
-  asha: { distributions: true, seed: true, rungs: true },
+  grid: { distributions: false, seed: false, rungs: false, rounds: false },
+  random: { distributions: true, seed: true, rungs: false, rounds: false },
+  halving: { distributions: true, seed: true, rungs: true, rounds: false },
+  asha: { distributions: true, seed: true, rungs: true, rounds: false },
+  pbt: { distributions: true, seed: true, rungs: false, rounds: true },
 } as const satisfies Readonly<Record<string, StrategyOptions>>;
 
 export type SearchStrategy = keyof typeof STRATEGY_OPTIONS;
@@ -68,6 +71,10 @@ export interface SearchConfig {
   readonly minEpochs: number | undefined;
   /** Continue as new after this many trial runs were started (0: only when the server suggests it). */
   readonly continueAsNewEvery: number;
+  /** Strategies with rounds (PBT): epochs of one round; the population exploits and explores after each. */
+  readonly roundEpochs: number | undefined;
+  /** Strategies with rounds: the bottom fraction that copies a trial of the top fraction. */
+  readonly quantile: number;
 }
 
 export type SearchInput = { readonly [key: string]: unknown };
@@ -80,6 +87,7 @@ export const SEARCH_DEFAULTS = {
   eta: 3,
   randomTrials: 10,
   continueAsNewEvery: 0,
+  quantile: 0.25,
 } as const;
 
 /**
@@ -90,7 +98,7 @@ export const MAX_TRIALS = 2000;
 
 const FIELDS = [
   'runId', 'base', 'space', 'strategy', 'seed', 'maxTrials', 'maxParallel', 'metric', 'mode', 'failureBudget', 'eta', 'minEpochs',
-  'continueAsNewEvery',
+  'continueAsNewEvery', 'roundEpochs', 'quantile',
 ] as const;
 
 /** Fields of a trial's input that the search itself sets: searching over them makes no sense. */
@@ -215,6 +223,22 @@ export function parseSearchConfig(input: unknown): SearchConfig {
     if (o.minEpochs !== undefined) c.fail('minEpochs', only, o.minEpochs);
     if (o.eta !== undefined) c.fail('eta', only, o.eta);
   }
+  let roundEpochs: number | undefined;
+  let quantile: number = SEARCH_DEFAULTS.quantile;
+  if (STRATEGY_OPTIONS[strategy].rounds) {
+    roundEpochs = c.number('roundEpochs', o.roundEpochs, { integer: true, min: 1 });
+    quantile = c.number('quantile', o.quantile, { exclusiveMin: 0, max: 0.5, fallback: SEARCH_DEFAULTS.quantile }) ?? quantile;
+    const maxEpochs = base && c.number('base.maxEpochs', base.maxEpochs, { integer: true, min: 1 });
+    if (roundEpochs !== undefined && maxEpochs !== undefined && roundEpochs > maxEpochs) {
+      c.fail('roundEpochs', `a whole number at most \`base.maxEpochs\` (${maxEpochs}), the population's whole budget`, roundEpochs);
+    }
+    if (space.some((s) => s.path === 'maxEpochs')) c.fail('space.maxEpochs', `absent with \`${strategy}\` (the rounds set each trial's epochs)`, 'maxEpochs');
+  } else {
+    const withRounds = strategiesWith('rounds');
+    const only = `absent (only the ${named(withRounds, 'and')} ${withRounds.length === 1 ? 'strategy has' : 'strategies have'} rounds)`;
+    if (o.roundEpochs !== undefined) c.fail('roundEpochs', only, o.roundEpochs);
+    if (o.quantile !== undefined) c.fail('quantile', only, o.quantile);
+  }
   if (!STRATEGY_OPTIONS[strategy].seed && o.seed !== undefined) c.fail('seed', `absent (\`${strategy}\` draws nothing at random)`, o.seed);
   const continueAsNewEvery =
     c.number('continueAsNewEvery', o.continueAsNewEvery, { integer: true, min: 0, fallback: SEARCH_DEFAULTS.continueAsNewEvery }) ?? 0;
@@ -234,5 +258,7 @@ export function parseSearchConfig(input: unknown): SearchConfig {
     eta,
     minEpochs,
     continueAsNewEvery,
+    roundEpochs,
+    quantile,
   };
 }

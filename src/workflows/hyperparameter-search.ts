@@ -25,6 +25,7 @@ import type { SearchInput } from '../config/search-config';
 import { FAULT_RETRY } from './activity-proxies';
 import { createSearch, type TrialDecision } from './search';
 import { applyEdit, epochBudget, validateEdit, type EditReply, type SearchEdit } from './search/edits';
+import { exploit } from './search/exploit';
 import type { LegacySearchState } from './search/legacy';
 import {
   bestTrial, childWorkflowId, failureMessage, metricOf, newTrial, resumedState,
@@ -47,6 +48,7 @@ export const editSearchUpdate = defineUpdate<EditReply, [SearchEdit]>('editSearc
 /** patched() id: an edit that signals a running trial (pause, resume, stop). */
 export const LIVE_EDITS_PATCH = 'search-live-edits';
 export type { EditRecord, EditReply, SearchEdit } from './search/edits';
+export type { LineageRecord } from './search/exploit';
 
 const { writeSearchResults, archiveTrialModel } = proxyActivities<SearchResultActivities>({
   startToCloseTimeout: '10 minutes',
@@ -182,7 +184,7 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
         t.modelUri = result.modelUri;
         publish();
         if (state.stopped.includes(t.trial)) return stopByEdit(t);
-        decisions.push(...scheduler.onTrialResult(t.trial, { rung: run.rung, value: t.value, epochs: t.epochs, runStatus: result.status }));
+        decisions.push(...scheduler.onTrialResult(t.trial, { rung: run.rung, value: t.value, epochs: t.epochs, runStatus: result.status, params: t.params }));
       },
       (err: unknown) => {
         // Stopped by an edit before its first checkpoint: not a failure of the trial.
@@ -221,6 +223,9 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
             t.status = 'paused';
             reached.push(t);
           }
+        } else if (d.action === 'exploit') {
+          promoted = true;
+          await exploit(state, t, trialOf(d.from), d.rung, d.params);
         } else if (d.action === 'pause') {
           t.status = 'paused';
         } else if (d.action === 'stop') {
@@ -230,7 +235,7 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
         }
       }
       for (const t of reached) {
-        decisions.push(...scheduler.onTrialResult(t.trial, { rung: t.rung, value: t.value, epochs: t.epochs, runStatus: t.runStatus ?? 'completed' }));
+        decisions.push(...scheduler.onTrialResult(t.trial, { rung: t.rung, value: t.value, epochs: t.epochs, runStatus: t.runStatus ?? 'completed', params: t.params }));
       }
       if (promoted) publish();
     }
@@ -246,6 +251,7 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
       bestTrial,
       trials: state.trials,
       edits: state.edits,
+      lineage: state.lineage,
     });
 
   const failBudget = async (): Promise<never> => {
@@ -328,6 +334,7 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
     failed: state.failures,
     rungs: scheduler.progress().rungs,
     edits: state.edits,
+    lineage: state.lineage,
     ...written,
   };
 }

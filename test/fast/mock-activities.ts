@@ -274,6 +274,16 @@ export class MockActivities {
         return { modelUri: to };
       },
 
+      copyTrialCheckpoint: async (input) => {
+        this.enter('copyTrialCheckpoint', input);
+        // As the real one: only a committed checkpoint of the donor at that very step is copied.
+        if (!this.checkpoints.get(input.fromRunUri)?.has(input.step)) {
+          throw ApplicationFailure.nonRetryable(`Cannot copy ${checkpointUri(input.fromRunUri, input.step)}: no manifest`, 'CheckpointUnusable');
+        }
+        this.checkpoints.set(input.toRunUri, (this.checkpoints.get(input.toRunUri) ?? new Set<number>()).add(input.step));
+        return { checkpointUri: checkpointUri(input.toRunUri, input.step), manifestSha256: `copy-of-${input.fromTrial}-${input.step}`, copied: true };
+      },
+
       writeSearchResults: async (input) => {
         this.enter('writeSearchResults', input);
         const { searchUri } = input;

@@ -55,7 +55,7 @@ export interface TrialSignal {
 }
 
 /** Strategies whose trial count is fixed by their plan (synchronous rungs, a PBT population). */
-const FIXED_POPULATION: readonly SearchStrategy[] = ['halving', 'pbt' as SearchStrategy];
+const FIXED_POPULATION: readonly SearchStrategy[] = ['halving', 'pbt'];
 
 /** The epoch budget of trials started now: the last edit's, else the base input's. */
 export const epochBudget = (config: SearchConfig, state: SearchState): number | undefined =>
@@ -91,8 +91,8 @@ function issues(edit: unknown, config: SearchConfig, state: SearchState): Config
       break;
     }
     case 'maxEpochs': {
-      if (STRATEGY_OPTIONS[config.strategy].rungs) {
-        return [...c.issues, { field: 'op', expected: `an edit the \`${config.strategy}\` strategy allows (its rungs set the epochs)`, received: '`maxEpochs`' }];
+      if (STRATEGY_OPTIONS[config.strategy].rungs || STRATEGY_OPTIONS[config.strategy].rounds) {
+        return [...c.issues, { field: 'op', expected: `an edit the \`${config.strategy}\` strategy allows (its rungs or rounds set the epochs)`, received: '`maxEpochs`' }];
       }
       c.number('value', o.value, { integer: true, min: (epochBudget(config, state) ?? 0) + 1, max: 1_000_000 });
       break;

@@ -10,6 +10,7 @@ import { ashaScheduler } from './asha';
 import { fifoScheduler } from './fifo';
 import { gridSearcher } from './grid';
 import { halvingScheduler } from './halving';
+import { pbtScheduler } from './pbt';
 import { randomSearcher } from './random';
 import type { Searcher, SearcherFactory, Strategy, TrialScheduler } from './types';
 
@@ -24,6 +25,7 @@ export const STRATEGIES: { readonly [S in SearchStrategy]: Strategy } = {
   random: { searcher: () => randomSearcher, scheduler: fifoScheduler },
   halving: { searcher: gridOrRandom, scheduler: halvingScheduler },
   asha: { searcher: gridOrRandom, scheduler: ashaScheduler },
+  pbt: { searcher: gridOrRandom, scheduler: pbtScheduler },
 };
 
 export function searcherFactoryOf(config: SearchConfig): SearcherFactory {

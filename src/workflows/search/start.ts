@@ -37,6 +37,6 @@ export async function startState(v: ValidatedSearch): Promise<SearchState> {
     version: 2, searchRunId: searchRunId!, searchUri: joinUri(root, searchRunId!), trials: [], queue: [], trialLimit: v.planned,
     searcherFinished: false, searcher: null, scheduler: null, failures: 0, status: 'starting', continuedRuns: 0, startedThisRun: 0,
     mlflowWanted: baseTracking(config) !== undefined || worker.mlflow === true, tracking: null,
-    maxParallel: config.maxParallel, suggested: 0, held: [], stopped: [], edits: [],
+    maxParallel: config.maxParallel, suggested: 0, held: [], stopped: [], edits: [], lineage: [],
   };
 }

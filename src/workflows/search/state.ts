@@ -11,6 +11,7 @@ import type { Mode } from '../../config/train-config';
 import type { TrainModelResult } from '../train-model';
 import { migrateLegacyState, type LegacySearchState } from './legacy';
 import type { EditRecord } from './edits';
+import type { LineageRecord } from './exploit';
 import type { ValidatedSearch } from './validate';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -59,6 +60,8 @@ export interface SearchState extends TrackingState {
   /** Trials stopped by an edit: pruned when their run ends, never promoted. */
   stopped: number[];
   edits: EditRecord[];
+  /** PBT: every checkpoint copy between trials, in the order made. */
+  lineage: LineageRecord[];
 }
 
 export interface Leaderboard {
@@ -108,6 +111,8 @@ export interface SearchResult {
   readonly plotUri: string;
   /** Every live edit, in the order applied. */
   readonly edits: readonly EditRecord[];
+  /** PBT: who copied whom, when, with which values ([] for other strategies). */
+  readonly lineage: readonly LineageRecord[];
 }
 
 /** The result's `best`, from its row (the caller narrows the fields a winner must have). */
@@ -138,7 +143,7 @@ export function newTrial(searchUri: string, trial: number, params: TrialParams):
 
 /** What a state carried from before live edits lacks: no edit, the input's maxParallel, every trial suggested. */
 function editDefaults(trials: number, v: ValidatedSearch) {
-  return { maxParallel: v.config.maxParallel, suggested: trials, held: [], stopped: [], edits: [] };
+  return { maxParallel: v.config.maxParallel, suggested: trials, held: [], stopped: [], edits: [], lineage: [] };
 }
 
 export function resumedState(saved: SearchState | LegacySearchState, v: ValidatedSearch): SearchState {

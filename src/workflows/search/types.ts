@@ -55,6 +55,8 @@ export interface RunResult {
   readonly epochs: number;
   /** How trainModel ended: only a `completed` run can be continued by a later rung. */
   readonly runStatus: string;
+  /** The values the run trained with (PBT perturbs them). */
+  readonly params?: TrialParams;
 }
 
 /**
@@ -69,7 +71,12 @@ export interface RunResult {
  */
 export type TrialDecision =
   | { readonly trial: number; readonly action: 'continue' | 'pause' | 'stop' }
-  | { readonly trial: number; readonly action: 'promote'; readonly rung: number };
+  | { readonly trial: number; readonly action: 'promote'; readonly rung: number }
+  /**
+   * PBT: the trial's newest checkpoint is replaced by a copy of trial `from`'s at the same step
+   * (weights and optimizer state), and it goes on to `rung` with `params`.
+   */
+  | { readonly trial: number; readonly action: 'exploit'; readonly rung: number; readonly from: number; readonly params: TrialParams };
 
 export interface TrialScheduler {
   /** Epochs of a run at `rung` (absolute, trainModel's `maxEpochs`); undefined: the base input's own. */
