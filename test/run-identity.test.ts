@@ -76,19 +76,22 @@ test('a different model, data, hyperparameters, seed or stepsPerEpoch fails nami
     '`seed` is 9 there, 10 here',
     '`stepsPerEpoch` is 30 there, 40 here',
   ]);
-  assert.match(err.message, /was started with a different input: .*hiddenUnits.*set `resume: true`/);
+  assert.match(err.message, /was started with a different input: .*hiddenUnits.*new run id/);
   assert.match(err.message, new RegExp(store.uri.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
   // run.json still holds the first identity.
   assert.equal(JSON.parse((await store.get(RUN_JSON))!.toString()).fingerprint, fingerprintOf(runIdentityOf(config())));
 });
 
-test('resume or a warm start lets a different input through and reports the differences; run.json keeps the first identity', async () => {
+test('resume continues only the same trajectory; a warm start into a used folder is refused; run.json keeps the first identity', async () => {
   const store = freshStore();
   await checkRunIdentity(store, config());
-  const resumed = await checkRunIdentity(store, config({ resume: true, seed: 11 }));
-  assert.deepEqual(resumed.differences, ['`seed` is 9 there, 11 here']);
-  const warm = await checkRunIdentity(store, config({ warmStartFrom: 'file:///tmp/champion/model/model.json', seed: 12 }));
-  assert.deepEqual(warm.differences, ['`seed` is 9 there, 12 here']);
+  // Halving's later rungs: the same input with resume and more epochs goes on.
+  assert.deepEqual(await checkRunIdentity(store, config({ resume: true, maxEpochs: 9 })), { created: false, differences: [] });
+  await assert.rejects(checkRunIdentity(store, config({ resume: true, seed: 11 })), (e: RunIdentityMismatchError) => e.differences.join() === '`seed` is 9 there, 11 here');
+  await assert.rejects(
+    checkRunIdentity(store, config({ warmStartFrom: 'file:///tmp/champion/model/model.json' })),
+    (e: RunIdentityMismatchError) => e.differences.some((d) => d.startsWith('`warmStartFrom` is null there')),
+  );
   assert.equal(JSON.parse((await store.get(RUN_JSON))!.toString()).identity.seed, 9);
 });
 

@@ -10,6 +10,9 @@ import type { CheckpointStore } from '../checkpoints/store';
 import { MlflowClient, MlflowError, type MlflowMetric, type MlflowRunStatus } from '../observability/mlflow';
 import { readEpochRecords, storeCall } from './store-and-trainer';
 
+/** One MLflow request: tracking must not hold a worker's activity slot for long (workflows/run-tracking.ts). */
+const REQUEST_TIMEOUT_MS = 5000;
+
 export interface TrackingActivityDeps {
   readonly openStore: (uri: string) => CheckpointStore;
   /** The worker's MLflow server (MLFLOW_TRACKING_URI): runs track there unless their input names another. */
@@ -70,7 +73,7 @@ export function createTrackingActivities(deps: TrackingActivityDeps) {
       const uri = trackingUri(settings?.uri);
       if (!uri) return null;
       try {
-        const mlflow = new MlflowClient(uri);
+        const mlflow = new MlflowClient(uri, { timeoutMs: REQUEST_TIMEOUT_MS });
         const experimentId = await mlflow.experimentId(settings?.experiment ?? 'durable-train');
         const { runId } = await mlflow.ensureRun({
           experimentId,
@@ -98,7 +101,7 @@ export function createTrackingActivities(deps: TrackingActivityDeps) {
         return points;
       });
       try {
-        const mlflow = new MlflowClient(trackingUri(input.tracking.mlflow.uri)!);
+        const mlflow = new MlflowClient(trackingUri(input.tracking.mlflow.uri)!, { timeoutMs: REQUEST_TIMEOUT_MS });
         const logged = await mlflow.logMissing(input.tracking.mlflow.runId, metrics);
         if (input.final) await mlflow.setStatus(input.tracking.mlflow.runId, input.final.status, input.final.endTime);
         return { logged };

@@ -7,16 +7,17 @@
  * What is in it: the model spec, the train and eval data specs (eval metrics drive the learning
  * rate through reduceLrOnPlateau), the hyperparameters, the loss, the seed, stepsPerEpoch (it fixes
  * which batches make a step and where epochs end), reduceLrOnPlateau (it changes the rate of later
- * steps) and the route (the model spec decides it today; a route field wins when present).
+ * steps), the warm start (it sets the initial weights) and the route (the model spec decides it
+ * today; a route field wins when present).
  * What is not: maxEpochs, earlyStopping, the checkpoint policy (cadence, keepLast, uri),
  * timeouts, continueAsNewEvery, historyLimit, runId, resume. They decide how far a run goes, when
  * it stops or how it is stored, never what step N computes, so a run may continue with new values.
  *
  * The exact rule: no run.json: write it (only if absent; a racing writer's copy is then compared).
- * Same fingerprint: go on. Different: refuse, unless the input says `resume: true` (the caller
- * deliberately continues this folder) or `warmStartFrom` (its weights come from elsewhere by
- * design); then it goes on, run.json keeps the first identity, and the differences are returned
- * for the caller to log.
+ * Same fingerprint: go on. Different: refuse, `resume` and `warmStartFrom` included. Resuming means
+ * continuing the same trajectory (successive halving's later rungs change only maxEpochs, which is
+ * not in it), and a retrain warm-starts into a new folder each time: letting either through with a
+ * different input let any caller rewrite another run's trajectory in its own folder.
  */
 import type { TrainConfig } from '../config/train-config';
 import { sha256 } from './digest';
@@ -43,7 +44,7 @@ export class RunIdentityMismatchError extends Error {
   ) {
     super(
       `The run folder ${uri} was started with a different input: ${differences.join('; ')}. ` +
-        'Start a new run id, or set `resume: true` to continue this folder with the new input',
+        'Start a new run id for the new input',
     );
   }
 }
@@ -59,6 +60,7 @@ export function runIdentityOf(config: TrainConfig): RunIdentity {
     seed: config.seed,
     stepsPerEpoch: config.stepsPerEpoch,
     reduceLrOnPlateau: config.reduceLrOnPlateau ?? null,
+    warmStartFrom: config.warmStartFrom ?? null,
     route,
   };
 }
@@ -98,8 +100,7 @@ export function identityDifferences(a: unknown, b: unknown, at = ''): string[] {
 
 /**
  * Records the run's identity on first use, or checks the input against the recorded one. Throws
- * RunIdentityMismatchError for a different input (see the rule at the top); returns the
- * differences it let through (only with `resume` or `warmStartFrom`).
+ * RunIdentityMismatchError for a different input (see the rule at the top).
  */
 export async function checkRunIdentity(
   store: CheckpointStore,
@@ -130,6 +131,5 @@ export async function checkRunIdentity(
   if (recorded?.fingerprint === fingerprint) return { created, differences: [] };
   const differences = identityDifferences(recorded?.identity ?? {}, JSON.parse(JSON.stringify(identity)));
   const shown = differences.length > 0 ? differences : ['the fingerprint differs'];
-  if (config.resume || config.warmStartFrom) return { created, differences: shown };
   throw new RunIdentityMismatchError(store.uri, shown);
 }

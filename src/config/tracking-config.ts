@@ -21,9 +21,9 @@ export function parseTracking(c: Checker, value: unknown): TrackingConfig | unde
   if (!m) return {};
   c.noUnknownKeys('tracking.mlflow', m, ['uri', 'experiment', 'parentRunId']);
   const uri = c.string('tracking.mlflow.uri', m.uri, { required: false });
-  if (uri !== undefined && (!/^https?:\/\/[^/?#@\s]+(\/[^?#\s]*)?$/.test(uri) || uri.length > 2000)) {
+  if (uri !== undefined && (!/^https?:\/\/[^/?#@\s]+(\/[^?#\s]*)?$/.test(uri) || /\/\.\.?(\/|$)|%/.test(uri) || uri.length > 2000)) {
     // Never echo credentials a user put in the URL.
-    c.fail('tracking.mlflow.uri', 'an http(s) URL without credentials, query or fragment', uri.slice(0, 200).replace(/\/\/[^/]*@/, '//***@'));
+    c.fail('tracking.mlflow.uri', 'an http(s) URL without credentials, query, fragment, `.`/`..` segments or percent-escapes', uri.slice(0, 200).replace(/\/\/[^/]*@/, '//***@'));
   }
   const experiment = c.string('tracking.mlflow.experiment', m.experiment, { required: false });
   if (experiment !== undefined && experiment.length > 500) c.fail('tracking.mlflow.experiment', 'at most 500 characters', experiment);

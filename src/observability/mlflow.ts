@@ -72,8 +72,10 @@ export class MlflowClient {
     }
     if (res.status === 404 && allow404) return undefined;
     if (!res.ok) {
-      const text = (await res.text().catch(() => '')).slice(0, 300);
-      throw new MlflowError(`MLflow ${path} answered ${res.status}: ${text}`, res.status >= 500 || res.status === 429);
+      // Only MLflow's own error code: a response body (an HTML page, say) never goes into a message.
+      const body = (await res.json().catch(() => null)) as { error_code?: unknown } | null;
+      const code = typeof body?.error_code === 'string' ? ` ${body.error_code.slice(0, 64)}` : '';
+      throw new MlflowError(`MLflow ${path.split('?')[0]} answered ${res.status}${code}`, res.status >= 500 || res.status === 429);
     }
     return (await res.json()) as T;
   }

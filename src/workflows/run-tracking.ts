@@ -9,14 +9,17 @@ import { log, proxyActivities, sleep, workflowInfo, type RetryPolicy } from '@te
 import type { TrackingActivities, TrackingRef } from '../activities/tracking';
 import type { TrackingConfig } from '../config/tracking-config';
 
-/** Behind training: retried for about ten minutes before a sync is given up (the next epoch's sync catches up). */
-const BACKGROUND_RETRY: RetryPolicy = { initialInterval: 2000, backoffCoefficient: 2, maximumInterval: 60_000, maximumAttempts: 15 };
-/** How long the end of a run waits for a background sync that is still retrying. */
-const FINISH_WAIT = '30 seconds';
-const FINAL_RETRY: RetryPolicy = { initialInterval: 2000, backoffCoefficient: 2, maximumInterval: 30_000, maximumAttempts: 4 };
-
-const background = proxyActivities<TrackingActivities>({ startToCloseTimeout: '2 minutes', retry: BACKGROUND_RETRY });
-const final = proxyActivities<TrackingActivities>({ startToCloseTimeout: '2 minutes', retry: FINAL_RETRY });
+/**
+ * A few quick attempts (about 15 s when the server refuses connections): a sync that gives up is
+ * caught up by the next epoch's, since each logs every point MLflow does not have yet. Short
+ * timeouts, so an attempt lost with its worker is retried soon.
+ */
+const RETRY: RetryPolicy = { initialInterval: 1000, backoffCoefficient: 2, maximumInterval: 5000, maximumAttempts: 2 };
+// Each MLflow request gives up after 5 s (src/activities/tracking.ts): a server that accepts and
+// never answers holds one of the worker's activity slots for seconds, not minutes.
+const activities = proxyActivities<TrackingActivities>({ startToCloseTimeout: '15 seconds', retry: RETRY });
+/** After a sync fails, the next ones are skipped for 1, 2, 4 … (at most 32) epochs. */
+const MAX_SKIP = 32;
 
 export type FinalTrackingStatus = 'FINISHED' | 'FAILED' | 'KILLED';
 
@@ -29,6 +32,9 @@ export interface TrackingState {
 export class RunTracking {
   private running: Promise<void> | undefined;
   private again = false;
+  /** Consecutive failed syncs, and epochs to skip before the next try (a server that is down costs little). */
+  private failures = 0;
+  private skip = 0;
 
   constructor(
     private readonly state: TrackingState,
@@ -54,12 +60,17 @@ export class RunTracking {
     await Promise.race([this.running, sleep(wait)]);
   }
 
+  /** Resolves when no sync is in flight (before continue-as-new: the next run starts none while one runs). */
+  async settled(): Promise<void> {
+    await this.running;
+  }
+
   private get wanted(): boolean {
     return this.state.mlflowWanted === true;
   }
 
   /** The MLflow run, found or created once (the activity finds it again by the run's URI). */
-  private async ref(activities: TrackingActivities): Promise<TrackingRef | null> {
+  private async ref(): Promise<TrackingRef | null> {
     if (this.state.tracking) return this.state.tracking;
     this.state.tracking = await activities.startTracking({
       runUri: this.runUri,
@@ -76,6 +87,10 @@ export class RunTracking {
   /** After an epoch was recorded: sync in the background; one that arrives while a sync runs queues one more. */
   epochRecorded(): void {
     if (!this.wanted) return;
+    if (this.skip > 0) {
+      this.skip--;
+      return;
+    }
     if (this.running) {
       this.again = true;
       return;
@@ -84,10 +99,13 @@ export class RunTracking {
       do {
         this.again = false;
         try {
-          const tracking = await this.ref(background);
-          if (tracking) await background.syncTracking({ runUri: this.runUri, tracking });
+          const tracking = await this.ref();
+          if (tracking) await activities.syncTracking({ runUri: this.runUri, tracking });
+          this.failures = 0;
         } catch (err) {
-          log.warn('MLflow tracking is behind; the next epoch tries again', { error: (err as Error).message });
+          this.skip = Math.min(MAX_SKIP, 2 ** this.failures++);
+          log.warn('MLflow tracking is behind; a later epoch tries again', { error: (err as Error).message, skipEpochs: this.skip });
+          break;
         }
       } while (this.again && this.wanted);
       this.running = undefined;
@@ -95,20 +113,16 @@ export class RunTracking {
   }
 
   /**
-   * The last sync, with the run's final status. It waits a bounded time for a background sync still
-   * retrying (a server that is down), then gives up: a tracking failure is logged, never the run's.
+   * The last sync, with the run's final status, after the background one (never two at once: two
+   * first starts could create two MLflow runs). With the server down the end of a run waits for
+   * the few attempts of each, about half a minute; a tracking failure is logged, never the run's.
    */
   async finish(status: FinalTrackingStatus): Promise<void> {
     if (!this.wanted) return;
-    if (this.running) await Promise.race([this.running, sleep(FINISH_WAIT)]);
-    if (this.running && !this.state.tracking) {
-      // Still trying to reach MLflow for the first time: a second start could create a second MLflow run.
-      log.warn('MLflow was not reachable during the run; its metrics are in the run folder');
-      return;
-    }
+    await this.running;
     try {
-      const tracking = await this.ref(final);
-      if (tracking) await final.syncTracking({ runUri: this.runUri, tracking, final: { status, endTime: Date.now() } });
+      const tracking = await this.ref();
+      if (tracking) await activities.syncTracking({ runUri: this.runUri, tracking, final: { status, endTime: Date.now() } });
     } catch (err) {
       log.warn('MLflow tracking could not be finished; metrics are in the run folder', { error: (err as Error).message });
     }

@@ -200,6 +200,7 @@ async function trainLoop(input: TrainInput, config: TrainConfig, state: TrainLoo
     const due = config.continueAsNewEvery > 0 && state.epochsThisRun >= config.continueAsNewEvery;
     if (outcome === 'completed' && state.epoch < config.maxEpochs && !state.stopRequested && (due || workflowInfo().continueAsNewSuggested)) {
       await condition(allHandlersFinished);
+      await tracking.settled();
       return continueAsNew<typeof trainModel>(input, state);
     }
   }
