@@ -72,7 +72,7 @@ function runInput(uri: string, runId: string): Record<string, unknown> {
 const sha = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-describe('trainModel with gs:// checkpoints (fake-gcs-server)', { timeout: 300_000 }, () => {
+describe('trainModel with gs:// checkpoints (fake-gcs-server)', { timeout: 600_000 }, () => {
   let stack: Stack;
   let emu: GcsEmulator;
   const workers: WorkerProcess[] = [];
