@@ -58,7 +58,8 @@ async function main(): Promise<void> {
     console.log(`Final model (epoch ${result.modelStep / input.stepsPerEpoch}): val_accuracy ${result.finalMetrics?.val_accuracy?.toFixed(4)}, val_loss ${result.finalMetrics?.val_loss?.toFixed(4)}`);
     console.log(`Model:          ${result.modelUri}`);
     console.log(`Metrics:        ${result.metricsUri}`);
-    console.log(`Learning curve: ${result.plotUri}`);
+    console.log(`Learning curve: ${result.plotUri} (and .png beside it)`);
+    console.log(`TensorBoard:    tensorboard --logdir ${result.runUri.replace(/^file:\/\//, '')}/tensorboard`);
   } finally {
     stopWorker();
     await worker;
