@@ -1,0 +1,117 @@
+/**
+ * Exactness of ASHA across restarts, with real processes and real (tiny) training: a search whose
+ * worker process is SIGKILLed and whose dev server is stopped and restarted at moments drawn from a
+ * printed seed (DT_FAULT_SEED replays one) ends with the same trial table, the same promotions (the
+ * same child runs, in the same order) and the same best model, bit for bit, as an uninterrupted
+ * search of the same input. maxParallel is 1: with more slots ASHA's promotions depend on the order
+ * trials finish in (README, Hyperparameter search).
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import type { SearchResult } from '../src/workflows';
+import { startStack, startWorker, startWorkerProcess, tempCheckpointRoot, uniqueId, waitFor, type InProcessWorker, type Stack, type WorkerProcess } from './helpers/temporal';
+import { tinyInput } from './e2e-support';
+import { chainHistories, childStats } from './search-e2e-support';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const ASHA = {
+  base: tinyInput({ stepsPerEpoch: 4, maxEpochs: 4 }),
+  strategy: 'asha',
+  eta: 2,
+  minEpochs: 1,
+  maxTrials: 6,
+  maxParallel: 1,
+  seed: 11,
+  continueAsNewEvery: 5,
+  space: { 'hyperparameters.learningRate': { loguniform: [0.001, 0.1] } },
+};
+
+let stack: Stack;
+let worker: InProcessWorker;
+const processes: WorkerProcess[] = [];
+before(async () => {
+  stack = await startStack({ own: true });
+  worker = await startWorker(stack.address);
+});
+after(async () => {
+  for (const p of processes) await p.stop();
+  await worker?.stop();
+  await stack?.close();
+});
+
+/** A small seeded generator (mulberry32): the fault moments of one seed are always the same. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+async function resultThroughOutages(handle: WorkflowHandle, timeoutMs: number): Promise<SearchResult> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return (await handle.result()) as SearchResult;
+    } catch (err) {
+      if (Date.now() > deadline || (err as Error).name === 'WorkflowFailedError') throw err;
+      await sleep(500);
+    }
+  }
+}
+
+const table = (r: SearchResult) => r.trials.map((t) => ({ id: t.id, params: t.params, status: t.status, rung: t.rung, value: t.value, epochs: t.epochs, step: t.step, runStatus: t.runStatus }));
+const started = async (handle: WorkflowHandleWithFirstExecutionRunId) =>
+  childStats(await chainHistories(stack.client, handle.workflowId, handle.firstExecutionRunId)).started.map((w) => w.slice(handle.workflowId.length + 1));
+
+for (const [name, INPUT] of [['ASHA', ASHA]] as const) {
+  test(`${name} killed and restarted at seeded moments: the same trials, promotions and best model as uninterrupted`, async (t) => {
+    const seed = Number(process.env.DT_FAULT_SEED ?? Date.now() % 1_000_000);
+    t.diagnostic(`fault seed ${seed} (DT_FAULT_SEED=${seed} replays these moments)`);
+    const draw = rng(seed);
+
+    const reference = await stack.client.workflow.start('hyperparameterSearch', { taskQueue: worker.taskQueue, workflowId: uniqueId('asha-ref'), args: [INPUT] });
+    const expected = (await reference.result()) as SearchResult;
+    const expectedRuns = await started(reference);
+    t.diagnostic(`reference: ${expectedRuns.length} runs: ${expectedRuns.join(', ')}`);
+
+    const taskQueue = uniqueId('tq-asha-restart');
+    const checkpointRoot = tempCheckpointRoot();
+    const spawn = () => {
+      const p = startWorkerProcess({ TEMPORAL_ADDRESS: stack.address, TEMPORAL_NAMESPACE: 'default', DT_TASK_QUEUE: taskQueue, DT_CHECKPOINT_URI: checkpointRoot });
+      processes.push(p);
+      return p;
+    };
+    let current = spawn();
+    const handle = await stack.client.workflow.start('hyperparameterSearch', { taskQueue, workflowId: uniqueId('asha-faulted'), args: [INPUT] });
+    // A worker SIGKILL after the k-th run started (plus up to 1.5 s), then a server restart later on.
+    const killAt = 2 + Math.floor(draw() * Math.max(1, expectedRuns.length - 4));
+    const restartAt = killAt + 1 + Math.floor(draw() * Math.max(1, expectedRuns.length - killAt - 2));
+    await waitFor(async () => (await started(handle)).length >= killAt, 180_000, `run ${killAt} started`);
+    await sleep(draw() * 1500);
+    await current.kill();
+    t.diagnostic(`SIGKILLed the worker with ${(await started(handle)).length} runs started`);
+    current = spawn();
+    await waitFor(async () => (await started(handle)).length >= restartAt, 180_000, `run ${restartAt} started`);
+    await sleep(draw() * 1500);
+    await stack.server!.stop();
+    t.diagnostic(`stopped the server after run ${restartAt} started`);
+    await sleep(2000);
+    await stack.server!.restart();
+    const result = await resultThroughOutages(handle, 300_000);
+
+    assert.deepEqual(table(result), table(expected), 'the same trial table, bit for bit');
+    // One slot: the same runs in the same order (two children started together may be recorded in either order).
+    assert.deepEqual(await started(handle), expectedRuns, 'the same runs (promotions), in the same order');
+    assert.deepEqual(result.rungs, expected.rungs);
+    assert.equal(result.best.trial, expected.best.trial);
+    assert.equal(result.best.value, expected.best.value);
+    assert.equal(result.best.step, expected.best.step);
+    assert.equal(result.best.modelUri.slice(result.best.modelUri.indexOf('/trial-')), expected.best.modelUri.slice(expected.best.modelUri.indexOf('/trial-')));
+  });
+}
