@@ -8,7 +8,10 @@
  * Runs only between rounds, while no trainModel of the recipient is running.
  */
 import { ApplicationFailure } from '@temporalio/activity';
-import { checkpointKey, checkpointObjectKey, LATEST_KEY, lineageKey, MANIFEST } from '../checkpoints/layout';
+import { checkpointKey, checkpointObjectKey, LATEST_KEY, lineageKey, MANIFEST, RUN_JSON } from '../checkpoints/layout';
+import { fingerprintOf, RUN_FORMAT, runIdentityOf, type RunRecord } from '../checkpoints/run-identity';
+import { parseTrainConfig } from '../config/train-config';
+import { ConfigError } from '../config/validate';
 import { listCheckpointSteps, readCheckpoint, writeCheckpoint, type LatestPointer } from '../checkpoints/format';
 import { PreconditionFailedError, type CheckpointStore } from '../checkpoints/store';
 import { storeCall } from './store-and-trainer';
@@ -26,6 +29,11 @@ export interface CopyTrialCheckpointInput {
   readonly toTrial: string;
   /** What the lineage records say besides who and where (values before and after, metrics). */
   readonly record: Readonly<Record<string, unknown>>;
+  /**
+   * The recipient's next trainModel input: its run.json becomes this input's identity, since the
+   * folder now continues a new trajectory (the donor's weights, the perturbed values).
+   */
+  readonly nextInput?: Readonly<Record<string, unknown>>;
 }
 
 export interface CopyTrialCheckpointOutput {
@@ -60,6 +68,30 @@ async function setLatest(store: CheckpointStore, pointer: LatestPointer): Promis
   throw new Error(`Could not update ${store.uriOf(LATEST_KEY)}: too many concurrent writers`);
 }
 
+/** Replaces the recipient's run.json with the identity of its next input (recorded in the lineage). */
+async function reidentify(store: CheckpointStore, nextInput: unknown): Promise<void> {
+  let config;
+  try {
+    config = parseTrainConfig(nextInput);
+  } catch (err) {
+    if (err instanceof ConfigError) throw ApplicationFailure.nonRetryable(err.message, 'InvalidConfig');
+    throw err;
+  }
+  const identity = runIdentityOf(config);
+  const record: RunRecord = { format: RUN_FORMAT, fingerprint: fingerprintOf(identity), identity, createdAt: new Date().toISOString() };
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const current = await store.getVersioned(RUN_JSON);
+    if (current && (JSON.parse(current.data.toString('utf8')) as RunRecord).fingerprint === record.fingerprint) return;
+    try {
+      await store.putIfVersion(RUN_JSON, Buffer.from(JSON.stringify(record, null, 1)), current?.version);
+      return;
+    } catch (err) {
+      if (!(err instanceof PreconditionFailedError)) throw err;
+    }
+  }
+  throw new Error(`Could not update ${store.uriOf(RUN_JSON)}: too many concurrent writers`);
+}
+
 export function createCheckpointCopyActivities(deps: CheckpointCopyDeps) {
   return {
     async copyTrialCheckpoint(input: CopyTrialCheckpointInput): Promise<CopyTrialCheckpointOutput> {
@@ -84,6 +116,7 @@ export function createCheckpointCopyActivities(deps: CheckpointCopyDeps) {
           manifestSha256 = (await writeCheckpoint(to, input.step, source.checkpoint.objects)).manifestSha256;
         }
         await setLatest(to, { step: input.step, key: checkpointKey(input.step), manifestSha256 });
+        if (input.nextInput) await reidentify(to, input.nextInput);
         const record = { round: input.round, step: input.step, from: input.fromTrial, to: input.toTrial, fromUri: from.uriOf(checkpointKey(input.step)), toUri: to.uriOf(checkpointKey(input.step)), manifestSha256, sourceManifestSha256: source.checkpoint.manifestSha256, ...input.record };
         const bytes = Buffer.from(JSON.stringify(record, null, 1) + '\n');
         await createOnce(to, lineageKey(input.round, 'copied-from', input.fromTrial), bytes);

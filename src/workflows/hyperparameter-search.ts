@@ -225,7 +225,9 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
           }
         } else if (d.action === 'exploit') {
           promoted = true;
-          await exploit(state, t, trialOf(d.from), d.rung, d.params);
+          const maxEpochs = scheduler.maxEpochsAt(d.rung);
+          const next = trialInput(config.base, d.params, { runId: t.id, searchUri: state.searchUri, resume: true, ...(maxEpochs !== undefined && { maxEpochs }) });
+          await exploit(state, t, trialOf(d.from), d.rung, d.params, next);
         } else if (d.action === 'pause') {
           t.status = 'paused';
         } else if (d.action === 'stop') {
