@@ -119,7 +119,7 @@ describe(`${SUITE} (seed ${SEED})`, { timeout: 600_000 }, () => {
     return {
       outcome: fileOutcome(result),
       jsonl: fs.readFileSync(path.join(runDir, METRICS_JSONL), 'utf8'),
-      records: fs.readdirSync(path.join(runDir, METRICS_PREFIX)).sort().map((n) => `${METRICS_PREFIX}${n}`),
+      records: fs.readdirSync(path.join(runDir, METRICS_PREFIX)).filter((n) => !n.startsWith('.dt-')).sort().map((n) => `${METRICS_PREFIX}${n}`),
     };
   }
 
