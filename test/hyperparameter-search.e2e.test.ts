@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
@@ -17,7 +17,7 @@ import { RESULTS_SVG, exportedModelUri, joinUri, modelJsonKey, rungModelDir, run
 import { parseSearchConfig } from '../src/config/search-config';
 import { planTrials } from '../src/workflows/search';
 import { Worker } from '@temporalio/worker';
-import { startStack, startWorker, startWorkerProcess, tempCheckpointRoot, uniqueId, waitFor, workflowBundle, type InProcessWorker, type Stack, type WorkerProcess } from './helpers/temporal';
+import { startStack, startWorker, startWorkerProcess, tempCheckpointRoot, tempDir, uniqueId, waitFor, workflowBundle, type InProcessWorker, type Stack, type WorkerProcess } from './helpers/temporal';
 import { tinyInput } from './e2e-support';
 import { activityResults, assertBestIsBest, chainHistories, childResult, childStats, rankBest, type HistoryEvent } from './search-e2e-support';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -250,17 +250,20 @@ describe('hyperparameterSearch', () => {
   });
 
   test('failed trials are recorded and the search goes on, up to failureBudget', async () => {
-    // hiddenUnits [0] passes validation (model params are the model's business) and fails the build.
+    // Trial 2 reads a CSV that is not there: it passes every check at the start (its URI is under
+    // the allowed test folder) and fails non-retryably when the trainer opens it.
+    const synthetic = { name: 'synthetic', params: { size: 256, noise: 1.5 } };
+    const missing = { name: 'csv', params: { uri: pathToFileURL(path.join(tempDir('dt-missing-'), 'nothing-here.csv')).href, label: 'y' } };
     const input = (failureBudget: number, maxParallel: number) => ({
       base: tinyInput({ stepsPerEpoch: 2, maxEpochs: 1 }),
-      space: { 'model.params.hiddenUnits': [[4], [0], [8]] },
+      space: { 'data.train': [synthetic, missing, synthetic] },
       maxParallel,
       failureBudget,
     });
     const result = (await (await start(input(1, 3))).result()) as SearchResult;
     assert.deepEqual(result.trials.map((tr) => tr.status), ['completed', 'failed', 'completed']);
     assert.equal(result.failed, 1);
-    assert.match(result.trials[1]!.error!, /hiddenUnits/);
+    assert.match(result.trials[1]!.error!, /no file at/);
     assert.notEqual(result.best.trial, 2);
     const csv = fs.readFileSync(fileURLToPath(result.csvUri), 'utf8');
     assert.match(csv, /\n2,trial-2,failed,/);
