@@ -34,14 +34,23 @@ export interface EpochRecord {
  * on gs://, DT_STORE_CALL_SECONDS on file://), so a store that stops answering still fails the attempt.
  */
 export function storeCall<T>(fn: () => Promise<T>): Promise<T> {
-  const ctx = Context.current();
-  const timer = setInterval(() => ctx.heartbeat(ctx.info.heartbeatDetails), 1000);
+  const ctx = activityContext();
+  const timer = ctx ? setInterval(() => ctx.heartbeat(ctx.info.heartbeatDetails), 1000) : undefined;
   return fn()
     .catch((err: unknown) => {
       if (err instanceof PermanentStoreError) throw ApplicationFailure.nonRetryable(err.message, err.name);
       throw err;
     })
     .finally(() => clearInterval(timer));
+}
+
+/** The running activity's context; undefined when an activity function is called directly (tests, scripts). */
+function activityContext(): Context | undefined {
+  try {
+    return Context.current();
+  } catch {
+    return undefined;
+  }
 }
 
 /**
