@@ -43,8 +43,5 @@ export function acquireActivityLease(store: CheckpointStore): Promise<Lease> {
 
 /** Records or checks the run's identity (run.json) before anything trains in its folder. */
 export async function checkActivityRunIdentity(store: CheckpointStore, config: TrainConfig): Promise<void> {
-  const { differences } = await fenced(() => checkRunIdentity(store, config));
-  if (differences.length > 0) {
-    Context.current().log.warn(`Continuing ${store.uri} with a different input (resume or warm start): ${differences.join('; ')}`);
-  }
+  await fenced(() => checkRunIdentity(store, config));
 }
