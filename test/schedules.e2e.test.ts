@@ -14,6 +14,7 @@ import { ScheduleNotFoundError, type Client } from '@temporalio/client';
 import type { ChampionRecord, DecisionRecord } from '../src/activities/champion';
 import { RETRAIN_DECISION, joinUri } from '../src/checkpoints/layout';
 import { temporalCliPath } from '../src/dev-server';
+import { uniqueRetrainRunId } from '../src/config/retrain-config';
 import {
   createRetrainSchedule,
   deleteRetrainSchedule,
@@ -93,9 +94,11 @@ describe('retraining schedules', () => {
       const afterFirst = await handle.describe();
       assert.equal(afterFirst.info.recentActions.length, 1, 'the overlapping trigger must not start a second retrain');
       assert.ok(afterFirst.info.numActionsSkippedOverlap >= 1);
-      // The schedule appended `-<ISO time>` to the workflow id: the run id is that, sanitized.
+      // The schedule appended `-<ISO time>` to the workflow id: the run id is that, sanitized, plus a
+      // hash of the exact ids (characters were replaced).
       assert.match(first.workflowId, new RegExp(`^${scheduleId}-\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ$`));
-      assert.equal(first.result.train.runId, `${modelName}-${first.workflowId.replace(/:/g, '-')}`);
+      assert.equal(first.result.train.runId, uniqueRetrainRunId(modelName, first.workflowId));
+      assert.ok(first.result.train.runId.startsWith(`${modelName}-${first.workflowId.replace(/:/g, '-')}-`));
 
       // The new data that arrives next is corrupted (wrong class centres): the challenger loses.
       await handle.update((s) => ({ ...s, action: { ...s.action, args: [blobsRetrain(modelName, 99)] } }));

@@ -50,7 +50,8 @@ describe('the allow-list at workflow start', { timeout: 180_000 }, () => {
     assert.equal(cause.type, 'InvalidConfig');
     assert.equal(cause.nonRetryable, true);
     for (const p of patterns) assert.match(cause.message, p);
-    assert.match(cause.message, /allowed prefixes \(file:\/\/\/|normalised file:\/\/\/ or gs:\/\/ URI/);
+    // Refused by the worker's allow-list, or earlier by the input parser's URI syntax check.
+    assert.match(cause.message, /allowed prefixes \(file:\/\/\/|normalised file:\/\/\/ or gs:\/\/ URI|`file:\/\/\/absolute\/path` or `gs:\/\/bucket\/prefix` URI:/);
     const events = await historyEventTypes(handle);
     assert.ok(!events.includes('EVENT_TYPE_ACTIVITY_TASK_SCHEDULED'), `no activity task: ${events.join(' ')}`);
     assert.ok(!events.includes('EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED'), 'no child workflow');
@@ -59,7 +60,7 @@ describe('the allow-list at workflow start', { timeout: 180_000 }, () => {
   }
 
   test('checkpoint.uri = file:///../../etc never writes under /etc', async () => {
-    const { id } = await refused('trainModel', mnistInput({ checkpoint: { uri: 'file:///../../etc' } }), [/`checkpoint\.uri`/, /a `\.\.` segment/, /file:\/\/\/\.\.\/\.\.\/etc\//]);
+    const { id } = await refused('trainModel', mnistInput({ checkpoint: { uri: 'file:///../../etc' } }), [/`checkpoint\.uri`/, /`\.\.` segment/, /file:\/\/\/\.\.\/\.\.\/etc/]);
     assert.equal(fs.existsSync(path.join('/etc', id)), false);
   });
 
@@ -80,9 +81,9 @@ describe('the allow-list at workflow start', { timeout: 180_000 }, () => {
 
   test('a query or fragment does not alias the run folder', async () => {
     const root = pathToFileURL(dir).href;
-    await refused('trainModel', mnistInput({ checkpoint: { uri: `${root}/r?x` } }), [/`checkpoint\.uri`/, /a query/]);
-    await refused('trainModel', mnistInput({ checkpoint: { uri: `${root}/r#` } }), [/`checkpoint\.uri`/, /a fragment/]);
-    await refused('trainModel', mnistInput({ checkpoint: { uri: `${root}/%2Fetc` } }), [/`checkpoint\.uri`/, /encoded path separator/]);
+    await refused('trainModel', mnistInput({ checkpoint: { uri: `${root}/r?x` } }), [/`checkpoint\.uri`/, /query/]);
+    await refused('trainModel', mnistInput({ checkpoint: { uri: `${root}/r#` } }), [/`checkpoint\.uri`/, /fragment/]);
+    await refused('trainModel', mnistInput({ checkpoint: { uri: `${root}/%2Fetc` } }), [/`checkpoint\.uri`/, /percent-escapes|encoded path separator/]);
   });
 
   test('model.uri, warmStartFrom, and several fields at once', async () => {
