@@ -10,9 +10,9 @@ import type { TrackingActivities, TrackingRef } from '../activities/tracking';
 import type { TrackingConfig } from '../config/tracking-config';
 
 /**
- * A few quick attempts (about 15 s when the server refuses connections): a sync that gives up is
- * caught up by the next epoch's, since each logs every point MLflow does not have yet. Short
- * timeouts, so an attempt lost with its worker is retried soon.
+ * Two quick attempts (about 11 s when the server never answers, 1 s when it refuses): a sync that
+ * gives up is caught up by a later epoch's, since each logs every point MLflow does not have yet.
+ * Short timeouts, so an attempt lost with its worker is retried soon.
  */
 const RETRY: RetryPolicy = { initialInterval: 1000, backoffCoefficient: 2, maximumInterval: 5000, maximumAttempts: 2 };
 // Each MLflow request gives up after 5 s (src/activities/tracking.ts): a server that accepts and
