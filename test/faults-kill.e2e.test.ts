@@ -27,12 +27,11 @@ import {
   faultInput,
   fileOutcome,
   printTable,
-  prng,
   progressMarkers,
-  testSeed,
   type FaultRow,
   type Outcome,
 } from './helpers/fault-suite';
+import { mulberry32, testSeed } from './helpers/seed';
 import { startStack, startWorkerProcess, tempDir, uniqueId, waitFor, type Stack, type WorkerProcess } from './helpers/temporal';
 
 const SUITE = 'faults-kill';
@@ -106,7 +105,7 @@ const REQUIRED = ['tmp-write', 'holding-lock', 'evaluation', 'manifest-latest', 
 const EXTRA = ['manifest-latest', 'evaluation', 'record-tmp-write', 'after-record', 'epoch-start', 'mid-epoch'];
 
 function drawMoments(seed: number): Moment[] {
-  const r = prng(seed);
+  const r = mulberry32(seed);
   const moments: Moment[] = [];
   for (const kind of [...REQUIRED, ...Array.from({ length: 6 }, () => pick(r, EXTRA))]) {
     let m: Moment;

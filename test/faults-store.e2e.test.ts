@@ -29,19 +29,18 @@ import {
   faultInput,
   fileOutcome,
   printTable,
-  prng,
   progressMarkers,
-  testSeed,
   type FaultRow,
   type Outcome,
 } from './helpers/fault-suite';
+import { mulberry32, testSeed } from './helpers/seed';
 import { startGcsEmulator, type GcsEmulator } from './helpers/gcs-emulator';
 import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy';
 import { startStack, startWorkerProcess, tempDir, uniqueId, waitFor, type Stack, type WorkerProcess } from './helpers/temporal';
 
 const SUITE = 'faults-store';
 const SEED = testSeed(SUITE);
-const rand = prng(SEED);
+const rand = mulberry32(SEED);
 const BUCKET = 'dt-outage';
 const HOLE_MS = 90_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

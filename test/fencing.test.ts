@@ -17,19 +17,9 @@ import { openStore } from '../src/checkpoints/open-store';
 import { applyRetention } from '../src/checkpoints/retention';
 import type { CheckpointStore } from '../src/checkpoints/store';
 import { startGcsEmulator, type GcsEmulator } from './helpers/gcs-emulator';
+import { mulberry32 } from './helpers/seed';
 import { tempDir } from './helpers/temporal';
 
-/** mulberry32: a small seeded PRNG, so a failing interleaving can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const BASE_SEED = process.env.DT_TEST_SEED !== undefined ? Number(process.env.DT_TEST_SEED) : Date.now() % 1_000_000;
 const SEEDS = process.env.DT_TEST_SEED !== undefined ? [BASE_SEED] : [0, 1, 2, 3, 4].map((i) => BASE_SEED + i);
@@ -72,7 +62,7 @@ function traced(store: CheckpointStore, who: string, events: string[]): Checkpoi
 const LAST_STEP = 100;
 
 async function twoWriters(newStore: () => Promise<CheckpointStore>, seed: number): Promise<void> {
-  const rand = prng(seed);
+  const rand = mulberry32(seed);
   const base = await newStore();
   const events: string[] = [];
   const a = traced(base, 'A', events);

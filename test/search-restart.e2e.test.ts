@@ -1,7 +1,7 @@
 /**
  * Exactness of ASHA across restarts, with real processes and real (tiny) training: a search whose
  * worker process is SIGKILLed and whose dev server is stopped and restarted at moments drawn from a
- * printed seed (DT_FAULT_SEED replays one) ends with the same trial table, the same promotions (the
+ * printed seed (DT_TEST_SEED replays one) ends with the same trial table, the same promotions (the
  * same child runs, in the same order) and the same best model, bit for bit, as an uninterrupted
  * search of the same input. maxParallel is 1: with more slots ASHA's promotions depend on the order
  * trials finish in (README, Hyperparameter search).
@@ -12,6 +12,7 @@ import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@tem
 import type { SearchResult } from '../src/workflows';
 import { startStack, startWorker, startWorkerProcess, tempCheckpointRoot, uniqueId, waitFor, type InProcessWorker, type Stack, type WorkerProcess } from './helpers/temporal';
 import { tinyInput } from './e2e-support';
+import { mulberry32, testSeed } from './helpers/seed';
 import { chainHistories, childStats } from './search-e2e-support';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -41,17 +42,6 @@ after(async () => {
   await stack?.close();
 });
 
-/** A small seeded generator (mulberry32): the fault moments of one seed are always the same. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function resultThroughOutages(handle: WorkflowHandle, timeoutMs: number): Promise<SearchResult> {
   const deadline = Date.now() + timeoutMs;
@@ -71,9 +61,9 @@ const started = async (handle: WorkflowHandleWithFirstExecutionRunId) =>
 
 for (const [name, INPUT] of [['ASHA', ASHA]] as const) {
   test(`${name} killed and restarted at seeded moments: the same trials, promotions and best model as uninterrupted`, async (t) => {
-    const seed = Number(process.env.DT_FAULT_SEED ?? Date.now() % 1_000_000);
-    t.diagnostic(`fault seed ${seed} (DT_FAULT_SEED=${seed} replays these moments)`);
-    const draw = rng(seed);
+    const seed = testSeed(`search-restart ${name}`);
+    t.diagnostic(`fault seed ${seed} (DT_TEST_SEED=${seed} replays these moments)`);
+    const draw = mulberry32(seed);
 
     const reference = await stack.client.workflow.start('hyperparameterSearch', { taskQueue: worker.taskQueue, workflowId: uniqueId('asha-ref'), args: [INPUT] });
     const expected = (await reference.result()) as SearchResult;

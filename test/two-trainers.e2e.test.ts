@@ -24,21 +24,11 @@ import { parseTrainConfig } from '../src/config/train-config';
 import type { Progress, TrainUntilStepResult } from '../src/training/protocol';
 import { TrainerClient, TrainerError } from '../src/training/trainer-client';
 import { startGcsEmulator, type GcsEmulator } from './helpers/gcs-emulator';
+import { mulberry32, testSeed } from './helpers/seed';
 import { tempDir } from './helpers/temporal';
 
-const SEED = process.env.DT_TEST_SEED !== undefined ? Number(process.env.DT_TEST_SEED) : Date.now() % 1_000_000;
-console.log(`[two-trainers] seed ${SEED} (replay with DT_TEST_SEED=${SEED})`);
+const SEED = testSeed('two-trainers');
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const N = 60;
 const EVERY = 10;
@@ -100,7 +90,7 @@ function suite(storeName: string, env: () => NodeJS.ProcessEnv, runUriOf: (name:
     });
 
     void test(`seed ${SEED}: the old attempt stops before its next commit; one clean line; final weights == uninterrupted`, async () => {
-      const rand = prng(SEED + (storeName === 'gs://' ? 1 : 0));
+      const rand = mulberry32(SEED + (storeName === 'gs://' ? 1 : 0));
       // The uninterrupted run warms the retry's process (tfjs, mnist), so its takeover is prompt.
       const straightUri = runUriOf(`straight-${SEED}`);
       await train(retry, straightUri, undefined);

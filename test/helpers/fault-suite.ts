@@ -11,23 +11,7 @@ import { MANIFEST, METRICS_JSONL, METRICS_PREFIX, OPTIMIZER_BIN, checkpointObjec
 import type { TrainModelResult } from '../../src/workflows';
 import { comparable, modelWeights, sha256, tinyInput } from '../e2e-support';
 
-export function testSeed(suite: string): number {
-  const seed = process.env.DT_TEST_SEED !== undefined ? Number(process.env.DT_TEST_SEED) : Date.now() % 1_000_000;
-  console.log(`[${suite}] seed ${seed} (replay with DT_TEST_SEED=${seed})`);
-  return seed;
-}
 
-/** mulberry32: a small seeded generator in [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export const STEPS_PER_EPOCH = 20;
 export const EPOCHS = 8;
