@@ -99,27 +99,26 @@ export function identityDifferences(a: unknown, b: unknown, at = ''): string[] {
 }
 
 /**
- * Records the run's identity on first use, or checks the input against the recorded one. Throws
- * RunIdentityMismatchError for a different input (see the rule at the top).
+ * Records the run's identity on first use (`created`), or checks the input against the recorded
+ * one. Throws RunIdentityMismatchError for a different input (see the rule at the top).
  */
 export async function checkRunIdentity(
   store: CheckpointStore,
   config: TrainConfig,
   now: () => Date = () => new Date(),
-): Promise<{ readonly created: boolean; readonly differences: readonly string[] }> {
+): Promise<{ readonly created: boolean }> {
   const identity = runIdentityOf(config);
   const fingerprint = fingerprintOf(identity);
   let existing = await store.get(RUN_JSON);
-  let created = false;
   if (!existing) {
     const record: RunRecord = { format: RUN_FORMAT, fingerprint, identity, createdAt: now().toISOString() };
     try {
       await store.putIfVersion(RUN_JSON, Buffer.from(JSON.stringify(record, null, 1)), undefined);
-      return { created: true, differences: [] };
+      return { created: true };
     } catch (err) {
+      // A racing first writer won: compare with its record like any later input.
       if (!(err instanceof PreconditionFailedError)) throw err;
       existing = await store.get(RUN_JSON);
-      created = false;
     }
   }
   let recorded: RunRecord;
@@ -128,8 +127,7 @@ export async function checkRunIdentity(
   } catch {
     throw new RunIdentityMismatchError(store.uriOf(RUN_JSON), ['its run.json is not valid JSON']);
   }
-  if (recorded?.fingerprint === fingerprint) return { created, differences: [] };
+  if (recorded?.fingerprint === fingerprint) return { created: false };
   const differences = identityDifferences(recorded?.identity ?? {}, JSON.parse(JSON.stringify(identity)));
-  const shown = differences.length > 0 ? differences : ['the fingerprint differs'];
-  throw new RunIdentityMismatchError(store.uri, shown);
+  throw new RunIdentityMismatchError(store.uri, differences.length > 0 ? differences : ['the fingerprint differs']);
 }
