@@ -8,6 +8,7 @@
 export { DurableTrainPlugin, workflowsPath, type DurableTrainPluginOptions } from './plugin';
 export { createActivities, defaultCheckpointRoot, type Activities, type ActivityDeps } from './activities';
 export type { TrainerOptions } from './training/trainer-client';
+export { TrainerPool, type TrainerPoolOptions } from './training/trainer-pool';
 export type { TrainerModule } from './training/trainer-process';
 export type { ModelRegistry, ModelFactory, ModelContext } from './training/models';
 export type { DatasetRegistry, DatasetFactory, Dataset } from './training/datasets';

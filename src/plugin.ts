@@ -4,7 +4,7 @@
  */
 import { SimplePlugin } from '@temporalio/plugin';
 import { createActivities, type ActivityDeps } from './activities';
-import { TrainerClient } from './training/trainer-client';
+import { toTrainerPool, type TrainerPool } from './training/trainer-pool';
 
 export type DurableTrainPluginOptions = ActivityDeps;
 
@@ -12,13 +12,16 @@ export type DurableTrainPluginOptions = ActivityDeps;
 export const workflowsPath = require.resolve('./workflows');
 
 export class DurableTrainPlugin extends SimplePlugin {
-  /** The activities this plugin registered (they share one trainer process). */
+  /** The activities this plugin registered (they share the trainer slots). */
   readonly activities: ReturnType<typeof createActivities>;
-  /** The trainer process behind the activities. */
-  readonly trainer: TrainerClient;
+  /**
+   * The trainer processes behind the activities (`trainer.slots`, DT_TRAINER_SLOTS). Give the
+   * worker `maxConcurrentActivityTaskExecutions: plugin.trainer.size`: more would queue behind a busy trainer.
+   */
+  readonly trainer: TrainerPool;
 
   constructor(options: DurableTrainPluginOptions = {}) {
-    const trainer = options.trainer instanceof TrainerClient ? options.trainer : new TrainerClient(options.trainer ?? {});
+    const trainer = toTrainerPool(options.trainer);
     const activities = createActivities({ ...options, trainer });
     super({
       name: 'durable-train',
@@ -31,7 +34,7 @@ export class DurableTrainPlugin extends SimplePlugin {
     this.trainer = trainer;
   }
 
-  /** Stops the trainer process (call after the worker has shut down). */
+  /** Stops the trainer processes (call after the worker has shut down). */
   close(): Promise<void> {
     return this.trainer.close();
   }

@@ -7,6 +7,9 @@
  *   DT_BACKEND         auto|tensorflow-gpu|tensorflow|wasm|cpu (default auto)
  *   DT_TRAINER_MODULE  module registering your own models and datasets in the trainer
  *   DT_TRAINER_STALL_SECONDS  kill a trainer silent for this long (default 300)
+ *   DT_TRAINER_SLOTS   trainer processes, i.e. runs trained at once (default: one per GPU in
+ *                      CUDA_VISIBLE_DEVICES or `nvidia-smi -L`, else 1); each gets its own GPU, or
+ *                      without GPUs cores/slots threads (TF_NUM_INTRAOP_THREADS, TF_NUM_INTEROP_THREADS)
  *   MLFLOW_TRACKING_URI  runs track to this MLflow server (credentials: MLFLOW_TRACKING_TOKEN or _USERNAME/_PASSWORD)
  *   DT_ALLOWED_TRACKING_URIS  other MLflow servers an input's tracking.mlflow.uri may name (comma-separated prefixes)
  */
@@ -43,8 +46,8 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
     namespace: settings.namespace,
     taskQueue,
     plugins: [plugin],
-    // The trainer runs one request at a time; more slots would only queue behind it.
-    maxConcurrentActivityTaskExecutions: 2,
+    // Each trainer runs one request at a time: one activity per trainer slot, more would only queue.
+    maxConcurrentActivityTaskExecutions: plugin.trainer.size,
     maxConcurrentLocalActivityExecutions: 2,
   });
   console.log(`[durable-train] worker on ${settings.address} namespace=${settings.namespace} taskQueue=${taskQueue} backend=${backend}`);

@@ -3,7 +3,8 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { openStore as defaultOpenStore } from '../checkpoints/open-store';
 import type { CheckpointStore } from '../checkpoints/store';
-import { TrainerClient, type TrainerOptions } from '../training/trainer-client';
+import type { TrainerClient } from '../training/trainer-client';
+import { toTrainerPool, type TrainerPool, type TrainerPoolOptions } from '../training/trainer-pool';
 import { workerAllowList } from '../trust/allow-list';
 import { createTrustActivities, guardActivityStore } from '../trust/activities';
 import { createChampionActivities } from './champion';
@@ -13,8 +14,8 @@ import { createSearchResultActivities } from './search-results';
 import { createCheckpointCopyActivities } from './checkpoint-copy';
 
 export interface ActivityDeps {
-  /** The trainer process client, or options to create one. */
-  readonly trainer?: TrainerClient | TrainerOptions;
+  /** The worker's trainer processes (a pool, or one client), or options to create a pool (`slots`: how many). */
+  readonly trainer?: TrainerPool | TrainerClient | TrainerPoolOptions;
   /** Default checkpoint root for runs whose input names none. @default `file://<cwd>/runs` */
   readonly checkpointRoot?: string;
   /** Opens a store for a URI. @default the built-in file:// and gs:// stores */
@@ -36,7 +37,7 @@ export function defaultCheckpointRoot(): string {
 }
 
 export function createActivities(deps: ActivityDeps = {}) {
-  const trainer = deps.trainer instanceof TrainerClient ? deps.trainer : new TrainerClient(deps.trainer ?? {});
+  const trainer = toTrainerPool(deps.trainer);
   const checkpointRoot = deps.checkpointRoot ?? defaultCheckpointRoot();
   const allow = workerAllowList({ checkpointRoot, allowedUris: deps.allowedUris });
   trainer.allowUris(allow.prefixes);

@@ -10,7 +10,8 @@ import { sha256 } from '../checkpoints/digest';
 import { METRICS_PREFIX } from '../checkpoints/layout';
 import { PermanentStoreError, type CheckpointStore } from '../checkpoints/store';
 import type { Progress, RequestBody } from '../training/protocol';
-import { TrainerError, type TrainerClient } from '../training/trainer-client';
+import { TrainerError } from '../training/trainer-client';
+import type { Trainer } from '../training/trainer-pool';
 
 /** `metrics/epoch-<n>.json`: what a run measured at the end of one epoch, written once by evaluateCheckpoint. */
 export interface EpochRecord {
@@ -60,7 +61,7 @@ function activityContext(): Context | undefined {
  * the heartbeat timeout and the attempt is retried; turns activity cancellation into a stop at the
  * trainer's next step; makes a trainer error that retrying cannot fix non-retryable.
  */
-export async function callTrainer<T>(trainer: TrainerClient, body: RequestBody): Promise<T> {
+export async function callTrainer<T>(trainer: Trainer, body: RequestBody): Promise<T> {
   const ctx = Context.current();
   let last = ctx.info.heartbeatDetails as Progress | undefined;
   try {

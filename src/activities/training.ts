@@ -23,13 +23,13 @@ import { applyRetention } from '../checkpoints/retention';
 import { acquireActivityLease, activityLeaseHolder, checkActivityRunIdentity, fenced } from './fencing';
 import type { CheckpointStore } from '../checkpoints/store';
 import type { DescribeResult, EvaluateResult, TrainUntilStepResult } from '../training/protocol';
-import type { TrainerClient } from '../training/trainer-client';
+import type { Trainer } from '../training/trainer-pool';
 import type { CurveMarkers } from '../observability/charts';
 import { writeEpochEvents, writeLearningCurve } from './run-views';
 import { callTrainer, readEpochRecords, storeCall, writeOnce, type EpochRecord } from './store-and-trainer';
 
 export interface TrainingActivityDeps {
-  readonly trainer: TrainerClient;
+  readonly trainer: Trainer;
   readonly openStore: (uri: string) => CheckpointStore;
   /** Where runs go when their input names no `checkpoint.uri`. */
   readonly checkpointRoot: string;
