@@ -9,6 +9,17 @@ import * as path from 'node:path';
 
 import { beforeTmpWrite } from './fault-hooks';
 import { INTERNAL_PREFIX } from './keys';
+import { recordTime } from './timing';
+
+/** fsync of an open file or directory, its time recorded for the checkpoint being written. */
+async function sync(fh: fsp.FileHandle): Promise<void> {
+  const started = performance.now();
+  try {
+    await fh.sync();
+  } finally {
+    recordTime('fsyncMs', performance.now() - started);
+  }
+}
 
 /** Writes `data` to `file` atomically; `key` names it for the test-only fault hooks. */
 export async function atomicWrite(file: string, data: Buffer, key: string): Promise<void> {
@@ -21,7 +32,7 @@ export async function atomicWrite(file: string, data: Buffer, key: string): Prom
     try {
       await beforeTmpWrite(key, tmp, () => fh.write(data.subarray(0, data.length >> 1)).then(() => fh.sync()));
       await fh.writeFile(data);
-      await fh.sync();
+      await sync(fh);
     } finally {
       await fh.close();
     }
@@ -37,7 +48,7 @@ async function fsyncDir(dir: string): Promise<void> {
   let fh;
   try {
     fh = await fsp.open(dir, 'r');
-    await fh.sync();
+    await sync(fh);
   } catch {
     // Directory fsync is not supported everywhere; the rename itself is still atomic.
   } finally {

@@ -26,7 +26,7 @@ import type {
 import { unsupported, type RouteDeps, type RouteSession, type SessionTarget, type TrainingRoute } from './route';
 import { builtInRoutes, Router } from './router';
 import { loadDataForModel, loadEvalData, loadTrainData, preprocessingObject } from './run-preprocessing';
-import { commitCheckpoint, runSteps, sessionIsNewest } from './step-loop';
+import { runSteps, sessionIsNewest } from './step-loop';
 
 const sameHolder = (a: LeaseHolder, b: LeaseHolder): boolean =>
   a.workflowId === b.workflowId && a.workflowRunId === b.workflowRunId && a.activityId === b.activityId && a.attempt === b.attempt;
@@ -111,11 +111,12 @@ export class Engine {
           batch.fill(n);
           return step(n, batch);
         },
-        save: async () => {
+        snapshot: async () => {
           const objects = await route.snapshot(session, config);
           if (preprocessing) objects.set(PREPROCESSING_JSON, preprocessing);
-          await commitCheckpoint(store, session, objects, lease, this.deps.faults, this.deps.log);
+          return objects;
         },
+        lease,
         onProgress,
         isCancelled,
         faults: this.deps.faults,

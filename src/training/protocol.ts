@@ -3,6 +3,7 @@
  * weights never travel here, only through the checkpoint store.
  */
 import type { LeaseHolder } from '../checkpoints/lease';
+import type { CheckpointTiming } from '../checkpoints/timing';
 import type { TrainConfig } from '../config/train-config';
 
 export interface TrainRequest {
@@ -35,6 +36,8 @@ export interface TrainUntilStepResult {
   readonly seconds: number;
   readonly backend: string;
   readonly cancelled: boolean;
+  /** Where this call's checkpoint time went, per part (absent from trainers that predate it). */
+  readonly checkpointTiming?: CheckpointTiming;
 }
 
 export interface EvaluateRequest {

@@ -2,6 +2,12 @@
  * The loop every training route shares (engine.ts drives it over a route.ts route): step until the
  * target, keep the epoch's running loss on the device, checkpoint on cadence, report progress,
  * stop at the next step when cancelled, and refuse to checkpoint a non-finite loss.
+ *
+ * Checkpoints are written in the background: training stands still only while the route copies
+ * its state into host buffers (the snapshot); hashing and writing overlap the next steps. At most
+ * one write is in flight (a checkpoint due meanwhile waits for it), a failed write fails the
+ * request at the next step, and the request returns only once the checkpoint of its last step is
+ * committed, so what the workflow records is always durable.
  */
 import * as tf from '@tensorflow/tfjs';
 import { sha256 } from '../checkpoints/digest';
@@ -9,6 +15,7 @@ import { listCheckpointSteps, writeCheckpoint } from '../checkpoints/format';
 import { checkpointKey, checkpointObjectKey, MANIFEST, WEIGHTS_BIN } from '../checkpoints/layout';
 import type { Lease } from '../checkpoints/lease';
 import type { CheckpointStore } from '../checkpoints/store';
+import { TimingRecorder } from '../checkpoints/timing';
 import { markProgress } from './liveness';
 import { NonRetryableTrainingError, type Progress, type TrainRequest, type TrainUntilStepResult } from './protocol';
 
@@ -42,8 +49,10 @@ export interface StepLoopOptions {
   readonly session: LoopSession;
   /** Trains global step `step` and returns its loss; the loop owns the returned scalar. */
   readonly trainStep: (step: number) => tf.Scalar;
-  /** Writes a checkpoint of the session at its current step. */
-  readonly save: () => Promise<void>;
+  /** The checkpoint's objects at the session's current step, in host buffers that training cannot change. */
+  readonly snapshot: () => Promise<Map<string, Buffer>>;
+  /** The run's lease, checked before each commit (none: unfenced writes, as tools and engine tests do). */
+  readonly lease: Lease | undefined;
   readonly onProgress: (p: Progress) => void;
   readonly isCancelled: () => boolean;
   readonly faults: EngineFaults | undefined;
@@ -71,19 +80,20 @@ export async function sessionIsNewest(
 }
 
 /**
- * Writes the session's checkpoint under the request's lease (a writer that lost it throws
- * LeaseLostError before anything of this step is stored) and records which manifest memory equals:
- * none when another writer committed different bytes for the step first.
+ * Writes the checkpoint of `step` under the request's lease (a writer that lost it throws
+ * LeaseLostError before anything of this step is stored) and, while the session is still at that
+ * step, records which manifest memory equals: none when another writer committed different bytes
+ * for the step first.
  */
 export async function commitCheckpoint(
   store: CheckpointStore,
   session: LoopSession,
+  step: number,
   objects: ReadonlyMap<string, Buffer>,
   lease: Lease | undefined,
   faults: EngineFaults | undefined,
   log: (message: string) => void,
 ): Promise<{ key: string }> {
-  const step = session.step;
   const afterObject =
     faults?.killDuringCheckpoint === step && faults.kill
       ? (name: string) => {
@@ -94,7 +104,7 @@ export async function commitCheckpoint(
         }
       : undefined;
   const written = await writeCheckpoint(store, step, objects, { ...(afterObject && { afterObject }), ...(lease && { lease }) });
-  session.committedSha256 = written.matches ? written.manifestSha256 : undefined;
+  if (session.step === step) session.committedSha256 = written.matches ? written.manifestSha256 : undefined;
   if (!written.matches) log(`checkpoint ${store.uriOf(written.key)} was committed by another writer with other bytes; memory is not that checkpoint`);
   return { key: written.key };
 }
@@ -106,13 +116,19 @@ export async function runSteps(o: StepLoopOptions): Promise<TrainUntilStepResult
   const { req, store, session: s } = o;
   const { config } = req;
   const resumedFromStep = s.step;
+  /** Newest committed checkpoint; `snapshotStep` also counts the one in flight. */
   let checkpointStep = s.committedSha256 ? s.step : -1;
+  let snapshotStep = checkpointStep;
   const everySteps = config.checkpoint.everySteps;
   const everyMs = config.checkpoint.everySeconds * 1000;
   let lastCheckpointAt = Date.now();
   let lastProgressAt = 0;
   let lastYieldAt = Date.now();
   let cancelled = false;
+  const timing = new TimingRecorder();
+  /** The write in flight: never rejects (its error goes to `failure`, thrown at the next step). */
+  let inFlight: Promise<void> | undefined;
+  let failure: { readonly error: unknown } | undefined;
 
   const checkFinite = async (): Promise<number> => {
     const sum = (await s.lossSum.data())[0]!;
@@ -123,53 +139,85 @@ export async function runSteps(o: StepLoopOptions): Promise<TrainUntilStepResult
     }
     return sum;
   };
-  const checkpoint = async (): Promise<void> => {
+  const settle = async (): Promise<void> => {
+    await inFlight;
+    if (failure) throw failure.error;
+  };
+  /** Snapshots the state now; the write runs on in the background unless `durable` asks to wait for it. */
+  const checkpoint = async (durable: boolean): Promise<void> => {
+    const blockedFrom = performance.now();
     await checkFinite();
-    await o.save();
-    checkpointStep = s.step;
+    await settle();
+    const step = s.step;
+    const snapshotFrom = performance.now();
+    const objects = await o.snapshot();
+    timing.add('snapshotMs', performance.now() - snapshotFrom);
+    snapshotStep = step;
     lastCheckpointAt = Date.now();
+    inFlight = timing
+      .run(() => commitCheckpoint(store, s, step, objects, o.lease, o.faults, o.log))
+      .then(
+        () => {
+          checkpointStep = step;
+          timing.committed();
+        },
+        (error: unknown) => {
+          failure ??= { error };
+        },
+      );
+    if (durable) await settle();
+    timing.add('blockedMs', performance.now() - blockedFrom);
   };
 
-  while (s.step < req.targetStep) {
-    if (o.isCancelled()) {
-      cancelled = true;
-      break;
-    }
-    const step = s.step + 1;
-    if (o.faults?.pauseBeforeStep === step) {
-      o.log(`fault injection: paused before step ${step}`);
-      await new Promise<never>(() => setInterval(() => undefined, 60_000));
-    }
-    if (o.faults?.hangBeforeStep === step) {
-      o.log(`fault injection: hanging before step ${step}`);
-      for (;;) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60_000);
-    }
-    if (o.faults?.stepDelayMs) await new Promise((resolve) => setTimeout(resolve, o.faults!.stepDelayMs));
-    const epochStart = (step - 1) % config.stepsPerEpoch === 0;
-    const cost = o.trainStep(step);
-    // The running sum stays on the device: it is read only when a checkpoint or the result needs it.
-    const next = epochStart ? cost : (tf.tidy(() => tf.add(s.lossSum, cost)) as tf.Scalar);
-    if (!epochStart) cost.dispose();
-    s.lossSum.dispose();
-    s.lossSum = next;
-    s.lossSteps = epochStart ? 1 : s.lossSteps + 1;
-    s.step = step;
-    s.committedSha256 = undefined;
-    markProgress();
+  try {
+    while (s.step < req.targetStep) {
+      if (failure) throw failure.error;
+      if (o.isCancelled()) {
+        cancelled = true;
+        break;
+      }
+      const step = s.step + 1;
+      if (o.faults?.pauseBeforeStep === step) {
+        o.log(`fault injection: paused before step ${step}`);
+        await new Promise<never>(() => setInterval(() => undefined, 60_000));
+      }
+      if (o.faults?.hangBeforeStep === step) {
+        o.log(`fault injection: hanging before step ${step}`);
+        for (;;) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60_000);
+      }
+      if (o.faults?.stepDelayMs) await new Promise((resolve) => setTimeout(resolve, o.faults!.stepDelayMs));
+      const epochStart = (step - 1) % config.stepsPerEpoch === 0;
+      const cost = o.trainStep(step);
+      // The running sum stays on the device: it is read only when a checkpoint or the result needs it.
+      const next = epochStart ? cost : (tf.tidy(() => tf.add(s.lossSum, cost)) as tf.Scalar);
+      if (!epochStart) cost.dispose();
+      s.lossSum.dispose();
+      s.lossSum = next;
+      s.lossSteps = epochStart ? 1 : s.lossSteps + 1;
+      s.step = step;
+      s.committedSha256 = undefined;
+      markProgress();
 
-    const now = Date.now();
-    const due = step === req.targetStep || (everySteps > 0 && step % everySteps === 0) || (everyMs > 0 && now - lastCheckpointAt >= everyMs);
-    if (due) await checkpoint();
-    if (due || now - lastProgressAt >= 1000) {
-      lastProgressAt = now;
-      o.onProgress({ step, checkpointStep, targetStep: req.targetStep });
+      const now = Date.now();
+      const last = step === req.targetStep;
+      const due = last || (everySteps > 0 && step % everySteps === 0) || (everyMs > 0 && now - lastCheckpointAt >= everyMs);
+      // The target's checkpoint is waited for: the result says it is committed.
+      if (due) await checkpoint(true);
+      if (due || now - lastProgressAt >= 1000) {
+        lastProgressAt = now;
+        o.onProgress({ step, checkpointStep, targetStep: req.targetStep });
+      }
+      if (Date.now() - lastYieldAt >= YIELD_EVERY_MS) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        lastYieldAt = Date.now();
+      }
     }
-    if (Date.now() - lastYieldAt >= YIELD_EVERY_MS) {
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      lastYieldAt = Date.now();
-    }
+    if (cancelled && s.step !== snapshotStep) await checkpoint(true);
+    await settle();
+  } finally {
+    // No write outlives its request (the next request may be another writer's).
+    await inFlight;
   }
-  if (cancelled && s.step !== checkpointStep) await checkpoint();
   const lossSum = await checkFinite();
   return {
     step: s.step,
@@ -181,5 +229,6 @@ export async function runSteps(o: StepLoopOptions): Promise<TrainUntilStepResult
     seconds: (Date.now() - o.started) / 1000,
     backend: o.backend,
     cancelled,
+    checkpointTiming: timing.result(),
   };
 }
