@@ -14,6 +14,7 @@ import { guardedOpenStore, openAllowedStore, openStore } from '../src/checkpoint
 import { trainerEnvironment } from '../src/training/trainer-client';
 import { AllowList, UriRefusedError, workerAllowList } from '../src/trust/allow-list';
 import { createTrustActivities, guardActivityStore } from '../src/trust/activities';
+import { ConfigError, describe as describeValue } from '../src/config/validate';
 import { describeData, excerpt, excerptList, jsonErrorPosition } from '../src/trust/excerpt';
 import { isUnder, normaliseUri } from '../src/trust/uri';
 
@@ -63,6 +64,9 @@ const CASES: Array<[string, true | RegExp]> = [
   [`${a}\\x`, /a backslash/],
   [`${a}/x\u0000`, /a control character/],
   [`${a}/x\n`, /a control character/],
+  [`${a}/report\u202egpj.csv`, /an invisible or text-direction character \(U\+202E\)/],
+  [`${a}/data\u200b.csv`, /an invisible or text-direction character \(U\+200B\)/],
+  [`${a}/x\u2066y`, /an invisible or text-direction character \(U\+2066\)/],
   ['file:///', /under one of the worker's allowed prefixes/],
   [`${a}-evil/x`, /under one of the worker's allowed prefixes/],
   [`${a}/link-to-etc`, /which resolves to `file:\/\/\/etc`/],
@@ -191,6 +195,18 @@ describe('excerpts of data in messages', () => {
     assert.equal(describeData(secret), `"${'s'.repeat(16)}…"`);
     assert.equal(describeData({ [secret]: 1 }), 'an object with 1 keys');
     assert.ok(excerptList(Array.from({ length: 1000 }, () => secret)).length < 200);
+  });
+
+  test('text-direction and invisible characters are shown escaped, in data, values and field names', () => {
+    assert.equal(excerpt('a\u202eb\u200bc'), 'a\\u202eb\\u200bc');
+    assert.equal(describeValue('x\u202ey'), '`"x\\u202ey"` (string)');
+    const err = new ConfigError([{ field: `k\u202e${'e'.repeat(300)}`, expected: 'one of the known fields', received: describeValue({ ['\u2067'.repeat(50)]: 1, b: 2 }) }]);
+    assert.doesNotMatch(err.message, /[\u202e\u2067]/);
+    assert.match(err.message, /Expected `k\\u202ee+…` to be one of the known fields, got an object with keys \[(\\u2067)+…, b\]/);
+    assert.ok(err.message.length < 400, `bounded: ${err.message.length} characters`);
+    const refused = allow.check(`file:///etc/\u202epasswd`);
+    assert.equal(refused.ok, false);
+    if (!refused.ok) assert.doesNotMatch(refused.received, /\u202e/);
   });
 
   test("JSON.parse's quoted input is dropped, its position kept", () => {

@@ -19,7 +19,44 @@ export class ConfigError extends Error {
 }
 
 export function formatIssue(issue: ConfigIssue): string {
-  return `Expected \`${issue.field}\` to be ${issue.expected}, got ${issue.received}`;
+  return `Expected \`${shownField(issue.field)}\` to be ${issue.expected}, got ${issue.received}`;
+}
+
+/**
+ * Bidirectional-text controls, zero-width characters and line/paragraph separators, which
+ * JSON.stringify leaves as they are: in a message they make the text read as something else
+ * (a URI ending in `\u202egpj.csv` shows as `…vsc.jpg`).
+ */
+const INVISIBLE = /[\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2069\ufeff]/g;
+
+/** The first invisible character of `text` as `U+202E`, or undefined: for inputs (URIs) that must not have any. */
+export function invisibleCharacter(text: string): string | undefined {
+  const m = new RegExp(INVISIBLE.source).exec(text);
+  return m ? `U+${m[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}` : undefined;
+}
+
+/** JSON string escaping (quotes, backslashes, control characters) plus the invisible characters above; no surrounding quotes. */
+export function escapeText(text: string): string {
+  return JSON.stringify(text)
+    .slice(1, -1)
+    .replace(INVISIBLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** The escaped first `max` characters of `text`, `…` when it had more (cut before escaping, so no escape is cut in half). */
+function bounded(text: string, max: number): string {
+  const chars = [...text];
+  return chars.length > max ? `${escapeText(chars.slice(0, max).join(''))}…` : escapeText(text);
+}
+
+/** A field path as messages show it: field names come from the input, so they are escaped and bounded too. */
+function shownField(field: string): string {
+  return bounded(field, 100).replace(/`/g, '\\`');
+}
+
+const MAX_KEYS_SHOWN = 8;
+function shownKeys(keys: readonly string[]): string {
+  const shown = keys.slice(0, MAX_KEYS_SHOWN).map((k) => bounded(k, 24));
+  return keys.length > MAX_KEYS_SHOWN ? `${shown.join(', ')} and ${keys.length - MAX_KEYS_SHOWN} more` : shown.join(', ');
 }
 
 /** Describes a received value the way the error messages show it: `-1` (number). */
@@ -27,12 +64,12 @@ export function describe(value: unknown): string {
   if (value === undefined) return 'nothing (undefined)';
   if (value === null) return '`null`';
   if (Array.isArray(value)) return `an array of ${value.length}`;
-  if (typeof value === 'object') return `an object with keys [${Object.keys(value).join(', ')}]`;
+  if (typeof value === 'object') return `an object with keys [${shownKeys(Object.keys(value))}]`;
   let shown: string;
   try {
-    shown = typeof value === 'string' ? JSON.stringify(value) : String(value);
+    shown = typeof value === 'string' ? `"${escapeText(value)}"` : escapeText(String(value));
   } catch {
-    shown = String(value);
+    shown = escapeText(String(value));
   }
   if (shown.length > 80) shown = `${shown.slice(0, 77)}...`;
   return `\`${shown}\` (${typeof value})`;

@@ -10,6 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { escapeText } from '../config/validate';
 import { formatUri, isUnder, normaliseUri, type NormalUri } from './uri';
 
 export const ALLOWED_URIS_ENV = 'DT_ALLOWED_URIS';
@@ -95,7 +96,7 @@ export class AllowList {
 
   /** Checks one URI: its normal form, then its resolved location against the resolved prefixes. */
   check(uri: unknown): UriCheck {
-    const shown = typeof uri === 'string' ? `\`${uri.length > 200 ? `${uri.slice(0, 200)}…` : uri}\`` : `${typeof uri}`;
+    const shown = typeof uri === 'string' ? `\`${uri.length > 200 ? `${escapeText(uri.slice(0, 200))}…` : escapeText(uri)}\`` : `${typeof uri}`;
     const n = normaliseUri(uri);
     if (!n.ok) return { ok: false, expected: `a normalised file:/// or gs:// URI (it has ${n.reason})`, received: shown };
     const under = `a URI under one of the worker's allowed prefixes (${this.describe()}; the worker's operator sets ${ALLOWED_URIS_ENV})`;

@@ -4,6 +4,7 @@
  * characters of the value (then `…`), JSON-escaped (quotes, backticks, control characters), and a
  * list shows at most a few of them.
  */
+import { escapeText } from '../config/validate';
 
 export const EXCERPT_CHARS = 16;
 export const EXCERPT_ITEMS = 6;
@@ -12,7 +13,7 @@ export const EXCERPT_ITEMS = 6;
 export function excerpt(value: unknown, max = EXCERPT_CHARS): string {
   const text = typeof value === 'string' ? value : String(value);
   const head = [...text].slice(0, max).join('');
-  const escaped = JSON.stringify(head).slice(1, -1).replace(/`/g, '\\`');
+  const escaped = escapeText(head).replace(/`/g, '\\`');
   return head.length < text.length ? `${escaped}…` : escaped;
 }
 

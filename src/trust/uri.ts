@@ -9,9 +9,11 @@
  *   - empty segments (`a//b`: one folder on disk, two object names on GCS);
  *   - percent-encoded `/`, `\`, `.`, control characters, or characters that need no encoding
  *     (`%2F`, `%2e`, `%41`); on gs:// any `%` (object names are taken literally);
- *   - a host in a file URI (`file://host/x`), control characters, backslashes.
+ *   - a host in a file URI (`file://host/x`), control characters, backslashes;
+ *   - invisible and text-direction characters (U+202E and the like), which make it read as another URI.
  * Trailing slashes are dropped: `file:///tmp/r/` is `file:///tmp/r`.
  */
+import { invisibleCharacter } from '../config/validate';
 
 export type NormalUri =
   | { readonly scheme: 'file'; readonly segments: readonly string[] }
@@ -20,7 +22,6 @@ export type NormalUri =
 export type NormaliseResult =
   | { readonly ok: true; readonly uri: NormalUri; readonly canonical: string }
   | { readonly ok: false; readonly reason: string };
-
 export const MAX_URI_LENGTH = 2048;
 
 const GCS_BUCKET = /^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/;
@@ -55,6 +56,9 @@ export function normaliseUri(uri: unknown): NormaliseResult {
   if (typeof uri !== 'string' || uri === '') return refuse('not a non-empty string');
   if (uri.length > MAX_URI_LENGTH) return refuse(`longer than ${MAX_URI_LENGTH} characters`);
   if (/[\u0000-\u001f\u007f]/.test(uri)) return refuse('a control character');
+  const invisible = invisibleCharacter(uri);
+  // A bidirectional override or zero-width character makes a URI read as another one in every message and log.
+  if (invisible) return refuse(`an invisible or text-direction character (${invisible})`);
   if (uri.includes('\\')) return refuse('a backslash');
   if (uri.includes('?')) return refuse('a query (`?`): it would alias the URI without it');
   if (uri.includes('#')) return refuse('a fragment (`#`): it would alias the URI without it');
