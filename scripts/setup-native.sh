@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# scripts/setup-native.sh — make the native TensorFlow backend (@tensorflow/tfjs-node)
-# usable without reaching storage.googleapis.com.
+# scripts/setup-native.sh [--gpu [--cuda|--no-cuda]] — make the native TensorFlow backend
+# (@tensorflow/tfjs-node, or with --gpu @tensorflow/tfjs-node-gpu) usable without reaching storage.googleapis.com.
 #
 # tfjs-node's own install script downloads libtensorflow from a Google host. Instead we take
 # the same TensorFlow C API from the `tensorflow-cpu` wheel on PyPI (libtensorflow_cc.so.2 +
@@ -11,8 +11,14 @@
 # The result (deps/ + lib/napi-v*/tfjs_binding.node) is cached in .cache/tfjs-node-<v>-tf<v>/, so
 # after a fresh `npm ci` a rerun only hard-links (or copies) it back in.
 #
-# Exit status: 0 = native backend verified working, or intentionally skipped (DT_SKIP_NATIVE=1,
-# or @tensorflow/tfjs-node not installed); non-zero = failed (caller should fall back to wasm).
+# --gpu builds @tensorflow/tfjs-node-gpu the same way against the CUDA 12 build of TensorFlow
+# (PyPI's `tensorflow` wheel), in .cache/tfjs-node-gpu-<v>-tf<v>/ (see scripts/setup-native-gpu.sh):
+#   --cuda     also lay out CUDA 12 / cuDNN 9 from the nvidia-*-cu12 wheels (~2.7 GB); the default
+#              when an NVIDIA device exists. Without them the build loads and runs on the CPU only.
+#   --no-cuda  never fetch them
+#
+# Exit status: 0 = native backend verified working, or intentionally skipped (DT_SKIP_NATIVE=1, or
+# tfjs-node not installed); non-zero = failed (caller should fall back to wasm).
 #
 # Env:
 #   DT_SKIP_NATIVE=1       do nothing, exit 0
@@ -38,41 +44,71 @@ START_NS=$(date +%s%N)
 elapsed() { echo "$(( ($(date +%s%N) - START_NS) / 1000000 ))ms"; }
 
 TF_VERSION=2.21.0
-PKG=node_modules/@tensorflow/tfjs-node
+TFJS_GPU_VERSION=4.22.0
 WHEEL_DIR=.cache/wheels
+GPU=0 CUDA=auto
+for arg in "$@"; do
+  case "$arg" in --gpu) GPU=1 ;; --cuda) CUDA=1 ;; --no-cuda) CUDA=0 ;;
+    *) die "unknown argument '$arg' (expected --gpu, --cuda, --no-cuda)" ;; esac
+done
+[[ $GPU == 1 || $CUDA == auto ]] || die "--cuda/--no-cuda only go with --gpu"
+[[ $CUDA != auto ]] || { CUDA=0; [[ -e /dev/nvidia0 || -e /proc/driver/nvidia/version ]] && CUDA=1; }
 
 command -v node >/dev/null 2>&1 || die "node not found on PATH"
 
-if [[ ! -d "$PKG" ]]; then
-  log "note: $PKG is not installed; nothing to do (install npm deps first; wasm fallback applies)"
-  exit 0
+if [[ $GPU == 1 ]]; then
+  NAME=@tensorflow/tfjs-node-gpu
+  PREFIX=".cache/tfjs-node-gpu-${TFJS_GPU_VERSION}-tf${TF_VERSION}"
+  PKG="$PREFIX/node_modules/$NAME"
+  REQUIRE="$ROOT/$PKG"  # not resolvable by name: it is outside node_modules
+  PIP_NAME=tensorflow
+  source "$ROOT/scripts/setup-native-gpu.sh"
+  fetch_gpu_package
+else
+  NAME=@tensorflow/tfjs-node
+  PKG=node_modules/$NAME
+  REQUIRE=$NAME
+  PIP_NAME=tensorflow-cpu
+  if [[ ! -d "$PKG" ]]; then
+    log "note: $PKG is not installed; nothing to do (install npm deps first; wasm fallback applies)"
+    exit 0
+  fi
 fi
+mkdir -p .cache
 
-# 1. Already working (e.g. installed the normal way with internet access, or a previous run)?
+# Loads with the `tensorflow` backend, registered with the project's own tfjs (one tfjs-core).
 quick_check() {
   TF_CPP_MIN_LOG_LEVEL=2 node -e "
-    const tf = require('@tensorflow/tfjs-node');
-    if (tf.getBackend() !== 'tensorflow') process.exit(3);" >/dev/null 2>&1
+    const tf = require('$REQUIRE');
+    if (tf.getBackend() !== 'tensorflow') process.exit(3);
+    const core = (p) => require.resolve('@tensorflow/tfjs-core', p && {paths: [p]});
+    if (core('$ROOT/$PKG') !== core()) process.exit(4);" >/dev/null 2>&1
 }
-if quick_check; then
-  log "@tensorflow/tfjs-node already loads with the 'tensorflow' backend; nothing to do"
-  exit 0
-fi
+# .cache/tfjs-node-gpu-path: what src/training/backend.ts reads to find the GPU build.
+done_ok() { [[ $GPU == 0 ]] || echo "$PKG" >.cache/tfjs-node-gpu-path; exit 0; }
+[[ $GPU == 1 ]] || cuda_complete() { false; }
+# The TensorFlow part works (TOUCHED_PKG=0): a failed CUDA fetch must not remove it.
+finish() { TOUCHED_PKG=0; [[ $CUDA == 0 ]] || install_cuda; done_ok; }
 
 TFJS_NODE_VERSION=$(node -p "require('./$PKG/package.json').version")
 [[ "$TFJS_NODE_VERSION" == "4.22.0" ]] ||
-  log "warning: tfjs-node $TFJS_NODE_VERSION found; this script was validated with 4.22.0"
-CACHE=".cache/tfjs-node-${TFJS_NODE_VERSION}-tf${TF_VERSION}"
-mkdir -p .cache
+  log "warning: $NAME $TFJS_NODE_VERSION found; this script was validated with 4.22.0"
+if [[ $GPU == 1 ]]; then CACHE="$PREFIX/build"; else CACHE=".cache/tfjs-node-${TFJS_NODE_VERSION}-tf${TF_VERSION}"; fi
+
+# 1. Already working (e.g. installed the normal way with internet access, or a previous run)?
+if quick_check && { [[ $CUDA == 0 ]] || cuda_complete; }; then
+  log "$NAME already loads with the 'tensorflow' backend; nothing to do"
+  done_ok
+fi
 
 # Serialize concurrent runs (the same node_modules/cache would be written).
 if command -v flock >/dev/null 2>&1; then
   exec 9>".cache/.setup-native.lock"
   flock 9
   # Another run may have finished the job while we waited.
-  if quick_check; then
-    log "@tensorflow/tfjs-node now loads (set up by a concurrent run); nothing to do"
-    exit 0
+  if quick_check && { [[ $CUDA == 0 ]] || cuda_complete; }; then
+    log "$NAME now loads (set up by a concurrent run); nothing to do"
+    done_ok
   fi
 fi
 
@@ -109,10 +145,11 @@ link_or_copy() {
 
 verify() {
   local out
-  if out=$(TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}" node -e "
+  if out=$(DT_GPU=$GPU TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}" node -e "
     (async () => {
-      const tf = require('@tensorflow/tfjs-node');
+      const tf = require('$REQUIRE');
       const backend = tf.getBackend();
+      if (process.env.DT_GPU === '1') console.log('gpu device listed: ' + tf.backend().isUsingGpuDevice);
       console.log('backend: ' + backend);
       if (backend !== 'tensorflow') throw new Error('expected backend tensorflow, got ' + backend);
       const c = tf.matMul(tf.tensor2d([[1, 2], [3, 4]]), tf.tensor2d([[5, 6], [7, 8]])).arraySync();
@@ -128,7 +165,7 @@ verify() {
       if (!Number.isFinite(loss)) throw new Error('fit loss not finite: ' + loss);
       console.log('sequential fit ok: 1 epoch, loss=' + loss.toFixed(4));
     })().catch(e => { console.error(e && e.stack || e); process.exit(1); });" 2>&1); then
-    grep -E '^(backend|matMul|sequential)' <<<"$out" | sed 's/^/[setup-native]   /'
+    grep -E '^(backend|gpu device|matMul|sequential)' <<<"$out" | sed 's/^/[setup-native]   /'
     return 0
   fi
   echo "[setup-native] verification output:" >&2
@@ -149,16 +186,16 @@ if cache_complete; then
   link_or_copy "$CACHE/deps" "$PKG/deps"
   link_or_copy "$CACHE/lib" "$PKG/lib"
   if verify; then
-    log "OK: native tensorflow backend ready (restored from cache in $(elapsed))"
-    exit 0
+    log "OK: $NAME ready (restored from cache in $(elapsed))"
+    finish
   fi
   log "cached build failed verification; discarding cache and rebuilding"
   rm -rf "$CACHE" "$PKG/deps" "$PKG/lib"
 fi
 
-# 3. Cold path: build from the tensorflow-cpu wheel.
+# 3. Cold path: build from the tensorflow(-cpu) wheel.
 [[ "$(uname -s)" == Linux && "$(uname -m)" == x86_64 ]] ||
-  die "unsupported platform $(uname -s)/$(uname -m): only Linux x86_64 (tensorflow-cpu manylinux wheel)"
+  die "unsupported platform $(uname -s)/$(uname -m): only Linux x86_64 ($PIP_NAME manylinux wheel)"
 for t in python3 make g++; do
   command -v "$t" >/dev/null 2>&1 || die "build tool '$t' not found (need python3, make, g++)"
 done
@@ -194,16 +231,16 @@ log "tools: $(g++ --version | head -n1), node-gyp $(node "$npm_config_node_gyp" 
 
 # The wheel (any CPython tag works: the C API libs don't depend on the Python ABI).
 shopt -s nullglob
-find_wheel() { local w=("$WHEEL_DIR"/tensorflow_cpu-"$TF_VERSION"-*manylinux*_x86_64.whl); echo "${w[0]:-}"; }
+find_wheel() { local w=("$WHEEL_DIR/${PIP_NAME//-/_}-$TF_VERSION"-*manylinux*_x86_64.whl); echo "${w[0]:-}"; }
 WHEEL=$(find_wheel)
 if [[ -z "$WHEEL" ]]; then
-  log "downloading tensorflow-cpu==$TF_VERSION wheel from PyPI into $WHEEL_DIR (~260MB)"
+  log "downloading $PIP_NAME==$TF_VERSION wheel from PyPI into $WHEEL_DIR (tensorflow-cpu ~260MB, tensorflow ~570MB)"
   mkdir -p "$WHEEL_DIR"
   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.11 \
-    --platform manylinux_2_27_x86_64 -d "$WHEEL_DIR" "tensorflow-cpu==$TF_VERSION" ||
-    die "pip download of tensorflow-cpu==$TF_VERSION failed"
+    --platform manylinux_2_27_x86_64 -d "$WHEEL_DIR" "$PIP_NAME==$TF_VERSION" ||
+    die "pip download of $PIP_NAME==$TF_VERSION failed"
   WHEEL=$(find_wheel)
-  [[ -n "$WHEEL" ]] || die "pip download finished but no tensorflow_cpu-$TF_VERSION manylinux x86_64 wheel in $WHEEL_DIR"
+  [[ -n "$WHEEL" ]] || die "pip download finished but no ${PIP_NAME//-/_}-$TF_VERSION manylinux x86_64 wheel in $WHEEL_DIR"
 fi
 log "using wheel $WHEEL"
 
@@ -294,8 +331,8 @@ verify || die "the freshly built addon failed verification"
 mkdir -p "$STAGE/lib"
 cp -a "$PKG/lib/." "$STAGE/lib/"
 cat >"$STAGE/.complete" <<EOF
-tfjs-node=$TFJS_NODE_VERSION
-tensorflow-cpu=$TF_VERSION
+$NAME=$TFJS_NODE_VERSION
+$PIP_NAME=$TF_VERSION
 wheel=$(basename "$WHEEL")
 addon=$ADDON_REL
 built-with-node=$NODE_VER
@@ -305,4 +342,5 @@ rm -rf "$CACHE"
 mv "$STAGE" "$CACHE"
 STAGE=""
 log "cached result in $CACHE"
-log "OK: native tensorflow backend ready (built in $(elapsed))"
+log "OK: $NAME ready (built in $(elapsed))"
+finish

@@ -59,7 +59,8 @@ describe('backend selection (real trainer process)', () => {
   });
 
   test('an explicitly requested backend that is not installed fails, naming it (no fallback)', async () => {
-    const err = await startFailure({ backend: 'tensorflow-gpu' });
+    // scripts/setup-native.sh --gpu may have built it: point the trainer at a folder without it.
+    const err = await startFailure({ backend: 'tensorflow-gpu', env: { DT_TFJS_NODE_GPU_DIR: '/nonexistent/tfjs-node-gpu' } });
     assert.ok(err instanceof TrainerError, String(err));
     assert.equal(err.name, 'BackendUnavailableError');
     assert.equal(err.nonRetryable, true);

@@ -1,8 +1,10 @@
 /**
- * Picks the fastest TensorFlow.js backend that is installed: tfjs-node-gpu, tfjs-node (native
- * TensorFlow on CPU), wasm, then the pure JS cpu backend. Runs only in the trainer process.
+ * Picks the fastest TensorFlow.js backend that is installed: tfjs-node-gpu (on a machine with an
+ * NVIDIA device), tfjs-node (native TensorFlow on CPU), wasm, then the pure JS cpu backend. Runs
+ * only in the trainer process.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 
 export type BackendPreference = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -43,6 +45,33 @@ export function backendPreferenceFromEnv(env: NodeJS.ProcessEnv = process.env): 
   return value as BackendPreference;
 }
 
+const GPU_PACKAGE = '@tensorflow/tfjs-node-gpu';
+
+/**
+ * tfjs-node-gpu from the folder DT_TFJS_NODE_GPU_DIR names, else from node_modules, else the build
+ * `scripts/setup-native.sh --gpu` leaves under .cache/ (outside node_modules, so npm never runs its
+ * downloading install script), named in .cache/tfjs-node-gpu-path relative to the project root.
+ * Returns the package folder too.
+ */
+function requireGpuPackage(): { ok: true; module: any; dir: string } | { ok: false; error: string } {
+  const chosen = process.env.DT_TFJS_NODE_GPU_DIR;
+  if (chosen) {
+    const loaded = tryRequire(path.resolve(chosen));
+    return loaded.ok ? { ...loaded, dir: path.resolve(chosen) } : { ok: false, error: `DT_TFJS_NODE_GPU_DIR=${chosen}: ${loaded.error}` };
+  }
+  const installed = tryRequire(GPU_PACKAGE);
+  if (installed.ok) return { ...installed, dir: GPU_PACKAGE };
+  const root = path.resolve(__dirname, '..', '..');
+  let dir: string;
+  try {
+    dir = path.resolve(root, fs.readFileSync(path.join(root, '.cache', 'tfjs-node-gpu-path'), 'utf8').trim());
+  } catch {
+    return { ok: false, error: `${installed.error}; no build from \`scripts/setup-native.sh --gpu\` in ${path.join(root, '.cache')}` };
+  }
+  const built = tryRequire(dir);
+  return built.ok ? { ...built, dir } : { ok: false, error: `the build in ${dir}: ${built.error}` };
+}
+
 /** An NVIDIA device node exists: the machine has a GPU that a GPU build could use. */
 function nvidiaDevicePresent(): boolean {
   try {
@@ -69,10 +98,16 @@ export async function selectBackend(preference: BackendPreference): Promise<Back
   const order: BackendPreference[] =
     preference === 'auto' ? ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] : [preference];
 
+  const hasNvidia = nvidiaDevicePresent();
   for (const candidate of order) {
+    if (candidate === 'tensorflow-gpu' && preference === 'auto' && !hasNvidia) {
+      // Its TensorFlow would only run on the CPU, and it and tfjs-node cannot both load.
+      notes.push(`${GPU_PACKAGE}: not tried (no NVIDIA device on this machine)`);
+      continue;
+    }
     if (candidate === 'tensorflow-gpu' || candidate === 'tensorflow') {
-      const pkg = candidate === 'tensorflow-gpu' ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node';
-      const loaded = tryRequire(pkg);
+      const pkg = candidate === 'tensorflow-gpu' ? GPU_PACKAGE : '@tensorflow/tfjs-node';
+      const loaded = candidate === 'tensorflow-gpu' ? requireGpuPackage() : { ...tryRequire(pkg), dir: pkg };
       if (!loaded.ok) {
         notes.push(`${pkg}: not usable (${loaded.error})`);
         continue;
@@ -82,13 +117,18 @@ export async function selectBackend(preference: BackendPreference): Promise<Back
         continue;
       }
       await tf.ready();
-      fastStepKernel(pkg);
+      fastStepKernel(loaded.dir);
       const gpu = isUsingGpu(loaded.module);
       if (candidate === 'tensorflow-gpu' && !gpu) {
-        // tfjs-node-gpu silently runs on CPU when CUDA/cuDNN do not match: say so loudly.
-        warn(notes, `${pkg} is installed but TensorFlow placed no op on a GPU (check the CUDA 11.2 / cuDNN 8.1 libraries and the NVIDIA driver): training runs on the CPU`);
+        // TensorFlow's GPU build silently runs on the CPU when it finds no usable GPU: say so loudly.
+        warn(
+          notes,
+          hasNvidia
+            ? `no GPU device: ${pkg} loaded but TensorFlow lists no GPU although this machine has an NVIDIA device (check the driver, and the CUDA 12 / cuDNN 9 libraries from \`scripts/setup-native.sh --gpu --cuda\`): training runs on the CPU`
+            : `no GPU device: ${pkg} loaded but TensorFlow lists no GPU (this machine has no NVIDIA device): training runs on the CPU`,
+        );
       }
-      if (candidate === 'tensorflow' && preference === 'auto' && nvidiaDevicePresent()) {
+      if (candidate === 'tensorflow' && preference === 'auto' && hasNvidia) {
         warn(notes, 'this machine has an NVIDIA GPU but @tensorflow/tfjs-node-gpu is not installed: training runs on the CPU');
       }
       return { name: 'tensorflow', package: pkg, gpu, notes };
@@ -129,9 +169,9 @@ function isUsingGpu(tfnode: any): boolean {
  * included, with four ops and no constants: 2-3x faster, and a few % of an MLP or CNN step.
  * Any other alpha (leaky steps) still goes to tfjs-node's own kernel.
  */
-function fastStepKernel(pkg: string): void {
+function fastStepKernel(pkgDir: string): void {
   const original = tf.getKernel('Step', 'tensorflow');
-  const nodeBackend = tryRequire(`${pkg}/dist/nodejs_kernel_backend`);
+  const nodeBackend = tryRequire(`${pkgDir}/dist/nodejs_kernel_backend`);
   if (!original || !nodeBackend.ok || typeof nodeBackend.module.createTensorsTypeOpAttr !== 'function') return;
   const typeAttr = nodeBackend.module.createTensorsTypeOpAttr as (name: string, dtype: tf.DataType) => unknown;
   tf.unregisterKernel('Step', 'tensorflow');
