@@ -24,7 +24,7 @@ import type { Client, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/
 import { METRICS_JSONL, WEIGHTS_BIN, joinUri } from '../src/checkpoints/layout';
 import type { SearchResult } from '../src/workflows';
 import { comparable, sha256, tinyInput } from './e2e-support';
-import { prng, testSeed } from './helpers/fault-suite';
+import { mulberry32, testSeed } from './helpers/seed';
 import { startStack, startWorkerProcess, tempCheckpointRoot, uniqueId, waitFor, type Stack, type WorkerProcess } from './helpers/temporal';
 import { chainHistories, childResult, childStats, type HistoryEvent } from './search-e2e-support';
 
@@ -43,7 +43,7 @@ const SEARCH = {
 };
 
 const SEED = testSeed('many-workers');
-const draw = prng(SEED);
+const draw = mulberry32(SEED);
 // A step of every trial's first epoch: the killed worker holds in the first trial it trains.
 const HOLD_STEP = 1 + Math.floor(draw() * STEPS);
 const KILL_DELAY_MS = Math.floor(draw() * 1500);
