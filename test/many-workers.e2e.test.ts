@@ -36,7 +36,7 @@ const SEARCH = {
   base: tinyInput({ stepsPerEpoch: STEPS, maxEpochs: EPOCHS, timeouts: { heartbeatSeconds: 3 } }),
   strategy: 'random',
   maxTrials: TRIALS,
-  // All four at once: with at most 2 activities per worker, the second worker always gets trials.
+  // All four at once: a worker takes one activity per trainer slot (one here), so both get trials.
   maxParallel: TRIALS,
   seed: 5,
   space: { 'hyperparameters.learningRate': { loguniform: [0.001, 0.1] } },
