@@ -6,6 +6,12 @@
  * naming each file's workflow id and what it covers. Every run is tiny: under a minute in all.
  *
  *   node --import tsx scripts/record-histories.ts
+ *   node --import tsx scripts/record-histories.ts --only normal,stop-training --tag epoch-activity
+ *
+ * `--only` records just those scenarios (names as in the files: normal, early-stopped,
+ * pause-resume-stop, stop-training, continue-as-new, invalid-input, grid-search, halving-search,
+ * retrain) and keeps every other fixture; `--tag` saves them as `<name>.<tag>.json` beside the
+ * older ones, so histories recorded before a patched change keep replaying next to those after it.
  *
  * Re-record after a deliberate, versioned change to the workflow's commands; a replay failure
  * without one means the change broke determinism for runs already in flight.
@@ -29,12 +35,21 @@ export interface HistoryFixture {
   readonly description: string;
 }
 
+function option(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
 async function main(): Promise<void> {
+  const only = option('--only')?.split(',');
+  const tag = option('--tag');
+  const want = (scenario: string): boolean => !only || only.includes(scenario);
   const stack = await startStack({ own: true });
   const worker = await startWorker(stack.address);
   const fixtures: HistoryFixture[] = [];
   fs.mkdirSync(OUT, { recursive: true });
-  for (const f of fs.readdirSync(OUT)) if (f.endsWith('.json')) fs.rmSync(path.join(OUT, f));
+  const kept: HistoryFixture[] = only ? (JSON.parse(fs.readFileSync(path.join(OUT, 'index.json'), 'utf8')) as HistoryFixture[]) : [];
+  if (!only) for (const f of fs.readdirSync(OUT)) if (f.endsWith('.json')) fs.rmSync(path.join(OUT, f));
 
   const startWorkflow = (workflowType: string, workflowId: string, input: unknown) =>
     stack.client.workflow.start(workflowType, { taskQueue: worker.taskQueue, workflowId, args: [input] });
@@ -65,9 +80,11 @@ async function main(): Promise<void> {
       runId = last?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
     }
     for (const [i, { runId: id, history }] of runs.entries()) {
-      const file = runs.length === 1 ? `${name}.json` : `${name}.${i + 1}.json`;
+      const base = tag ? `${name}.${tag}` : name;
+      const file = runs.length === 1 ? `${base}.json` : `${base}.${i + 1}.json`;
       fs.writeFileSync(path.join(OUT, file), historyToJson(history) + '\n');
-      fixtures.push({ file, workflowId, runId: id, description: runs.length === 1 ? description : `${description} (run ${i + 1} of ${runs.length})` });
+      const what = tag ? `${description}, recorded with ${tag}` : description;
+      fixtures.push({ file, workflowId, runId: id, description: runs.length === 1 ? what : `${what} (run ${i + 1} of ${runs.length})` });
       console.log(`${file}: ${history.events?.length} events`);
     }
   }
@@ -87,11 +104,13 @@ async function main(): Promise<void> {
   }
 
   // 1. A normal run to completion.
-  await settle(await start('replay-normal', tinyInput({ maxEpochs: 4 })));
-  await save('normal', 'replay-normal', 'completes all 4 epochs');
+  if (want('normal')) {
+    await settle(await start('replay-normal', tinyInput({ maxEpochs: 4 })));
+    await save('normal', 'replay-normal', 'completes all 4 epochs');
+  }
 
   // 2. Early stopping on a plateau, with ReduceLROnPlateau and restoreBestWeights.
-  await settle(
+  if (want('early-stopped')) await settle(
     await start(
       'replay-early-stopped',
       tinyInput({
@@ -102,10 +121,10 @@ async function main(): Promise<void> {
       }),
     ),
   );
-  await save('early-stopped', 'replay-early-stopped', 'early-stopped on a plateau, LR reduced on plateau, best weights restored');
+  if (want('early-stopped')) await save('early-stopped', 'replay-early-stopped', 'early-stopped on a plateau, LR reduced on plateau, best weights restored');
 
   // 3. Paused, resumed, paused again and stopped while paused.
-  {
+  if (want('pause-resume-stop')) {
     const h = await start('replay-pause-resume-stop', tinyInput({ maxEpochs: 400 }));
     await waitFor(async () => (await progress(h)).epoch >= 2, 60_000, 'epoch 2');
     await h.signal(pauseSignal);
@@ -121,7 +140,7 @@ async function main(): Promise<void> {
   }
 
   // 4. Stopped in the middle of a training activity (cancellation path).
-  {
+  if (want('stop-training')) {
     const h = await start('replay-stop-training', tinyInput({ maxEpochs: 5, stepsPerEpoch: 2000, timeouts: { heartbeatSeconds: 2 } }));
     await waitFor(async () => (await progress(h)).epoch >= 1, 60_000, 'epoch 1');
     await new Promise((r) => setTimeout(r, 1500));
@@ -131,7 +150,7 @@ async function main(): Promise<void> {
   }
 
   // 5. Continue-as-new every 3 epochs, carrying early-stopping and plateau state.
-  await settle(
+  if (want('continue-as-new')) await settle(
     await start(
       'replay-continue-as-new',
       tinyInput({
@@ -142,15 +161,15 @@ async function main(): Promise<void> {
       }),
     ),
   );
-  await save('continue-as-new', 'replay-continue-as-new', 'continues as new every 3 of 9 epochs');
+  if (want('continue-as-new')) await save('continue-as-new', 'replay-continue-as-new', 'continues as new every 3 of 9 epochs');
 
   // 6. Invalid input: fails before any activity.
-  await settle(await start('replay-invalid', tinyInput({ stepsPerEpoch: 0 })));
-  await save('invalid-input', 'replay-invalid', 'rejected input (InvalidConfig), no activity scheduled');
+  if (want('invalid-input')) await settle(await start('replay-invalid', tinyInput({ stepsPerEpoch: 0 })));
+  if (want('invalid-input')) await save('invalid-input', 'replay-invalid', 'rejected input (InvalidConfig), no activity scheduled');
 
   // 7. A 2×2 grid search, 2 trials at a time, continuing as new after every 2 trials started
   //    (2 runs), and one of its child trainModel runs.
-  {
+  if (want('grid-search')) {
     const h = await startWorkflow('hyperparameterSearch', 'replay-grid', {
       base: tinyInput({ stepsPerEpoch: 2, maxEpochs: 2 }),
       space: { 'hyperparameters.learningRate': [0.05, 0.01], 'model.params.hiddenUnits': [[4], [8]] },
@@ -165,7 +184,7 @@ async function main(): Promise<void> {
 
   // 8. Successive halving, 4 trials, eta 2 (rungs of 1 and 2 epochs), and a rung-2 child: a
   //    trainModel with `resume: true` that rebuilds its state from the rung-1 epochs on disk.
-  {
+  if (want('halving-search')) {
     const h = await startWorkflow('hyperparameterSearch', 'replay-halving', {
       base: tinyInput({ stepsPerEpoch: 2, maxEpochs: 2, checkpoint: { keepLast: 2, everySeconds: 0 } }),
       strategy: 'halving',
@@ -183,7 +202,7 @@ async function main(): Promise<void> {
 
   // 9. retrainModel: the model's first retrain promotes; one trained on data with the wrong class
   //    centres is rejected against that champion (compared on the same eval set).
-  {
+  if (want('retrain')) {
     const blobs = (centresSeed: number) =>
       tinyInput({
         maxEpochs: 3,
@@ -202,7 +221,9 @@ async function main(): Promise<void> {
     await save('retrain-rejected', 'replay-retrain-rejected', 'retrainModel on corrupted data, evaluated against the champion: rejected', await retrain('replay-retrain-rejected', blobs(99), false));
   }
 
-  fs.writeFileSync(path.join(OUT, 'index.json'), JSON.stringify(fixtures, null, 2) + '\n');
+  const recorded = new Set(fixtures.map((f) => f.file));
+  const index = [...kept.filter((f) => !recorded.has(f.file)), ...fixtures];
+  fs.writeFileSync(path.join(OUT, 'index.json'), JSON.stringify(index, null, 2) + '\n');
   console.log(`wrote ${fixtures.length} histories to ${OUT}`);
   await worker.stop();
   await stack.close();

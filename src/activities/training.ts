@@ -1,6 +1,7 @@
 /**
- * The activities of trainModel: describe the worker, train until a step, evaluate a checkpoint and
- * record its epoch, read the epochs a run recorded, and finalize (export the model, metrics.jsonl,
+ * The activities of trainModel: describe the worker, train an epoch (train until its step and
+ * evaluate in one activity; runs started before it train and evaluate in two: train until a step,
+ * evaluate a checkpoint), record the epoch, read the epochs a run recorded, and finalize (export the model, metrics.jsonl,
  * the learning curve). Each is a thin shell: the trainer process does the work, and every trainer
  * and store call goes through store-and-trainer.ts (heartbeats, cancellation, failure mapping).
  */
@@ -13,7 +14,9 @@ import {
   MODEL_JSON,
   PREPROCESSING_JSON,
   WEIGHTS_BIN,
+  MANIFEST,
   checkpointKey,
+  checkpointObjectKey,
   epochRecordKey,
   modelJsonKey,
   preprocessingKey,
@@ -21,8 +24,9 @@ import {
 } from '../checkpoints/layout';
 import { applyRetention } from '../checkpoints/retention';
 import { acquireActivityLease, activityLeaseHolder, checkActivityRunIdentity, fenced } from './fencing';
+import type { Lease } from '../checkpoints/lease';
 import type { CheckpointStore } from '../checkpoints/store';
-import type { DescribeResult, EvaluateResult, TrainUntilStepResult } from '../training/protocol';
+import type { DescribeResult, EvaluateResult, TrainEpochTrainerResult, TrainUntilStepResult } from '../training/protocol';
 import type { Trainer } from '../training/trainer-pool';
 import type { CurveMarkers } from '../observability/charts';
 import { writeEpochEvents, writeLearningCurve } from './run-views';
@@ -67,6 +71,29 @@ export interface EvaluateInput {
   readonly trainAttempt?: number;
 }
 
+export interface TrainEpochInput {
+  readonly runUri: string;
+  readonly config: TrainConfig;
+  readonly epoch: number;
+  /** The epoch's last global step (absolute: a retry resumes, a repeat returns the recorded epoch). */
+  readonly targetStep: number;
+  readonly learningRate: number;
+  /** Checkpoint steps retention must keep besides the last K (the best so far). */
+  readonly protectSteps: readonly number[];
+  /** Workflow time when the epoch was scheduled (ms): the same on every retry, so the record's bytes are too. */
+  readonly recordedAt: number;
+}
+
+/** What an epoch activity returns: the epoch as stored, and what the trainer did for it. */
+export interface TrainEpochResult {
+  /** `metrics/epoch-<n>.json` as stored: a retry that finds it returns it unchanged. */
+  readonly record: EpochRecord;
+  /** The training part; null when the epoch was already recorded and nothing ran. */
+  readonly trained: TrainUntilStepResult | null;
+  readonly evaluated: EvaluateResult | null;
+  readonly attempt: number;
+}
+
 export interface FinalizeInput {
   readonly runUri: string;
   readonly config: TrainConfig;
@@ -105,6 +132,44 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
       return { ...result, attempt: Context.current().info.attempt };
     },
 
+    /**
+     * One epoch in one activity: trains until `targetStep`, evaluates the state there, and records
+     * the epoch (written only after the trainer answered, which it does once the checkpoint is
+     * committed). A retry that finds the epoch's record and checkpoint stored returns the record.
+     */
+    async trainEpoch(input: TrainEpochInput): Promise<TrainEpochResult> {
+      const store = deps.openStore(input.runUri);
+      const attempt = Context.current().info.attempt;
+      await storeCall(() => checkActivityRunIdentity(store, input.config));
+      const stored = await storeCall(() => readRecordedEpoch(store, input));
+      if (stored) {
+        // An earlier attempt may have died between the record and its views or retention: redo those (idempotent).
+        await storeCall(() => recordViewsAndRetain(store, stored, input, undefined));
+        return { record: stored, trained: null, evaluated: null, attempt };
+      }
+      const { trained, evaluated } = await callTrainer<TrainEpochTrainerResult>(deps.trainer, {
+        type: 'trainEpoch',
+        request: { runUri: input.runUri, config: input.config, targetStep: input.targetStep, learningRate: input.learningRate, holder: activityLeaseHolder() },
+      });
+      if (trained.cancelled || !evaluated) {
+        throw new CancelledFailure(`Training cancelled at step ${trained.step}; checkpoint ${trained.checkpointUri}`);
+      }
+      const record: EpochRecord = {
+        epoch: input.epoch,
+        step: trained.step,
+        learningRate: input.learningRate,
+        metrics: { loss: trained.loss, ...evaluated.metrics },
+        recordedAt: input.recordedAt,
+        trainSeconds: trained.seconds,
+        trainAttempt: attempt,
+      };
+      await storeCall(async () => {
+        await writeOnce(store, epochRecordKey(input.epoch), Buffer.from(JSON.stringify(record)));
+        await recordViewsAndRetain(store, record, input, undefined);
+      });
+      return { record, trained, evaluated, attempt };
+    },
+
     /** Evaluates the checkpoint at `step` on the eval set and records the epoch beside the checkpoints. */
     async evaluateCheckpoint(input: EvaluateInput): Promise<EvaluateResult> {
       // The lease first: a stale evaluation that lost it never reaches retention below.
@@ -125,8 +190,7 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
       };
       await storeCall(async () => {
         await writeOnce(store, epochRecordKey(input.epoch), Buffer.from(JSON.stringify(record)));
-        await writeEpochEvents(store, record);
-        await fenced(() => applyRetention(store, input.config.checkpoint.keepLast, [...input.protectSteps, input.step], { lease }));
+        await recordViewsAndRetain(store, record, input, lease);
       });
       return result;
     },
@@ -169,6 +233,36 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
       });
     },
   };
+}
+
+/**
+ * The epoch's record when it and its checkpoint are both stored (what a retry returns as is);
+ * undefined when either is missing. A record of another step is refused: the run folder holds a
+ * different trajectory than this input asks for.
+ */
+async function readRecordedEpoch(store: CheckpointStore, input: TrainEpochInput): Promise<EpochRecord | undefined> {
+  const data = await store.get(epochRecordKey(input.epoch));
+  if (!data) return undefined;
+  const record = JSON.parse(data.toString('utf8')) as EpochRecord;
+  if (record.step !== input.targetStep) {
+    throw ApplicationFailure.nonRetryable(
+      `Expected the recorded epoch ${input.epoch} (${store.uriOf(epochRecordKey(input.epoch))}) to end at step ${input.targetStep}, got \`${record.step}\` (${typeof record.step})`,
+      'WouldOverwrite',
+    );
+  }
+  return (await store.get(checkpointObjectKey(input.targetStep, MANIFEST))) ? record : undefined;
+}
+
+/** TensorBoard events of a recorded epoch, then retention under the run's lease (this attempt's, taken here unless given). */
+async function recordViewsAndRetain(
+  store: CheckpointStore,
+  record: EpochRecord,
+  input: { readonly config: TrainConfig; readonly protectSteps: readonly number[] },
+  lease: Lease | undefined,
+): Promise<void> {
+  await writeEpochEvents(store, record);
+  const held = lease ?? (await acquireActivityLease(store));
+  await fenced(() => applyRetention(store, input.config.checkpoint.keepLast, [...input.protectSteps, record.step], { lease: held }));
 }
 
 export type TrainingActivities = ReturnType<typeof createTrainingActivities>;

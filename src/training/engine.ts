@@ -20,6 +20,7 @@ import type {
   EvaluateRequest,
   EvaluateResult,
   Progress,
+  TrainEpochTrainerResult,
   TrainRequest,
   TrainUntilStepResult,
 } from './protocol';
@@ -130,6 +131,19 @@ export class Engine {
       this.dropSession();
       throw err;
     }
+  }
+
+  /**
+   * An epoch in one request: trains to the step, then evaluates the session still in memory (it
+   * equals the checkpoint `train` committed before returning, so nothing is read back). The
+   * evaluation goes through `evaluate`, so its lease check and its fallback to the stored
+   * checkpoint (when another writer committed other bytes for the step) are the same.
+   */
+  async trainEpoch(req: TrainRequest, onProgress: (p: Progress) => void, isCancelled: () => boolean): Promise<TrainEpochTrainerResult> {
+    const trained = await this.train(req, onProgress, isCancelled);
+    if (trained.cancelled) return { trained, evaluated: null };
+    const evaluated = await this.evaluate({ runUri: req.runUri, config: req.config, step: trained.step, ...(req.holder && { holder: req.holder }) });
+    return { trained, evaluated };
   }
 
   async evaluate(req: EvaluateRequest): Promise<EvaluateResult> {

@@ -59,6 +59,15 @@ export interface EvaluateResult {
   readonly seconds: number;
 }
 
+/**
+ * What one `trainEpoch` request did: trained to the step (the same TrainRequest as `train`), then
+ * evaluated the state there. `evaluated` is null when training was cancelled before the step.
+ */
+export interface TrainEpochTrainerResult {
+  readonly trained: TrainUntilStepResult;
+  readonly evaluated: EvaluateResult | null;
+}
+
 /** Evaluates exported models (`…/model/model.json` or its folder) on one dataset: champion vs challenger. */
 export interface EvaluateModelsRequest {
   readonly modelUris: readonly string[];
@@ -89,6 +98,8 @@ export interface Progress {
 
 export type RequestBody =
   | { readonly type: 'train'; readonly request: TrainRequest }
+  /** `train`, then `evaluate` at the step reached, in one round trip (the epoch activity). */
+  | { readonly type: 'trainEpoch'; readonly request: TrainRequest }
   | { readonly type: 'evaluate'; readonly request: EvaluateRequest }
   | { readonly type: 'evaluateModels'; readonly request: EvaluateModelsRequest }
   | { readonly type: 'describe' }

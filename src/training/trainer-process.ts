@@ -116,6 +116,15 @@ async function main(): Promise<void> {
               () => cancelled.has(msg.id),
             );
             break;
+          case 'trainEpoch':
+            result = await engine.trainEpoch(
+              msg.request,
+              (progress) => send({ id: msg.id, type: 'progress', progress }),
+              () => cancelled.has(msg.id),
+            );
+            // Test-only, as for `evaluate`: the epoch is evaluated, the answer (and its record) not yet sent.
+            if (process.env.DT_FAULT_KILL_IN_EVALUATION === String(msg.request.targetStep)) killProcessGroup();
+            break;
           case 'evaluate':
             result = await engine.evaluate(msg.request);
             // Test-only: the evaluation is done, its answer (and the epoch record after it) not yet sent.

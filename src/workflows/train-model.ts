@@ -1,6 +1,7 @@
 /**
- * trainModel: the outer training loop as a durable workflow. For each epoch an activity trains
- * until an absolute global step, another evaluates; early stopping and plateau decisions are made
+ * trainModel: the outer training loop as a durable workflow. For each epoch one activity trains
+ * until an absolute global step and evaluates there (runs started before it: two activities, train
+ * then evaluate); early stopping and plateau decisions are made
  * in workflow code (train-loop-state.ts, callbacks.ts) and kept in workflow state, so no restart
  * of a worker or of the server loses them.
  */
@@ -66,6 +67,12 @@ export interface TrainModelResult {
 /** patched() id: status, epoch and best metric in one search-attribute upsert (was two). */
 export const SINGLE_UPSERT_PATCH = 'train-model-single-search-attribute-upsert';
 
+/**
+ * patched() id: one activity per epoch (trainEpoch: train, evaluate, record) instead of two
+ * (trainUntilStep, evaluateCheckpoint): one round trip and 3 history events fewer per epoch.
+ */
+export const EPOCH_ACTIVITY_PATCH = 'train-model-epoch-activity';
+
 export const stopSignal = defineSignal('stop');
 export const pauseSignal = defineSignal('pause');
 export const resumeSignal = defineSignal('resume');
@@ -94,7 +101,7 @@ export async function trainModel(input: TrainInput, resumeState?: TrainLoopState
 async function trainLoop(input: TrainInput, config: TrainConfig, state: TrainLoopState, continued: boolean, tracking: RunTracking): Promise<TrainModelResult> {
   const heartbeatTimeout = config.timeouts.heartbeatSeconds * 1000;
   const retry = FAULT_RETRY;
-  const { trainUntilStep } = proxyActivities<TrainingActivities>({
+  const { trainUntilStep, trainEpoch } = proxyActivities<TrainingActivities>({
     startToCloseTimeout: config.timeouts.epochMinutes * 60_000,
     heartbeatTimeout,
     retry,
@@ -145,6 +152,53 @@ async function trainLoop(input: TrainInput, config: TrainConfig, state: TrainLoo
     }
   }
 
+  interface EpochOutcome {
+    readonly step: number;
+    readonly metrics: Record<string, number>;
+    readonly trainSeconds: number;
+  }
+  /** Runs `fn` in the scope a `stop` cancels; 'stopped' when the stop ended it. */
+  const cancellableByStop = async <T>(fn: () => Promise<T>): Promise<T | 'stopped'> => {
+    try {
+      trainingScope = new CancellationScope();
+      return await trainingScope.run(fn);
+    } catch (err) {
+      if (state.stopRequested && isCancellation(err)) return 'stopped';
+      throw err;
+    } finally {
+      trainingScope = undefined;
+    }
+  };
+  // One activity: train to the step, evaluate, record. What it returns is the stored record.
+  const runEpoch = async (epoch: number, targetStep: number): Promise<EpochOutcome | 'stopped'> => {
+    const done = await cancellableByStop(() =>
+      trainEpoch({ runUri: state.runUri, config, epoch, targetStep, learningRate: state.learningRate, protectSteps: protectedSteps(config, state), recordedAt: Date.now() }),
+    );
+    if (done === 'stopped') return done;
+    state.step = done.record.step;
+    return { step: done.record.step, metrics: { ...done.record.metrics }, trainSeconds: done.record.trainSeconds ?? 0 };
+  };
+  // Runs started before EPOCH_ACTIVITY_PATCH: train, then evaluate and record, as they did.
+  const runEpochInTwo = async (epoch: number, targetStep: number): Promise<EpochOutcome | 'stopped'> => {
+    const trained = await cancellableByStop(() => trainUntilStep({ runUri: state.runUri, config, targetStep, learningRate: state.learningRate }));
+    if (trained === 'stopped') return trained;
+    state.step = trained.step;
+    state.status = 'evaluating';
+    const evaluated = await evaluateCheckpoint({
+      runUri: state.runUri,
+      config,
+      epoch,
+      step: trained.step,
+      learningRate: state.learningRate,
+      trainMetrics: { loss: trained.loss },
+      protectSteps: protectedSteps(config, state),
+      recordedAt: Date.now(),
+      trainSeconds: trained.seconds,
+      trainAttempt: trained.attempt,
+    });
+    return { step: trained.step, metrics: { loss: trained.loss, ...evaluated.metrics }, trainSeconds: trained.seconds };
+  };
+
   while (outcome === 'completed' && state.epoch < config.maxEpochs) {
     if (state.paused) {
       state.status = 'paused';
@@ -160,40 +214,15 @@ async function trainLoop(input: TrainInput, config: TrainConfig, state: TrainLoo
     state.status = 'training';
     publish();
 
-    let trained;
-    try {
-      trainingScope = new CancellationScope();
-      trained = await trainingScope.run(() =>
-        trainUntilStep({ runUri: state.runUri, config, targetStep, learningRate: state.learningRate }),
-      );
-    } catch (err) {
-      if (state.stopRequested && isCancellation(err)) {
-        outcome = 'stopped';
-        break;
-      }
-      throw err;
-    } finally {
-      trainingScope = undefined;
+    const epochResult = patched(EPOCH_ACTIVITY_PATCH) ? await runEpoch(epoch, targetStep) : await runEpochInTwo(epoch, targetStep);
+    if (epochResult === 'stopped') {
+      outcome = 'stopped';
+      break;
     }
-    state.step = trained.step;
-
-    state.status = 'evaluating';
-    const evaluated = await evaluateCheckpoint({
-      runUri: state.runUri,
-      config,
-      epoch,
-      step: trained.step,
-      learningRate: state.learningRate,
-      trainMetrics: { loss: trained.loss },
-      protectSteps: protectedSteps(config, state),
-      recordedAt: Date.now(),
-      trainSeconds: trained.seconds,
-      trainAttempt: trained.attempt,
-    });
-    const metrics: Record<string, number> = { loss: trained.loss, ...evaluated.metrics };
+    const { step, metrics, trainSeconds } = epochResult;
     failOnUnknownMonitor(config, metrics);
     state.epochsThisRun++;
-    if (recordEpoch(state, config, epoch, trained.step, metrics, trained.seconds)) outcome = 'early-stopped';
+    if (recordEpoch(state, config, epoch, step, metrics, trainSeconds)) outcome = 'early-stopped';
     publish();
     tracking.epochRecorded();
 

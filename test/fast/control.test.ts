@@ -36,7 +36,7 @@ function gatedAt(step: number, metrics: (epoch: number) => number = series([0.8,
   return { reached, release, script };
 }
 
-const trainCalls = (calls: readonly { name: string }[]) => calls.filter((c) => c.name === 'trainUntilStep').length;
+const trainCalls = (calls: readonly { name: string }[]) => calls.filter((c) => c.name === 'trainEpoch').length;
 
 describe('trainModel: progress and search attributes', () => {
   test('the progress query and the search attributes describe the epoch in flight, then the outcome', async () => {
@@ -96,7 +96,7 @@ describe('trainModel: pause, resume, stop', () => {
       await handle.signal(resumeSignal);
       const result = await handle.result();
       assert.equal(result.status, 'completed');
-      assert.deepEqual(mock.inputs('trainUntilStep').map((i) => i.targetStep), [5, 10, 15, 20]);
+      assert.deepEqual(mock.inputs('trainEpoch').map((i) => i.targetStep), [5, 10, 15, 20]);
     });
   });
 
@@ -111,7 +111,9 @@ describe('trainModel: pause, resume, stop', () => {
       assert.equal(result.epochs, 1);
       assert.equal(result.modelStep, 5);
       assert.deepEqual(mock.cancelled.map((i) => i.targetStep), [10]);
-      assert.deepEqual(mock.inputs('evaluateCheckpoint').map((i) => i.epoch), [1]);
+      // Epoch 2 was started and cancelled: only epoch 1 is recorded.
+      assert.deepEqual(mock.inputs('trainEpoch').map((i) => i.epoch), [1, 2]);
+      assert.deepEqual([...mock.records.values()].flat().map((r) => r.epoch), [1]);
       assert.deepEqual(mock.inputs('finalizeRun').map((i) => i.modelStep), [5]);
     });
   });
@@ -162,8 +164,8 @@ describe('trainModel: continue-as-new', () => {
       assert.equal(result.epochs, 5);
       assert.equal(result.modelStep, 10);
       assert.deepEqual(result.history.map((e) => e.epoch), [1, 2, 3, 4, 5]);
-      assert.deepEqual(mock.inputs('trainUntilStep').map((i) => i.targetStep), [5, 10, 15, 20, 25]);
-      assert.equal(mock.inputs('trainUntilStep')[4]?.learningRate, Math.fround(0.05));
+      assert.deepEqual(mock.inputs('trainEpoch').map((i) => i.targetStep), [5, 10, 15, 20, 25]);
+      assert.equal(mock.inputs('trainEpoch')[4]?.learningRate, Math.fround(0.05));
       const first = client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId);
       assert.equal((await eventCounts(first)).get('EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW'), 1);
       assert.equal((await handle.query(progressQuery)).continuedRuns, 1);

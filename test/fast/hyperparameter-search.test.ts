@@ -48,8 +48,8 @@ describe('hyperparameterSearch: grid', () => {
       assert.equal(result.best.workflowId, `${workflowId}/trial-3`);
       assert.equal(result.best.runUri, `${MOCK_ROOT}/${workflowId}/trial-3`);
       assert.deepEqual(result.trials.map((t) => t.status), Array(6).fill('completed'));
-      assert.deepEqual(runIdsTrained(mock.inputs('trainUntilStep')), ['trial-1', 'trial-2', 'trial-3', 'trial-4', 'trial-5', 'trial-6']);
-      assert.equal(mock.inputs('trainUntilStep').length, 12);
+      assert.deepEqual(runIdsTrained(mock.inputs('trainEpoch')), ['trial-1', 'trial-2', 'trial-3', 'trial-4', 'trial-5', 'trial-6']);
+      assert.equal(mock.inputs('trainEpoch').length, 12);
       assert.equal(await maxConcurrentChildren(handle), 2);
       assert.deepEqual(mock.inputs('writeSearchResults').map((w) => w.bestTrial), [3]);
       const board = await handle.query(leaderboardQuery);
@@ -64,7 +64,7 @@ describe('hyperparameterSearch: grid', () => {
     h.run(
       {
         evalMetrics: gridLoss,
-        fail: (c) => (c.name === 'trainUntilStep' && callLr(c) === 0.1 ? ApplicationFailure.nonRetryable('loss is NaN', 'NonFiniteLoss') : undefined),
+        fail: (c) => (c.name === 'trainEpoch' && callLr(c) === 0.1 ? ApplicationFailure.nonRetryable('loss is NaN', 'NonFiniteLoss') : undefined),
       },
       async ({ client, taskQueue, mock, id }) => {
         const handle = await client.workflow.start(hyperparameterSearch, {
@@ -76,14 +76,14 @@ describe('hyperparameterSearch: grid', () => {
         assert.equal(failure.type, 'FailureBudgetExceeded');
         assert.match(failure.message, /trial-1 \(.*loss is NaN\).*trial-2 \(.*loss is NaN\)/);
         // maxParallel 1: the second failure ends the search before trial 3 starts.
-        assert.deepEqual(runIdsTrained(mock.inputs('trainUntilStep')), ['trial-1', 'trial-2']);
+        assert.deepEqual(runIdsTrained(mock.inputs('trainEpoch')), ['trial-1', 'trial-2']);
         assert.equal(mock.inputs('writeSearchResults').length, 1);
       },
     ));
 
   test('failures within the budget are reported and the search completes', () =>
     h.run(
-      { evalMetrics: gridLoss, fail: (c) => (c.name === 'evaluateCheckpoint' && callLr(c) === 0.1 ? ApplicationFailure.nonRetryable('bad', 'Bad') : undefined) },
+      { evalMetrics: gridLoss, fail: (c) => (c.name === 'trainEpoch' && callLr(c) === 0.1 ? ApplicationFailure.nonRetryable('bad', 'Bad') : undefined) },
       async ({ client, taskQueue, id }) => {
         const result = await client.workflow.execute(hyperparameterSearch, {
           taskQueue,
@@ -134,8 +134,8 @@ describe('hyperparameterSearch: random and continue-as-new', () => {
       const result = await handle.result();
       assert.deepEqual(result.trials.map((t) => t.status), Array(5).fill('completed'));
       assert.equal(result.best.trial, 3);
-      assert.equal(mock.inputs('trainUntilStep').length, 10);
-      assert.deepEqual(runIdsTrained(mock.inputs('trainUntilStep')), ['trial-1', 'trial-2', 'trial-3', 'trial-4', 'trial-5']);
+      assert.equal(mock.inputs('trainEpoch').length, 10);
+      assert.deepEqual(runIdsTrained(mock.inputs('trainEpoch')), ['trial-1', 'trial-2', 'trial-3', 'trial-4', 'trial-5']);
       assert.equal((await handle.query(leaderboardQuery)).continuedRuns, 2);
       const first = client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId);
       assert.equal((await eventCounts(first)).get('EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW'), 1);
@@ -174,10 +174,10 @@ describe('hyperparameterSearch: successive halving', () => {
       // Each rung's export is archived before the promoted run continues (and exports again).
       assert.deepEqual(mock.inputs('archiveTrialModel').map((a) => `${a.runUri.slice(a.runUri.lastIndexOf('/') + 1)}@${a.rung}`).sort(), ['trial-2@1', 'trial-4@1', 'trial-7@1', 'trial-7@2']);
       // A promoted trial resumes its run: epochs are never trained twice.
-      const trial7 = mock.inputs('trainUntilStep').filter((i) => i.runUri.endsWith('/trial-7'));
+      const trial7 = mock.inputs('trainEpoch').filter((i) => i.runUri.endsWith('/trial-7'));
       assert.deepEqual(trial7.map((i) => i.targetStep), [5, 10, 15, 20, 25, 30, 35, 40, 45]);
       assert.deepEqual(trial7.map((i) => i.config.resume ?? false), [false, true, true, true, true, true, true, true, true]);
-      assert.equal(mock.inputs('trainUntilStep').filter((i) => i.runUri.endsWith('/trial-9')).length, 1);
+      assert.equal(mock.inputs('trainEpoch').filter((i) => i.runUri.endsWith('/trial-9')).length, 1);
     }));
 });
 
@@ -209,7 +209,7 @@ describe('hyperparameterSearch: successive halving with early stopping', () => {
       assert.equal(result.best.value, 0.1);
       const trial1 = result.trials[0]!;
       assert.deepEqual([trial1.status, trial1.rung, trial1.runStatus, trial1.value], ['pruned', 2, 'early-stopped', 0.5]);
-      assert.deepEqual(mock.inputs('trainUntilStep').filter((i) => i.runUri.endsWith('/trial-1')).map((i) => i.targetStep), [5, 10]);
+      assert.deepEqual(mock.inputs('trainEpoch').filter((i) => i.runUri.endsWith('/trial-1')).map((i) => i.targetStep), [5, 10]);
       assert.deepEqual(mock.inputs('archiveTrialModel').map((a) => `${a.runUri.slice(a.runUri.lastIndexOf('/') + 1)}@${a.rung}`), ['trial-3@1', 'trial-3@2']);
     }));
 });

@@ -26,6 +26,7 @@ import {
 export type ActivityName = keyof Activities;
 export type Input<K extends ActivityName> = Parameters<Activities[K]>[0];
 export type Output<K extends ActivityName> = Awaited<ReturnType<Activities[K]>>;
+/** What both training activities share (trainUntilStep's input; trainEpoch's adds the epoch's bookkeeping). */
 export type TrainInput = Input<'trainUntilStep'>;
 export type EpochRecord = Output<'readRunRecords'>[number];
 export type ChampionRecord = NonNullable<Output<'readChampion'>['champion']>;
@@ -53,7 +54,7 @@ export interface Script {
   trainLoss?(at: EpochContext): number;
   /** An error to throw instead of running this attempt of an activity (a plain Error retries). */
   fail?(call: ActivityCall): Error | undefined;
-  /** Awaited inside trainUntilStep while it heartbeats: a gate the test opens; a cancellation ends it. */
+  /** Awaited inside trainUntilStep / trainEpoch while it heartbeats: a gate the test opens; a cancellation ends it. */
   beforeTrain?(input: TrainInput): Promise<void> | void;
   /** Metrics evaluateModels reports for a model this mock did not export. */
   modelMetrics?(modelUri: string): Record<string, number> | undefined;
@@ -68,7 +69,7 @@ const runIdOf = (runUri: string): string => runUri.slice(runUri.lastIndexOf('/')
 
 export class MockActivities {
   readonly calls: ActivityCall[] = [];
-  /** trainUntilStep calls that ended by cancellation (a `stop`). */
+  /** trainUntilStep / trainEpoch calls that ended by cancellation (a `stop`). */
   readonly cancelled: TrainInput[] = [];
   /** Epoch records per run URI, as `metrics/epoch-*.json` would hold them. */
   readonly records = new Map<string, EpochRecord[]>();
@@ -112,6 +113,51 @@ export class MockActivities {
     return { runId: runIdOf(runUri), runUri, config, epoch, learningRate };
   }
 
+  /** What trainUntilStep (and trainEpoch's training part) does: "trains" to the step, gated by the script. */
+  private async train(input: TrainInput) {
+    if (this.script.beforeTrain) {
+      const ctx = Context.current();
+      // Cancellation reaches an activity only through its heartbeats.
+      const beat = setInterval(() => ctx.heartbeat(), 100);
+      try {
+        await Promise.race([this.script.beforeTrain(input), ctx.cancelled]);
+      } catch (err) {
+        if (err instanceof CancelledFailure) this.cancelled.push(input);
+        throw err;
+      } finally {
+        clearInterval(beat);
+      }
+    }
+    const { runUri, config, targetStep } = input;
+    const epoch = Math.ceil(targetStep / config.stepsPerEpoch);
+    const steps = this.checkpoints.get(runUri) ?? new Set<number>();
+    this.checkpoints.set(runUri, steps.add(targetStep));
+    const at = this.epochContext(runUri, config, epoch, input.learningRate);
+    return {
+      step: targetStep,
+      checkpointStep: targetStep,
+      checkpointUri: checkpointUri(runUri, targetStep),
+      loss: this.script.trainLoss?.(at) ?? 1 / epoch,
+      stepsRun: config.stepsPerEpoch,
+      resumedFromStep: targetStep - config.stepsPerEpoch,
+      seconds: 0.25,
+      backend: 'mock',
+      cancelled: false,
+      attempt: Context.current().info.attempt,
+    };
+  }
+
+  /** Stores an epoch's record once, as the real activities do (a retry with other bytes is refused); returns the stored one. */
+  private record(runUri: string, record: EpochRecord): EpochRecord {
+    const records = this.records.get(runUri) ?? [];
+    const existing = records.find((r) => r.epoch === record.epoch);
+    if (existing && JSON.stringify(existing) !== JSON.stringify(record)) {
+      throw ApplicationFailure.nonRetryable(`Refusing to overwrite the record of epoch ${record.epoch} of ${runUri}`, 'WouldOverwrite');
+    }
+    if (!existing) this.records.set(runUri, [...records, record]);
+    return existing ?? record;
+  }
+
   /** Every activity, typed as the real ones: a changed signature breaks this at compile time. */
   activities(): Activities {
     this.built ??= this.build();
@@ -136,36 +182,28 @@ export class MockActivities {
 
       trainUntilStep: async (input) => {
         this.enter('trainUntilStep', input);
-        if (this.script.beforeTrain) {
-          const ctx = Context.current();
-          // Cancellation reaches an activity only through its heartbeats.
-          const beat = setInterval(() => ctx.heartbeat(), 100);
-          try {
-            await Promise.race([this.script.beforeTrain(input), ctx.cancelled]);
-          } catch (err) {
-            if (err instanceof CancelledFailure) this.cancelled.push(input);
-            throw err;
-          } finally {
-            clearInterval(beat);
-          }
+        return this.train(input);
+      },
+
+      trainEpoch: async (input) => {
+        this.enter('trainEpoch', input);
+        // As the real one: an epoch whose record and checkpoint are stored is returned as recorded.
+        const stored = this.records.get(input.runUri)?.find((r) => r.epoch === input.epoch);
+        if (stored && this.checkpoints.get(input.runUri)?.has(input.targetStep)) {
+          return { record: stored, trained: null, evaluated: null, attempt: Context.current().info.attempt };
         }
-        const { runUri, config, targetStep } = input;
-        const epoch = Math.ceil(targetStep / config.stepsPerEpoch);
-        const steps = this.checkpoints.get(runUri) ?? new Set<number>();
-        this.checkpoints.set(runUri, steps.add(targetStep));
-        const at = this.epochContext(runUri, config, epoch, input.learningRate);
-        return {
-          step: targetStep,
-          checkpointStep: targetStep,
-          checkpointUri: checkpointUri(runUri, targetStep),
-          loss: this.script.trainLoss?.(at) ?? 1 / epoch,
-          stepsRun: config.stepsPerEpoch,
-          resumedFromStep: targetStep - config.stepsPerEpoch,
-          seconds: 0.25,
-          backend: 'mock',
-          cancelled: false,
-          attempt: Context.current().info.attempt,
-        };
+        const trained = await this.train(input);
+        const metrics = this.script.evalMetrics(this.epochContext(input.runUri, input.config, input.epoch, input.learningRate));
+        const record = this.record(input.runUri, {
+          epoch: input.epoch,
+          step: trained.step,
+          learningRate: input.learningRate,
+          metrics: { loss: trained.loss, ...metrics },
+          recordedAt: input.recordedAt,
+          trainSeconds: trained.seconds,
+          trainAttempt: trained.attempt,
+        });
+        return { record, trained, evaluated: { step: trained.step, metrics, examples: 64, seconds: 0.01 }, attempt: trained.attempt };
       },
 
       startTracking: async (input) => {
@@ -181,14 +219,7 @@ export class MockActivities {
       evaluateCheckpoint: async (input) => {
         this.enter('evaluateCheckpoint', input);
         const metrics = this.script.evalMetrics(this.epochContext(input.runUri, input.config, input.epoch, input.learningRate));
-        const record: EpochRecord = { epoch: input.epoch, step: input.step, learningRate: input.learningRate, metrics: { ...input.trainMetrics, ...metrics } };
-        const records = this.records.get(input.runUri) ?? [];
-        const existing = records.find((r) => r.epoch === input.epoch);
-        // The real activity writes each epoch's record once and refuses different bytes.
-        if (existing && JSON.stringify(existing) !== JSON.stringify(record)) {
-          throw ApplicationFailure.nonRetryable(`Refusing to overwrite the record of epoch ${input.epoch} of ${input.runUri}`, 'WouldOverwrite');
-        }
-        if (!existing) this.records.set(input.runUri, [...records, record]);
+        this.record(input.runUri, { epoch: input.epoch, step: input.step, learningRate: input.learningRate, metrics: { ...input.trainMetrics, ...metrics } });
         return { step: input.step, metrics, examples: 64, seconds: 0.01 };
       },
 

@@ -52,7 +52,7 @@ describe('retrainModel: promote or reject', () => {
       assert.equal(result.train.modelUri, `${result.train.runUri}/model/model.json`);
       assert.equal(result.decision.number, 1);
       assert.equal(mock.champions.get(MODEL)?.champion.modelUri, result.train.modelUri);
-      assert.equal(mock.inputs('trainUntilStep')[0]?.config.warmStartFrom, undefined);
+      assert.equal(mock.inputs('trainEpoch')[0]?.config.warmStartFrom, undefined);
       assert.deepEqual(mock.inputs('evaluateModels').map((e) => e.modelUris), [[result.train.modelUri]]);
     }));
 
@@ -64,7 +64,7 @@ describe('retrainModel: promote or reject', () => {
       assert.equal(result.promoted, false);
       assert.deepEqual(result.champion, champion);
       assert.equal(mock.champions.get(MODEL)?.version, version);
-      assert.deepEqual(mock.inputs('trainUntilStep').map((i) => i.config.warmStartFrom), Array(3).fill(`${MOCK_ROOT}/old/model`));
+      assert.deepEqual(mock.inputs('trainEpoch').map((i) => i.config.warmStartFrom), Array(3).fill(`${MOCK_ROOT}/old/model`));
       assert.deepEqual(mock.inputs('evaluateModels').map((e) => e.modelUris), [[champion.modelUri, result.train.modelUri]]);
       assert.deepEqual(result.decision.champion?.metrics, { val_loss: 0.3 });
       assert.equal(result.decision.challenger.metrics.val_loss, 0.4);

@@ -33,7 +33,7 @@ test('search-edit sends one validated edit and prints the reply; refused edits a
       workflowId,
       args: [{ base: trainInput({ maxEpochs: 1 }), space: { [LR]: [0.01, 0.1] } }],
     });
-    await waitFor(async () => mock.inputs('trainUntilStep').length > 0, 20_000, 'trial-1 training');
+    await waitFor(async () => mock.inputs('trainEpoch').length > 0, 20_000, 'trial-1 training');
 
     const parallel = await cli(workflowId, '--max-parallel', '2');
     assert.equal(parallel.code, 0, parallel.stderr);

@@ -23,7 +23,7 @@ after(async () => {
 
 const LR = 'hyperparameters.learningRate';
 const loss = (at: EpochContext) => ({ val_loss: Math.abs(Math.log10(at.config.hyperparameters.learningRate) + 2) + 0.1 / at.epoch });
-const trained = (mock: MockActivities, id: string) => mock.inputs('trainUntilStep').filter((i) => i.runUri.endsWith(`/${id}`));
+const trained = (mock: MockActivities, id: string) => mock.inputs('trainEpoch').filter((i) => i.runUri.endsWith(`/${id}`));
 const until = (what: string, fn: () => boolean | Promise<boolean>) => waitFor(async () => (await fn()) || undefined, 20_000, what);
 const edit = (handle: WorkflowHandle, e: SearchEdit) => handle.executeUpdate(editSearchUpdate, { args: [e] });
 
@@ -129,7 +129,7 @@ describe('hyperparameterSearch: live edits', () => {
       const result = await handle.result();
       assert.deepEqual(result.trials.map((t) => t.params[LR]), [0.001, 0.02, 0.003, 0.01, 0.03]);
       assert.deepEqual(result.trials.map((t) => t.status), Array(5).fill('completed'));
-      assert.equal(mock.inputs('trainUntilStep').length, 5);
+      assert.equal(mock.inputs('trainEpoch').length, 5);
       assert.deepEqual(result.edits.map((e) => e.edit.op), ['addTrials', 'pause', 'maxParallel', 'resume']);
       const first = client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId);
       assert.equal((await eventCounts(first)).get('EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW'), 1);

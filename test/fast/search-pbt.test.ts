@@ -57,7 +57,7 @@ describe('hyperparameterSearch: PBT', () => {
       assert.deepEqual(copies.map((c) => [tail(c.fromRunUri), tail(c.toRunUri), c.step, c.round]), [['trial-3', 'trial-1', 10, 1]]);
 
       // Trial 1's round 2 resumes its own run (from the copied step) at the perturbed rate.
-      const trial1 = mock.inputs('trainUntilStep').filter((i) => i.runUri.endsWith('/trial-1'));
+      const trial1 = mock.inputs('trainEpoch').filter((i) => i.runUri.endsWith('/trial-1'));
       assert.deepEqual(trial1.map((i) => [i.targetStep, i.learningRate, i.config.resume ?? false]), [
         [5, 0.001, false], [10, 0.001, false], [15, explored, true], [20, explored, true],
       ]);

@@ -29,9 +29,9 @@ describe('trainModel: the epoch loop', () => {
     h.run({ evalMetrics: valLoss([0.9, 0.7, 0.5, 0.3]) }, async ({ client, taskQueue, mock, id }) => {
       const workflowId = id('plain');
       const result = await client.workflow.execute(trainModel, { taskQueue, workflowId, args: [trainInput()] });
-      assert.deepEqual(mock.inputs('trainUntilStep').map((i) => i.targetStep), [5, 10, 15, 20]);
-      assert.deepEqual(mock.inputs('evaluateCheckpoint').map((i) => [i.epoch, i.step]), [[1, 5], [2, 10], [3, 15], [4, 20]]);
-      assert.deepEqual(mock.inputs('trainUntilStep').map((i) => i.runUri), Array(4).fill(`${MOCK_ROOT}/${workflowId}`));
+      assert.deepEqual(mock.inputs('trainEpoch').map((i) => i.targetStep), [5, 10, 15, 20]);
+      assert.deepEqual(mock.inputs('trainEpoch').map((i) => [i.epoch, i.targetStep]), [[1, 5], [2, 10], [3, 15], [4, 20]]);
+      assert.deepEqual(mock.inputs('trainEpoch').map((i) => i.runUri), Array(4).fill(`${MOCK_ROOT}/${workflowId}`));
       assert.equal(result.status, 'completed');
       assert.equal(result.epochs, 4);
       assert.equal(result.step, 20);
@@ -48,7 +48,7 @@ describe('trainModel: the epoch loop', () => {
     h.run({ evalMetrics: valLoss([0.5, 0.8, 0.9]) }, async ({ client, taskQueue, mock, id }) => {
       const result = await client.workflow.execute(trainModel, { taskQueue, workflowId: id('named'), args: [trainInput({ runId: 'my-run', maxEpochs: 3 })] });
       assert.equal(result.runUri, `${MOCK_ROOT}/my-run`);
-      assert.deepEqual(mock.inputs('evaluateCheckpoint').map((i) => i.protectSteps), [[], [5], [5]]);
+      assert.deepEqual(mock.inputs('trainEpoch').map((i) => i.protectSteps), [[], [5], [5]]);
       assert.deepEqual(mock.inputs('finalizeRun')[0]?.protectSteps, [5]);
     }));
 });
@@ -67,7 +67,7 @@ describe('trainModel: early stopping', () => {
       });
       assert.equal(result.status, 'early-stopped');
       assert.equal(result.epochs, 4);
-      assert.deepEqual(mock.inputs('trainUntilStep').map((i) => i.targetStep), [5, 10, 15, 20]);
+      assert.deepEqual(mock.inputs('trainEpoch').map((i) => i.targetStep), [5, 10, 15, 20]);
       assert.equal(result.modelStep, 10);
       assert.equal(result.finalMetrics?.val_loss, 0.5);
       assert.deepEqual(mock.inputs('finalizeRun').map((i) => i.modelStep), [10]);
@@ -124,8 +124,8 @@ describe('trainModel: ReduceLROnPlateau', () => {
       });
       // Epoch 1 sets the best; every later epoch is a plateau of 1 epoch: 0.1 → 0.05 → 0.025 → 0.02 (minLr).
       const expected = float32([0.1, 0.1, 0.05, 0.025, 0.02, 0.02]);
-      assert.deepEqual(mock.inputs('trainUntilStep').map((i) => i.learningRate), expected);
-      assert.deepEqual(mock.inputs('evaluateCheckpoint').map((i) => i.learningRate), expected);
+      assert.deepEqual(mock.inputs('trainEpoch').map((i) => i.learningRate), expected);
+      assert.deepEqual(mock.inputs('trainEpoch').map((i) => i.learningRate), expected);
       assert.deepEqual(result.history.map((e) => e.learningRate), expected);
       assert.equal(result.learningRate, Math.fround(0.02));
     }));
@@ -139,7 +139,7 @@ describe('trainModel: ReduceLROnPlateau', () => {
       });
       // Reduced after epoch 2 (cooldown 2). Keras counts the cooldown down at the start of each epoch end:
       // after epoch 3 it is 1 (no counting), after epoch 4 it is 0, so epoch 4 counts and reduces again.
-      assert.deepEqual(mock.inputs('trainUntilStep').map((i) => i.learningRate), float32([0.1, 0.1, 0.05, 0.05, 0.025, 0.025]));
+      assert.deepEqual(mock.inputs('trainEpoch').map((i) => i.learningRate), float32([0.1, 0.1, 0.05, 0.05, 0.025, 0.025]));
     }));
 });
 
@@ -157,7 +157,7 @@ describe('trainModel: resume', () => {
         args: [trainInput({ runId: 'resumed', resume: true, maxEpochs: 5, earlyStopping: { patience: 2, restoreBestWeights: true } })],
       });
       // Epochs 3 and 4 do not beat epoch 2's 0.4: patience 2 stops after epoch 4, exporting epoch 2.
-      assert.deepEqual(mock.inputs('trainUntilStep').map((i) => i.targetStep), [15, 20]);
+      assert.deepEqual(mock.inputs('trainEpoch').map((i) => i.targetStep), [15, 20]);
       assert.equal(result.status, 'early-stopped');
       assert.equal(result.epochs, 4);
       assert.equal(result.modelStep, 10);
@@ -170,23 +170,23 @@ describe('trainModel: faults and invalid input', () => {
     h.run(
       {
         evalMetrics: valLoss([0.5]),
-        fail: (c) => (c.name === 'trainUntilStep' && (c.input as { targetStep: number }).targetStep === 10 && c.attempt === 1 ? new Error('trainer crashed') : undefined),
+        fail: (c) => (c.name === 'trainEpoch' && (c.input as { targetStep: number }).targetStep === 10 && c.attempt === 1 ? new Error('trainer crashed') : undefined),
       },
       async ({ client, taskQueue, mock, id }) => {
         const result = await client.workflow.execute(trainModel, { taskQueue, workflowId: id('retry'), args: [trainInput({ maxEpochs: 2 })] });
         assert.equal(result.status, 'completed');
-        assert.deepEqual(mock.calls.filter((c) => c.name === 'trainUntilStep').map((c) => c.attempt), [1, 1, 2]);
+        assert.deepEqual(mock.calls.filter((c) => c.name === 'trainEpoch').map((c) => c.attempt), [1, 1, 2]);
       },
     ));
 
   test('a non-retryable failure fails the run at once, without exporting', () =>
     h.run(
-      { evalMetrics: valLoss([0.5]), fail: (c) => (c.name === 'evaluateCheckpoint' ? ApplicationFailure.nonRetryable('loss is NaN', 'NonFiniteLoss') : undefined) },
+      { evalMetrics: valLoss([0.5]), fail: (c) => (c.name === 'trainEpoch' ? ApplicationFailure.nonRetryable('loss is NaN', 'NonFiniteLoss') : undefined) },
       async ({ client, taskQueue, mock, id }) => {
         const handle = await client.workflow.start(trainModel, { taskQueue, workflowId: id('nonretryable'), args: [trainInput()] });
         const failure = await failureOf(handle);
         assert.equal(failure.type, 'NonFiniteLoss');
-        assert.equal(mock.inputs('evaluateCheckpoint').length, 1);
+        assert.equal(mock.inputs('trainEpoch').length, 1);
         assert.equal(mock.inputs('finalizeRun').length, 0);
       },
     ));
@@ -217,6 +217,6 @@ describe('trainModel: faults and invalid input', () => {
       const failure = await failureOf(handle);
       assert.equal(failure.type, 'InvalidConfig');
       assert.match(failure.message, /runId/);
-      assert.equal(mock.inputs('trainUntilStep').length, 0);
+      assert.equal(mock.inputs('trainEpoch').length, 0);
     }));
 });
