@@ -142,7 +142,8 @@ async function main(): Promise<void> {
   // 4. Stopped in the middle of a training activity (cancellation path).
   if (want('stop-training')) {
     const h = await start('replay-stop-training', tinyInput({ maxEpochs: 5, stepsPerEpoch: 2000, timeouts: { heartbeatSeconds: 2 } }));
-    await waitFor(async () => (await progress(h)).epoch >= 1, 60_000, 'epoch 1');
+    // Generous: epoch 1 is 2,000 steps, and a shared machine may be slow.
+    await waitFor(async () => (await progress(h)).epoch >= 1, 600_000, 'epoch 1');
     await new Promise((r) => setTimeout(r, 1500));
     await h.signal(stopSignal);
     await settle(h);

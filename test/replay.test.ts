@@ -50,8 +50,9 @@ describe('replay of recorded histories', () => {
     ]) {
       assert.ok(all.includes(event), `some fixture has ${event}`);
     }
-    // Every workflow type, and trainModel's `resume` path (a halving survivor reading its rung-1 epochs).
-    for (const name of ['"trainModel"', '"hyperparameterSearch"', '"retrainModel"', '"readRunRecords"']) {
+    // Every workflow type, trainModel's `resume` path (a halving survivor reading its rung-1 epochs),
+    // and both shapes of an epoch: two activities (runs before train-model-epoch-activity) and one.
+    for (const name of ['"trainModel"', '"hyperparameterSearch"', '"retrainModel"', '"readRunRecords"', '"trainUntilStep"', '"evaluateCheckpoint"', '"trainEpoch"']) {
       assert.ok(all.includes(name), `some fixture has ${name}`);
     }
   });
