@@ -18,6 +18,11 @@ export interface Measurement {
   readonly note?: string;
   /** One line of detail for this case (printed under the table, with the case it belongs to). */
   readonly breakdown?: string;
+  /** Workflow history events one more epoch adds (routes that run trainModel). */
+  readonly eventsPerEpoch?: number;
+  /** Checkpoint writing per epoch, as the trainer times it: milliseconds and MB/s (routes that run trainModel). */
+  readonly checkpointMs?: number;
+  readonly checkpointMBps?: number;
 }
 
 export interface BenchRoute {

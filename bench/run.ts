@@ -1,7 +1,9 @@
 /**
  * Training throughput, side by side, in one run: every route in bench/routes/ on the same model,
- * data (MNIST), Adam, batch size and backend. Prints one table (steps/s per route, and the ratios
- * of trainModel to the bare loop and to Keras) and the notes behind each number.
+ * data (MNIST), Adam, batch size and backend. Prints one table (steps/s per route; the ratios of
+ * trainModel to its limit, the bare loop, and to Keras; history events and checkpoint cost per
+ * epoch of trainModel), each ratio and event count beside its goal (issue 13) marked met or NOT
+ * met, and the notes behind each number.
  *
  *   npm run bench                      # MLP and CNN at batch 128 and 1024 (about 5 min on 2 cores)
  *   npm run bench -- --quick           # a fifth of the steps (about 1-2 min)
@@ -23,9 +25,25 @@ const TEMPORAL = 'temporal';
 const KERAS = 'keras';
 /** The product on the graph route: its ratio to Keras is the graph route's claim. */
 const TEMPORAL_GRAPH = 'temporal-savedmodel';
+/** The graph route bare (the SavedModel's train step in a loop): the limit of (5). */
+const GRAPH_BARE = 'savedmodel';
 const ORDER = [BARE, 'tfjs-trainer', TEMPORAL, KERAS];
 /** Column labels: the issue's (1) limit, (2) product, (3) reference; the engine alone sits at 1b. */
 const LABELS: Record<string, string> = { [BARE]: '1', 'tfjs-trainer': '1b', [TEMPORAL]: '2', [KERAS]: '3' };
+
+/**
+ * The ratio columns, `a`/`b` in steps/s, each with the goal of issue 13 beside it (`batch`: the
+ * goal holds at that batch size only; the ratio is shown at the others without one).
+ */
+const RATIOS: ReadonlyArray<{ a: string; b: string; goal: number; batch?: number }> = [
+  { a: TEMPORAL, b: BARE, goal: 0.97 },
+  { a: TEMPORAL, b: KERAS, goal: 0.5, batch: 128 },
+  { a: TEMPORAL_GRAPH, b: GRAPH_BARE, goal: 0.9 },
+  { a: TEMPORAL_GRAPH, b: KERAS, goal: 1.3 },
+];
+/** History events one more epoch adds to a trainModel run: at most this many. */
+const EVENTS_PER_EPOCH_GOAL = 12;
+const verdict = (met: boolean): string => (met ? 'met' : 'NOT met');
 
 /** Timed steps per case: each route spends roughly 5-30 s on each on a 2-core machine. */
 const STEPS: Record<string, number> = { 'mlp/128': 2400, 'mlp/1024': 480, 'cnn/128': 480, 'cnn/1024': 64 };
@@ -136,10 +154,21 @@ async function main(): Promise<void> {
   });
   const num = (id: string): string => cols.find((c) => c.id === id)?.n ?? '?';
   const header = ['model', 'batch', 'steps', ...cols.map((c) => `${c.label}: steps/s (ms/step)`)];
-  const haveRatio = (id: string): boolean => cols.some((c) => c.id === id);
-  if (haveRatio(TEMPORAL) && haveRatio(BARE)) header.push(`(${num(TEMPORAL)})/(${num(BARE)}) steps/s`);
-  if (haveRatio(TEMPORAL) && haveRatio(KERAS)) header.push(`(${num(TEMPORAL)})/(${num(KERAS)}) steps/s`);
-  if (haveRatio(TEMPORAL_GRAPH) && haveRatio(KERAS)) header.push(`(${num(TEMPORAL_GRAPH)})/(${num(KERAS)}) steps/s`);
+  const haveRoute = (id: string): boolean => cols.some((c) => c.id === id);
+  const ratios = RATIOS.filter((r) => haveRoute(r.a) && haveRoute(r.b));
+  for (const r of ratios) header.push(`(${num(r.a)})/(${num(r.b)}) steps/s, goal ≥ ${r.goal}${r.batch ? ` at batch ${r.batch}` : ''}`);
+  // Per trainModel route: history events per epoch and the checkpoint cost (from what its measurements carry).
+  const measured = (pick: (m: Measurement) => number | undefined) =>
+    cols.filter((c) =>
+      [...results.values()].some((row) => {
+        const v = row.get(c.id);
+        return v !== undefined && !(v instanceof Error) && pick(v) !== undefined;
+      }),
+    );
+  const eventCols = measured((m) => m.eventsPerEpoch);
+  const checkpointCols = measured((m) => m.checkpointMs);
+  for (const c of eventCols) header.push(`(${c.n}) history events/epoch, goal ≤ ${EVENTS_PER_EPOCH_GOAL}`);
+  for (const c of checkpointCols) header.push(`(${c.n}) checkpoint ms/epoch (MB/s)`);
   console.log(`| ${header.join(' | ')} |`);
   console.log(`|${header.map((_, i) => (i < 3 ? '---' : '---:')).join('|')}|`);
   for (const c of cases) {
@@ -149,14 +178,25 @@ async function main(): Promise<void> {
       return v && !(v instanceof Error) ? v : undefined;
     };
     const cells = [MODEL_LABEL[c.model], String(c.batchSize), String(c.steps), ...cols.map((col) => (row.get(col.id) instanceof Error ? 'failed' : fmt(get(col.id))))];
-    const ratio = (a: string, b: string): string => {
-      const x = get(a);
-      const y = get(b);
-      return x && y ? (y.msPerStep / x.msPerStep).toFixed(3) : '—';
-    };
-    if (haveRatio(TEMPORAL) && haveRatio(BARE)) cells.push(ratio(TEMPORAL, BARE));
-    if (haveRatio(TEMPORAL) && haveRatio(KERAS)) cells.push(ratio(TEMPORAL, KERAS));
-    if (haveRatio(TEMPORAL_GRAPH) && haveRatio(KERAS)) cells.push(ratio(TEMPORAL_GRAPH, KERAS));
+    for (const r of ratios) {
+      const x = get(r.a);
+      const y = get(r.b);
+      if (!x || !y) {
+        cells.push('—');
+        continue;
+      }
+      const ratio = y.msPerStep / x.msPerStep;
+      const applies = r.batch === undefined || r.batch === c.batchSize;
+      cells.push(`${ratio.toFixed(3)}${applies ? ` ${verdict(ratio >= r.goal)}` : ''}`);
+    }
+    for (const col of eventCols) {
+      const e = get(col.id)?.eventsPerEpoch;
+      cells.push(e === undefined ? '—' : `${Number(e.toFixed(1))} ${verdict(e <= EVENTS_PER_EPOCH_GOAL)}`);
+    }
+    for (const col of checkpointCols) {
+      const m = get(col.id);
+      cells.push(m?.checkpointMs === undefined ? '—' : `${m.checkpointMs.toFixed(0)} (${(m.checkpointMBps ?? 0).toFixed(0)})`);
+    }
     console.log(`| ${cells.join(' | ')} |`);
   }
   console.log('');

@@ -2,15 +2,17 @@
  * (2) The product: trainModel on a real Temporal dev server (src/dev-server.ts) with a real worker
  * (DurableTrainPlugin, its trainer child process) at the default checkpoint cadence: a checkpoint
  * at every epoch end (everySteps 0, everySeconds 600), an evaluation on the 1,500 MNIST test digits
- * after every epoch. The timed span runs from the first trainUntilStep being scheduled to the last
- * evaluation completing (server event times): every per-epoch cost is in it; the per-run ones
- * (describeWorker before, finalizeRun after) are not, and are given in the note.
+ * after every epoch. The timed span runs from the first epoch activity being scheduled to the last
+ * epoch's evaluation completing (server event times): every per-epoch cost is in it; the per-run
+ * ones (describeWorker before, finalizeRun after) are not, and are given in the note. An epoch is
+ * one trainEpoch activity (or, for workflow code before it, trainUntilStep then evaluateCheckpoint).
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
+import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { DevServer } from '../../src/dev-server';
 import { DurableTrainPlugin } from '../../src/plugin';
@@ -59,20 +61,46 @@ async function startStack(): Promise<Stack> {
 const millis = (t: { seconds?: unknown; nanos?: number | null } | null | undefined): number =>
   Number(t?.seconds ?? 0) * 1000 + (t?.nanos ?? 0) / 1e6;
 
+/** Activities that end an epoch, and those that start one. */
+const EPOCH_END = new Set(['trainEpoch', 'evaluateCheckpoint']);
+const EPOCH_START = new Set(['trainEpoch', 'trainUntilStep']);
+
+/** The part of a train result's checkpoint timing (perf-ckpt's CheckpointTiming) the bench reads. */
+interface CheckpointTimingLike {
+  readonly checkpoints?: number;
+  readonly snapshotMs?: number;
+  readonly hashMs?: number;
+  readonly writeMs?: number;
+  readonly pointerMs?: number;
+  readonly blockedMs?: number;
+  readonly bytes?: number;
+}
+
 interface Breakdown {
-  /** Per epoch, ms: the trainUntilStep activity (started to completed) and its trainer's own time. */
+  /** Per epoch, ms: the training activity (trainEpoch, or trainUntilStep) started to completed, and its trainer's own time. */
   train: number;
   trainer: number;
-  /** Per epoch, ms: the evaluateCheckpoint activity. */
+  /** Per epoch, ms: the evaluation (inside trainEpoch: the trainer's; else the evaluateCheckpoint activity). */
   evaluate: number;
   /** Per epoch, ms: everything else in the timed span (scheduling, workflow tasks, history writes). */
   scheduling: number;
+  /** One trainEpoch activity per epoch (else trainUntilStep and evaluateCheckpoint). */
+  fused: boolean;
+  /** Checkpoint writing per epoch as the trainer reports it; undefined when its results carry no timing. */
+  checkpoint: { ms: number; blockedMs: number; mbPerSecond: number } | undefined;
+}
+
+/** The train result inside an epoch activity's result (trainEpoch: `.trained`; trainUntilStep: itself). */
+function trainResultOf(type: string, value: unknown): { checkpointTiming?: CheckpointTimingLike } | undefined {
+  const v = value as { trained?: { checkpointTiming?: CheckpointTimingLike } | null; checkpointTiming?: CheckpointTimingLike } | null;
+  if (type === 'trainEpoch') return v?.trained ?? undefined;
+  return type === 'trainUntilStep' ? (v ?? undefined) : undefined;
 }
 
 async function runOnce(
   s: Stack,
   input: Record<string, unknown>,
-): Promise<{ result: TrainModelResult; timedMs: number; wallMs: number; epochs: number; perEpoch: Breakdown }> {
+): Promise<{ result: TrainModelResult; timedMs: number; wallMs: number; epochs: number; events: number; perEpoch: Breakdown }> {
   const workflowId = `bench-${process.pid}-${runs++}`;
   const started = Date.now();
   const handle = await s.client.workflow.start('trainModel', { taskQueue: TASK_QUEUE, workflowId, args: [input] });
@@ -85,31 +113,55 @@ async function runOnce(
   let from: number | undefined;
   let to: number | undefined;
   let epochs = 0;
+  let evaluateMs = 0;
+  const ckpt = { ms: 0, blockedMs: 0, bytes: 0, seen: false };
   for (const e of events) {
     const scheduled = e.activityTaskScheduledEventAttributes;
     if (scheduled) {
       const type = scheduled.activityType?.name ?? '';
       typeOf.set(Number(e.eventId), type);
-      if (type === 'trainUntilStep') from ??= millis(e.eventTime);
+      if (EPOCH_START.has(type)) from ??= millis(e.eventTime);
     }
     if (e.activityTaskStartedEventAttributes) startedAt.set(Number(e.activityTaskStartedEventAttributes.scheduledEventId), millis(e.eventTime));
     const completed = e.activityTaskCompletedEventAttributes;
     if (completed) {
       const id = Number(completed.scheduledEventId);
       const type = typeOf.get(id) ?? '';
-      busy.set(type, (busy.get(type) ?? 0) + millis(e.eventTime) - (startedAt.get(id) ?? millis(e.eventTime)));
-      if (type === 'evaluateCheckpoint') {
+      const ms = millis(e.eventTime) - (startedAt.get(id) ?? millis(e.eventTime));
+      busy.set(type, (busy.get(type) ?? 0) + ms);
+      const payload = completed.result?.payloads?.[0];
+      const value: unknown = payload ? defaultPayloadConverter.fromPayload(payload as Payload) : undefined;
+      const timing = trainResultOf(type, value)?.checkpointTiming;
+      if (timing) {
+        ckpt.seen = true;
+        ckpt.ms += (timing.snapshotMs ?? 0) + (timing.hashMs ?? 0) + (timing.writeMs ?? 0) + (timing.pointerMs ?? 0);
+        ckpt.blockedMs += timing.blockedMs ?? 0;
+        ckpt.bytes += timing.bytes ?? 0;
+      }
+      if (type === 'trainEpoch') evaluateMs += ((value as { evaluated?: { seconds: number } | null }).evaluated?.seconds ?? 0) * 1000;
+      if (type === 'evaluateCheckpoint') evaluateMs += ms;
+      if (EPOCH_END.has(type)) {
         to = millis(e.eventTime);
         epochs++;
       }
     }
   }
-  if (from === undefined || to === undefined) throw new Error(`workflow ${workflowId}: no trainUntilStep / evaluateCheckpoint in its history`);
+  if (from === undefined || to === undefined) throw new Error(`workflow ${workflowId}: no epoch activity (trainEpoch, or trainUntilStep and evaluateCheckpoint) in its history`);
   const n = Math.max(epochs, 1);
-  const train = (busy.get('trainUntilStep') ?? 0) / n;
-  const evaluate = (busy.get('evaluateCheckpoint') ?? 0) / n;
+  // trainEpoch holds the evaluation; only the two-activity epoch times it as an activity of its own.
+  const train = ((busy.get('trainEpoch') ?? 0) + (busy.get('trainUntilStep') ?? 0)) / n;
+  const evaluate = evaluateMs / n;
+  const separateEvaluate = (busy.get('evaluateCheckpoint') ?? 0) / n;
   const trainer = result.history.reduce((a, h) => a + h.trainSeconds * 1000, 0) / n;
-  return { result, timedMs: to - from, wallMs, epochs, perEpoch: { train, trainer, evaluate, scheduling: (to - from) / n - train - evaluate } };
+  const checkpoint = ckpt.seen ? { ms: ckpt.ms / n, blockedMs: ckpt.blockedMs / n, mbPerSecond: ckpt.ms > 0 ? ckpt.bytes / 1e6 / (ckpt.ms / 1000) : 0 } : undefined;
+  return {
+    result,
+    timedMs: to - from,
+    wallMs,
+    epochs,
+    events: events.length,
+    perEpoch: { train, trainer, evaluate, scheduling: (to - from) / n - train - separateEvaluate, fused: busy.has('trainEpoch'), checkpoint },
+  };
 }
 
 /** The trainModel bench, for any model spec: shared with the workflow-driven graph route. */
@@ -120,20 +172,30 @@ export async function measureTrainModel(
   stack ??= startStack();
   const s = await stack;
   const stepsPerEpoch = Math.max(1, Math.round(steps / EPOCHS));
-  // Untimed warm-up: starts the trainer process and warms tfjs for this model and batch size.
-  await runOnce(s, benchInput(model, batchSize, 5, 1, extra));
+  // Untimed warm-up: starts the trainer process and warms tfjs for this model and batch size. Its
+  // one epoch is also the baseline for history events per epoch (the same input, EPOCHS - 1 fewer).
+  const warm = await runOnce(s, benchInput(model, batchSize, 5, 1, extra));
   const r = await runOnce(s, benchInput(model, batchSize, stepsPerEpoch, EPOCHS, extra));
   if (r.result.step !== stepsPerEpoch * EPOCHS || r.epochs !== EPOCHS) throw new Error(`unexpected run: ${JSON.stringify(r.result)}`);
   const b = r.perEpoch;
+  const eventsPerEpoch = (r.events - warm.events) / (EPOCHS - 1);
+  const epochActivity = b.fused ? 'trainEpoch activity (train + evaluate)' : 'trainUntilStep activity';
   return {
     msPerStep: r.timedMs / (stepsPerEpoch * EPOCHS),
+    eventsPerEpoch,
+    ...(b.checkpoint && { checkpointMs: b.checkpoint.ms, checkpointMBps: b.checkpoint.mbPerSecond }),
     note:
       `backend ${r.result.backend}; ${EPOCHS} epochs of ${stepsPerEpoch} steps, a checkpoint and an evaluation (1,500 digits) after each; ` +
-      `whole run incl. describeWorker and finalizeRun ${(r.wallMs / 1000).toFixed(2)} s vs timed ${(r.timedMs / 1000).toFixed(2)} s`,
+      `whole run incl. describeWorker and finalizeRun ${(r.wallMs / 1000).toFixed(2)} s vs timed ${(r.timedMs / 1000).toFixed(2)} s; ` +
+      `history events per epoch: ${r.events} events in ${EPOCHS} epochs minus ${warm.events} in 1, over ${EPOCHS - 1}`,
     breakdown:
-      `${model}/${batchSize}, per epoch of ${stepsPerEpoch} steps (ms): trainUntilStep activity ${b.train.toFixed(0)} ` +
-      `(in the trainer: steps + checkpoint ${b.trainer.toFixed(0)}), evaluateCheckpoint ${b.evaluate.toFixed(0)}, ` +
-      `scheduling and workflow tasks ${b.scheduling.toFixed(0)}`,
+      `${model}/${batchSize}, per epoch of ${stepsPerEpoch} steps (ms): ${epochActivity} ${b.train.toFixed(0)} ` +
+      `(in the trainer: steps + checkpoint ${b.trainer.toFixed(0)}${b.fused ? `, evaluation ${b.evaluate.toFixed(0)}` : ''}), ` +
+      (b.fused ? '' : `evaluateCheckpoint ${b.evaluate.toFixed(0)}, `) +
+      `scheduling and workflow tasks ${b.scheduling.toFixed(0)}; ${eventsPerEpoch.toFixed(1)} history events` +
+      (b.checkpoint
+        ? `; checkpoint ${b.checkpoint.ms.toFixed(0)} ms (${b.checkpoint.mbPerSecond.toFixed(0)} MB/s), training blocked ${b.checkpoint.blockedMs.toFixed(0)} ms`
+        : '; checkpoint timing: not in the train result (needs checkpointTiming in TrainUntilStepResult)'),
   };
 }
 
