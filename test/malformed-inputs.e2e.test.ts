@@ -63,6 +63,7 @@ function lateCases(dir: string): Case[] {
     t('refused: checkpoint.uri file:///etc/dt-runs', withField('checkpoint.uri', 'file:///etc/dt-runs'), 'checkpoint.uri'),
     t('refused: checkpoint.uri through a symlink to /etc', withField('checkpoint.uri', `${linkUri}/dt-runs`), 'checkpoint.uri'),
     t('refused: warmStartFrom file:///etc/x', withField('warmStartFrom', 'file:///etc/x'), 'warmStartFrom'),
+    t('refused: tracking.mlflow.uri the worker does not allow', withField('tracking', { mlflow: { uri: 'http://169.254.169.254/latest' } }), 'tracking.mlflow.uri'),
     t('refused: savedmodel in a bucket not allowed', withField('model', { kind: 'savedmodel', uri: 'gs://not-allowed-bucket/m' }), 'model.uri'),
     { name: 'refused: retrain championRoot file:///etc/champions', workflow: 'retrainModel', input: { modelName: 'm', train: tinyInput(), championRoot: 'file:///etc/champions' }, names: 'championRoot' },
   ];

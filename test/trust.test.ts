@@ -184,6 +184,16 @@ describe('guarded store openers', () => {
     assert.deepEqual(issues.map((i) => i.field), ['data.train.params.uri', 'warmStartFrom']);
     assert.match(issues[0]!.received, /file:\/\/\/proc\/self\/environ/);
   });
+
+  test("checkUris checks MLflow servers against the worker's tracking servers, not its store prefixes", async () => {
+    const { checkUris } = createTrustActivities({ allow, tracking: { mlflowTrackingUri: 'http://mlflow:5000', allowedTrackingUris: ['https://ml.example.com/team-a'] } });
+    const uris = ['http://mlflow:5000', 'https://ml.example.com/team-a/x', 'https://ml.example.com/team-ab', 'http://169.254.169.254/latest', `${a}/data.csv`];
+    const { issues } = await checkUris({ uris: uris.map((uri, i) => ({ field: `u${i}`, uri, kind: 'tracking' as const })) });
+    assert.deepEqual(issues.map((i) => i.field), ['u2', 'u3', 'u4']);
+    assert.match(issues[1]!.expected, /the worker's MLflow server or under DT_ALLOWED_TRACKING_URIS \(http:\/\/mlflow:5000, https:\/\/ml\.example\.com\/team-a\)/);
+    const none = await createTrustActivities({ allow }).checkUris({ uris: [{ field: 'tracking.mlflow.uri', uri: 'http://mlflow:5000', kind: 'tracking' }] });
+    assert.match(none.issues[0]!.expected, /none configured/);
+  });
 });
 
 describe('excerpts of data in messages', () => {

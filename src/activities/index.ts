@@ -47,18 +47,18 @@ export function createActivities(deps: ActivityDeps = {}) {
     checkpointRoot,
     ...(deps.mlflowTrackingUri && { mlflowTrackingUri: deps.mlflowTrackingUri }),
   };
-  const tracking = createTrackingActivities({
-    openStore: resolved.openStore,
+  const trackingAllow = {
     ...(deps.mlflowTrackingUri && { mlflowTrackingUri: deps.mlflowTrackingUri }),
     ...(deps.allowedTrackingUris && { allowedTrackingUris: deps.allowedTrackingUris }),
-  });
+  };
+  const tracking = createTrackingActivities({ openStore: resolved.openStore, ...trackingAllow });
   return {
     ...createTrainingActivities(resolved),
     ...createChampionActivities(resolved),
     ...createSearchResultActivities(resolved),
     ...createCheckpointCopyActivities(resolved),
     ...tracking,
-    ...createTrustActivities({ allow }),
+    ...createTrustActivities({ allow, tracking: trackingAllow }),
   };
 }
 

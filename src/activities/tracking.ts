@@ -8,6 +8,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { TrackingConfig } from '../config/tracking-config';
 import type { CheckpointStore } from '../checkpoints/store';
 import { MlflowClient, MlflowError, type MlflowMetric, type MlflowRunStatus } from '../observability/mlflow';
+import { trackingUriProblem } from '../trust/tracking-uris';
 import { readEpochRecords, storeCall } from './store-and-trainer';
 
 /** One MLflow request: tracking must not hold a worker's activity slot for long (workflows/run-tracking.ts). */
@@ -56,13 +57,8 @@ export function createTrackingActivities(deps: TrackingActivityDeps) {
   /** The input's URI only when the worker allows it: an input must not make the worker call any URL. */
   const trackingUri = (requested: string | undefined): string | undefined => {
     if (requested === undefined) return deps.mlflowTrackingUri;
-    const allowed = [deps.mlflowTrackingUri, ...(deps.allowedTrackingUris ?? [])].filter((u): u is string => !!u);
-    if (!allowed.some((prefix) => requested === prefix || requested.startsWith(prefix.replace(/\/*$/, '/')))) {
-      throw ApplicationFailure.nonRetryable(
-        `Expected \`tracking.mlflow.uri\` to be the worker's MLflow server or under DT_ALLOWED_TRACKING_URIS (${allowed.join(', ') || 'none configured'}), got ${JSON.stringify(requested.slice(0, 200))}`,
-        'TrackingUriRefused',
-      );
-    }
+    const problem = trackingUriProblem(requested, deps);
+    if (problem) throw ApplicationFailure.nonRetryable(`Expected \`tracking.mlflow.uri\` to be ${problem.expected}, got ${problem.received}`, 'TrackingUriRefused');
     return requested;
   };
 

@@ -6,11 +6,14 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { CheckpointStore } from '../checkpoints/store';
 import type { ConfigIssue } from '../config/validate';
 import { UriRefusedError, type AllowList } from './allow-list';
+import { trackingUriProblem, type TrackingAllowList } from './tracking-uris';
 
 /** One URI of an input and the field it came from (`data.train.params.uri`, `trial-2: checkpoint.uri`...). */
 export interface UriField {
   readonly field: string;
   readonly uri: string;
+  /** `tracking`: an MLflow server, checked against the worker's tracking servers. @default a store URI */
+  readonly kind?: 'store' | 'tracking';
 }
 
 export interface CheckUrisResult {
@@ -31,7 +34,7 @@ export function guardActivityStore(allow: AllowList, open: (uri: string) => Chec
   };
 }
 
-export function createTrustActivities(deps: { readonly allow: AllowList }) {
+export function createTrustActivities(deps: { readonly allow: AllowList; readonly tracking?: TrackingAllowList }) {
   return {
     /**
      * Checks every URI of an input against the worker's allow-list (normal form, symlinks
@@ -40,7 +43,12 @@ export function createTrustActivities(deps: { readonly allow: AllowList }) {
      */
     async checkUris(input: { readonly uris: readonly UriField[] }): Promise<CheckUrisResult> {
       const issues: ConfigIssue[] = [];
-      for (const { field, uri } of input.uris) {
+      for (const { field, uri, kind } of input.uris) {
+        if (kind === 'tracking') {
+          const problem = trackingUriProblem(uri, deps.tracking ?? {});
+          if (problem) issues.push({ field, ...problem });
+          continue;
+        }
         const r = deps.allow.check(uri);
         if (!r.ok) issues.push({ field, expected: r.expected, received: r.received });
       }

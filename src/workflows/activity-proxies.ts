@@ -44,6 +44,10 @@ export function trainConfigUris(config: TrainConfig, runUri: string | undefined,
     if (typeof uri === 'string') out.push({ field: `${prefix}${field}.params.uri`, uri });
   }
   if (config.warmStartFrom !== undefined) out.push({ field: `${prefix}warmStartFrom`, uri: config.warmStartFrom });
+  // An MLflow server the input names is refused here, at the start, like a store URI (not by the
+  // tracking activity later, with the run already training untracked).
+  const tracking = config.tracking?.mlflow?.uri;
+  if (tracking !== undefined) out.push({ field: `${prefix}tracking.mlflow.uri`, uri: tracking, kind: 'tracking' });
   return out;
 }
 

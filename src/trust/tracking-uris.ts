@@ -1,0 +1,22 @@
+/**
+ * Which MLflow servers an input may make the worker call: the worker's own (MLFLOW_TRACKING_URI)
+ * and the URL prefixes its operator allows (DT_ALLOWED_TRACKING_URIS). Checked twice with the same
+ * rule: by `checkUris` at workflow start (a refused URI fails the run with InvalidConfig before
+ * anything trains) and by the tracking activity itself (the last word, whatever called it).
+ */
+import { escapeText } from '../config/validate';
+
+export interface TrackingAllowList {
+  readonly mlflowTrackingUri?: string;
+  readonly allowedTrackingUris?: readonly string[];
+}
+
+/** Why `requested` is refused ({ expected, received }), or undefined when the worker allows it. */
+export function trackingUriProblem(requested: string, allow: TrackingAllowList): { expected: string; received: string } | undefined {
+  const allowed = [allow.mlflowTrackingUri, ...(allow.allowedTrackingUris ?? [])].filter((u): u is string => !!u);
+  if (allowed.some((prefix) => requested === prefix || requested.startsWith(prefix.replace(/\/*$/, '/')))) return undefined;
+  return {
+    expected: `the worker's MLflow server or under DT_ALLOWED_TRACKING_URIS (${allowed.join(', ') || 'none configured'})`,
+    received: `"${escapeText(requested.slice(0, 200))}"`,
+  };
+}
