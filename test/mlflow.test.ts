@@ -38,6 +38,20 @@ test('one MLflow run per run key, params once, one value per step however often 
   assert.equal((await mlflow.getRun(child.runId)).tags['mlflow.parentRunId'], first.runId);
 });
 
+test("an input's parentRunId must name a durable-train run of the same experiment", async () => {
+  const mlflow = new MlflowClient(server.uri);
+  const mine = await mlflow.experimentId('durable-train-parents');
+  const other = await mlflow.experimentId('someone-elses');
+  const start = { experimentId: mine, runName: 'child', startTime: 1_800_000_000_000, params: {} };
+  const ours = await mlflow.ensureRun({ ...start, runKey: 'file:///runs/search-p' });
+  const theirs = await mlflow.ensureRun({ experimentId: other, runKey: 'file:///runs/theirs', runName: 'theirs', startTime: 1_800_000_000_000, params: {} });
+  const refused = (err: MlflowError) => !err.retryable && /Expected `tracking\.mlflow\.parentRunId` to be a durable-train run of experiment/.test(err.message);
+  await assert.rejects(mlflow.ensureRun({ ...start, runKey: 'file:///runs/c1', parentRunId: theirs.runId }), refused, 'a run of another experiment');
+  await assert.rejects(mlflow.ensureRun({ ...start, runKey: 'file:///runs/c2', parentRunId: 'f'.repeat(32) }), refused, 'a run that does not exist');
+  const child = await mlflow.ensureRun({ ...start, runKey: 'file:///runs/c3', parentRunId: ours.runId });
+  assert.equal((await mlflow.getRun(child.runId)).tags['mlflow.parentRunId'], ours.runId);
+});
+
 test('a server that is down is a retryable error; a bad URI is not', async () => {
   const down = new MlflowClient('http://127.0.0.1:9', { timeoutMs: 2000 });
   await assert.rejects(down.experimentId('x'), (err: MlflowError) => err.retryable === true);

@@ -121,6 +121,7 @@ export class MlflowClient {
   }): Promise<{ runId: string; created: boolean }> {
     const existing = await this.findRun(o.experimentId, o.runKey);
     if (existing) return { runId: existing, created: false };
+    if (o.parentRunId) await this.checkParent(o.parentRunId, o.experimentId);
     const tags = { ...o.tags, [RUN_KEY_TAG]: o.runKey, 'mlflow.runName': o.runName, ...(o.parentRunId && { 'mlflow.parentRunId': o.parentRunId }) };
     const res = await this.call<{ run: { info: { run_id: string } } }>('POST', 'runs/create', {
       experiment_id: o.experimentId,
@@ -133,6 +134,25 @@ export class MlflowClient {
     const params = Object.entries(o.params).map(([key, value]) => ({ key, value: value.slice(0, 6000) }));
     for (let i = 0; i < params.length; i += 100) await this.call('POST', 'runs/log-batch', { run_id: runId, params: params.slice(i, i + 100) });
     return { runId, created: true };
+  }
+
+  /**
+   * A parent must be a durable-train run (it has a run key) of the same experiment: an input's
+   * `parentRunId` must not hang runs under someone else's MLflow run, or under another experiment's.
+   */
+  private async checkParent(parentRunId: string, experimentId: string): Promise<void> {
+    let parent: { run: { info: { experiment_id?: string }; data: { tags?: Array<{ key: string; value: string }> } } } | undefined;
+    try {
+      parent = await this.call('GET', `runs/get?run_id=${encodeURIComponent(parentRunId)}`, undefined, true);
+    } catch (err) {
+      // MLflow answers an unknown run id with 400 or 404 depending on the version: either is "no such run".
+      if (!(err instanceof MlflowError) || err.retryable) throw err;
+    }
+    const isOurs = parent?.run.data.tags?.some((t) => t.key === RUN_KEY_TAG) === true;
+    if (!parent || parent.run.info.experiment_id !== experimentId || !isOurs) {
+      const shown = /^[A-Za-z0-9]{1,64}$/.test(parentRunId) ? parentRunId : 'an invalid id';
+      throw new MlflowError(`Expected \`tracking.mlflow.parentRunId\` to be a durable-train run of experiment ${experimentId}, got \`${shown}\``, false);
+    }
   }
 
   /** Steps already logged for `key` in the run. */
