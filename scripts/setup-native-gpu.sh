@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/setup-native.sh --gpu (uses its log, die, link_or_copy, NAME, PKG, CACHE).
 #
 # tfjs-node-gpu is not an npm dependency (npm would run its install script, which downloads

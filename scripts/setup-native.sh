@@ -127,9 +127,9 @@ cleanup() {
   [[ -n "$STAGE" && -d "$STAGE" ]] && rm -rf "$STAGE"
   if [[ $rc -ne 0 && $TOUCHED_PKG -eq 1 ]]; then
     # Leave tfjs-node as it was (no half-built addon that could confuse the fallback logic).
-    rm -rf "$PKG/deps" "$PKG/lib" "$PKG/build" "$PKG"/build-tmp-napi-v*
+    rm -rf "${PKG:?}/deps" "${PKG:?}/lib" "${PKG:?}/build" "${PKG:?}"/build-tmp-napi-v*
   fi
-  exit $rc
+  exit "$rc"
 }
 trap cleanup EXIT
 
@@ -190,7 +190,7 @@ if cache_complete; then
     finish
   fi
   log "cached build failed verification; discarding cache and rebuilding"
-  rm -rf "$CACHE" "$PKG/deps" "$PKG/lib"
+  rm -rf "$CACHE" "${PKG:?}/deps" "${PKG:?}/lib"
 fi
 
 # 3. Cold path: build from the tensorflow(-cpu) wheel.
@@ -296,7 +296,7 @@ PY
 )
 
 TOUCHED_PKG=1
-rm -rf "$PKG/lib" "$PKG/build" "$PKG"/build-tmp-napi-v*
+rm -rf "${PKG:?}/lib" "${PKG:?}/build" "${PKG:?}"/build-tmp-napi-v*
 link_or_copy "$STAGE/deps" "$PKG/deps"
 
 NPG=$(node -p "require.resolve('@mapbox/node-pre-gyp/bin/node-pre-gyp', {paths: [require('path').resolve('$PKG')]})")

@@ -72,6 +72,17 @@ function requireGpuPackage(): { ok: true; module: any; dir: string } | { ok: fal
   return built.ok ? { ...built, dir } : { ok: false, error: `the build in ${dir}: ${built.error}` };
 }
 
+const nativeModules = new Map<string, unknown>();
+
+/**
+ * The tfjs-node or tfjs-node-gpu module that selectBackend loaded for `pkg` (the GPU build can live
+ * outside node_modules, where `require(pkg)` does not find it).
+ */
+export function nativeModule(pkg: string): unknown {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return nativeModules.get(pkg) ?? require(pkg);
+}
+
 /** An NVIDIA device node exists: the machine has a GPU that a GPU build could use. */
 function nvidiaDevicePresent(): boolean {
   try {
@@ -117,6 +128,7 @@ export async function selectBackend(preference: BackendPreference): Promise<Back
         continue;
       }
       await tf.ready();
+      nativeModules.set(pkg, loaded.module);
       fastStepKernel(loaded.dir);
       const gpu = isUsingGpu(loaded.module);
       if (candidate === 'tensorflow-gpu' && !gpu) {

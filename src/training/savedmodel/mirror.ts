@@ -8,6 +8,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type * as TfNodeModule from '@tensorflow/tfjs-node';
+import { nativeModule } from '../backend';
 import { assertAllowedUri } from '../../checkpoints/open-store';
 import type { RouteDeps } from '../route';
 import { fail } from './metadata';
@@ -24,8 +25,7 @@ export function tfNode(deps: Pick<RouteDeps, 'backend'>): TfNode {
         `(@tensorflow/tfjs-node or @tensorflow/tfjs-node-gpu); this worker runs on \`${deps.backend.name}\``,
     );
   }
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return require(deps.backend.package) as TfNode;
+  return nativeModule(deps.backend.package) as TfNode;
 }
 
 /** A local directory holding the SavedModel: file:// as is, other stores mirrored once into a cache. */
