@@ -184,7 +184,7 @@ describe('exact resume, end to end (dev server, worker processes, SIGKILL)', () 
     const description = await handle.describe();
     const pending = description.raw.pendingActivities ?? [];
     assert.equal(pending.length, 1);
-    assert.equal(pending[0]!.activityType?.name, 'trainUntilStep');
+    assert.equal(pending[0]!.activityType?.name, 'trainEpoch');
     await first.kill();
     afterKill(runDir);
     const second = worker(taskQueue);

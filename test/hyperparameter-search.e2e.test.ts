@@ -19,7 +19,7 @@ import { planTrials } from '../src/workflows/search';
 import { Worker } from '@temporalio/worker';
 import { startStack, startWorker, startWorkerProcess, tempCheckpointRoot, tempDir, uniqueId, waitFor, workflowBundle, type InProcessWorker, type Stack, type WorkerProcess } from './helpers/temporal';
 import { tinyInput } from './e2e-support';
-import { activityResults, assertBestIsBest, chainHistories, childResult, childStats, rankBest, type HistoryEvent } from './search-e2e-support';
+import { assertBestIsBest, epochTraining, chainHistories, childResult, childStats, rankBest, type HistoryEvent } from './search-e2e-support';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const BASE = tinyInput({ stepsPerEpoch: 4, maxEpochs: 2, model: { name: 'mlp', params: { hiddenUnits: [8] } } });
@@ -163,7 +163,7 @@ describe('hyperparameterSearch', () => {
     assert.deepEqual((await top(rung1, 2)).sort(), rung2.map((w) => w.replace('/rung-2', '')).sort());
     assert.deepEqual(await top(rung2, 1), rung3.map((w) => w.replace('/rung-3', '')));
     // The last rung too continues its run (trainModel's `resume`): no step is trained twice.
-    const last = await activityResults<{ stepsRun: number }>(stack.client.workflow.getHandle(rung3[0]!), 'trainUntilStep');
+    const last = await epochTraining(stack.client.workflow.getHandle(rung3[0]!));
     const rung3Result = await childResult(stack.client, rung3[0]!);
     const rung2Result = await childResult(stack.client, rung3[0]!.replace('/rung-3', '/rung-2'));
     assert.equal(last.reduce((a, r) => a + r.stepsRun, 0), rung3Result.step - rung2Result.step);
@@ -180,7 +180,7 @@ describe('hyperparameterSearch', () => {
       const first = await childResult(stack.client, w.replace('/rung-2', ''));
       const second = await childResult(stack.client, w);
       assert.equal(second.runUri, first.runUri, 'the same run folder');
-      const trained = await activityResults<{ step: number; stepsRun: number; resumedFromStep: number }>(stack.client.workflow.getHandle(w), 'trainUntilStep');
+      const trained = await epochTraining(stack.client.workflow.getHandle(w));
       t.diagnostic(`${w}: ${trained.map((r) => `${r.resumedFromStep}→${r.step} (+${r.stepsRun})`).join(', ')}`);
       assert.ok(trained.every((r) => r.stepsRun > 0), 'resume: no epoch of rung 1 is walked through again');
       const firstTrained = trained[0]!;
@@ -223,7 +223,7 @@ describe('hyperparameterSearch', () => {
       const before = await childResult(stack.client, rung === 2 ? w.replace('/rung-2', '') : w.replace(`/rung-${rung}`, `/rung-${rung - 1}`));
       const after = await childResult(stack.client, w);
       assert.equal(after.runUri, before.runUri);
-      const trained = await activityResults<{ stepsRun: number }>(stack.client.workflow.getHandle(w), 'trainUntilStep');
+      const trained = await epochTraining(stack.client.workflow.getHandle(w));
       assert.equal(trained.reduce((a, r) => a + r.stepsRun, 0), after.step - before.step, `${w}: no step trained twice`);
     }
     assert.ok(result.trials.every((tr) => tr.status === 'completed' || tr.status === 'pruned'), JSON.stringify(result.trials.map((tr) => tr.status)));

@@ -154,7 +154,7 @@ describe('observability: TensorBoard, MLflow and the learning curve after two SI
     const history = await handle.fetchHistory();
     const scheduled = (history.events ?? []).flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
     // Training went on while tracking kept failing: every epoch trained after tracking was first tried.
-    assert.equal(scheduled.filter((n) => n === 'trainUntilStep').length, EPOCHS);
+    assert.equal(scheduled.filter((n) => n === 'trainEpoch').length, EPOCHS);
     assert.ok(scheduled.includes('startTracking'));
     assert.ok(fs.existsSync(path.join(fileURLToPath(result.runUri), 'metrics.jsonl')));
   });

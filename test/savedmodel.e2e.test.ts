@@ -126,7 +126,7 @@ describe('trainable SavedModel, end to end (dev server, worker processes, SIGKIL
     );
     const pending = (await handle.describe()).raw.pendingActivities ?? [];
     assert.equal(pending.length, 1);
-    assert.equal(pending[0]!.activityType?.name, 'trainUntilStep');
+    assert.equal(pending[0]!.activityType?.name, 'trainEpoch');
     await first.kill();
     assert.ok(hasManifest(runDir, 300));
     assert.ok(!fs.existsSync(checkpointDir(runDir, 350)), 'no checkpoint 350 before the kill');

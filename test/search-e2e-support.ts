@@ -4,6 +4,8 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import type { SearchResult, TrainModelResult } from '../src/workflows';
+import type { TrainEpochResult } from '../src/activities/training';
+import type { TrainUntilStepResult } from '../src/training/protocol';
 
 export type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
@@ -75,4 +77,13 @@ export function assertBestIsBest(result: SearchResult): void {
   const first = completed.find((t) => t.value === min)!;
   assert.equal(result.best.trial, first.trial, 'the best trial has the lowest val_loss (first such on ties)');
   assert.equal(result.best.value, min);
+}
+
+/**
+ * What each epoch activity (trainEpoch) of a trainModel run trained: its train result, or for an
+ * epoch it found already recorded, none (0 steps run at that epoch's step).
+ */
+export async function epochTraining(handle: WorkflowHandle): Promise<Array<Pick<TrainUntilStepResult, 'step' | 'stepsRun' | 'resumedFromStep'>>> {
+  const epochs = await activityResults<TrainEpochResult>(handle, 'trainEpoch');
+  return epochs.map((e) => e.trained ?? { step: e.record.step, stepsRun: 0, resumedFromStep: e.record.step });
 }

@@ -14,7 +14,7 @@ import { joinUri, lineageKey } from '../src/checkpoints/layout';
 import type { SearchResult } from '../src/workflows';
 import { startStack, startWorker, uniqueId, workflowBundle, type InProcessWorker, type Stack } from './helpers/temporal';
 import { checkpointWeights, tinyInput } from './e2e-support';
-import { activityResults, childResult } from './search-e2e-support';
+import { childResult, epochTraining } from './search-e2e-support';
 
 let stack: Stack;
 let worker: InProcessWorker;
@@ -61,7 +61,7 @@ test('PBT: the bottom trial continues from a copy of the top trial\'s checkpoint
   assert.deepEqual(to.params, copy.params);
   // Round 2 of the recipient: its own folder, from step 8, at the new rate, 8 steps and no more.
   const round2 = `${workflowId}/${to.id}/rung-2`;
-  const trained = await activityResults<{ resumedFromStep: number; stepsRun: number }>(stack.client.workflow.getHandle(round2), 'trainUntilStep');
+  const trained = await epochTraining(stack.client.workflow.getHandle(round2));
   assert.equal(trained[0]!.resumedFromStep, 8);
   assert.equal(trained.reduce((a, r) => a + r.stepsRun, 0), 8);
   const finished = await childResult(stack.client, round2);

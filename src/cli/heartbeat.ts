@@ -69,9 +69,9 @@ async function decodeDetails(handle: WorkflowHandle, activity: PendingActivity):
   return decoded[0] ? payloadConverter.fromPayload(decoded[0]) : undefined;
 }
 
-/** The running epoch's step (and pace) from a described run's pending trainUntilStep, if it heartbeat yet. */
+/** The running epoch's step (and pace) from a described run's pending epoch activity (trainEpoch, or trainUntilStep before it), if it heartbeat yet. */
 export async function inEpoch(handle: WorkflowHandle, description: WorkflowExecutionDescription, rates: StepRate): Promise<InEpoch | null> {
-  const training = (description.raw.pendingActivities ?? []).find((a) => a.activityType?.name === 'trainUntilStep');
+  const training = (description.raw.pendingActivities ?? []).find((a) => a.activityType?.name === 'trainEpoch' || a.activityType?.name === 'trainUntilStep');
   if (!training) return null;
   const beat = readBeat(await decodeDetails(handle, training).catch(() => undefined));
   if (!beat) return null;
