@@ -51,12 +51,12 @@ const KILL_DELAY_MS = Math.floor(draw() * 1500);
 /** `${pid}@${hostname}`: the SDK's default worker identity (src/worker.ts sets none). */
 const identityOf = (w: WorkerProcess): string => `${w.child.pid}@${os.hostname()}`;
 
-/** Identities of the workers that started each trainUntilStep attempt in one run's history. */
+/** Identities of the workers that started each epoch activity (trainEpoch) attempt in one run's history. */
 function trainingIdentities(events: HistoryEvent[]): string[] {
   const train = new Set<string>();
   const out: string[] = [];
   for (const e of events) {
-    if (e.activityTaskScheduledEventAttributes?.activityType?.name === 'trainUntilStep') train.add(String(e.eventId));
+    if (e.activityTaskScheduledEventAttributes?.activityType?.name === 'trainEpoch') train.add(String(e.eventId));
     const started = e.activityTaskStartedEventAttributes;
     if (started && train.has(String(started.scheduledEventId))) out.push(started.identity ?? '');
   }

@@ -102,7 +102,7 @@ describe('trainer slots', () => {
 
     // Server times: the two trials' training activities ran at the same time.
     const spans = await Promise.all(
-      result.trials.map(async (tr) => activitySpans((await stack.client.workflow.getHandle(tr.workflowId!).fetchHistory()).events ?? [], 'trainUntilStep')),
+      result.trials.map(async (tr) => activitySpans((await stack.client.workflow.getHandle(tr.workflowId!).fetchHistory()).events ?? [], 'trainEpoch')),
     );
     assert.deepEqual(spans.map((s) => s.length), [2, 2], 'one training activity per epoch');
     const overlap = overlapMs(spans[0]!, spans[1]!);
