@@ -13,6 +13,7 @@ import { backendPreferenceFromEnv, selectBackend, type BackendInfo } from '../sr
 import { BatchAssembler } from '../src/training/batch';
 import type { Dataset } from '../src/training/dataset';
 import { builtInDatasets } from '../src/training/datasets';
+import { adamApply, adamInternals } from '../src/training/eager/adam';
 import { EagerRoute } from '../src/training/eager/route';
 import { lossFunction, trainingLoss } from '../src/training/eager/step';
 import { builtInModels } from '../src/training/models';
@@ -153,5 +154,42 @@ describe('eager route: written-out gradients against the tape', () => {
       model.dispose();
       normed.dispose();
     }
+  });
+
+  test("Adam: a small variable's update in JavaScript equals the kernels' update, bit for bit", () => {
+    const shapes = [[7, 5], [300], [3, 3, 2, 4]];
+    const run = (jsMax: string): Float32Array[] => {
+      const before = process.env.DT_ADAM_JS_MAX;
+      process.env.DT_ADAM_JS_MAX = jsMax;
+      const optimizer = tf.train.adam(0.01);
+      const variables = shapes.map((shape, i) => tf.variable(tf.randomUniform(shape, -1, 1, 'float32', 100 + i), true, `adam-js-${jsMax}-${i}`));
+      try {
+        for (let step = 0; step < 6; step++) {
+          tf.tidy(() => {
+            const grads: tf.NamedTensorMap = {};
+            variables.forEach((v, i) => (grads[v.name] = tf.randomUniform(v.shape, -(10 ** (i - 1)), 10 ** (i - 1), 'float32', step * 10 + i)));
+            adamApply(adamInternals(optimizer)!, variables, grads);
+          });
+        }
+        const o = adamInternals(optimizer)!;
+        return [
+          ...variables.map((v) => v.dataSync() as Float32Array),
+          ...o.accumulatedFirstMoment.map((m) => m!.variable.dataSync() as Float32Array),
+          ...o.accumulatedSecondMoment.map((m) => m!.variable.dataSync() as Float32Array),
+          o.accBeta1.dataSync() as Float32Array,
+        ];
+      } finally {
+        tf.dispose(variables);
+        optimizer.dispose();
+        if (before === undefined) delete process.env.DT_ADAM_JS_MAX;
+        else process.env.DT_ADAM_JS_MAX = before;
+      }
+    };
+    const kernels = run('0');
+    const js = run('1000000');
+    assert.equal(js.length, kernels.length);
+    js.forEach((a, i) => assert.deepEqual(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(kernels[i]!.buffer, kernels[i]!.byteOffset, kernels[i]!.byteLength), `array ${i}`));
+    // The variables moved (a no-op update would pass the comparison too).
+    assert.ok(Math.abs(js[0]![0]! - tf.tidy(() => tf.randomUniform(shapes[0]!, -1, 1, 'float32', 100).dataSync()[0]!)) > 1e-3);
   });
 });
