@@ -185,7 +185,8 @@ export function explicitGradients(model: tf.LayersModel, loss: LossName): Explic
   if (trainable.length !== covered.size || !trainable.every((name) => covered.has(name))) return undefined;
   // A leading Reshape costs nothing: the batch is uploaded in its target shape.
   const first = layers[0]!;
-  const uploadShape = first.getClassName() === 'Reshape' ? (first.getConfig().targetShape as number[]) : undefined;
+  const target = first.getClassName() === 'Reshape' ? (first.getConfig().targetShape as number[]) : undefined;
+  const uploadShape = target?.every((d) => d > 0) ? target : undefined;
   const stages = uploadShape ? forwards.slice(1) : forwards;
   const weighted = (uploadShape ? layers.slice(1) : layers).map((l) => l.trainableWeights.length > 0);
   // A stage passes its gradient on only when a stage before it has weights.
