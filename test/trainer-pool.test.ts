@@ -105,6 +105,32 @@ describe('TrainerPool routing (fake trainers)', () => {
     assert.ok(fakes.every((f) => f.closed));
   });
 
+  test('shutdown reaches every slot at once', async () => {
+    const reasons: (string | undefined)[] = [];
+    const slot = (): SlotTrainer => {
+      let reason: string | undefined;
+      return {
+        pid: undefined,
+        request: () => Promise.reject(new Error('unused')),
+        allowUris: () => undefined,
+        close: () => Promise.resolve(),
+        get shutdownReason() {
+          return reason;
+        },
+        shutdown(r?: string) {
+          reason = r;
+          reasons.push(r);
+          return Promise.resolve();
+        },
+      };
+    };
+    const pool = new TrainerPool([slot(), slot(), slot()]);
+    assert.equal(pool.shutdownReason, undefined);
+    await pool.shutdown('SIGTERM');
+    assert.deepEqual(reasons, ['SIGTERM', 'SIGTERM', 'SIGTERM']);
+    assert.equal(pool.shutdownReason, 'SIGTERM');
+  });
+
   test('a failed request frees its slot too', async () => {
     const failing: SlotTrainer = { pid: 1, request: () => Promise.reject(new Error('trainer died')), allowUris: () => undefined, close: () => Promise.resolve() };
     const pool = new TrainerPool([failing]);

@@ -19,8 +19,14 @@ export interface TrainerPoolOptions extends TrainerOptions {
   readonly slots?: number;
 }
 
-/** What the pool needs of one slot's trainer (a TrainerClient; tests give fakes). */
-export type SlotTrainer = Pick<TrainerClient, 'request' | 'allowUris' | 'close' | 'pid'>;
+/**
+ * What the pool needs of one slot's trainer (a TrainerClient; tests give fakes). `shutdown` and
+ * `shutdownReason`: the worker's drain on SIGTERM/SIGINT, passed to each trainer that offers it.
+ */
+export type SlotTrainer = Pick<TrainerClient, 'request' | 'allowUris' | 'close' | 'pid'> & {
+  shutdown?(reason?: string): Promise<void>;
+  readonly shutdownReason?: string | undefined;
+};
 
 /** What activities use of the trainers: a TrainerPool (a worker's slots), or one TrainerClient. */
 export type Trainer = Pick<TrainerPool, 'request'>;
@@ -200,6 +206,16 @@ export class TrainerPool {
 
   status(): SlotStatus[] {
     return this.slots.map((s, slot) => ({ slot, pid: s.trainer.pid, inFlight: s.inFlight, lastRun: s.lastRun }));
+  }
+
+  /** Why the worker is shutting down, once shutdown() was called on any slot's trainer. */
+  get shutdownReason(): string | undefined {
+    return this.slots.map((s) => s.trainer.shutdownReason).find((r) => r !== undefined);
+  }
+
+  /** Starts every slot's drain at once (see TrainerClient.shutdown); resolves when all are over. */
+  async shutdown(reason?: string): Promise<void> {
+    await Promise.all(this.slots.map((s) => s.trainer.shutdown?.(reason)));
   }
 
   /** Stops every trainer process (after the worker has shut down). */
