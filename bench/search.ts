@@ -1,6 +1,6 @@
 /**
- * Search strategies side by side on MNIST, on a real dev server with a real worker (one trainer
- * process), one after the other in one run:
+ * Search strategies side by side on MNIST, on a real dev server with a real worker (a trainer
+ * process per slot), one after the other in one run:
  *
  *   (A) the same trials (a grid of learning rates) and the same maxParallel: grid (every trial
  *       trains maxEpochs), synchronous successive halving and ASHA (eta 2 from 1 epoch);
@@ -155,7 +155,7 @@ async function measure(client: Client, c: Case, n: number): Promise<Row> {
 
 function print(rows: readonly Row[], load: string): void {
   const pct = (x: number) => `${(x * 100).toFixed(0)} %`;
-  console.log(`\nMNIST, MLP (A: hidden [32] or [512, 512]; B: [32]), batch 64, ${STEPS_PER_EPOCH} steps/epoch, ${MAX_EPOCHS} epochs max, eval 1,000 digits, maxParallel ${MAX_PARALLEL}, one worker (one trainer process)`);
+  console.log(`\nMNIST, MLP (A: hidden [32] or [512, 512]; B: [32]), batch 64, ${STEPS_PER_EPOCH} steps/epoch, ${MAX_EPOCHS} epochs max, eval 1,000 digits, maxParallel ${MAX_PARALLEL}, one worker with ${MAX_PARALLEL} trainer slots`);
   console.log(`load average before / after: ${load}; ${os.cpus().length} cores\n`);
   console.log('| | strategy | trials | child runs | epochs trained | wall (s) | slots in use | trainer busy | best val_accuracy (trial) |');
   console.log('|---|---|---|---|---|---|---|---|---|');
@@ -172,13 +172,14 @@ async function main(): Promise<void> {
   const connection = await Connection.connect({ address: server.address });
   const nativeConnection = await NativeConnection.connect({ address: server.address });
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'dt-bench-search-'));
-  const plugin = new DurableTrainPlugin({ trainer: { backend: process.env.DT_BACKEND ?? 'auto', log: () => undefined }, checkpointRoot: pathToFileURL(root).href });
+  // One trainer slot per search slot (each with its share of the cores), as a worker sized for the search would be.
+  const plugin = new DurableTrainPlugin({ trainer: { slots: MAX_PARALLEL, backend: process.env.DT_BACKEND ?? 'auto', log: () => undefined }, checkpointRoot: pathToFileURL(root).href });
   const worker = await Worker.create({
     connection: nativeConnection,
     taskQueue: TASK_QUEUE,
     workflowBundle: await bundleWorkflowCode({ workflowsPath: require.resolve('../src/workflows'), logger: new DefaultLogger('ERROR') }),
     plugins: [plugin],
-    maxConcurrentActivityTaskExecutions: MAX_PARALLEL,
+    maxConcurrentActivityTaskExecutions: plugin.trainer.size,
   });
   const running = worker.run();
   const client = new Client({ connection });

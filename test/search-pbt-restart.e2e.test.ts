@@ -21,7 +21,7 @@ import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@tem
 import type { LineageRecord, SearchResult, TrialRecord } from '../src/workflows';
 import { startStack, startWorker, startWorkerProcess, tempCheckpointRoot, uniqueId, waitFor, type InProcessWorker, type Stack, type WorkerProcess } from './helpers/temporal';
 import { WEIGHTS_BIN } from '../src/checkpoints/layout';
-import { prng, testSeed } from './helpers/fault-suite';
+import { mulberry32, testSeed } from './helpers/seed';
 import { checkpointWeights, sha256 } from './e2e-support';
 import { chainHistories, type HistoryEvent } from './search-e2e-support';
 
@@ -108,7 +108,7 @@ const exported = (r: SearchResult) => r.trials.map((t) => sha256(fs.readFileSync
 test('PBT killed and restarted at seeded moments: the same trials, lineage, weights and best model as uninterrupted', async (t) => {
   const seed = testSeed('search-pbt-restart');
   t.diagnostic(`fault seed ${seed} (DT_TEST_SEED=${seed} replays these moments)`);
-  const draw = prng(seed);
+  const draw = mulberry32(seed);
 
   const reference = await stack.client.workflow.start('hyperparameterSearch', { taskQueue: worker.taskQueue, workflowId: uniqueId('pbt-ref'), args: [PBT] });
   const expected = (await reference.result()) as SearchResult;
