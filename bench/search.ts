@@ -9,7 +9,7 @@
  *
  * Per search: wall time (the search's first to last history event), epochs trained (the trial
  * table), the best metric, and two utilisations of the maxParallel slots: children in flight
- * (Σ child run spans / (slots × wall)) and the trainer busy (Σ trainUntilStep + evaluateCheckpoint
+ * (Σ child run spans / (slots × wall)) and the trainer busy (Σ trainEpoch, or trainUntilStep + evaluateCheckpoint,
  * activity spans / (slots × wall)). Times come from server event times.
  *
  *   npx tsx bench/search.ts            # a few minutes on 2 cores
@@ -133,7 +133,7 @@ async function measure(client: Client, c: Case, n: number): Promise<Row> {
     if (closed) {
       const id = closed.workflowExecution!.workflowId!;
       inFlight += millis(e.eventTime) - (startedAt.get(id) ?? millis(e.eventTime));
-      trainer += activityBusy((await client.workflow.getHandle(id).fetchHistory()).events ?? [], ['trainUntilStep', 'evaluateCheckpoint']);
+      trainer += activityBusy((await client.workflow.getHandle(id).fetchHistory()).events ?? [], ['trainEpoch', 'trainUntilStep', 'evaluateCheckpoint']);
     }
   }
   const lr = result.best.params[LR];
