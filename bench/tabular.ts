@@ -7,19 +7,19 @@
  *
  *   npx tsx bench/tabular.ts [--seeds 1,2,3,4,5] [--steps 400]
  *
- * Keras runs with $DT_PYTHON, else .cache/pyref-venv/bin/python (see bench/README.md).
+ * Keras runs on the reference Python (bench/python.ts: $DT_PYTHON, else scripts/setup-bench-python.sh's venv).
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { referencePython } from './python';
 import { parseTrainConfig } from '../src/config/train-config';
 import type { EvaluateResult, TrainUntilStepResult } from '../src/training/protocol';
 import { TrainerClient } from '../src/training/trainer-client';
 import { writeSklearnCsvs, type SklearnDataset } from '../test/helpers/sklearn-csv';
 
-const ROOT = path.resolve(__dirname, '..');
 const arg = (name: string, fallback: string): string => {
   const k = process.argv.indexOf(`--${name}`);
   return k >= 0 ? process.argv[k + 1]! : fallback;
@@ -47,7 +47,9 @@ async function main(): Promise<void> {
   const trainer = new TrainerClient({ backend: process.env.DT_BACKEND ?? 'auto', log: () => undefined });
   try {
     const csvs = writeSklearnCsvs(dir, DATASETS);
-    const python = process.env.DT_PYTHON ?? path.join(ROOT, '.cache/pyref-venv/bin/python');
+    const reference = referencePython();
+    if ('reason' in reference) throw new Error(reference.reason);
+    const { python } = reference;
     const rows: string[] = [];
     let run = 0;
     for (const name of DATASETS) {

@@ -1,7 +1,6 @@
 /**
  * (3) Keras on TensorFlow (Python), same model, data, Adam and batch size: bench/keras_bench.py,
- * timed with train_on_batch. Uses the first Python that can `import tensorflow`: $DT_PYTHON,
- * python3, then the project's reference venv (.cache/pyref-venv); says which were tried when none.
+ * timed with train_on_batch, on the reference Python (bench/python.ts); says why when there is none.
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -9,28 +8,18 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { builtInDatasets } from '../../src/training/datasets';
+import { referencePython } from '../python';
 import type { BenchRoute } from '../route';
 
 const run = promisify(execFile);
-const ROOT = path.resolve(__dirname, '../..');
 let python: string | undefined;
 let dataDir: string | undefined;
 
-async function findPython(): Promise<string | true> {
-  const candidates = [process.env.DT_PYTHON, 'python3', path.join(ROOT, '.cache/pyref-venv/bin/python')].filter((c): c is string => !!c);
-  const tried: string[] = [];
-  for (const c of candidates) {
-    try {
-      await run(c, ['-c', 'import os; os.environ["TF_CPP_MIN_LOG_LEVEL"]="3"; import tensorflow as tf, keras; print(tf.__version__, keras.__version__)'], { timeout: 120_000 });
-      python = c;
-      return true;
-    } catch (err) {
-      const e = err as { code?: string; stderr?: string };
-      const last = e.code === 'ENOENT' ? 'not found' : (e.stderr ?? String(err)).trim().split('\n').pop();
-      tried.push(`${c}: ${last}`);
-    }
-  }
-  return `no Python with TensorFlow and Keras found (tried ${tried.join('; ')}); set DT_PYTHON to one`;
+function findPython(): string | true {
+  const found = referencePython();
+  if ('reason' in found) return found.reason;
+  python = found.python;
+  return true;
 }
 
 async function writeData(): Promise<string> {
@@ -43,7 +32,7 @@ async function writeData(): Promise<string> {
 
 const route: BenchRoute = {
   name: 'Keras (Python TF)',
-  available: findPython,
+  available: async () => findPython(),
   async measure({ model, batchSize, steps }) {
     if (!python) throw new Error('no Python with TensorFlow: call available() first');
     dataDir ??= await writeData();

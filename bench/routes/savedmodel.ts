@@ -6,8 +6,8 @@
  *
  * The SavedModels (MLP 784-256-256-10 and the small CNN, Adam 1e-3, categorical cross-entropy) are
  * exported at bench time into .cache/bench-savedmodels/ with tools/export_trainable_savedmodel.py,
- * which needs Python with TensorFlow >= 2.16 and Keras 3 ($DT_PYTHON, else .cache/pyref-venv, else
- * python3). Without it the route reports itself unavailable.
+ * which needs Python with TensorFlow >= 2.16 and Keras 3 (bench/python.ts). Without it the route
+ * reports itself unavailable.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -20,6 +20,7 @@ import { TrainableSavedModel } from '../../src/training/savedmodel/graph';
 import { readMetadata } from '../../src/training/savedmodel/metadata';
 import { validateTrainableSavedModel } from '../../src/training/savedmodel/signatures';
 import { LEARNING_RATE, SEED } from '../models';
+import { referencePython } from '../python';
 import type { BenchModel, BenchRoute } from '../route';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -33,27 +34,9 @@ const FACTORY: Record<BenchModel, { fn: string; kwargs: Record<string, unknown> 
 
 let python: string | undefined;
 function findPython(): string {
-  const candidates = [process.env.DT_PYTHON, path.join(ROOT, '.cache/pyref-venv/bin/python'), 'python3'].filter((p): p is string => !!p);
-  const reasons: string[] = [];
-  for (const p of candidates) {
-    try {
-      const out = execFileSync(p, ['-c', 'import tensorflow as tf, keras; print(tf.__version__, keras.__version__)'], {
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'ignore'],
-        env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '3', KERAS_BACKEND: 'tensorflow' },
-        timeout: 120_000,
-      }).trim();
-      const [tfv, kv] = out.split(/\s+/);
-      const [major, minor] = (tfv ?? '0.0').split('.').map(Number);
-      if (major! > 2 || (major === 2 && minor! >= 16)) {
-        if ((kv ?? '').startsWith('3.')) return p;
-      }
-      reasons.push(`${p}: TensorFlow ${tfv} / Keras ${kv} (needs TF >= 2.16, Keras 3)`);
-    } catch {
-      reasons.push(`${p}: no TensorFlow`);
-    }
-  }
-  throw new Error(`no Python with TensorFlow >= 2.16 and Keras 3 to export the SavedModels (${reasons.join('; ')})`);
+  const found = referencePython();
+  if ('reason' in found) throw new Error(`cannot export the SavedModels: ${found.reason}`);
+  return found.python;
 }
 
 /** Exports (once, cached) the bench SavedModel for `model`; returns its directory. */
