@@ -100,7 +100,7 @@ function trainResultOf(type: string, value: unknown): { checkpointTiming?: Check
 async function runOnce(
   s: Stack,
   input: Record<string, unknown>,
-): Promise<{ result: TrainModelResult; timedMs: number; wallMs: number; epochs: number; events: number; perEpoch: Breakdown }> {
+): Promise<{ result: TrainModelResult; timedMs: number; wallMs: number; epochs: number; eventsPerEpoch: number; perEpoch: Breakdown }> {
   const workflowId = `bench-${process.pid}-${runs++}`;
   const started = Date.now();
   const handle = await s.client.workflow.start('trainModel', { taskQueue: TASK_QUEUE, workflowId, args: [input] });
@@ -113,9 +113,11 @@ async function runOnce(
   let from: number | undefined;
   let to: number | undefined;
   let epochs = 0;
+  /** Index in the history of each epoch's last activity completion: the events between two are one epoch's. */
+  const epochEnds: number[] = [];
   let evaluateMs = 0;
   const ckpt = { ms: 0, blockedMs: 0, bytes: 0, seen: false };
-  for (const e of events) {
+  for (const [index, e] of events.entries()) {
     const scheduled = e.activityTaskScheduledEventAttributes;
     if (scheduled) {
       const type = scheduled.activityType?.name ?? '';
@@ -143,6 +145,7 @@ async function runOnce(
       if (EPOCH_END.has(type)) {
         to = millis(e.eventTime);
         epochs++;
+        epochEnds.push(index);
       }
     }
   }
@@ -159,7 +162,7 @@ async function runOnce(
     timedMs: to - from,
     wallMs,
     epochs,
-    events: events.length,
+    eventsPerEpoch: epochEnds.length > 1 ? (epochEnds[epochEnds.length - 1]! - epochEnds[0]!) / (epochEnds.length - 1) : NaN,
     perEpoch: { train, trainer, evaluate, scheduling: (to - from) / n - train - separateEvaluate, fused: busy.has('trainEpoch'), checkpoint },
   };
 }
@@ -172,13 +175,12 @@ export async function measureTrainModel(
   stack ??= startStack();
   const s = await stack;
   const stepsPerEpoch = Math.max(1, Math.round(steps / EPOCHS));
-  // Untimed warm-up: starts the trainer process and warms tfjs for this model and batch size. Its
-  // one epoch is also the baseline for history events per epoch (the same input, EPOCHS - 1 fewer).
-  const warm = await runOnce(s, benchInput(model, batchSize, 5, 1, extra));
+  // Untimed warm-up: starts the trainer process and warms tfjs for this model and batch size.
+  await runOnce(s, benchInput(model, batchSize, 5, 1, extra));
   const r = await runOnce(s, benchInput(model, batchSize, stepsPerEpoch, EPOCHS, extra));
   if (r.result.step !== stepsPerEpoch * EPOCHS || r.epochs !== EPOCHS) throw new Error(`unexpected run: ${JSON.stringify(r.result)}`);
   const b = r.perEpoch;
-  const eventsPerEpoch = (r.events - warm.events) / (EPOCHS - 1);
+  const { eventsPerEpoch } = r;
   const epochActivity = b.fused ? 'trainEpoch activity (train + evaluate)' : 'trainUntilStep activity';
   return {
     msPerStep: r.timedMs / (stepsPerEpoch * EPOCHS),
@@ -187,7 +189,7 @@ export async function measureTrainModel(
     note:
       `backend ${r.result.backend}; ${EPOCHS} epochs of ${stepsPerEpoch} steps, a checkpoint and an evaluation (1,500 digits) after each; ` +
       `whole run incl. describeWorker and finalizeRun ${(r.wallMs / 1000).toFixed(2)} s vs timed ${(r.timedMs / 1000).toFixed(2)} s; ` +
-      `history events per epoch: ${r.events} events in ${EPOCHS} epochs minus ${warm.events} in 1, over ${EPOCHS - 1}`,
+      `history events per epoch: those from one epoch's end to the next, averaged over the run`,
     breakdown:
       `${model}/${batchSize}, per epoch of ${stepsPerEpoch} steps (ms): ${epochActivity} ${b.train.toFixed(0)} ` +
       `(in the trainer: steps + checkpoint ${b.trainer.toFixed(0)}${b.fused ? `, evaluation ${b.evaluate.toFixed(0)}` : ''}), ` +
