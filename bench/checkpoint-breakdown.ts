@@ -55,7 +55,7 @@ async function main(): Promise<void> {
       const config = parseTrainConfig(spec ? { ...input, model: spec } : input);
       const runUri = pathToFileURL(path.join(root, `${routeName}`)).href;
       const holder = { workflowId: 'bench', workflowRunId: routeName, activityId: '1', attempt: 1 };
-      const sums: Record<string, number> = {};
+      const sums: number[] = [];
       let seconds = 0;
       let bytes = 0;
       // Epoch 1 loads the model and warms tfjs up: reported, not summed.
@@ -65,15 +65,18 @@ async function main(): Promise<void> {
           request: { runUri, config, targetStep: epoch * STEPS, learningRate: LEARNING_RATE, holder: { ...holder, activityId: String(epoch) } },
         });
         const t: CheckpointTiming | undefined = r.checkpointTiming;
-        if (!t) throw new Error('the trainer returned no checkpointTiming');
-        rows.push(`| ${label} | ${epoch} | ${(r.seconds * 1000).toFixed(0)} | ${t.checkpoints} | ${PARTS.map((p) => t[p].toFixed(1)).join(' | ')} | ${(t.bytes / 1e6).toFixed(2)} |`);
+        const loop = r.loopTiming;
+        if (!t || !loop) throw new Error('the trainer returned no checkpointTiming / loopTiming');
+        const ms = r.seconds * 1000;
+        const cells = [loop.setupMs, loop.stepsMs, ms - loop.stepsMs, ...PARTS.map((p) => t[p])];
+        rows.push(`| ${label} | ${epoch} | ${ms.toFixed(0)} | ${cells.map((c) => c.toFixed(1)).join(' | ')} | ${t.checkpoints} | ${(t.bytes / 1e6).toFixed(2)} |`);
         if (epoch === 1) continue;
         seconds += r.seconds;
         bytes = t.bytes;
-        for (const p of PARTS) sums[p] = (sums[p] ?? 0) + t[p];
+        cells.forEach((c, i) => (sums[i] = (sums[i] ?? 0) + c));
       }
       const n = EPOCHS - 1;
-      if (n > 0) rows.push(`| **${label}** | mean 2–${EPOCHS} | ${((seconds * 1000) / n).toFixed(0)} | | ${PARTS.map((p) => (sums[p]! / n).toFixed(1)).join(' | ')} | ${(bytes / 1e6).toFixed(2)} |`);
+      if (n > 0) rows.push(`| **${label}** | mean 2–${EPOCHS} | ${((seconds * 1000) / n).toFixed(0)} | ${Object.values(sums).map((c) => (c / n).toFixed(1)).join(' | ')} | | ${(bytes / 1e6).toFixed(2)} |`);
     }
   } finally {
     await trainer.close();
@@ -81,8 +84,8 @@ async function main(): Promise<void> {
   }
   console.log(`${EPOCHS} requests of ${STEPS} steps at batch ${BATCH}, a checkpoint at each end${EVERY ? ` and every ${EVERY} steps` : ''}; load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   console.log('');
-  console.log(`| model | epoch | request ms | ckpts | ${PARTS.join(' | ')} | MB |`);
-  console.log(`|---|---|---:|---:|${PARTS.map(() => '---:').join('|')}|---:|`);
+  console.log(`| model | epoch | request ms | setup | steps | beyond steps | ${PARTS.map((p) => p.replace('Ms', '')).join(' | ')} | ckpts | MB |`);
+  console.log(`|---|---|---:|---:|---:|---:|${PARTS.map(() => '---:').join('|')}|---:|---:|`);
   for (const row of rows) console.log(row);
 }
 

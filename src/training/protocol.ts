@@ -38,6 +38,8 @@ export interface TrainUntilStepResult {
   readonly cancelled: boolean;
   /** Where this call's checkpoint time went, per part (absent from trainers that predate it). */
   readonly checkpointTiming?: CheckpointTiming;
+  /** Milliseconds from the request's arrival to its first step, and in the steps themselves (batches included). */
+  readonly loopTiming?: { readonly setupMs: number; readonly stepsMs: number };
 }
 
 export interface EvaluateRequest {

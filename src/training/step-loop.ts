@@ -53,6 +53,12 @@ export interface StepLoopOptions {
   readonly snapshot: () => Promise<Map<string, Buffer>>;
   /** The run's lease, checked before each commit (none: unfenced writes, as tools and engine tests do). */
   readonly lease: Lease | undefined;
+  /**
+   * Work to overlap with the write of the target step's checkpoint (evaluating the state in
+   * memory, say): called once that state is snapshotted; the result waits for both. Not called when
+   * the request trains no step or stops early.
+   */
+  readonly whileCommitting?: () => Promise<void>;
   readonly onProgress: (p: Progress) => void;
   readonly isCancelled: () => boolean;
   readonly faults: EngineFaults | undefined;
@@ -126,6 +132,8 @@ export async function runSteps(o: StepLoopOptions): Promise<TrainUntilStepResult
   let lastYieldAt = Date.now();
   let cancelled = false;
   const timing = new TimingRecorder();
+  const setupMs = Date.now() - o.started;
+  let stepsMs = 0;
   /** The write in flight: never rejects (its error goes to `failure`, thrown at the next step). */
   let inFlight: Promise<void> | undefined;
   let failure: { readonly error: unknown } | undefined;
@@ -144,7 +152,7 @@ export async function runSteps(o: StepLoopOptions): Promise<TrainUntilStepResult
     if (failure) throw failure.error;
   };
   /** Snapshots the state now; the write runs on in the background unless `durable` asks to wait for it. */
-  const checkpoint = async (durable: boolean): Promise<void> => {
+  const checkpoint = async (durable: boolean, overlap?: () => Promise<void>): Promise<void> => {
     const blockedFrom = performance.now();
     await checkFinite();
     await settle();
@@ -165,7 +173,7 @@ export async function runSteps(o: StepLoopOptions): Promise<TrainUntilStepResult
           failure ??= { error };
         },
       );
-    if (durable) await settle();
+    if (durable) await Promise.all([settle(), overlap?.()]);
     timing.add('blockedMs', performance.now() - blockedFrom);
   };
 
@@ -187,7 +195,9 @@ export async function runSteps(o: StepLoopOptions): Promise<TrainUntilStepResult
       }
       if (o.faults?.stepDelayMs) await new Promise((resolve) => setTimeout(resolve, o.faults!.stepDelayMs));
       const epochStart = (step - 1) % config.stepsPerEpoch === 0;
+      const stepFrom = performance.now();
       const cost = o.trainStep(step);
+      stepsMs += performance.now() - stepFrom;
       // The running sum stays on the device: it is read only when a checkpoint or the result needs it.
       const next = epochStart ? cost : (tf.tidy(() => tf.add(s.lossSum, cost)) as tf.Scalar);
       if (!epochStart) cost.dispose();
@@ -202,7 +212,7 @@ export async function runSteps(o: StepLoopOptions): Promise<TrainUntilStepResult
       const last = step === req.targetStep;
       const due = last || (everySteps > 0 && step % everySteps === 0) || (everyMs > 0 && now - lastCheckpointAt >= everyMs);
       // The target's checkpoint is waited for: the result says it is committed.
-      if (due) await checkpoint(true);
+      if (due) await checkpoint(last, last ? o.whileCommitting : undefined);
       if (due || now - lastProgressAt >= 1000) {
         lastProgressAt = now;
         o.onProgress({ step, checkpointStep, targetStep: req.targetStep });
@@ -230,5 +240,6 @@ export async function runSteps(o: StepLoopOptions): Promise<TrainUntilStepResult
     backend: o.backend,
     cancelled,
     checkpointTiming: timing.result(),
+    loopTiming: { setupMs, stepsMs: Math.round(stepsMs) },
   };
 }
