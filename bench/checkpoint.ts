@@ -1,12 +1,14 @@
 /**
- * Checkpoint save/load throughput for a ~10 M parameter model, through the real checkpoint path
- * (serializeModel + writeCheckpoint; loadLatestCheckpoint + deserializeModel), to file:// and to
- * the GCS emulator (fake-gcs-server), beside the raw write/read speed of the same bytes.
+ * Checkpoint save/load throughput for a ~10 M parameter model through the real checkpoint path
+ * (serializeModel, then writeCheckpoint under a lease: lease checks, create-only objects, hashes,
+ * manifest, latest.json), beside raw writes of the same bytes, as MB/s and a ratio.
  *
- *   npx tsx bench/checkpoint.ts [repeats=5]
+ *   npx tsx bench/checkpoint.ts [--repeats 5] [--gcs] [--baseline <tree>]
  *
- * The checkpoint holds model.json, weights.bin and a state.json (no optimizer slots: an Adam run
- * would add 2x the weights in optimizer.bin). MB = 10^6 bytes of the checkpoint's objects.
+ * `--baseline <tree>`: a checkout of an older commit (with a node_modules link): its
+ * serializeModel and writeCheckpoint are timed in the same run, interleaved with this tree's.
+ * `--gcs` adds the GCS emulator (fake-gcs-server). The checkpoint holds model.json, weights.bin and
+ * a state.json (an Adam run adds 2x the weights in optimizer.bin). MB = 10^6 bytes.
  */
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
@@ -15,15 +17,31 @@ import { pathToFileURL } from 'node:url';
 
 import * as tf from '@tensorflow/tfjs';
 
-import { loadLatestCheckpoint, writeCheckpoint } from '../src/checkpoints/format';
+import type * as FormatModule from '../src/checkpoints/format';
+import * as format from '../src/checkpoints/format';
 import { GcsCheckpointStore } from '../src/checkpoints/gcs-store';
+import { acquireLease } from '../src/checkpoints/lease';
 import { openStore } from '../src/checkpoints/open-store';
 import type { CheckpointStore } from '../src/checkpoints/store';
-import { deserializeModel, serializeModel } from '../src/training/eager/serialization';
+import type * as SerializationModule from '../src/training/eager/serialization';
+import * as serialization from '../src/training/eager/serialization';
 import { startGcsEmulator } from '../test/helpers/gcs-emulator';
 
-const REPEATS = Number(process.argv[2] ?? 5);
+const arg = (name: string): string | undefined => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+};
+const REPEATS = Number(arg('repeats') ?? 5);
+const BASELINE = arg('baseline');
+const GCS = process.argv.includes('--gcs');
 const BUCKET = 'dt-bench';
+const HOLDER = { workflowId: 'bench', workflowRunId: 'checkpoint', activityId: '1', attempt: 1 };
+
+interface Path {
+  readonly name: string;
+  readonly format: Pick<typeof FormatModule, 'writeCheckpoint' | 'loadLatestCheckpoint'>;
+  readonly serialization: Pick<typeof SerializationModule, 'serializeModel' | 'deserializeModel'>;
+}
 
 async function selectBackend(): Promise<string> {
   try {
@@ -54,103 +72,129 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 
-async function timeIt(fn: (i: number) => Promise<void>): Promise<number> {
-  const seconds: number[] = [];
-  await fn(-1); // warm-up, not counted
-  for (let i = 0; i < REPEATS; i++) {
-    const t = process.hrtime.bigint();
-    await fn(i);
-    seconds.push(Number(process.hrtime.bigint() - t) / 1e9);
-  }
-  return median(seconds);
+interface Row {
+  readonly target: string;
+  readonly operation: string;
+  readonly mb: number;
+  readonly seconds: number[];
 }
 
-interface Row {
-  target: string;
-  operation: string;
-  mb: number;
-  seconds: number;
+/** Runs every row's work once per round, rows interleaved, so that load drifts hit them alike. */
+async function interleaved(rows: Array<Row & { readonly run: () => Promise<void> }>): Promise<Row[]> {
+  for (const r of rows) await r.run(); // warm-up, not counted
+  for (let i = 0; i < REPEATS; i++) {
+    for (const r of rows) {
+      const t = process.hrtime.bigint();
+      await r.run();
+      r.seconds.push(Number(process.hrtime.bigint() - t) / 1e9);
+    }
+  }
+  return rows;
+}
+
+async function durableWrite(file: string, data: Buffer): Promise<void> {
+  const fh = await fsp.open(file, 'w');
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
 }
 
 async function main(): Promise<void> {
   const backend = await selectBackend();
+  const paths: Path[] = [{ name: 'this tree', format, serialization }];
+  if (BASELINE) {
+    const root = path.resolve(BASELINE);
+    paths.push({
+      name: `baseline ${path.basename(root)}`,
+      format: (await import(path.join(root, 'src/checkpoints/format.ts'))) as typeof FormatModule,
+      serialization: (await import(path.join(root, 'src/training/eager/serialization.ts'))) as typeof SerializationModule,
+    });
+  }
   const model = buildModel();
   const params = model.countParams();
-
-  // One serialization to know the bytes; the timed saves serialize again each time.
-  const probe = await serializeModel(model);
+  const probe = await serialization.serializeModel(model);
   const stateJson = Buffer.from(JSON.stringify({ format: 'durable-train/state@1', note: 'bench' }));
-  const checkpointBytes = probe.modelJson.length + probe.weights.length + stateJson.length;
-  const mb = checkpointBytes / 1e6;
-  const rawBytes = probe.weights; // the raw baseline: one buffer of the weights' size
-  const rawMb = rawBytes.length / 1e6;
+  const bytes = probe.modelJson.length + probe.weights.length + stateJson.length;
+  const mb = bytes / 1e6;
+  const raw = Buffer.concat([probe.modelJson, probe.weights, stateJson]);
 
-  const rows: Row[] = [];
   const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'dt-bench-'));
-  const emu = await startGcsEmulator({ buckets: [BUCKET], backend: 'filesystem' });
+  const emu = GCS ? await startGcsEmulator({ buckets: [BUCKET], backend: 'filesystem' }) : undefined;
+  const results: Row[] = [];
   try {
     const targets: Array<{ name: string; open: (run: string) => CheckpointStore }> = [
       { name: 'file://', open: (run) => openStore(pathToFileURL(path.join(tmp, run)).href) },
-      { name: 'gs:// (emulator)', open: (run) => new GcsCheckpointStore(`gs://${BUCKET}/${run}`, { storage: emu.storage }) },
+      ...(emu ? [{ name: 'gs:// (emulator)', open: (run: string) => new GcsCheckpointStore(`gs://${BUCKET}/${run}`, { storage: emu.storage }) }] : []),
     ];
-
+    let run = 0;
     for (const target of targets) {
-      // Checkpoint save: serialize + write objects + manifest + latest.json, a fresh run each time.
-      let run = 0;
-      const save = async (): Promise<CheckpointStore> => {
-        const store = target.open(`run-${run++}`);
-        const { modelJson, weights } = await serializeModel(model);
-        await writeCheckpoint(store, 1, new Map([['model.json', modelJson], ['weights.bin', weights], ['state.json', stateJson]]));
-        return store;
-      };
-      rows.push({ target: target.name, operation: 'checkpoint save (serializeModel + writeCheckpoint)', mb, seconds: await timeIt(async () => void (await save())) });
-
-      const saved = await save();
-      rows.push({
-        target: target.name,
-        operation: 'checkpoint load (loadLatestCheckpoint + deserializeModel)',
-        mb,
-        seconds: await timeIt(async () => {
-          const ckpt = await loadLatestCheckpoint(saved, Number.MAX_SAFE_INTEGER);
-          if (!ckpt) throw new Error('no checkpoint');
-          const loaded = await deserializeModel(ckpt.objects.get('model.json')!, ckpt.objects.get('weights.bin')!);
-          loaded.dispose();
-        }),
-      });
+      const saved = new Map<string, CheckpointStore>();
+      const rows = paths.flatMap((p) => [
+        {
+          target: target.name,
+          operation: `save (serializeModel + writeCheckpoint under a lease), ${p.name}`,
+          mb,
+          seconds: [],
+          run: async () => {
+            // A fresh run folder each time, as a new step is: nothing to find already there.
+            const store = target.open(`run-${run++}`);
+            const lease = await acquireLease(store, HOLDER);
+            const { modelJson, weights } = await p.serialization.serializeModel(model);
+            const objects = new Map([['model.json', modelJson], ['weights.bin', weights], ['state.json', stateJson]]);
+            await p.format.writeCheckpoint(store, 1, objects, { lease });
+            saved.set(p.name, store);
+          },
+        },
+        {
+          target: target.name,
+          operation: `load (loadLatestCheckpoint + deserializeModel), ${p.name}`,
+          mb,
+          seconds: [],
+          run: async () => {
+            const ckpt = await p.format.loadLatestCheckpoint(saved.get(p.name)!, Number.MAX_SAFE_INTEGER);
+            if (!ckpt) throw new Error('no checkpoint');
+            (await p.serialization.deserializeModel(ckpt.objects.get('model.json')!, ckpt.objects.get('weights.bin')!)).dispose();
+          },
+        },
+      ]);
+      if (target.name === 'file://') {
+        const rawFile = path.join(tmp, 'raw.bin');
+        rows.push(
+          { target: target.name, operation: 'raw write + fsync (one buffer)', mb, seconds: [], run: () => durableWrite(rawFile, raw) },
+          { target: target.name, operation: 'raw fs.writeFile (one buffer, no fsync)', mb, seconds: [], run: () => fsp.writeFile(rawFile, raw) },
+          { target: target.name, operation: 'raw fs.readFile', mb, seconds: [], run: async () => void (await fsp.readFile(rawFile)) },
+        );
+      } else if (emu) {
+        const object = emu.storage.bucket(BUCKET).file('raw.bin');
+        rows.push(
+          { target: target.name, operation: 'raw Storage file.save (one request)', mb, seconds: [], run: () => object.save(raw, { resumable: false }) },
+          { target: target.name, operation: 'raw Storage file.download', mb, seconds: [], run: async () => void (await object.download()) },
+        );
+      }
+      results.push(...(await interleaved(rows)));
     }
-
-    // Raw baselines: the same number of bytes, one buffer, no format, no checksums.
-    const rawFile = path.join(tmp, 'raw.bin');
-    rows.push({ target: 'file://', operation: 'raw fs.writeFile (one buffer)', mb: rawMb, seconds: await timeIt(() => fsp.writeFile(rawFile, rawBytes)) });
-    rows.push({ target: 'file://', operation: 'raw fs.readFile', mb: rawMb, seconds: await timeIt(async () => void (await fsp.readFile(rawFile))) });
-    const rawObject = emu.storage.bucket(BUCKET).file('raw.bin');
-    rows.push({
-      target: 'gs:// (emulator)',
-      operation: 'raw Storage file.save (one request)',
-      mb: rawMb,
-      seconds: await timeIt(() => rawObject.save(rawBytes, { resumable: false })),
-    });
-    rows.push({
-      target: 'gs:// (emulator)',
-      operation: 'raw Storage file.download',
-      mb: rawMb,
-      seconds: await timeIt(async () => void (await rawObject.download())),
-    });
   } finally {
-    await emu.dispose();
+    await emu?.dispose();
     await fsp.rm(tmp, { recursive: true, force: true });
     model.dispose();
   }
 
   const cpus = os.cpus();
   console.log(`Backend: ${backend}`);
-  console.log(`Machine: ${cpus.length} cores (${cpus[0]?.model.trim() ?? 'unknown CPU'}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Node ${process.version}, ${os.platform()} ${os.arch()}`);
-  console.log(`Model: dense 784-2048-2048-2048-10, ${(params / 1e6).toFixed(2)} M parameters; checkpoint ${mb.toFixed(1)} MB (weights.bin ${rawMb.toFixed(1)} MB); median of ${REPEATS} after 1 warm-up`);
+  console.log(`Machine: ${cpus.length} cores (${cpus[0]?.model.trim() ?? 'unknown CPU'}), Node ${process.version}; load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(`Model: dense 784-2048-2048-2048-10, ${(params / 1e6).toFixed(2)} M parameters; checkpoint ${mb.toFixed(1)} MB; median of ${REPEATS} after 1 warm-up, rows interleaved`);
   console.log('');
-  console.log('| target | operation | MB | median s | MB/s |');
-  console.log('|---|---|---:|---:|---:|');
-  for (const r of rows) {
-    console.log(`| ${r.target} | ${r.operation} | ${r.mb.toFixed(1)} | ${r.seconds.toFixed(3)} | ${(r.mb / r.seconds).toFixed(0)} |`);
+  const speed = (r: Row): number => r.mb / median(r.seconds);
+  const durable = results.find((r) => r.operation.startsWith('raw write + fsync'));
+  const cached = results.find((r) => r.operation.startsWith('raw fs.writeFile'));
+  console.log('| target | operation | MB | median s | MB/s | vs raw write + fsync | vs raw writeFile |');
+  console.log('|---|---|---:|---:|---:|---:|---:|');
+  for (const r of results) {
+    const ratio = (base: Row | undefined): string => (base && r.target === 'file://' && !r.operation.startsWith('load') && !r.operation.includes('read') ? `${((100 * speed(r)) / speed(base)).toFixed(0)} %` : '');
+    console.log(`| ${r.target} | ${r.operation} | ${r.mb.toFixed(1)} | ${median(r.seconds).toFixed(3)} | ${speed(r).toFixed(0)} | ${ratio(durable)} | ${ratio(cached)} |`);
   }
 }
 
