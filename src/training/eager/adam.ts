@@ -41,16 +41,17 @@ const f32 = Math.fround;
 
 /**
  * Variables of up to this many elements are updated in JavaScript when the backend computes on
- * this machine's CPU: for a small variable the 12 kernel calls (~40–80 µs each on tfjs-node) cost
- * far more than the arithmetic, which a JS loop does in a few ns per element. Larger ones stay on
- * the backend, whose kernels use every core. DT_ADAM_JS_MAX overrides it (0: never).
+ * this machine's CPU: a kernel call on tfjs-node costs ~15–20 µs of CPU besides its arithmetic, so
+ * a variable's 12 cost ~0.2 ms, what the JS loop (~10–20 ns per element) spends on ~10–20 k
+ * elements (measured on 2 cores: a 256x256 kernel is cheaper on the backend, biases and small
+ * kernels in JS). DT_ADAM_JS_MAX overrides it (0: never).
  */
 function jsUpdateMax(): number {
   const fromEnv = Number(process.env.DT_ADAM_JS_MAX);
   if (process.env.DT_ADAM_JS_MAX !== undefined && Number.isInteger(fromEnv) && fromEnv >= 0) return fromEnv;
   const backend = tf.getBackend();
   const onCpu = backend === 'cpu' || backend === 'wasm' || (backend === 'tensorflow' && !(tf.backend() as { isUsingGpuDevice?: boolean }).isUsingGpuDevice);
-  return onCpu ? 65536 : 0;
+  return onCpu ? 16384 : 0;
 }
 
 interface Scalars {
