@@ -174,6 +174,9 @@ async function chain(client: Client, workflowId: string, firstRunId: string): Pr
   return out;
 }
 
+/** Workflow and activity tasks a history dispatched through the task queue (attempts not counted). */
+const tasks = (events: HistoryEvent[]): number => events.filter((e) => e.workflowTaskScheduledEventAttributes || e.activityTaskScheduledEventAttributes).length;
+
 /** Seconds the trainer itself reported (the `seconds` of every completed activity's result that has one). */
 function trainerSeconds(events: HistoryEvent[]): number {
   let s = 0;
@@ -194,6 +197,8 @@ interface Row {
   trainerS: number;
   childEvents: number;
   searchEvents: number;
+  /** Task-queue tasks (workflow + activity) per trial: its run's and its share of the search's. */
+  tasks: number;
   searchRuns: number;
   maxRunEvents: number;
   maxRunKb: number;
@@ -232,11 +237,13 @@ async function measure(client: Client, address: string, a: Args, slots: number):
     const runs = await chain(client, handle.workflowId, handle.firstExecutionRunId);
     let childEvents = 0;
     let trainerS = 0;
+    let taskCount = runs.reduce((n, r) => n + tasks(r), 0);
     const ids = result.trials.map((t) => t.workflowId!);
     for (let i = 0; i < ids.length; i += 20) {
       const histories = await Promise.all(ids.slice(i, i + 20).map(async (id) => (await client.workflow.getHandle(id).fetchHistory()).events ?? []));
       for (const h of histories) {
         childEvents += h.length;
+        taskCount += tasks(h);
         trainerS += trainerSeconds(h);
       }
     }
@@ -251,6 +258,7 @@ async function measure(client: Client, address: string, a: Args, slots: number):
       trainerS,
       childEvents: childEvents / a.trials,
       searchEvents: runs.reduce((n, r) => n + r.length, 0) / a.trials,
+      tasks: taskCount / a.trials,
       searchRuns: runs.length,
       maxRunEvents: Math.max(...runs.map((r) => r.length)),
       maxRunKb: Math.max(...runs.map(encodedBytes)) / 1024,
@@ -270,19 +278,19 @@ function print(rows: Row[], a: Args): void {
   const f = (n: number, d = 2) => n.toFixed(d);
   console.log(`\n${a.trials}-trial random search, one epoch of ${a.steps} step(s) a trial (8-unit MLP, synthetic), continueAsNewEvery ${a.every}, one worker process`);
   console.log(`${os.cpus().length} cores; load average (1 min) at the start → end of each search in the last column\n`);
-  console.log('| trainer slots | maxParallel | trainers seen | wall s | s/trial | trainer s/trial | overhead s/trial | events/trial run | search events/trial | search runs | max events/search run | max search run KB | carried state KB | peak RSS MB 1st / 2nd half | load |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  console.log('| trainer slots | maxParallel | trainers seen | wall s | s/trial | trainer s/trial | overhead s/trial | events/trial run | search events/trial | tasks/trial | search runs | max events/search run | max search run KB | carried state KB | peak RSS MB 1st / 2nd half | load |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
     const perTrial = r.wallS / r.trials;
     const trainer = r.trainerS / r.trials;
     // Wall time the trainers' own work does not explain: the slots work in parallel, the rest is scheduling.
     const overhead = perTrial - trainer / r.slots;
     console.log(
-      `| ${r.slots} | ${r.maxParallel} | ${r.trainersSeen} | ${f(r.wallS, 1)} | ${f(perTrial, 3)} | ${f(trainer, 3)} | ${f(overhead, 3)} | ${f(r.childEvents, 1)} | ${f(r.searchEvents, 1)} | ${r.searchRuns} | ${r.maxRunEvents} | ${f(r.maxRunKb, 0)} | ${f(r.carriedKb, 1)} | ${f(r.rssFirstMb, 0)} / ${f(r.rssSecondMb, 0)} | ${r.load} |`,
+      `| ${r.slots} | ${r.maxParallel} | ${r.trainersSeen} | ${f(r.wallS, 1)} | ${f(perTrial, 3)} | ${f(trainer, 3)} | ${f(overhead, 3)} | ${f(r.childEvents, 1)} | ${f(r.searchEvents, 1)} | ${f(r.tasks, 1)} | ${r.searchRuns} | ${r.maxRunEvents} | ${f(r.maxRunKb, 0)} | ${f(r.carriedKb, 1)} | ${f(r.rssFirstMb, 0)} / ${f(r.rssSecondMb, 0)} | ${r.load} |`,
     );
   }
   console.log('\noverhead s/trial = s/trial − trainer s/trial ÷ slots (the trainer\'s own seconds of training, checkpointing and evaluating, from the activities\' results).');
-  console.log('search events/trial counts every run of the search workflow id (continue-as-new included); carried state is the largest continue-as-new input.');
+  console.log('search events/trial counts every run of the search workflow id (continue-as-new included); tasks/trial: workflow and activity tasks scheduled (trial run + its share of the search); carried state is the largest continue-as-new input.');
 }
 
 async function main(): Promise<void> {
