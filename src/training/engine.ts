@@ -86,7 +86,13 @@ export class Engine {
     return session;
   }
 
-  async train(req: TrainRequest, onProgress: (p: Progress) => void, isCancelled: () => boolean): Promise<TrainUntilStepResult> {
+  /** `whileCommitting`: work on the session at the target step, overlapped with the write of its checkpoint (trainEpoch's evaluation). */
+  async train(
+    req: TrainRequest,
+    onProgress: (p: Progress) => void,
+    isCancelled: () => boolean,
+    whileCommitting?: (route: TrainingRoute, session: RouteSession) => Promise<void>,
+  ): Promise<TrainUntilStepResult> {
     const started = Date.now();
     const { config } = req;
     const route = this.router.forSpec(config.model);
@@ -118,6 +124,7 @@ export class Engine {
           return objects;
         },
         lease,
+        ...(whileCommitting && { whileCommitting: () => whileCommitting(route, session) }),
         onProgress,
         isCancelled,
         faults: this.deps.faults,
@@ -134,14 +141,25 @@ export class Engine {
   }
 
   /**
-   * An epoch in one request: trains to the step, then evaluates the session still in memory (it
-   * equals the checkpoint `train` committed before returning, so nothing is read back). The
-   * evaluation goes through `evaluate`, so its lease check and its fallback to the stored
-   * checkpoint (when another writer committed other bytes for the step) are the same.
+   * An epoch in one request: trains to the step and evaluates the state there while its checkpoint
+   * is written (training has stopped, the snapshot is taken: nothing changes the weights), then
+   * answers once both are done, so the answer still means "committed". When memory is not what was
+   * committed (another writer committed other bytes for the step), the stored checkpoint is
+   * evaluated instead, as `evaluate` does.
    */
   async trainEpoch(req: TrainRequest, onProgress: (p: Progress) => void, isCancelled: () => boolean): Promise<TrainEpochTrainerResult> {
-    const trained = await this.train(req, onProgress, isCancelled);
+    const store = this.deps.openStore(req.runUri);
+    let overlapped: EvaluateResult | undefined;
+    const trained = await this.train(req, onProgress, isCancelled, async (route, session) => {
+      const started = Date.now();
+      const data = await loadEvalData(this.deps.datasets, store, req.config.data.eval, req.config.data.train, session.step);
+      const metrics = await route.evaluate(session, data, req.config.loss);
+      overlapped = { step: session.step, metrics, examples: data.size, seconds: (Date.now() - started) / 1000 };
+    });
     if (trained.cancelled) return { trained, evaluated: null };
+    const c = this.current;
+    if (overlapped && c?.session.runUri === req.runUri && c.session.step === trained.step && c.session.committedSha256 !== undefined) return { trained, evaluated: overlapped };
+    // No step ran (the target was already checkpointed) or memory is not the committed state.
     const evaluated = await this.evaluate({ runUri: req.runUri, config: req.config, step: trained.step, ...(req.holder && { holder: req.holder }) });
     return { trained, evaluated };
   }
