@@ -5,7 +5,7 @@
  * (a long search's steady state). Prints wall time, the training activities' summed time and their
  * overlap (server event times), and the load average.
  *
- *   npx tsx bench/slots.ts                 # slots 1 then 2, 2 epochs of 40 steps per trial
+ *   npx tsx bench/slots.ts                 # slots 1 then 2, 2 epochs of 100 steps per trial
  *   npx tsx bench/slots.ts --slots 2,1 --steps 80 --rounds 2
  */
 import fs from 'node:fs';
@@ -23,9 +23,10 @@ import type { SearchResult } from '../src/workflows';
 import { benchInput } from './models';
 
 type Event = temporal.api.history.v1.IHistoryEvent;
+const TRAINING = new Set(['trainEpoch', 'trainUntilStep']);
 const millis = (t: Event['eventTime']): number => Number(t?.seconds ?? 0) * 1000 + (t?.nanos ?? 0) / 1e6;
 
-/** [started, completed] server times of each completed trainUntilStep in a trial's history. */
+/** [started, completed] server times of each completed training activity (trainEpoch, or trainUntilStep before it) in a trial's history. */
 function trainingSpans(events: readonly Event[]): [number, number][] {
   const types = new Map<string, string>();
   const started = new Map<string, number>();
@@ -34,7 +35,7 @@ function trainingSpans(events: readonly Event[]): [number, number][] {
     if (e.activityTaskScheduledEventAttributes) types.set(String(e.eventId), e.activityTaskScheduledEventAttributes.activityType!.name!);
     if (e.activityTaskStartedEventAttributes) started.set(String(e.activityTaskStartedEventAttributes.scheduledEventId), millis(e.eventTime));
     const done = e.activityTaskCompletedEventAttributes;
-    if (done && types.get(String(done.scheduledEventId)) === 'trainUntilStep') spans.push([started.get(String(done.scheduledEventId))!, millis(e.eventTime)]);
+    if (done && TRAINING.has(types.get(String(done.scheduledEventId)) ?? '')) spans.push([started.get(String(done.scheduledEventId))!, millis(e.eventTime)]);
   }
   return spans;
 }
@@ -43,7 +44,7 @@ const overlap = (a: [number, number][], b: [number, number][]): number =>
   a.reduce((sum, [s1, e1]) => sum + b.reduce((s, [s2, e2]) => s + Math.max(0, Math.min(e1, e2) - Math.max(s1, s2)), 0), 0);
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { slots: { type: 'string', default: '1,2' }, steps: { type: 'string', default: '40' }, rounds: { type: 'string', default: '1' } } });
+  const { values } = parseArgs({ options: { slots: { type: 'string', default: '1,2' }, steps: { type: 'string', default: '100' }, rounds: { type: 'string', default: '1' } } });
   const slotCounts = values.slots.split(',').map(Number);
   const steps = Number(values.steps);
   Runtime.install({ logger: new DefaultLogger('ERROR') });

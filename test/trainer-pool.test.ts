@@ -186,7 +186,11 @@ describe('TrainerPool with real trainer processes', () => {
         const env = fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
         const expected = process.env.TF_NUM_INTRAOP_THREADS ?? share;
         assert.ok(env.includes(`TF_NUM_INTRAOP_THREADS=${expected}`), `trainer ${pid} has TF_NUM_INTRAOP_THREADS=${expected}`);
-        t.diagnostic(`trainer ${pid}: ${fs.readdirSync(`/proc/${pid}/task`).length} threads, TF_NUM_INTRAOP_THREADS=${expected}`);
+        // TensorFlow names its inter-op pool's threads tf_Compute: one per TF_NUM_INTEROP_THREADS (threads are process-wide, so tfjs-node honours it).
+        const names = fs.readdirSync(`/proc/${pid}/task`).map((task) => fs.readFileSync(`/proc/${pid}/task/${task}/comm`, 'utf8').trim());
+        const interOp = names.filter((n) => n === 'tf_Compute').length;
+        t.diagnostic(`trainer ${pid}: ${names.length} threads, ${interOp} tf_Compute, TF_NUM_INTRAOP_THREADS=${expected}`);
+        if (process.env.TF_NUM_INTEROP_THREADS === undefined) assert.equal(interOp, Number(share), `trainer ${pid} runs ${share} inter-op thread(s)`);
       }
     } finally {
       await pool.close();
