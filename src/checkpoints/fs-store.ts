@@ -8,7 +8,8 @@
  *   segment starting with `.dt-` are rejected so they cannot collide.
  */
 import { randomBytes } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readlinkSync } from 'node:fs';
+import os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -254,10 +255,11 @@ export class FileCheckpointStore implements CheckpointStore {
 
   /**
    * Takes the exclusive lock file; returns its release function. A held lock is retried with a
-   * short jittered sleep until `lockWaitMs`; one older than `staleLockMs` is broken.
+   * short jittered sleep until `lockWaitMs`; one whose holder is provably dead (lockHolderIsDead)
+   * or that is older than `staleLockMs` is broken.
    */
   private async acquireLock(lockPath: string, key: string): Promise<() => Promise<void>> {
-    const token = `${process.pid}-${randomBytes(8).toString('hex')}`;
+    const token = lockToken();
     const deadline = Date.now() + this.lockWaitMs;
     for (;;) {
       try {
@@ -280,7 +282,7 @@ export class FileCheckpointStore implements CheckpointStore {
       } catch (err) {
         if (errnoCode(err) !== 'EEXIST') throw err;
       }
-      if (await this.breakIfStale(lockPath)) continue;
+      if (await this.breakIfAbandoned(lockPath)) continue;
       if (Date.now() >= deadline) {
         throw new Error(`Timed out after ${this.lockWaitMs} ms waiting for lock ${lockPath} to write ${this.uriOf(key)}`);
       }
@@ -288,17 +290,23 @@ export class FileCheckpointStore implements CheckpointStore {
     }
   }
 
-  /** Breaks the lock if it is older than staleLockMs; true if the caller should retry at once. */
-  private async breakIfStale(lockPath: string): Promise<boolean> {
+  /**
+   * Breaks the lock if its holder is provably dead or it is older than staleLockMs; true if the
+   * caller should retry at once.
+   */
+  private async breakIfAbandoned(lockPath: string): Promise<boolean> {
     let stat;
+    let content;
     try {
       stat = await fsp.stat(lockPath);
+      content = await fsp.readFile(lockPath, 'utf8');
     } catch (err) {
       return errnoCode(err) === 'ENOENT'; // released meanwhile
     }
-    if (Date.now() - stat.mtimeMs <= this.staleLockMs) return false;
+    const dead = lockHolderIsDead(content);
+    if (!dead && Date.now() - stat.mtimeMs <= this.staleLockMs) return false;
     // Move it aside atomically (only one breaker can win the rename), then check we moved the
-    // stale lock and not a fresh one taken in between; if we did take a fresh one, put it back.
+    // abandoned lock and not a fresh one taken in between; if we did take a fresh one, put it back.
     const aside = `${lockPath}.${INTERNAL_PREFIX}stale-${randomBytes(6).toString('hex')}`;
     try {
       await fsp.rename(lockPath, aside);
@@ -308,7 +316,9 @@ export class FileCheckpointStore implements CheckpointStore {
     }
     try {
       const movedStat = await fsp.stat(aside);
-      if (movedStat.ino !== stat.ino || Date.now() - movedStat.mtimeMs <= this.staleLockMs) {
+      const moved = await fsp.readFile(aside, 'utf8');
+      const same = movedStat.ino === stat.ino && moved === content;
+      if (!same || (!dead && Date.now() - movedStat.mtimeMs <= this.staleLockMs)) {
         // We moved a live lock: restore it unless someone has taken the lock since.
         await fsp.link(aside, lockPath).catch(() => undefined);
       }
@@ -316,6 +326,59 @@ export class FileCheckpointStore implements CheckpointStore {
       await fsp.rm(aside, { force: true });
     }
     return true;
+  }
+}
+
+/**
+ * What a lock file holds: who took it (host, PID namespace, pid) and a random part, so that a lock
+ * left by a process that died (SIGKILL, a crash) on this machine is broken at once instead of
+ * after `staleLockMs`, and a release only ever removes its own lock.
+ */
+interface LockHolder {
+  readonly host: string;
+  /** The PID namespace (`/proc/self/ns/pid`): containers sharing a volume and a host name differ here. */
+  readonly pidNs: string;
+  readonly pid: number;
+  readonly nonce: string;
+}
+
+let ownPidNs: string | undefined;
+function pidNamespace(): string {
+  if (ownPidNs === undefined) {
+    try {
+      ownPidNs = readlinkSync('/proc/self/ns/pid');
+    } catch {
+      ownPidNs = ''; // not Linux: a lock is then judged by its age only
+    }
+  }
+  return ownPidNs;
+}
+
+function lockToken(): string {
+  const holder: LockHolder = { host: os.hostname(), pidNs: pidNamespace(), pid: process.pid, nonce: randomBytes(8).toString('hex') };
+  return JSON.stringify(holder);
+}
+
+/**
+ * True only when the lock's holder ran on this host, in this PID namespace, and its pid no longer
+ * exists. Anything else (another machine, an unreadable or empty token, a pid reused by a new
+ * process) counts as alive: the lock then goes stale by age, as before.
+ */
+export function lockHolderIsDead(content: string): boolean {
+  let holder: Partial<LockHolder>;
+  try {
+    holder = JSON.parse(content) as Partial<LockHolder>;
+  } catch {
+    return false;
+  }
+  const ns = pidNamespace();
+  if (ns === '' || holder.host !== os.hostname() || holder.pidNs !== ns) return false;
+  if (!Number.isSafeInteger(holder.pid) || holder.pid! <= 0 || holder.pid === process.pid) return false;
+  try {
+    process.kill(holder.pid!, 0);
+    return false;
+  } catch (err) {
+    return errnoCode(err) === 'ESRCH';
   }
 }
 

@@ -16,6 +16,11 @@
  * A newcomer that is older than the holder (a zombie attempt that only now got going) is refused
  * at once with LeaseLostError: it never takes the lease back.
  *
+ * A holder that stops on purpose (cancelled, or its worker shutting down) releases the lease:
+ * the record then says so (`releasedAt`), the next acquisition takes it over without fencing
+ * anyone, and the holder writes nothing more. The order rules above still apply to a released
+ * lease: releasing never lets an older attempt in.
+ *
  * What fencing cannot close on an object store without transactions: the moment between a writer's
  * last check and its commit. That window is made harmless by the format, not by the lease: a
  * manifest commits only if absent, and objects are created only if absent (see format.ts), so a
@@ -47,6 +52,8 @@ export interface LeaseRecord {
   readonly nonce: string;
   /** Wall-clock time of the acquisition, for people reading the file (never compared). */
   readonly acquiredAt: string;
+  /** Set when the holder released the lease (it stopped on purpose and writes nothing more). */
+  readonly releasedAt?: string;
 }
 
 /** The writer no longer holds the run's lease (or never could take it): it must stop writing. */
@@ -101,6 +108,8 @@ export interface Lease {
   readonly holder: LeaseHolder;
   /** Throws LeaseLostError unless this acquisition is still the run's lease. One read of lease.json. */
   assertHeld(): Promise<void>;
+  /** Gives the lease up (see releaseLease); this acquisition writes nothing more. */
+  release(): Promise<boolean>;
 }
 
 class HeldLease implements Lease {
@@ -117,6 +126,34 @@ class HeldLease implements Lease {
       throw new LeaseLostError(this.store.uriOf(LEASE_KEY), { token: this.token, holder: this.holder }, current);
     }
   }
+
+  release(): Promise<boolean> {
+    return releaseLease(this.store, this.holder, this.token);
+  }
+}
+
+const sameAttempt = (a: LeaseHolder, b: LeaseHolder): boolean => sameActivity(a, b) && a.attempt === b.attempt;
+
+/**
+ * Marks the run's lease released when `holder` (this very attempt, and `token` when given) still
+ * holds it; false when someone else holds it by now (nothing to give back). Compare-and-swap,
+ * like every write of the lease.
+ */
+export async function releaseLease(store: CheckpointStore, holder: LeaseHolder, token?: number, now: () => Date = () => new Date()): Promise<boolean> {
+  for (let round = 0; round < 50; round++) {
+    const found = await store.getVersioned(LEASE_KEY);
+    const current = found ? parseLease(found.data) : undefined;
+    if (!found || !current || !sameAttempt(current.holder, holder) || (token !== undefined && current.token !== token)) return false;
+    if (current.releasedAt !== undefined) return true;
+    const record: LeaseRecord = { ...current, releasedAt: now().toISOString() };
+    try {
+      await store.putIfVersion(LEASE_KEY, Buffer.from(JSON.stringify(record, null, 1)), found.version);
+      return true;
+    } catch (err) {
+      if (!(err instanceof PreconditionFailedError)) throw err;
+    }
+  }
+  throw new Error(`Could not release the lease ${store.uriOf(LEASE_KEY)}: too many concurrent writers`);
 }
 
 /**

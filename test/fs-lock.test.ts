@@ -1,0 +1,83 @@
+/**
+ * The file store's lock when its holder is gone (issue #15): a lock left by a process that died on
+ * this host is broken at once, not after the 30 s stale limit; a live holder's lock is waited for.
+ * And a lease released by its holder says so, and is taken over by the next attempt.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { promises as fsp, readlinkSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { FileCheckpointStore, lockHolderIsDead } from '../src/checkpoints/fs-store';
+import { acquireLease, readLease, releaseLease, type LeaseHolder } from '../src/checkpoints/lease';
+import { removeDirs, tempDir } from './helpers/cleanup';
+
+const dirs: string[] = [];
+after(() => removeDirs(...dirs));
+
+function newStore(): { store: FileCheckpointStore; dir: string } {
+  const dir = tempDir('dt-fs-lock-');
+  dirs.push(dir);
+  return { store: new FileCheckpointStore(dir, { lockWaitMs: 1000, staleLockMs: 30_000 }), dir };
+}
+
+/** The pid of a process that has exited (and was reaped). */
+function deadPid(): number {
+  const child = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+  return Number(child.stdout);
+}
+
+const token = (pid: number, host = os.hostname()): string =>
+  JSON.stringify({ host, pidNs: readlinkSync('/proc/self/ns/pid'), pid, nonce: 'abc' });
+
+void describe('file store lock with a dead holder', () => {
+  void it('breaks at once a lock whose holder died on this host', async () => {
+    const { store, dir } = newStore();
+    await store.put('m', Buffer.from('v1'));
+    const v1 = (await store.getVersioned('m'))!;
+    const lock = path.join(dir, '.dt-lock-m');
+    const pid = deadPid();
+    await fsp.writeFile(lock, token(pid));
+    assert.equal(lockHolderIsDead(token(pid)), true);
+    const t0 = Date.now();
+    await store.putIfVersion('m', Buffer.from('v2'), v1.version);
+    assert.ok(Date.now() - t0 < 900, `took ${Date.now() - t0} ms`);
+    assert.deepEqual(await store.get('m'), Buffer.from('v2'));
+    await assert.rejects(fsp.access(lock)); // ours, released
+  });
+
+  void it('waits for a live holder, another host or an unreadable token (those go stale by age only)', async () => {
+    const { store, dir } = newStore();
+    await store.put('m', Buffer.from('v1'));
+    const v1 = (await store.getVersioned('m'))!;
+    const lock = path.join(dir, '.dt-lock-m');
+    for (const content of [token(process.ppid), token(deadPid(), 'some-other-host'), 'garbled', '']) {
+      assert.equal(lockHolderIsDead(content), false, content);
+      await fsp.writeFile(lock, content);
+      await assert.rejects(store.putIfVersion('m', Buffer.from('v2'), v1.version), /Timed out .* waiting for lock/);
+      assert.equal(await fsp.readFile(lock, 'utf8'), content, 'the live lock is left in place');
+    }
+    assert.deepEqual(await store.get('m'), Buffer.from('v1'));
+  });
+});
+
+void describe('lease release', () => {
+  const holder = (attempt: number): LeaseHolder => ({ workflowId: 'w', workflowRunId: 'r', activityId: '1', attempt });
+
+  void it('marks the lease released for its own attempt only; the next attempt takes it over', async () => {
+    const { store } = newStore();
+    const first = await acquireLease(store, holder(1));
+    assert.equal(await releaseLease(store, holder(2)), false, 'not the holder');
+    assert.equal((await readLease(store))?.releasedAt, undefined);
+    assert.equal(await first.release(), true);
+    const released = await readLease(store);
+    assert.equal(typeof released?.releasedAt, 'string');
+    assert.equal(released?.token, first.token);
+    assert.equal(await first.release(), true, 'idempotent');
+    const second = await acquireLease(store, holder(2));
+    assert.equal(second.token, first.token + 1);
+    assert.equal((await readLease(store))?.releasedAt, undefined);
+    assert.equal(await first.release(), false, 'taken over: nothing to give back');
+  });
+});
