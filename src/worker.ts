@@ -10,6 +10,8 @@
  *   DT_TRAINER_SLOTS   trainer processes, i.e. runs trained at once (default: one per GPU in
  *                      CUDA_VISIBLE_DEVICES or `nvidia-smi -L`, else 1); each gets its own GPU, or
  *                      without GPUs cores/slots threads (TF_NUM_INTRAOP_THREADS, TF_NUM_INTEROP_THREADS)
+ *   DT_SHUTDOWN_SECONDS  on SIGTERM/SIGINT, the budget to stop training, commit its checkpoint and hand
+ *                      the attempt back (default 25; GCE gives 30 s of notice before a preemption)
  *   MLFLOW_TRACKING_URI  runs track to this MLflow server (credentials: MLFLOW_TRACKING_TOKEN or _USERNAME/_PASSWORD)
  *   DT_ALLOWED_TRACKING_URIS  other MLflow servers an input's tracking.mlflow.uri may name (comma-separated prefixes)
  */
@@ -17,22 +19,27 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { connectionSettings, taskQueueFromEnv } from './connection';
 import { DurableTrainPlugin } from './plugin';
 import { backendPreferenceFromEnv } from './training/backend';
+import { shutdownSecondsFromEnv } from './training/trainer-client';
 
 export interface RunWorkerOptions {
   readonly taskQueue?: string;
   readonly checkpointRoot?: string;
   readonly backend?: string;
   readonly trainerModule?: string;
-  /** Resolves when the worker should shut down. */
+  /** Resolves when the worker should shut down (as SIGTERM does). */
   readonly shutdown?: Promise<void>;
+  /** Budget for a shutdown to save and hand work back. @default `DT_SHUTDOWN_SECONDS`, else 25 */
+  readonly shutdownSeconds?: number;
 }
 
 export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
   const settings = connectionSettings();
   const backend = options.backend ?? backendPreferenceFromEnv();
+  const shutdownSeconds = options.shutdownSeconds ?? shutdownSecondsFromEnv();
   const plugin = new DurableTrainPlugin({
     trainer: {
       backend,
+      shutdownSeconds,
       ...((options.trainerModule ?? process.env.DT_TRAINER_MODULE) && { trainerModule: options.trainerModule ?? process.env.DT_TRAINER_MODULE }),
     },
     ...((options.checkpointRoot ?? process.env.DT_CHECKPOINT_URI) && { checkpointRoot: options.checkpointRoot ?? process.env.DT_CHECKPOINT_URI }),
@@ -49,14 +56,43 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
     // Each trainer runs one request at a time: one activity per trainer slot, more would only queue.
     maxConcurrentActivityTaskExecutions: plugin.trainer.size,
     maxConcurrentLocalActivityExecutions: 2,
+    // The trainer's drain (below) stops training at once; other activities (an evaluation, an
+    // export) get the budget to finish before Temporal cancels them with WORKER_SHUTDOWN.
+    shutdownGraceTime: shutdownSeconds * 1000,
+    shutdownForceTime: (shutdownSeconds + 5) * 1000,
   });
   console.log(`[durable-train] worker on ${settings.address} namespace=${settings.namespace} taskQueue=${taskQueue} backend=${backend}`);
-  options.shutdown?.then(() => worker.shutdown()).catch(() => undefined);
+
+  let stopping: number | undefined;
+  const stop = (why: string): void => {
+    if (stopping !== undefined) return;
+    stopping = Date.now();
+    console.log(`[durable-train] ${why}: taking no new work, stopping training at its next step and saving (budget ${shutdownSeconds} s, DT_SHUTDOWN_SECONDS)`);
+    // Both at once: Temporal stops polling, the trainer stops the running training and commits.
+    void plugin.trainer.shutdown(why);
+    if (worker.getState() === 'RUNNING') worker.shutdown();
+  };
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping === undefined) return stop(`received ${signal}`);
+    // A second signal (Ctrl-C twice): the user does not want to wait for the save.
+    console.log(`[durable-train] received ${signal} again: exiting without waiting for the save`);
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  // Temporal's Runtime also shuts the worker down on these signals; ours starts the trainer's drain with it.
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  options.shutdown?.then(() => stop('shutdown requested')).catch(() => undefined);
+  // Start the trainer (loading TensorFlow takes seconds) before the first task: a run that moves here
+  // from a preempted worker trains again without waiting for it.
+  plugin.trainer.request({ type: 'describe' }).catch((err: unknown) => console.warn(`[durable-train] the trainer did not start: ${err instanceof Error ? err.message : String(err)}`));
   try {
     await worker.run();
   } finally {
     await plugin.close();
     await connection.close();
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+    if (stopping !== undefined) console.log(`[durable-train] worker stopped ${((Date.now() - stopping) / 1000).toFixed(1)} s after the shutdown began`);
   }
 }
 

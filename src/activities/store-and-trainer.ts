@@ -5,12 +5,12 @@
  * and the epoch records under `metrics/` are read in one place.
  */
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { sha256 } from '../checkpoints/digest';
 import { METRICS_PREFIX } from '../checkpoints/layout';
 import { PermanentStoreError, type CheckpointStore } from '../checkpoints/store';
 import type { Progress, RequestBody } from '../training/protocol';
-import { TrainerError } from '../training/trainer-client';
+import { WorkerShuttingDownError, TrainerError, trainStoppedEarly } from '../training/trainer-client';
 import type { Trainer } from '../training/trainer-pool';
 
 /** `metrics/epoch-<n>.json`: what a run measured at the end of one epoch, written once by evaluateCheckpoint. */
@@ -54,21 +54,50 @@ function activityContext(): Context | undefined {
   }
 }
 
+/** Temporal cancelled the activity because its worker is shutting down (after `shutdownGraceTime`). */
+function cancelledByWorkerShutdown(ctx: Context): boolean {
+  const why: unknown = ctx.cancellationSignal.reason;
+  return why instanceof CancelledFailure && why.message === 'WORKER_SHUTDOWN';
+}
+
+/**
+ * The failure that hands a stopped attempt back at once: retryable, so the server schedules the
+ * next attempt (on another worker) after the retry interval instead of a heartbeat timeout later.
+ * Its details carry what the stopped training reached (TrainUntilStepResult), when it got that far.
+ */
+function workerShuttingDown(err: WorkerShuttingDownError): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: err.name,
+    message: `${err.message}; another worker continues`,
+    nonRetryable: false,
+    ...(err.stopped && { details: [err.stopped] }),
+  });
+}
+
 /**
  * Sends one request to the trainer from inside an activity: heartbeats only what the trainer
  * reports (its progress messages, and its once-a-second "my work moved forward" while it loads
  * data, reads or writes checkpoints or evaluates), so a trainer that stops making progress misses
  * the heartbeat timeout and the attempt is retried; turns activity cancellation into a stop at the
- * trainer's next step; makes a trainer error that retrying cannot fix non-retryable.
+ * trainer's next step; makes a trainer error that retrying cannot fix non-retryable. When the
+ * worker is shutting down, a training the trainer stopped (its checkpoint committed, its lease
+ * released) fails the attempt with a retryable `WorkerShuttingDown` failure, not a cancellation.
  */
 export async function callTrainer<T>(trainer: Trainer, body: RequestBody): Promise<T> {
   const ctx = Context.current();
   let last = ctx.info.heartbeatDetails as Progress | undefined;
+  let announced = ctx.info.attempt === 1;
+  let result: T;
   try {
-    return await trainer.request<T>(body, {
+    result = await trainer.request<T>(body, {
       onProgress: (p) => {
         last = p;
         ctx.heartbeat(p);
+        if (!announced) {
+          // A retried attempt training again: the moment a moved run is back at work, for the operator.
+          announced = true;
+          console.log(`[durable-train] ${ctx.info.activityType} attempt ${ctx.info.attempt} of ${ctx.info.workflowExecution?.workflowId ?? '(no workflow)'} training again at step ${p.step}`);
+        }
       },
       onWorking: () => ctx.heartbeat(last),
       signal: ctx.cancellationSignal,
@@ -77,8 +106,13 @@ export async function callTrainer<T>(trainer: Trainer, body: RequestBody): Promi
     if (err instanceof TrainerError && err.nonRetryable) throw ApplicationFailure.nonRetryable(err.message, err.name);
     // A trainer that lost the run's lease fails this attempt only (fencing.ts: a live attempt takes it back).
     if (err instanceof TrainerError && err.name === 'LeaseLostError') throw ApplicationFailure.retryable(err.message, err.name);
+    if (err instanceof WorkerShuttingDownError) throw workerShuttingDown(err);
     throw err;
   }
+  // A worker that did not start the trainers' drain itself (a plugin user's): Temporal's cancellation says why.
+  const stopped = trainStoppedEarly(body, result);
+  if (stopped && cancelledByWorkerShutdown(ctx)) throw workerShuttingDown(WorkerShuttingDownError.stoppedAt('Temporal worker shutdown', stopped));
+  return result;
 }
 
 /** Writes `key` unless the same bytes are already there (a retry); refuses to change data already saved. */

@@ -1,10 +1,14 @@
 /**
  * The worker's side of the trainer process: forks it on first use, sends requests, relays
  * progress, turns an abort into a stop at the next step, and starts a new trainer if one dies.
+ * On worker shutdown (`shutdown()`) it stops the running training at its next step (the trainer
+ * commits a checkpoint and releases the run's lease), refuses new requests, and then closes the
+ * trainer through its IPC channel: the trainer ignores SIGINT/SIGTERM so a signal sent to the
+ * whole process group never kills it mid-write.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import type { ChildMessage, Progress, RequestBody, SerializedError } from './protocol';
+import type { ChildMessage, Progress, RequestBody, SerializedError, TrainEpochTrainerResult, TrainUntilStepResult } from './protocol';
 
 export interface TrainerOptions {
   /** Backend preference for the trainer (`DT_BACKEND`): auto, tensorflow-gpu, tensorflow, wasm, cpu. */
@@ -22,6 +26,45 @@ export interface TrainerOptions {
    * fresh trainer. @default `DT_TRAINER_STALL_SECONDS`, else 300
    */
   readonly stallTimeoutSeconds?: number;
+  /**
+   * How long a shutdown may take to stop the running training and commit its checkpoint before the
+   * trainer is killed (GCE gives 30 s of notice before a preemption). @default `DT_SHUTDOWN_SECONDS`, else 25
+   */
+  readonly shutdownSeconds?: number;
+}
+
+/** `DT_SHUTDOWN_SECONDS` (default 25): the budget for saving and handing work back on SIGTERM/SIGINT. */
+export function shutdownSecondsFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.DT_SHUTDOWN_SECONDS;
+  if (raw === undefined || raw === '') return 25;
+  const seconds = Number(raw);
+  if (!(seconds > 0)) throw new Error(`Expected \`DT_SHUTDOWN_SECONDS\` to be a number of seconds above 0, got ${JSON.stringify(raw)} (string)`);
+  return seconds;
+}
+
+/** The worker is shutting down: the request was stopped (or refused) so that another worker takes it. Retryable. */
+export class WorkerShuttingDownError extends Error {
+  override readonly name = 'WorkerShuttingDown';
+  constructor(
+    message: string,
+    /** What the stopped training reached (its checkpoint is committed), when it was a training. */
+    readonly stopped?: TrainUntilStepResult,
+  ) {
+    super(message);
+  }
+
+  static stoppedAt(reason: string, stopped: TrainUntilStepResult): WorkerShuttingDownError {
+    return new WorkerShuttingDownError(
+      `The worker is shutting down (${reason}): training stopped at step ${stopped.step} and committed checkpoint ${stopped.checkpointStep} (${stopped.checkpointUri})`,
+      stopped,
+    );
+  }
+}
+
+/** The training a `train` or `trainEpoch` answer says was stopped before its target, if it was. */
+export function trainStoppedEarly(body: RequestBody, result: unknown): TrainUntilStepResult | undefined {
+  const trained = body.type === 'train' ? (result as TrainUntilStepResult) : body.type === 'trainEpoch' ? (result as TrainEpochTrainerResult).trained : undefined;
+  return trained?.cancelled ? trained : undefined;
 }
 
 /** A failure inside the trainer; `nonRetryable` says whether trying again could help. */
@@ -95,6 +138,10 @@ export class TrainerClient {
   private stalled: string | undefined;
   private readonly stallMs: number;
   private allowedUris: readonly string[] | undefined;
+  /** Set once shutdown() was called: why, and when it is over. */
+  private stopping: { readonly reason: string; readonly done: Promise<void> } | undefined;
+  /** Budget of a shutdown, in seconds. */
+  readonly shutdownSeconds: number;
 
   constructor(private readonly options: TrainerOptions = {}) {
     const seconds = options.stallTimeoutSeconds ?? Number(process.env.DT_TRAINER_STALL_SECONDS ?? 300);
@@ -102,6 +149,10 @@ export class TrainerClient {
       throw new Error(`Expected \`stallTimeoutSeconds\` (or DT_TRAINER_STALL_SECONDS) to be a number of seconds above 0, got ${String(seconds)}`);
     }
     this.stallMs = seconds * 1000;
+    this.shutdownSeconds = options.shutdownSeconds ?? shutdownSecondsFromEnv();
+    if (!(this.shutdownSeconds > 0)) {
+      throw new Error(`Expected \`shutdownSeconds\` to be a number of seconds above 0, got ${String(this.shutdownSeconds)} (${typeof this.shutdownSeconds})`);
+    }
   }
 
   /**
@@ -145,6 +196,7 @@ export class TrainerClient {
         ...this.options.env,
         ...(this.options.backend && { DT_BACKEND: this.options.backend }),
         ...(this.options.trainerModule && { DT_TRAINER_MODULE: this.options.trainerModule }),
+        DT_SHUTDOWN_SECONDS: String(this.shutdownSeconds),
       },
       stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
       serialization: 'advanced',
@@ -200,12 +252,18 @@ export class TrainerClient {
 
   /** Sends one request. Aborting `opts.signal` asks the trainer to stop at its next step. */
   request<T>(body: RequestBody, opts: RequestOptions = {}): Promise<T> {
+    if (this.stopping) return Promise.reject(new WorkerShuttingDownError(`The worker is shutting down (${this.stopping.reason}): it takes no new ${body.type} request`));
     const child = this.child ?? this.start();
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, {
-        resolve: resolve as (v: unknown) => void,
-        reject,
+        resolve: (value) => {
+          // Stopped by the drain: hand the attempt back rather than report a cancellation.
+          const stopped = this.stopping && trainStoppedEarly(body, value);
+          if (stopped) reject(WorkerShuttingDownError.stoppedAt(this.stopping!.reason, stopped));
+          else resolve(value as T);
+        },
+        reject: (err) => reject(this.stopping && !(err instanceof TrainerError) ? new WorkerShuttingDownError(`The worker is shutting down (${this.stopping.reason}): ${err.message}`) : err),
         ...(opts.onProgress && { onProgress: opts.onProgress }),
         ...(opts.onWorking && { onWorking: opts.onWorking }),
       });
@@ -229,13 +287,57 @@ export class TrainerClient {
     return this.child?.pid;
   }
 
+  /** Why the worker is shutting down, once shutdown() was called. */
+  get shutdownReason(): string | undefined {
+    return this.stopping?.reason;
+  }
+
+  /**
+   * Starts the drain (on SIGTERM/SIGINT, with or before Temporal's `worker.shutdown()`): every open
+   * request is asked to stop at its next step (a train request commits its checkpoint and answers
+   * `cancelled`), and new requests are refused with WorkerShuttingDownError. Resolves when no request
+   * is open, or after `shutdownSeconds`, when a trainer still busy is killed. Idempotent.
+   */
+  shutdown(reason = 'shutdown requested'): Promise<void> {
+    if (this.stopping) return this.stopping.done;
+    const child = this.child;
+    if (child?.connected) for (const id of this.pending.keys()) child.send({ id, type: 'cancel' });
+    const deadline = Date.now() + this.shutdownSeconds * 1000;
+    const done = new Promise<void>((resolve) => {
+      let killed = false;
+      const timer = setInterval(() => {
+        if (this.pending.size === 0) {
+          clearInterval(timer);
+          resolve();
+        } else if (Date.now() > deadline && this.child && !killed) {
+          killed = true;
+          this.stalled = `did not stop within the shutdown budget of ${this.shutdownSeconds} s (DT_SHUTDOWN_SECONDS); it was killed`;
+          (this.options.log ?? console.warn)(`[durable-train] the trainer process (pid ${this.child.pid}) ${this.stalled}`);
+          this.child.kill('SIGKILL');
+        }
+      }, 50);
+    });
+    this.stopping = { reason, done };
+    return done;
+  }
+
+  /**
+   * Ends the trainer process: closes its IPC channel (it finishes the step it is in, commits,
+   * releases its locks and exits), SIGKILL if it has not exited within the shutdown budget.
+   */
   async close(): Promise<void> {
     const child = this.child;
     if (!child) return;
     this.child = undefined;
+    if (child.exitCode !== null || child.signalCode !== null) return;
     await new Promise<void>((resolve) => {
-      child.once('exit', () => resolve());
-      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), this.shutdownSeconds * 1000 + 5000);
+      child.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      if (child.connected) child.disconnect();
+      else child.kill('SIGKILL');
     });
   }
 }

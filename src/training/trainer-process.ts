@@ -10,10 +10,11 @@ import { BackendUnavailableError, backendPreferenceFromEnv, selectBackend, type 
 import { builtInDatasets } from './datasets';
 import { Engine } from './engine';
 import { builtInModels } from './models';
-import type { ChildMessage, DescribeResult, ParentMessage, SerializedError } from './protocol';
+import type { ChildMessage, DescribeResult, ParentMessage, SerializedError, TrainRequest } from './protocol';
 import { NonRetryableTrainingError } from './protocol';
 import { markingStore, progressMarks } from './liveness';
 import type { EngineFaults } from './step-loop';
+import { releaseLease } from '../checkpoints/lease';
 import { openAllowedStore } from '../checkpoints/open-store';
 import { PermanentStoreError } from '../checkpoints/store';
 import { UriRefusedError } from '../trust/allow-list';
@@ -24,7 +25,8 @@ export interface TrainerModule {
 }
 
 function send(message: ChildMessage): void {
-  process.send?.(message);
+  // After the worker went away there is no one to tell; the request still finishes its save.
+  if (process.connected) process.send?.(message);
 }
 
 function serializeError(err: unknown): SerializedError {
@@ -35,6 +37,24 @@ function serializeError(err: unknown): SerializedError {
     nonRetryable: e instanceof NonRetryableTrainingError || e instanceof PermanentStoreError || e instanceof BackendUnavailableError || e instanceof UriRefusedError,
     ...(e.stack !== undefined && { stack: e.stack }),
   };
+}
+
+/**
+ * Stop signals are the worker's to act on, not ours. A terminal's Ctrl-C reaches the whole process
+ * group and a `kill` of the group reaches us too; dying then could tear a checkpoint write and
+ * leave the store's lock behind. The worker cancels the running request (it stops at its next
+ * step and commits a checkpoint) and then closes the IPC channel, which ends this process.
+ */
+function deferStopSignals(log: (message: string) => void): void {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => log(`received ${signal}: the worker stops training and then this process`));
+  }
+}
+
+/** Seconds the trainer may take to stop and save once its worker is gone (`DT_SHUTDOWN_SECONDS`, default 25). */
+function shutdownBudgetMs(): number {
+  const seconds = Number(process.env.DT_SHUTDOWN_SECONDS ?? 25);
+  return (seconds > 0 ? seconds : 25) * 1000;
 }
 
 /** SIGKILLs this process's whole process group (the worker and its trainer), as a crash would. */
@@ -76,6 +96,7 @@ function faultsFromEnv(env: NodeJS.ProcessEnv): EngineFaults | undefined {
 }
 
 async function main(): Promise<void> {
+  deferStopSignals((message) => send({ id: 0, type: 'log', message }));
   const backend: BackendInfo = await selectBackend(backendPreferenceFromEnv());
   const models = builtInModels();
   const datasets = builtInDatasets();
@@ -89,6 +110,15 @@ async function main(): Promise<void> {
   const faults = faultsFromEnv(process.env);
   const engine = new Engine({ models, datasets, openStore: (uri) => markingStore(openAllowedStore(uri)), backend, log, ...(faults && { faults }) });
   const cancelled = new Set<number>();
+  /** The worker is gone (its IPC channel closed): stop the running request at its next step, start no other. */
+  let draining = false;
+  /** A training stopped on purpose (cancelled, or the worker stopping): this attempt writes nothing more, so the next one takes the run over cleanly. */
+  const stoppedOnPurpose = async (req: TrainRequest): Promise<void> => {
+    if (!req.holder) return;
+    await releaseLease(markingStore(openAllowedStore(req.runUri)), req.holder).catch((err: unknown) =>
+      log(`could not release the lease of ${req.runUri} (the next attempt takes it over anyway): ${err instanceof Error ? err.message : String(err)}`),
+    );
+  };
   // Signs of life for the worker's watchdog (they stop when native code blocks this event loop),
   // and whether the work moved forward since the last one (what the activity heartbeats on).
   let lastMarks = progressMarks();
@@ -106,25 +136,32 @@ async function main(): Promise<void> {
       return;
     }
     queue = queue.then(async () => {
+      if (draining) return;
       try {
         let result: unknown;
         switch (msg.type) {
-          case 'train':
-            result = await engine.train(
+          case 'train': {
+            const trained = await engine.train(
               msg.request,
               (progress) => send({ id: msg.id, type: 'progress', progress }),
-              () => cancelled.has(msg.id),
+              () => draining || cancelled.has(msg.id),
             );
+            if (trained.cancelled) await stoppedOnPurpose(msg.request);
+            result = trained;
             break;
-          case 'trainEpoch':
-            result = await engine.trainEpoch(
+          }
+          case 'trainEpoch': {
+            const epoch = await engine.trainEpoch(
               msg.request,
               (progress) => send({ id: msg.id, type: 'progress', progress }),
-              () => cancelled.has(msg.id),
+              () => draining || cancelled.has(msg.id),
             );
+            if (epoch.trained.cancelled) await stoppedOnPurpose(msg.request);
             // Test-only, as for `evaluate`: the epoch is evaluated, the answer (and its record) not yet sent.
             if (process.env.DT_FAULT_KILL_IN_EVALUATION === String(msg.request.targetStep)) killProcessGroup();
+            result = epoch;
             break;
+          }
           case 'evaluate':
             result = await engine.evaluate(msg.request);
             // Test-only: the evaluation is done, its answer (and the epoch record after it) not yet sent.
@@ -159,7 +196,12 @@ async function main(): Promise<void> {
       }
     });
   });
-  process.on('disconnect', () => process.exit(0));
+  process.on('disconnect', () => {
+    // The worker closed us (or died): the running step finishes, its checkpoint commits, locks are released.
+    draining = true;
+    setTimeout(() => process.exit(0), shutdownBudgetMs()).unref();
+    void queue.finally(() => process.exit(0));
+  });
   send({ id: 0, type: 'log', message: `ready on backend ${backend.name} (${backend.package})` });
 }
 
