@@ -105,6 +105,9 @@ export function trainerEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 
 const TF_BANNER = /^(WARNING: All log messages before absl::InitializeLog|I0000 .*\] (oneDNN custom operations|This TensorFlow binary is optimized))/;
 
+/** How long close() lets a trainer save the request it abandons before killing it. */
+const ABANDON_GRACE_MS = 3000;
+
 /** How long a new trainer may take to load TensorFlow and say it is ready. */
 const STARTUP_LIMIT_MS = 120_000;
 
@@ -322,16 +325,18 @@ export class TrainerClient {
   }
 
   /**
-   * Ends the trainer process: closes its IPC channel (it finishes the step it is in, commits,
-   * releases its locks and exits), SIGKILL if it has not exited within the shutdown budget.
+   * Ends the trainer process: closes its IPC channel, and the trainer exits once the request it runs
+   * has stopped at its next step and committed (after shutdown(), none is open and it exits at once).
+   * A request still open here is abandoned: the trainer gets a few seconds for that save, then SIGKILL.
    */
   async close(): Promise<void> {
     const child = this.child;
     if (!child) return;
     this.child = undefined;
     if (child.exitCode !== null || child.signalCode !== null) return;
+    const graceMs = this.pending.size > 0 ? Math.min(ABANDON_GRACE_MS, this.shutdownSeconds * 1000) : this.shutdownSeconds * 1000 + 5000;
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => child.kill('SIGKILL'), this.shutdownSeconds * 1000 + 5000);
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
       child.once('exit', () => {
         clearTimeout(timer);
         resolve();
