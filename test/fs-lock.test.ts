@@ -9,7 +9,8 @@ import { promises as fsp, readlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { FileCheckpointStore, lockHolderIsDead } from '../src/checkpoints/fs-store';
+import { lockHolderIsDead } from '../src/checkpoints/fs-lock';
+import { FileCheckpointStore } from '../src/checkpoints/fs-store';
 import { acquireLease, readLease, releaseLease, type LeaseHolder } from '../src/checkpoints/lease';
 import { removeDirs, tempDir } from './helpers/cleanup';
 

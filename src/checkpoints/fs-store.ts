@@ -8,8 +8,7 @@
  *   segment starting with `.dt-` are rejected so they cannot collide.
  */
 import { randomBytes } from 'node:crypto';
-import { promises as fsp, readlinkSync } from 'node:fs';
-import os from 'node:os';
+import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -17,6 +16,7 @@ import { PreconditionFailedError, type CheckpointStore, type VersionedObject } f
 import { sha256 } from './digest';
 import { atomicWrite } from './fs-atomic';
 import { failIfDiskFull, killAt } from './fault-hooks';
+import { lockHolderIsDead, lockToken } from './fs-lock';
 
 import { INTERNAL_PREFIX, InvalidKeyError, validateKey, validatePrefix } from './keys';
 
@@ -326,59 +326,6 @@ export class FileCheckpointStore implements CheckpointStore {
       await fsp.rm(aside, { force: true });
     }
     return true;
-  }
-}
-
-/**
- * What a lock file holds: who took it (host, PID namespace, pid) and a random part, so that a lock
- * left by a process that died (SIGKILL, a crash) on this machine is broken at once instead of
- * after `staleLockMs`, and a release only ever removes its own lock.
- */
-interface LockHolder {
-  readonly host: string;
-  /** The PID namespace (`/proc/self/ns/pid`): containers sharing a volume and a host name differ here. */
-  readonly pidNs: string;
-  readonly pid: number;
-  readonly nonce: string;
-}
-
-let ownPidNs: string | undefined;
-function pidNamespace(): string {
-  if (ownPidNs === undefined) {
-    try {
-      ownPidNs = readlinkSync('/proc/self/ns/pid');
-    } catch {
-      ownPidNs = ''; // not Linux: a lock is then judged by its age only
-    }
-  }
-  return ownPidNs;
-}
-
-function lockToken(): string {
-  const holder: LockHolder = { host: os.hostname(), pidNs: pidNamespace(), pid: process.pid, nonce: randomBytes(8).toString('hex') };
-  return JSON.stringify(holder);
-}
-
-/**
- * True only when the lock's holder ran on this host, in this PID namespace, and its pid no longer
- * exists. Anything else (another machine, an unreadable or empty token, a pid reused by a new
- * process) counts as alive: the lock then goes stale by age, as before.
- */
-export function lockHolderIsDead(content: string): boolean {
-  let holder: Partial<LockHolder>;
-  try {
-    holder = JSON.parse(content) as Partial<LockHolder>;
-  } catch {
-    return false;
-  }
-  const ns = pidNamespace();
-  if (ns === '' || holder.host !== os.hostname() || holder.pidNs !== ns) return false;
-  if (!Number.isSafeInteger(holder.pid) || holder.pid! <= 0 || holder.pid === process.pid) return false;
-  try {
-    process.kill(holder.pid!, 0);
-    return false;
-  } catch (err) {
-    return errnoCode(err) === 'ESRCH';
   }
 }
 
