@@ -4,7 +4,7 @@
  */
 import { MAX_NAME_LENGTH } from './bounds';
 import { autoMode, type Mode } from './train-config';
-import { Checker, checkPathSegment, isObject, type JsonObject } from './validate';
+import { Checker, checkPathSegment, describe, isObject, type ConfigIssue, type JsonObject } from './validate';
 
 /** Which of the shared input fields a strategy takes (its implementation: src/workflows/search/<name>.ts). */
 export interface StrategyOptions {
@@ -261,4 +261,24 @@ export function parseSearchConfig(input: unknown): SearchConfig {
     roundEpochs,
     quantile,
   };
+}
+
+/**
+ * The paths PBT may search: the values a trial can change while it continues from a checkpoint
+ * copied from another trial. The copy carries the donor's weights and optimizer state, so anything
+ * that shapes them (model, optimizer, data, loss, stepsPerEpoch) must be the same for the whole
+ * population: a perturbed `hiddenUnits` would not restore the donor's weights.
+ */
+export const PBT_PATHS = ['hyperparameters.learningRate', 'hyperparameters.batchSize', 'hyperparameters.momentum', 'seed'] as const;
+
+/** One issue per `space` path PBT cannot change on a copied checkpoint (see PBT_PATHS). */
+export function pbtSpaceIssues(config: Pick<SearchConfig, 'strategy' | 'space'>): ConfigIssue[] {
+  if (config.strategy !== 'pbt') return [];
+  return config.space
+    .filter((entry) => !(PBT_PATHS as readonly string[]).includes(entry.path))
+    .map((entry) => ({
+      field: `space.${entry.path}`,
+      expected: `one of the paths pbt can change on a copied checkpoint (${PBT_PATHS.join(', ')}): the model, optimizer and data stay the population's`,
+      received: describe(entry.path),
+    }));
 }

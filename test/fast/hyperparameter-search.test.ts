@@ -230,6 +230,25 @@ describe('hyperparameterSearch: invalid input', () => {
       assert.equal((await eventCounts(handle)).get('EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED'), undefined);
     }));
 
+  test('pbt refuses space paths it cannot change on a copied checkpoint (the model, the optimizer)', () =>
+    h.run({ evalMetrics: gridLoss }, async ({ client, taskQueue, mock, id }) => {
+      const handle = await client.workflow.start(hyperparameterSearch, {
+        taskQueue,
+        workflowId: id('pbt-shape'),
+        args: [{
+          base: base({ maxEpochs: 4 }), strategy: 'pbt', roundEpochs: 2, maxTrials: 4,
+          space: { 'hyperparameters.learningRate': [0.1, 0.01], 'model.params.hiddenUnits': [[8], [16]], 'hyperparameters.optimizer': ['adam', 'sgd'] },
+        }],
+      });
+      const failure = await failureOf(handle);
+      assert.equal(failure.type, 'InvalidConfig');
+      assert.match(failure.message, /Expected `space\.model\.params\.hiddenUnits` to be one of the paths pbt can change on a copied checkpoint \(hyperparameters\.learningRate, /);
+      assert.match(failure.message, /`space\.hyperparameters\.optimizer`/);
+      assert.doesNotMatch(failure.message, /`space\.hyperparameters\.learningRate`/);
+      // Only the worker's description (a local activity) ran: no trial started.
+      assert.deepEqual(mock.calls.map((c) => c.name), ['describeWorker']);
+    }));
+
   test('a model the worker does not have fails every trial up front, named once', () =>
     h.run({ evalMetrics: gridLoss }, async ({ client, taskQueue, mock, id }) => {
       const handle = await client.workflow.start(hyperparameterSearch, {

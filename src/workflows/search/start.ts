@@ -2,17 +2,22 @@
  * The start of a new hyperparameterSearch (workflow code): the search's folder and the checks only
  * the worker can make (registry names, allowed URIs), before any trial starts.
  */
-import { workflowInfo } from '@temporalio/workflow';
+import { patched, workflowInfo } from '@temporalio/workflow';
 import { joinUri, trialId } from '../../checkpoints/layout';
+import { pbtSpaceIssues } from '../../config/search-config';
 import { Checker, checkPathSegment } from '../../config/validate';
 import { checkInputUris, checkRegistryNames, describeWorker, trainConfigUris } from '../activity-proxies';
 import { baseTracking } from '../run-tracking';
 import type { SearchState } from './state';
 import { baseCheckpointRoot, invalidSearch, type ValidatedSearch } from './validate';
 
+/** patched() id: pbt refuses space paths it cannot change on a copied checkpoint (searches started before it replay without). */
+export const PBT_SPACE_PATCH = 'pbt-space-paths';
+
 export async function startState(v: ValidatedSearch): Promise<SearchState> {
   const { config, parsed } = v;
   const c = new Checker();
+  if (config.strategy === 'pbt' && patched(PBT_SPACE_PATCH)) c.issues.push(...pbtSpaceIssues(config));
   const searchRunId = config.runId ?? checkPathSegment(c, 'runId (defaults to the workflow id)', workflowInfo().workflowId);
   // Registry names can only be checked on the worker: one local activity, before any child starts.
   const worker = await describeWorker();
