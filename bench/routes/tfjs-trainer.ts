@@ -24,7 +24,11 @@ const route: BenchRoute = {
     return true;
   },
   async measure({ model, batchSize, steps }) {
-    trainer ??= new TrainerClient({ backend: process.env.DT_BACKEND ?? 'auto', log: () => undefined });
+    if (!trainer) {
+      trainer = new TrainerClient({ backend: process.env.DT_BACKEND ?? 'auto', log: () => undefined });
+      // The trainer's store opener refuses every URI outside its allow-list, as on a worker.
+      trainer.allowUris([pathToFileURL(root).href]);
+    }
     const d = await trainer.request<DescribeResult>({ type: 'describe' });
     const total = WARMUP_STEPS + steps;
     const config = parseTrainConfig(benchInput(model, batchSize, total, 1, { checkpoint: { everySteps: 0, everySeconds: 0 } }));
