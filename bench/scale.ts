@@ -177,14 +177,20 @@ async function chain(client: Client, workflowId: string, firstRunId: string): Pr
 /** Workflow and activity tasks a history dispatched through the task queue (attempts not counted). */
 const tasks = (events: HistoryEvent[]): number => events.filter((e) => e.workflowTaskScheduledEventAttributes || e.activityTaskScheduledEventAttributes).length;
 
-/** Seconds the trainer itself reported (the `seconds` of every completed activity's result that has one). */
+/** `seconds` of a trainer result, or of its parts (trainEpoch returns `trained` and `evaluated`). */
+function secondsIn(result: unknown): number {
+  if (!result || typeof result !== 'object') return 0;
+  const r = result as { seconds?: unknown; trained?: unknown; evaluated?: unknown };
+  if (typeof r.seconds === 'number') return r.seconds;
+  return secondsIn(r.trained) + secondsIn(r.evaluated);
+}
+
+/** Seconds the trainer itself reported in every completed activity's result. */
 function trainerSeconds(events: HistoryEvent[]): number {
   let s = 0;
   for (const e of events) {
     const payload = e.activityTaskCompletedEventAttributes?.result?.payloads?.[0];
-    if (!payload) continue;
-    const result = defaultPayloadConverter.fromPayload<unknown>(payload);
-    if (result && typeof result === 'object' && typeof (result as { seconds?: unknown }).seconds === 'number') s += (result as { seconds: number }).seconds;
+    if (payload) s += secondsIn(defaultPayloadConverter.fromPayload<unknown>(payload));
   }
   return s;
 }
