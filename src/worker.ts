@@ -53,15 +53,17 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
     namespace: settings.namespace,
     taskQueue,
     plugins: [plugin],
-    // Each trainer runs one request at a time: one activity per trainer slot, more would only queue.
-    maxConcurrentActivityTaskExecutions: plugin.trainer.size,
+    // Each trainer runs one request at a time: one activity per trainer slot, plus one so that an
+    // activity that only reads and writes the store (an export, a search's results) overlaps training
+    // instead of holding a slot's turn; a training activity taking it waits in a trainer's queue.
+    maxConcurrentActivityTaskExecutions: plugin.trainer.size + 1,
     maxConcurrentLocalActivityExecutions: 2,
     // The trainer's drain (below) stops training at once; other activities (an evaluation, an
     // export) get the budget to finish before Temporal cancels them with WORKER_SHUTDOWN.
     shutdownGraceTime: shutdownSeconds * 1000,
     shutdownForceTime: (shutdownSeconds + 5) * 1000,
   });
-  console.log(`[durable-train] worker on ${settings.address} namespace=${settings.namespace} taskQueue=${taskQueue} backend=${backend}`);
+  console.log(`[durable-train] worker on ${settings.address} namespace=${settings.namespace} taskQueue=${taskQueue} backend=${backend} trainers=${plugin.trainer.size}`);
 
   let stopping: number | undefined;
   const stop = (why: string): void => {
@@ -84,7 +86,10 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
   options.shutdown?.then(() => stop('shutdown requested')).catch(() => undefined);
   // Start the trainer (loading TensorFlow takes seconds) before the first task: a run that moves here
   // from a preempted worker trains again without waiting for it.
-  plugin.trainer.request({ type: 'describe' }).catch((err: unknown) => console.warn(`[durable-train] the trainer did not start: ${err instanceof Error ? err.message : String(err)}`));
+  // Every slot: requests sent at once go to the least busy trainers, one each.
+  for (let i = 0; i < plugin.trainer.size; i++) {
+    plugin.trainer.request({ type: 'describe' }).catch((err: unknown) => console.warn(`[durable-train] a trainer did not start: ${err instanceof Error ? err.message : String(err)}`));
+  }
   try {
     await worker.run();
   } finally {
