@@ -97,6 +97,20 @@ describe('trainEpoch: one activity per epoch', () => {
     assert.deepEqual(storedRecord(runUri, 1), bytes, 'the stored record is unchanged');
   });
 
+  test('two overlapping attempts (a zombie and its retry): at most one record, the one that stands is what every finishing attempt returns', async () => {
+    const runUri = runUriOf('overlap');
+    const input = epochInput(runUri, 1);
+    const [a1, a2] = await Promise.allSettled([asActivity(activities.trainEpoch, 1)(input), asActivity(activities.trainEpoch, 2)(input)]);
+    const stored = storedRecord(runUri, 1).toString('utf8');
+    const fulfilled = [a1, a2].filter((r) => r.status === 'fulfilled');
+    assert.ok(fulfilled.length >= 1, `one attempt finishes: ${[a1, a2].map((r) => (r.status === 'rejected' ? String(r.reason) : 'ok')).join(' / ')}`);
+    for (const r of fulfilled) assert.equal(JSON.stringify(r.value.record), stored, 'it returns the stored record');
+    for (const r of [a1, a2]) {
+      // A loser fails retryably (it lost the lease), never with WouldOverwrite, which would fail the run.
+      if (r.status === 'rejected') assert.ok(r.reason instanceof ApplicationFailure && !r.reason.nonRetryable, String(r.reason));
+    }
+  });
+
   test('a recorded epoch that ends at another step is refused, non-retryable', async () => {
     const runUri = runUriOf('other-step');
     await asActivity(activities.trainEpoch, 1)(epochInput(runUri, 1));

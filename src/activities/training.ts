@@ -25,7 +25,7 @@ import {
 import { applyRetention } from '../checkpoints/retention';
 import { acquireActivityLease, activityLeaseHolder, checkActivityRunIdentity, fenced } from './fencing';
 import type { Lease } from '../checkpoints/lease';
-import type { CheckpointStore } from '../checkpoints/store';
+import { PreconditionFailedError, type CheckpointStore } from '../checkpoints/store';
 import type { DescribeResult, EvaluateResult, TrainEpochTrainerResult, TrainUntilStepResult } from '../training/protocol';
 import type { Trainer } from '../training/trainer-pool';
 import type { CurveMarkers } from '../observability/charts';
@@ -163,11 +163,23 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
         trainSeconds: trained.seconds,
         trainAttempt: attempt,
       };
-      await storeCall(async () => {
-        await writeOnce(store, epochRecordKey(input.epoch), Buffer.from(JSON.stringify(record)));
-        await recordViewsAndRetain(store, record, input, undefined);
+      const recorded = await storeCall(async () => {
+        // Only the run's current attempt records (a zombie that lost the lease to a newer one fails
+        // here, retryably), and the record is created, never replaced: when two attempts overlap,
+        // the first record stands and the other returns it, so the workflow sees the stored bytes.
+        const lease = await acquireActivityLease(store);
+        await fenced(() => lease.assertHeld());
+        const first = await createOnce(store, epochRecordKey(input.epoch), record);
+        if (first.step !== record.step) {
+          throw ApplicationFailure.nonRetryable(
+            `Refusing to overwrite ${store.uriOf(epochRecordKey(input.epoch))}: it records step ${first.step}, this epoch ends at step ${record.step}`,
+            'WouldOverwrite',
+          );
+        }
+        await recordViewsAndRetain(store, first, input, lease);
+        return first;
       });
-      return { record, trained, evaluated, attempt };
+      return { record: recorded, trained, evaluated, attempt };
     },
 
     /** Evaluates the checkpoint at `step` on the eval set and records the epoch beside the checkpoints. */
@@ -251,6 +263,19 @@ async function readRecordedEpoch(store: CheckpointStore, input: TrainEpochInput)
     );
   }
   return (await store.get(checkpointObjectKey(input.targetStep, MANIFEST))) ? record : undefined;
+}
+
+/** Writes `record` at `key` unless a record is there already; returns the one that stands (this one, or the stored one). */
+async function createOnce(store: CheckpointStore, key: string, record: EpochRecord): Promise<EpochRecord> {
+  try {
+    await store.putIfVersion(key, Buffer.from(JSON.stringify(record)), undefined);
+    return record;
+  } catch (err) {
+    if (!(err instanceof PreconditionFailedError)) throw err;
+    const stored = await store.get(key);
+    if (!stored) throw err;
+    return JSON.parse(stored.toString('utf8')) as EpochRecord;
+  }
 }
 
 /** TensorBoard events of a recorded epoch, then retention under the run's lease (this attempt's, taken here unless given). */

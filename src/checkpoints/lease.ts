@@ -122,7 +122,8 @@ class HeldLease implements Lease {
 
   async assertHeld(): Promise<void> {
     const current = await readLease(this.store);
-    if (current?.token !== this.token || current.nonce !== this.nonce) {
+    // A released lease is no one's: the attempt that gave it up writes nothing more.
+    if (current?.token !== this.token || current.nonce !== this.nonce || current.releasedAt !== undefined) {
       throw new LeaseLostError(this.store.uriOf(LEASE_KEY), { token: this.token, holder: this.holder }, current);
     }
   }
