@@ -12,7 +12,9 @@ import { after, describe, it } from 'node:test';
 import { lockHolderIsDead } from '../src/checkpoints/fs-lock';
 import { FileCheckpointStore } from '../src/checkpoints/fs-store';
 import { acquireLease, readLease, releaseLease, type LeaseHolder } from '../src/checkpoints/lease';
+import { PreconditionFailedError } from '../src/checkpoints/store';
 import { removeDirs, tempDir } from './helpers/cleanup';
+import { mulberry32, testSeed } from './helpers/seed';
 
 const dirs: string[] = [];
 after(() => removeDirs(...dirs));
@@ -60,6 +62,54 @@ void describe('file store lock with a dead holder', () => {
       assert.equal(await fsp.readFile(lock, 'utf8'), content, 'the live lock is left in place');
     }
     assert.deepEqual(await store.get('m'), Buffer.from('v1'));
+  });
+
+  void it('breaks a lock path that is no lock file (a dangling symlink, a folder) within its wait, without spinning', async () => {
+    for (const make of [(lock: string) => fsp.symlink('/nonexistent-dt-target', lock), (lock: string) => fsp.mkdir(lock)]) {
+      const { store, dir } = newStore();
+      await store.put('m', Buffer.from('v1'));
+      const v1 = (await store.getVersioned('m'))!;
+      const lock = path.join(dir, '.dt-lock-m');
+      await make(lock);
+      const cpu0 = process.cpuUsage();
+      const t0 = Date.now();
+      await store.putIfVersion('m', Buffer.from('v2'), v1.version);
+      assert.ok(Date.now() - t0 < 900, `took ${Date.now() - t0} ms`);
+      const cpu = process.cpuUsage(cpu0);
+      assert.ok((cpu.user + cpu.system) / 1000 < 500, `used ${(cpu.user + cpu.system) / 1000} ms of CPU`);
+      assert.deepEqual(await store.get('m'), Buffer.from('v2'));
+      assert.deepEqual((await fsp.readdir(dir)).filter((f) => f.includes('dt-')), [], 'no lock, breaker or moved-aside file left');
+    }
+  });
+
+  void it('two breakers of one dead lock never both hold it, nor take a live holder\'s lock (seeded interleavings)', async () => {
+    const seed = testSeed('fs-lock breakers');
+    const rand = mulberry32(seed);
+    for (let round = 0; round < 20; round++) {
+      const { dir } = newStore();
+      const stores = [0, 1, 2].map(() => new FileCheckpointStore(dir, { lockWaitMs: 5000, staleLockMs: 30_000 }));
+      await stores[0]!.put('m', Buffer.from('0'));
+      await fsp.writeFile(path.join(dir, '.dt-lock-m'), token(deadPid()));
+      // Three writers increment one counter by compare-and-swap at seeded moments: a lost update
+      // (two holders at once) shows as a final count below the number of successful writes.
+      let ok = 0;
+      await Promise.all(stores.map(async (s, i) => {
+        await new Promise((r) => setTimeout(r, Math.floor(rand() * 5)));
+        for (let n = 0; n < 3; n++) {
+          for (;;) {
+            const cur = (await s.getVersioned('m'))!;
+            try {
+              await s.putIfVersion('m', Buffer.from(String(Number(cur.data.toString()) + 1)), cur.version);
+              ok++;
+              break;
+            } catch (err) {
+              if (!(err instanceof PreconditionFailedError)) throw new Error(`writer ${i} round ${round} (seed ${seed}): ${String(err)}`);
+            }
+          }
+        }
+      }));
+      assert.equal(Number((await stores[0]!.get('m'))!.toString()), ok, `round ${round} (seed ${seed}): every successful write counted once`);
+    }
   });
 });
 

@@ -4,7 +4,7 @@
  * SIGKILL, a crash) is broken at once instead of after the stale limit.
  */
 import { randomBytes } from 'node:crypto';
-import { readlinkSync } from 'node:fs';
+import { promises as fsp, readlinkSync } from 'node:fs';
 import os from 'node:os';
 
 /**
@@ -58,4 +58,31 @@ export function lockHolderIsDead(content: string): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'ESRCH';
   }
+}
+
+/**
+ * The turn to break a lock: an exclusive file beside it, held for the few milliseconds a break
+ * takes. One left by a breaker that died is removed once its holder is provably dead or it is
+ * older than a tenth of the stale limit; returns undefined when another breaker has the turn.
+ */
+export async function takeBreakerLock(breakPath: string, staleLockMs: number): Promise<(() => Promise<void>) | undefined> {
+  const token = lockToken();
+  try {
+    const fh = await fsp.open(breakPath, 'wx', 0o644);
+    try {
+      await fh.writeFile(token);
+    } finally {
+      await fh.close();
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    const stat = await fsp.lstat(breakPath).catch(() => undefined);
+    const holder = await fsp.readFile(breakPath, 'utf8').catch(() => '');
+    if (stat && (lockHolderIsDead(holder) || Date.now() - stat.mtimeMs > staleLockMs / 10)) await fsp.rm(breakPath, { force: true, recursive: true });
+    return undefined;
+  }
+  return async () => {
+    const content = await fsp.readFile(breakPath, 'utf8').catch(() => undefined);
+    if (content === token) await fsp.rm(breakPath, { force: true });
+  };
 }

@@ -16,7 +16,7 @@ import { PreconditionFailedError, type CheckpointStore, type VersionedObject } f
 import { sha256 } from './digest';
 import { atomicWrite } from './fs-atomic';
 import { failIfDiskFull, killAt } from './fault-hooks';
-import { lockHolderIsDead, lockToken } from './fs-lock';
+import { lockHolderIsDead, lockToken, takeBreakerLock } from './fs-lock';
 
 import { INTERNAL_PREFIX, InvalidKeyError, validateKey, validatePrefix } from './keys';
 
@@ -282,50 +282,54 @@ export class FileCheckpointStore implements CheckpointStore {
       } catch (err) {
         if (errnoCode(err) !== 'EEXIST') throw err;
       }
-      if (await this.breakIfAbandoned(lockPath)) continue;
+      const retryNow = await this.breakIfAbandoned(lockPath);
       if (Date.now() >= deadline) {
         throw new Error(`Timed out after ${this.lockWaitMs} ms waiting for lock ${lockPath} to write ${this.uriOf(key)}`);
       }
-      await sleep(5 + Math.random() * 20);
+      if (!retryNow) await sleep(5 + Math.random() * 20);
     }
   }
 
   /**
-   * Breaks the lock if its holder is provably dead or it is older than staleLockMs; true if the
-   * caller should retry at once.
+   * Breaks the lock if its holder is provably dead, it is older than staleLockMs, or it is not a
+   * lock file at all (a symlink or a folder no taker creates); true if the caller should retry at
+   * once. Breakers take turns (breakerLock): a dead holder's lock cannot change while one breaks it
+   * (only a live holder removes a lock, only a free path is taken), so no breaker ever moves
+   * aside a lock another breaker has just freed and a new holder taken.
    */
   private async breakIfAbandoned(lockPath: string): Promise<boolean> {
-    let stat;
-    let content;
+    const releaseBreaker = await takeBreakerLock(`${lockPath}.${INTERNAL_PREFIX}break`, this.staleLockMs);
+    if (!releaseBreaker) return false;
     try {
-      stat = await fsp.stat(lockPath);
-      content = await fsp.readFile(lockPath, 'utf8');
-    } catch (err) {
-      return errnoCode(err) === 'ENOENT'; // released meanwhile
-    }
-    const dead = lockHolderIsDead(content);
-    if (!dead && Date.now() - stat.mtimeMs <= this.staleLockMs) return false;
-    // Move it aside atomically (only one breaker can win the rename), then check we moved the
-    // abandoned lock and not a fresh one taken in between; if we did take a fresh one, put it back.
-    const aside = `${lockPath}.${INTERNAL_PREFIX}stale-${randomBytes(6).toString('hex')}`;
-    try {
-      await fsp.rename(lockPath, aside);
-    } catch (err) {
-      if (errnoCode(err) === 'ENOENT') return true;
-      throw err;
-    }
-    try {
-      const movedStat = await fsp.stat(aside);
-      const moved = await fsp.readFile(aside, 'utf8');
-      const same = movedStat.ino === stat.ino && moved === content;
-      if (!same || (!dead && Date.now() - movedStat.mtimeMs <= this.staleLockMs)) {
-        // We moved a live lock: restore it unless someone has taken the lock since.
-        await fsp.link(aside, lockPath).catch(() => undefined);
+      let stat;
+      let content = '';
+      try {
+        stat = await fsp.lstat(lockPath);
+        if (stat.isFile()) content = await fsp.readFile(lockPath, 'utf8');
+      } catch (err) {
+        return errnoCode(err) === 'ENOENT'; // released meanwhile
       }
+      const garbage = !stat.isFile();
+      if (!garbage && !lockHolderIsDead(content) && Date.now() - stat.mtimeMs <= this.staleLockMs) return false;
+      const aside = `${lockPath}.${INTERNAL_PREFIX}stale-${randomBytes(6).toString('hex')}`;
+      try {
+        await fsp.rename(lockPath, aside);
+      } catch (err) {
+        if (errnoCode(err) === 'ENOENT') return true;
+        throw err;
+      }
+      try {
+        const moved = await fsp.lstat(aside);
+        // A stale (not dead) holder may have released, and someone taken the free path, between our
+        // read and the rename: that lock is live, put it back unless the path is taken again.
+        if (!garbage && moved.ino !== stat.ino) await fsp.link(aside, lockPath).catch(() => undefined);
+      } finally {
+        await fsp.rm(aside, { force: true, recursive: true });
+      }
+      return true;
     } finally {
-      await fsp.rm(aside, { force: true });
+      await releaseBreaker();
     }
-    return true;
   }
 }
 
