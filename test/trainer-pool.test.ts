@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { describe, test } from 'node:test';
 import type { DescribeResult, RequestBody } from '../src/training/protocol';
-import type { RequestOptions } from '../src/training/trainer-client';
+import { TrainerClient, shutdownSecondsFromEnv, type RequestOptions } from '../src/training/trainer-client';
 import { TrainerPool, chooseSlot, runOf, slotCount, slotEnvironments, visibleGpus, type SlotTrainer, type SlotView } from '../src/training/trainer-pool';
 
 const view = (over: Partial<SlotView> = {}): SlotView => ({ inFlight: 0, started: true, lastRun: undefined, lastUsed: 0, ...over });
@@ -145,7 +145,13 @@ describe('slot configuration', () => {
     assert.equal(slotCount(undefined, { DT_TRAINER_SLOTS: '5' }, ['0']), 5);
     assert.equal(slotCount(undefined, {}, ['0', '1', '2']), 3);
     assert.equal(slotCount(undefined, { DT_TRAINER_SLOTS: ' ' }, []), 1);
-    assert.throws(() => slotCount(undefined, { DT_TRAINER_SLOTS: 'two' }, []), /Expected `trainer.slots` \(or DT_TRAINER_SLOTS\) to be a whole number of at least 1, got `two` \(string\)/);
+    assert.throws(() => slotCount(undefined, { DT_TRAINER_SLOTS: 'two' }, []), /Expected `trainer.slots` \(or DT_TRAINER_SLOTS\) to be a whole number from 1 to 64, got `"two"` \(string\)/);
+    // Every slot is a TensorFlow process started with the worker: a bound, and no exotic spellings.
+    for (const raw of ['65', '5000000', '99999999999999999999', '1e3', '0x10', 'Infinity', '\u202e2']) {
+      assert.throws(() => slotCount(undefined, { DT_TRAINER_SLOTS: raw }, []), /a whole number from 1 to 64, got `"/, raw);
+    }
+    assert.throws(() => slotCount(undefined, { DT_TRAINER_SLOTS: '\u202e2' }, []), (e: Error) => !e.message.includes('\u202e'));
+    assert.equal(slotCount(undefined, {}, Array.from({ length: 100 }, (_, i) => String(i))), 64);
     assert.throws(() => slotCount(0, {}, []), /got `0` \(number\)/);
     assert.throws(() => slotCount(1.5, {}, []), /got `1.5` \(number\)/);
   });
@@ -195,5 +201,18 @@ describe('TrainerPool with real trainer processes', () => {
     } finally {
       await pool.close();
     }
+  });
+});
+
+describe('shutdown budget (DT_SHUTDOWN_SECONDS)', () => {
+  test('plain seconds above 0 and at most an hour; anything else refused, shown escaped', () => {
+    assert.equal(shutdownSecondsFromEnv({}), 25);
+    assert.equal(shutdownSecondsFromEnv({ DT_SHUTDOWN_SECONDS: '12.5' }), 12.5);
+    assert.equal(shutdownSecondsFromEnv({ DT_SHUTDOWN_SECONDS: '3600' }), 3600);
+    // Past ~24 days Node's timers overflow and fire at once: a huge budget would be no budget.
+    for (const raw of ['0', '-1', '3601', '1e9', '0x10', 'Infinity', '99999999999999999999', 'soon']) {
+      assert.throws(() => shutdownSecondsFromEnv({ DT_SHUTDOWN_SECONDS: raw }), /Expected `DT_SHUTDOWN_SECONDS` to be a number of seconds above 0 and at most 3600, got /, raw);
+    }
+    assert.throws(() => new TrainerClient({ shutdownSeconds: 1e9 }), /Expected `shutdownSeconds` to be a number of seconds above 0 and at most 3600, got `1000000000` \(number\)/);
   });
 });

@@ -9,6 +9,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import type { ChildMessage, Progress, RequestBody, SerializedError, TrainEpochTrainerResult, TrainUntilStepResult } from './protocol';
+import { describe } from '../config/validate';
 
 export interface TrainerOptions {
   /** Backend preference for the trainer (`DT_BACKEND`): auto, tensorflow-gpu, tensorflow, wasm, cpu. */
@@ -35,11 +36,19 @@ export interface TrainerOptions {
 
 /** `DT_SHUTDOWN_SECONDS` (default 25): the budget for saving and handing work back on SIGTERM/SIGINT. */
 export function shutdownSecondsFromEnv(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.DT_SHUTDOWN_SECONDS;
+  const raw = env.DT_SHUTDOWN_SECONDS?.trim();
   if (raw === undefined || raw === '') return 25;
-  const seconds = Number(raw);
-  if (!(seconds > 0)) throw new Error(`Expected \`DT_SHUTDOWN_SECONDS\` to be a number of seconds above 0, got ${JSON.stringify(raw)} (string)`);
-  return seconds;
+  // Plain decimals only ("0x10", "1e9" and "Infinity" are not a budget anyone meant).
+  return checkShutdownSeconds('DT_SHUTDOWN_SECONDS', /^\d{1,4}(\.\d{1,3})?$/.test(raw) ? Number(raw) : raw);
+}
+
+/** A shutdown budget: above 0 and at most MAX_SHUTDOWN_SECONDS (Node's timers overflow past ~24 days and fire at once). */
+export const MAX_SHUTDOWN_SECONDS = 3600;
+function checkShutdownSeconds(field: string, value: unknown): number {
+  if (typeof value !== 'number' || !(value > 0) || value > MAX_SHUTDOWN_SECONDS) {
+    throw new Error(`Expected \`${field}\` to be a number of seconds above 0 and at most ${MAX_SHUTDOWN_SECONDS}, got ${describe(value)}`);
+  }
+  return value;
 }
 
 /** The worker is shutting down: the request was stopped (or refused) so that another worker takes it. Retryable. */
@@ -152,10 +161,7 @@ export class TrainerClient {
       throw new Error(`Expected \`stallTimeoutSeconds\` (or DT_TRAINER_STALL_SECONDS) to be a number of seconds above 0, got ${String(seconds)}`);
     }
     this.stallMs = seconds * 1000;
-    this.shutdownSeconds = options.shutdownSeconds ?? shutdownSecondsFromEnv();
-    if (!(this.shutdownSeconds > 0)) {
-      throw new Error(`Expected \`shutdownSeconds\` to be a number of seconds above 0, got ${String(this.shutdownSeconds)} (${typeof this.shutdownSeconds})`);
-    }
+    this.shutdownSeconds = options.shutdownSeconds === undefined ? shutdownSecondsFromEnv() : checkShutdownSeconds('shutdownSeconds', options.shutdownSeconds);
   }
 
   /**

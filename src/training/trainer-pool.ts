@@ -7,6 +7,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
+import { describe } from '../config/validate';
 import type { RequestBody } from './protocol';
 import { TrainerClient, type RequestOptions, type TrainerOptions } from './trainer-client';
 
@@ -97,13 +98,16 @@ function nvidiaSmiList(): string {
   }
 }
 
+/** Trainer processes one worker may run: each loads TensorFlow (hundreds of MB), and all start with the worker. */
+export const MAX_TRAINER_SLOTS = 64;
+
 /** The slot count: the option, else DT_TRAINER_SLOTS, else one per GPU, else 1. */
 export function slotCount(option: number | undefined, env: NodeJS.ProcessEnv, gpus: readonly string[]): number {
   const raw: unknown = option ?? (env.DT_TRAINER_SLOTS?.trim() || undefined);
-  if (raw === undefined) return Math.max(1, gpus.length);
-  const n = typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : raw;
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) {
-    throw new Error(`Expected \`trainer.slots\` (or DT_TRAINER_SLOTS) to be a whole number of at least 1, got \`${String(raw)}\` (${typeof raw})`);
+  if (raw === undefined) return Math.min(MAX_TRAINER_SLOTS, Math.max(1, gpus.length));
+  const n = typeof raw === 'string' && /^\d{1,6}$/.test(raw) ? Number(raw) : raw;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > MAX_TRAINER_SLOTS) {
+    throw new Error(`Expected \`trainer.slots\` (or DT_TRAINER_SLOTS) to be a whole number from 1 to ${MAX_TRAINER_SLOTS}, got ${describe(raw)}`);
   }
   return n;
 }

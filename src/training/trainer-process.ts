@@ -18,6 +18,7 @@ import { releaseLease } from '../checkpoints/lease';
 import { openAllowedStore } from '../checkpoints/open-store';
 import { PermanentStoreError } from '../checkpoints/store';
 import { UriRefusedError } from '../trust/allow-list';
+import { shutdownSecondsFromEnv } from './trainer-client';
 
 /** What a user's trainer module (`DT_TRAINER_MODULE`) exports to add models and datasets. */
 export interface TrainerModule {
@@ -53,8 +54,12 @@ function deferStopSignals(log: (message: string) => void): void {
 
 /** Seconds the trainer may take to stop and save once its worker is gone (`DT_SHUTDOWN_SECONDS`, default 25). */
 function shutdownBudgetMs(): number {
-  const seconds = Number(process.env.DT_SHUTDOWN_SECONDS ?? 25);
-  return (seconds > 0 ? seconds : 25) * 1000;
+  try {
+    return shutdownSecondsFromEnv() * 1000;
+  } catch {
+    // The worker refused the value before starting this process; only a hand-started trainer gets here.
+    return 25_000;
+  }
 }
 
 /** SIGKILLs this process's whole process group (the worker and its trainer), as a crash would. */
