@@ -191,6 +191,12 @@ describe('guarded store openers', () => {
     const { issues } = await checkUris({ uris: uris.map((uri, i) => ({ field: `u${i}`, uri, kind: 'tracking' as const })) });
     assert.deepEqual(issues.map((i) => i.field), ['u2', 'u3', 'u4']);
     assert.match(issues[1]!.expected, /the worker's MLflow server or under DT_ALLOWED_TRACKING_URIS \(http:\/\/mlflow:5000, https:\/\/ml\.example\.com\/team-a\)/);
+    // An operator's server URL may carry credentials: a refusal shows scheme, host and path only.
+    const secret = await createTrustActivities({ allow, tracking: { mlflowTrackingUri: 'https://admin:s3cr3t@mlflow.corp:5000/x?token=abc123#f' } }).checkUris({
+      uris: [{ field: 'tracking.mlflow.uri', uri: 'https://attacker.example/', kind: 'tracking' }],
+    });
+    assert.match(secret.issues[0]!.expected, /\(https:\/\/mlflow\.corp:5000\/x\)/);
+    assert.doesNotMatch(JSON.stringify(secret.issues), /s3cr3t|admin|abc123/);
     const none = await createTrustActivities({ allow }).checkUris({ uris: [{ field: 'tracking.mlflow.uri', uri: 'http://mlflow:5000', kind: 'tracking' }] });
     assert.match(none.issues[0]!.expected, /none configured/);
   });
@@ -209,6 +215,8 @@ describe('excerpts of data in messages', () => {
 
   test('text-direction and invisible characters are shown escaped, in data, values and field names', () => {
     assert.equal(excerpt('a\u202eb\u200bc'), 'a\\u202eb\\u200bc');
+    // Unicode tags (text no reader sees), soft hyphen, variation selector, Hangul filler.
+    assert.equal(excerpt('x\u{E0069}\u00ad\ufe0f\u3164y', 40), 'x\\u{e0069}\\u00ad\\ufe0f\\u3164y');
     assert.equal(describeValue('x\u202ey'), '`"x\\u202ey"` (string)');
     const err = new ConfigError([{ field: `k\u202e${'e'.repeat(300)}`, expected: 'one of the known fields', received: describeValue({ ['\u2067'.repeat(50)]: 1, b: 2 }) }]);
     assert.doesNotMatch(err.message, /[\u202e\u2067]/);

@@ -23,23 +23,27 @@ export function formatIssue(issue: ConfigIssue): string {
 }
 
 /**
- * Bidirectional-text controls, zero-width characters and line/paragraph separators, which
- * JSON.stringify leaves as they are: in a message they make the text read as something else
- * (a URI ending in `\u202egpj.csv` shows as `…vsc.jpg`).
+ * Format characters (bidirectional-text controls, zero-width characters, Unicode tags), other
+ * default-ignorable ones (variation selectors, Hangul fillers) and line/paragraph separators, which
+ * JSON.stringify leaves as they are: in a message they make the text read as something else (a URI
+ * ending in `\u202egpj.csv` shows as `…vsc.jpg`) or carry text no reader sees.
  */
-const INVISIBLE = /[\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2069\ufeff]/g;
+const INVISIBLE = /[\p{Cf}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}\u115f\u1160\u3164\uffa0]/gu;
 
 /** The first invisible character of `text` as `U+202E`, or undefined: for inputs (URIs) that must not have any. */
 export function invisibleCharacter(text: string): string | undefined {
-  const m = new RegExp(INVISIBLE.source).exec(text);
-  return m ? `U+${m[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}` : undefined;
+  const m = new RegExp(INVISIBLE.source, 'u').exec(text);
+  return m ? `U+${m[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}` : undefined;
 }
 
 /** JSON string escaping (quotes, backslashes, control characters) plus the invisible characters above; no surrounding quotes. */
 export function escapeText(text: string): string {
   return JSON.stringify(text)
     .slice(1, -1)
-    .replace(INVISIBLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+    .replace(INVISIBLE, (c) => {
+      const cp = c.codePointAt(0)!;
+      return cp <= 0xffff ? `\\u${cp.toString(16).padStart(4, '0')}` : `\\u{${cp.toString(16)}}`;
+    });
 }
 
 /** The escaped first `max` characters of `text`, `…` when it had more (cut before escaping, so no escape is cut in half). */

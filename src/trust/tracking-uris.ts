@@ -16,7 +16,21 @@ export function trackingUriProblem(requested: string, allow: TrackingAllowList):
   const allowed = [allow.mlflowTrackingUri, ...(allow.allowedTrackingUris ?? [])].filter((u): u is string => !!u);
   if (allowed.some((prefix) => requested === prefix || requested.startsWith(prefix.replace(/\/*$/, '/')))) return undefined;
   return {
-    expected: `the worker's MLflow server or under DT_ALLOWED_TRACKING_URIS (${allowed.join(', ') || 'none configured'})`,
+    expected: `the worker's MLflow server or under DT_ALLOWED_TRACKING_URIS (${allowed.map(shownServer).join(', ') || 'none configured'})`,
     received: `"${escapeText(requested.slice(0, 200))}"`,
   };
+}
+
+/**
+ * A configured server as a message may show it, to whoever started the run: scheme, host and path
+ * only. An operator's URL may carry credentials (`https://user:token@…`, `?token=`), which must not
+ * reach a workflow's history.
+ */
+function shownServer(uri: string): string {
+  try {
+    const u = new URL(uri);
+    return escapeText(`${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`);
+  } catch {
+    return '(an entry that is not a URL)';
+  }
 }
