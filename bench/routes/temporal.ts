@@ -46,6 +46,8 @@ async function startStack(): Promise<Stack> {
   const plugin = new DurableTrainPlugin({
     trainer: { backend: process.env.DT_BACKEND ?? 'auto', log: () => undefined },
     checkpointRoot: pathToFileURL(root).href,
+    // The graph route's SavedModels (bench/routes/savedmodel.ts exports them there).
+    allowedUris: [pathToFileURL(path.resolve(__dirname, '../../.cache/bench-savedmodels')).href],
   });
   const worker = await Worker.create({
     connection: nativeConnection,
