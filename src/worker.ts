@@ -84,12 +84,11 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   options.shutdown?.then(() => stop('shutdown requested')).catch(() => undefined);
-  // Start the trainer (loading TensorFlow takes seconds) before the first task: a run that moves here
-  // from a preempted worker trains again without waiting for it.
-  // Every slot: requests sent at once go to the least busy trainers, one each.
-  for (let i = 0; i < plugin.trainer.size; i++) {
-    plugin.trainer.request({ type: 'describe' }).catch((err: unknown) => console.warn(`[durable-train] a trainer did not start: ${err instanceof Error ? err.message : String(err)}`));
-  }
+  // The trainers start on the first task, not here: with a trainer already warm, the first
+  // workflow task's describeWorker local activity answers within a millisecond, and Temporal's
+  // core (SDK 1.24) then recorded its marker in one workflow task and the run's patch markers in
+  // the next, a history it could not replay on another worker (nondeterminism at dt-check-uris;
+  // seen in test/durability.e2e.test.ts). Loading TensorFlow makes that first call take seconds.
   try {
     await worker.run();
   } finally {
