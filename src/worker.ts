@@ -15,7 +15,7 @@
  *   MLFLOW_TRACKING_URI  runs track to this MLflow server (credentials: MLFLOW_TRACKING_TOKEN or _USERNAME/_PASSWORD)
  *   DT_ALLOWED_TRACKING_URIS  other MLflow servers an input's tracking.mlflow.uri may name (comma-separated prefixes)
  */
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { NativeConnection, TransportError, Worker } from '@temporalio/worker';
 import { connectionSettings, taskQueueFromEnv } from './connection';
 import { DurableTrainPlugin } from './plugin';
 import { backendPreferenceFromEnv } from './training/backend';
@@ -46,7 +46,7 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
     ...(process.env.MLFLOW_TRACKING_URI && { mlflowTrackingUri: process.env.MLFLOW_TRACKING_URI }),
     ...(process.env.DT_ALLOWED_TRACKING_URIS && { allowedTrackingUris: process.env.DT_ALLOWED_TRACKING_URIS.split(',').map((u) => u.trim()).filter(Boolean) }),
   });
-  const connection = await NativeConnection.connect(settings.connectionOptions);
+  const connection = await connectWhenReachable(settings.connectionOptions, settings.address);
   const taskQueue = options.taskQueue ?? taskQueueFromEnv();
   const worker = await Worker.create({
     connection,
@@ -97,6 +97,24 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
     if (stopping !== undefined) console.log(`[durable-train] worker stopped ${((Date.now() - stopping) / 1000).toFixed(1)} s after the shutdown began`);
+  }
+}
+
+/**
+ * Connects to Temporal, waiting for a server that is not up yet (a worker started beside a server
+ * that is restarting, or before it, should wait for it, not exit): transport errors are retried
+ * with backoff up to 30 s apart; anything else (a refused API key, bad TLS settings) fails at once.
+ */
+async function connectWhenReachable(options: Parameters<typeof NativeConnection.connect>[0], address: string): Promise<NativeConnection> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await NativeConnection.connect(options);
+    } catch (err) {
+      if (!(err instanceof TransportError)) throw err;
+      const delayMs = Math.min(30_000, 250 * 2 ** Math.min(attempt - 1, 7));
+      console.warn(`[durable-train] Temporal at ${address} is not reachable yet (attempt ${attempt}); trying again in ${(delayMs / 1000).toFixed(1)} s`);
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
   }
 }
 
