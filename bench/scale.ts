@@ -21,8 +21,8 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { DevServer } from '../src/dev-server';
 import type { SearchResult } from '../src/workflows';
+import { chainHistories as chain, type HistoryEvent } from '../test/search-e2e-support';
 
-type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
 interface Args {
   trials: number;
@@ -161,18 +161,6 @@ async function until(what: string, timeoutMs: number, ok: () => boolean): Promis
 }
 
 const encodedBytes = (events: HistoryEvent[]): number => temporal.api.history.v1.History.encode({ events }).finish().length;
-
-/** Histories of every run of a continue-as-new chain, oldest first. */
-async function chain(client: Client, workflowId: string, firstRunId: string): Promise<HistoryEvent[][]> {
-  const out: HistoryEvent[][] = [];
-  let runId: string | undefined = firstRunId;
-  while (runId) {
-    const events: HistoryEvent[] = (await client.workflow.getHandle(workflowId, runId).fetchHistory()).events ?? [];
-    out.push(events);
-    runId = events[events.length - 1]?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
-  }
-  return out;
-}
 
 /** Workflow and activity tasks a history dispatched through the task queue (attempts not counted). */
 const tasks = (events: HistoryEvent[]): number => events.filter((e) => e.workflowTaskScheduledEventAttributes || e.activityTaskScheduledEventAttributes).length;
