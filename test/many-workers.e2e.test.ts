@@ -4,7 +4,8 @@
  * real (tiny, synthetic) training.
  *
  * 1. Worker B is SIGKILLed (with its trainer) in the middle of one of its trials: its trainer holds
- *    before a step drawn from the printed seed (DT_TEST_SEED replays it), and the kill follows a
+ *    before a step of the first epoch it trains, whichever epoch of whichever trial the queue gives it
+ *    (the step within the epoch is drawn from the printed seed; DT_TEST_SEED replays it), and the kill follows a
  *    seeded delay while worker A keeps training the other trials. Nothing is lost: every trial runs
  *    as exactly one child run, completes, and records each epoch once.
  * 2. The same search again on worker A and a fresh worker B, uninterrupted: trials train on both
@@ -44,8 +45,10 @@ const SEARCH = {
 
 const SEED = testSeed('many-workers');
 const draw = mulberry32(SEED);
-// A step of every trial's first epoch: the killed worker holds in the first trial it trains.
-const HOLD_STEP = 1 + Math.floor(draw() * STEPS);
+// A step within an epoch: the killed worker holds there in the first epoch it trains, whichever
+// epoch that is (on a loaded machine worker A may have taken every trial's first epoch).
+const HOLD_IN_EPOCH = 1 + Math.floor(draw() * STEPS);
+const HOLD_STEPS = Array.from({ length: EPOCHS }, (_, e) => e * STEPS + HOLD_IN_EPOCH);
 const KILL_DELAY_MS = Math.floor(draw() * 1500);
 
 /** `${pid}@${hostname}`: the SDK's default worker identity (src/worker.ts sets none). */
@@ -105,13 +108,13 @@ describe('many workers on one task queue', () => {
   });
 
   test(`one of two workers SIGKILLed mid-trial (seed ${SEED}): every trial completes exactly once`, async (t) => {
-    [workerA] = await Promise.all([startWorker(), startWorker({ DT_FAULT_PAUSE_BEFORE_STEP: String(HOLD_STEP) })]);
+    [workerA] = await Promise.all([startWorker(), startWorker({ DT_FAULT_PAUSE_BEFORE_STEP: HOLD_STEPS.join(',') })]);
     const workerB = workers[1]!;
     const started = Date.now();
     const handle = await search('fleet-killed');
     const done = handle.result().then(() => true, () => true);
     const held = await Promise.race([
-      waitFor(async () => workerB.output().includes(`paused before step ${HOLD_STEP}`) || undefined, 120_000, `worker B to hold before step ${HOLD_STEP}`),
+      waitFor(async () => /paused before step \d+/.exec(workerB.output())?.[0], 120_000, `worker B to hold before one of steps ${HOLD_STEPS.join(', ')}`),
       done.then(() => false),
     ]);
     if (!held) {
@@ -121,7 +124,7 @@ describe('many workers on one task queue', () => {
     }
     await sleep(KILL_DELAY_MS);
     await workerB.kill();
-    t.diagnostic(`SIGKILLed worker B (and its trainer) ${KILL_DELAY_MS} ms after it held before step ${HOLD_STEP} of a trial`);
+    t.diagnostic(`SIGKILLed worker B (and its trainer) ${KILL_DELAY_MS} ms after it ${held} of a trial`);
     const result = (await handle.result()) as SearchResult;
     t.diagnostic(`${TRIALS} trials in ${((Date.now() - started) / 1000).toFixed(1)} s, one worker lost`);
     killed = result;

@@ -21,8 +21,8 @@ import { NonRetryableTrainingError, type Progress, type TrainRequest, type Train
 
 /** Test-only fault injection (set by the trainer process from DT_FAULT_* variables). */
 export interface EngineFaults {
-  /** Hold (forever) before training this global step: a test kills the process meanwhile. */
-  readonly pauseBeforeStep?: number;
+  /** Hold (forever) before training any of these global steps: a test kills the process meanwhile. */
+  readonly pauseBeforeSteps?: ReadonlySet<number>;
   /** While writing the checkpoint of this step, right after weights.bin and before the manifest, call `kill`. */
   readonly killDuringCheckpoint?: number;
   /** How to die (the trainer process SIGKILLs its whole process group). */
@@ -185,7 +185,7 @@ export async function runSteps(o: StepLoopOptions): Promise<TrainUntilStepResult
         break;
       }
       const step = s.step + 1;
-      if (o.faults?.pauseBeforeStep === step) {
+      if (o.faults?.pauseBeforeSteps?.has(step)) {
         o.log(`fault injection: paused before step ${step}`);
         await new Promise<never>(() => setInterval(() => undefined, 60_000));
       }

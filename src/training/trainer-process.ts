@@ -74,26 +74,28 @@ function killProcessGroup(): void {
 }
 
 /**
- * Test-only fault injection: DT_FAULT_PAUSE_BEFORE_STEP, DT_FAULT_KILL_DURING_CHECKPOINT,
+ * Test-only fault injection: DT_FAULT_PAUSE_BEFORE_STEP (a global step, or several separated by
+ * commas: the trainer holds before the first of them it reaches), DT_FAULT_KILL_DURING_CHECKPOINT,
  * DT_FAULT_HANG_BEFORE_STEP (global steps), DT_FAULT_STEP_DELAY_MS (milliseconds before every step);
  * DT_FAULT_KILL_IN_EVALUATION (a step: killed once its evaluation is computed) is read in main.
  */
 function faultsFromEnv(env: NodeJS.ProcessEnv): EngineFaults | undefined {
-  const step = (name: string): number | undefined => {
-    const v = env[name];
-    if (v === undefined || v === '') return undefined;
-    const n = Number(v);
+  const step = (name: string, v = env[name], optional = true): number | undefined => {
+    if (optional && (v === undefined || v === '')) return undefined;
+    const n = v?.trim() ? Number(v) : NaN;
     if (!Number.isInteger(n) || n < 1) throw new Error(`Expected \`${name}\` to be a step from 1 and up, got ${JSON.stringify(v)}`);
     return n;
   };
-  const pauseBeforeStep = step('DT_FAULT_PAUSE_BEFORE_STEP');
+  const pauses = env.DT_FAULT_PAUSE_BEFORE_STEP;
+  const pauseBeforeSteps =
+    pauses === undefined || pauses === '' ? undefined : new Set(pauses.split(',').map((one) => step('DT_FAULT_PAUSE_BEFORE_STEP', one, false)!));
   const killDuringCheckpoint = step('DT_FAULT_KILL_DURING_CHECKPOINT');
   const hangBeforeStep = step('DT_FAULT_HANG_BEFORE_STEP');
   const stepDelayMs = step('DT_FAULT_STEP_DELAY_MS');
-  if (pauseBeforeStep === undefined && killDuringCheckpoint === undefined && hangBeforeStep === undefined && stepDelayMs === undefined) return undefined;
+  if (pauseBeforeSteps === undefined && killDuringCheckpoint === undefined && hangBeforeStep === undefined && stepDelayMs === undefined) return undefined;
   return {
     ...(stepDelayMs !== undefined && { stepDelayMs }),
-    ...(pauseBeforeStep !== undefined && { pauseBeforeStep }),
+    ...(pauseBeforeSteps !== undefined && { pauseBeforeSteps }),
     ...(killDuringCheckpoint !== undefined && { killDuringCheckpoint }),
     ...(hangBeforeStep !== undefined && { hangBeforeStep }),
     kill: killProcessGroup,
