@@ -25,13 +25,16 @@ type Mode = 'old' | 'new';
 type StepCode = Pick<typeof current, 'lossFunction' | 'optimizerStep' | 'trainingLoss'>;
 
 /**
- * step.ts at `rev`, written next to the working tree's (its imports other than tfjs are type-only)
- * and loaded: the same tfjs instance and backend as the new code.
+ * step.ts at `rev`, written under the project's .cache/ (never into src/; its imports other than
+ * tfjs are type-only, and tfjs resolves from the project's node_modules) and loaded: the same tfjs
+ * instance and backend as the new code.
  */
 async function referenceStepCode(rev: string | undefined): Promise<{ code: StepCode; rev: string }> {
   const git = (...args: string[]) => execFileSync('git', args, { cwd: path.join(__dirname, '..'), encoding: 'utf8' }).trim();
   const commit = rev ?? git('rev-parse', `${git('log', '--diff-filter=A', '--format=%H', '--', 'src/training/eager/explicit.ts').split('\n').pop()}~1`);
-  const file = path.join(__dirname, '..', 'src', 'training', 'eager', `.reference-step-${process.pid}.ts`);
+  const dir = path.join(__dirname, '..', '.cache', 'bench-reference');
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `step-${process.pid}.ts`);
   fs.writeFileSync(file, git('show', `${commit}:src/training/eager/step.ts`));
   try {
     return { code: (await import(file)) as StepCode, rev: git('log', '-1', '--format=%h %s', commit) };
