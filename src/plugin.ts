@@ -3,6 +3,7 @@
  * `plugins: [new DurableTrainPlugin()]`.
  */
 import { SimplePlugin } from '@temporalio/plugin';
+import type { Worker } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from './activities';
 import { toTrainerPool, type TrainerPool } from './training/trainer-pool';
 
@@ -34,8 +35,32 @@ export class DurableTrainPlugin extends SimplePlugin {
     this.trainer = trainer;
   }
 
-  /** Stops the trainer processes (call after the worker has shut down). */
+  /**
+   * Runs the worker with its trainers' lifecycle tied to it: once the worker starts shutting down
+   * (`worker.shutdown()`, or the SIGTERM/SIGINT that Temporal's Runtime turns into it), training
+   * stops at its next step and commits (the attempt fails retryably as WorkerShuttingDown and the
+   * run continues on another worker), and when `worker.run()` ends the trainer processes exit. A
+   * worker built with the plugin needs no other call.
+   */
+  override async runWorker(worker: Worker, next: (w: Worker) => Promise<void>): Promise<void> {
+    const watch = setInterval(() => {
+      const state = worker.getState();
+      if (state !== 'INITIALIZED' && state !== 'RUNNING') void this.trainer.shutdown(`worker ${state.toLowerCase()}`);
+    }, SHUTDOWN_POLL_MS);
+    watch.unref();
+    try {
+      await super.runWorker(worker, next);
+    } finally {
+      clearInterval(watch);
+      await this.trainer.close();
+    }
+  }
+
+  /** Stops the trainer processes. `worker.run()` does this itself when it ends; idempotent. */
   close(): Promise<void> {
     return this.trainer.close();
   }
 }
+
+/** How often runWorker looks at the worker's state (the SDK has no event for the start of its shutdown). */
+const SHUTDOWN_POLL_MS = 100;

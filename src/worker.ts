@@ -92,7 +92,7 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
   try {
     await worker.run();
   } finally {
-    await plugin.close();
+    // worker.run() has closed the trainers (DurableTrainPlugin.runWorker).
     await connection.close();
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);

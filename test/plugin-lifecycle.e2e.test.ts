@@ -1,0 +1,87 @@
+/**
+ * A worker built the README's way, `plugins: [new DurableTrainPlugin()]` and nothing else: no call
+ * to `plugin.trainer.shutdown()` or `plugin.close()`. `worker.shutdown()` in the middle of a
+ * training epoch must stop training at its next step and fail the attempt retryably as
+ * WorkerShuttingDown (so the run continues on another worker at once), and when `worker.run()`
+ * returns, the worker's trainer process must have exited (nothing left to keep Node alive). A
+ * second such worker then finishes the run.
+ *
+ *   node --import tsx --test test/plugin-lifecycle.e2e.test.ts
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { DurableTrainPlugin } from '../src/plugin';
+import type { TrainModelResult } from '../src/workflows';
+import { tinyInput } from './e2e-support';
+import { startStack, tempCheckpointRoot, uniqueId, waitFor, workflowBundle, type Stack } from './helpers/temporal';
+
+const STEPS_PER_EPOCH = 300;
+const EPOCHS = 2;
+
+let stack: Stack;
+before(async () => {
+  stack = await startStack();
+});
+after(async () => {
+  await stack?.close();
+});
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+test('worker.shutdown() mid-epoch: training stops and hands the run over, and the trainer exits with worker.run()', async (t) => {
+  const taskQueue = uniqueId('tq-plugin');
+  const checkpointRoot = tempCheckpointRoot();
+  const connection = await NativeConnection.connect({ address: stack.address });
+  const bundle = await workflowBundle();
+  const newWorker = async () => {
+    // 10 ms before every step: an epoch lasts 3 s or more, so the shutdown lands inside one.
+    const plugin = new DurableTrainPlugin({ trainer: { env: { ...process.env, DT_FAULT_STEP_DELAY_MS: '10' }, log: () => undefined }, checkpointRoot });
+    const worker = await Worker.create({ connection, taskQueue, workflowBundle: bundle, plugins: [plugin], maxConcurrentActivityTaskExecutions: 2 });
+    return { plugin, worker, running: worker.run() };
+  };
+  try {
+    const first = await newWorker();
+    const input = tinyInput({ stepsPerEpoch: STEPS_PER_EPOCH, maxEpochs: EPOCHS, checkpoint: { everySteps: 0, everySeconds: 0, keepLast: 1000 }, timeouts: { heartbeatSeconds: 30 } });
+    const handle = await stack.client.workflow.start('trainModel', { taskQueue, workflowId: uniqueId('plugin-lifecycle'), args: [input] });
+    await waitFor(
+      async () => (await handle.describe()).raw.pendingActivities?.some((a) => a.activityType?.name === 'trainEpoch' && a.heartbeatDetails) || undefined,
+      60_000,
+      'the epoch activity to report training progress',
+    );
+    const pid = first.plugin.trainer.pids.find((p) => p !== undefined);
+    assert.ok(pid !== undefined, 'the trainer process is running');
+
+    const from = Date.now();
+    first.worker.shutdown();
+    await first.running;
+    const ms = Date.now() - from;
+    t.diagnostic(`worker.run() returned ${ms} ms after worker.shutdown(); trainer pid ${pid} alive: ${alive(pid)}`);
+    assert.equal(first.worker.getState(), 'STOPPED');
+    assert.ok(!alive(pid), `the trainer process (pid ${pid}) exited with worker.run(), without plugin.close()`);
+    assert.ok(ms < 20_000, `the epoch was stopped, not trained to its end (${ms} ms)`);
+
+    const pending = (await handle.describe()).raw.pendingActivities ?? [];
+    const training = pending.find((a) => a.activityType?.name === 'trainEpoch');
+    assert.ok(training, `the epoch's activity is pending a retry (${JSON.stringify(pending.map((a) => a.activityType?.name))})`);
+    assert.equal(training.lastFailure?.applicationFailureInfo?.type, 'WorkerShuttingDown', training.lastFailure?.message ?? 'no failure');
+    assert.equal(training.lastFailure?.applicationFailureInfo?.nonRetryable ?? false, false, 'retryable');
+
+    const second = await newWorker();
+    const result = (await handle.result()) as TrainModelResult;
+    second.worker.shutdown();
+    await second.running;
+    assert.equal(result.epochs, EPOCHS);
+    assert.equal(result.step, STEPS_PER_EPOCH * EPOCHS);
+    for (const p of second.plugin.trainer.pids) assert.ok(p === undefined || !alive(p), `second worker's trainer ${p} exited`);
+  } finally {
+    await connection.close();
+  }
+});
