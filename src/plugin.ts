@@ -20,6 +20,8 @@ export class DurableTrainPlugin extends SimplePlugin {
    * worker `maxConcurrentActivityTaskExecutions: plugin.trainer.size`: more would queue behind a busy trainer.
    */
   readonly trainer: TrainerPool;
+  /** The workers running with this plugin now (runWorker). */
+  private readonly running = new Set<Worker>();
 
   constructor(options: DurableTrainPluginOptions = {}) {
     const trainer = toTrainerPool(options.trainer);
@@ -37,22 +39,26 @@ export class DurableTrainPlugin extends SimplePlugin {
 
   /**
    * Runs the worker with its trainers' lifecycle tied to it: once the worker starts shutting down
-   * (`worker.shutdown()`, or the SIGTERM/SIGINT that Temporal's Runtime turns into it), training
+   * (`worker.shutdown()`, or the SIGTERM/SIGINT that Temporal's Runtime turns into it) training
    * stops at its next step and commits (the attempt fails retryably as WorkerShuttingDown and the
    * run continues on another worker), and when `worker.run()` ends the trainer processes exit. A
-   * worker built with the plugin needs no other call.
+   * worker built with the plugin needs no other call. One plugin given to several workers drains
+   * when all of them are shutting down and closes when the last one ends; a worker run after that
+   * starts new trainers.
    */
   override async runWorker(worker: Worker, next: (w: Worker) => Promise<void>): Promise<void> {
+    this.running.add(worker);
     const watch = setInterval(() => {
-      const state = worker.getState();
-      if (state !== 'INITIALIZED' && state !== 'RUNNING') void this.trainer.shutdown(`worker ${state.toLowerCase()}`);
+      const states = [...this.running].map((w) => w.getState());
+      if (states.every((state) => state !== 'INITIALIZED' && state !== 'RUNNING')) void this.trainer.shutdown(`worker ${states[0]!.toLowerCase()}`);
     }, SHUTDOWN_POLL_MS);
     watch.unref();
     try {
       await super.runWorker(worker, next);
     } finally {
       clearInterval(watch);
-      await this.trainer.close();
+      this.running.delete(worker);
+      if (this.running.size === 0) await this.trainer.close();
     }
   }
 

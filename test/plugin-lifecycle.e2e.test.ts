@@ -27,6 +27,15 @@ after(async () => {
   await stack?.close();
 });
 
+/** Workers a test started: any still running when it fails are shut down before its connection closes. */
+const started: Array<{ worker: Worker; running: Promise<void> }> = [];
+async function stopAll(): Promise<void> {
+  for (const w of started.splice(0)) {
+    if (w.worker.getState() === 'RUNNING') w.worker.shutdown();
+    await w.running.catch(() => undefined);
+  }
+}
+
 const alive = (pid: number): boolean => {
   try {
     process.kill(pid, 0);
@@ -45,7 +54,8 @@ test('worker.shutdown() mid-epoch: training stops and hands the run over, and th
     // 10 ms before every step: an epoch lasts 3 s or more, so the shutdown lands inside one.
     const plugin = new DurableTrainPlugin({ trainer: { env: { ...process.env, DT_FAULT_STEP_DELAY_MS: '10' }, log: () => undefined }, checkpointRoot });
     const worker = await Worker.create({ connection, taskQueue, workflowBundle: bundle, plugins: [plugin], maxConcurrentActivityTaskExecutions: 2 });
-    return { plugin, worker, running: worker.run() };
+    started.push({ worker, running: worker.run() });
+    return { plugin, ...started.at(-1)! };
   };
   try {
     const first = await newWorker();
@@ -82,6 +92,46 @@ test('worker.shutdown() mid-epoch: training stops and hands the run over, and th
     assert.equal(result.step, STEPS_PER_EPOCH * EPOCHS);
     for (const p of second.plugin.trainer.pids) assert.ok(p === undefined || !alive(p), `second worker's trainer ${p} exited`);
   } finally {
+    await stopAll();
+    await connection.close();
+  }
+});
+
+test('one plugin on two workers: one stopping leaves the other training; after both, a new worker starts a new trainer', async () => {
+  const connection = await NativeConnection.connect({ address: stack.address });
+  const bundle = await workflowBundle();
+  const plugin = new DurableTrainPlugin({ trainer: { log: () => undefined }, checkpointRoot: tempCheckpointRoot() });
+  const start = async (taskQueue: string) => {
+    const worker = await Worker.create({ connection, taskQueue, workflowBundle: bundle, plugins: [plugin], maxConcurrentActivityTaskExecutions: 2 });
+    started.push({ worker, running: worker.run() });
+    return started.at(-1)!;
+  };
+  const train = async (taskQueue: string): Promise<TrainModelResult> =>
+    (await stack.client.workflow.start('trainModel', { taskQueue, workflowId: uniqueId('shared-plugin'), args: [tinyInput({ stepsPerEpoch: 5, maxEpochs: 2 })] })).result() as Promise<TrainModelResult>;
+  try {
+    const [qa, qb] = [uniqueId('tq-a'), uniqueId('tq-b')];
+    const [a, b] = await Promise.all([start(qa), start(qb)]);
+    assert.equal((await train(qa)).epochs, 2);
+    const pid = plugin.trainer.pids[0];
+    assert.ok(pid !== undefined && alive(pid));
+    a.worker.shutdown();
+    await a.running;
+    assert.ok(alive(pid), 'the shared trainer outlives the first worker');
+    assert.equal((await train(qb)).epochs, 2, 'the other worker still trains');
+    assert.equal(plugin.trainer.pids[0], pid, 'on the same trainer');
+    b.worker.shutdown();
+    await b.running;
+    await waitFor(async () => !alive(pid) || undefined, 10_000, `trainer ${pid} to exit with the last worker`);
+
+    const c = await start(qa);
+    assert.equal((await train(qa)).epochs, 2, 'a worker run after that trains');
+    const next = plugin.trainer.pids[0];
+    assert.ok(next !== undefined && next !== pid, 'on a new trainer process');
+    c.worker.shutdown();
+    await c.running;
+    assert.ok(!alive(next));
+  } finally {
+    await stopAll();
     await connection.close();
   }
 });

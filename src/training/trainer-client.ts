@@ -334,11 +334,19 @@ export class TrainerClient {
    * Ends the trainer process: closes its IPC channel, and the trainer exits once the request it runs
    * has stopped at its next step and committed (after shutdown(), none is open and it exits at once).
    * A request still open here is abandoned: the trainer gets a few seconds for that save, then SIGKILL.
+   * A request after close() starts a new trainer process (a drain started by shutdown() is over).
    */
   async close(): Promise<void> {
     const child = this.child;
-    if (!child) return;
     this.child = undefined;
+    try {
+      if (child) await this.end(child);
+    } finally {
+      this.stopping = undefined;
+    }
+  }
+
+  private async end(child: ChildProcess): Promise<void> {
     if (child.exitCode !== null || child.signalCode !== null) return;
     const graceMs = this.pending.size > 0 ? Math.min(ABANDON_GRACE_MS, this.shutdownSeconds * 1000) : this.shutdownSeconds * 1000 + 5000;
     await new Promise<void>((resolve) => {
