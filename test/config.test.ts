@@ -4,13 +4,13 @@
  * before any activity task is scheduled.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { parseTrainConfig } from '../src/config/train-config';
 import { ConfigError, formatIssue, type ConfigIssue } from '../src/config/validate';
-import { startStack, startWorker, uniqueId, type InProcessWorker, type Stack } from './helpers/temporal';
+import { uniqueId, useStackAndWorker } from './helpers/temporal';
 import { badInputs, ID, parserInputs, withField } from './bad-inputs';
 import { tinyInput } from './e2e-support';
 
@@ -78,19 +78,10 @@ describe('parseTrainConfig: bounds, URI syntax and built-in params', () => {
 });
 
 describe('trainModel rejects malformed input before scheduling any activity', () => {
-  let stack: Stack;
-  let worker: InProcessWorker;
-  before(async () => {
-    stack = await startStack();
-    worker = await startWorker(stack.address);
-  });
-  after(async () => {
-    await worker?.stop();
-    await stack?.close();
-  });
+  const harness = useStackAndWorker();
 
   async function expectInvalid(input: unknown, expected: ConfigIssue, workflowId = uniqueId('bad')): Promise<void> {
-    const handle = await stack.client.workflow.start('trainModel', { taskQueue: worker.taskQueue, workflowId, args: [input] });
+    const handle = await harness.stack.client.workflow.start('trainModel', { taskQueue: harness.worker.taskQueue, workflowId, args: [input] });
     const err = await handle.result().then(
       () => assert.fail('the workflow should have failed'),
       (e: unknown) => e,
@@ -107,7 +98,7 @@ describe('trainModel rejects malformed input before scheduling any activity', ()
   }
 
   test('control: a valid input does schedule activities (so the check below can fail)', async () => {
-    const handle = await stack.client.workflow.start('trainModel', { taskQueue: worker.taskQueue, workflowId: uniqueId('ok'), args: [tinyInput({ maxEpochs: 1 })] });
+    const handle = await harness.stack.client.workflow.start('trainModel', { taskQueue: harness.worker.taskQueue, workflowId: uniqueId('ok'), args: [tinyInput({ maxEpochs: 1 })] });
     await handle.result();
     const types = ((await handle.fetchHistory()).events ?? []).map((e) => e.eventType);
     assert.ok(types.includes(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED));

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { ScheduleNotFoundError, type Client } from '@temporalio/client';
 import type { ChampionRecord, DecisionRecord } from '../src/activities/champion';
 import { RETRAIN_DECISION, joinUri } from '../src/checkpoints/layout';
@@ -25,7 +25,7 @@ import {
   unpauseRetrainSchedule,
 } from '../src/schedules';
 import type { RetrainResult } from '../src/workflows';
-import { ROOT, runDurableTrain, startStack, startWorker, tempDir, uniqueId, waitFor, type InProcessWorker, type Stack } from './helpers/temporal';
+import { ROOT, runDurableTrain, tempDir, uniqueId, useStackAndWorker, waitFor } from './helpers/temporal';
 import { tinyInput } from './e2e-support';
 
 const execFileAsync = promisify(execFile);
@@ -56,25 +56,13 @@ async function nthRun(client: Client, scheduleId: string, n: number): Promise<{ 
 }
 
 describe('retraining schedules', () => {
-  let stack: Stack;
-  let worker: InProcessWorker;
-  let env: Record<string, string>;
-
-  before(async () => {
-    stack = await startStack();
-    worker = await startWorker(stack.address);
-    env = { TEMPORAL_ADDRESS: stack.address, DT_TASK_QUEUE: worker.taskQueue };
-  });
-  after(async () => {
-    await worker?.stop();
-    await stack?.close();
-  });
+  const harness = useStackAndWorker();
 
   test('from code: create, list, pause, unpause; two triggers give one promotion and one rejection, metrics recorded; delete', async () => {
-    const { client } = stack;
+    const { client } = harness.stack;
     const scheduleId = uniqueId('nightly');
     const modelName = uniqueId('blobs');
-    const handle = await createRetrainSchedule(client, { scheduleId, input: blobsRetrain(modelName), taskQueue: worker.taskQueue, cron: [YEARLY] });
+    const handle = await createRetrainSchedule(client, { scheduleId, input: blobsRetrain(modelName), taskQueue: harness.worker.taskQueue, cron: [YEARLY] });
     try {
       await waitFor(async () => (await listRetrainSchedules(client)).some((s) => s.scheduleId === scheduleId), 30_000, 'the schedule in the list');
       await pauseRetrainSchedule(client, scheduleId, 'maintenance');
@@ -130,38 +118,38 @@ describe('retraining schedules', () => {
     // The README line, with this test's task queue and server.
     await execFileAsync(temporalCliPath(), [
       'schedule', 'create', '--schedule-id', scheduleId, '--cron', '0 3 * * *', '--overlap-policy', 'Skip',
-      '--type', 'retrainModel', '--task-queue', worker.taskQueue, '--workflow-id', scheduleId,
-      '--input-file', path.join(ROOT, 'examples/mnist-retrain.json'), '--address', stack.address,
+      '--type', 'retrainModel', '--task-queue', harness.worker.taskQueue, '--workflow-id', scheduleId,
+      '--input-file', path.join(ROOT, 'examples/mnist-retrain.json'), '--address', harness.stack.address,
     ]);
     try {
       const listed = await waitFor(async () => {
-        const r = await durableTrain(['schedule', 'list', '--json'], env);
+        const r = await durableTrain(['schedule', 'list', '--json'], harness.cliEnv);
         const rows = JSON.parse(r.stdout) as Array<{ scheduleId: string; paused: boolean; nextActionTimes: string[] }>;
         return rows.find((row) => row.scheduleId === scheduleId);
       }, 30_000, 'the schedule in `durable-train schedule list`');
       assert.equal(listed.paused, false);
       assert.match(listed.nextActionTimes[0]!, /T03:00:00/);
 
-      assert.equal((await durableTrain(['schedule', 'pause', scheduleId, '--note', 'data late'], env)).code, 0);
-      const described = JSON.parse((await durableTrain(['schedule', 'describe', scheduleId, '--json'], env)).stdout);
+      assert.equal((await durableTrain(['schedule', 'pause', scheduleId, '--note', 'data late'], harness.cliEnv)).code, 0);
+      const described = JSON.parse((await durableTrain(['schedule', 'describe', scheduleId, '--json'], harness.cliEnv)).stdout);
       assert.equal(described.paused, true);
       assert.equal(described.note, 'data late');
       assert.equal(described.input.modelName, 'mnist-mlp');
-      assert.equal((await durableTrain(['schedule', 'unpause', scheduleId], env)).code, 0);
-      assert.match((await durableTrain(['schedule', 'list'], env)).stdout, new RegExp(`${scheduleId}\\tactive\\tnext \\S+T03:00:00`));
+      assert.equal((await durableTrain(['schedule', 'unpause', scheduleId], harness.cliEnv)).code, 0);
+      assert.match((await durableTrain(['schedule', 'list'], harness.cliEnv)).stdout, new RegExp(`${scheduleId}\\tactive\\tnext \\S+T03:00:00`));
 
-      const triggered = await durableTrain(['schedule', 'trigger', scheduleId], env);
+      const triggered = await durableTrain(['schedule', 'trigger', scheduleId], harness.cliEnv);
       assert.equal(triggered.code, 0, triggered.stderr);
-      const run = await nthRun(stack.client, scheduleId, 1);
+      const run = await nthRun(harness.stack.client, scheduleId, 1);
       assert.equal(run.result.promoted, true, run.result.reason);
       assert.equal(run.result.modelName, 'mnist-mlp');
-      const shown = await durableTrain(['status', run.workflowId], env);
+      const shown = await durableTrain(['status', run.workflowId], harness.cliEnv);
       assert.match(shown.stdout, /\(retrainModel\): COMPLETED\nretrain mnist-mlp: promoted/);
     } finally {
-      const deleted = await durableTrain(['schedule', 'delete', scheduleId], env);
+      const deleted = await durableTrain(['schedule', 'delete', scheduleId], harness.cliEnv);
       assert.equal(deleted.code, 0, deleted.stderr);
     }
-    const gone = await durableTrain(['schedule', 'describe', scheduleId], env);
+    const gone = await durableTrain(['schedule', 'describe', scheduleId], harness.cliEnv);
     assert.equal(gone.code, 3, 'a missing schedule exits 3');
   });
 
@@ -170,29 +158,29 @@ describe('retraining schedules', () => {
     const bad = path.join(dir, 'bad.json');
     fs.writeFileSync(bad, JSON.stringify({ modelName: 'm', train: { ...tinyInput(), maxEpochs: 0 } }));
     const scheduleId = uniqueId('cli-sched');
-    const refused = await durableTrain(['schedule', 'create', bad, '--schedule-id', scheduleId, '--every', '24h'], env);
+    const refused = await durableTrain(['schedule', 'create', bad, '--schedule-id', scheduleId, '--every', '24h'], harness.cliEnv);
     assert.equal(refused.code, 2);
     assert.match(refused.stderr, /bad\.json: Invalid retrainModel input:\n {2}- Expected `train\.maxEpochs` to be a whole number from 1 to 1000000, got `0` \(number\)/);
-    await assert.rejects(describeRetrainSchedule(stack.client, scheduleId), ScheduleNotFoundError);
+    await assert.rejects(describeRetrainSchedule(harness.stack.client, scheduleId), ScheduleNotFoundError);
 
     const good = path.join(dir, 'good.json');
     fs.writeFileSync(good, JSON.stringify(blobsRetrain(uniqueId('m'))));
-    const created = await durableTrain(['schedule', 'create', good, '--schedule-id', scheduleId, '--every', '24h', '--paused'], env);
+    const created = await durableTrain(['schedule', 'create', good, '--schedule-id', scheduleId, '--every', '24h', '--paused'], harness.cliEnv);
     assert.equal(created.code, 0, created.stderr);
     assert.match(created.stdout, new RegExp(`Created schedule ${scheduleId} \\(every 24h\\)`));
     try {
-      const { stdout } = await execFileAsync(temporalCliPath(), ['schedule', 'describe', '--schedule-id', scheduleId, '-o', 'json', '--address', stack.address]);
+      const { stdout } = await execFileAsync(temporalCliPath(), ['schedule', 'describe', '--schedule-id', scheduleId, '-o', 'json', '--address', harness.stack.address]);
       const d = JSON.parse(stdout);
       assert.equal(d.schedule.policies.overlapPolicy, 'SCHEDULE_OVERLAP_POLICY_SKIP');
       assert.equal(d.schedule.state.paused, true);
-      const again = await durableTrain(['schedule', 'create', good, '--schedule-id', scheduleId], env);
+      const again = await durableTrain(['schedule', 'create', good, '--schedule-id', scheduleId], harness.cliEnv);
       assert.equal(again.code, 2);
       assert.match(again.stderr, /already exists/);
-      const badEvery = await durableTrain(['schedule', 'create', good, '--schedule-id', `${scheduleId}-x`, '--every', 'nightly'], env);
+      const badEvery = await durableTrain(['schedule', 'create', good, '--schedule-id', `${scheduleId}-x`, '--every', 'nightly'], harness.cliEnv);
       assert.equal(badEvery.code, 2);
       assert.match(badEvery.stderr, /Expected `--every` to be a duration/);
     } finally {
-      await deleteRetrainSchedule(stack.client, scheduleId);
+      await deleteRetrainSchedule(harness.stack.client, scheduleId);
     }
   });
 });

@@ -8,24 +8,15 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { Worker } from '@temporalio/worker';
 import { joinUri, lineageKey } from '../src/checkpoints/layout';
 import type { SearchResult } from '../src/workflows';
-import { startStack, startWorker, uniqueId, workflowBundle, type InProcessWorker, type Stack } from './helpers/temporal';
+import { uniqueId, useStackAndWorker, workflowBundle } from './helpers/temporal';
 import { checkpointWeights, tinyInput } from './e2e-support';
 import { childResult, epochTraining } from './search-e2e-support';
 
-let stack: Stack;
-let worker: InProcessWorker;
-before(async () => {
-  stack = await startStack();
-  worker = await startWorker(stack.address);
-});
-after(async () => {
-  await worker?.stop();
-  await stack?.close();
-});
+const harness = useStackAndWorker();
 
 const LR = 'hyperparameters.learningRate';
 
@@ -39,7 +30,7 @@ test('PBT: the bottom trial continues from a copy of the top trial\'s checkpoint
     space: { [LR]: [0.05, 0.02, 0.005, 0.001] },
   };
   const workflowId = uniqueId('pbt');
-  const handle = await stack.client.workflow.start('hyperparameterSearch', { taskQueue: worker.taskQueue, workflowId, args: [input] });
+  const handle = await harness.stack.client.workflow.start('hyperparameterSearch', { taskQueue: harness.worker.taskQueue, workflowId, args: [input] });
   const result = (await handle.result()) as SearchResult;
 
   assert.deepEqual(result.rungs.map((r) => r.epochs), [2, 4]);
@@ -61,10 +52,10 @@ test('PBT: the bottom trial continues from a copy of the top trial\'s checkpoint
   assert.deepEqual(to.params, copy.params);
   // Round 2 of the recipient: its own folder, from step 8, at the new rate, 8 steps and no more.
   const round2 = `${workflowId}/${to.id}/rung-2`;
-  const trained = await epochTraining(stack.client.workflow.getHandle(round2));
+  const trained = await epochTraining(harness.stack.client.workflow.getHandle(round2));
   assert.equal(trained[0]!.resumedFromStep, 8);
   assert.equal(trained.reduce((a, r) => a + r.stepsRun, 0), 8);
-  const finished = await childResult(stack.client, round2);
+  const finished = await childResult(harness.stack.client, round2);
   assert.equal(finished.runUri, to.runUri);
   assert.equal(finished.step, 16);
   assert.equal(finished.learningRate, explored);

@@ -2,29 +2,19 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { progressQuery, type TrainModelResult } from '../src/workflows';
-import { historyEventTypes, mnistInput, startStack, startWorker, uniqueId, type InProcessWorker, type Stack } from './helpers/temporal';
+import { historyEventTypes, mnistInput, uniqueId, useStackAndWorker } from './helpers/temporal';
 
 describe('trainModel', () => {
-  let stack: Stack;
-  let worker: InProcessWorker;
-
-  before(async () => {
-    stack = await startStack();
-    worker = await startWorker(stack.address);
-  });
-  after(async () => {
-    await worker?.stop();
-    await stack?.close();
-  });
+  const harness = useStackAndWorker();
 
   test('learns the MNIST digits: eval loss falls and accuracy is far above chance', async () => {
     const workflowId = uniqueId('learn');
-    const handle = await stack.client.workflow.start('trainModel', {
-      taskQueue: worker.taskQueue,
+    const handle = await harness.stack.client.workflow.start('trainModel', {
+      taskQueue: harness.worker.taskQueue,
       workflowId,
       args: [mnistInput({ maxEpochs: 3 })],
     });
@@ -60,8 +50,8 @@ describe('trainModel', () => {
   ];
   for (const [name, input, message] of badInputs) {
     test(`rejects bad input before any activity is scheduled: ${name}`, async () => {
-      const handle = await stack.client.workflow.start('trainModel', {
-        taskQueue: worker.taskQueue,
+      const handle = await harness.stack.client.workflow.start('trainModel', {
+        taskQueue: harness.worker.taskQueue,
         workflowId: uniqueId('bad'),
         args: [input],
       });

@@ -8,30 +8,21 @@
  *   node --import tsx --test test/warm-worker-replay.e2e.test.ts
  */
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { temporal } from '@temporalio/proto';
 import { bundleWorkflowCode, DefaultLogger, Worker } from '@temporalio/worker';
 import { tinyInput } from './e2e-support';
-import { startStack, startWorker, uniqueId, type InProcessWorker, type Stack } from './helpers/temporal';
+import { uniqueId, useStackAndWorker } from './helpers/temporal';
 
 const { EventType } = temporal.api.enums.v1;
-let stack: Stack;
-let worker: InProcessWorker;
-before(async () => {
-  stack = await startStack();
-  worker = await startWorker(stack.address);
-});
-after(async () => {
-  await worker?.stop();
-  await stack?.close();
-});
+const harness = useStackAndWorker();
 
 test('runs on a warm worker: every history replays on a fresh worker', async (t) => {
   const input = tinyInput({ stepsPerEpoch: 5, maxEpochs: 2 });
   const run = async (): Promise<{ id: string; ms: number }> => {
     const id = uniqueId('warm');
     const from = Date.now();
-    await (await stack.client.workflow.start('trainModel', { taskQueue: worker.taskQueue, workflowId: id, args: [input] })).result();
+    await (await harness.stack.client.workflow.start('trainModel', { taskQueue: harness.worker.taskQueue, workflowId: id, args: [input] })).result();
     return { id, ms: Date.now() - from };
   };
   const cold = await run(); // loads TensorFlow in the trainer
@@ -39,7 +30,7 @@ test('runs on a warm worker: every history replays on a fresh worker', async (t)
   t.diagnostic(`cold run ${cold.ms} ms, warm runs ${warm.map((r) => r.ms).join(', ')} ms`);
   const workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../src/workflows'), logger: new DefaultLogger('WARN') });
   for (const { id } of [cold, ...warm]) {
-    const history = await stack.client.workflow.getHandle(id).fetchHistory();
+    const history = await harness.stack.client.workflow.getHandle(id).fetchHistory();
     const types = (history.events ?? []).map((e) => e.eventType);
     assert.ok(types.includes(EventType.EVENT_TYPE_MARKER_RECORDED), `${id}: its local activities and patches are markers`);
     await Worker.runReplayHistory({ workflowBundle }, history, id);

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { readBeat, StepRate } from '../src/cli/heartbeat';
 import { duration, significant } from '../src/cli/human';
 import { LiveOutput } from '../src/cli/live-output';
@@ -14,7 +14,7 @@ import { renderRetrainLines, renderSearchLines, renderTrainLine, type TrainView 
 import { renderListRow } from '../src/cli/render';
 import type { RetrainProgress } from '../src/workflows/retrain-model';
 import type { TrainProgress } from '../src/workflows/train-model';
-import { mnistInput, ROOT, runDurableTrain, startStack, startWorker, uniqueId, type InProcessWorker, type Stack } from './helpers/temporal';
+import { mnistInput, ROOT, runDurableTrain, uniqueId, useStackAndWorker } from './helpers/temporal';
 
 const ESC = '\x1b';
 
@@ -180,16 +180,7 @@ function onTerminal(args: string[], env: Record<string, string>, columns: number
 }
 
 describe('watch on a real run', () => {
-  let stack: Stack;
-  let worker: InProcessWorker;
-  before(async () => {
-    stack = await startStack();
-    worker = await startWorker(stack.address);
-  });
-  after(async () => {
-    await worker?.stop();
-    await stack?.close();
-  });
+  const harness = useStackAndWorker();
 
   test('piped: a step inside the first epoch shows before the epoch ends, no escape codes; on a terminal: redrawn, fits', async () => {
     const stepsPerEpoch = 300;
@@ -200,8 +191,8 @@ describe('watch on a real run', () => {
       stepsPerEpoch, maxEpochs: 2, timeouts: { heartbeatSeconds: 2 },
     });
     const workflowId = uniqueId('watch');
-    await stack.client.workflow.start('trainModel', { taskQueue: worker.taskQueue, workflowId, args: [input] });
-    const env = { TEMPORAL_ADDRESS: stack.address };
+    await harness.stack.client.workflow.start('trainModel', { taskQueue: harness.worker.taskQueue, workflowId, args: [input] });
+    const env = { TEMPORAL_ADDRESS: harness.stack.address };
     const started = Date.now();
     const [piped, terminal] = await Promise.all([
       runDurableTrain(['watch', workflowId, '--interval', '0.2'], env),

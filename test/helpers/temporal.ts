@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { after, before } from 'node:test';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker, type WorkflowBundleOption } from '@temporalio/worker';
@@ -124,6 +125,45 @@ export async function startWorker(
       await running;
       await plugin.close();
       await connection.close();
+    },
+  };
+}
+
+export interface StackAndWorker {
+  readonly stack: Stack;
+  readonly worker: InProcessWorker;
+  /** What our CLI needs to reach this stack and run on this worker (TEMPORAL_ADDRESS, DT_TASK_QUEUE). */
+  readonly cliEnv: Record<string, string>;
+}
+
+/**
+ * Registers node:test hooks (in the enclosing describe, or the file) that start a stack and an
+ * in-process worker before its tests and stop both after them; read them through the getters.
+ */
+export function useStackAndWorker(options: { own?: boolean } = {}): StackAndWorker {
+  let stack: Stack | undefined;
+  let worker: InProcessWorker | undefined;
+  before(async () => {
+    stack = await startStack(options);
+    worker = await startWorker(stack.address);
+  });
+  after(async () => {
+    await worker?.stop();
+    await stack?.close();
+  });
+  const started = <T>(value: T | undefined, what: string): T => {
+    if (value === undefined) throw new Error(`Expected the ${what} to be started (read it in a test or hook, after the before hook), got undefined`);
+    return value;
+  };
+  return {
+    get stack() {
+      return started(stack, 'stack');
+    },
+    get worker() {
+      return started(worker, 'worker');
+    },
+    get cliEnv() {
+      return { TEMPORAL_ADDRESS: started(stack, 'stack').address, DT_TASK_QUEUE: started(worker, 'worker').taskQueue };
     },
   };
 }
