@@ -6,11 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { WorkflowHandle } from '@temporalio/client';
 import { parseTrainConfig } from '../src/config/train-config';
 import { initialEarlyStopping, stepEarlyStopping } from '../src/workflows/callbacks';
 import { progressQuery, type TrainModelResult } from '../src/workflows';
-import { startStack, startWorkerProcess, tempCheckpointRoot, uniqueId, waitFor, type Stack, type WorkerProcess } from './helpers/temporal';
+import { resultThroughOutages, workerEnv, workerProcesses } from './helpers/restart';
+import { startStack, tempCheckpointRoot, uniqueId, waitFor, type Stack } from './helpers/temporal';
 import { comparable, modelWeights, sha256, tinyInput } from './e2e-support';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -24,40 +24,15 @@ const INPUT = tinyInput({
   timeouts: { heartbeatSeconds: 3 },
 });
 
-/** Waits for a result through server outages: the client call fails while the server is down. */
-async function resultThroughOutages(handle: WorkflowHandle, timeoutMs: number): Promise<TrainModelResult> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return (await handle.result()) as TrainModelResult;
-    } catch (err) {
-      if (Date.now() > deadline || (err as Error).name === 'WorkflowFailedError') throw err;
-      await sleep(500);
-    }
-  }
-}
-
 describe('durability', () => {
   let stack: Stack;
-  const workers: WorkerProcess[] = [];
   let reference: TrainModelResult;
   const taskQueue = uniqueId('tq-durable');
-
-  function worker(env: Record<string, string> = {}): WorkerProcess {
-    const w = startWorkerProcess({
-      TEMPORAL_ADDRESS: stack.address,
-      TEMPORAL_NAMESPACE: 'default',
-      DT_TASK_QUEUE: taskQueue,
-      DT_CHECKPOINT_URI: tempCheckpointRoot(),
-      ...env,
-    });
-    workers.push(w);
-    return w;
-  }
+  const workers = workerProcesses(() => workerEnv(stack.address, taskQueue, tempCheckpointRoot()));
 
   before(async () => {
     stack = await startStack({ own: true });
-    worker();
+    workers.start();
     const handle = await stack.client.workflow.start('trainModel', { taskQueue, workflowId: uniqueId('reference'), args: [INPUT] });
     reference = (await handle.result()) as TrainModelResult;
     assert.equal(reference.status, 'early-stopped');
@@ -74,7 +49,7 @@ describe('durability', () => {
     assert.ok(reference.epochs > PATIENCE + 1, `the reference should stop after a few epochs, at ${reference.epochs}`);
   });
   after(async () => {
-    for (const w of workers) await w.stop();
+    await workers.stopAll();
     await stack?.close();
   });
 
@@ -93,9 +68,9 @@ describe('durability', () => {
     // Epochs take well under a second here: to kill the worker in the middle of a training
     // activity (not between two), its trainer holds before a step half-way through the epoch
     // after windowStart, and the worker is killed while it holds.
-    await workers[workers.length - 1]!.stop();
+    await workers.started[workers.started.length - 1]!.stop();
     const holdStep = windowStart * STEPS + STEPS / 2;
-    const held = worker({ DT_FAULT_PAUSE_BEFORE_STEP: String(holdStep) });
+    const held = workers.start({ DT_FAULT_PAUSE_BEFORE_STEP: String(holdStep) });
     const handle = await stack.client.workflow.start('trainModel', { taskQueue, workflowId: uniqueId('killed'), args: [INPUT] });
     const seen = await waitFor(async () => {
       const p = await handle.query(progressQuery);
@@ -107,8 +82,8 @@ describe('durability', () => {
     await held.kill();
     t.diagnostic(`SIGKILLed the worker at step ${holdStep} (epoch ${windowStart + 1}); the reference stopped at ${reference.epochs}`);
     await sleep(1000);
-    worker();
-    const result = await resultThroughOutages(handle, 150_000);
+    workers.start();
+    const result = await resultThroughOutages<TrainModelResult>(handle, 150_000);
     assertSameAsReference(result);
     // The work really was interrupted: an activity was retried on the new worker.
     const events = (await handle.fetchHistory()).events ?? [];
@@ -130,7 +105,7 @@ describe('durability', () => {
     await sleep(3000);
     await server.restart();
     t.diagnostic(`the server was down for ${((Date.now() - stoppedAt) / 1000).toFixed(1)} s`);
-    const result = await resultThroughOutages(handle, 150_000);
+    const result = await resultThroughOutages<TrainModelResult>(handle, 150_000);
     assertSameAsReference(result);
   });
 });

@@ -16,10 +16,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { after, before, test } from 'node:test';
-import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import { test } from 'node:test';
+import type { WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import type { LineageRecord, SearchResult, TrialRecord } from '../src/workflows';
-import { startStack, startWorker, startWorkerProcess, tempCheckpointRoot, uniqueId, waitFor, type InProcessWorker, type Stack, type WorkerProcess } from './helpers/temporal';
+import { resultThroughOutages, useRestartStack } from './helpers/restart';
+import { uniqueId, waitFor } from './helpers/temporal';
 import { WEIGHTS_BIN } from '../src/checkpoints/layout';
 import { mulberry32, testSeed } from './helpers/seed';
 import { checkpointWeights, sha256 } from './e2e-support';
@@ -53,34 +54,11 @@ const PBT = {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-let stack: Stack;
-let worker: InProcessWorker;
-const processes: WorkerProcess[] = [];
-before(async () => {
-  stack = await startStack({ own: true });
-  worker = await startWorker(stack.address);
-});
-after(async () => {
-  for (const p of processes) await p.stop();
-  await worker?.stop();
-  await stack?.close();
-});
-
-async function resultThroughOutages(handle: WorkflowHandle, timeoutMs: number): Promise<SearchResult> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return (await handle.result()) as SearchResult;
-    } catch (err) {
-      if (Date.now() > deadline || (err as Error).name === 'WorkflowFailedError') throw err;
-      await sleep(500);
-    }
-  }
-}
+const harness = useRestartStack();
 
 /** Children of a chain: initiated (command order), started and closed (server order); ids relative to the search. */
 async function children(handle: WorkflowHandleWithFirstExecutionRunId): Promise<{ initiated: string[]; started: string[]; moments: number }> {
-  const runs: HistoryEvent[][] = await chainHistories(stack.client, handle.workflowId, handle.firstExecutionRunId);
+  const runs: HistoryEvent[][] = await chainHistories(harness.stack.client, handle.workflowId, handle.firstExecutionRunId);
   const short = (id: string) => id.slice(handle.workflowId.length + 1);
   const initiated: string[] = [];
   const started: string[] = [];
@@ -110,7 +88,7 @@ test('PBT killed and restarted at seeded moments: the same trials, lineage, weig
   t.diagnostic(`fault seed ${seed} (DT_TEST_SEED=${seed} replays these moments)`);
   const draw = mulberry32(seed);
 
-  const reference = await stack.client.workflow.start('hyperparameterSearch', { taskQueue: worker.taskQueue, workflowId: uniqueId('pbt-ref'), args: [PBT] });
+  const reference = await harness.stack.client.workflow.start('hyperparameterSearch', { taskQueue: harness.worker.taskQueue, workflowId: uniqueId('pbt-ref'), args: [PBT] });
   const expected = (await reference.result()) as SearchResult;
   const expectedChildren = await children(reference);
   t.diagnostic(`reference: ${expectedChildren.initiated.length} runs, ${expected.lineage.length} copies: ${expected.lineage.map((l) => `r${l.round} trial-${l.from}→trial-${l.trial}`).join(', ')}`);
@@ -118,15 +96,9 @@ test('PBT killed and restarted at seeded moments: the same trials, lineage, weig
   assert.equal(expectedChildren.initiated.length, 12);
   assert.equal(expected.lineage.length, 4, JSON.stringify(lineage(expected)));
 
-  const taskQueue = uniqueId('tq-pbt-restart');
-  const checkpointRoot = tempCheckpointRoot();
-  const spawn = () => {
-    const p = startWorkerProcess({ TEMPORAL_ADDRESS: stack.address, TEMPORAL_NAMESPACE: 'default', DT_TASK_QUEUE: taskQueue, DT_CHECKPOINT_URI: checkpointRoot });
-    processes.push(p);
-    return p;
-  };
-  let current = spawn();
-  const handle = await stack.client.workflow.start('hyperparameterSearch', { taskQueue, workflowId: uniqueId('pbt-faulted'), args: [PBT] });
+  const faulted = harness.faultedWorkers('tq-pbt-restart');
+  let current = faulted.start();
+  const handle = await harness.stack.client.workflow.start('hyperparameterSearch', { taskQueue: faulted.taskQueue, workflowId: uniqueId('pbt-faulted'), args: [PBT] });
   // Moments are child starts and ends (a round's last end is when its copies are made), plus up to 1.5 s.
   const total = expectedChildren.moments;
   const killAt = 2 + Math.floor(draw() * (total - 8));
@@ -137,14 +109,11 @@ test('PBT killed and restarted at seeded moments: the same trials, lineage, weig
   await sleep(killDelay);
   await current.kill();
   t.diagnostic(`SIGKILLed the worker at child event ${(await children(handle)).moments}`);
-  current = spawn();
+  current = faulted.start();
   await waitFor(async () => (await children(handle)).moments >= restartAt, 180_000, `child event ${restartAt}`);
   await sleep(restartDelay);
-  await stack.server!.stop();
-  t.diagnostic('stopped the server');
-  await sleep(2000);
-  await stack.server!.restart();
-  const result = await resultThroughOutages(handle, 300_000);
+  await harness.restartServer(() => t.diagnostic('stopped the server'));
+  const result = await resultThroughOutages<SearchResult>(handle, 300_000);
   const got = await children(handle);
 
   assert.deepEqual(table(result), table(expected), 'the same trial table, bit for bit');

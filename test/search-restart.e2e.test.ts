@@ -7,10 +7,11 @@
  * trials finish in (README, Hyperparameter search).
  */
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import { test } from 'node:test';
+import type { WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import type { SearchResult } from '../src/workflows';
-import { startStack, startWorker, startWorkerProcess, tempCheckpointRoot, uniqueId, waitFor, type InProcessWorker, type Stack, type WorkerProcess } from './helpers/temporal';
+import { resultThroughOutages, useRestartStack } from './helpers/restart';
+import { uniqueId, waitFor } from './helpers/temporal';
 import { tinyInput } from './e2e-support';
 import { mulberry32, testSeed } from './helpers/seed';
 import { chainHistories, childStats } from './search-e2e-support';
@@ -29,35 +30,11 @@ const ASHA = {
   space: { 'hyperparameters.learningRate': { loguniform: [0.001, 0.1] } },
 };
 
-let stack: Stack;
-let worker: InProcessWorker;
-const processes: WorkerProcess[] = [];
-before(async () => {
-  stack = await startStack({ own: true });
-  worker = await startWorker(stack.address);
-});
-after(async () => {
-  for (const p of processes) await p.stop();
-  await worker?.stop();
-  await stack?.close();
-});
-
-
-async function resultThroughOutages(handle: WorkflowHandle, timeoutMs: number): Promise<SearchResult> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return (await handle.result()) as SearchResult;
-    } catch (err) {
-      if (Date.now() > deadline || (err as Error).name === 'WorkflowFailedError') throw err;
-      await sleep(500);
-    }
-  }
-}
+const harness = useRestartStack();
 
 const table = (r: SearchResult) => r.trials.map((t) => ({ id: t.id, params: t.params, status: t.status, rung: t.rung, value: t.value, epochs: t.epochs, step: t.step, runStatus: t.runStatus }));
 const started = async (handle: WorkflowHandleWithFirstExecutionRunId) =>
-  childStats(await chainHistories(stack.client, handle.workflowId, handle.firstExecutionRunId)).started.map((w) => w.slice(handle.workflowId.length + 1));
+  childStats(await chainHistories(harness.stack.client, handle.workflowId, handle.firstExecutionRunId)).started.map((w) => w.slice(handle.workflowId.length + 1));
 
 for (const [name, INPUT] of [['ASHA', ASHA]] as const) {
   test(`${name} killed and restarted at seeded moments: the same trials, promotions and best model as uninterrupted`, async (t) => {
@@ -65,20 +42,14 @@ for (const [name, INPUT] of [['ASHA', ASHA]] as const) {
     t.diagnostic(`fault seed ${seed} (DT_TEST_SEED=${seed} replays these moments)`);
     const draw = mulberry32(seed);
 
-    const reference = await stack.client.workflow.start('hyperparameterSearch', { taskQueue: worker.taskQueue, workflowId: uniqueId('asha-ref'), args: [INPUT] });
+    const reference = await harness.stack.client.workflow.start('hyperparameterSearch', { taskQueue: harness.worker.taskQueue, workflowId: uniqueId('asha-ref'), args: [INPUT] });
     const expected = (await reference.result()) as SearchResult;
     const expectedRuns = await started(reference);
     t.diagnostic(`reference: ${expectedRuns.length} runs: ${expectedRuns.join(', ')}`);
 
-    const taskQueue = uniqueId('tq-asha-restart');
-    const checkpointRoot = tempCheckpointRoot();
-    const spawn = () => {
-      const p = startWorkerProcess({ TEMPORAL_ADDRESS: stack.address, TEMPORAL_NAMESPACE: 'default', DT_TASK_QUEUE: taskQueue, DT_CHECKPOINT_URI: checkpointRoot });
-      processes.push(p);
-      return p;
-    };
-    let current = spawn();
-    const handle = await stack.client.workflow.start('hyperparameterSearch', { taskQueue, workflowId: uniqueId('asha-faulted'), args: [INPUT] });
+    const faulted = harness.faultedWorkers('tq-asha-restart');
+    let current = faulted.start();
+    const handle = await harness.stack.client.workflow.start('hyperparameterSearch', { taskQueue: faulted.taskQueue, workflowId: uniqueId('asha-faulted'), args: [INPUT] });
     // A worker SIGKILL after the k-th run started (plus up to 1.5 s), then a server restart later on.
     const killAt = 2 + Math.floor(draw() * Math.max(1, expectedRuns.length - 4));
     const restartAt = killAt + 1 + Math.floor(draw() * Math.max(1, expectedRuns.length - killAt - 2));
@@ -86,14 +57,11 @@ for (const [name, INPUT] of [['ASHA', ASHA]] as const) {
     await sleep(draw() * 1500);
     await current.kill();
     t.diagnostic(`SIGKILLed the worker with ${(await started(handle)).length} runs started`);
-    current = spawn();
+    current = faulted.start();
     await waitFor(async () => (await started(handle)).length >= restartAt, 180_000, `run ${restartAt} started`);
     await sleep(draw() * 1500);
-    await stack.server!.stop();
-    t.diagnostic(`stopped the server after run ${restartAt} started`);
-    await sleep(2000);
-    await stack.server!.restart();
-    const result = await resultThroughOutages(handle, 300_000);
+    await harness.restartServer(() => t.diagnostic(`stopped the server after run ${restartAt} started`));
+    const result = await resultThroughOutages<SearchResult>(handle, 300_000);
 
     assert.deepEqual(table(result), table(expected), 'the same trial table, bit for bit');
     // One slot: the same runs in the same order (two children started together may be recorded in either order).
