@@ -14,9 +14,8 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { after, before, describe, test } from 'node:test';
-import { MANIFEST, METRICS_JSONL, METRICS_PREFIX, MODEL_JSON, OPTIMIZER_BIN, STATE_JSON, WEIGHTS_BIN, checkpointKey, checkpointObjectKey, epochRecordKey } from '../src/checkpoints/layout';
+import { before, describe, test } from 'node:test';
+import { MANIFEST, MODEL_JSON, OPTIMIZER_BIN, STATE_JSON, WEIGHTS_BIN, checkpointKey, checkpointObjectKey, epochRecordKey } from '../src/checkpoints/layout';
 import type { TrainModelResult } from '../src/workflows';
 import {
   EPOCHS,
@@ -26,13 +25,14 @@ import {
   assertSameRun,
   faultInput,
   fileOutcome,
-  printTable,
+  fileRun,
   progressMarkers,
+  useFaultSuite,
   type FaultRow,
   type Outcome,
 } from './helpers/fault-suite';
 import { mulberry32, testSeed } from './helpers/seed';
-import { startStack, startWorkerProcess, tempDir, uniqueId, waitFor, type Stack, type WorkerProcess } from './helpers/temporal';
+import { uniqueId, waitFor } from './helpers/temporal';
 
 const SUITE = 'faults-kill';
 const SEED = testSeed(SUITE);
@@ -117,43 +117,19 @@ function drawMoments(seed: number): Moment[] {
 }
 
 describe(`${SUITE}: SIGKILL at 12 moments of one run (seed ${SEED})`, { timeout: 600_000 }, () => {
-  let stack: Stack;
-  const root = tempDir('dt-faults-kill-');
-  const rootUri = pathToFileURL(root).href;
-  const taskQueue = uniqueId('tq-faults');
-  const workers: WorkerProcess[] = [];
-  const rows: FaultRow[] = [];
+  const suite = useFaultSuite(SUITE, SEED);
+  const { root, taskQueue, rows, workers } = suite;
   let reference: Outcome;
 
-  const worker = (env: Record<string, string> = {}): WorkerProcess => {
-    const w = startWorkerProcess({ TEMPORAL_ADDRESS: stack.address, DT_TASK_QUEUE: taskQueue, DT_CHECKPOINT_URI: rootUri, ...env });
-    workers.push(w);
-    return w;
-  };
-  const outcomeOf = (result: TrainModelResult, runDir: string) => ({
-    outcome: fileOutcome(result),
-    jsonl: fs.readFileSync(path.join(runDir, METRICS_JSONL), 'utf8'),
-    // The store's own temp files (`.dt-*`, left by a kill inside a write) are not records: the store
-    // never lists them, and retention collects them once they are older than one write can be.
-    records: fs.readdirSync(path.join(runDir, METRICS_PREFIX)).filter((n) => !n.startsWith('.dt-')).sort(),
-  });
-
   before(async () => {
-    stack = await startStack();
-    const w = worker();
+    const w = workers.start();
     const runId = uniqueId('straight');
-    const handle = await stack.client.workflow.start('trainModel', { taskQueue, workflowId: runId, args: [faultInput(runId)] });
+    const handle = await suite.stack.client.workflow.start('trainModel', { taskQueue, workflowId: runId, args: [faultInput(runId)] });
     const result = (await handle.result()) as TrainModelResult;
     await w.stop();
     reference = fileOutcome(result);
-    const o = outcomeOf(result, path.join(root, runId));
+    const o = fileRun(result);
     assertSameRun(result, o.outcome, reference, o.jsonl, o.records);
-  });
-  after(async () => {
-    printTable(SUITE, SEED, rows);
-    for (const w of workers) await w.kill();
-    await stack?.close();
-    fs.rmSync(root, { recursive: true, force: true });
   });
 
   test(`seed ${SEED}: 12 kills, each resumed on a fresh worker; completed, bitwise equal`, async (t) => {
@@ -161,8 +137,8 @@ describe(`${SUITE}: SIGKILL at 12 moments of one run (seed ${SEED})`, { timeout:
     for (const m of moments) t.diagnostic(`moment at ${m.at}: ${m.fault}: ${m.moment}`);
     const runId = uniqueId('killed');
     const runDir = path.join(root, runId);
-    let w = worker(moments[0]!.env);
-    const handle = await stack.client.workflow.start('trainModel', { taskQueue, workflowId: runId, args: [faultInput(runId)] });
+    let w = workers.start(moments[0]!.env);
+    const handle = await suite.stack.client.workflow.start('trainModel', { taskQueue, workflowId: runId, args: [faultInput(runId)] });
     let done = false;
     const finished = handle.result().finally(() => (done = true)) as Promise<TrainModelResult>;
     const recoveries: Array<Promise<void>> = [];
@@ -187,11 +163,11 @@ describe(`${SUITE}: SIGKILL at 12 moments of one run (seed ${SEED})`, { timeout:
           row.recoverSeconds ??= (Date.now() - killedAt) / 1000;
         }),
       );
-      w = worker(moments[i + 1]?.env ?? {});
+      w = workers.start(moments[i + 1]?.env ?? {});
     }
     const result = await finished;
     await Promise.all(recoveries);
-    const o = outcomeOf(result, runDir);
+    const o = fileRun(result);
     assertSameRun(result, o.outcome, reference, o.jsonl, o.records);
     for (const row of rows) row.outcome = 'killed; resumed; COMPLETED, bitwise equal';
     // History keeps one started event per activity, with its last attempt: the retries are attempt - 1.

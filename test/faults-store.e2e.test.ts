@@ -15,7 +15,6 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import type { WorkflowHandle } from '@temporalio/client';
 import { MANIFEST, METRICS_JSONL, METRICS_PREFIX, OPTIMIZER_BIN, checkpointObjectKey, joinUri, weightsKey } from '../src/checkpoints/layout';
@@ -27,16 +26,16 @@ import {
   STEPS_PER_EPOCH,
   assertSameRun,
   faultInput,
-  fileOutcome,
-  printTable,
+  fileRun,
   progressMarkers,
-  type FaultRow,
+  useFaultSuite,
   type Outcome,
 } from './helpers/fault-suite';
 import { mulberry32, testSeed } from './helpers/seed';
 import { startGcsEmulator, type GcsEmulator } from './helpers/gcs-emulator';
 import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy';
-import { startStack, startWorkerProcess, tempDir, uniqueId, waitFor, type Stack, type WorkerProcess } from './helpers/temporal';
+import { resultThroughOutages } from './helpers/restart';
+import { tempDir, uniqueId, waitFor } from './helpers/temporal';
 
 const SUITE = 'faults-store';
 const SEED = testSeed(SUITE);
@@ -52,19 +51,6 @@ const midEpochCheckpoint = (): number => {
   return s;
 };
 
-/** Waits for a result through server outages: the client call fails while the server is down. */
-async function resultThroughOutages(handle: WorkflowHandle, timeoutMs: number): Promise<TrainModelResult> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return (await handle.result()) as TrainModelResult;
-    } catch (err) {
-      if (Date.now() > deadline || (err as Error).name === 'WorkflowFailedError') throw err;
-      await sleep(500);
-    }
-  }
-}
-
 /** The failures retried attempts started after (ActivityTaskStarted carries the previous attempt's). */
 async function retriedAfter(handle: WorkflowHandle): Promise<string[]> {
   const events = (await handle.fetchHistory()).events ?? [];
@@ -72,25 +58,16 @@ async function retriedAfter(handle: WorkflowHandle): Promise<string[]> {
 }
 
 describe(`${SUITE} (seed ${SEED})`, { timeout: 600_000 }, () => {
-  let stack: Stack;
   let emu: GcsEmulator;
   let proxy: TcpProxy;
-  const root = tempDir('dt-faults-store-');
-  const rootUri = pathToFileURL(root).href;
+  const suite = useFaultSuite(SUITE, SEED, { own: true, env: () => ({ STORAGE_EMULATOR_HOST: proxy.endpoint }) });
+  const { root, taskQueue, rows, workers } = suite;
   const gsRoot = `gs://${BUCKET}/${uniqueId('faults')}`;
-  const taskQueue = uniqueId('tq-faults-store');
-  const workers: WorkerProcess[] = [];
-  const rows: FaultRow[] = [];
   let fileReference: Outcome;
   let gsReference: Outcome;
 
-  const worker = (env: Record<string, string> = {}): WorkerProcess => {
-    const w = startWorkerProcess({ TEMPORAL_ADDRESS: stack.address, DT_TASK_QUEUE: taskQueue, DT_CHECKPOINT_URI: rootUri, STORAGE_EMULATOR_HOST: proxy.endpoint, ...env });
-    workers.push(w);
-    return w;
-  };
   const start = (runId: string, checkpointUri?: string) =>
-    stack.client.workflow.start('trainModel', { taskQueue, workflowId: runId, args: [faultInput(runId, checkpointUri)] });
+    suite.stack.client.workflow.start('trainModel', { taskQueue, workflowId: runId, args: [faultInput(runId, checkpointUri)] });
 
   /** Object names under a gs:// run URI, relative to it (read around the proxy). */
   const gsKeys = async (runUri: string, prefix = ''): Promise<string[]> => {
@@ -113,14 +90,6 @@ describe(`${SUITE} (seed ${SEED})`, { timeout: 600_000 }, () => {
       records: await gsKeys(result.runUri, METRICS_PREFIX),
     };
   }
-  function fileRun(result: TrainModelResult): { outcome: Outcome; jsonl: string; records: string[] } {
-    const runDir = fileURLToPath(result.runUri);
-    return {
-      outcome: fileOutcome(result),
-      jsonl: fs.readFileSync(path.join(runDir, METRICS_JSONL), 'utf8'),
-      records: fs.readdirSync(path.join(runDir, METRICS_PREFIX)).filter((n) => !n.startsWith('.dt-')).sort().map((n) => `${METRICS_PREFIX}${n}`),
-    };
-  }
 
   /** Resolves, once `markers()` holds something it did not at the call, with the seconds since `from`. */
   function nextProgress(markers: () => Promise<Set<string>>, from: () => number, done: () => boolean): Promise<number> {
@@ -131,10 +100,9 @@ describe(`${SUITE} (seed ${SEED})`, { timeout: 600_000 }, () => {
   }
 
   before(async () => {
-    stack = await startStack({ own: true });
     emu = await startGcsEmulator({ buckets: [BUCKET], backend: 'memory' });
     proxy = await startTcpProxy(emu.port);
-    worker();
+    workers.start();
     const [file, gs] = [uniqueId('clean-file'), uniqueId('clean-gs')];
     const fileResult = (await (await start(file)).result()) as TrainModelResult;
     const gsResult = (await (await start(gs, gsRoot)).result()) as TrainModelResult;
@@ -147,12 +115,8 @@ describe(`${SUITE} (seed ${SEED})`, { timeout: 600_000 }, () => {
     assert.deepEqual(gsReference, fileReference, 'a clean gs:// run equals a clean file:// run');
   });
   after(async () => {
-    printTable(SUITE, SEED, rows);
-    for (const w of workers) await w.kill();
     await proxy?.close();
     await emu?.dispose();
-    await stack?.close();
-    fs.rmSync(root, { recursive: true, force: true });
   });
 
   test(`GCS black hole for ${HOLE_MS / 1000} s (connections accepted, never answered): completed, bitwise equal`, async (t) => {
@@ -192,11 +156,11 @@ describe(`${SUITE} (seed ${SEED})`, { timeout: 600_000 }, () => {
     const at = midEpochCheckpoint();
     const forMs = 5_000 + Math.floor(rand() * 15_000);
     const flag = path.join(tempDir('dt-enospc-'), 'disk-full');
-    const w = worker({ DT_FAULT_ENOSPC_WHILE: flag });
+    const w = workers.start({ DT_FAULT_ENOSPC_WHILE: flag });
     const runId = uniqueId('enospc');
     const runDir = path.join(root, runId);
     // This worker alone takes the run's tasks: the clean one stops.
-    await workers[0]!.stop();
+    await workers.started[0]!.stop();
     const handle = await start(runId);
     await waitFor(async () => fs.existsSync(path.join(runDir, checkpointObjectKey(at, MANIFEST))), 120_000, `checkpoint ${at}`);
     fs.writeFileSync(flag, '');
@@ -226,19 +190,19 @@ describe(`${SUITE} (seed ${SEED})`, { timeout: 600_000 }, () => {
     const at = midEpochCheckpoint();
     const downMs = 2_000 + Math.floor(rand() * 4_000);
     // Slow steps (weights unchanged) so that the epoch is still running when the server goes.
-    const w = worker({ DT_FAULT_STEP_DELAY_MS: '100' });
+    const w = workers.start({ DT_FAULT_STEP_DELAY_MS: '100' });
     const runId = uniqueId('server-restart');
     const runDir = path.join(root, runId);
     const handle = await start(runId);
     await waitFor(async () => fs.existsSync(path.join(runDir, checkpointObjectKey(at, MANIFEST))), 120_000, `checkpoint ${at}`);
     const stoppedAt = Date.now();
-    await stack.server!.stop();
+    await suite.stack.server!.stop();
     await sleep(downMs);
     const before = progressMarkers(runDir);
-    await stack.server!.restart();
+    await suite.stack.server!.restart();
     t.diagnostic(`the server was down for ${((Date.now() - stoppedAt) / 1000).toFixed(1)} s`);
     let done = false;
-    const finished = resultThroughOutages(handle, 240_000).finally(() => (done = true));
+    const finished = resultThroughOutages<TrainModelResult>(handle, 240_000).finally(() => (done = true));
     await waitFor(async () => done || [...progressMarkers(runDir)].some((k) => !before.has(k)), 240_000, 'progress after the restart');
     const seconds = (Date.now() - stoppedAt) / 1000;
     const result = await finished;

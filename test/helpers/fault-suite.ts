@@ -6,12 +6,13 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { after, before } from 'node:test';
 import { MANIFEST, METRICS_JSONL, METRICS_PREFIX, OPTIMIZER_BIN, checkpointObjectKey } from '../../src/checkpoints/layout';
 import type { TrainModelResult } from '../../src/workflows';
 import { comparable, modelWeights, sha256, tinyInput } from '../e2e-support';
-
-
+import { workerEnv, workerProcesses, type WorkerProcesses } from './restart';
+import { startStack, tempDir, uniqueId, type Stack } from './temporal';
 
 export const STEPS_PER_EPOCH = 20;
 export const EPOCHS = 8;
@@ -43,6 +44,18 @@ export function fileOutcome(result: TrainModelResult): Outcome {
     exportedWeights: sha256(modelWeights(result)),
     lastOptimizer: sha256(fs.readFileSync(path.join(runDir, checkpointObjectKey(LAST, OPTIMIZER_BIN)))),
     history: comparable(result.history),
+  };
+}
+
+/** A file:// run's outcome, its metrics.jsonl and its epoch records' keys: what assertSameRun takes. */
+export function fileRun(result: TrainModelResult): { outcome: Outcome; jsonl: string; records: string[] } {
+  const runDir = fileURLToPath(result.runUri);
+  return {
+    outcome: fileOutcome(result),
+    jsonl: fs.readFileSync(path.join(runDir, METRICS_JSONL), 'utf8'),
+    // The store's own temp files (`.dt-*`, left by a kill inside a write) are not records: the store
+    // never lists them, and retention collects them once they are older than one write can be.
+    records: fs.readdirSync(path.join(runDir, METRICS_PREFIX)).filter((n) => !n.startsWith('.dt-')).sort().map((n) => `${METRICS_PREFIX}${n}`),
   };
 }
 
@@ -83,4 +96,50 @@ export function printTable(suite: string, seed: number, rows: readonly FaultRow[
   console.log(`[${suite}] seed ${seed}`);
   console.log(`[${suite}] | fault | moment | outcome | time to recover (s) |`);
   for (const r of rows) console.log(`[${suite}] | ${r.fault} | ${r.moment} | ${r.outcome} | ${r.recoverSeconds?.toFixed(1) ?? '-'} |`);
+}
+
+export interface FaultSuite {
+  readonly stack: Stack;
+  /** The file:// checkpoint root of the suite's worker processes, as a path. */
+  readonly root: string;
+  readonly taskQueue: string;
+  readonly workers: WorkerProcesses;
+  /** The table printed after the suite. */
+  readonly rows: FaultRow[];
+}
+
+/**
+ * Registers a fault suite's hooks in its describe: a stack (`own`: a server the suite may
+ * restart), worker processes on one task queue writing to one temp root (`env` on top, read at
+ * each start); after the tests the table printed, every worker SIGKILLed, the stack closed and
+ * the root removed.
+ */
+export function useFaultSuite(suite: string, seed: number, options: { own?: boolean; env?: () => Record<string, string> } = {}): FaultSuite {
+  let stack: Stack | undefined;
+  const root = tempDir(`dt-${suite}-`);
+  const taskQueue = uniqueId(`tq-${suite}`);
+  const rows: FaultRow[] = [];
+  const started = (): Stack => {
+    if (!stack) throw new Error(`Expected the ${suite} stack to be started (read it in a test or hook), got undefined`);
+    return stack;
+  };
+  const workers = workerProcesses(() => ({ ...workerEnv(started().address, taskQueue, pathToFileURL(root).href), ...options.env?.() }));
+  before(async () => {
+    stack = await startStack({ own: options.own });
+  });
+  after(async () => {
+    printTable(suite, seed, rows);
+    await workers.killAll();
+    await stack?.close();
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+  return {
+    get stack() {
+      return started();
+    },
+    root,
+    taskQueue,
+    workers,
+    rows,
+  };
 }
