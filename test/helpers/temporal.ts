@@ -4,12 +4,14 @@
  * or as separate processes that a test can SIGKILL), and a temp checkpoint root per test. Every
  * folder and process it makes is gone when the test process exits (./cleanup).
  */
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before } from 'node:test';
-import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker, type WorkflowBundleOption } from '@temporalio/worker';
 import type { Activities } from '../../src/activities';
@@ -258,6 +260,19 @@ export async function historyEventTypes(handle: WorkflowHandle): Promise<string[
   const history = await handle.fetchHistory();
   // eventType arrives as the enum's number: name it, so tests can match on names.
   return (history.events ?? []).map((e) => temporal.api.enums.v1.EventType[e.eventType ?? 0] ?? String(e.eventType));
+}
+
+/** Awaits a workflow that must fail with a non-retryable InvalidConfig application failure; returns that failure. */
+export async function invalidConfigFailure(handle: WorkflowHandle): Promise<ApplicationFailure> {
+  const err = await handle.result().then(
+    () => assert.fail('the workflow should have failed'),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof WorkflowFailedError);
+  assert.ok(err.cause instanceof ApplicationFailure, `cause: ${String(err.cause)}`);
+  assert.equal(err.cause.type, 'InvalidConfig');
+  assert.equal(err.cause.nonRetryable, true);
+  return err.cause;
 }
 
 /** Polls `fn` until it returns a truthy value or the timeout passes. */
