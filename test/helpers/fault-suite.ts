@@ -1,7 +1,7 @@
 /**
  * What the fault suites (test/faults-*.e2e.test.ts) share: the seed they print and replay
- * (`DT_TEST_SEED`), the run they fault, what its outcome is compared on, and the table of faults
- * they print for the note.
+ * (`DT_TEST_SEED`), the run they fault, what its outcome is compared on, the table of faults
+ * they print for the note, and their stack and worker processes (useFaultSuite).
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
