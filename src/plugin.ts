@@ -43,22 +43,33 @@ export class DurableTrainPlugin extends SimplePlugin {
    * stops at its next step and commits (the attempt fails retryably as WorkerShuttingDown and the
    * run continues on another worker), and when `worker.run()` ends the trainer processes exit. A
    * worker built with the plugin needs no other call. One plugin given to several workers drains
-   * when all of them are shutting down and closes when the last one ends; a worker run after that
-   * starts new trainers.
+   * when all of them are shutting down and closes when the last one ends (later requests are
+   * refused); a worker that starts meanwhile waits for the drain to end, and a worker run after
+   * that starts new trainers.
    */
   override async runWorker(worker: Worker, next: (w: Worker) => Promise<void>): Promise<void> {
     this.running.add(worker);
+    this.trainer.refuseRequests(undefined);
     const watch = setInterval(() => {
       const states = [...this.running].map((w) => w.getState());
       if (states.every((state) => state !== 'INITIALIZED' && state !== 'RUNNING')) void this.trainer.shutdown(`worker ${states[0]!.toLowerCase()}`);
     }, SHUTDOWN_POLL_MS);
     watch.unref();
     try {
+      // A drain of the workers before this one (a rolling restart on one plugin) ends before this
+      // worker takes work: its trainers would refuse every request.
+      if (this.trainer.shutdownReason !== undefined) {
+        await this.trainer.shutdown();
+        await this.trainer.close();
+      }
       await super.runWorker(worker, next);
     } finally {
       clearInterval(watch);
       this.running.delete(worker);
-      if (this.running.size === 0) await this.trainer.close();
+      if (this.running.size === 0) {
+        this.trainer.refuseRequests('the worker has stopped');
+        await this.trainer.close();
+      }
     }
   }
 

@@ -102,20 +102,35 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
 
 /**
  * Connects to Temporal, waiting for a server that is not up yet (a worker started beside a server
- * that is restarting, or before it, should wait for it, not exit): transport errors are retried
- * with backoff up to 30 s apart; anything else (a refused API key, bad TLS settings) fails at once.
+ * that is restarting, or before it, should wait for it, not exit): a refused or timed-out TCP
+ * connection and a name that does not resolve yet are retried with backoff up to 30 s apart, the
+ * cause printed each time; anything else (a TLS mismatch, a refused API key, a bad address) fails at once.
  */
 async function connectWhenReachable(options: Parameters<typeof NativeConnection.connect>[0], address: string): Promise<NativeConnection> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await NativeConnection.connect(options);
     } catch (err) {
-      if (!(err instanceof TransportError)) throw err;
+      const why = unreachable(err);
+      if (why === undefined) throw err;
       const delayMs = Math.min(30_000, 250 * 2 ** Math.min(attempt - 1, 7));
-      console.warn(`[durable-train] Temporal at ${address} is not reachable yet (attempt ${attempt}); trying again in ${(delayMs / 1000).toFixed(1)} s`);
+      console.warn(`[durable-train] Temporal at ${address} is not reachable yet (${why}; attempt ${attempt}); trying again in ${(delayMs / 1000).toFixed(1)} s`);
       await new Promise((resolve) => setTimeout(resolve, delayMs));
     }
   }
+}
+
+/** Why a connection failed when the server may just not be up yet; undefined for any other error. */
+export function unreachable(err: unknown): string | undefined {
+  if (!(err instanceof TransportError)) return undefined;
+  const message = err.message;
+  // The TLS handshake failed: the server is there and speaks something else (plaintext, another CA).
+  if (/tls|certificate|handshake|InvalidContentType|InvalidMessage|AlertReceived/i.test(message)) return undefined;
+  if (/dns error|failed to lookup address|Name or service not known/i.test(message)) return 'the name does not resolve';
+  if (/ConnectionRefused|Connection refused/i.test(message)) return 'connection refused';
+  if (/timed out|TimedOut/i.test(message)) return 'connection timed out';
+  if (/ConnectError|tcp connect error|Connection reset|ConnectionReset|No route to host|Network is unreachable/i.test(message)) return 'cannot connect';
+  return undefined;
 }
 
 if (require.main === module) {

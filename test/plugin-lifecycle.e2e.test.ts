@@ -135,3 +135,48 @@ test('one plugin on two workers: one stopping leaves the other training; after b
     await connection.close();
   }
 });
+
+test('a rolling restart on one plugin: the worker started during the old one\'s drain trains once the drain is over', async (t) => {
+  const connection = await NativeConnection.connect({ address: stack.address });
+  const bundle = await workflowBundle();
+  const plugin = new DurableTrainPlugin({ trainer: { env: { ...process.env, DT_FAULT_STEP_DELAY_MS: '10' }, log: () => undefined }, checkpointRoot: tempCheckpointRoot() });
+  const create = (taskQueue: string) => Worker.create({ connection, taskQueue, workflowBundle: bundle, plugins: [plugin], maxConcurrentActivityTaskExecutions: 2 });
+  const [qa, qb] = [uniqueId('tq-old'), uniqueId('tq-new')];
+  let b: Worker | undefined;
+  try {
+    const a = await create(qa);
+    started.push({ worker: a, running: a.run() });
+    const long = await stack.client.workflow.start('trainModel', {
+      taskQueue: qa,
+      workflowId: uniqueId('rolling-old'),
+      args: [tinyInput({ stepsPerEpoch: STEPS_PER_EPOCH, maxEpochs: 1, checkpoint: { everySteps: 0, everySeconds: 0, keepLast: 1000 }, timeouts: { heartbeatSeconds: 30 } })],
+    });
+    await waitFor(
+      async () => (await long.describe()).raw.pendingActivities?.some((p) => p.activityType?.name === 'trainEpoch' && p.heartbeatDetails) || undefined,
+      60_000,
+      'the old worker to train',
+    );
+    b = await create(qb);
+    a.shutdown();
+    // The drain lasts one step and a commit: start the new worker inside it.
+    for (const from = Date.now(); plugin.trainer.shutdownReason === undefined; ) {
+      assert.ok(Date.now() - from < 5_000, 'the old worker drains');
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    started.push({ worker: b, running: b.run() });
+    await started[started.length - 2]!.running;
+    const handle = await stack.client.workflow.start('trainModel', { taskQueue: qb, workflowId: uniqueId('rolling-new'), args: [tinyInput({ stepsPerEpoch: 5, maxEpochs: 2 })] });
+    const result = (await Promise.race([
+      handle.result(),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the new worker did not finish a 2-epoch run in 90 s (its trainers still drained?)')), 90_000).unref()),
+    ])) as TrainModelResult;
+    t.diagnostic(`the new worker's run: ${result.status} after ${result.epochs} epochs`);
+    assert.equal(result.status, 'completed');
+    assert.equal(plugin.trainer.shutdownReason, undefined, 'no drain left behind');
+    await long.terminate('test over');
+  } finally {
+    if (b?.getState() === 'INITIALIZED') started.push({ worker: b, running: b.run() });
+    await stopAll();
+    await connection.close();
+  }
+});

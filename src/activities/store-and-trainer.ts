@@ -65,7 +65,7 @@ function cancelledByWorkerShutdown(ctx: Context): boolean {
  * next attempt (on another worker) after the retry interval instead of a heartbeat timeout later.
  * Its details carry what the stopped training reached (TrainUntilStepResult), when it got that far.
  */
-function workerShuttingDown(err: WorkerShuttingDownError): ApplicationFailure {
+export function workerShuttingDown(err: WorkerShuttingDownError): ApplicationFailure {
   return ApplicationFailure.create({
     type: err.name,
     message: `${err.message}; another worker continues`,

@@ -28,9 +28,10 @@ import type { Lease } from '../checkpoints/lease';
 import { PreconditionFailedError, type CheckpointStore } from '../checkpoints/store';
 import type { DescribeResult, EvaluateResult, TrainEpochTrainerResult, TrainUntilStepResult } from '../training/protocol';
 import type { Trainer } from '../training/trainer-pool';
+import { WorkerShuttingDownError } from '../training/trainer-client';
 import type { CurveMarkers } from '../observability/charts';
 import { writeEpochEvents, writeLearningCurve } from './run-views';
-import { callTrainer, readEpochRecords, storeCall, writeOnce, type EpochRecord } from './store-and-trainer';
+import { callTrainer, readEpochRecords, storeCall, workerShuttingDown, writeOnce, type EpochRecord } from './store-and-trainer';
 
 export interface TrainingActivityDeps {
   readonly trainer: Trainer;
@@ -115,10 +116,23 @@ export interface FinalizeResult {
 }
 
 export function createTrainingActivities(deps: TrainingActivityDeps) {
+  /** The trainer's last description: what a draining worker answers (its registries do not change). */
+  let described: DescribeResult | undefined;
   return {
-    /** What this worker offers (models, datasets, backend) and its default checkpoint root. */
+    /**
+     * What this worker offers (models, datasets, backend) and its default checkpoint root. A worker
+     * that is shutting down answers from its trainer's last description; one that never started a
+     * trainer fails retryably as WorkerShuttingDown.
+     */
     async describeWorker(): Promise<WorkerDescription> {
-      const description = await deps.trainer.request<DescribeResult>({ type: 'describe' });
+      let description: DescribeResult;
+      try {
+        description = described = await deps.trainer.request<DescribeResult>({ type: 'describe' });
+      } catch (err) {
+        if (!(err instanceof WorkerShuttingDownError)) throw err;
+        if (described === undefined) throw workerShuttingDown(err);
+        description = described;
+      }
       return { ...description, checkpointRoot: deps.checkpointRoot, mlflow: deps.mlflowTrackingUri !== undefined };
     },
 

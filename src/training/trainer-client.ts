@@ -152,6 +152,8 @@ export class TrainerClient {
   private allowedUris: readonly string[] | undefined;
   /** Set once shutdown() was called: why, and when it is over. */
   private stopping: { readonly reason: string; readonly done: Promise<void> } | undefined;
+  /** While close() ends the trainer process: a request waits for it, then starts a new one. */
+  private closing: Promise<void> | undefined;
   /** Budget of a shutdown, in seconds. */
   readonly shutdownSeconds: number;
 
@@ -261,6 +263,8 @@ export class TrainerClient {
 
   /** Sends one request. Aborting `opts.signal` asks the trainer to stop at its next step. */
   request<T>(body: RequestBody, opts: RequestOptions = {}): Promise<T> {
+    // Not beside a process that is still ending: its exit would fail this request too.
+    if (this.closing) return this.closing.then(() => this.request<T>(body, opts));
     if (this.stopping) return Promise.reject(new WorkerShuttingDownError(`The worker is shutting down (${this.stopping.reason}): it takes no new ${body.type} request`));
     const child = this.child ?? this.start();
     const id = this.nextId++;
@@ -336,14 +340,15 @@ export class TrainerClient {
    * A request still open here is abandoned: the trainer gets a few seconds for that save, then SIGKILL.
    * A request after close() starts a new trainer process (a drain started by shutdown() is over).
    */
-  async close(): Promise<void> {
+  close(): Promise<void> {
+    if (this.closing) return this.closing;
     const child = this.child;
     this.child = undefined;
-    try {
-      if (child) await this.end(child);
-    } finally {
+    this.closing = (child ? this.end(child) : Promise.resolve()).finally(() => {
       this.stopping = undefined;
-    }
+      this.closing = undefined;
+    });
+    return this.closing;
   }
 
   private async end(child: ChildProcess): Promise<void> {

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { describe } from '../config/validate';
 import type { RequestBody } from './protocol';
-import { TrainerClient, type RequestOptions, type TrainerOptions } from './trainer-client';
+import { TrainerClient, WorkerShuttingDownError, type RequestOptions, type TrainerOptions } from './trainer-client';
 
 export interface TrainerPoolOptions extends TrainerOptions {
   /**
@@ -150,6 +150,8 @@ export interface SlotStatus {
 export class TrainerPool {
   private readonly slots: Slot[];
   private used = 0;
+  /** Why requests are refused now (refuseRequests), or undefined. */
+  private refusing: string | undefined;
 
   /** A pool of `options.slots` trainer processes, each started on its first request. */
   static create(options: TrainerPoolOptions = {}): TrainerPool {
@@ -180,6 +182,7 @@ export class TrainerPool {
 
   /** Sends one request to the slot `chooseSlot` picks (see TrainerClient.request). */
   request<T>(body: RequestBody, opts: RequestOptions = {}): Promise<T> {
+    if (this.refusing !== undefined) return Promise.reject(new WorkerShuttingDownError(`${this.refusing}: it takes no new ${body.type} request`));
     const runUri = runOf(body);
     const slot = this.slots[chooseSlot(this.slots, runUri)]!;
     slot.inFlight++;
@@ -220,6 +223,14 @@ export class TrainerPool {
   /** Starts every slot's drain at once (see TrainerClient.shutdown); resolves when all are over. */
   async shutdown(reason?: string): Promise<void> {
     await Promise.all(this.slots.map((s) => s.trainer.shutdown?.(reason)));
+  }
+
+  /**
+   * Refuses every request with WorkerShuttingDownError while `reason` is set (the plugin, once its
+   * last worker has stopped: a late request would start a trainer no one closes); undefined accepts again.
+   */
+  refuseRequests(reason: string | undefined): void {
+    this.refusing = reason;
   }
 
   /** Stops every trainer process (after the worker has shut down). */

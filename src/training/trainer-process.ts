@@ -80,15 +80,22 @@ function killProcessGroup(): void {
  * DT_FAULT_KILL_IN_EVALUATION (a step: killed once its evaluation is computed) is read in main.
  */
 function faultsFromEnv(env: NodeJS.ProcessEnv): EngineFaults | undefined {
-  const step = (name: string, v = env[name], optional = true): number | undefined => {
-    if (optional && (v === undefined || v === '')) return undefined;
-    const n = v?.trim() ? Number(v) : NaN;
+  const step = (name: string, v = env[name]): number | undefined => {
+    if (v === undefined || v === '') return undefined;
+    const n = Number(v);
     if (!Number.isInteger(n) || n < 1) throw new Error(`Expected \`${name}\` to be a step from 1 and up, got ${JSON.stringify(v)}`);
     return n;
   };
   const pauses = env.DT_FAULT_PAUSE_BEFORE_STEP;
   const pauseBeforeSteps =
-    pauses === undefined || pauses === '' ? undefined : new Set(pauses.split(',').map((one) => step('DT_FAULT_PAUSE_BEFORE_STEP', one, false)!));
+    pauses === undefined || pauses === ''
+      ? undefined
+      : new Set(
+          pauses.split(',').map((one, i) => {
+            if (!/^\s*\d+\s*$/.test(one)) throw new Error(`Expected \`DT_FAULT_PAUSE_BEFORE_STEP\` to be steps from 1 and up separated by commas, got ${JSON.stringify(pauses)} (item ${i + 1} is ${JSON.stringify(one)})`);
+            return step('DT_FAULT_PAUSE_BEFORE_STEP', one)!;
+          }),
+        );
   const killDuringCheckpoint = step('DT_FAULT_KILL_DURING_CHECKPOINT');
   const hangBeforeStep = step('DT_FAULT_HANG_BEFORE_STEP');
   const stepDelayMs = step('DT_FAULT_STEP_DELAY_MS');

@@ -2,7 +2,7 @@
  * What every workflow shares about calling activities: one retry policy for faults, the local
  * activity that describes the worker, and the check of registry names against that description.
  */
-import { patched, proxyLocalActivities, type RetryPolicy } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, patched, proxyLocalActivities, type RetryPolicy } from '@temporalio/workflow';
 import type { WorkerDescription, TrainingActivities } from '../activities/training';
 import type { TrainConfig } from '../config/train-config';
 import type { Checker } from '../config/validate';
@@ -12,10 +12,30 @@ import type { TrustActivities, UriField } from '../trust/activities';
 export const FAULT_RETRY: RetryPolicy = { initialInterval: 1000, backoffCoefficient: 2, maximumInterval: 30_000, maximumAttempts: 20 };
 
 /** Registry names and the default checkpoint root are known only on the worker: one local activity (a marker in history). */
-export const { describeWorker, checkUris } = proxyLocalActivities<TrainingActivities & TrustActivities>({
+export const { describeWorker: describeWorkerActivity, checkUris } = proxyLocalActivities<TrainingActivities & TrustActivities>({
   startToCloseTimeout: '5 minutes',
-  retry: { maximumAttempts: 5 },
+  // A worker shutting down does not become able to answer by being asked again: see describeWorker.
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['WorkerShuttingDown'] },
 });
+
+/**
+ * The describeWorker local activity. When it fails because this worker is shutting down (it had
+ * started no trainer), the workflow task fails instead of the run: Temporal gives the task to
+ * another worker (history keeps a WorkflowTaskFailed event, not the marker). (Histories where this
+ * local activity failed ended failed, so no run in flight replays this path differently.)
+ */
+export async function describeWorker(): Promise<WorkerDescription> {
+  try {
+    return await describeWorkerActivity();
+  } catch (err) {
+    // A local activity's failure reaches the workflow as the ApplicationFailure itself (SDK 1.24), or wrapped.
+    const failure = err instanceof ActivityFailure ? err.cause : err;
+    if (failure instanceof ApplicationFailure && failure.type === 'WorkerShuttingDown') {
+      throw new Error(`${failure.message}: this workflow task is retried on another worker`);
+    }
+    throw err;
+  }
+}
 
 /**
  * Reports every model or dataset name in `config` that the worker does not offer, as

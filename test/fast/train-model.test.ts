@@ -166,6 +166,7 @@ describe('trainModel: resume', () => {
 });
 
 describe('trainModel: faults and invalid input', () => {
+  let mockDescribes = 0;
   test('a failed training attempt is retried and the run goes on', () =>
     h.run(
       {
@@ -178,6 +179,23 @@ describe('trainModel: faults and invalid input', () => {
         assert.deepEqual(mock.calls.filter((c) => c.name === 'trainEpoch').map((c) => c.attempt), [1, 1, 2]);
       },
     ));
+
+  test('a worker shutting down (describeWorker refused) fails the workflow task, not the run', () => {
+    // What the real describeWorker throws on a draining worker that never started a trainer.
+    const shuttingDown = () => ApplicationFailure.retryable('The worker is shutting down (worker stopping): it takes no new describe request', 'WorkerShuttingDown');
+    return h.run(
+      { evalMetrics: valLoss([0.5]), fail: (c) => (c.name === 'describeWorker' && c.input === undefined && mockDescribes++ === 0 ? shuttingDown() : undefined) },
+      async ({ client, taskQueue, mock, id }) => {
+        const handle = await client.workflow.start(trainModel, { taskQueue, workflowId: id('draining'), args: [trainInput({ maxEpochs: 1 })] });
+        const result = await handle.result();
+        assert.equal(result.status, 'completed');
+        const counts = await eventCounts(handle);
+        // Refused once and not retried locally (nothing to wait for on a draining worker), then asked again in a new task.
+        assert.deepEqual(mock.calls.filter((c) => c.name === 'describeWorker').map((c) => c.attempt), [1, 1]);
+        assert.equal(counts.get('EVENT_TYPE_WORKFLOW_TASK_FAILED'), 1, 'one failed workflow task');
+      },
+    );
+  });
 
   test('a non-retryable failure fails the run at once, without exporting', () =>
     h.run(
