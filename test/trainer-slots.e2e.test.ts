@@ -87,7 +87,8 @@ describe('trainer slots', () => {
     let together: [number | undefined, string | undefined][] | undefined;
     const sampler = setInterval(() => {
       const now = pool.status();
-      if (!together && now.every((s) => s.inFlight === 1) && new Set(now.map((s) => s.lastRun)).size === 2) together = now.map((s) => [s.pid, s.lastRun]);
+      // A slot may be busy with a request of no run (a trial's describeWorker): both must have trained a trial.
+      if (!together && now.every((s) => s.inFlight === 1 && s.lastRun !== undefined) && new Set(now.map((s) => s.lastRun)).size === 2) together = now.map((s) => [s.pid, s.lastRun]);
     }, 20);
     const startedAt = Date.now();
     const handle = await stack.client.workflow.start('hyperparameterSearch', { taskQueue, workflowId: uniqueId('search'), args: [SEARCH] });
