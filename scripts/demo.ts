@@ -9,7 +9,9 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { DevServer } from '../src/dev-server';
 import { runWorker } from '../src/worker';
-import { progressQuery, type TrainProgress, type TrainModelResult } from '../src/workflows';
+import { fileURLToPath } from 'node:url';
+import { epochRecordKey } from '../src/checkpoints/layout';
+import { progressQuery, type TrainModelResult } from '../src/workflows';
 
 async function main(): Promise<void> {
   const configPath = process.argv[2] ?? path.join(__dirname, '../examples/mnist-mlp.json');
@@ -29,20 +31,26 @@ async function main(): Promise<void> {
     const handle = await client.workflow.start('trainModel', { taskQueue, workflowId, args: [input] });
     console.log(`Started workflow ${workflowId} on ${server.address} (task queue ${taskQueue})`);
     console.log(`epoch  step   loss     val_loss  val_accuracy  lr`);
+    // Epochs are printed from the run's own records (`metrics/epoch-N.json`), in order, each once:
+    // polling the progress query's latest epoch misses any epoch that ends between two polls.
     let shown = 0;
-    const print = (p: TrainProgress | undefined): void => {
-      const h = p?.latest;
-      if (!p || !h || h.epoch <= shown) return;
-      shown = h.epoch;
-      const m = h.metrics;
-      console.log(
-        `${String(h.epoch).padStart(5)}  ${String(h.step).padStart(5)}  ${m.loss?.toFixed(4)}   ${m.val_loss?.toFixed(4)}    ${m.val_accuracy?.toFixed(4)}        ${h.learningRate}`,
-      );
+    let runDir: string | undefined;
+    const printNew = (): void => {
+      if (!runDir) return;
+      for (const h of newEpochRecords(runDir, shown)) {
+        shown = h.epoch;
+        const m = h.metrics;
+        console.log(
+          `${String(h.epoch).padStart(5)}  ${String(h.step).padStart(5)}  ${m.loss?.toFixed(4)}   ${m.val_loss?.toFixed(4)}    ${m.val_accuracy?.toFixed(4)}        ${h.learningRate}`,
+        );
+      }
     };
     let done = false;
     const poll = (async () => {
       while (!done) {
-        await handle.query(progressQuery).then(print, () => undefined);
+        const progress = await handle.query(progressQuery).catch(() => undefined);
+        if (progress?.runUri.startsWith('file://')) runDir = fileURLToPath(progress.runUri);
+        printNew();
         await new Promise((r) => setTimeout(r, 500));
       }
     })();
@@ -53,7 +61,8 @@ async function main(): Promise<void> {
       done = true;
       await poll;
     }
-    for (const h of result.history) print({ latest: h } as TrainProgress);
+    runDir ??= fileURLToPath(result.runUri);
+    printNew();
     console.log(`\nRun ${result.runId}: ${result.status} after ${result.epochs} epochs on backend ${result.backend}`);
     console.log(`Final model (epoch ${result.modelStep / input.stepsPerEpoch}): val_accuracy ${result.finalMetrics?.val_accuracy?.toFixed(4)}, val_loss ${result.finalMetrics?.val_loss?.toFixed(4)}`);
     console.log(`Model:          ${result.modelUri}`);
@@ -65,6 +74,23 @@ async function main(): Promise<void> {
     await worker;
     await connection.close();
     await server.stop();
+  }
+}
+
+interface StoredEpoch {
+  readonly epoch: number;
+  readonly step: number;
+  readonly learningRate: number;
+  readonly metrics: Readonly<Record<string, number | undefined>>;
+}
+
+/** The epochs recorded in the run folder after `shown`, in order, stopping at the first gap (a later poll fills it). */
+function newEpochRecords(runDir: string, shown: number): StoredEpoch[] {
+  const out: StoredEpoch[] = [];
+  for (let epoch = shown + 1; ; epoch++) {
+    const file = path.join(runDir, epochRecordKey(epoch));
+    if (!fs.existsSync(file)) return out;
+    out.push(JSON.parse(fs.readFileSync(file, 'utf8')) as StoredEpoch);
   }
 }
 
