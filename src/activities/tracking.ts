@@ -62,6 +62,12 @@ export function createTrackingActivities(deps: TrackingActivityDeps) {
     return requested;
   };
 
+  /**
+   * The worker's credentials go only to the worker's own server (MLFLOW_TRACKING_URI's origin):
+   * another server an input names may be allowed to receive metrics, never the worker's token.
+   */
+  const client = (uri: string): MlflowClient => new MlflowClient(uri, { timeoutMs: REQUEST_TIMEOUT_MS, credentialsFor: deps.mlflowTrackingUri ?? null });
+
   return {
     /** Finds or creates the run's MLflow run (params logged once); null when the run has no tracking. */
     async startTracking(input: StartTrackingInput): Promise<TrackingRef | null> {
@@ -69,7 +75,7 @@ export function createTrackingActivities(deps: TrackingActivityDeps) {
       const uri = trackingUri(settings?.uri);
       if (!uri) return null;
       try {
-        const mlflow = new MlflowClient(uri, { timeoutMs: REQUEST_TIMEOUT_MS });
+        const mlflow = client(uri);
         const experimentId = await mlflow.experimentId(settings?.experiment ?? 'durable-train');
         const { runId } = await mlflow.ensureRun({
           experimentId,
@@ -97,7 +103,7 @@ export function createTrackingActivities(deps: TrackingActivityDeps) {
         return points;
       });
       try {
-        const mlflow = new MlflowClient(trackingUri(input.tracking.mlflow.uri)!, { timeoutMs: REQUEST_TIMEOUT_MS });
+        const mlflow = client(trackingUri(input.tracking.mlflow.uri)!);
         const logged = await mlflow.logMissing(input.tracking.mlflow.runId, metrics);
         if (input.final) await mlflow.setStatus(input.tracking.mlflow.runId, input.final.status, input.final.endTime);
         return { logged };

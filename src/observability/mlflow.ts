@@ -6,8 +6,13 @@
  * - metrics are logged by step, and only the (key, step) pairs the MLflow run does not have yet, with
  *   the timestamp the epoch was first recorded at: a resumed epoch never adds a second point.
  * Credentials come from the worker's environment (MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME
- * and MLFLOW_TRACKING_PASSWORD), never from a workflow input, and are never put in a message.
+ * and MLFLOW_TRACKING_PASSWORD), never from a workflow input, and are never put in a message. They
+ * belong to one server: they are sent only to the origin of the tracking URI they were configured
+ * for (MLFLOW_TRACKING_URI), never to another server an input may name, and no redirect is followed
+ * (a server that answers 3xx would otherwise receive the request, and on the same origin the
+ * credentials, wherever it points).
  */
+import { escapeText } from '../config/validate';
 
 /** A metric series point as MLflow stores it. */
 export interface MlflowMetric {
@@ -31,6 +36,17 @@ export class MlflowError extends Error {
   }
 }
 
+/** The origin (`scheme://host:port`) of a URL, or undefined when it is not one. */
+function originOf(uri: string | undefined): string | undefined {
+  if (!uri) return undefined;
+  try {
+    const origin = new URL(uri).origin;
+    return origin === 'null' ? undefined : origin;
+  } catch {
+    return undefined;
+  }
+}
+
 function authHeaders(env: NodeJS.ProcessEnv): Record<string, string> {
   if (env.MLFLOW_TRACKING_TOKEN) return { authorization: `Bearer ${env.MLFLOW_TRACKING_TOKEN}` };
   if (env.MLFLOW_TRACKING_USERNAME) {
@@ -43,10 +59,24 @@ function authHeaders(env: NodeJS.ProcessEnv): Record<string, string> {
 /** MLflow's search filter quotes a string with single quotes; a quote inside is escaped. */
 const quote = (s: string): string => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 
+export interface MlflowClientOptions {
+  /** Where credentials are read from. @default process.env */
+  readonly env?: NodeJS.ProcessEnv;
+  /** Longest one request may take, ms. @default 30000 */
+  readonly timeoutMs?: number;
+  /**
+   * The tracking URI the credentials were configured for: they are sent only when this client's
+   * server has the same origin; `null` sends none. @default `env.MLFLOW_TRACKING_URI`
+   */
+  readonly credentialsFor?: string | null;
+}
+
 export class MlflowClient {
   private readonly base: string;
+  /** True when the environment's credentials belong to this server (same origin as `credentialsFor`). */
+  private readonly sendsCredentials: boolean;
 
-  constructor(trackingUri: string, private readonly options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}) {
+  constructor(trackingUri: string, private readonly options: MlflowClientOptions = {}) {
     const url = new URL(trackingUri);
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
       throw new MlflowError(`Expected an http(s) MLflow tracking URI, got ${JSON.stringify(trackingUri.slice(0, 100))}`, false);
@@ -55,6 +85,8 @@ export class MlflowClient {
       throw new MlflowError('The MLflow tracking URI must carry no credentials, query or fragment: credentials go in the worker environment', false);
     }
     this.base = url.href.replace(/\/+$/, '');
+    const owner = options.credentialsFor === undefined ? (options.env ?? process.env).MLFLOW_TRACKING_URI : options.credentialsFor;
+    this.sendsCredentials = owner !== null && originOf(owner) === url.origin;
   }
 
   private async call<T>(method: 'GET' | 'POST', path: string, body?: unknown, allow404 = false): Promise<T | undefined> {
@@ -63,12 +95,28 @@ export class MlflowClient {
     try {
       res = await fetch(url, {
         method,
-        headers: { 'content-type': 'application/json', ...authHeaders(this.options.env ?? process.env) },
+        headers: { 'content-type': 'application/json', ...(this.sendsCredentials && authHeaders(this.options.env ?? process.env)) },
         ...(body !== undefined && { body: JSON.stringify(body) }),
+        // A redirect is answered, never followed: the request (and its credentials) goes to the configured server only.
+        redirect: 'manual',
         signal: AbortSignal.timeout(this.options.timeoutMs ?? 30_000),
       });
     } catch (err) {
-      throw new MlflowError(`MLflow at ${this.base} did not answer ${path}: ${(err as Error).message}`, true);
+      throw new MlflowError(`MLflow at ${this.base} did not answer ${path.split('?')[0]}: ${(err as Error).message}`, true);
+    }
+    if (res.status >= 300 && res.status < 400) {
+      await res.body?.cancel().catch(() => undefined);
+      let to: string | undefined;
+      try {
+        to = originOf(new URL(res.headers.get('location') ?? '', url).href);
+      } catch {
+        to = undefined; // not a URL: the message says where it was sent, not where it pointed
+      }
+      const where = to ? ` to ${escapeText(to.slice(0, 200))}` : '';
+      throw new MlflowError(
+        `MLflow at ${this.base} answered ${path.split('?')[0]} with a redirect (${res.status}${where}): redirects are refused, so set the tracking URI to the server that answers`,
+        false,
+      );
     }
     if (res.status === 404 && allow404) return undefined;
     if (!res.ok) {

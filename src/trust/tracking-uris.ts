@@ -3,6 +3,8 @@
  * and the URL prefixes its operator allows (DT_ALLOWED_TRACKING_URIS). Checked twice with the same
  * rule: by `checkUris` at workflow start (a refused URI fails the run with InvalidConfig before
  * anything trains) and by the tracking activity itself (the last word, whatever called it).
+ * Being allowed to receive a run's metrics is not being trusted with the worker's credentials:
+ * those go only to the worker's own server (src/activities/tracking.ts, MlflowClient's `credentialsFor`).
  */
 import { escapeText } from '../config/validate';
 
