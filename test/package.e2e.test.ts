@@ -54,7 +54,8 @@ import { DurableTrainPlugin, workflowsPath } from 'durable-train';
 
 const plugin = new DurableTrainPlugin({
   checkpointRoot: process.env.CHECKPOINT_ROOT,
-  trainer: { backend: 'tensorflow' },
+  // Relative to the worker's working directory, and TypeScript: the trainer loads it through tsx.
+  trainer: { backend: 'tensorflow', trainerModule: './my-registry.ts' },
 });
 const connection = await NativeConnection.connect({ address: process.env.TEMPORAL_ADDRESS });
 const worker = await Worker.create({
@@ -68,6 +69,31 @@ try {
 } finally {
   await plugin.close();
   await connection.close();
+}
+`;
+
+// The user's own dataset, in TypeScript (README "In your own worker"): 4 features, 2 classes, the class of
+// an example is whether its features sum above 0 (learnable, so the run's accuracy says the data arrived).
+const REGISTRY = `import type { Dataset } from 'durable-train';
+interface Spec { readonly split?: string; readonly params?: { readonly size?: number } }
+export function register({ datasets }: { datasets: { register(name: string, factory: (spec: Spec) => Dataset): void } }): void {
+  datasets.register('mine', (spec: Spec): Dataset => {
+    const size = spec.params?.size ?? 256;
+    const x = new Float32Array(size * 4);
+    const y = new Float32Array(size * 2);
+    let state = spec.split === 'test' ? 7 : 3;
+    for (let i = 0; i < size; i++) {
+      let sum = 0;
+      for (let j = 0; j < 4; j++) {
+        state = (state * 1103515245 + 12345) % 2147483648;
+        const v = state / 1073741824 - 1;
+        x[i * 4 + j] = v;
+        sum += v;
+      }
+      y[i * 2 + (sum > 0 ? 1 : 0)] = 1;
+    }
+    return { x, y, xShape: [4], yShape: [2], size };
+  });
 }
 `;
 
@@ -127,8 +153,9 @@ describe('the packed tarball, installed outside the repository', () => {
 
     fs.writeFileSync(path.join(app, 'worker.mjs'), WORKER);
     fs.writeFileSync(path.join(app, 'client-types.ts'), TYPES);
+    fs.writeFileSync(path.join(app, 'my-registry.ts'), REGISTRY);
     const tsc = path.join(ROOT, 'node_modules/typescript/bin/tsc');
-    const typecheck = await sh(process.execPath, [tsc, '--noEmit', '--strict', '--allowJs', '--checkJs', '--skipLibCheck', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--types', 'node', 'worker.mjs', 'client-types.ts'], app);
+    const typecheck = await sh(process.execPath, [tsc, '--noEmit', '--strict', '--allowJs', '--checkJs', '--skipLibCheck', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--types', 'node', 'worker.mjs', 'client-types.ts', 'my-registry.ts'], app);
     assert.equal(typecheck.code, 0, `the user's files type-check against the package's declarations:\n${typecheck.stdout}${typecheck.stderr}`);
     const tChecked = Date.now();
 
@@ -157,7 +184,7 @@ describe('the packed tarball, installed outside the repository', () => {
       const result = await stack.client.workflow.execute('trainModel', {
         taskQueue,
         workflowId: uniqueId('pkg-run'),
-        args: [tinyInput({ maxEpochs: 2, stepsPerEpoch: 3 })],
+        args: [tinyInput({ maxEpochs: 2, stepsPerEpoch: 3, data: { train: { name: 'mine' }, eval: { name: 'mine', split: 'test', params: { size: 64 } } } })],
         workflowExecutionTimeout: '5 minutes',
       });
       assert.equal(result.status, 'completed');

@@ -10,6 +10,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import type { ChildMessage, Progress, RequestBody, SerializedError, TrainEpochTrainerResult, TrainUntilStepResult } from './protocol';
 import { describe } from '../config/validate';
+import { resolveTrainerModule, type ResolvedTrainerModule } from './trainer-module';
 
 export interface TrainerOptions {
   /** Backend preference for the trainer (`DT_BACKEND`): auto, tensorflow-gpu, tensorflow, wasm, cpu. */
@@ -156,6 +157,7 @@ export class TrainerClient {
   private closing: Promise<void> | undefined;
   /** Budget of a shutdown, in seconds. */
   readonly shutdownSeconds: number;
+  private readonly trainerModule: ResolvedTrainerModule | undefined;
 
   constructor(private readonly options: TrainerOptions = {}) {
     const seconds = options.stallTimeoutSeconds ?? Number(process.env.DT_TRAINER_STALL_SECONDS ?? 300);
@@ -164,6 +166,7 @@ export class TrainerClient {
     }
     this.stallMs = seconds * 1000;
     this.shutdownSeconds = options.shutdownSeconds === undefined ? shutdownSecondsFromEnv() : checkShutdownSeconds('shutdownSeconds', options.shutdownSeconds);
+    this.trainerModule = options.trainerModule === undefined ? undefined : resolveTrainerModule(options.trainerModule);
   }
 
   /**
@@ -200,13 +203,13 @@ export class TrainerClient {
     const ext = path.extname(__filename);
     const entry = path.join(__dirname, `trainer-process${ext}`);
     const child = fork(entry, [], {
-      execArgv: ext === '.ts' ? ['--import', 'tsx'] : [],
+      execArgv: ext === '.ts' ? ['--import', 'tsx'] : [...(this.trainerModule?.execArgv ?? [])],
       env: {
         ...trainerEnvironment(process.env),
         ...(this.allowedUris && { DT_ALLOWED_URIS: this.allowedUris.join(',') }),
         ...this.options.env,
         ...(this.options.backend && { DT_BACKEND: this.options.backend }),
-        ...(this.options.trainerModule && { DT_TRAINER_MODULE: this.options.trainerModule }),
+        ...(this.trainerModule && { DT_TRAINER_MODULE: this.trainerModule.file }),
         DT_SHUTDOWN_SECONDS: String(this.shutdownSeconds),
       },
       stdio: ['ignore', 'inherit', 'pipe', 'ipc'],

@@ -116,8 +116,13 @@ async function main(): Promise<void> {
   const datasets = builtInDatasets();
   const userModule = process.env.DT_TRAINER_MODULE;
   if (userModule) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const mod = require(userModule) as TrainerModule;
+    let mod: TrainerModule;
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      mod = require(userModule) as TrainerModule;
+    } catch (err) {
+      throw new Error(`The trainer module ${userModule} (DT_TRAINER_MODULE) failed to load: ${err instanceof Error ? err.message : String(err)}`);
+    }
     await mod.register?.({ models, datasets });
   }
   const log = (message: string): void => send({ id: 0, type: 'log', message });

@@ -29,6 +29,7 @@ const FAST_TESTS_ELSEWHERE = [
   'test/search-asha.test.ts',
   'test/replay.test.ts',
   'test/checkpoint-stores.test.ts',
+  'test/trainer-module.test.ts',
 ];
 
 function fastTestFiles(): string[] {
