@@ -20,6 +20,7 @@ import * as tf from '@tensorflow/tfjs';
 import { product, type Dataset } from '../dataset';
 import { fail, REQUIRED_ENDPOINTS, TAGS, type Endpoint, type SavedModelMetadata } from './metadata';
 import type { Handle, TfNode } from './mirror';
+import { checkSavedModelOps, savedModelPbSha256, UnsafeSavedModelError } from './op-check';
 
 /** A loaded trainable SavedModel: one handle per endpoint, all on one TF session (one set of variables). */
 export class TrainableSavedModel {
@@ -32,6 +33,8 @@ export class TrainableSavedModel {
   ) {}
 
   static async load(tfn: TfNode, uri: string, dir: string, metadata: SavedModelMetadata, metadataSha256: string): Promise<TrainableSavedModel> {
+    // Its ops are checked before TensorFlow sees it (op-check.ts), and what was loaded is what was checked.
+    const checked = checkSavedModelOps(dir, uri);
     const handles: Partial<Record<Endpoint, Handle>> = {};
     try {
       for (const ep of REQUIRED_ENDPOINTS) handles[ep] = await tfn.node.loadSavedModel(dir, TAGS, ep);
@@ -40,6 +43,10 @@ export class TrainableSavedModel {
       fail(`Cannot load the SavedModel at ${uri}: ${(err as Error).message}`);
     }
     const h = handles as Record<Endpoint, Handle>;
+    if (savedModelPbSha256(dir) !== checked) {
+      Object.values(h).forEach((x) => x.dispose());
+      throw new UnsafeSavedModelError(`The saved_model.pb of the SavedModel at ${uri} changed while it was being loaded; it is not run`);
+    }
     const sessions = new Set(Object.values(h).map((x) => (x as unknown as { sessionId: number }).sessionId));
     if (sessions.size !== 1) {
       Object.values(h).forEach((x) => x.dispose());

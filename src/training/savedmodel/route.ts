@@ -16,6 +16,7 @@ import type { ModelFiles, RouteDeps, RouteSession, SessionTarget, TrainingRoute 
 import { evaluateGraph, TrainableSavedModel } from './graph';
 import { fail, isSavedModelSpec, METADATA_FILE, readMetadata } from './metadata';
 import { localSavedModelDir, tfNode } from './mirror';
+import { checkSavedModelOps } from './op-check';
 import {
   isSavedModelWeightsJson,
   modelWordsFitting,
@@ -53,6 +54,7 @@ export class SavedModelRoute implements TrainingRoute<SavedModelSession> {
     const tfn = tfNode(this.deps);
     const dir = await localSavedModelDir(uri, this.deps.openStore);
     const { metadata, sha256: metaSha } = readMetadata(dir, uri);
+    checkSavedModelOps(dir, uri); // before anything parses or loads it (again in TrainableSavedModel.load)
     await validateTrainableSavedModel(tfn, dir, uri, metadata, { train: shapes });
     if (this.loaded && (fresh || this.loaded.uri !== uri || this.loaded.metadataSha256 !== metaSha)) {
       this.loaded.dispose();
