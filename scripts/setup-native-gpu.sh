@@ -17,10 +17,10 @@ fetch_gpu_package() {
     die "@tensorflow/tfjs and @mapbox/node-pre-gyp must be in node_modules (npm ci first): $NAME uses the project's"
   [[ -f "$PKG/package.json" ]] && return
   log "fetching $NAME@$TFJS_GPU_VERSION with npm pack into $PKG"
-  mkdir -p .cache/npm "$PKG"
+  mkdir -p "$CACHE_DIR/npm" "$PKG"
   local tgz
-  tgz=$(cd .cache/npm && npm pack --silent "$NAME@$TFJS_GPU_VERSION") || die "npm pack $NAME@$TFJS_GPU_VERSION failed"
-  tar -xzf ".cache/npm/$tgz" -C "$PKG" --strip-components=1 || die "extracting .cache/npm/$tgz failed"
+  tgz=$(cd "$CACHE_DIR/npm" && npm pack --silent "$NAME@$TFJS_GPU_VERSION") || die "npm pack $NAME@$TFJS_GPU_VERSION failed"
+  tar -xzf "$CACHE_DIR/npm/$tgz" -C "$PKG" --strip-components=1 || die "extracting $CACHE_DIR/npm/$tgz failed"
 }
 
 # What pip resolved on 2026-12-02 for the ranges tensorflow[and-cuda]==2.21.0 asks for, pinned.
@@ -42,7 +42,7 @@ CUDA_WHEELS=(
 CUDA_DLOPENED=(cuda_runtime:libcudart.so.12 cublas:libcublas.so.12 cublas:libcublasLt.so.12
   cufft:libcufft.so.11 cusolver:libcusolver.so.11 cusparse:libcusparse.so.12 cudnn:libcudnn.so.9
   nccl:libnccl.so.2 cuda_cupti:libcupti.so.12)
-CUDA_WHEEL_DIR=.cache/wheels/cuda12
+CUDA_WHEEL_DIR="$CACHE_DIR/wheels/cuda12"
 
 cuda_complete() { [[ -f "$CACHE/deps/nvidia/.complete" && -f "$PKG/deps/nvidia/.complete" ]]; }
 

@@ -38,14 +38,19 @@ if [[ "${DT_SKIP_NATIVE:-}" == "1" ]]; then
   exit 0
 fi
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# DT_NATIVE_ROOT: the folder whose node_modules/ holds tfjs-node (`durable-train setup-native` sets it
+# to the project the package is installed in); DT_NATIVE_CACHE: where builds and wheels are kept.
+ROOT="${DT_NATIVE_ROOT:-$(cd "$SCRIPT_DIR/.." && pwd)}"
 cd "$ROOT"
+CACHE_DIR="${DT_NATIVE_CACHE:-.cache}"
+abspath() { case "$1" in /*) echo "$1" ;; *) echo "$ROOT/$1" ;; esac; }
 START_NS=$(date +%s%N)
 elapsed() { echo "$(( ($(date +%s%N) - START_NS) / 1000000 ))ms"; }
 
 TF_VERSION=2.21.0
 TFJS_GPU_VERSION=4.22.0
-WHEEL_DIR=.cache/wheels
+WHEEL_DIR="$CACHE_DIR/wheels"
 GPU=0 CUDA=auto
 for arg in "$@"; do
   case "$arg" in --gpu) GPU=1 ;; --cuda) CUDA=1 ;; --no-cuda) CUDA=0 ;;
@@ -58,11 +63,11 @@ command -v node >/dev/null 2>&1 || die "node not found on PATH"
 
 if [[ $GPU == 1 ]]; then
   NAME=@tensorflow/tfjs-node-gpu
-  PREFIX=".cache/tfjs-node-gpu-${TFJS_GPU_VERSION}-tf${TF_VERSION}"
+  PREFIX="$CACHE_DIR/tfjs-node-gpu-${TFJS_GPU_VERSION}-tf${TF_VERSION}"
   PKG="$PREFIX/node_modules/$NAME"
-  REQUIRE="$ROOT/$PKG"  # not resolvable by name: it is outside node_modules
+  REQUIRE="$(abspath "$PKG")"  # not resolvable by name: it is outside node_modules
   PIP_NAME=tensorflow
-  source "$ROOT/scripts/setup-native-gpu.sh"
+  source "$SCRIPT_DIR/setup-native-gpu.sh"
   fetch_gpu_package
 else
   NAME=@tensorflow/tfjs-node
@@ -74,7 +79,7 @@ else
     exit 0
   fi
 fi
-mkdir -p .cache
+mkdir -p "$CACHE_DIR"
 
 # Loads with the `tensorflow` backend, registered with the project's own tfjs (one tfjs-core).
 quick_check() {
@@ -82,18 +87,18 @@ quick_check() {
     const tf = require('$REQUIRE');
     if (tf.getBackend() !== 'tensorflow') process.exit(3);
     const core = (p) => require.resolve('@tensorflow/tfjs-core', p && {paths: [p]});
-    if (core('$ROOT/$PKG') !== core()) process.exit(4);" >/dev/null 2>&1
+    if (core('$(abspath "$PKG")') !== core()) process.exit(4);" >/dev/null 2>&1
 }
 # .cache/tfjs-node-gpu-path: what src/training/backend.ts reads to find the GPU build.
-done_ok() { [[ $GPU == 0 ]] || echo "$PKG" >.cache/tfjs-node-gpu-path; exit 0; }
+done_ok() { [[ $GPU == 0 ]] || echo "$PKG" >"$CACHE_DIR/tfjs-node-gpu-path"; exit 0; }
 [[ $GPU == 1 ]] || cuda_complete() { false; }
 # The TensorFlow part works (TOUCHED_PKG=0): a failed CUDA fetch must not remove it.
 finish() { TOUCHED_PKG=0; [[ $CUDA == 0 ]] || install_cuda; done_ok; }
 
-TFJS_NODE_VERSION=$(node -p "require('./$PKG/package.json').version")
+TFJS_NODE_VERSION=$(node -p "require('$(abspath "$PKG")/package.json').version")
 [[ "$TFJS_NODE_VERSION" == "4.22.0" ]] ||
   log "warning: $NAME $TFJS_NODE_VERSION found; this script was validated with 4.22.0"
-if [[ $GPU == 1 ]]; then CACHE="$PREFIX/build"; else CACHE=".cache/tfjs-node-${TFJS_NODE_VERSION}-tf${TF_VERSION}"; fi
+if [[ $GPU == 1 ]]; then CACHE="$PREFIX/build"; else CACHE="$CACHE_DIR/tfjs-node-${TFJS_NODE_VERSION}-tf${TF_VERSION}"; fi
 
 # 1. Already working (e.g. installed the normal way with internet access, or a previous run)?
 if quick_check && { [[ $CUDA == 0 ]] || cuda_complete; }; then
@@ -103,7 +108,7 @@ fi
 
 # Serialize concurrent runs (the same node_modules/cache would be written).
 if command -v flock >/dev/null 2>&1; then
-  exec 9>".cache/.setup-native.lock"
+  exec 9>"$CACHE_DIR/.setup-native.lock"
   flock 9
   # Another run may have finished the job while we waited.
   if quick_check && { [[ $CUDA == 0 ]] || cuda_complete; }; then
@@ -306,10 +311,10 @@ if ! (cd "$PKG" && node "$NPG" install --build-from-source "${GYP_NODEDIR_ARGS[@
   grep -m 8 -E '(error|ERR!)' "$STAGE/build.log" | sed 's/^/[setup-native]   | /' >&2 || true
   echo "[setup-native] build output (tail):" >&2
   tail -n 12 "$STAGE/build.log" | sed 's/^/[setup-native]   | /' >&2
-  cp "$STAGE/build.log" ".cache/tfjs-node-build-failed.log" 2>/dev/null || true
-  die "node-pre-gyp/node-gyp build of tfjs_binding failed (full log: .cache/tfjs-node-build-failed.log)"
+  cp "$STAGE/build.log" "$CACHE_DIR/tfjs-node-build-failed.log" 2>/dev/null || true
+  die "node-pre-gyp/node-gyp build of tfjs_binding failed (full log: $CACHE_DIR/tfjs-node-build-failed.log)"
 fi
-rm -rf "$PKG"/build-tmp-napi-v* .cache/tfjs-node-build-failed.log  # node-pre-gyp's object dir
+rm -rf "$PKG"/build-tmp-napi-v* "$CACHE_DIR/tfjs-node-build-failed.log"  # node-pre-gyp's object dir
 nwarn=$(grep -c 'warning:' "$STAGE/build.log" || true)
 [[ "$nwarn" == 0 ]] || log "note: $nwarn compiler warning(s) in the build log"
 

@@ -6,9 +6,10 @@
  * `durable-train --help` from the installed bin.
  *
  * tfjs-node's install script downloads libtensorflow from a Google host this machine cannot reach,
- * so the install uses --ignore-scripts and then links in the native build that scripts/setup-native.sh
- * cached in .cache/ (its warm path, with symlinks: deps/ and lib/ into @tensorflow/tfjs-node); the worker asks for
- * the `tensorflow` backend explicitly, so a missing native backend fails instead of falling back.
+ * so the install uses --ignore-scripts; `auto` then falls back to wasm with a warning naming the fix, and
+ * the package's own `durable-train setup-native` puts the native build in place (its warm path: the build
+ * that scripts/setup.sh cached in the repository's .cache/, DT_NATIVE_CACHE); the worker asks for the
+ * `tensorflow` backend explicitly, so a missing native backend fails instead of falling back.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -142,10 +143,20 @@ describe('the packed tarball, installed outside the repository', () => {
     const installed = path.join(app, 'node_modules/durable-train');
     assert.ok(fs.existsSync(path.join(installed, 'dist/index.js')) && !fs.existsSync(path.join(installed, 'src')));
 
-    // scripts/setup-native.sh's warm path: the cached native build into the installed tfjs-node.
+    // Without a native build, `auto` falls back to wasm and says so, naming the fix.
+    const backendJs = path.join(installed, 'dist/training/backend.js');
+    const fallback = ok(await sh(process.execPath, ['-e', `require(${JSON.stringify(backendJs)}).selectBackend('auto').then((b) => console.log('backend=' + b.name))`], app), 'selectBackend before setup-native');
+    assert.match(fallback.stdout, /backend=wasm/);
+    assert.match(fallback.stderr, /WARNING: native TensorFlow is not usable \(.+\): training runs on the wasm backend.*npx durable-train setup-native/);
+
+    // `durable-train setup-native`, shipped in the package: here its warm path, the native build that
+    // scripts/setup.sh cached in the repository's .cache (DT_NATIVE_CACHE), into the installed tfjs-node.
     assert.ok(fs.existsSync(path.join(NATIVE_CACHE, '.complete')), `${NATIVE_CACHE} exists (run bash scripts/setup.sh first)`);
-    const tfjsNode = path.join(app, 'node_modules/@tensorflow/tfjs-node');
-    for (const sub of ['deps', 'lib']) fs.symlinkSync(path.join(NATIVE_CACHE, sub), path.join(tfjsNode, sub));
+    const native = ok(await sh(path.join(app, 'node_modules/.bin/durable-train'), ['setup-native'], app, { DT_NATIVE_CACHE: path.join(ROOT, '.cache') }), 'durable-train setup-native');
+    assert.match(native.stdout, /\[setup-native\]/);
+    const after = ok(await sh(process.execPath, ['-e', `require(${JSON.stringify(backendJs)}).selectBackend('auto').then((b) => console.log('backend=' + b.name))`], app), 'selectBackend after setup-native');
+    assert.match(after.stdout, /backend=tensorflow/);
+    assert.doesNotMatch(after.stderr, /WARNING: native TensorFlow/);
 
     const help = await sh(path.join(app, 'node_modules/.bin/durable-train'), ['--help'], app);
     assert.equal(help.code, 0, help.stderr);

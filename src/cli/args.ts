@@ -20,6 +20,7 @@ export const USAGE = `Usage: durable-train <command> [options]
   list [--query 'DurableTrainStatus="training"'] [--limit N]           runs, retrains and searches, through visibility
   search-edit <workflowId> --max-parallel N | --max-trials N | --max-epochs N | --stop-trial N | --pause-trial N
               | --resume-trial N | --add-trial JSON ...                edit a running search (durable-train search-edit --help)
+  setup-native [--gpu]                                                 build the native TensorFlow backend for this install
 
   schedule create <retrain.json> --schedule-id ID [--cron '0 3 * * *' | --every 24h] [--timezone TZ]
                   [--workflow-id BASE] [--task-queue Q] [--paused] [--note TEXT]

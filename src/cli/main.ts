@@ -12,6 +12,7 @@ import { EXIT, USAGE, UsageError, parseCliArgs, type ParsedArgs } from './args';
 import { consoleIo, lazyClient, type Io } from './context';
 import { scheduleCommand } from './schedule-commands';
 import { SEARCH_EDIT, searchEditCommand } from './search-edit';
+import { SETUP_NATIVE, setupNativeCommand } from './setup-native';
 import { WORKFLOW_COMMANDS, workflowCommand, type WorkflowCommand } from './workflow-commands';
 
 export { EXIT, USAGE, parseCliArgs } from './args';
@@ -24,6 +25,7 @@ const isWorkflowCommand = (c: string): c is WorkflowCommand => (WORKFLOW_COMMAND
 /** Runs one command line (argv without node and the script); resolves to the exit code. */
 export async function run(argv: readonly string[], io: Io = consoleIo): Promise<number> {
   if (argv[0] === SEARCH_EDIT) return searchEditCommand(argv.slice(1), io, lazyClient());
+  if (argv[0] === SETUP_NATIVE) return setupNativeCommand(argv.slice(1), io);
   let parsed: ParsedArgs;
   try {
     parsed = parseCliArgs(argv);

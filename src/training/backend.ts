@@ -97,6 +97,16 @@ function warn(notes: string[], message: string): void {
   console.warn(`[durable-train] WARNING: ${message}`);
 }
 
+/** `auto` fell back below native TensorFlow: say why, once, where the worker's operator looks, and what fixes it. */
+function warnNoNative(notes: string[], fallback: string): void {
+  const why = notes.find((n) => n.startsWith('@tensorflow/tfjs-node:')) ?? '@tensorflow/tfjs-node: not tried';
+  warn(
+    notes,
+    `native TensorFlow is not usable (${why.replace(/^@tensorflow\/tfjs-node: /, '')}): training runs on the ${fallback} backend, several times slower. ` +
+      'Run `npx durable-train setup-native` where the package is installed (or `bash scripts/setup-native.sh` in the repository) to build it',
+  );
+}
+
 /**
  * Loads and activates a backend. `auto` tries tensorflow-gpu, tensorflow, wasm, cpu in turn; any
  * other preference is that backend or a BackendUnavailableError naming it (never a silent fallback).
@@ -149,6 +159,7 @@ export async function selectBackend(preference: BackendPreference): Promise<Back
       const loaded = tryRequire('@tensorflow/tfjs-backend-wasm');
       if (loaded.ok && (await tf.setBackend('wasm'))) {
         await tf.ready();
+        if (preference === 'auto') warnNoNative(notes, 'wasm');
         return { name: 'wasm', package: '@tensorflow/tfjs-backend-wasm', gpu: false, notes };
       }
       notes.push(`@tensorflow/tfjs-backend-wasm: not usable${loaded.ok ? '' : ` (${loaded.error})`}`);
@@ -156,6 +167,7 @@ export async function selectBackend(preference: BackendPreference): Promise<Back
     }
     if (await tf.setBackend('cpu')) {
       await tf.ready();
+      if (preference === 'auto') warnNoNative(notes, 'cpu');
       return { name: 'cpu', package: '@tensorflow/tfjs-backend-cpu', gpu: false, notes };
     }
     notes.push('@tensorflow/tfjs-backend-cpu: tfjs could not initialise it');
