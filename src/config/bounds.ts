@@ -42,3 +42,67 @@ export const MAX_SYNTHETIC_CLASSES = 10_000;
 export const MAX_SYNTHETIC_SIZE = 10_000_000;
 export const MAX_SYNTHETIC_FLOATS = 100_000_000;
 export const MAX_SYNTHETIC_NOISE = 1_000_000;
+
+/**
+ * A workflow input, JSON-encoded. Temporal refuses a payload past 2 MB, and trainModel and
+ * hyperparameterSearch carry their input through continue-as-new beside their state, so the input
+ * must leave room for it.
+ */
+export const MAX_INPUT_BYTES = 1024 * 1024;
+/** An Update's payload (an edit of a running search): each accepted one is kept in the search's state. */
+export const MAX_UPDATE_BYTES = 64 * 1024;
+/**
+ * Nesting of objects and arrays in any input. A Keras topology nests about ten levels (a model in a
+ * model, twenty); thousands overflow the stack of any recursive reader.
+ */
+export const MAX_INPUT_DEPTH = 64;
+
+/**
+ * Bytes (as JSON, UTF-16 code units: an upper bound for ASCII) and nesting depth of `value`, walked
+ * with an explicit stack so that no input can overflow ours: the first thing every workflow and
+ * Update validator runs, before any recursive reader sees the value. Stops at the first bound
+ * crossed, so the walk itself costs at most `maxBytes` worth of work. `field` names the value
+ * (`input`, `edit`); a deep field is named by its path below it (`model.topology.config…`).
+ * Pure: workflows import it.
+ */
+export function inputSizeIssues(value: unknown, field: string, opts: { maxBytes?: number; maxDepth?: number } = {}): Array<{ field: string; expected: string; received: string }> {
+  const maxBytes = opts.maxBytes ?? MAX_INPUT_BYTES;
+  const maxDepth = opts.maxDepth ?? MAX_INPUT_DEPTH;
+  interface Node { readonly value: unknown; readonly depth: number; readonly parent: Node | undefined; readonly key: string }
+  const pathOf = (node: Node): string => {
+    const keys: string[] = [];
+    for (let n: Node | undefined = node; n?.parent; n = n.parent) keys.push(n.key);
+    keys.reverse();
+    // A path 64 levels deep is unreadable: its first levels say where, its last one what.
+    const path = (keys.length > 6 ? `${keys.slice(0, 4).join('')}…${keys[keys.length - 1]!}` : keys.join('')).replace(/^\./, '');
+    return path === '' ? field : path;
+  };
+  const tooBig = () => [{ field, expected: `at most ${maxBytes} bytes as JSON`, received: `more than ${maxBytes} bytes` }];
+  const stack: Node[] = [{ value, depth: 0, parent: undefined, key: '' }];
+  let bytes = 0;
+  while (stack.length > 0) {
+    const node = stack.pop()!;
+    const v = node.value;
+    if (typeof v === 'string') bytes += v.length + 2;
+    else if (v !== null && typeof v === 'object') {
+      if (node.depth >= maxDepth) {
+        return [{ field: pathOf(node), expected: `at most ${maxDepth} levels of nested objects and arrays`, received: `more than ${maxDepth} levels` }];
+      }
+      bytes += 2;
+      if (Array.isArray(v)) {
+        for (let i = v.length - 1; i >= 0; i--) {
+          if ((bytes += 1) > maxBytes) return tooBig();
+          stack.push({ value: v[i], depth: node.depth + 1, parent: node, key: `[${i}]` });
+        }
+      } else {
+        for (const k in v) {
+          if (!Object.prototype.hasOwnProperty.call(v, k)) continue;
+          if ((bytes += k.length + 4) > maxBytes) return tooBig();
+          stack.push({ value: (v as Record<string, unknown>)[k], depth: node.depth + 1, parent: node, key: `.${k}` });
+        }
+      }
+    } else bytes += typeof v === 'number' || typeof v === 'boolean' ? String(v).length : 4;
+    if (bytes > maxBytes) return tooBig();
+  }
+  return [];
+}

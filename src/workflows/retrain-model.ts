@@ -25,6 +25,7 @@ import type { Mode } from '../config/train-config';
 import { modelFolderOf } from '../checkpoints/layout';
 import { Checker, ConfigError } from '../config/validate';
 import { FAULT_RETRY, checkInputUris, trainConfigUris } from './activity-proxies';
+import { failOnOversizedInput } from './input-bounds';
 import { invalidConfig, parseOrFail } from './invalid-config';
 import { SEARCH_ATTRIBUTES } from './search-attributes';
 import { pauseSignal, resumeSignal, stopSignal, trainModel, type TrainModelResult } from './train-model';
@@ -58,6 +59,7 @@ export const retrainProgressQuery = defineQuery<RetrainProgress>('retrainProgres
 
 /** Validates the input; a bad one fails the workflow at once, before any activity is scheduled. */
 export function validateRetrainOrFail(input: unknown): RetrainConfig {
+  failOnOversizedInput(input, 'Invalid retrainModel input');
   return parseOrFail(() => parseRetrainConfig(input));
 }
 

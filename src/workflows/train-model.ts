@@ -26,6 +26,7 @@ import type { TrainingActivities } from '../activities/training';
 import { parseTrainConfig, type TrainConfig, type TrainInput } from '../config/train-config';
 import { restoreEpoch } from './callbacks';
 import { FAULT_RETRY } from './activity-proxies';
+import { failOnOversizedInput } from './input-bounds';
 import { parseOrFail } from './invalid-config';
 import { protectedSteps } from './protected-steps';
 import { failOnUnknownMonitor } from './monitor-check';
@@ -80,6 +81,7 @@ export const progressQuery = defineQuery<TrainProgress>('progress');
 
 /** Validates the input; a bad one fails the workflow at once, before any activity is scheduled. */
 export function validateOrFail(input: unknown): TrainConfig {
+  failOnOversizedInput(input, 'Invalid trainModel input');
   return parseOrFail(() => parseTrainConfig(input));
 }
 

@@ -6,6 +6,7 @@
  * carried through continue-as-new and returned in the result and in results.json.
  */
 import { ApplicationFailure } from '@temporalio/workflow';
+import { inputSizeIssues, MAX_UPDATE_BYTES } from '../../config/bounds';
 import { MAX_TRIALS, STRATEGY_OPTIONS, type SearchConfig, type SearchStrategy } from '../../config/search-config';
 import type { TrialParams } from '../../config/search-types';
 import { Checker, ConfigError, isObject, type ConfigIssue } from '../../config/validate';
@@ -134,9 +135,32 @@ function issues(edit: unknown, config: SearchConfig, state: SearchState): Config
   return c.issues;
 }
 
+/**
+ * The edits log lives in the search's state, which continue-as-new carries whole (Temporal caps a
+ * payload at 2 MB): an edit past these bounds is refused by the validator, so it never enters
+ * history. (The search-at-scale work moves the log to the store beside the trial rows.)
+ */
+export const MAX_EDITS = 1000;
+export const MAX_EDITS_BYTES = 256 * 1024;
+
+/** The log's bounds, checked before the edit itself: refused edits leave no trace in history. */
+function logIssues(edit: unknown, state: SearchState): ConfigIssue[] {
+  const size = inputSizeIssues(edit, 'edit', { maxBytes: MAX_UPDATE_BYTES });
+  if (size.length > 0) return size;
+  if (state.edits.length >= MAX_EDITS) {
+    return [{ field: 'edit', expected: `at most ${MAX_EDITS} edits in one search (its edits log is kept in workflow state)`, received: `${state.edits.length} edits already applied` }];
+  }
+  const logBytes = JSON.stringify(state.edits).length + 2 * JSON.stringify(edit).length; // the record repeats an edit's values in its `changes`
+  if (logBytes > MAX_EDITS_BYTES) {
+    return [{ field: 'edit', expected: `an edit that keeps the edits log within ${MAX_EDITS_BYTES} bytes (it is kept in workflow state)`, received: `a log of ${logBytes} bytes with this edit` }];
+  }
+  return [];
+}
+
 /** The Update's validator: throws a non-retryable `InvalidEdit` naming every problem of `edit`. */
 export function validateEdit(edit: unknown, config: SearchConfig, state: SearchState): asserts edit is SearchEdit {
-  const found = issues(edit, config, state);
+  const bounded = logIssues(edit, state);
+  const found = bounded.length > 0 ? bounded : issues(edit, config, state);
   if (found.length === 0) return;
   const err = new ConfigError(found, 'Invalid search edit');
   throw ApplicationFailure.create({ message: err.message, type: 'InvalidEdit', nonRetryable: true, details: [found] });

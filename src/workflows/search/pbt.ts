@@ -17,6 +17,7 @@
 import type { Mode } from '../../config/train-config';
 import type { SearchConfig, SpaceEntry } from '../../config/search-config';
 import type { JsonValue, Rung, TrialParams } from '../../config/search-types';
+import { describe, type ConfigIssue } from '../../config/validate';
 import { rankTrials } from '../search-space';
 import { unitDraw } from './random';
 import type { SchedulerFactory, TrialDecision, TrialScheduler } from './types';
@@ -46,6 +47,26 @@ export function pbtEpochs(roundEpochs: number, maxEpochs: number): number[] {
   const out: number[] = [];
   for (let e = roundEpochs; e < maxEpochs; e += roundEpochs) out.push(e);
   return [...out, maxEpochs];
+}
+
+/**
+ * Population × rounds: every round's reports (and the exploits among them, the lineage) are kept in
+ * the search's state, which continue-as-new carries whole within Temporal's 2 MB payload.
+ */
+export const MAX_PBT_REPORTS = 5000;
+
+/** The issue of a PBT search whose reports and lineage would outgrow workflow state (checked at its start). */
+export function pbtBoundIssues(config: Pick<SearchConfig, 'strategy' | 'roundEpochs' | 'base'>, population: number): ConfigIssue[] {
+  const maxEpochs = config.base.maxEpochs;
+  if (config.strategy !== 'pbt' || config.roundEpochs === undefined || typeof maxEpochs !== 'number') return [];
+  const rounds = Math.ceil(maxEpochs / config.roundEpochs);
+  if (population * rounds <= MAX_PBT_REPORTS) return [];
+  const fewest = Math.ceil(maxEpochs / Math.max(1, Math.floor(MAX_PBT_REPORTS / population)));
+  return [{
+    field: 'roundEpochs',
+    expected: `a whole number that keeps population × rounds within ${MAX_PBT_REPORTS} (every round's reports and exploits are kept in workflow state): with ${population} trials and \`base.maxEpochs\` ${maxEpochs}, at least ${fewest}`,
+    received: `${describe(config.roundEpochs)}: ${rounds} rounds`,
+  }];
 }
 
 const PERTURB = [0.8, 1.2] as const;
