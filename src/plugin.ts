@@ -17,7 +17,9 @@ export class DurableTrainPlugin extends SimplePlugin {
   readonly activities: ReturnType<typeof createActivities>;
   /**
    * The trainer processes behind the activities (`trainer.slots`, DT_TRAINER_SLOTS). Give the
-   * worker `maxConcurrentActivityTaskExecutions: plugin.trainer.size`: more would queue behind a busy trainer.
+   * worker `maxConcurrentActivityTaskExecutions: plugin.trainer.size + 1` (as src/worker.ts does): one
+   * training per trainer, and one slot more so the store-only activities (finalize, results, copies)
+   * never wait behind training; more trainings would only queue behind a busy trainer.
    */
   readonly trainer: TrainerPool;
   /** The workers running with this plugin now (runWorker). */
