@@ -14,6 +14,7 @@ import {
   MAX_SYNTHETIC_SIZE,
   MAX_UNITS,
 } from './bounds';
+import { checkShardedParams, SHARDED_DATASET } from './sharded-data';
 import type { Checker, JsonObject } from './validate';
 
 /** tfjs-layers' activation identifiers. */
@@ -72,5 +73,7 @@ export function checkBuiltInDataset(c: Checker, field: string, name: string, spl
     if (floats > MAX_SYNTHETIC_FLOATS) {
       c.fail(`${f}.size`, `a size whose size × (features + classes) is at most ${MAX_SYNTHETIC_FLOATS}`, size ?? 1024);
     }
+  } else if (name === SHARDED_DATASET) {
+    checkShardedParams(c, field, split, params);
   }
 }

@@ -1,0 +1,193 @@
+/**
+ * Decoding one shard into examples: gzip (Node's zlib, when the name ends in `.gz`), then JSON
+ * Lines (one object per line, blank lines ignored) or CSV (a header row in every shard, RFC 4180,
+ * through the parser the single-file `csv` dataset uses). Features are numbers; in JSONL a feature
+ * may also be an array of numbers (`{"pixels": [...784], "y": 3}`), its length fixed by the first
+ * record of the dataset. Every error names the shard, the record and the field, shows at most a
+ * short escaped excerpt, and is non-retryable (the same bytes fail the same way).
+ */
+import { promisify } from 'node:util';
+import zlib from 'node:zlib';
+import type { ShardedParams } from '../config/sharded-data';
+import { csvRecords } from '../training/tabular-parse';
+import { excerpt, excerptList } from '../trust/excerpt';
+import { bad } from './source';
+
+const gunzip = promisify(zlib.gunzip);
+
+/** A shard decompresses to at most this many bytes (one shard is what a reader holds at once). */
+export const MAX_SHARD_TEXT_BYTES = 512 * 1024 * 1024;
+
+/** A shard's examples, row after row. */
+export interface DecodedShard {
+  readonly records: number;
+  readonly x: Float32Array;
+  readonly y: Float32Array;
+}
+
+/** How records become rows: the width of each feature (from the dataset's first record) and of the target. */
+export interface RowLayout {
+  readonly widths: readonly number[];
+  readonly yWidth: number;
+}
+
+export function rowWidth(layout: RowLayout): number {
+  return layout.widths.reduce((a, b) => a + b, 0);
+}
+
+/** The text of a shard's bytes: gunzipped when its name ends in `.gz`. */
+export async function shardText(bytes: Buffer, uri: string): Promise<string> {
+  let raw = bytes;
+  if (/\.gz$/i.test(uri)) {
+    try {
+      raw = await gunzip(bytes, { maxOutputLength: MAX_SHARD_TEXT_BYTES });
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === 'ERR_BUFFER_TOO_LARGE') bad(`Expected shard ${uri} of \`params.uri\` to decompress to at most ${MAX_SHARD_TEXT_BYTES} bytes: split it into smaller shards`);
+      bad(`Expected shard ${uri} of \`params.uri\` to be gzip data (its name ends in .gz), got bytes that are not (${e.code ?? e.message})`);
+    }
+  } else if (bytes.length > MAX_SHARD_TEXT_BYTES) {
+    bad(`Expected shard ${uri} of \`params.uri\` to be at most ${MAX_SHARD_TEXT_BYTES} bytes: split it into smaller shards`);
+  }
+  return raw.toString('utf8').replace(/^\uFEFF/, '');
+}
+
+type Get = (field: string) => unknown;
+interface RawRecord {
+  readonly line: number;
+  readonly get: Get;
+}
+
+function* jsonlRecords(text: string, uri: string): Generator<RawRecord> {
+  let line = 0;
+  let start = 0;
+  while (start <= text.length) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) end = text.length;
+    line++;
+    const body = text.slice(start, end).trim();
+    start = end + 1;
+    if (body === '') continue;
+    let value: unknown;
+    try {
+      value = JSON.parse(body);
+    } catch {
+      bad(`Expected line ${line} of shard ${uri} (\`params.format\` jsonl) to be one JSON object, got text that does not parse: \`${excerpt(body)}\``);
+    }
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      bad(`Expected line ${line} of shard ${uri} (\`params.format\` jsonl) to be one JSON object, got ${Array.isArray(value) ? 'an array' : typeof value}`);
+    }
+    const o = value as Record<string, unknown>;
+    yield { line, get: (f) => (Object.prototype.hasOwnProperty.call(o, f) ? o[f] : undefined) };
+  }
+}
+
+function* csvShardRecords(text: string, uri: string, wanted: readonly string[]): Generator<RawRecord> {
+  let columns: Map<string, number> | undefined;
+  for (const r of csvRecords(text, uri)) {
+    if (!columns) {
+      columns = new Map(r.fields.map((name, k) => [name, k]));
+      const missing = wanted.find((w) => !columns!.has(w));
+      if (missing !== undefined) bad(`Expected the columns of shard ${uri} (\`params.format\` csv, header ${excerptList(r.fields)}) to include \`${excerpt(missing)}\` (\`params.features\` / \`params.label\`)`);
+      continue;
+    }
+    const fields = r.fields;
+    const at = columns;
+    yield { line: r.line, get: (f) => fields[at.get(f)!] };
+  }
+}
+
+function records(text: string, uri: string, params: ShardedParams): Generator<RawRecord> {
+  return params.format === 'jsonl' ? jsonlRecords(text, uri) : csvShardRecords(text, uri, [...params.features, params.label]);
+}
+
+function num(v: unknown): number | undefined {
+  if (typeof v === 'number') return Number.isFinite(v) ? v : undefined;
+  if (typeof v === 'string' && v.trim() !== '') {
+    const n = Number(v);
+    return Number.isFinite(n) ? n : undefined;
+  }
+  return undefined;
+}
+
+function shown(v: unknown): string {
+  if (v === undefined) return 'nothing (the field is absent)';
+  if (typeof v === 'string') return `"${excerpt(v)}"`;
+  if (Array.isArray(v)) return `an array of ${v.length}`;
+  return excerpt(JSON.stringify(v) ?? String(v));
+}
+
+/** The layout the dataset's first record gives (each feature a number: width 1; an array: its length). */
+export function layoutOf(first: Get, params: ShardedParams, where: string): RowLayout {
+  const widths = params.features.map((f) => {
+    const v = first(f);
+    if (Array.isArray(v) && params.format === 'jsonl') {
+      if (v.length === 0) bad(`Expected feature \`${excerpt(f)}\` (\`params.features\`) of ${where} to be a number or a non-empty array of numbers, got an empty array`);
+      return v.length;
+    }
+    return 1;
+  });
+  return { widths, yWidth: params.task === 'classification' ? params.classes!.length : 1 };
+}
+
+/** The layout given by the first record of `text` (the dataset's first shard); undefined when it holds none. */
+export function firstLayout(text: string, uri: string, params: ShardedParams): RowLayout | undefined {
+  for (const r of records(text, uri, params)) return layoutOf(r.get, params, `${uri} line ${r.line}`);
+  return undefined;
+}
+
+/** Decodes a shard's text into rows of `layout`. */
+export function decodeShard(text: string, uri: string, params: ShardedParams, layout: RowLayout): DecodedShard {
+  const xw = rowWidth(layout);
+  const yw = layout.yWidth;
+  const classIndex = params.classes ? new Map(params.classes.map((c, k) => [c, k])) : undefined;
+  let capacity = 1024;
+  let x = new Float32Array(capacity * xw);
+  let y = new Float32Array(capacity * yw);
+  let n = 0;
+  for (const r of records(text, uri, params)) {
+    if (n === capacity) {
+      capacity *= 2;
+      const nx = new Float32Array(capacity * xw);
+      nx.set(x);
+      x = nx;
+      const ny = new Float32Array(capacity * yw);
+      ny.set(y);
+      y = ny;
+    }
+    const where = `${uri} line ${r.line}`;
+    let at = n * xw;
+    for (let f = 0; f < params.features.length; f++) {
+      const name = params.features[f]!;
+      const v = r.get(name);
+      const width = layout.widths[f]!;
+      if (Array.isArray(v) && params.format === 'jsonl') {
+        if (v.length !== width) bad(`Expected feature \`${excerpt(name)}\` (\`params.features\`) of ${where} to be an array of ${width} numbers (as in the dataset's first record), got an array of ${v.length}`);
+        for (let k = 0; k < width; k++) {
+          const e = num(v[k]);
+          if (e === undefined || typeof v[k] !== 'number') bad(`Expected element ${k} of feature \`${excerpt(name)}\` (\`params.features\`) of ${where} to be a finite number, got ${shown(v[k])}`);
+          x[at++] = e;
+        }
+        continue;
+      }
+      const e = width === 1 ? num(v) : undefined;
+      if (e === undefined) bad(`Expected feature \`${excerpt(name)}\` (\`params.features\`) of ${where} to be ${width === 1 ? 'a finite number' : `an array of ${width} numbers`}, got ${shown(v)}`);
+      x[at++] = e;
+    }
+    const label = r.get(params.label);
+    if (classIndex) {
+      const key = typeof label === 'string' ? label.trim() : typeof label === 'number' && Number.isFinite(label) ? String(label) : typeof label === 'boolean' ? String(label) : undefined;
+      const k = key === undefined ? undefined : classIndex.get(key);
+      if (k === undefined) {
+        bad(`Expected the label \`${excerpt(params.label)}\` (\`params.label\`) of ${where} to be one of \`params.classes\` (${excerptList(params.classes!)}), got ${shown(label)}`);
+      }
+      y[n * yw + k] = 1;
+    } else {
+      const v = num(label);
+      if (v === undefined) bad(`Expected the label \`${excerpt(params.label)}\` (\`params.label\`) of ${where} to be a finite number (task regression), got ${shown(label)}`);
+      y[n] = v;
+    }
+    n++;
+  }
+  return { records: n, x: x.slice(0, n * xw), y: y.slice(0, n * yw) };
+}

@@ -1,0 +1,209 @@
+/**
+ * Listing a sharded dataset: a glob (wildcards in the last segment), a single file, or a manifest
+ * (a text file with one shard URI per line, `#` comments and blank lines ignored, names without a
+ * scheme relative to the manifest's folder) on file:/// or gs:// resolves to a list of shards, in
+ * name order (manifest: its order), each with what identifies its bytes:
+ *   gs://     the object's generation, size and CRC32C (reads are pinned to the generation);
+ *   file:///  its size; the SHA-256 of its contents is added by the index pass (data-index.ts),
+ *             which reads every shard once anyway, and every later read is checked against it.
+ *             (mtime is not part of it: a copy or a `touch` does not change what a run reads.)
+ * The list is bounded (MAX_SHARDS, and at most LISTED_PAGES pages of a bucket listing); an empty
+ * one, one too long, a missing manifest and a URI outside the worker's allow-list are the input's
+ * fault: non-retryable, naming `params.uri`.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { Storage } from '@google-cloud/storage';
+import { createGcsStorage } from '../checkpoints/gcs-client';
+import { assertAllowedUri } from '../checkpoints/open-store';
+import { isTransientError, withRetry } from '../checkpoints/retry';
+import { MAX_SHARDS, type ShardedParams } from '../config/sharded-data';
+import { NonRetryableTrainingError } from '../training/protocol';
+import { globRegExp, splitGlob } from './glob';
+
+/** One shard as listed: what identifies its bytes (see the top of this file). */
+export interface ShardInfo {
+  readonly uri: string;
+  readonly size: number;
+  /** gs:// only: the object generation reads are pinned to. */
+  readonly generation?: string;
+  /** gs:// only: the object's CRC32C (base64), as GCS reports it. */
+  readonly crc32c?: string;
+}
+
+export interface ListOptions {
+  /** The GCS client (default: createGcsStorage(), honouring STORAGE_EMULATOR_HOST). */
+  readonly storage?: Storage;
+  /** Refuses a URI outside the allow-list (default: this process's DT_ALLOWED_URIS). */
+  readonly assertAllowed?: (field: string, uri: string) => void;
+  /** @default MAX_SHARDS */
+  readonly maxShards?: number;
+  /** Bucket listing pages of 1000 objects read before giving up on a sparse prefix. @default 100 */
+  readonly maxPages?: number;
+}
+
+/** Manifest files larger than this are refused (10 000 URIs of 1 KiB each). */
+const MAX_MANIFEST_BYTES = 10 * 1024 * 1024;
+const PAGE_SIZE = 1000;
+
+export function bad(message: string): never {
+  throw new NonRetryableTrainingError(message);
+}
+
+let defaultStorage: Storage | undefined;
+export function gcsStorage(storage?: Storage): Storage {
+  return storage ?? (defaultStorage ??= createGcsStorage());
+}
+
+/** `gs://bucket/a/b` → bucket and object name. */
+export function gcsLocation(uri: string): { bucket: string; name: string } {
+  const rest = uri.slice('gs://'.length);
+  const slash = rest.indexOf('/');
+  return { bucket: slash < 0 ? rest : rest.slice(0, slash), name: slash < 0 ? '' : rest.slice(slash + 1) };
+}
+
+export const gcsRetry = { isTransient: isTransientError, deadlineMs: 60_000 } as const;
+
+function tooMany(uri: string, max: number): never {
+  return bad(`Expected \`params.uri\` of dataset sharded to match at most ${max} shards, got more than ${max} for ${uri}: name fewer, larger shards or a narrower glob`);
+}
+
+async function listFiles(uri: string, max: number, assertAllowed: (field: string, uri: string) => void): Promise<ShardInfo[]> {
+  const g = splitGlob(uri);
+  const folder = fileURLToPath(`${g.folder}/`);
+  const names: string[] = [];
+  if (!g.wild) {
+    names.push(g.pattern);
+  } else {
+    const re = globRegExp(g.pattern);
+    let dir: fs.Dir;
+    try {
+      dir = await fs.promises.opendir(folder);
+    } catch (err) {
+      return bad(`Expected \`params.uri\` of dataset sharded to name files in an existing folder, got ${uri}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    // Read lazily and stop past the bound: a folder of a million files is never listed whole.
+    for await (const entry of dir) {
+      if (!re.test(entry.name)) continue;
+      names.push(entry.name);
+      if (names.length > max) {
+        await dir.close().catch(() => undefined);
+        return tooMany(uri, max);
+      }
+    }
+  }
+  const shards: ShardInfo[] = [];
+  for (const name of names.sort()) {
+    const file = path.join(folder, name);
+    const shardUri = pathToFileURL(file).href;
+    assertAllowed('params.uri', shardUri);
+    let stat: fs.Stats;
+    try {
+      stat = await fs.promises.stat(file);
+    } catch {
+      if (!g.wild) return bad(`Expected \`params.uri\` of dataset sharded to name an existing file, got ${uri}: it does not exist`);
+      continue; // deleted while listing
+    }
+    if (!stat.isFile()) continue;
+    shards.push({ uri: shardUri, size: stat.size });
+  }
+  return shards;
+}
+
+async function listGcs(uri: string, max: number, maxPages: number, storage: Storage): Promise<ShardInfo[]> {
+  const g = splitGlob(uri);
+  const { bucket, name: folderName } = gcsLocation(g.folder);
+  const prefix = `${folderName === '' ? '' : `${folderName}/`}${g.literalPrefix}`;
+  const re = g.wild ? globRegExp(g.pattern) : undefined;
+  const shards: ShardInfo[] = [];
+  let pageToken: string | undefined;
+  for (let page = 0; ; page++) {
+    if (page >= maxPages) return bad(`Expected \`params.uri\` of dataset sharded to be a glob whose prefix lists at most ${maxPages * PAGE_SIZE} objects, got ${uri}: narrow the folder or the text before the first wildcard`);
+    const [files, next] = await withRetry(
+      () => storage.bucket(bucket).getFiles({ prefix, autoPaginate: false, maxResults: PAGE_SIZE, ...(pageToken !== undefined && { pageToken }) }),
+      gcsRetry,
+    ).catch((err: unknown) => {
+      const code = (err as { code?: unknown }).code;
+      if (code === 404) return bad(`Expected \`params.uri\` of dataset sharded to name an existing bucket, got ${uri}: bucket \`${bucket}\` does not exist`);
+      throw err;
+    });
+    for (const f of files) {
+      const last = f.name.slice(prefix.length - g.literalPrefix.length);
+      if (last.includes('/')) continue;
+      if (re ? !re.test(last) : last !== g.pattern) continue;
+      const m = f.metadata;
+      shards.push({ uri: `gs://${bucket}/${f.name}`, size: Number(m.size ?? 0), generation: String(m.generation), ...(m.crc32c !== undefined && { crc32c: String(m.crc32c) }) });
+      if (shards.length > max) return tooMany(uri, max);
+    }
+    pageToken = (next as { pageToken?: string } | undefined)?.pageToken;
+    if (!pageToken) break;
+  }
+  return shards.sort((a, b) => (a.uri < b.uri ? -1 : a.uri > b.uri ? 1 : 0));
+}
+
+async function readManifest(uri: string, storage: Storage): Promise<string> {
+  let bytes: Buffer;
+  if (uri.startsWith('gs://')) {
+    const { bucket, name } = gcsLocation(uri);
+    const file = storage.bucket(bucket).file(name);
+    const [meta] = await withRetry(() => file.getMetadata(), gcsRetry).catch((err: unknown) =>
+      (err as { code?: unknown }).code === 404 ? bad(`Expected \`params.uri\` of dataset sharded to name an existing manifest, got ${uri}: it does not exist`) : Promise.reject(err),
+    );
+    if (Number(meta.size) > MAX_MANIFEST_BYTES) bad(`Expected the manifest \`params.uri\` of dataset sharded to be at most ${MAX_MANIFEST_BYTES} bytes, got ${meta.size} (${uri})`);
+    [bytes] = await withRetry(() => file.download({ validation: 'crc32c' }), gcsRetry);
+  } else {
+    const file = fileURLToPath(uri);
+    const stat = await fs.promises.stat(file).catch(() => bad(`Expected \`params.uri\` of dataset sharded to name an existing manifest, got ${uri}: it does not exist`));
+    if (stat.size > MAX_MANIFEST_BYTES) bad(`Expected the manifest \`params.uri\` of dataset sharded to be at most ${MAX_MANIFEST_BYTES} bytes, got ${stat.size} (${uri})`);
+    bytes = await fs.promises.readFile(file);
+  }
+  return bytes.toString('utf8');
+}
+
+async function listManifest(uri: string, max: number, options: ListOptions, assertAllowed: (field: string, uri: string) => void): Promise<ShardInfo[]> {
+  const text = await readManifest(uri, gcsStorage(options.storage));
+  const folder = uri.slice(0, uri.lastIndexOf('/'));
+  const entries: string[] = [];
+  for (const [i, raw] of text.split('\n').entries()) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const entry = /^[a-z]+:/.test(line) ? line : `${folder}/${line}`;
+    if (!(entry.startsWith('file:///') || entry.startsWith('gs://')) || /[*?[]/.test(entry) || entry.split('/').some((s, k) => k > 2 && (s === '' || s === '.' || s === '..'))) {
+      bad(`Expected line ${i + 1} of the manifest \`params.uri\` (${uri}) to be a file:/// or gs:// URI of one shard, or a name in the manifest's folder, got ${JSON.stringify(line.slice(0, 200))}`);
+    }
+    entries.push(entry);
+    if (entries.length > max) tooMany(uri, max);
+  }
+  const shards: ShardInfo[] = [];
+  for (const entry of entries) {
+    assertAllowed('params.uri (a manifest entry)', entry);
+    const listed = entry.startsWith('gs://') ? await listGcs(entry, 1, 1, gcsStorage(options.storage)) : await listFiles(entry, 1, assertAllowed);
+    if (listed.length === 0) bad(`The manifest \`params.uri\` (${uri}) names ${entry}, which does not exist`);
+    shards.push(listed[0]!);
+  }
+  return shards;
+}
+
+/** The shards `params` names, each checked against the allow-list (see the top of this file). */
+export async function listShards(params: Pick<ShardedParams, 'uri' | 'manifest'>, options: ListOptions = {}): Promise<ShardInfo[]> {
+  const max = options.maxShards ?? MAX_SHARDS;
+  const assertAllowed = options.assertAllowed ?? assertAllowedUri;
+  const { uri } = params;
+  assertAllowed('params.uri', uri);
+  let shards: ShardInfo[];
+  try {
+    if (params.manifest) shards = await listManifest(uri, max, options, assertAllowed);
+    else if (uri.startsWith('gs://')) shards = await listGcs(uri, max, options.maxPages ?? 100, gcsStorage(options.storage));
+    else if (uri.startsWith('file:///')) shards = await listFiles(uri, max, assertAllowed);
+    else return bad(`Expected \`params.uri\` of dataset sharded to be a file:/// or gs:// URI, got ${JSON.stringify(uri.slice(0, 200))}`);
+  } catch (err) {
+    if (err instanceof Error && /unclosed `\[`/.test(err.message)) bad(`Expected \`params.uri\` of dataset sharded to be a valid glob, got ${uri}: ${err.message}`);
+    throw err;
+  }
+  if (shards.length === 0) bad(`Expected \`params.uri\` of dataset sharded to match at least one shard, got none for ${uri}`);
+  const seen = new Set<string>();
+  const dup = shards.find((s) => seen.has(s.uri) || !seen.add(s.uri));
+  if (dup) bad(`Expected the manifest \`params.uri\` (${uri}) to name each shard once, got ${dup.uri} twice`);
+  return shards;
+}

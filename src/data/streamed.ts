@@ -1,0 +1,242 @@
+/**
+ * The `sharded` dataset in the trainer: training streams it (ShardedSource, an ExampleSource for the
+ * step loop), evaluation loads it whole within a bound (shardedDataset, a registry factory).
+ *
+ * ShardedSource holds decoded shards in a cache of at most DT_DATA_CACHE_BYTES (least recently used
+ * out; the shards the current batch reads are never dropped, so a batch that needs more than the
+ * limit still trains, slower). Between steps it awaits only the shards of the next batch; meanwhile
+ * it reads ahead: the shards of the current shuffle window and of the next one start loading (I/O
+ * and gunzip off the main thread, in libuv's pool) as long as their decoded size fits the limit.
+ * JSON/CSV parsing runs on the main thread when a read completes (worker threads: a later change).
+ */
+import os from 'node:os';
+import type { Storage } from '@google-cloud/storage';
+import type { CheckpointStore } from '../checkpoints/store';
+import { checkShardedParams, type ShardedParams } from '../config/sharded-data';
+import type { DatasetSpec } from '../config/train-config';
+import { Checker, formatIssue } from '../config/validate';
+import type { ExampleSource } from '../training/batch';
+import type { Dataset } from '../training/dataset';
+import { openDataIndex, type DataIndex } from './data-index';
+import { ShardedOrder } from './order';
+import { decodeShard, firstLayout, rowWidth, shardText, type DecodedShard, type RowLayout } from './records';
+import { readShardBytes } from './reader';
+import { bad, listShards, type ListOptions } from './source';
+
+export const DATA_CACHE_BYTES_ENV = 'DT_DATA_CACHE_BYTES';
+
+/** `DT_DATA_CACHE_BYTES`, else an eighth of the machine's memory. */
+export function dataCacheBytesFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env[DATA_CACHE_BYTES_ENV];
+  if (raw === undefined || raw.trim() === '') return Math.floor(os.totalmem() / 8);
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`Expected \`${DATA_CACHE_BYTES_ENV}\` to be a whole number of bytes from 0 up, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+/** The params of a `sharded` spec, checked as the workflow checks them (non-retryable, naming the field). */
+export function shardedParamsOf(spec: DatasetSpec): ShardedParams {
+  const c = new Checker();
+  const params = checkShardedParams(c, 'dataset sharded', spec.split, spec.params);
+  if (!params) bad(c.issues.map(formatIssue).join('; '));
+  return params;
+}
+
+export interface ShardedSourceOptions {
+  readonly cacheBytes?: number;
+  readonly storage?: Storage;
+}
+
+interface Entry {
+  readonly promise: Promise<DecodedShard>;
+  shard?: DecodedShard;
+}
+
+export class ShardedSource implements ExampleSource {
+  readonly xShape: readonly number[];
+  readonly yShape: readonly number[];
+  readonly order: ShardedOrder;
+  readonly cacheBytes: number;
+  private readonly xw: number;
+  private readonly yw: number;
+  /** Insertion order is use order: the first entry is the least recently used. */
+  private readonly cache = new Map<number, Entry>();
+  private pinned = new Set<number>();
+  private prepared = { step: -1, shards: new Uint32Array(0), offsets: new Float64Array(0) };
+  private aheadFor = '';
+  /** Counters for tests and logs: shard reads started, and prepares that had to wait for one. */
+  readonly stats = { reads: 0, waits: 0 };
+
+  constructor(
+    readonly index: DataIndex,
+    readonly params: ShardedParams,
+    readonly batchSize: number,
+    seed: number,
+    private readonly options: ShardedSourceOptions = {},
+  ) {
+    this.order = new ShardedOrder(index.shards.map((s) => s.records), seed, params.shuffleWindow);
+    this.xw = rowWidth(index.layout);
+    this.yw = index.layout.yWidth;
+    this.xShape = [this.xw];
+    this.yShape = [this.yw];
+    this.cacheBytes = options.cacheBytes ?? dataCacheBytesFromEnv();
+  }
+
+  /** Decoded bytes of shard `i` (known from the index before it is read). */
+  private bytesOf(i: number): number {
+    return this.index.shards[i]!.records * (this.xw + this.yw) * 4;
+  }
+
+  private heldBytes(): number {
+    let bytes = 0;
+    for (const i of this.cache.keys()) bytes += this.bytesOf(i);
+    return bytes;
+  }
+
+  private load(i: number): Promise<DecodedShard> {
+    const hit = this.cache.get(i);
+    if (hit) {
+      this.cache.delete(i);
+      this.cache.set(i, hit);
+      return hit.promise;
+    }
+    this.stats.reads++;
+    const shard = this.index.shards[i]!;
+    const promise = (async () => {
+      const { bytes } = await readShardBytes(shard, this.options.storage);
+      const decoded = decodeShard(await shardText(bytes, shard.uri), shard.uri, this.params, this.index.layout);
+      if (decoded.records !== shard.records) bad(`Shard ${shard.uri} of \`params.uri\` now decodes to ${decoded.records} records, the run recorded ${shard.records}`);
+      return decoded;
+    })();
+    const entry: Entry = { promise };
+    this.cache.set(i, entry);
+    promise.then(
+      (d) => {
+        entry.shard = d;
+        this.evict();
+      },
+      () => {
+        // A failed read is forgotten: the step that needs the shard reads it again (and fails itself if it must).
+        if (this.cache.get(i) === entry) this.cache.delete(i);
+      },
+    );
+    return promise;
+  }
+
+  /** Drops loaded shards, least recently used first, until the cache fits; the current batch's stay. */
+  private evict(): void {
+    let bytes = this.heldBytes();
+    for (const [i, entry] of [...this.cache]) {
+      if (bytes <= this.cacheBytes) return;
+      if (!entry.shard || this.pinned.has(i)) continue;
+      this.cache.delete(i);
+      bytes -= this.bytesOf(i);
+    }
+  }
+
+  async prepare(step: number): Promise<void> {
+    const B = this.batchSize;
+    const first = (step - 1) * B;
+    const shards = new Uint32Array(B);
+    const offsets = new Float64Array(B);
+    const needed = new Set<number>();
+    for (let k = 0; k < B; k++) {
+      const at = this.order.locate(first + k);
+      shards[k] = at.shard;
+      offsets[k] = at.offset;
+      needed.add(at.shard);
+    }
+    this.pinned = needed;
+    const loads = [...needed].map((i) => this.load(i));
+    if ([...needed].some((i) => !this.cache.get(i)?.shard)) this.stats.waits++;
+    await Promise.all(loads);
+    this.prepared = { step, shards, offsets };
+    this.readAhead(first + B);
+  }
+
+  /** Starts reading the shards of the window of example `g` and of the window after it, within the cache's bytes. */
+  private readAhead(g: number): void {
+    const { epoch, window } = this.order.windowOf(g);
+    const key = `${epoch}:${window}`;
+    if (key === this.aheadFor) return;
+    this.aheadFor = key;
+    const next = window + 1 < this.order.windowsPerEpoch ? { epoch, window: window + 1 } : { epoch: epoch + 1, window: 0 };
+    const wanted = [...this.order.windowShards(epoch, window), ...this.order.windowShards(next.epoch, next.window)];
+    let bytes = this.heldBytes();
+    for (const i of wanted) {
+      if (this.cache.has(i)) continue;
+      if (bytes + this.bytesOf(i) > this.cacheBytes) break;
+      bytes += this.bytesOf(i);
+      this.load(i).catch(() => undefined);
+    }
+  }
+
+  fill(step: number, x: Float32Array, y: Float32Array): void {
+    const p = this.prepared;
+    if (p.step !== step) throw new Error(`ShardedSource.fill(${step}) without prepare(${step}) (prepared: ${p.step})`);
+    const { xw, yw } = this;
+    for (let k = 0; k < p.shards.length; k++) {
+      const d = this.cache.get(p.shards[k]!)!.shard!;
+      const o = p.offsets[k]!;
+      x.set(d.x.subarray(o * xw, (o + 1) * xw), k * xw);
+      y.set(d.y.subarray(o * yw, (o + 1) * yw), k * yw);
+    }
+  }
+
+  close(): void {
+    this.cache.clear();
+    this.pinned.clear();
+  }
+}
+
+/** Opens the run's streamed training data: the data index (built or checked, data-index.ts), then the source. */
+export async function openShardedSource(
+  store: CheckpointStore,
+  spec: DatasetSpec,
+  batchSize: number,
+  seed: number,
+  options: ShardedSourceOptions & { readonly log?: (m: string) => void } = {},
+): Promise<ShardedSource> {
+  const params = shardedParamsOf(spec);
+  const index = await openDataIndex(store, params, { ...(options.storage && { storage: options.storage }), ...(options.log && { log: options.log }) });
+  return new ShardedSource(index, params, batchSize, seed, options);
+}
+
+/** Bytes of decoded examples a whole load (evaluation) may hold. */
+export const MAX_WHOLE_BYTES = 1024 * 1024 * 1024;
+
+/**
+ * The `sharded` dataset loaded whole, in listing order (evaluation, which has no order): every shard
+ * read and decoded, `limit` applied by the registry. Refused beyond MAX_WHOLE_BYTES.
+ */
+export async function shardedDataset(spec: DatasetSpec, options: ListOptions = {}): Promise<Dataset> {
+  const params = shardedParamsOf(spec);
+  const shards = await listShards(params, options);
+  let layout: RowLayout | undefined;
+  const parts: DecodedShard[] = [];
+  let bytes = 0;
+  let size = 0;
+  for (const shard of shards) {
+    const text = await shardText((await readShardBytes(shard, options.storage)).bytes, shard.uri);
+    layout ??= firstLayout(text, shard.uri, params);
+    if (!layout) continue;
+    const d = decodeShard(text, shard.uri, params, layout);
+    bytes += (d.x.length + d.y.length) * 4;
+    if (bytes > MAX_WHOLE_BYTES) bad(`Expected the shards of \`params.uri\` (${params.uri}) to decode to at most ${MAX_WHOLE_BYTES} bytes to be evaluated whole, got more: name fewer shards for evaluation`);
+    parts.push(d);
+    size += d.records;
+    if (spec.limit !== undefined && size >= spec.limit) break;
+  }
+  if (!layout || size === 0) bad(`Expected the shards of \`params.uri\` (${params.uri}) to hold at least one record, got none`);
+  const xw = rowWidth(layout);
+  const yw = layout.yWidth;
+  const x = new Float32Array(size * xw);
+  const y = new Float32Array(size * yw);
+  let at = 0;
+  for (const d of parts) {
+    x.set(d.x, at * xw);
+    y.set(d.y, at * yw);
+    at += d.records;
+  }
+  return { x, y, xShape: [xw], yShape: [yw], size };
+}
