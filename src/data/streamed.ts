@@ -171,6 +171,11 @@ export class ShardedSource implements ExampleSource {
     }
   }
 
+  /** What a route builds a model from: the shapes and size, no examples. */
+  shapes(): Dataset {
+    return { x: new Float32Array(0), y: new Float32Array(0), xShape: this.xShape, yShape: this.yShape, size: this.index.records };
+  }
+
   fill(step: number, x: Float32Array, y: Float32Array): void {
     const p = this.prepared;
     if (p.step !== step) throw new Error(`ShardedSource.fill(${step}) without prepare(${step}) (prepared: ${p.step})`);
@@ -195,11 +200,17 @@ export async function openShardedSource(
   spec: DatasetSpec,
   batchSize: number,
   seed: number,
-  options: ShardedSourceOptions & { readonly log?: (m: string) => void } = {},
+  options: ShardedSourceOptions & { readonly log?: (m: string) => void; readonly previous?: ShardedSource } = {},
 ): Promise<ShardedSource> {
   const params = shardedParamsOf(spec);
   const index = await openDataIndex(store, params, { ...(options.storage && { storage: options.storage }), ...(options.log && { log: options.log }) });
-  return new ShardedSource(index, params, batchSize, seed, options);
+  // The same run and data as the previous request: keep its decoded shards.
+  const previous = options.previous;
+  if (previous && JSON.stringify(previous.index) === JSON.stringify(index)) return previous;
+  return new ShardedSource(index, params, batchSize, seed, {
+    ...(options.cacheBytes !== undefined && { cacheBytes: options.cacheBytes }),
+    ...(options.storage && { storage: options.storage }),
+  });
 }
 
 /** Bytes of decoded examples a whole load (evaluation) may hold. */

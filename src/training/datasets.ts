@@ -7,6 +7,7 @@ import { limitDataset, type Dataset, type DatasetLoadOptions } from './dataset';
 import { NonRetryableTrainingError } from './protocol';
 import { hash32, mulberry32 } from './rng';
 import { csvDataset, jsonlDataset } from './tabular';
+import { shardedDataset } from '../data/streamed';
 
 export type { Dataset, DatasetLoadOptions } from './dataset';
 
@@ -181,9 +182,15 @@ export function syntheticDataset(spec: DatasetSpec): Dataset {
 }
 
 /**
- * The built-in datasets: `mnist`, `synthetic`, and `csv` / `jsonl` files at a file:// or gs:// URI
- * (src/training/tabular.ts).
+ * The built-in datasets: `mnist`, `synthetic`, `csv` / `jsonl` files at a file:// or gs:// URI
+ * (src/training/tabular.ts), and `sharded` (src/data/: training streams it through the engine;
+ * what the registry loads, for evaluation, is the whole of it within a bound).
  */
 export function builtInDatasets(): DatasetRegistry {
-  return new DatasetRegistry().register('mnist', mnistDataset).register('synthetic', syntheticDataset).register('csv', csvDataset).register('jsonl', jsonlDataset);
+  return new DatasetRegistry()
+    .register('mnist', mnistDataset)
+    .register('synthetic', syntheticDataset)
+    .register('csv', csvDataset)
+    .register('jsonl', jsonlDataset)
+    .register('sharded', (spec) => shardedDataset(spec));
 }

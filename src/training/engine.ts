@@ -11,6 +11,9 @@ import { loadLatestCheckpoint, readCheckpoint } from '../checkpoints/format';
 import { LeaseLostError, acquireLease, readLease, type LeaseHolder } from '../checkpoints/lease';
 import { LEASE_KEY, checkpointKey, modelFolderOf, PREPROCESSING_JSON } from '../checkpoints/layout';
 import type { CheckpointStore } from '../checkpoints/store';
+import { SHARDED_DATASET } from '../config/sharded-data';
+import type { TrainConfig } from '../config/train-config';
+import { openShardedSource, type ShardedSource } from '../data/streamed';
 import { BatchAssembler } from './batch';
 import type { Dataset, DatasetShapes } from './dataset';
 import { readExportedModel, readWarmStartSource } from './model-sources';
@@ -37,9 +40,19 @@ interface Current {
   readonly session: RouteSession;
 }
 
+/**
+ * The spec whose fitted transform evaluation applies when the run stored none: the training set's,
+ * except a streamed (`sharded`) one, which fits none and is never loaded whole for it.
+ */
+function transformSpecOf(config: TrainConfig) {
+  return config.data.train.name === SHARDED_DATASET ? config.data.eval : config.data.train;
+}
+
 export class Engine {
   private current: Current | undefined;
   private readonly router: Router;
+  /** The streamed training set of the last request (its cache of decoded shards is kept between requests of the same run). */
+  private streamed: { readonly key: string; readonly source: ShardedSource } | undefined;
 
   constructor(
     private readonly deps: RouteDeps,
@@ -57,7 +70,22 @@ export class Engine {
   /** Drops everything the engine and its routes hold (the memory check and shutdown). */
   dispose(): void {
     this.dropSession();
+    this.streamed?.source.close();
+    this.streamed = undefined;
     for (const route of this.router.routes) route.dispose();
+  }
+
+  /** The run's streamed training set: its data index checked against a fresh listing on every request, the source kept when unchanged. */
+  private async openStreamed(store: CheckpointStore, req: TrainRequest): Promise<ShardedSource> {
+    const { config } = req;
+    const key = JSON.stringify([req.runUri, config.data.train, config.hyperparameters.batchSize, config.seed]);
+    const source = await openShardedSource(store, config.data.train, config.hyperparameters.batchSize, config.seed, {
+      log: this.deps.log,
+      ...(this.streamed?.key === key && { previous: this.streamed.source }),
+    });
+    if (this.streamed && this.streamed.source !== source) this.streamed.source.close();
+    this.streamed = { key, source };
+    return source;
   }
 
   /** A fresh session at step 0, warm-started when the config says so (the source is read first: a bad one fails before any loading). */
@@ -97,7 +125,8 @@ export class Engine {
     const { config } = req;
     const route = this.router.forSpec(config.model);
     const store = this.deps.openStore(req.runUri);
-    const train = await loadTrainData(this.deps.datasets, store, config.data.train);
+    const streamed = config.data.train.name === SHARDED_DATASET ? await this.openStreamed(store, req) : undefined;
+    const train = streamed ? streamed.shapes() : await loadTrainData(this.deps.datasets, store, config.data.train);
     const preprocessing = preprocessingObject(train);
     try {
       // The lease before the session: a newer attempt fences the one it replaces (a zombie still
@@ -108,7 +137,7 @@ export class Engine {
         route.setLearningRate(session, req.learningRate);
         session.learningRate = req.learningRate;
       }
-      const batch = new BatchAssembler(train, config.hyperparameters.batchSize, config.seed);
+      const batch = new BatchAssembler(streamed ?? train, config.hyperparameters.batchSize, config.seed);
       const step = route.stepper(session, config);
       return await runSteps({
         req,
@@ -118,6 +147,7 @@ export class Engine {
           batch.fill(n);
           return step(n, batch);
         },
+        ...(streamed && { beforeStep: (n: number) => batch.prepare(n) }),
         snapshot: async () => {
           const objects = await route.snapshot(session, config);
           if (preprocessing) objects.set(PREPROCESSING_JSON, preprocessing);
@@ -152,7 +182,7 @@ export class Engine {
     let overlapped: EvaluateResult | undefined;
     const trained = await this.train(req, onProgress, isCancelled, async (route, session) => {
       const started = Date.now();
-      const data = await loadEvalData(this.deps.datasets, store, req.config.data.eval, req.config.data.train, session.step);
+      const data = await loadEvalData(this.deps.datasets, store, req.config.data.eval, transformSpecOf(req.config), session.step);
       const metrics = await route.evaluate(session, data, req.config.loss);
       overlapped = { step: session.step, metrics, examples: data.size, seconds: (Date.now() - started) / 1000 };
     });
@@ -174,7 +204,7 @@ export class Engine {
         throw new LeaseLostError(store.uriOf(LEASE_KEY), { token: null, holder: req.holder }, current);
       }
     }
-    const data = await loadEvalData(this.deps.datasets, store, req.config.data.eval, req.config.data.train, req.step);
+    const data = await loadEvalData(this.deps.datasets, store, req.config.data.eval, transformSpecOf(req.config), req.step);
     const c = this.current;
     let session: RouteSession;
     let temporary = false;

@@ -49,6 +49,8 @@ export interface StepLoopOptions {
   readonly session: LoopSession;
   /** Trains global step `step` and returns its loss; the loop owns the returned scalar. */
   readonly trainStep: (step: number) => tf.Scalar;
+  /** Awaited before `trainStep(step)` when given: a streamed dataset reads the step's examples (batch.ts ExampleSource). */
+  readonly beforeStep?: (step: number) => Promise<void> | undefined;
   /** The checkpoint's objects at the session's current step, in host buffers that training cannot change. */
   readonly snapshot: () => Promise<Map<string, Buffer>>;
   /** The run's lease, checked before each commit (none: unfenced writes, as tools and engine tests do). */
@@ -194,6 +196,7 @@ export async function runSteps(o: StepLoopOptions): Promise<TrainUntilStepResult
         for (;;) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60_000);
       }
       if (o.faults?.stepDelayMs) await new Promise((resolve) => setTimeout(resolve, o.faults!.stepDelayMs));
+      if (o.beforeStep) await o.beforeStep(step);
       const epochStart = (step - 1) % config.stepsPerEpoch === 0;
       const stepFrom = performance.now();
       const cost = o.trainStep(step);
