@@ -10,7 +10,10 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import { openStore } from '../src/checkpoints/open-store';
+import { RunIdentityMismatchError, checkRunIdentity, runIdentityOf } from '../src/checkpoints/run-identity';
+import { parseTrainConfig } from '../src/config/train-config';
 import { DATA_INDEX_JSON, buildDataIndex, openDataIndex } from '../src/data/data-index';
+import { datasetIdentityOf } from '../src/data/identity';
 import { readShardBytes } from '../src/data/reader';
 import { listShards } from '../src/data/source';
 import { shardedDataset, shardedParamsOf } from '../src/data/streamed';
@@ -184,6 +187,37 @@ describe('sharded data on gs:// (the GCS emulator)', () => {
       await put('train/part-1.jsonl.gz', jsonlOf(rows.slice(0, 30)));
       await rejectsNaming(readShardBytes(index.shards[1]!, emu.storage), /gs:\/\/shards\/train\/part-1\.jsonl\.gz/, /generation .* no longer exists/);
       await rejectsNaming(openDataIndex(store, p, { ...any, storage: emu.storage }), /part-1\.jsonl\.gz/, /replaced/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('the dataset identity in the run fingerprint: a replaced object is a different run', async () => {
+    const spec = { name: 'sharded', params: { uri: `gs://${BUCKET}/train/part-*.jsonl.gz`, format: 'jsonl', label: 'y', features: ['pixels'], classes: CLASSES } };
+    const config = parseTrainConfig({
+      model: { name: 'mlp', params: { hiddenUnits: [8] } },
+      data: { train: spec, eval: { name: 'mnist', split: 'test' } },
+      hyperparameters: { optimizer: 'adam', learningRate: 0.01, batchSize: 8 },
+      stepsPerEpoch: 10,
+      maxEpochs: 1,
+    });
+    // In-memory datasets keep the identity they always had: no `dataset` field.
+    assert.equal(await datasetIdentityOf(config.data.eval), undefined);
+    assert.equal('dataset' in runIdentityOf(config), false);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dt-data-identity-'));
+    try {
+      const store = openStore(fileUri(dir));
+      const identity = await datasetIdentityOf(config.data.train, { ...any, storage: emu.storage });
+      assert.equal(identity?.shards.length, 3);
+      assert.deepEqual(await checkRunIdentity(store, config, undefined, identity), { created: true });
+      assert.deepEqual(await checkRunIdentity(store, config, undefined, await datasetIdentityOf(config.data.train, { ...any, storage: emu.storage })), { created: false });
+      await put('train/part-2.jsonl.gz', jsonlOf(rows.slice(0, 30)));
+      const changed = await datasetIdentityOf(config.data.train, { ...any, storage: emu.storage });
+      await assert.rejects(checkRunIdentity(store, config, undefined, changed), (err: Error) => {
+        assert.ok(err instanceof RunIdentityMismatchError);
+        assert.match(err.message, /`dataset\.shards\.2\.generation`|`dataset\.shards`/);
+        return true;
+      });
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -49,8 +49,12 @@ export class RunIdentityMismatchError extends Error {
   }
 }
 
-/** The fields of `config` that determine its trajectory (see the top of this file). */
-export function runIdentityOf(config: TrainConfig): RunIdentity {
+/**
+ * The fields of `config` that determine its trajectory (see the top of this file), and, when given,
+ * the identity of a streamed training set (src/data/identity.ts: its shards with sizes and GCS
+ * generations; absent for in-memory datasets, so their fingerprints are unchanged).
+ */
+export function runIdentityOf(config: TrainConfig, dataset?: unknown): RunIdentity {
   const route = (config as { readonly route?: unknown }).route ?? ('kind' in config.model && config.model.kind === 'savedmodel' ? 'savedmodel' : 'eager');
   return {
     model: config.model,
@@ -62,6 +66,7 @@ export function runIdentityOf(config: TrainConfig): RunIdentity {
     reduceLrOnPlateau: config.reduceLrOnPlateau ?? null,
     warmStartFrom: config.warmStartFrom ?? null,
     route,
+    ...(dataset !== undefined && { dataset }),
   };
 }
 
@@ -106,8 +111,9 @@ export async function checkRunIdentity(
   store: CheckpointStore,
   config: TrainConfig,
   now: () => Date = () => new Date(),
+  dataset?: unknown,
 ): Promise<{ readonly created: boolean }> {
-  const identity = runIdentityOf(config);
+  const identity = runIdentityOf(config, dataset);
   const fingerprint = fingerprintOf(identity);
   let existing = await store.get(RUN_JSON);
   if (!existing) {
