@@ -52,7 +52,7 @@ export class SavedModelRoute implements TrainingRoute<SavedModelSession> {
    */
   private async graph(uri: string, shapes: DatasetShapes, fresh: boolean): Promise<TrainableSavedModel> {
     const tfn = tfNode(this.deps);
-    const dir = await localSavedModelDir(uri, this.deps.openStore);
+    const dir = await localSavedModelDir(uri, this.deps.openStore, this.deps.log);
     const { metadata, sha256: metaSha } = readMetadata(dir, uri);
     checkSavedModelOps(dir, uri); // before anything parses or loads it (again in TrainableSavedModel.load)
     await validateTrainableSavedModel(tfn, dir, uri, metadata, { train: shapes });
