@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fsp, readlinkSync } from 'node:fs';
 import os from 'node:os';
+import { CREATE_NOFOLLOW } from './fs-atomic';
 
 /**
  * What a lock file holds: who took it (host, PID namespace, pid) and a random part, so that a lock
@@ -68,7 +69,8 @@ export function lockHolderIsDead(content: string): boolean {
 export async function takeBreakerLock(breakPath: string, staleLockMs: number): Promise<(() => Promise<void>) | undefined> {
   const token = lockToken();
   try {
-    const fh = await fsp.open(breakPath, 'wx', 0o644);
+    // Beside the lock, in a folder the store checked (fs-atomic.ts); never through a symlink.
+    const fh = await fsp.open(breakPath, CREATE_NOFOLLOW, 0o644);
     try {
       await fh.writeFile(token);
     } finally {

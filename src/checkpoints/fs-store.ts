@@ -6,21 +6,26 @@
  *   exclusive lock file (`open(..., 'wx')`) so two processes cannot both win.
  * - Internal files (temp files, lock files) start with `.dt-` and are never listed; keys with a
  *   segment starting with `.dt-` are rejected so they cannot collide.
+ * - Paths are taken under the root's real path, resolved once when the store is opened (the path
+ *   the allow-list checked a moment before). Every write, lock and delete checks at each open that
+ *   its folder is still that very path, with no symlink below it (fs-atomic.ts): a folder swapped
+ *   for a symlink after the check fails the write (WriteRefusedError) instead of leading it
+ *   elsewhere. Reads follow symlinks as the allow-list resolved them.
  */
 import { randomBytes } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, realpathSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import { PreconditionFailedError, type CheckpointStore, type VersionedObject } from './store';
 import { sha256 } from './digest';
-import { atomicWrite } from './fs-atomic';
+import { CREATE_NOFOLLOW, atomicWrite, ensureRealDir, WriteRefusedError } from './fs-atomic';
 import { failIfDiskFull, killAt } from './fault-hooks';
 import { lockHolderIsDead, lockToken, takeBreakerLock } from './fs-lock';
 
 import { INTERNAL_PREFIX, InvalidKeyError, validateKey, validatePrefix } from './keys';
 
-export { INTERNAL_PREFIX, InvalidKeyError, validateKey, validatePrefix };
+export { INTERNAL_PREFIX, InvalidKeyError, validateKey, validatePrefix, WriteRefusedError };
 
 export interface FileStoreOptions {
   /** How long putIfVersion waits for a held lock before giving up. Default 10 000 ms. */
@@ -71,10 +76,28 @@ export function fileUriToRoot(uri: string): string {
   return path.resolve(uri);
 }
 
+/**
+ * The real path of `root`: the realpath of its longest existing prefix, plus the folders below it
+ * that do not exist yet (as the allow-list resolves a URI).
+ */
+function realRootOf(root: string): string {
+  const missing: string[] = [];
+  for (let p = root; ; p = path.dirname(p)) {
+    try {
+      return path.join(realpathSync.native(p), ...missing.reverse());
+    } catch {
+      if (path.dirname(p) === p) return root;
+      missing.push(path.basename(p));
+    }
+  }
+}
+
 export class FileCheckpointStore implements CheckpointStore {
   readonly uri: string;
   /** Absolute root directory, without a trailing separator. */
   readonly root: string;
+  /** `root` with symlinks resolved when the store was opened: every path is taken under it. */
+  readonly realRoot: string;
   private readonly lockWaitMs: number;
   private readonly staleLockMs: number;
   private readonly callDeadlineMs: number;
@@ -83,6 +106,7 @@ export class FileCheckpointStore implements CheckpointStore {
     const root = fileUriToRoot(uriOrPath);
     this.root = root.length > 1 ? root.replace(/[\\/]+$/, '') : root;
     this.uri = pathToFileURL(this.root).href.replace(/\/+$/, '');
+    this.realRoot = realRootOf(this.root);
     this.lockWaitMs = options.lockWaitMs ?? 10_000;
     this.staleLockMs = options.staleLockMs ?? 30_000;
     this.callDeadlineMs = options.callDeadlineMs ?? defaultDeadlineMs();
@@ -108,18 +132,18 @@ export class FileCheckpointStore implements CheckpointStore {
     return `${this.uri}/${key.split('/').map(encodeURIComponent).join('/')}`;
   }
 
-  /** Absolute path of a validated key; double-checks that it stays under the root. */
+  /** Absolute path of a validated key under the real root; double-checks that it stays there. */
   private pathOf(key: string): string {
     validateKey(key);
-    const full = path.resolve(this.root, ...key.split('/'));
-    const rel = path.relative(this.root, full);
+    const full = path.resolve(this.realRoot, ...key.split('/'));
+    const rel = path.relative(this.realRoot, full);
     if (rel === '' || rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel)) throw new InvalidKeyError(key, 'escapes the store root');
     return full;
   }
 
   async put(key: string, data: Buffer): Promise<void> {
     const file = this.pathOf(key);
-    await this.deadline('put', key, () => atomicWrite(file, data, key));
+    await this.deadline('put', key, () => atomicWrite(file, data, key, this.uriOf(key)));
     await killAt('after-put', key);
   }
 
@@ -140,7 +164,7 @@ export class FileCheckpointStore implements CheckpointStore {
   }
 
   private async swap(key: string, file: string, data: Buffer, expectedVersion: string | undefined): Promise<void> {
-    await fsp.mkdir(path.dirname(file), { recursive: true });
+    await ensureRealDir(path.dirname(file), this.uriOf(key));
     const lockPath = path.join(path.dirname(file), `${INTERNAL_PREFIX}lock-${path.basename(file)}`);
     const release = await this.acquireLock(lockPath, key);
     try {
@@ -148,7 +172,7 @@ export class FileCheckpointStore implements CheckpointStore {
       const current = await this.readIfExists(file);
       const currentVersion = current === undefined ? undefined : sha256(current);
       if (currentVersion !== expectedVersion) throw new PreconditionFailedError(this.uriOf(key));
-      await atomicWrite(file, data, key);
+      await atomicWrite(file, data, key, this.uriOf(key));
     } finally {
       await release();
     }
@@ -163,7 +187,7 @@ export class FileCheckpointStore implements CheckpointStore {
   private async listNow(prefix: string): Promise<string[]> {
     const slash = prefix.lastIndexOf('/');
     const dirKey = slash < 0 ? '' : prefix.slice(0, slash);
-    const startDir = dirKey === '' ? this.root : path.join(this.root, ...dirKey.split('/'));
+    const startDir = dirKey === '' ? this.realRoot : path.join(this.realRoot, ...dirKey.split('/'));
     const keys: string[] = [];
     await this.walk(startDir, dirKey, prefix, keys);
     return keys.sort(compareKeys);
@@ -178,17 +202,22 @@ export class FileCheckpointStore implements CheckpointStore {
     const dirs = new Set<string>();
     for (const key of keys) {
       const file = this.pathOf(key);
+      const dir = path.dirname(file);
+      // A folder swapped for a symlink since it was listed: delete nothing through it.
+      if (!dirs.has(dir) && (await fsp.realpath(dir).catch(() => dir)) !== dir) {
+        throw new WriteRefusedError(this.uriOf(key), 'Refused to delete through a folder that is now a symlink; file:// store deletes never follow a symlink below the allow-listed real path');
+      }
       try {
         await fsp.unlink(file);
       } catch (err) {
         if (errnoCode(err) !== 'ENOENT') throw err;
       }
-      dirs.add(path.dirname(file));
+      dirs.add(dir);
     }
     // Prune directories left empty, deepest first, never the root itself.
     const ordered = [...dirs].sort((a, b) => b.length - a.length);
     for (let dir of ordered) {
-      while (dir.startsWith(this.root + path.sep)) {
+      while (dir.startsWith(this.realRoot + path.sep)) {
         try {
           await fsp.rmdir(dir);
         } catch {
@@ -203,6 +232,8 @@ export class FileCheckpointStore implements CheckpointStore {
     const removed: string[] = [];
     const now = Date.now();
     const visit = async (dir: string): Promise<void> => {
+      // Only folders that are what they were listed as: never collect through a symlink swapped in.
+      if ((await fsp.realpath(dir).catch(() => '')) !== dir) return;
       const entries = await fsp.readdir(dir, { withFileTypes: true }).catch(() => []); // gone meanwhile: nothing to collect
       for (const entry of entries) {
         const full = path.join(dir, entry.name);
@@ -214,10 +245,10 @@ export class FileCheckpointStore implements CheckpointStore {
         const stat = await fsp.stat(full).catch(() => undefined);
         if (!stat || now - stat.mtimeMs <= limit) continue;
         await fsp.rm(full, { force: true });
-        removed.push(path.relative(this.root, full).split(path.sep).join('/'));
+        removed.push(path.relative(this.realRoot, full).split(path.sep).join('/'));
       }
     };
-    await visit(this.root);
+    await visit(this.realRoot);
     return removed.sort(compareKeys);
   }
 
@@ -263,7 +294,7 @@ export class FileCheckpointStore implements CheckpointStore {
     const deadline = Date.now() + this.lockWaitMs;
     for (;;) {
       try {
-        const fh = await fsp.open(lockPath, 'wx', 0o644);
+        const fh = await fsp.open(lockPath, CREATE_NOFOLLOW, 0o644);
         try {
           failIfDiskFull(lockPath);
           await fh.writeFile(token);
