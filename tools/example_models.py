@@ -17,6 +17,17 @@ def mlp(input_dim: int = 784, hidden=(128,), classes: int = 10, dropout: float =
     return keras.Model(inputs, outputs, name="mlp")
 
 
+def regressor(input_dim: int = 4, hidden=(8,), outputs: int = 1):
+    """Dense ReLU layers then a linear output: a regression model (its loss is not decided by its
+    output layer, so the exporter needs `--loss`)."""
+    inputs = keras.Input((input_dim,), name="x")
+    h = inputs
+    for units in hidden:
+        h = keras.layers.Dense(units, activation="relu")(h)
+    out = keras.layers.Dense(outputs)(h)
+    return keras.Model(inputs, out, name="regressor")
+
+
 def cnn(input_dim: int = 784, image=(28, 28, 1), filters=(8, 16), dense: int = 64, classes: int = 10):
     """Flat pixels reshaped to an image, 3x3 conv + 2x2 max-pool blocks, a dense layer, a softmax
     (conv8-pool-conv16-pool-64-10 by default: durable-train's built-in `cnn`)."""

@@ -111,15 +111,48 @@ def _unpack_assign(variables, layout, words):
 
 # --- metrics: per-batch sums, exact over a whole eval set -----------------------------------
 
+CLASSIFICATION_METRICS = ("accuracy", "acc")
+REGRESSION_METRICS = ("mae", "mse", "rmse")
+
+
 def _per_example_metric(name: str, loss_name: str):
+    """A metric as a per-example value whose sum over the eval set, divided by the examples, is the
+    metric (durable-train divides; for `rmse` it also takes the square root of that mean)."""
     tf = _tf()
-    if name not in ("accuracy", "acc"):
-        raise SystemExit(f"Unsupported metric {name!r}: this exporter knows `accuracy`")
+    if name in ("mae", "mse", "rmse"):
+        if name == "mae":
+            return lambda y, p: tf.reduce_mean(tf.abs(y - p), axis=-1)
+        return lambda y, p: tf.reduce_mean(tf.square(y - p), axis=-1)
+    if name not in CLASSIFICATION_METRICS:
+        raise SystemExit(f"Unsupported metric {name!r}: this exporter knows {', '.join(CLASSIFICATION_METRICS + REGRESSION_METRICS)}")
     if "sparse" in loss_name:
         return lambda y, p: tf.cast(tf.equal(tf.cast(tf.reshape(y, [-1]), tf.int64), tf.argmax(p, -1)), tf.float32)
     if "binary" in loss_name:
         return lambda y, p: tf.reduce_mean(tf.cast(tf.equal(y > 0.5, p > 0.5), tf.float32), axis=-1)
     return lambda y, p: tf.cast(tf.equal(tf.argmax(y, -1), tf.argmax(p, -1)), tf.float32)
+
+
+def is_classification_loss(loss_name: str) -> bool:
+    return "crossentropy" in loss_name.lower().replace("_", "")
+
+
+def loss_from_output(model) -> str:
+    """The loss the model's output layer decides: softmax -> categorical_crossentropy, a sigmoid ->
+    binary_crossentropy. Anything else (a linear output: regression, or logits) is the user's to say."""
+    layer = model.layers[-1]
+    activation = getattr(getattr(layer, "activation", None), "__name__", None)
+    if activation == "softmax":
+        return "categorical_crossentropy"
+    if activation == "sigmoid":
+        return "binary_crossentropy"
+    raise SystemExit(
+        f"--loss is required: the model's output layer `{layer.name}` (activation {activation or 'none'}) does not decide it. "
+        "For regression say e.g. --loss mean_squared_error --metrics mae; for logits, a loss with from_logits"
+    )
+
+
+def default_metrics(loss_name: str) -> list:
+    return ["accuracy"] if is_classification_loss(loss_name) else ["mae"]
 
 
 # --- the export ------------------------------------------------------------------------------
@@ -286,8 +319,8 @@ def main(argv=None):
     p.add_argument("--out", required=True, help="directory to write the SavedModel into (replaced)")
     p.add_argument("--optimizer", default="adam", help="Keras optimizer name or serialized JSON config (default adam)")
     p.add_argument("--learning-rate", type=float, default=None, help="initial learning rate (the run's config overrides it)")
-    p.add_argument("--loss", default="categorical_crossentropy", help="Keras loss name (default categorical_crossentropy)")
-    p.add_argument("--metrics", default="accuracy", help="comma-separated eval metrics (accuracy), or '' for none")
+    p.add_argument("--loss", default=None, help="Keras loss name; required unless the output layer decides it (softmax: categorical_crossentropy, sigmoid: binary_crossentropy)")
+    p.add_argument("--metrics", default=None, help="comma-separated eval metrics: accuracy, mae, mse, rmse, or '' for none (default: accuracy for a cross-entropy loss, else mae)")
     p.add_argument("--input-shape", default=None, help="shape of one example, e.g. 784 or 28,28,1 (default: the model's)")
     p.add_argument("--target-shape", default=None, help="shape of one target, e.g. 10 (default: the model's output)")
     p.add_argument("--seed", type=int, default=None, help="keras.utils.set_random_seed before building (initial weights)")
@@ -304,14 +337,16 @@ def main(argv=None):
 
     if os.path.exists(a.out):
         shutil.rmtree(a.out)
+    loss = a.loss if a.loss else loss_from_output(model)
+    metrics = default_metrics(loss) if a.metrics is None else [m for m in a.metrics.split(",") if m]
     meta = export_trainable_savedmodel(
         model,
         _optimizer_from_args(a.optimizer, a.learning_rate),
-        a.loss,
+        loss,
         a.out,
         input_shape=shape(a.input_shape),
         target_shape=shape(a.target_shape),
-        metrics=[m for m in a.metrics.split(",") if m],
+        metrics=metrics,
         endpoints=[e for e in ENDPOINTS if e not in a.skip_endpoint],
         loss_reduction="none" if a.per_example_loss else "mean",
     )

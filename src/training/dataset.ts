@@ -19,6 +19,11 @@ export interface Dataset {
    * JSON: the trainer stores it with the run so every later load applies the same one.
    */
   readonly preprocessing?: unknown;
+  /**
+   * What the targets are, where the dataset knows it (tabular datasets: `params.task`): a model's
+   * loss is checked against it before the first step. Absent: not checked.
+   */
+  readonly task?: 'classification' | 'regression';
 }
 
 /** What the trainer passes a dataset factory beside the spec. */
@@ -28,7 +33,7 @@ export interface DatasetLoadOptions {
 }
 
 /** The shapes of a dataset's examples: what a model is checked against. */
-export type DatasetShapes = Pick<Dataset, 'xShape' | 'yShape'>;
+export type DatasetShapes = Pick<Dataset, 'xShape' | 'yShape'> & Partial<Pick<Dataset, 'task'>>;
 
 export function product(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);

@@ -208,7 +208,7 @@ function toDataset(format: TabularFormat, params: TabularParams, table: Table, g
       y[i] = v;
     }
   });
-  return { x, y, xShape: [xw], yShape: [yw], size, preprocessing };
+  return { x, y, xShape: [xw], yShape: [yw], size, preprocessing, task: params.task };
 }
 
 /** Loads a `csv` or `jsonl` dataset spec (see the file comment). */

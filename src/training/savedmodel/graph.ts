@@ -167,6 +167,10 @@ export async function evaluateGraph(graph: TrainableSavedModel, data: Dataset, b
     await breathe();
   }
   const metrics: Record<string, number> = {};
-  for (const name of graph.metadata.metrics) metrics[`val_${name}`] = (sums[name] ?? NaN) / data.size;
+  for (const name of graph.metadata.metrics) {
+    const mean = (sums[name] ?? NaN) / data.size;
+    // `rmse` is exported as per-example squared errors (tools/export_trainable_savedmodel.py): the root of their mean.
+    metrics[`val_${name}`] = name === 'rmse' ? Math.sqrt(mean) : mean;
+  }
   return metrics;
 }

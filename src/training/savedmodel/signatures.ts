@@ -18,6 +18,29 @@ function shapeFits(sig: number[], example: readonly number[]): boolean {
 
 const fmt = (shape: readonly number[]): string => `[${shape.map((d) => (d === -1 ? 'None' : d)).join(', ')}]`;
 
+const isClassificationLoss = (loss: string): boolean => /cross_?entropy/i.test(loss);
+const REGRESSION_LOSS = /^(mse|mae|mape|msle|mean_squared_error|mean_absolute_error|mean_absolute_percentage_error|mean_squared_logarithmic_error|huber|huber_loss|log_cosh|logcosh|meansquarederror|meanabsoluteerror|meanabsolutepercentageerror|meansquaredlogarithmicerror|logcosh)$/i;
+
+/**
+ * The export's loss against what the data's targets are: a cross-entropy on regression targets (or
+ * on a single one-hot column, where a softmax is always 1 and nothing trains), or a regression loss
+ * on classes, completes a run that learned nothing. Refused before the first step, naming both.
+ */
+export function checkLossFitsTargets(loss: string, data: DatasetShapes, field: string, uri: string): void {
+  const width = data.yShape.reduce((a, b) => a * b, 1);
+  const task = data.task ? ` (params.task \`${data.task}\`)` : '';
+  if (isClassificationLoss(loss)) {
+    if (data.task === 'regression') {
+      fail(`The SavedModel at ${uri} was exported with the classification loss \`${loss}\`, but ${field} is a regression task${task}: re-export it with a regression loss (e.g. --loss mean_squared_error --metrics mae)`);
+    }
+    if (/categorical/i.test(loss) && !/sparse/i.test(loss) && width === 1) {
+      fail(`The SavedModel at ${uri} was exported with \`${loss}\`, which needs one-hot targets over 2 or more classes, but ${field} has targets of shape [${data.yShape.join(', ')}]${task}: a softmax over one class is always 1 and nothing would train. Re-export it with the loss that fits the data (--loss)`);
+    }
+  } else if (REGRESSION_LOSS.test(loss.replace(/[^A-Za-z_]/g, '')) && data.task === 'classification') {
+    fail(`The SavedModel at ${uri} was exported with the regression loss \`${loss}\`, but ${field} is a classification task${task}: re-export it with a classification loss (e.g. --loss categorical_crossentropy)`);
+  }
+}
+
 /**
  * Checks a trainable SavedModel against its metadata and the run's datasets, before anything is
  * trained: every endpoint is there with the inputs and outputs we call it with, x and y fit the
@@ -39,6 +62,7 @@ export async function validateTrainableSavedModel(
   }
   const graph = metaGraphs.find((m) => m.tags.length === 1 && m.tags[0] === 'serve');
   if (!graph) fail(`The SavedModel at ${uri} has no meta graph tagged \`serve\` (tags: ${metaGraphs.map((m) => m.tags.join(',')).join('; ')})`);
+  for (const [field, d] of [['data.train', data.train], ['data.eval', data.eval]] as const) if (d) checkLossFitsTargets(metadata.loss, d, field, uri);
   const sigs = graph.signatureDefs;
   const have = Object.keys(sigs).sort();
   for (const name of REQUIRED_ENDPOINTS) {
