@@ -1,7 +1,8 @@
 // compose-check loads docker/compose.yaml with compose-go, the loader `docker compose` itself uses
 // (schema validation, interpolation, normalisation), since no container engine runs here, and then
 // checks what the README promises of it: the worker scales (`docker compose up --scale worker=N`)
-// and any worker can resume any run, and the GPU worker gets every GPU with one trainer per GPU.
+// and any worker can resume any run, the GPU worker gets every GPU with one trainer per GPU, and
+// every published port is bound to the loopback address (nothing unauthenticated on the network).
 //
 //	compose-check [--print] docker/compose.yaml
 package main
@@ -44,7 +45,7 @@ func main() {
 			if len(problems) > 0 {
 				os.Exit(1)
 			}
-			fmt.Printf("compose-check: %s: valid; %d services (%s); worker scales, GPU worker reserves all GPUs\n",
+			fmt.Printf("compose-check: %s: valid; %d services (%s); worker scales, GPU worker reserves all GPUs, ports on loopback only\n",
 				args[0], len(project.Services), strings.Join(project.ServiceNames(), ", "))
 			return
 		}
@@ -89,6 +90,18 @@ func check(p *types.Project) []string {
 			fail("service `%s`: expected a build section", name)
 		} else if _, err := os.Stat(filepath.Join(s.Build.Context, s.Build.Dockerfile)); err != nil {
 			fail("service `%s`: dockerfile %s: %v", name, s.Build.Dockerfile, err)
+		}
+	}
+	// Temporal, its UI and the GCS emulator have no authentication here: published on loopback only.
+	for name, s := range p.Services {
+		for _, port := range s.Ports {
+			if port.Published != "" && port.HostIP != "127.0.0.1" && port.HostIP != "::1" {
+				host := port.HostIP
+				if host == "" {
+					host = "every interface"
+				}
+				fail("service `%s`: expected published port %s bound to 127.0.0.1, got %s", name, port.Published, host)
+			}
 		}
 	}
 	// Files the stack mounts from this repository must be there.
