@@ -3,7 +3,7 @@
 # Keras columns of `npm run bench` and bench/tabular.ts and for exporting the trainable SavedModels
 # of the graph-route columns. Installed from PyPI into .cache/py-bench (git-ignored), once, reusing
 # the tensorflow-cpu wheel scripts/setup-native.sh already downloaded into .cache/wheels; prints the
-# venv's python path on stdout. Not needed by the tests. $DT_PYTHON overrides it in the benchmarks.
+# venv's python path on stdout. test/keras-roundtrip.e2e.test.ts uses it (CI installs it); $DT_PYTHON overrides it in the benchmarks.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.cache/py-bench"
