@@ -41,7 +41,55 @@ describe('estimateModelSize', () => {
     }
   }
 
-  test('a topology or a user model has no estimate (nothing is refused)', () => {
+  const dense = (units: number, extra: Record<string, unknown> = {}) => ({ class_name: 'Dense', config: { units, ...extra } });
+  const topologies: Array<{ name: string; layers: unknown[]; shape: { inputShape: number[]; outputUnits: number } }> = [
+    { name: 'two Dense', layers: [dense(32, { batch_input_shape: [null, 784], activation: 'relu' }), dense(10, { use_bias: false })], shape: { inputShape: [784], outputUnits: 10 } },
+    {
+      name: 'Conv2D, pooling, batch norm, Flatten, Dropout, Dense',
+      layers: [
+        { class_name: 'Conv2D', config: { filters: 4, kernel_size: [3, 3], batch_input_shape: [null, 28, 28, 1] } },
+        { class_name: 'MaxPooling2D', config: { pool_size: [2, 2] } },
+        { class_name: 'Conv2D', config: { filters: 6, kernel_size: 5, padding: 'same', strides: 2 } },
+        { class_name: 'BatchNormalization', config: {} },
+        { class_name: 'Flatten', config: {} },
+        { class_name: 'Dropout', config: { rate: 0.5 } },
+        dense(3),
+      ],
+      shape: { inputShape: [28, 28, 1], outputUnits: 3 },
+    },
+    { name: 'Reshape, Embedding-free Dense stack', layers: [{ class_name: 'Reshape', config: { target_shape: [8, 2], batch_input_shape: [null, 16] } }, dense(5), { class_name: 'Flatten', config: {} }, dense(4)], shape: { inputShape: [16], outputUnits: 4 } },
+  ];
+  for (const t of topologies) {
+    test(`topology ${t.name}: counts the parameters tfjs builds`, async () => {
+      const topology = { class_name: 'Sequential', config: { name: 's', layers: t.layers } };
+      const config = parseTrainConfig(tinyInput({ model: { topology } }));
+      const built = await builtInModels().build(config.model, { ...t.shape, seed: 1 });
+      try {
+        assert.equal(estimateModelSize(config, t.shape)?.parameters, built.countParams());
+        assert.doesNotThrow(() => checkModelFits(config, t.shape, 1e12));
+      } finally {
+        built.dispose();
+      }
+    });
+  }
+
+  test('a topology of one Dense layer of 300,000 units on 784 inputs is refused under 2 GB, naming the layer\'s units', () => {
+    const topology = { class_name: 'Sequential', config: { layers: [dense(300_000, { batch_input_shape: [null, 784] }), dense(10)] } };
+    const config = parseTrainConfig(tinyInput({ model: { topology } }));
+    assert.throws(() => checkModelFits(config, shapes[0]!, 2e9), (err: unknown) => {
+      assert.ok(err instanceof NonRetryableTrainingError);
+      assert.match(err.message, /`model\.topology\.config\.layers\[0\]\.config\.units`.*DT_TRAINER_MAX_BYTES: 2000000000.*got 300000/);
+      return true;
+    });
+  });
+
+  test('a topology whose input or output does not fit the data is refused naming both fields and shapes', () => {
+    const topology = (first: Record<string, unknown>, units = 10) => parseTrainConfig(tinyInput({ model: { topology: { class_name: 'Sequential', config: { layers: [dense(8, first), dense(units)] } } } }));
+    assert.throws(() => checkModelFits(topology({ batch_input_shape: [null, 2] }), shapes[0]!, 1e12), /`model\.topology`'s input shape to be the features of `data\.train` \(\[784\]\), got \[2\]/);
+    assert.throws(() => checkModelFits(topology({ batch_input_shape: [null, 784] }, 3), shapes[0]!, 1e12), /last layer to have the 10 outputs .*`data\.train`.*got \[3\]/);
+  });
+
+  test('a user model has no estimate (nothing is refused)', () => {
     assert.equal(estimateModelSize(parseTrainConfig(tinyInput({ model: { name: 'mine' } })), shapes[0]!), undefined);
     assert.doesNotThrow(() => checkModelFits(parseTrainConfig(tinyInput({ model: { name: 'mine' } })), shapes[0]!, 1));
   });

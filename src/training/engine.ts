@@ -30,6 +30,7 @@ import type {
 import { unsupported, type RouteDeps, type RouteSession, type SessionTarget, type TrainingRoute } from './route';
 import { builtInRoutes, Router } from './router';
 import { loadDataForModel, loadEvalData, loadTrainData, preprocessingObject } from './run-preprocessing';
+import { checkDataShapes } from './shape-check';
 import { runSteps, sessionIsNewest } from './step-loop';
 
 const sameHolder = (a: LeaseHolder, b: LeaseHolder): boolean =>
@@ -109,6 +110,8 @@ export class Engine {
     if (c && c.route === route && (await sessionIsNewest(store, c.session, req.runUri, req.targetStep))) return c.session;
     this.dropSession();
     const ckpt = await loadLatestCheckpoint(store, req.targetStep, this.deps.log);
+    // Before the first step: the evaluation split must fit the model built for the training split.
+    if (!ckpt) checkDataShapes(train, await loadEvalData(this.deps.datasets, store, req.config.data.eval, req.config.data.train, 0));
     const session = ckpt ? await route.restore(ckpt, req, train) : await this.openFresh(route, req, train);
     this.current = { route, session };
     return session;

@@ -10,6 +10,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import type { ChildMessage, Progress, RequestBody, SerializedError, TrainEpochTrainerResult, TrainUntilStepResult } from './protocol';
 import { describe } from '../config/validate';
+import { isInputError } from './input-errors';
 import { resolveTrainerModule, type ResolvedTrainerModule } from './trainer-module';
 
 export interface TrainerOptions {
@@ -83,7 +84,8 @@ export class TrainerError extends Error {
   constructor(e: SerializedError) {
     super(e.message);
     this.name = e.name;
-    this.nonRetryable = e.nonRetryable;
+    // Classified here too: the non-retryable mapping must not depend on every trainer path having classified it.
+    this.nonRetryable = e.nonRetryable || isInputError(e.name, e.message);
     if (e.stack) this.stack = e.stack;
   }
 }
