@@ -87,6 +87,17 @@ export class ShardedSource implements ExampleSource {
     return this.index.shards[i]!.records * (this.xw + this.yw) * 4;
   }
 
+  /** What the cache holds now (decoded shards, read or being read) and the reads in flight. */
+  held(): { readonly shards: number[]; readonly bytes: number; readonly pinnedBytes: number; readonly settled: Promise<unknown> } {
+    const entries = [...this.cache];
+    return {
+      shards: entries.map(([i]) => i),
+      bytes: this.heldBytes(),
+      pinnedBytes: [...this.pinned].reduce((a, i) => a + this.bytesOf(i), 0),
+      settled: Promise.allSettled(entries.map(([, e]) => e.promise)),
+    };
+  }
+
   private heldBytes(): number {
     let bytes = 0;
     for (const i of this.cache.keys()) bytes += this.bytesOf(i);
@@ -152,19 +163,25 @@ export class ShardedSource implements ExampleSource {
     await Promise.all(loads);
     this.prepared = { step, shards, offsets };
     this.readAhead(first + B);
+    this.evict();
   }
 
-  /** Starts reading the shards of the window of example `g` and of the window after it, within the cache's bytes. */
+  /**
+   * Starts reading the shards of the window of example `g` and of the window after it, in the order
+   * they are needed, as far as they fit in the cache beside the current batch's shards; the shards
+   * wanted become the most recently used, so what the cache drops first is what no window ahead needs.
+   */
   private readAhead(g: number): void {
     const { epoch, window } = this.order.windowOf(g);
     const key = `${epoch}:${window}`;
     if (key === this.aheadFor) return;
     this.aheadFor = key;
     const next = window + 1 < this.order.windowsPerEpoch ? { epoch, window: window + 1 } : { epoch: epoch + 1, window: 0 };
-    const wanted = [...this.order.windowShards(epoch, window), ...this.order.windowShards(next.epoch, next.window)];
-    let bytes = this.heldBytes();
+    const wanted = [...new Set([...this.order.windowShards(epoch, window), ...this.order.windowShards(next.epoch, next.window)])];
+    let bytes = 0;
+    for (const i of this.pinned) bytes += this.bytesOf(i);
     for (const i of wanted) {
-      if (this.cache.has(i)) continue;
+      if (this.pinned.has(i)) continue;
       if (bytes + this.bytesOf(i) > this.cacheBytes) break;
       bytes += this.bytesOf(i);
       this.load(i).catch(() => undefined);
