@@ -20,7 +20,7 @@ import { shardedDataset, shardedParamsOf } from '../src/data/streamed';
 import { NonRetryableTrainingError } from '../src/training/protocol';
 import { AllowList, UriRefusedError } from '../src/trust/allow-list';
 import { startGcsEmulator, type GcsEmulator } from './helpers/gcs-emulator';
-import { jsonlOf, mnistRows, writeShards } from './helpers/mnist-shards';
+import { jsonlOf, mnistRows, PIXEL_COLUMNS, writeShards } from './helpers/mnist-shards';
 
 const CLASSES = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
 const params = (uri: string, extra: Record<string, unknown> = {}) =>
@@ -103,6 +103,23 @@ describe('sharded data on file://', () => {
     for (const i of [0, 77, 229]) {
       assert.deepEqual([...whole.x.subarray(i * 784, (i + 1) * 784)], rows[i]!.pixels.map(Math.fround));
       assert.equal(whole.y.subarray(i * 10, (i + 1) * 10).indexOf(1), rows[i]!.label);
+    }
+  });
+
+  test('CSV shards, plain and gzip: a header in each, the same rows as JSONL; a missing column is named', async () => {
+    for (const gzip of [true, false]) {
+      const dir = path.join(root, `csv-${gzip}`);
+      writeShards(dir, rows.slice(0, 70), 25, { format: 'csv', gzip });
+      const p = params(fileUri(path.join(dir, `part-*.csv${gzip ? '.gz' : ''}`)), { format: 'csv', features: PIXEL_COLUMNS });
+      const index = await buildDataIndex(p, await listShards(p, { assertAllowed }));
+      assert.deepEqual(index.shards.map((s) => s.records), [25, 25, 20]);
+      const whole = await shardedDataset({ name: 'sharded', params: p as never }, { assertAllowed });
+      for (const i of [0, 33, 69]) {
+        assert.deepEqual([...whole.x.subarray(i * 784, (i + 1) * 784)], rows[i]!.pixels.map(Math.fround));
+        assert.equal(whole.y.subarray(i * 10, (i + 1) * 10).indexOf(1), rows[i]!.label);
+      }
+      const missing = params(fileUri(path.join(dir, `part-*.csv${gzip ? '.gz' : ''}`)), { format: 'csv', features: ['p0', 'colour'] });
+      await rejectsNaming(buildDataIndex(missing, await listShards(missing, { assertAllowed })), /part-00000\.csv/, /`colour`/, /`params\.features`/);
     }
   });
 
