@@ -138,6 +138,12 @@ function fitNumeric(o: FitOptions, name: string, rows: readonly Row[], cells: re
   return { name, kind: 'numeric', center, scale: scale > 0 && Number.isFinite(scale) ? scale : 1, mean, std, min, max, ...(fill !== undefined && { fill }) };
 }
 
+/**
+ * Distinct values of one string column: each is one input of the one-hot encoding, so a column with
+ * a value per row (an id) made the input as wide as the file is long (100k rows: 100k × 100k floats).
+ */
+export const MAX_CATEGORIES = 10_000;
+
 function fitCategorical(o: FitOptions, name: string, rows: readonly Row[], cells: readonly unknown[]): CategoricalColumn {
   const counts = new Map<string, number>();
   let missing = false;
@@ -148,6 +154,12 @@ function fitCategorical(o: FitOptions, name: string, rows: readonly Row[], cells
     }
     const key = categoryOf(o.uri, rows[k]!, name, raw);
     counts.set(key, (counts.get(key) ?? 0) + 1);
+    if (counts.size > MAX_CATEGORIES) {
+      fail(
+        `Expected column \`${cellText(name)}\` of ${o.uri} to have at most ${MAX_CATEGORIES} distinct values (one input each when one-hot encoded), ` +
+          `got more than ${MAX_CATEGORIES} in the first ${k + 1} of ${rows.length} training rows: an id or free-text column? Leave it out of \`params.features\``,
+      );
+    }
   });
   if (counts.size === 0) fail(`${o.uri}: column \`${cellText(name)}\` has no values in the training split`);
   const vocabulary = [...counts.keys()].sort(byCodeUnit);

@@ -47,6 +47,7 @@ import type { CheckpointStore } from '../checkpoints/store';
 import type { DatasetSpec } from '../config/train-config';
 import { describeData, excerptList } from '../trust/excerpt';
 import type { Dataset } from './dataset';
+import { trainerMaxBytes } from './model-size';
 import { expected, parseTabularParams, type TabularFormat, type TabularParams } from './tabular-params';
 import { cellText, csvTable, fail, jsonlTable, type Row, type Table } from './tabular-parse';
 import { fitPreprocessing, isMissing, parsePreprocessing, rowEncoder, toNumber, where, type Preprocessing } from './tabular-preprocess';
@@ -155,6 +156,19 @@ function checkColumns(format: TabularFormat, uri: string, table: Table, field: s
   }
 }
 
+/**
+ * The encoded arrays, rows × (input width + outputs) floats, against the trainer's memory limit
+ * before they are allocated (a too-wide encoding used to end in a RangeError retried 20 times).
+ */
+export function checkTabularFits(format: TabularFormat, params: Pick<TabularParams, 'uri' | 'label'>, rows: number, inputWidth: number, outputs: number, maxBytes: number = trainerMaxBytes()): void {
+  const bytes = rows * (inputWidth + outputs) * 4;
+  if (bytes <= maxBytes) return;
+  fail(
+    `Expected dataset ${format} ${params.uri} to fit in the trainer's memory limit once encoded (DT_TRAINER_MAX_BYTES: ${maxBytes} bytes), ` +
+      `got ${rows} rows × (${inputWidth} inputs + ${outputs} outputs \`${cellText(params.label)}\`) × 4 bytes = ${bytes} bytes: fewer rows (\`limit\`), feature columns or classes`,
+  );
+}
+
 /** Builds the dataset from a parsed table: classes, the transform (fitted on the training split, or given), the split, the arrays. */
 function toDataset(format: TabularFormat, params: TabularParams, table: Table, given: Preprocessing | undefined): Dataset {
   const { uri, label } = params;
@@ -193,6 +207,7 @@ function toDataset(format: TabularFormat, params: TabularParams, table: Table, g
   const xw = preprocessing.inputWidth;
   const yw = classification ? classes.length : 1;
   const size = rows.length;
+  checkTabularFits(format, params, size, xw, yw);
   const x = new Float32Array(size * xw);
   const y = new Float32Array(size * yw);
   const encode = rowEncoder(preprocessing, uri);
