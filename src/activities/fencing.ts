@@ -6,7 +6,9 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TrainConfig } from '../config/train-config';
 import { LeaseLostError, acquireLease, type Lease, type LeaseHolder } from '../checkpoints/lease';
-import { RunIdentityMismatchError, checkRunIdentity } from '../checkpoints/run-identity';
+import { NestedFolderError, assertNotNested, type AncestorOpener } from '../checkpoints/folder-owners';
+import { RunIdentityMismatchError, checkRunIdentity, verifyRunIdentity } from '../checkpoints/run-identity';
+import { NotSearchOwnerError, SearchIdentityMismatchError } from '../checkpoints/search-identity';
 import type { CheckpointStore } from '../checkpoints/store';
 
 /** This activity attempt as a lease holder. */
@@ -24,14 +26,22 @@ export function activityLeaseHolder(): LeaseHolder {
 /**
  * Runs `fn` and maps fencing and identity errors: a lost lease fails this attempt (retryable: a
  * stale attempt's result is ignored by the server anyway, and a live one takes the lease back);
- * a run folder that belongs to another input fails the workflow's activity for good.
+ * a run folder that belongs to another input (or a folder inside another's, or a search folder
+ * this workflow does not own) fails the workflow's activity for good.
  */
 export async function fenced<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
     if (err instanceof LeaseLostError) throw ApplicationFailure.retryable(err.message, err.name);
-    if (err instanceof RunIdentityMismatchError) throw ApplicationFailure.nonRetryable(err.message, err.name);
+    if (
+      err instanceof RunIdentityMismatchError ||
+      err instanceof SearchIdentityMismatchError ||
+      err instanceof NestedFolderError ||
+      err instanceof NotSearchOwnerError
+    ) {
+      throw ApplicationFailure.nonRetryable(err.message, err.name);
+    }
     throw err;
   }
 }
@@ -41,7 +51,37 @@ export function acquireActivityLease(store: CheckpointStore): Promise<Lease> {
   return fenced(() => acquireLease(store, activityLeaseHolder()));
 }
 
-/** Records or checks the run's identity (run.json) before anything trains in its folder. */
-export async function checkActivityRunIdentity(store: CheckpointStore, config: TrainConfig): Promise<void> {
-  await fenced(() => checkRunIdentity(store, config));
+/**
+ * The ancestor opener of the nesting check (folder-owners.ts) for an activity's store opener: the
+ * walk up stops at the first folder the worker's allow-list refuses (the guarded opener's UriRefused).
+ */
+export function withinAllowList(openStore: (uri: string) => CheckpointStore): AncestorOpener {
+  return (uri) => {
+    try {
+      return openStore(uri);
+    } catch (err) {
+      if (err instanceof ApplicationFailure && err.type === 'UriRefused') return undefined;
+      throw err;
+    }
+  };
+}
+
+/** Who claims a run folder: how to open the folders above it, and the trainModel's parent workflow (a search's trial). */
+export interface RunClaim {
+  readonly open: AncestorOpener;
+  readonly parentWorkflowId?: string | undefined;
+}
+
+/**
+ * Records or checks the run's identity (run.json) before anything is written to its folder; with
+ * `claim`, a folder claimed for the first time must not be inside another's (folder-owners.ts).
+ */
+export async function checkActivityRunIdentity(store: CheckpointStore, config: TrainConfig, claim?: RunClaim): Promise<void> {
+  const beforeClaim = claim && (() => assertNotNested('run', store, claim.open, { parentWorkflowId: claim.parentWorkflowId }));
+  await fenced(() => checkRunIdentity(store, config, undefined, undefined, beforeClaim ? { beforeClaim } : {}));
+}
+
+/** Checks the input against the run's recorded identity, claiming nothing (a folder without run.json passes). */
+export async function verifyActivityRunIdentity(store: CheckpointStore, config: TrainConfig): Promise<void> {
+  await fenced(() => verifyRunIdentity(store, config));
 }

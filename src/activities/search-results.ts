@@ -1,12 +1,18 @@
 /**
- * Writes what a hyperparameter search leaves beside its trials' checkpoints: `results.json` (the
- * whole summary), `results.csv` (one row per trial) and `results.svg` (the leaderboard: the metric
- * of every trial, best first, coloured by the halving rung it reached).
+ * What a hyperparameter search writes in its own folder: `search.json` (its owner record, claimed
+ * before any trial: src/checkpoints/search-identity.ts), `results.json` (the whole summary),
+ * `results.csv` (one row per trial) and `results.svg` (the leaderboard: the metric of every trial,
+ * best first, coloured by the halving rung it reached). Only the folder's owners write there.
  */
+import { Context } from '@temporalio/activity';
+import { ancestorUris } from '../checkpoints/folder-owners';
 import { MODEL_DIR, RESULTS_CSV, RESULTS_JSON, RESULTS_SVG, modelJsonKey, rungModelDir } from '../checkpoints/layout';
+import { assertSearchOwner, claimSearchFolder } from '../checkpoints/search-identity';
 import type { CheckpointStore } from '../checkpoints/store';
+import type { SearchConfig } from '../config/search-config';
 import type { TrialRow } from '../config/search-types';
 import type { Mode } from '../config/train-config';
+import { fenced, withinAllowList } from './fencing';
 import { storeCall } from './store-and-trainer';
 import { leaderboardSpec, renderSvg } from '../observability/charts';
 
@@ -59,6 +65,18 @@ export function resultsCsv(input: WriteSearchResultsInput): string {
 }
 
 
+export interface ClaimSearchFolderInput {
+  /** The search's folder, `<root>/<search runId>`. */
+  readonly searchUri: string;
+  /** The search's validated input: its identity is computed from it. */
+  readonly config: SearchConfig;
+}
+
+/** The calling activity's workflow id (Temporal's): a search folder's owner. */
+function callingWorkflowId(): string {
+  return Context.current().info.workflowExecution?.workflowId ?? '(no workflow)';
+}
+
 export interface ArchiveTrialModelInput {
   /** The trial's folder, `<search folder>/trial-<n>`. */
   readonly runUri: string;
@@ -78,6 +96,8 @@ export function createSearchResultActivities(deps: SearchResultDeps) {
       const source = `${MODEL_DIR}/`;
       const target = `${rungModelDir(input.rung)}/`;
       return storeCall(async () => {
+        const searchUri = ancestorUris(input.runUri)[0];
+        if (searchUri !== undefined) await fenced(() => assertSearchOwner(deps.openStore(searchUri), callingWorkflowId()));
         for (const key of await store.list(source)) {
           const data = await store.get(key);
           if (data) await store.put(`${target}${key.slice(source.length)}`, data);
@@ -88,10 +108,21 @@ export function createSearchResultActivities(deps: SearchResultDeps) {
       });
     },
 
-    /** Writes results.json, results.csv and results.svg into the search's folder (overwriting: the latest summary wins). */
+    /**
+     * Claims the search's folder before its first trial: records search.json (the search's identity
+     * and this workflow as an owner) or checks the input against it. A different search fails here,
+     * non-retryably (SearchIdentityMismatch naming the fields, or NestedFolder), before any trial.
+     */
+    async claimSearchFolder(input: ClaimSearchFolderInput): Promise<{ readonly created: boolean }> {
+      const store = deps.openStore(input.searchUri);
+      return storeCall(() => fenced(() => claimSearchFolder(store, input.config, callingWorkflowId(), withinAllowList(deps.openStore))));
+    },
+
+    /** Writes results.json, results.csv and results.svg into the search's folder (its owners only; the latest summary wins). */
     async writeSearchResults(input: WriteSearchResultsInput): Promise<WriteSearchResultsOutput> {
       const store = deps.openStore(input.searchUri);
       await storeCall(async () => {
+        await fenced(() => assertSearchOwner(store, callingWorkflowId()));
         await store.put(RESULTS_JSON, Buffer.from(JSON.stringify(input, null, 2) + '\n'));
         await store.put(RESULTS_CSV, Buffer.from(resultsCsv(input)));
         await store.put(RESULTS_SVG, Buffer.from(await renderSvg(leaderboardChart(input))));

@@ -23,7 +23,7 @@ import {
   weightsKey,
 } from '../checkpoints/layout';
 import { applyRetention } from '../checkpoints/retention';
-import { acquireActivityLease, activityLeaseHolder, checkActivityRunIdentity, fenced } from './fencing';
+import { acquireActivityLease, activityLeaseHolder, checkActivityRunIdentity, fenced, verifyActivityRunIdentity, withinAllowList } from './fencing';
 import type { Lease } from '../checkpoints/lease';
 import { PreconditionFailedError, type CheckpointStore } from '../checkpoints/store';
 import type { DescribeResult, EvaluateResult, TrainEpochTrainerResult, TrainUntilStepResult } from '../training/protocol';
@@ -83,6 +83,8 @@ export interface TrainEpochInput {
   readonly protectSteps: readonly number[];
   /** Workflow time when the epoch was scheduled (ms): the same on every retry, so the record's bytes are too. */
   readonly recordedAt: number;
+  /** The trainModel's parent workflow (Temporal's): a search's trial may claim its folder inside the search's. */
+  readonly parentWorkflowId?: string;
 }
 
 /** What an epoch activity returns: the epoch as stored, and what the trainer did for it. */
@@ -104,6 +106,8 @@ export interface FinalizeInput {
   readonly title: string;
   /** Drawn on the learning curve: the exported epoch and where early stopping ended the run. */
   readonly markers?: CurveMarkers;
+  /** The trainModel's parent workflow (see TrainEpochInput). */
+  readonly parentWorkflowId?: string;
 }
 
 export interface FinalizeResult {
@@ -138,7 +142,7 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
 
     /** Trains until global step `targetStep` (absolute: a retry resumes, a repeat returns at once). */
     async trainUntilStep(input: TrainUntilStepInput): Promise<TrainUntilStepResult & { readonly attempt: number }> {
-      await storeCall(() => checkActivityRunIdentity(deps.openStore(input.runUri), input.config));
+      await storeCall(() => checkActivityRunIdentity(deps.openStore(input.runUri), input.config, { open: withinAllowList(deps.openStore) }));
       const result = await callTrainer<TrainUntilStepResult>(deps.trainer, { type: 'train', request: { ...input, holder: activityLeaseHolder() } });
       if (result.cancelled) {
         throw new CancelledFailure(`Training cancelled at step ${result.step}; checkpoint ${result.checkpointUri}`);
@@ -154,7 +158,7 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
     async trainEpoch(input: TrainEpochInput): Promise<TrainEpochResult> {
       const store = deps.openStore(input.runUri);
       const attempt = Context.current().info.attempt;
-      await storeCall(() => checkActivityRunIdentity(store, input.config));
+      await storeCall(() => checkActivityRunIdentity(store, input.config, { open: withinAllowList(deps.openStore), parentWorkflowId: input.parentWorkflowId }));
       const stored = await storeCall(() => readRecordedEpoch(store, input));
       if (stored) {
         // An earlier attempt may have died between the record and its views or retention: redo those (idempotent).
@@ -221,16 +225,28 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
       return result;
     },
 
-    /** The epochs a run already recorded (`metrics/epoch-*.json`), oldest first: what `resume` continues from. */
-    async readRunRecords(input: { readonly runUri: string }): Promise<EpochRecord[]> {
+    /**
+     * The epochs a run already recorded (`metrics/epoch-*.json`), oldest first: what `resume`
+     * continues from. With `config` (runs started since), the input is checked against the run's
+     * identity first: a resume never reads, let alone exports, another trajectory's epochs.
+     */
+    async readRunRecords(input: { readonly runUri: string; readonly config?: TrainConfig }): Promise<EpochRecord[]> {
       const store = deps.openStore(input.runUri);
-      return storeCall(() => readEpochRecords(store));
+      return storeCall(async () => {
+        if (input.config) await verifyActivityRunIdentity(store, input.config);
+        return readEpochRecords(store);
+      });
     },
 
-    /** Exports the final model in tfjs format, writes metrics.jsonl and the learning curve, applies retention. */
+    /**
+     * Exports the final model in tfjs format, writes metrics.jsonl and the learning curve, applies
+     * retention. The run's identity first: a `resume` that trained nothing (its maxEpochs already
+     * reached) would otherwise export and retain with another input's `keepLast` in this folder.
+     */
     async finalizeRun(input: FinalizeInput): Promise<FinalizeResult> {
       const store = deps.openStore(input.runUri);
       return storeCall(async () => {
+        await checkActivityRunIdentity(store, input.config, { open: withinAllowList(deps.openStore), parentWorkflowId: input.parentWorkflowId });
         const lease = await acquireActivityLease(store);
         const read = await readCheckpoint(store, input.modelStep);
         if (!read.ok) {
@@ -239,7 +255,9 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
             'CheckpointUnusable',
           );
         }
-        // A resumed run (`resume`) exports again over the earlier export; otherwise an export never changes.
+        // A resumed run (`resume`) exports again over the earlier export (its own trajectory's: the
+        // identity was checked above, and the workflow refuses a maxEpochs below the recorded epochs);
+        // otherwise an export never changes.
         const write = input.config.resume ? (key: string, data: Buffer) => store.put(key, data) : (key: string, data: Buffer) => writeOnce(store, key, data);
         await write(modelJsonKey(), read.checkpoint.objects.get(MODEL_JSON)!);
         await write(weightsKey(), read.checkpoint.objects.get(WEIGHTS_BIN)!);

@@ -17,6 +17,7 @@
  *     rungs/rung-<r>/model/                      successive halving: each rung's export of a trial
  *     lineage/round-<r: 6 digits>-<copied-from|copied-to>-trial-<n>.json  PBT: a checkpoint copy between trials, in both
  *     results.json|csv|svg                       a search's summary, in the search's folder
+ *     search.json                                a search's identity and owners, in the search's folder (src/checkpoints/search-identity.ts)
  *     retrain-decision.json                      a retrain's decision, beside the challenger's run
  *   <championRoot>/champions/<modelName>/champion.json, decisions/<n: 6 digits>.json
  */
@@ -29,6 +30,8 @@ export const CHECKPOINTS_PREFIX = 'checkpoints/';
 export const LATEST_KEY = 'latest.json';
 export const LEASE_KEY = 'lease.json';
 export const RUN_JSON = 'run.json';
+/** A search folder's owner record: the search's identity and the workflows that run it. */
+export const SEARCH_JSON = 'search.json';
 export const MANIFEST = 'manifest.json';
 /** The objects of one checkpoint, besides its manifest. */
 export const MODEL_JSON = 'model.json';

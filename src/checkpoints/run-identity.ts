@@ -103,6 +103,11 @@ export function identityDifferences(a: unknown, b: unknown, at = ''): string[] {
   return [`\`${at}\` is ${show(a)} there, ${show(b)} here`];
 }
 
+export interface ClaimOptions {
+  /** Runs before run.json is first written: the check that the folder is not inside another's (folder-owners.ts). */
+  readonly beforeClaim?: () => Promise<void>;
+}
+
 /**
  * Records the run's identity on first use (`created`), or checks the input against the recorded
  * one. Throws RunIdentityMismatchError for a different input (see the rule at the top).
@@ -112,11 +117,13 @@ export async function checkRunIdentity(
   config: TrainConfig,
   now: () => Date = () => new Date(),
   dataset?: unknown,
+  options: ClaimOptions = {},
 ): Promise<{ readonly created: boolean }> {
   const identity = runIdentityOf(config, dataset);
   const fingerprint = fingerprintOf(identity);
   let existing = await store.get(RUN_JSON);
   if (!existing) {
+    await options.beforeClaim?.();
     const record: RunRecord = { format: RUN_FORMAT, fingerprint, identity, createdAt: now().toISOString() };
     try {
       await store.putIfVersion(RUN_JSON, Buffer.from(JSON.stringify(record, null, 1)), undefined);
@@ -127,13 +134,37 @@ export async function checkRunIdentity(
       existing = await store.get(RUN_JSON);
     }
   }
+  compareRecorded(store, existing, identity, fingerprint);
+  return { created: false };
+}
+
+/**
+ * Checks the input against the folder's run.json without claiming the folder: `absent` when it has
+ * none (nothing is recorded to compare with), `same` when it matches. Throws RunIdentityMismatchError
+ * otherwise. What reads a run folder on behalf of an input (resume's recorded epochs) calls this.
+ */
+export async function verifyRunIdentity(store: CheckpointStore, config: TrainConfig): Promise<'absent' | 'same'> {
+  const existing = await store.get(RUN_JSON);
+  if (!existing) return 'absent';
+  const identity = runIdentityOf(config);
+  compareRecorded(store, existing, identity, fingerprintOf(identity));
+  return 'same';
+}
+
+function compareRecorded(store: CheckpointStore, existing: Buffer | undefined, identity: RunIdentity, fingerprint: string): void {
   let recorded: RunRecord;
   try {
     recorded = JSON.parse(existing?.toString('utf8') ?? 'null') as RunRecord;
   } catch {
     throw new RunIdentityMismatchError(store.uriOf(RUN_JSON), ['its run.json is not valid JSON']);
   }
-  if (recorded?.fingerprint === fingerprint) return { created: false };
+  if (recorded?.fingerprint === fingerprint) return;
+  // A caller that cannot know a streamed dataset's identity (only the trainer lists the shards)
+  // checks everything else the input decides.
+  if (!('dataset' in identity) && recorded?.identity && 'dataset' in recorded.identity) {
+    const rest = Object.fromEntries(Object.entries(recorded.identity).filter(([k]) => k !== 'dataset'));
+    if (fingerprintOf(rest) === fingerprint) return;
+  }
   const differences = identityDifferences(recorded?.identity ?? {}, JSON.parse(JSON.stringify(identity)));
   throw new RunIdentityMismatchError(store.uri, differences.length > 0 ? differences : ['the fingerprint differs']);
 }

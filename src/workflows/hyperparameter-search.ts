@@ -47,10 +47,12 @@ export const leaderboardQuery = defineQuery<Leaderboard>('leaderboard');
 export const editSearchUpdate = defineUpdate<EditReply, [SearchEdit]>('editSearch');
 /** patched() id: an edit that signals a running trial (pause, resume, stop). */
 export const LIVE_EDITS_PATCH = 'search-live-edits';
+/** patched() id: a new search claims its folder (search.json: its identity and owner) before its first trial. */
+export const SEARCH_OWNER_PATCH = 'search-folder-owner';
 export type { EditRecord, EditReply, SearchEdit } from './search/edits';
 export type { LineageRecord } from './search/exploit';
 
-const { writeSearchResults, archiveTrialModel } = proxyActivities<SearchResultActivities>({
+const { writeSearchResults, archiveTrialModel, claimSearchFolder } = proxyActivities<SearchResultActivities>({
   startToCloseTimeout: '10 minutes',
   retry: FAULT_RETRY,
 });
@@ -59,6 +61,8 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
   const validated = validateSearchOrFail(input);
   const { config } = validated;
   const state: SearchState = resumeState ? resumedState(resumeState, validated) : await startState(validated);
+  // The folder's owner first: a different search naming it fails here, before any trial (search-identity.ts).
+  if (!resumeState && patched(SEARCH_OWNER_PATCH)) await claimSearchFolder({ searchUri: state.searchUri, config });
   const { searcher, scheduler } = createSearch(config, state.trialLimit, resumeState && { searcher: state.searcher, scheduler: state.scheduler });
   const searchWorkflowId = workflowInfo().workflowId;
   // The search's own MLflow run; trials nest under it (src/workflows/run-tracking.ts).

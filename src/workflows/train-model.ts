@@ -27,7 +27,8 @@ import { parseTrainConfig, type TrainConfig, type TrainInput } from '../config/t
 import { restoreEpoch } from './callbacks';
 import { FAULT_RETRY } from './activity-proxies';
 import { failOnOversizedInput } from './input-bounds';
-import { parseOrFail } from './invalid-config';
+import { invalidConfig, parseOrFail } from './invalid-config';
+import { Checker, ConfigError } from '../config/validate';
 import { protectedSteps } from './protected-steps';
 import { failOnUnknownMonitor } from './monitor-check';
 import { flattenParams } from '../config/flatten-params';
@@ -73,6 +74,13 @@ export const SINGLE_UPSERT_PATCH = 'train-model-single-search-attribute-upsert';
  * (trainUntilStep, evaluateCheckpoint): one round trip and 3 history events fewer per epoch.
  */
 export const EPOCH_ACTIVITY_PATCH = 'train-model-epoch-activity';
+
+/**
+ * patched() id: `resume` with a `maxEpochs` below the epochs the run already recorded fails
+ * (InvalidConfig) instead of exporting an earlier epoch over the run's model. The marker is written
+ * only when the check refuses, so every other history is unchanged.
+ */
+export const RESUME_NOT_SHORTER_PATCH = 'train-model-resume-not-shorter';
 
 export const stopSignal = defineSignal('stop');
 export const pauseSignal = defineSignal('pause');
@@ -139,6 +147,10 @@ async function trainLoop(input: TrainInput, config: TrainConfig, state: TrainLoo
     if (best.length > 0) upsertSearchAttributes([...best]);
   };
 
+  // A search's trial claims its folder inside the search's as the search's child (folder-owners.ts).
+  const parentWorkflowId = workflowInfo().parent?.workflowId;
+  const parent = parentWorkflowId !== undefined ? { parentWorkflowId } : {};
+
   let outcome: 'completed' | 'early-stopped' | 'stopped' = 'completed';
   if (state.status === 'early-stopped' || state.status === 'stopped') outcome = state.status;
 
@@ -146,7 +158,15 @@ async function trainLoop(input: TrainInput, config: TrainConfig, state: TrainLoo
   // same bookkeeping rebuilds exactly the state an uninterrupted run would have (only when the
   // input asks for it, so histories of runs without `resume` replay unchanged).
   if (!continued && config.resume) {
-    for (const r of await readRunRecords({ runUri: state.runUri })) {
+    // With the input: the activity checks it against the run's identity before reading anything.
+    const records = await readRunRecords({ runUri: state.runUri, config });
+    const recorded = records.reduce((most, r) => Math.max(most, r.epoch), 0);
+    if (recorded > config.maxEpochs && patched(RESUME_NOT_SHORTER_PATCH)) {
+      const c = new Checker();
+      c.fail('maxEpochs', `at least ${recorded}, the epochs ${state.runUri} already recorded (\`resume\` continues a run, it never shortens it: start a new runId to train fewer epochs)`, config.maxEpochs);
+      throw invalidConfig(new ConfigError(c.issues, 'Invalid trainModel input'));
+    }
+    for (const r of records) {
       if (r.epoch !== state.epoch + 1 || r.epoch > config.maxEpochs || outcome !== 'completed') break;
       if (r.step !== r.epoch * config.stepsPerEpoch) break;
       failOnUnknownMonitor(config, r.metrics);
@@ -174,7 +194,7 @@ async function trainLoop(input: TrainInput, config: TrainConfig, state: TrainLoo
   // One activity: train to the step, evaluate, record. What it returns is the stored record.
   const runEpoch = async (epoch: number, targetStep: number): Promise<EpochOutcome | 'stopped'> => {
     const done = await cancellableByStop(() =>
-      trainEpoch({ runUri: state.runUri, config, epoch, targetStep, learningRate: state.learningRate, protectSteps: protectedSteps(config, state), recordedAt: Date.now() }),
+      trainEpoch({ runUri: state.runUri, config, epoch, targetStep, learningRate: state.learningRate, protectSteps: protectedSteps(config, state), recordedAt: Date.now(), ...parent }),
     );
     if (done === 'stopped') return done;
     state.step = done.record.step;
@@ -255,6 +275,7 @@ async function trainLoop(input: TrainInput, config: TrainConfig, state: TrainLoo
       protectSteps: protectedSteps(config, state),
       title: `${state.runId}: ${config.stepsPerEpoch} steps/epoch, batch ${config.hyperparameters.batchSize}`,
       markers: { bestEpoch: restore ?? state.best?.epoch ?? null, earlyStoppedEpoch: outcome === 'early-stopped' ? state.epoch : null },
+      ...parent,
     }),
   );
   await tracking.finish(outcome === 'stopped' ? 'KILLED' : 'FINISHED');

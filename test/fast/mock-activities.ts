@@ -315,6 +315,12 @@ export class MockActivities {
         return { checkpointUri: checkpointUri(input.toRunUri, input.step), manifestSha256: `copy-of-${input.fromTrial}-${input.step}`, copied: true };
       },
 
+      claimSearchFolder: async (input) => {
+        this.enter('claimSearchFolder', input);
+        // The owner record itself is tested against a real store (test/folder-owners.test.ts).
+        return { created: this.calls.filter((c) => c.name === 'claimSearchFolder' && (c.input as typeof input).searchUri === input.searchUri).length === 1 };
+      },
+
       writeSearchResults: async (input) => {
         this.enter('writeSearchResults', input);
         const { searchUri } = input;
