@@ -18,6 +18,12 @@
  * continuing the same trajectory (successive halving's later rungs change only maxEpochs, which is
  * not in it), and a retrain warm-starts into a new folder each time: letting either through with a
  * different input let any caller rewrite another run's trajectory in its own folder.
+ *
+ * Where it is checked: before every write to a run folder. The epoch activities claim or check it
+ * before training, recording and retention; a `resume` checks it before reading the recorded epochs
+ * (verifyRunIdentity: it claims nothing); finalizeRun checks it before the export, metrics.jsonl,
+ * the learning curve and retention. A folder is claimed only if it is not inside another run's or
+ * search's folder (folder-owners.ts, run by the activities as `beforeClaim`).
  */
 import type { TrainConfig } from '../config/train-config';
 import { sha256 } from './digest';
