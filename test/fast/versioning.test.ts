@@ -11,7 +11,8 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Worker } from '@temporalio/worker';
 import { trainModel } from '../../src/workflows';
-import { SINGLE_UPSERT_PATCH } from '../../src/workflows/train-model';
+import { SEARCH_OWNER_PATCH } from '../../src/workflows/hyperparameter-search';
+import { RESUME_NOT_SHORTER_PATCH, SINGLE_UPSERT_PATCH } from '../../src/workflows/train-model';
 import { workflowBundle } from '../helpers/temporal';
 import { historyFromJson, historyToJson } from '../history-json';
 import { Harness, trainInput } from './harness';
@@ -31,6 +32,7 @@ interface JsonEvent {
   readonly eventType: string;
   readonly markerRecordedEventAttributes?: { markerName?: string; details?: Record<string, { payloads?: Array<{ data?: string }> }> };
   readonly upsertWorkflowSearchAttributesEventAttributes?: { searchAttributes?: { indexedFields?: Record<string, unknown> } };
+  readonly activityTaskScheduledEventAttributes?: { activityType?: { name?: string } };
 }
 const UPSERT = 'EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES';
 
@@ -44,6 +46,29 @@ function patchIds(events: readonly JsonEvent[]): string[] {
     });
 }
 
+const activitiesScheduled = (events: readonly JsonEvent[]): string[] =>
+  events.filter((e) => e.eventType === 'EVENT_TYPE_ACTIVITY_TASK_SCHEDULED').map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? '');
+
+/** What each patch's pre-patch fixture must show: the old branch, taken. */
+const OLD_SHAPE: Readonly<Record<string, (events: readonly JsonEvent[]) => void>> = {
+  // The best metric in an upsert of its own, right after the status/epoch upsert.
+  [SINGLE_UPSERT_PATCH]: (events) => {
+    const upserts = events.filter((e) => e.eventType === UPSERT);
+    const bestOnly = upserts.filter((e) => Object.keys(e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields ?? {}).join() === 'DurableTrainBestMetric');
+    assert.ok(bestOnly.length > 0, 'the pre-patch history has best-metric-only upserts');
+  },
+  // A resume below its recorded epochs read them and finalized (the patched code fails instead).
+  [RESUME_NOT_SHORTER_PATCH]: (events) => {
+    assert.deepEqual(activitiesScheduled(events), ['readRunRecords', 'finalizeRun']);
+    assert.ok(events.some((e) => e.eventType === 'EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED'));
+  },
+  // A search started its first trial with no claim of its folder before it.
+  [SEARCH_OWNER_PATCH]: (events) => {
+    assert.ok(events.some((e) => e.eventType === 'EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED'));
+    assert.equal(activitiesScheduled(events).includes('claimSearchFolder'), false);
+  },
+};
+
 describe('workflow versioning: patched changes and histories recorded before them', () => {
   test('every versioning fixture names a patch that is still in the workflow code', () => {
     const source = fs.readdirSync(WORKFLOWS, { recursive: true, encoding: 'utf8' })
@@ -52,7 +77,7 @@ describe('workflow versioning: patched changes and histories recorded before the
       .join('\n');
     assert.ok(fixtures.length > 0);
     assert.deepEqual(fs.readdirSync(DIR).filter((f) => f !== 'index.json').sort(), fixtures.map((f) => f.file).sort(), 'every file is in index.json');
-    assert.ok(fixtures.some((f) => f.patch === SINGLE_UPSERT_PATCH));
+    for (const patch of Object.keys(OLD_SHAPE)) assert.ok(fixtures.some((f) => f.patch === patch), `a fixture recorded before ${patch}`);
     for (const f of fixtures) {
       assert.ok(source.includes(`'${f.patch}'`), `${f.file}: patch ${f.patch} is gone from src/workflows: delete the fixture with it`);
     }
@@ -61,12 +86,11 @@ describe('workflow versioning: patched changes and histories recorded before the
   for (const f of fixtures) {
     test(`${f.file}, recorded before ${f.patch}, replays against the patched code`, async () => {
       const json = JSON.parse(fs.readFileSync(path.join(DIR, f.file), 'utf8')) as { events: JsonEvent[] };
-      // The fixture really predates the change: no marker for it, and the old shape (the best
-      // metric in an upsert of its own, right after the status/epoch upsert).
+      // The fixture really predates the change: no marker for it, and the old shape.
       assert.deepEqual(patchIds(json.events).filter((id) => id === f.patch), []);
-      const upserts = json.events.filter((e) => e.eventType === UPSERT);
-      const bestOnly = upserts.filter((e) => Object.keys(e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields ?? {}).join() === 'DurableTrainBestMetric');
-      assert.ok(bestOnly.length > 0, 'the pre-patch history has best-metric-only upserts');
+      const oldShape = OLD_SHAPE[f.patch];
+      assert.ok(oldShape, `${f.file}: say in OLD_SHAPE what the old branch of ${f.patch} looks like`);
+      oldShape(json.events);
 
       await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, historyFromJson(json), f.workflowId);
     });
