@@ -59,13 +59,13 @@ test('ancestorUris: nearest first, up to the bucket; never the file system root'
 
 test('a run folder is claimed beside others, never inside a run, inside a search, or around one', async () => {
   const { open, store } = fresh();
-  await checkRunIdentity(store('prod'), trainConfig(), undefined, { beforeClaim: () => assertNotNested('run', store('prod'), open) });
+  await checkRunIdentity(store('prod'), trainConfig(), undefined, undefined, { beforeClaim: () => assertNotNested('run', store('prod'), open) });
   // Beside it: fine.
   await assertNotNested('run', store('other'), open);
   // Inside it, at any depth: refused, naming the run folder; nothing is written.
   for (const inner of [['prod', 'model', 'inside'], ['prod', 'rungs', 'rung-1']]) {
     const target = store(...inner);
-    const err = await checkRunIdentity(target, trainConfig(), undefined, { beforeClaim: () => assertNotNested('run', target, open) }).then(
+    const err = await checkRunIdentity(target, trainConfig(), undefined, undefined, { beforeClaim: () => assertNotNested('run', target, open) }).then(
       () => assert.fail('claimed a folder inside a run'),
       (e: unknown) => e,
     );
@@ -146,4 +146,11 @@ test("verifyRunIdentity reads a run folder's identity without claiming it", asyn
   assert.equal(await verifyRunIdentity(store('r'), trainConfig({ resume: true, maxEpochs: 2, checkpoint: { keepLast: 1 } })), 'same');
   await assert.rejects(verifyRunIdentity(store('r'), trainConfig({ model: { name: 'mlp', params: { hiddenUnits: [1] } }, seed: 9 })), (e: Error) =>
     e instanceof RunIdentityMismatchError && e.message.includes('`model.params.hiddenUnits` is [32] there, [1] here') && e.message.includes('`seed` is 3 there, 9 here'));
+});
+
+test('a run.json that pins a streamed dataset: the activities, which cannot list shards, check the rest', async () => {
+  const { store } = fresh();
+  await checkRunIdentity(store('s'), trainConfig(), undefined, { shards: [{ uri: 'gs://b/d/0.csv', size: 10, generation: '1' }] });
+  assert.equal(await verifyRunIdentity(store('s'), trainConfig({ resume: true })), 'same');
+  await assert.rejects(verifyRunIdentity(store('s'), trainConfig({ seed: 4 })), /`seed` is 3 there, 4 here/);
 });
