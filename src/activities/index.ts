@@ -12,6 +12,7 @@ import { createTrackingActivities } from './tracking';
 import { createTrainingActivities } from './training';
 import { createSearchResultActivities } from './search-results';
 import { createCheckpointCopyActivities } from './checkpoint-copy';
+import { withWorkerHeartbeat } from './store-and-trainer';
 
 export interface ActivityDeps {
   /** The worker's trainer processes (a pool, or one client), or options to create a pool (`slots`: how many). */
@@ -52,14 +53,19 @@ export function createActivities(deps: ActivityDeps = {}) {
     ...(deps.allowedTrackingUris && { allowedTrackingUris: deps.allowedTrackingUris }),
   };
   const tracking = createTrackingActivities({ openStore: resolved.openStore, ...trackingAllow });
-  return {
+  return heartbeating({
     ...createTrainingActivities(resolved),
     ...createChampionActivities(resolved),
     ...createSearchResultActivities(resolved),
     ...createCheckpointCopyActivities(resolved),
     ...tracking,
     ...createTrustActivities({ allow, tracking: trackingAllow }),
-  };
+  });
+}
+
+/** Every activity heartbeats while it works (withWorkerHeartbeat), so a dead worker holds none for longer than its heartbeat timeout. */
+function heartbeating<A extends Record<string, (...args: never[]) => Promise<unknown>>>(activities: A): A {
+  return Object.fromEntries(Object.entries(activities).map(([name, fn]) => [name, withWorkerHeartbeat(fn)])) as A;
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -1,12 +1,14 @@
 /**
  * How every activity talks to the checkpoint store and the trainer process: store failures and
  * trainer failures become Temporal failures (permanent ones non-retryable from the first attempt,
- * faults retryable), trainer requests heartbeat while they run, run-folder files are written once,
+ * faults retryable), every activity heartbeats while it works (the worker while it does the work,
+ * the trainer's progress while the trainer does), run-folder files are written once,
  * and the epoch records under `metrics/` are read in one place.
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { sha256 } from '../checkpoints/digest';
+import { activityHold } from '../checkpoints/fault-hooks';
 import { METRICS_PREFIX } from '../checkpoints/layout';
 import { PermanentStoreError, type CheckpointStore } from '../checkpoints/store';
 import type { Progress, RequestBody } from '../training/protocol';
@@ -36,13 +38,63 @@ export interface EpochRecord {
  */
 export function storeCall<T>(fn: () => Promise<T>): Promise<T> {
   const ctx = activityContext();
-  const timer = ctx ? setInterval(() => ctx.heartbeat(ctx.info.heartbeatDetails), 1000) : undefined;
+  const timer = ctx ? setInterval(() => beat(ctx), 1000) : undefined;
   return fn()
     .catch((err: unknown) => {
       if (err instanceof PermanentStoreError) throw ApplicationFailure.nonRetryable(err.message, err.name);
       throw err;
     })
     .finally(() => clearInterval(timer));
+}
+
+/** Per running attempt: how many trainer requests are in flight for it, and the details it last heartbeated. */
+interface HeartbeatState {
+  trainerCalls: number;
+  details: unknown;
+}
+const heartbeats = new WeakMap<Context, HeartbeatState>();
+
+function heartbeatState(ctx: Context): HeartbeatState {
+  let state = heartbeats.get(ctx);
+  if (!state) heartbeats.set(ctx, (state = { trainerCalls: 0, details: ctx.info.heartbeatDetails }));
+  return state;
+}
+
+/** Heartbeats what the attempt last reported (the trainer's progress), else what its previous attempt did. */
+function beat(ctx: Context): void {
+  ctx.heartbeat(heartbeatState(ctx).details);
+}
+
+/**
+ * Runs an activity so that a dead worker's attempt of it is retried within its heartbeat timeout,
+ * not its start-to-close: the worker heartbeats it every second from its own event loop while it
+ * works (a SIGKILLed worker stops, the server times the attempt out and retries it on another),
+ * except while the trainer works for it (callTrainer): then only the trainer's progress
+ * heartbeats, so a trainer that stops moving still misses the timeout. Local activities have no
+ * heartbeats (a dead worker's workflow task times out instead). Also where the test-only hold of
+ * DT_FAULT_HOLD_DIR (src/checkpoints/fault-hooks.ts) holds an attempt, heartbeating.
+ */
+export function withWorkerHeartbeat<F extends (...args: never[]) => Promise<unknown>>(fn: F): F {
+  const wrapped = async (...args: Parameters<F>): Promise<unknown> => {
+    const ctx = activityContext();
+    if (!ctx) return fn(...args);
+    const { info } = ctx;
+    const attempt = { activityType: info.activityType, attempt: info.attempt, workflowId: info.workflowExecution?.workflowId ?? '', activityId: info.activityId };
+    const timer = info.isLocal
+      ? undefined
+      : setInterval(() => {
+          if (heartbeatState(ctx).trainerCalls === 0) beat(ctx);
+        }, 1000);
+    try {
+      await activityHold('start', attempt);
+      const result = await fn(...args);
+      await activityHold('end', attempt);
+      return result;
+    } finally {
+      clearInterval(timer);
+    }
+  };
+  return wrapped as unknown as F;
 }
 
 /** The running activity's context; undefined when an activity function is called directly (tests, scripts). */
@@ -85,13 +137,15 @@ export function workerShuttingDown(err: WorkerShuttingDownError): ApplicationFai
  */
 export async function callTrainer<T>(trainer: Trainer, body: RequestBody): Promise<T> {
   const ctx = Context.current();
-  let last = ctx.info.heartbeatDetails as Progress | undefined;
+  const hb = heartbeatState(ctx);
+  let last = hb.details as Progress | undefined;
   let announced = ctx.info.attempt === 1;
   let result: T;
+  hb.trainerCalls++;
   try {
     result = await trainer.request<T>(body, {
       onProgress: (p) => {
-        last = p;
+        hb.details = last = p;
         ctx.heartbeat(p);
         if (!announced) {
           // A retried attempt training again: the moment a moved run is back at work, for the operator.
@@ -108,6 +162,8 @@ export async function callTrainer<T>(trainer: Trainer, body: RequestBody): Promi
     if (err instanceof TrainerError && err.name === 'LeaseLostError') throw ApplicationFailure.retryable(err.message, err.name);
     if (err instanceof WorkerShuttingDownError) throw workerShuttingDown(err);
     throw err;
+  } finally {
+    hb.trainerCalls--;
   }
   // A worker that did not start the trainers' drain itself (a plugin user's): Temporal's cancellation says why.
   const stopped = trainStoppedEarly(body, result);

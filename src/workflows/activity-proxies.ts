@@ -11,7 +11,23 @@ import type { TrustActivities, UriField } from '../trust/activities';
 /** Faults (I/O, crashes, timeouts) retry with backoff; input errors are non-retryable at their source. */
 export const FAULT_RETRY: RetryPolicy = { initialInterval: 1000, backoffCoefficient: 2, maximumInterval: 30_000, maximumAttempts: 20 };
 
-/** Registry names and the default checkpoint root are known only on the worker: one local activity (a marker in history). */
+/**
+ * Heartbeat timeout of the activities that only the worker heartbeats (store work: finalizing,
+ * search results, archives, checkpoint copies, champions). The worker heartbeats every activity
+ * every second while it works (src/activities/store-and-trainer.ts, withWorkerHeartbeat), and the
+ * SDK sends one at least every 0.8 × this: a worker that dies holding such an attempt is noticed
+ * within this, and the attempt is retried on another worker 1 s later (FAULT_RETRY), not when its
+ * start-to-close (minutes, sized for a slow store) runs out. Training and evaluation keep the
+ * run's `timeouts.heartbeatSeconds`: their heartbeats are the trainer's progress.
+ */
+export const WORKER_HEARTBEAT_TIMEOUT = '5 seconds';
+
+/**
+ * Registry names and the default checkpoint root are known only on the worker: one local activity
+ * (a marker in history). Local activities have no heartbeats and need none: they run inside a
+ * workflow task, and a dead worker's workflow task times out (10 s) and runs again, local activity
+ * included, on another worker; their start-to-close only bounds a live worker's trainer start.
+ */
 export const { describeWorker: describeWorkerActivity, checkUris } = proxyLocalActivities<TrainingActivities & TrustActivities>({
   startToCloseTimeout: '5 minutes',
   // A worker shutting down does not become able to answer by being asked again: see describeWorker.

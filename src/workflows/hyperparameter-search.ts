@@ -22,7 +22,7 @@ import {
 } from '@temporalio/workflow';
 import type { SearchResultActivities } from '../activities/search-results';
 import type { SearchInput } from '../config/search-config';
-import { FAULT_RETRY } from './activity-proxies';
+import { FAULT_RETRY, WORKER_HEARTBEAT_TIMEOUT } from './activity-proxies';
 import { createSearch, type TrialDecision } from './search';
 import { applyEdit, epochBudget, validateEdit, type EditReply, type SearchEdit } from './search/edits';
 import { exploit } from './search/exploit';
@@ -54,6 +54,7 @@ export type { LineageRecord } from './search/exploit';
 
 const { writeSearchResults, archiveTrialModel, claimSearchFolder } = proxyActivities<SearchResultActivities>({
   startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: WORKER_HEARTBEAT_TIMEOUT,
   retry: FAULT_RETRY,
 });
 

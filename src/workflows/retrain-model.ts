@@ -24,7 +24,7 @@ import { parseRetrainConfig, retrainRunId, uniqueRetrainRunId, type RetrainConfi
 import type { Mode } from '../config/train-config';
 import { modelFolderOf } from '../checkpoints/layout';
 import { Checker, ConfigError } from '../config/validate';
-import { FAULT_RETRY, checkInputUris, trainConfigUris } from './activity-proxies';
+import { FAULT_RETRY, WORKER_HEARTBEAT_TIMEOUT, checkInputUris, trainConfigUris } from './activity-proxies';
 import { failOnOversizedInput } from './input-bounds';
 import { invalidConfig, parseOrFail } from './invalid-config';
 import { SEARCH_ATTRIBUTES } from './search-attributes';
@@ -91,6 +91,7 @@ export async function retrainModel(input: RetrainInput): Promise<RetrainResult> 
   const heartbeatTimeout = config.trainConfig.timeouts.heartbeatSeconds * 1000;
   const { readChampion, recordRetrainDecision } = proxyActivities<ChampionActivities>({
     startToCloseTimeout: '5 minutes',
+    heartbeatTimeout: WORKER_HEARTBEAT_TIMEOUT,
     retry: FAULT_RETRY,
   });
   const { evaluateModels } = proxyActivities<ChampionActivities>({
