@@ -17,10 +17,12 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { describe, test } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import { after, describe, test } from 'node:test';
 import type { RetrainResult, SearchResult } from '../src/workflows';
 import { tinyInput } from './e2e-support';
 import { useFaultSuite, type FaultRow } from './helpers/fault-suite';
+import { workerEnv, workerProcesses, type WorkerProcesses } from './helpers/restart';
 import { mulberry32, testSeed } from './helpers/seed';
 import { tempDir, uniqueId, waitFor, type WorkerProcess } from './helpers/temporal';
 
@@ -76,9 +78,18 @@ const readJson = <T>(file: string): T | undefined => {
 };
 
 describe(`${SUITE}: SIGKILL inside each activity type (seed ${SEED})`, { timeout: 300_000 }, () => {
-  const holdDir = tempDir('dt-hold-');
-  const suite = useFaultSuite(SUITE, SEED, { env: () => ({ DT_FAULT_HOLD_DIR: holdDir }) });
-  const { rows, workers } = suite;
+  // Two groups at once, each with its own task queue, workers and holds (a retrain's child runs
+  // the trials' activities too): the search's eight types, and the retrain's three.
+  const holdDirs = { search: tempDir('dt-hold-search-'), retrain: tempDir('dt-hold-retrain-') };
+  const retrainQueue = uniqueId(`tq-${SUITE}-retrain`);
+  const retrainWorkers = workerProcesses(() => ({ ...workerEnv(suite.stack.address, retrainQueue, pathToFileURL(suite.root).href), DT_FAULT_HOLD_DIR: holdDirs.retrain }));
+  // Registered before the suite's own hooks, so these workers go before its stack closes.
+  after(async () => {
+    await retrainWorkers.killAll();
+    for (const dir of Object.values(holdDirs)) fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const suite = useFaultSuite(SUITE, SEED, { env: () => ({ DT_FAULT_HOLD_DIR: holdDirs.search }) });
+  const { rows } = suite;
   const r = mulberry32(SEED);
   const moments = new Map<string, Moment>(CASES.map((c) => [c.type, r() < 0.5 ? 'start' : 'end']));
   const measured: Measured[] = [];
@@ -91,13 +102,28 @@ describe(`${SUITE}: SIGKILL inside each activity type (seed ${SEED})`, { timeout
     timeline.push(`+${((Date.now() - t0) / 1000).toFixed(1)} s ${what}`);
   };
 
-  /** Kills whichever worker holds an activity, once another worker is up to take its retry, until `finished`. */
-  async function killHolders(cases: readonly Case[], finished: () => boolean): Promise<void> {
+  /**
+   * Arms the group's holds and starts three workers (one holds, one takes the retry, one is up for
+   * the next hold while a replacement starts); then kills whichever worker holds an activity, once
+   * another is up to take its retry, and measures the retry, until `finished` and nothing is held.
+   */
+  async function startGroup(group: Case['workflow'], workers: WorkerProcesses): Promise<void> {
+    const holdDir = holdDirs[group];
+    const cases = CASES.filter((c) => c.workflow === group);
+    fs.writeFileSync(path.join(holdDir, 'hold'), cases.map((c) => `${c.type}@${moments.get(c.type)}`).join('\n'));
+    for (let i = 0; i < 3; i++) workers.start();
+    await waitFor(async () => workers.started.filter(isReady).length >= 2, 120_000, `two ${group} workers up`);
+    note(`two ${group} workers up`);
+  }
+
+  async function killHolders(group: Case['workflow'], workers: WorkerProcesses, finished: () => boolean): Promise<void> {
+    const holdDir = holdDirs[group];
+    const cases = CASES.filter((c) => c.workflow === group);
     const pending = new Set(cases.map((c) => c.type));
-    while (!finished() || pending.size > 0) {
+    for (;;) {
       const type = [...pending].find((t) => fs.existsSync(path.join(holdDir, `held-${t}`)));
       if (type === undefined) {
-        if (finished()) break;
+        if (finished()) return;
         await new Promise((res) => setTimeout(res, 100));
         continue;
       }
@@ -106,11 +132,11 @@ describe(`${SUITE}: SIGKILL inside each activity type (seed ${SEED})`, { timeout
       const c = cases.find((x) => x.type === type)!;
       const held = await waitFor(async () => readJson<Held>(path.join(holdDir, `held-${type}`)), 5000, `held-${type}`);
       const holder = workers.started.find((w) => w.child.pid === held.pid);
-      assert.ok(holder, `the holder of ${type} (pid ${held.pid}) is one of the test's workers`);
+      assert.ok(holder, `the holder of ${type} (pid ${held.pid}) is one of the ${group} workers`);
       await waitFor(async () => workers.started.some((w) => w !== holder && isReady(w)), 120_000, `another worker up before killing the holder of ${type}`);
       await holder.kill();
       const killedAt = Date.now();
-      note(`its worker killed`);
+      note(`${type}: its worker killed`);
       assert.equal(holder.child.signalCode, 'SIGKILL');
       workers.start();
       const row: FaultRow = { fault: `SIGKILL holding ${type}`, moment: `at its ${held.moment} (${c.timeout} timeout ${c.timeoutSeconds} s)`, outcome: 'killed' };
@@ -128,42 +154,35 @@ describe(`${SUITE}: SIGKILL inside each activity type (seed ${SEED})`, { timeout
     }
   }
 
-  test(`seed ${SEED}: each activity type held and its worker SIGKILLed; retried within its timeout + 5 s (+ ${MARGIN_SECONDS} s)`, async (t) => {
-    fs.writeFileSync(path.join(holdDir, 'hold'), CASES.map((c) => `${c.type}@${moments.get(c.type)}`).join('\n'));
-    for (const c of CASES) t.diagnostic(`hold ${c.type} at its ${moments.get(c.type)}`);
-    // Three: one holds, one takes the retry, one more is up for the next hold while a replacement starts.
-    for (let i = 0; i < 3; i++) workers.start();
-    await waitFor(async () => workers.started.filter(isReady).length >= 2, 120_000, 'two workers up');
-    note('two workers up');
-    const { client } = suite.stack;
-    const { taskQueue } = suite;
+  /** Starts a workflow, kills the holders of the group's activities, and returns its result. */
+  async function drive<T>(group: Case['workflow'], workers: WorkerProcesses, taskQueue: string, type: string, input: unknown): Promise<T> {
+    await startGroup(group, workers);
+    const handle = await suite.stack.client.workflow.start(type, { taskQueue, workflowId: uniqueId(`${SUITE}-${group}`), args: [input] });
+    let done = false;
+    const result = handle.result().finally(() => (done = true)) as Promise<T>;
+    await killHolders(group, workers, () => done);
+    const out = await result;
+    note(`${group} completed`);
+    return out;
+  }
 
-    // PBT: two trials, two rounds of one epoch; the worse one copies the better one's checkpoint.
-    const searchId = uniqueId('liveness-pbt');
-    const search = await client.workflow.start('hyperparameterSearch', {
-      taskQueue,
-      workflowId: searchId,
-      args: [{ base: tinyInput({ stepsPerEpoch: 2, maxEpochs: 2 }), strategy: 'pbt', roundEpochs: 1, maxTrials: 2, maxParallel: 1, space: { 'hyperparameters.learningRate': [0.05, 0.001] } }],
-    });
-    let searchDone = false;
-    const searchResult = search.result().finally(() => (searchDone = true)) as Promise<SearchResult>;
-    await killHolders(CASES.filter((c) => c.workflow === 'search'), () => searchDone);
-    const s = await searchResult;
-    note('search completed');
+  test(`seed ${SEED}: each activity type held and its worker SIGKILLed; retried within its timeout + 5 s (+ ${MARGIN_SECONDS} s)`, async (t) => {
+    for (const c of CASES) t.diagnostic(`hold ${c.type} at its ${moments.get(c.type)}`);
+    const [s, rr] = await Promise.all([
+      // PBT: two trials, two rounds of one epoch; the worse one copies the better one's checkpoint.
+      drive<SearchResult>('search', suite.workers, suite.taskQueue, 'hyperparameterSearch', {
+        base: tinyInput({ stepsPerEpoch: 2, maxEpochs: 2 }),
+        strategy: 'pbt',
+        roundEpochs: 1,
+        maxTrials: 2,
+        maxParallel: 1,
+        space: { 'hyperparameters.learningRate': [0.05, 0.001] },
+      }),
+      drive<RetrainResult>('retrain', retrainWorkers, retrainQueue, 'retrainModel', { modelName: uniqueId('liveness'), train: tinyInput({ maxEpochs: 1 }) }),
+    ]);
+    for (const line of timeline) t.diagnostic(line);
     assert.equal(s.lineage.length, 1, 'one exploit (the copy)');
     assert.ok(s.trials.every((tr) => tr.status === 'completed' && tr.epochs === 2), JSON.stringify(s.trials.map((tr) => [tr.status, tr.epochs])));
-
-    const retrain = await client.workflow.start('retrainModel', {
-      taskQueue,
-      workflowId: uniqueId('liveness-retrain'),
-      args: [{ modelName: uniqueId('liveness'), train: tinyInput({ maxEpochs: 1 }) }],
-    });
-    let retrainDone = false;
-    const retrainResult = retrain.result().finally(() => (retrainDone = true)) as Promise<RetrainResult>;
-    await killHolders(CASES.filter((c) => c.workflow === 'retrain'), () => retrainDone);
-    const rr = await retrainResult;
-    note('retrain completed');
-    for (const line of timeline) t.diagnostic(line);
     assert.equal(rr.promoted, true, rr.reason);
 
     console.log(`[${SUITE}] | activity | held at | seconds to retry | bound (timeout + 5 s) |`);
@@ -172,6 +191,5 @@ describe(`${SUITE}: SIGKILL inside each activity type (seed ${SEED})`, { timeout
     for (const m of measured) {
       assert.ok(m.seconds <= m.bound + MARGIN_SECONDS, `${m.type} (held at its ${m.moment}) retried ${m.seconds.toFixed(1)} s after the kill: over ${m.bound} s + ${MARGIN_SECONDS} s`);
     }
-    fs.rmSync(holdDir, { recursive: true, force: true });
   });
 });
