@@ -143,7 +143,8 @@ describe(`${SUITE}: SIGKILL inside each activity type (seed ${SEED})`, { timeout
       rows.push(row);
       const resumed = await waitFor(
         async () => readJson<{ at: number; attempt: number }>(path.join(holdDir, `resumed-${type}`)),
-        120_000,
+        // Past the bound with room to spare, so a retry that waits for a start-to-close fails soon.
+        (c.timeoutSeconds + 5 + MARGIN_SECONDS + 30) * 1000,
         `the retry of ${type} on another worker`,
       );
       note(`${type} retried`);
