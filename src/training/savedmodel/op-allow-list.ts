@@ -3,7 +3,9 @@
  * not a deny-list: an op that is not here is refused, whatever it does. What is here: every op that
  * tools/export_trainable_savedmodel.py writes for the shipped and test models (test/fixtures/
  * savedmodel/, the bench models), and the ops of the common Keras 3 layers, losses and optimizers
- * (forward and gradient), control flow, and stateless or seeded random numbers. What is never here:
+ * (forward and gradient), control flow, and stateless or seeded random numbers; test/savedmodel-
+ * keras-ops.e2e.test.ts exports such models with the installed TensorFlow and checks that they pass
+ * (test/fixtures/savedmodel/keras_layer_zoo.py). What is never here:
  * ops that read or write files (ReadFile, WriteFile, MatchingFiles, SaveV2, the dataset and
  * summary-writer ops, table initializers from files), the network, processes, Python (PyFunc,
  * EagerPyFunc), printing to a file (PrintV2's output_stream), and debugging hooks (DebugIdentity*).
