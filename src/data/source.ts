@@ -87,10 +87,8 @@ async function listFiles(uri: string, max: number, assertAllowed: (field: string
     for await (const entry of dir) {
       if (!re.test(entry.name)) continue;
       names.push(entry.name);
-      if (names.length > max) {
-        await dir.close().catch(() => undefined);
-        return tooMany(uri, max);
-      }
+      // Leaving the loop closes the folder.
+      if (names.length > max) return tooMany(uri, max);
     }
   }
   const shards: ShardInfo[] = [];

@@ -64,8 +64,8 @@ export class ShardedSource implements ExampleSource {
   private pinned = new Set<number>();
   private prepared = { step: -1, shards: new Uint32Array(0), offsets: new Float64Array(0) };
   private aheadFor = '';
-  /** Counters for tests and logs: shard reads started, and prepares that had to wait for one. */
-  readonly stats = { reads: 0, waits: 0 };
+  /** Counters for tests and logs: shard reads started, prepares that had to wait for one, and how long they waited. */
+  readonly stats = { reads: 0, waits: 0, waitMs: 0 };
 
   constructor(
     readonly index: DataIndex,
@@ -159,7 +159,12 @@ export class ShardedSource implements ExampleSource {
     }
     this.pinned = needed;
     const loads = [...needed].map((i) => this.load(i));
-    if ([...needed].some((i) => !this.cache.get(i)?.shard)) this.stats.waits++;
+    if ([...needed].some((i) => !this.cache.get(i)?.shard)) {
+      this.stats.waits++;
+      const from = performance.now();
+      await Promise.all(loads);
+      this.stats.waitMs += performance.now() - from;
+    }
     await Promise.all(loads);
     this.prepared = { step, shards, offsets };
     this.readAhead(first + B);

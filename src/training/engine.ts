@@ -142,7 +142,8 @@ export class Engine {
       }
       const batch = new BatchAssembler(streamed ?? train, config.hyperparameters.batchSize, config.seed);
       const step = route.stepper(session, config);
-      return await runSteps({
+      const before = streamed && { ...streamed.stats };
+      const result = await runSteps({
         req,
         store,
         session,
@@ -165,6 +166,11 @@ export class Engine {
         backend: this.deps.backend.name,
         started,
       });
+      if (streamed && before) {
+        const s = streamed.stats;
+        this.deps.log(`data: ${s.reads - before.reads} shard reads; ${s.waits - before.waits} of ${result.stepsRun} steps waited for data, ${Math.round(s.waitMs - before.waitMs)} ms in all`);
+      }
+      return result;
     } catch (err) {
       // Memory no longer matches any checkpoint we can vouch for (and after a lost lease it is a
       // zombie's: the attempt that took over owns the run now).
