@@ -247,6 +247,15 @@ describe('bounds', () => {
     assert.match(refusal(trainStepCalling([node('c', 'PartitionedCall', { attrs: [attr] })])).message, /nested more than 32 deep/);
   });
 
+  test('a saved_model.cpb or .pbtxt beside saved_model.pb (TensorFlow could load that one instead)', () => {
+    for (const other of ['saved_model.cpb', 'saved_model.pbtxt']) {
+      const dir = writeModel(trainStepCalling([node('m', 'MatMul')]));
+      checkSavedModelOps(dir, 'file:///ok');
+      fs.writeFileSync(path.join(dir, other), 'node { op: "ReadFile" }');
+      assert.throws(() => checkSavedModelOps(dir, 'file:///m'), new RegExp(`has a ${other.replace('.', '\\.')} beside saved_model\\.pb`));
+    }
+  });
+
   test('a truncated file', () => {
     const whole = fs.readFileSync(path.join(FIXTURES, 'broken-per-example-loss/saved_model.pb'));
     assert.match(refusal(whole.subarray(0, whole.length - 1000)).message, /cannot be read, so its ops cannot be checked: (truncated|field \d+ at byte \d+ claims)/);

@@ -24,6 +24,7 @@ export const MAX_SAVED_MODEL_BYTES = 256 * 1024 * 1024;
 export const MAX_CALL_DEPTH = 64;
 const NAME_CHARS = 80;
 const MAX_REPORTED = 5;
+const OTHER_GRAPH_FILES = ['saved_model.cpb', 'saved_model.pbtxt'];
 
 /** A SavedModel whose graph runs an op that is not on the allow-list, or cannot be read to tell. */
 export class UnsafeSavedModelError extends NonRetryableTrainingError {
@@ -125,6 +126,13 @@ const PASSED_MAX = 64;
  * saved_model.pb it checked, for the caller to compare after loading.
  */
 export function checkSavedModelOps(dir: string, uri: string): string {
+  // TensorFlow's reader also takes a chunked (.cpb) or text (.pbtxt) graph, and may prefer one of
+  // them: the graph it loads must be the one checked here.
+  for (const other of OTHER_GRAPH_FILES) {
+    if (fs.existsSync(path.join(dir, other))) {
+      throw new UnsafeSavedModelError(`The SavedModel at ${uri} has a ${other} beside saved_model.pb; TensorFlow could load that graph instead of the one checked, so it is refused (remove ${other})`);
+    }
+  }
   const file = path.join(dir, 'saved_model.pb');
   let bytes: Buffer;
   try {
