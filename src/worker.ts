@@ -58,6 +58,10 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
     // instead of holding a slot's turn; a training activity taking it waits in a trainer's queue.
     maxConcurrentActivityTaskExecutions: plugin.trainer.size + 1,
     maxConcurrentLocalActivityExecutions: 2,
+    // A run's next workflow task goes first to the sticky queue of the worker that ran the last one;
+    // if that worker died, the task waits this long before any worker takes it (the SDK's default
+    // is 10 s, seen in full after every activity retried off a killed worker).
+    stickyQueueScheduleToStartTimeout: '3 seconds',
     // The trainer's drain (below) stops training at once; other activities (an evaluation, an
     // export) get the budget to finish before Temporal cancels them with WORKER_SHUTDOWN.
     shutdownGraceTime: shutdownSeconds * 1000,

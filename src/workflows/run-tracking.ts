@@ -8,6 +8,7 @@ import type { Duration } from '@temporalio/common';
 import { log, proxyActivities, sleep, workflowInfo, type RetryPolicy } from '@temporalio/workflow';
 import type { TrackingActivities, TrackingRef } from '../activities/tracking';
 import type { TrackingConfig } from '../config/tracking-config';
+import { WORKER_HEARTBEAT_TIMEOUT } from './activity-proxies';
 
 /**
  * Two quick attempts (about 11 s when the server never answers, 1 s when it refuses): a sync that
@@ -17,7 +18,7 @@ import type { TrackingConfig } from '../config/tracking-config';
 const RETRY: RetryPolicy = { initialInterval: 1000, backoffCoefficient: 2, maximumInterval: 5000, maximumAttempts: 2 };
 // Each MLflow request gives up after 5 s (src/activities/tracking.ts): a server that accepts and
 // never answers holds one of the worker's activity slots for seconds, not minutes.
-const activities = proxyActivities<TrackingActivities>({ startToCloseTimeout: '15 seconds', retry: RETRY });
+const activities = proxyActivities<TrackingActivities>({ startToCloseTimeout: '15 seconds', heartbeatTimeout: WORKER_HEARTBEAT_TIMEOUT, retry: RETRY });
 /** After a sync fails, the next ones are skipped for 1, 2, 4 … (at most 32) epochs. */
 const MAX_SKIP = 32;
 

@@ -25,7 +25,7 @@ import {
 import type { TrainingActivities } from '../activities/training';
 import { parseTrainConfig, type TrainConfig, type TrainInput } from '../config/train-config';
 import { restoreEpoch } from './callbacks';
-import { FAULT_RETRY } from './activity-proxies';
+import { FAULT_RETRY, WORKER_HEARTBEAT_TIMEOUT } from './activity-proxies';
 import { failOnOversizedInput } from './input-bounds';
 import { invalidConfig, parseOrFail } from './invalid-config';
 import { Checker, ConfigError } from '../config/validate';
@@ -118,9 +118,15 @@ async function trainLoop(input: TrainInput, config: TrainConfig, state: TrainLoo
     // Wait for the trainer to write its checkpoint before the workflow moves on.
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   });
-  const { evaluateCheckpoint, finalizeRun, readRunRecords } = proxyActivities<TrainingActivities>({
+  const { evaluateCheckpoint } = proxyActivities<TrainingActivities>({
     startToCloseTimeout: '2 hours',
     heartbeatTimeout,
+    retry,
+  });
+  // Store work only: the worker heartbeats them, so a dead worker's attempt is retried within seconds.
+  const { finalizeRun, readRunRecords } = proxyActivities<TrainingActivities>({
+    startToCloseTimeout: '2 hours',
+    heartbeatTimeout: WORKER_HEARTBEAT_TIMEOUT,
     retry,
   });
 
