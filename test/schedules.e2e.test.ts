@@ -173,7 +173,7 @@ describe('retraining schedules', () => {
       const d = JSON.parse(stdout);
       assert.equal(d.schedule.policies.overlapPolicy, 'SCHEDULE_OVERLAP_POLICY_SKIP');
       assert.equal(d.schedule.state.paused, true);
-      const again = await durableTrain(['schedule', 'create', good, '--schedule-id', scheduleId], harness.cliEnv);
+      const again = await durableTrain(['schedule', 'create', good, '--schedule-id', scheduleId, '--manual'], harness.cliEnv);
       assert.equal(again.code, 2);
       assert.match(again.stderr, /already exists/);
       const badEvery = await durableTrain(['schedule', 'create', good, '--schedule-id', `${scheduleId}-x`, '--every', 'nightly'], harness.cliEnv);

@@ -9,6 +9,7 @@ import type { Payload } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import type { TrainProgress } from '../workflows/train-model';
 import type { InEpoch, TrainView } from './live-view';
+import { NO_TROUBLE, troubleOf, type Trouble } from './trouble';
 
 type PendingActivity = temporal.api.workflow.v1.IPendingActivityInfo;
 
@@ -80,15 +81,46 @@ export async function inEpoch(handle: WorkflowHandle, description: WorkflowExecu
   return { step: beat.step, targetStep: beat.targetStep, checkpointStep: beat.checkpointStep, stepsPerSecond: beat.stepsPerSecond ?? measured };
 }
 
-/** A trainModel run's progress query and its activity's heartbeat; undefined before the query answers. */
+/** What a live view remembers between frames: step rates, and each run's last answered view (shown, marked, while no worker answers). */
+export class Observer {
+  readonly rates = new StepRate();
+  readonly views = new Map<string, TrainView>();
+}
+
+/** How long a query may wait for a worker to answer before the view goes on without it. */
+export const QUERY_DEADLINE_MS = 10_000;
+
+/** A query that gives up after QUERY_DEADLINE_MS (a run whose worker is gone would hold it 30 s). */
+export function queryWithin<T>(handle: WorkflowHandle, name: string): Promise<T | undefined> {
+  return handle.client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => handle.query<T>(name)).catch(() => undefined);
+}
+
+/** A workflow closed other than by completing, as its train line says it: failed, terminated, … */
+export function closedStatus(description: WorkflowExecutionDescription): string | undefined {
+  const s = description.status.name;
+  return s === 'RUNNING' || s === 'COMPLETED' || s === 'CONTINUED_AS_NEW' ? undefined : s.toLowerCase().replace(/_/g, '-');
+}
+
+/**
+ * A trainModel run's progress query, its activity's heartbeat and its trouble (a failing attempt,
+ * a silent heartbeat, no worker on its queue); the view is undefined when the query gets no answer
+ * (no worker polls the queue: the query is not even sent).
+ */
 export async function observeTrain(
   handle: WorkflowHandle,
-  rates: StepRate,
+  observer: Observer,
   description?: WorkflowExecutionDescription,
-): Promise<TrainView | undefined> {
-  const progress = await handle.query<TrainProgress>('progress').catch(() => undefined);
-  if (!progress) return undefined;
-  if (progress.status !== 'training') return { progress, inEpoch: null };
+): Promise<{ view: TrainView | undefined; trouble: Trouble }> {
   const described = description ?? (await handle.describe().catch(() => undefined));
-  return { progress, inEpoch: described ? await inEpoch(handle, described, rates) : null };
+  const trouble = described ? await troubleOf(handle, described) : NO_TROUBLE;
+  const last = observer.views.get(handle.workflowId);
+  // No worker to answer (none polls, or the training one went silent): the last answer stands.
+  if (trouble.noWorker?.what === 'workflow' || (trouble.silent && last)) return { view: last, trouble };
+  const progress = await queryWithin<TrainProgress>(handle, 'progress');
+  if (!progress) return { view: last, trouble };
+  const closed = described ? closedStatus(described) : undefined;
+  const base = { progress, trouble, ...(closed !== undefined && { closed }) };
+  const view = progress.status !== 'training' || closed !== undefined ? { ...base, inEpoch: null } : { ...base, inEpoch: described ? await inEpoch(handle, described, observer.rates) : null };
+  observer.views.set(handle.workflowId, view);
+  return { view, trouble };
 }

@@ -10,6 +10,7 @@
 import { ScheduleAlreadyRunning, ScheduleNotFoundError, WorkflowNotFoundError } from '@temporalio/client';
 import { EXIT, USAGE, UsageError, parseCliArgs, type ParsedArgs } from './args';
 import { consoleIo, lazyClient, type Io } from './context';
+import { forTerminal } from './terminal';
 import { scheduleCommand } from './schedule-commands';
 import { SEARCH_EDIT, searchEditCommand } from './search-edit';
 import { SETUP_NATIVE, setupNativeCommand } from './setup-native';
@@ -30,7 +31,7 @@ export async function run(argv: readonly string[], io: Io = consoleIo): Promise<
   try {
     parsed = parseCliArgs(argv);
   } catch (err) {
-    io.err(`${(err as Error).message}\n\n${USAGE}`);
+    io.err(`${forTerminal((err as Error).message, { newlines: true })}\n\n${USAGE}`);
     return EXIT.usage;
   }
   const { command, positional, flags } = parsed;
@@ -42,22 +43,25 @@ export async function run(argv: readonly string[], io: Io = consoleIo): Promise<
   try {
     if (isWorkflowCommand(command)) return await workflowCommand(command, positional, flags, io, client);
     if (command === 'schedule') return await scheduleCommand(positional, flags, io, client);
-    throw new UsageError(`Unknown command \`${command}\`\n\n${USAGE}`);
+    throw new UsageError(`Unknown command \`${forTerminal(command, { max: 60 })}\`\n\n${USAGE}`);
   } catch (err) {
+    // Messages carry ids and the server's words: escaped, line breaks kept.
+    const message = (err as Error).message;
+    const shown = forTerminal(typeof message === 'string' ? message : String(err), { newlines: true, max: 20_000 });
     if (err instanceof UsageError) {
-      io.err(err.message);
+      io.err(shown);
       return EXIT.usage;
     }
     if (err instanceof ScheduleAlreadyRunning) {
-      io.err(`A schedule with id ${err.scheduleId} already exists`);
+      io.err(`A schedule with id ${forTerminal(err.scheduleId)} already exists`);
       return EXIT.usage;
     }
     if (err instanceof WorkflowNotFoundError || err instanceof ScheduleNotFoundError) {
-      io.err(err.message);
+      io.err(shown);
       return EXIT.unreachable;
     }
     const code = (err as { exitCode?: number }).exitCode;
-    io.err((err as Error).message);
+    io.err(shown);
     return code ?? EXIT.runFailed;
   } finally {
     await client.close();

@@ -10,6 +10,9 @@ import type { TrialParams } from '../config/search-types';
 import type { SearchEdit } from '../workflows/search/edits';
 import { EXIT, UsageError } from './args';
 import type { Io, LazyClient } from './context';
+import { forTerminal, jsonForTerminal } from './terminal';
+
+const shown = (text: string): string => forTerminal(text, { newlines: true, max: 20_000 });
 
 export const SEARCH_EDIT = 'search-edit';
 
@@ -79,23 +82,23 @@ export async function searchEditCommand(argv: readonly string[], io: Io, client:
     const { workflowId, edit, json } = parseSearchEdit(argv);
     const handle = (await client()).workflow.getHandle(workflowId);
     const reply = await handle.executeUpdate<{ edit: number; changes: string[] }, [SearchEdit]>('editSearch', { args: [edit] });
-    io.out(json ? JSON.stringify({ workflowId, ...reply }) : `Edit ${reply.edit} of ${workflowId}:\n${reply.changes.map((c) => `  ${c}`).join('\n')}`);
+    io.out(json ? jsonForTerminal({ workflowId, ...reply }) : `Edit ${reply.edit} of ${forTerminal(workflowId)}:\n${reply.changes.map((c) => `  ${forTerminal(c, { max: 500 })}`).join('\n')}`);
     return EXIT.ok;
   } catch (err) {
     if (err instanceof UsageError) {
-      io.err(err.message);
+      io.err(shown(err.message));
       return EXIT.usage;
     }
     if (err instanceof WorkflowUpdateFailedError) {
       // The search refused the edit: nothing changed.
-      io.err((err.cause as Error | undefined)?.message ?? err.message);
+      io.err(shown((err.cause as Error | undefined)?.message ?? err.message));
       return EXIT.usage;
     }
     if (err instanceof WorkflowNotFoundError) {
-      io.err(err.message);
+      io.err(shown(err.message));
       return EXIT.unreachable;
     }
-    io.err((err as Error).message);
+    io.err(shown(String((err as Error).message)));
     return (err as { exitCode?: number }).exitCode ?? EXIT.runFailed;
   } finally {
     await client.close();

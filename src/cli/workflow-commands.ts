@@ -1,11 +1,22 @@
 /** The commands about runs: train, search, retrain, watch, status, stop/pause/resume, list. */
 import path from 'node:path';
+import type { Client } from '@temporalio/client';
+import type { RetrainResult } from '../workflows/retrain-model';
 import { taskQueueFromEnv } from '../connection';
 import { EXIT, UsageError, type Flags } from './args';
 import { readConfigFile } from './config-file';
 import type { Io, LazyClient } from './context';
-import { renderListRow, type ListRow } from './render';
-import { snapshot, watch } from './watch';
+import { Observer } from './heartbeat';
+import { renderListRow, type ListRow, type ListRetrain } from './render';
+import { forTerminal, jsonForTerminal } from './terminal';
+import { failureOf, observe, watch } from './watch';
+
+/** A finished retrain's decision for `list`, from its result (history: no worker needed). */
+async function retrainDecision(client: Client, workflowId: string, runId: string): Promise<ListRetrain | null> {
+  const result = (await client.workflow.getHandle(workflowId, runId).result().catch(() => undefined)) as Partial<RetrainResult> | undefined;
+  if (!result?.decision || !result.train) return null;
+  return { promoted: result.decision.promoted, challenger: result.train.runId, champion: result.decision.champion?.runId ?? null };
+}
 
 export const WORKFLOW_TYPES = { train: 'trainModel', search: 'hyperparameterSearch', retrain: 'retrainModel' } as const;
 export const WORKFLOW_COMMANDS = ['train', 'search', 'retrain', 'watch', 'status', 'stop', 'pause', 'resume', 'list'] as const;
@@ -30,7 +41,7 @@ export async function workflowCommand(command: WorkflowCommand, positional: read
       const taskQueue = flags['task-queue'] ?? taskQueueFromEnv();
       const type = WORKFLOW_TYPES[command];
       const handle = await c.workflow.start(type, { taskQueue, workflowId, args: [input] });
-      io.out(json ? JSON.stringify({ workflowId, runId: handle.firstExecutionRunId, taskQueue, type }) : `Started ${workflowId} (${type}) on task queue ${taskQueue}`);
+      io.out(json ? jsonForTerminal({ workflowId, runId: handle.firstExecutionRunId, taskQueue, type }) : `Started ${forTerminal(workflowId)} (${type}) on task queue ${forTerminal(taskQueue)}`);
       if (flags.wait) return await watch(handle, io, 1000, json);
       return EXIT.ok;
     }
@@ -44,20 +55,24 @@ export async function workflowCommand(command: WorkflowCommand, positional: read
       const id = needId();
       const handle = (await client()).workflow.getHandle(id);
       const description = await handle.describe();
-      const line = await snapshot(handle, description.type, json);
+      const status = description.status.name;
+      const frame = await observe(handle, description, new Observer(), Infinity, 0);
+      // A run that ended other than by completing: its cause, and exit 1 (as watch and --wait).
+      const failed = status !== 'RUNNING' && status !== 'COMPLETED' && status !== 'CONTINUED_AS_NEW';
+      const cause = failed ? await failureOf(handle) : null;
       if (json) {
-        io.out(JSON.stringify({ workflowId: id, type: description.type, status: description.status.name, progress: line === undefined ? null : JSON.parse(line) }));
+        io.out(jsonForTerminal({ workflowId: id, type: description.type, status, progress: frame?.json ?? null, ...(failed && { failure: cause }) }));
       } else {
-        io.out(`${id} (${description.type}): ${description.status.name}${line !== undefined ? `\n${line}` : ''}`);
+        io.out(`${forTerminal(id)} (${forTerminal(description.type)}): ${status}${frame ? `\n${frame.lines.join('\n')}` : ''}${cause ? `\ncause: ${cause}` : ''}`);
       }
-      return EXIT.ok;
+      return failed ? EXIT.runFailed : EXIT.ok;
     }
     case 'stop':
     case 'pause':
     case 'resume': {
       const id = needId();
       await (await client()).workflow.getHandle(id).signal(command);
-      io.out(json ? JSON.stringify({ workflowId: id, signal: command }) : `Sent ${command} to ${id}`);
+      io.out(json ? jsonForTerminal({ workflowId: id, signal: command }) : `Sent ${command} to ${forTerminal(id)}`);
       return EXIT.ok;
     }
     case 'list': {
@@ -65,7 +80,8 @@ export async function workflowCommand(command: WorkflowCommand, positional: read
       const limit = Number(flags.limit ?? 20);
       if (!(Number.isInteger(limit) && limit > 0)) throw new UsageError(`Expected \`--limit\` to be a whole number from 1 and up, got ${String(flags.limit)}`);
       const rows: ListRow[] = [];
-      for await (const w of (await client()).workflow.list({ query })) {
+      const c = await client();
+      for await (const w of c.workflow.list({ query })) {
         const sa = w.searchAttributes as Record<string, unknown[] | undefined>;
         rows.push({
           workflowId: w.workflowId,
@@ -76,10 +92,11 @@ export async function workflowCommand(command: WorkflowCommand, positional: read
           bestMetric: sa.DurableTrainBestMetric?.[0] ?? null,
           startTime: w.startTime.toISOString(),
           closeTime: w.closeTime?.toISOString() ?? null,
+          ...(w.type === WORKFLOW_TYPES.retrain && w.status.name === 'COMPLETED' && { retrain: await retrainDecision(c, w.workflowId, w.runId) }),
         });
         if (rows.length >= limit) break;
       }
-      if (json) io.out(JSON.stringify(rows));
+      if (json) io.out(jsonForTerminal(rows));
       else for (const r of rows) io.out(renderListRow(r, Date.now()));
       return EXIT.ok;
     }
