@@ -15,12 +15,12 @@ import { mnistInput, ROOT, runDurableTrain, startWorkerProcess, tempDir, uniqueI
 const cli = runDurableTrain;
 const ESC = '\x1b';
 
-/** Runs the CLI until its output matches `pattern` (then stops it) or `timeoutMs` passes. */
-function cliUntil(args: string[], env: Record<string, string>, pattern: RegExp, timeoutMs: number): Promise<{ matched: boolean; output: string; seconds: number }> {
+/** Runs the CLI until its output matches `pattern` (then stops it) or `timeoutMs` passes; `output()` reads what it printed so far. */
+function cliUntil(args: string[], env: Record<string, string>, pattern: RegExp, timeoutMs: number): Promise<{ matched: boolean; output: string; seconds: number }> & { output(): string } {
   const started = Date.now();
-  return new Promise((resolve) => {
+  let output = '';
+  const done = new Promise<{ matched: boolean; output: string; seconds: number }>((resolve) => {
     const child = spawn(process.execPath, [path.join(ROOT, 'bin/durable-train.js'), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
     let matched = false;
     const timer = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
     const onData = (d: Buffer) => {
@@ -37,6 +37,7 @@ function cliUntil(args: string[], env: Record<string, string>, pattern: RegExp, 
       resolve({ matched, output, seconds: (Date.now() - started) / 1000 });
     });
   });
+  return Object.assign(done, { output: () => output });
 }
 
 describe('durable-train shows failures where people look', () => {
@@ -105,8 +106,11 @@ describe('durable-train shows failures where people look', () => {
       assert.match(before.stdout, /training/);
       assert.doesNotMatch(before.stdout, /no heartbeat|retrying/, 'a healthy run shows no trouble');
 
+      // Watching when the worker dies (SIGKILL: no goodbye, its heartbeats just stop).
+      const watching = cliUntil(['watch', workflowId, '--interval', '0.5'], env, /waiting for a worker: no heartbeat for \d+ s/, 120_000);
+      await waitFor(async () => / step [1-9]\d*\/4000 training/.test(watching.output()), 60_000, 'watch to show the run training');
       await worker.kill();
-      const watched = await cliUntil(['watch', workflowId, '--interval', '0.5'], env, /waiting for a worker: no heartbeat for \d+ s/, 60_000);
+      const watched = await watching;
       console.log(watched.output);
       assert.ok(watched.matched, `watch must say the heartbeat stopped, got: ${watched.output}`);
       const silentLine = watched.output.split('\n').find((l) => /no heartbeat/.test(l)) ?? '';

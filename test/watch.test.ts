@@ -12,6 +12,9 @@ import { duration, significant } from '../src/cli/human';
 import { LiveOutput } from '../src/cli/live-output';
 import { renderRetrainLines, renderSearchLines, renderTrainLine, type TrainView } from '../src/cli/live-view';
 import { renderListRow } from '../src/cli/render';
+import { forTerminal, jsonForTerminal } from '../src/cli/terminal';
+import { rootCause, troubleDetails, type Trouble } from '../src/cli/trouble';
+import { calendarToCron, cronProblem } from '../src/schedules';
 import type { RetrainProgress } from '../src/workflows/retrain-model';
 import type { TrainProgress } from '../src/workflows/train-model';
 import { mnistInput, ROOT, runDurableTrain, uniqueId, useStackAndWorker } from './helpers/temporal';
@@ -101,6 +104,8 @@ describe('watch renderers', () => {
       { progress: progress({ status: 'paused', pauseRequested: true }), inEpoch: null },
       { progress: progress({ stopRequested: true, latest: null, best: null }), inEpoch },
       { progress: progress({ status: 'evaluating', step: 120 }), inEpoch: null },
+      { ...live, trouble: { retrying: null, silent: { activity: 'trainEpoch', seconds: 120, timeoutSeconds: 30 }, noWorker: null } },
+      { ...live, trouble: { retrying: null, silent: null, noWorker: { taskQueue: 'a-long-task-queue-name-'.repeat(3), what: 'workflow' } } },
     ];
     const running = new Map([['s-trial-3', live]]);
     for (let width = 40; width <= 200; width++) {
@@ -150,6 +155,61 @@ describe('watch renderers', () => {
     assert.equal(rates.observe('a/1', 50, 5000), 10);
     assert.equal(rates.observe('a/2', 40, 6000), null, 'a new attempt starts over');
     assert.equal(rates.observe('a/1', 5, 7000), null, 'a step going back starts over');
+  });
+
+  test('trouble: no pace or ETA, the last failure under the line; a closed run shows how it ended', () => {
+    const retrying: Trouble = { retrying: { activity: 'trainEpoch', attempt: 3, maximumAttempts: 20, cause: 'TrainerCrashed: exited' }, silent: null, noWorker: null };
+    assert.equal(renderTrainLine({ ...live, trouble: retrying }, 200), '[############............] epoch 3/5 step 97/200 training  retrying: attempt 3/20  loss 0.4123  val_loss 0.3800  val_accuracy 0.8875  best val_loss 0.3800 @ epoch 2  lr 0.0020');
+    assert.deepEqual(troubleDetails(retrying), ['  attempt 2 of trainEpoch failed: TrainerCrashed: exited']);
+    const silent: Trouble = { retrying: null, silent: { activity: 'trainEpoch', seconds: 12, timeoutSeconds: 3 }, noWorker: null };
+    assert.equal(renderTrainLine({ ...live, trouble: silent }, 100), 'epoch 3/5 step 97/200 training  waiting for a worker: no heartbeat for 12 s (timeout 3 s)');
+    assert.equal(renderTrainLine({ ...live, trouble: silent }, 80), 'epoch 3/5 step 97/200 training  waiting for a worker: no heartbeat for 12 s', 'a shorter form when narrow');
+    assert.equal(renderTrainLine({ ...live, trouble: silent }, 53), 'epoch 3/5 step 97/200 training  no heartbeat for 12 s');
+    const failed = renderTrainLine({ progress: progress(), inEpoch, closed: 'failed' }, 200);
+    assert.match(failed, /^\[#+\.+\] epoch 2\/5 step 80\/200 failed  loss/);
+    assert.doesNotMatch(failed, /training|ETA|steps\/s/);
+    // The root cause of a failure chain, escaped and bounded.
+    const chain = { message: 'Activity task failed', cause: { message: `bad \x1b[31m${'x'.repeat(400)}`, applicationFailureInfo: { type: 'InvalidConfig' } } };
+    const cause = rootCause(chain);
+    assert.ok(cause.startsWith('InvalidConfig: bad \\u001b[31mxxx'), cause);
+    assert.ok(cause.endsWith('…') && cause.length < 320, `${cause.length}`);
+  });
+
+  test('retrain lines once decided say what was promoted over what (not the old champion as champion)', () => {
+    const decided = {
+      ...retrain, phase: 'promoted',
+      decision: { promoted: true, reason: 'r', metric: 'val_loss', champion: { runId: 'old-run', metrics: { val_loss: 0.5 } }, challenger: { runId: 'new-run', metrics: { val_loss: 0.25 } } },
+    } as unknown as RetrainProgress;
+    assert.equal(renderRetrainLines(decided, null, 200)[0], 'retrain digits: promoted  new-run (val_loss 0.2500) over old-run (val_loss 0.5000)  training run digits-retrain-000042');
+    const rejected = { ...decided, phase: 'rejected', decision: { ...decided.decision!, promoted: false } } as unknown as RetrainProgress;
+    assert.match(renderRetrainLines(rejected, null, 200)[0]!, /^retrain digits: rejected {2}new-run \(val_loss 0\.2500\); champion old-run \(val_loss 0\.5000\) kept/);
+  });
+
+  test('terminal escaping: control and invisible characters escaped, quotes kept; --json means the same', () => {
+    assert.equal(forTerminal('id-\x1b[31m\u009b2J\u202e\u200b"q"\\\t\n'), 'id-\\u001b[31m\\u009b2J\\u202e\\u200b"q"\\\\t\\n');
+    assert.equal(forTerminal('a\nb', { newlines: true }), 'a\nb');
+    assert.equal(forTerminal('abcdef', { max: 3 }), 'abc…');
+    const value = { id: 'a\x1b[31m\u009b\u202e\u{e0041}\u2028' };
+    const json = jsonForTerminal(value);
+    assert.doesNotMatch(json, /[\u0000-\u001f\u007f-\u009f\u202e\u2028]|\u{e0041}/u);
+    assert.deepEqual(JSON.parse(json), value);
+    assert.equal(renderListRow({ workflowId: 'w\x1b]0;t\x07', type: 'trainModel', status: 'RUNNING', trainStatus: null, epoch: null, bestMetric: null, startTime: '2026-01-01T00:00:00Z', closeTime: null }, Date.parse('2026-01-01T00:00:05Z')),
+      'w\\u001b]0;t\\u0007\ttrainModel\tRUNNING\t-\tepoch -\tbest -\tstarted 5s ago');
+  });
+
+  test('cron expressions are checked as Temporal reads them; calendars read back as cron', () => {
+    for (const ok of ['0 3 * * *', '*/15 * * * *', '0 3 * * MON-FRI', '0 3 1 1 * 2027', '0 0 3 * * * *', '@daily', '@every 2h/30m', 'CRON_TZ=Europe/Berlin 0 3 * * *', '0 3 * * * # nightly']) {
+      assert.equal(cronProblem(ok), null, ok);
+    }
+    assert.match(cronProblem('daily')!, /has 1 field/);
+    assert.match(cronProblem('0 24 * * *')!, /hour field `24`/);
+    assert.match(cronProblem('0 3 * 13 *')!, /month field `13`/);
+    assert.match(cronProblem('0 3 * * 5-1')!, /ends before it starts/);
+    assert.match(cronProblem('@every 1h 2h')!, /shorthand/);
+    assert.match(cronProblem('0 3 * * * *  * *')!, /has 8 fields/);
+    // The server's form of `0 3 * * MON-FRI` and of `*/15 * * * *`.
+    assert.equal(calendarToCron({ second: [{ step: 1 }], minute: [{ step: 1 }], hour: [{ start: 3, end: 3, step: 1 }], dayOfMonth: [{ start: 1, end: 31, step: 1 }], month: [{ start: 1, end: 12, step: 1 }], dayOfWeek: [{ start: 1, end: 5, step: 1 }] }), '0 3 * * 1-5');
+    assert.equal(calendarToCron({ minute: [{ start: 0, end: 59, step: 15 }], hour: [{ start: 0, end: 23, step: 1 }], dayOfMonth: [{ start: 1, end: 31, step: 1 }], month: [{ start: 1, end: 12, step: 1 }], dayOfWeek: [{ start: 0, end: 6, step: 1 }] }), '0-59/15 * * * *');
   });
 
   test('list rounds metrics to 4 significant digits and says durations as people do', () => {

@@ -9,7 +9,7 @@ import type { TrainProgress } from '../workflows/train-model';
 import { fitSegments, seg, truncate, type Segment } from './fit';
 import { duration, fixedMetric, rate, significant } from './human';
 import { forTerminal as t } from './terminal';
-import { troubleSummary, type Trouble } from './trouble';
+import { troubleForms, troubleSummary, type Trouble } from './trouble';
 
 /** Where the running trainUntilStep activity is, from its last heartbeat (see heartbeat.ts). */
 export interface InEpoch {
@@ -68,8 +68,8 @@ function trainSegments(v: TrainView): Segment[] {
     seg(1, 1, `step ${f.step}/${p.totalSteps}`),
     seg(2, 1, f.status),
   ];
-  const trouble = v.trouble ? troubleSummary(v.trouble) : null;
-  if (trouble) out.push(seg(2, 2, trouble));
+  const trouble = v.trouble ? troubleForms(v.trouble) : [];
+  if (trouble.length > 0) out.push(seg(2, 2, ...trouble));
   if (p.stopRequested && p.status === 'training') out.push(seg(2, 1, '(stopping)'));
   else if (p.pauseRequested && p.status === 'training') out.push(seg(2, 1, '(pausing)'));
   if (f.stepsPerSecond !== null) out.push(seg(4, 2, `${rate(f.stepsPerSecond)} steps/s`));

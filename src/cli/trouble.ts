@@ -109,12 +109,26 @@ export async function troubleOf(handle: WorkflowHandle, description: WorkflowExe
   return { ...pending, noWorker: await noWorker(handle, description.taskQueue, activities) };
 }
 
-/** The short form for a status line: `attempt 3/20 failing`, `waiting for a worker: no heartbeat for 12 s`, `no worker polls task queue q`. */
+/** The status line's words for it, longest first (a narrow terminal gets a shorter form): `retrying: attempt 3/20`, … */
+export function troubleForms(t: Trouble): string[] {
+  if (t.noWorker) {
+    const queue = forTerminal(t.noWorker.taskQueue, { max: 100 });
+    return [`no worker polls task queue ${queue}${t.noWorker.what === 'activity' ? ' for activities' : ''}`, 'no worker polls its task queue', 'no worker'];
+  }
+  if (t.silent) {
+    const quiet = `no heartbeat for ${t.silent.seconds} s`;
+    return [`waiting for a worker: ${quiet} (timeout ${t.silent.timeoutSeconds} s)`, `waiting for a worker: ${quiet}`, quiet];
+  }
+  if (t.retrying) {
+    const attempt = `attempt ${t.retrying.attempt}${t.retrying.maximumAttempts ? `/${t.retrying.maximumAttempts}` : ''}`;
+    return [`retrying: ${attempt}`, attempt];
+  }
+  return [];
+}
+
+/** The longest form: `status` and piped output. */
 export function troubleSummary(t: Trouble): string | null {
-  if (t.noWorker) return `no worker polls task queue ${forTerminal(t.noWorker.taskQueue, { max: 100 })}${t.noWorker.what === 'activity' ? ' for activities' : ''}`;
-  if (t.silent) return `waiting for a worker: no heartbeat for ${t.silent.seconds} s (timeout ${t.silent.timeoutSeconds} s)`;
-  if (t.retrying) return `retrying: attempt ${t.retrying.attempt}${t.retrying.maximumAttempts ? `/${t.retrying.maximumAttempts}` : ''}`;
-  return null;
+  return troubleForms(t)[0] ?? null;
 }
 
 /** The lines under the status line: the last failure's cause, and what to do about a queue nobody polls. */
