@@ -75,6 +75,20 @@ test('read-ahead: when each step leaves time for reads, only the first step wait
   assert.ok(none.stats.waits > 10, `without room to read ahead, steps wait (${none.stats.waits})`);
 });
 
+test('`limit` keeps the first N records in listing order: each of them once per epoch, nothing else', async () => {
+  const index = await buildDataIndex(params, await listShards(params, any));
+  const source = new ShardedSource(index, params, B, 9, { cacheBytes: 1e9, limit: 130 });
+  assert.equal(source.shapes().size, 130);
+  for (let epoch = 0; epoch < 2; epoch++) {
+    const seen = new Set<number>();
+    for (let p = 0; p < 130; p++) {
+      const at = source.order.locate(epoch * 130 + p);
+      seen.add(at.shard * 50 + at.offset); // 50 records per shard
+    }
+    assert.deepEqual([...seen].sort((a, b) => a - b), Array.from({ length: 130 }, (_, i) => i));
+  }
+});
+
 test('DT_DATA_CACHE_BYTES: a whole number of bytes, else a clear error', () => {
   assert.equal(dataCacheBytesFromEnv({ DT_DATA_CACHE_BYTES: '1048576' }), 1048576);
   assert.ok(dataCacheBytesFromEnv({}) > 0);

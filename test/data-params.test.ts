@@ -44,3 +44,15 @@ test('bad sharded specs name the field', () => {
   assert.deepEqual(fields({ split: 'train', params: good }), ['data.train.split']);
   assert.deepEqual(fields({}), ['data.train.params']);
 });
+
+test('shard globs: one segment, `*` never crosses `/`, classes, literal dots; an unclosed `[` is refused', async () => {
+  const { globRegExp, splitGlob } = await import('../src/data/glob');
+  const re = globRegExp('part-[0-3]*.jsonl.gz');
+  assert.ok(re.test('part-0001.jsonl.gz'));
+  assert.ok(!re.test('part-7.jsonl.gz'));
+  assert.ok(!re.test('part-0/x.jsonl.gz'));
+  assert.ok(!re.test('part-0xjsonlxgz'), 'a dot is literal');
+  assert.ok(globRegExp('[!a]b').test('cb') && !globRegExp('[!a]b').test('ab'));
+  assert.throws(() => globRegExp('part-[0-3.jsonl'), /unclosed `\[`/);
+  assert.deepEqual(splitGlob('gs://b/train/part-*.gz'), { folder: 'gs://b/train', pattern: 'part-*.gz', wild: true, literalPrefix: 'part-' });
+});

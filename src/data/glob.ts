@@ -1,7 +1,8 @@
 /**
  * Shard globs: wildcards in the last path segment only (`gs://bucket/train/part-*.jsonl.gz`), so a
  * listing is one prefix (the folder plus the text before the first wildcard) and stays bounded.
- * `*` any run of characters but `/`, `?` one character but `/`, `[abc]` / `[a-z]` / `[!a]` a class.
+ * `*` any run of characters but `/`, `?` one character but `/` (URI syntax refuses `?` in an input
+ * today: it reads as a query), `[abc]` / `[a-z]` / `[!a]` a class.
  * Hand-written (about 30 lines) rather than a dependency: minimatch and picomatch are only in the
  * tree as dev tools' dependencies, and one segment needs none of their features (`**`, braces, extglobs).
  */

@@ -43,8 +43,11 @@ export function shardedParamsOf(spec: DatasetSpec): ShardedParams {
 }
 
 export interface ShardedSourceOptions {
+  /** @default dataCacheBytesFromEnv() */
   readonly cacheBytes?: number;
   readonly storage?: Storage;
+  /** The spec's `limit`: only the first N records, in listing order, make the dataset. */
+  readonly limit?: number;
 }
 
 interface Entry {
@@ -74,7 +77,13 @@ export class ShardedSource implements ExampleSource {
     seed: number,
     private readonly options: ShardedSourceOptions = {},
   ) {
-    this.order = new ShardedOrder(index.shards.map((s) => s.records), seed, params.shuffleWindow);
+    let left = options.limit ?? Number.MAX_SAFE_INTEGER;
+    const counts = index.shards.map((s) => {
+      const n = Math.min(s.records, left);
+      left -= n;
+      return n;
+    });
+    this.order = new ShardedOrder(counts, seed, params.shuffleWindow);
     this.xw = rowWidth(index.layout);
     this.yw = index.layout.yWidth;
     this.xShape = [this.xw];
@@ -195,7 +204,7 @@ export class ShardedSource implements ExampleSource {
 
   /** What a route builds a model from: the shapes and size, no examples. */
   shapes(): Dataset {
-    return { x: new Float32Array(0), y: new Float32Array(0), xShape: this.xShape, yShape: this.yShape, size: this.index.records };
+    return { x: new Float32Array(0), y: new Float32Array(0), xShape: this.xShape, yShape: this.yShape, size: this.order.size };
   }
 
   fill(step: number, x: Float32Array, y: Float32Array): void {
@@ -232,6 +241,7 @@ export async function openShardedSource(
   return new ShardedSource(index, params, batchSize, seed, {
     ...(options.cacheBytes !== undefined && { cacheBytes: options.cacheBytes }),
     ...(options.storage && { storage: options.storage }),
+    ...(spec.limit !== undefined && { limit: spec.limit }),
   });
 }
 
