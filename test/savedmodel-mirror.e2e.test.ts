@@ -118,7 +118,12 @@ describe('the mirror of a gs:// SavedModel', () => {
     assert.equal(fs.statSync(path.join(cache, 'savedmodels')).mode & 0o777, 0o700);
   });
 
-  test('a new generation in the bucket is a new mirror; the older one is removed', async () => {
+  test('a new generation in the bucket is a new mirror; the older one and abandoned downloads are removed', async () => {
+    const abandoned = path.join(cache, 'savedmodels', '.tmp-abandoned-1234-beef');
+    fs.mkdirSync(abandoned);
+    fs.writeFileSync(path.join(abandoned, 'saved_model.pb'), 'half');
+    const hoursAgo = new Date(Date.now() - 2 * 3600_000);
+    fs.utimesSync(abandoned, hoursAgo, hoursAgo);
     await open(URI).put('durable-train.json', fs.readFileSync(path.join(SOURCE, 'durable-train.json')));
     const second = await mirror();
     assert.notEqual(second, first);

@@ -129,8 +129,10 @@ describe('the op check on the exported SavedModels', () => {
 describe('the hostile SavedModel in the real trainer process', () => {
   let client: TrainerClient;
   const runRoot = tempDir('dt-savedmodel-hostile-');
-  before(() => {
+  before(async () => {
     client = new TrainerClient({ log: () => undefined });
+    // TensorFlow's cold start is not the refusal's cost (at load 20 it alone can take 10 s).
+    await client.request({ type: 'describe' });
     fs.mkdirSync(HOSTILE_DIR, { recursive: true });
     fs.writeFileSync(path.join(HOSTILE_DIR, 'secret.txt'), 'planted-secret-4b1d');
     fs.rmSync(path.join(HOSTILE_DIR, 'stolen.txt'), { force: true });

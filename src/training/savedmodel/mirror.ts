@@ -81,16 +81,36 @@ interface ListedObject {
   readonly crc32c?: string;
 }
 
-/** What a local copy of an object must hash to: the listed md5, else the listed crc32c. */
+/** Hashes chunks as the listing does: md5 when it lists one (composite objects have none), else crc32c. */
+function listedDigest(o: ListedObject): { update(chunk: Buffer): void; matches(): boolean } {
+  if (o.md5Hash) {
+    const h = createHash('md5');
+    return { update: (chunk) => h.update(chunk), matches: () => h.digest('base64') === o.md5Hash };
+  }
+  const c = new CRC32C();
+  return { update: (chunk) => c.update(chunk), matches: () => c.toString() === o.crc32c };
+}
+
+/** Whether downloaded bytes are the listed object's. */
 function matchesListed(data: Buffer, o: ListedObject): boolean {
   if (data.length !== o.size) return false;
-  if (o.md5Hash) return createHash('md5').update(data).digest('base64') === o.md5Hash;
-  if (o.crc32c) {
-    const c = new CRC32C();
-    c.update(data);
-    return c.toString() === o.crc32c;
+  const d = listedDigest(o);
+  d.update(data);
+  return d.matches();
+}
+
+/** Whether a mirrored file is the listed object's, read in 1 MiB chunks (variables can be large). */
+function fileMatchesListed(file: string, o: ListedObject): boolean {
+  const fd = fs.openSync(file, 'r');
+  try {
+    if (fs.fstatSync(fd).size !== o.size) return false;
+    const d = listedDigest(o);
+    const chunk = Buffer.allocUnsafe(1 << 20);
+    for (let n = fs.readSync(fd, chunk); n > 0; n = fs.readSync(fd, chunk)) d.update(chunk.subarray(0, n));
+    return d.matches();
+  } finally {
+    fs.closeSync(fd);
   }
-  return false;
 }
 
 async function listObjects(store: GcsCheckpointStore): Promise<ListedObject[]> {
@@ -158,9 +178,25 @@ function mirrorIsIntact(dir: string, listed: readonly ListedObject[]): { ok: tru
   const want = [...listed.map((o) => o.key), MANIFEST].sort();
   if (files.join('\n') !== want.join('\n')) return { ok: false, why: 'files were added or removed' };
   for (const o of listed) {
-    if (!matchesListed(fs.readFileSync(path.join(dir, o.key)), o)) return { ok: false, why: `${o.key} does not match its checksum` };
+    if (!fileMatchesListed(path.join(dir, o.key), o)) return { ok: false, why: `${o.key} does not match its checksum` };
   }
   return { ok: true };
+}
+
+const TMP_PREFIX = '.tmp-';
+const ABANDONED_AFTER_MS = 60 * 60 * 1000;
+
+/** Half-written mirrors of killed trainers (an hour old: no live download takes that long between writes). */
+function removeAbandonedDownloads(root: string): void {
+  for (const name of fs.readdirSync(root)) {
+    if (!name.startsWith(TMP_PREFIX)) continue;
+    const at = path.join(root, name);
+    try {
+      if (Date.now() - fs.lstatSync(at).mtimeMs > ABANDONED_AFTER_MS) fs.rmSync(at, { recursive: true, force: true });
+    } catch {
+      // removed by another trainer meanwhile
+    }
+  }
 }
 
 /**
@@ -185,7 +221,8 @@ export async function localSavedModelDir(uri: string, openStore: RouteDeps['open
     log(`[durable-train] the local mirror of ${store.uri} (${dir}) is not what the bucket holds (${intact.why}); downloading it again`);
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  const tmp = path.join(root, `.tmp-${uriKey}-${process.pid}-${randomBytes(4).toString('hex')}`);
+  removeAbandonedDownloads(root);
+  const tmp = path.join(root, `${TMP_PREFIX}${uriKey}-${process.pid}-${randomBytes(4).toString('hex')}`);
   fs.mkdirSync(tmp, { mode: 0o700 });
   try {
     for (const o of listed) {
