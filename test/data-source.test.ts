@@ -240,3 +240,26 @@ describe('sharded data on gs:// (the GCS emulator)', () => {
     }
   });
 });
+
+describe('shard reads through a GCS outage', () => {
+  let emu: GcsEmulator;
+  before(async () => {
+    emu = await startGcsEmulator({ buckets: ['outage'], backend: 'filesystem' });
+  });
+  after(async () => emu?.dispose());
+
+  test('a read while the server is down is retried (the checkpoint store\'s policy) and gets the pinned bytes', async () => {
+    const text = jsonlOf(mnistRows(20));
+    await emu.storage.bucket('outage').file('train/part-0.jsonl.gz').save(zlib.gzipSync(text), { resumable: false });
+    const [shard] = await listShards(params('gs://outage/train/part-*.jsonl.gz'), { assertAllowed: () => undefined, storage: emu.storage });
+    await emu.stop();
+    const started = Date.now();
+    const reading = readShardBytes(shard!, emu.storage);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    await emu.restart();
+    const { bytes } = await reading;
+    assert.ok(Date.now() - started >= 2000);
+    assert.equal(zlib.gunzipSync(bytes).toString('utf8'), text);
+  });
+});
+
