@@ -54,7 +54,7 @@ export const COMPUTATION_OPS: ReadonlySet<string> = new Set([
   'SpaceToBatchND', 'BatchToSpaceND', 'ExtractImagePatches', 'Unique', 'UniqueV2', 'ListDiff', 'Einsum',
   // Linear algebra, convolutions, pooling, normalisation.
   'MatMul', 'BatchMatMul', 'BatchMatMulV2', 'BatchMatMulV3', 'BiasAdd', 'BiasAddV1', 'BiasAddGrad',
-  'Conv1D', 'Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'Conv3D', 'Conv3DBackpropInputV2',
+  'Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'Conv3D', 'Conv3DBackpropInputV2',
   'Conv3DBackpropFilterV2', 'DepthwiseConv2dNative', 'DepthwiseConv2dNativeBackpropInput',
   'DepthwiseConv2dNativeBackpropFilter', 'MaxPool', 'MaxPoolV2', 'MaxPoolGrad', 'MaxPoolGradV2', 'MaxPoolGradGrad',
   'MaxPool3D', 'MaxPool3DGrad', 'AvgPool', 'AvgPoolGrad', 'AvgPool3D', 'AvgPool3DGrad', 'FusedBatchNorm',
@@ -71,6 +71,9 @@ export const COMPUTATION_OPS: ReadonlySet<string> = new Set([
   'StatelessTruncatedNormal', 'StatelessTruncatedNormalV2', 'StatelessRandomGetKeyCounter', 'StatelessRandomGetKeyCounterAlg',
   'StatelessRandomGetAlg', 'StatelessMultinomial', 'StatelessRandomBinomial', 'StatelessShuffle',
   'RandomUniform', 'RandomUniformInt', 'RandomStandardNormal', 'TruncatedNormal', 'RandomShuffle', 'Multinomial',
+  // tf.random.Generator (a counter in a variable).
+  'RngReadAndSkip', 'RngSkip', 'StatefulUniform', 'StatefulUniformInt', 'StatefulUniformFullInt',
+  'StatefulStandardNormalV2', 'StatefulTruncatedNormal',
 ]);
 
 /**
