@@ -8,7 +8,8 @@
  * rate through reduceLrOnPlateau), the hyperparameters, the loss, the seed, stepsPerEpoch (it fixes
  * which batches make a step and where epochs end), reduceLrOnPlateau (it changes the rate of later
  * steps), the warm start (it sets the initial weights) and the route (the model spec decides it
- * today; a route field wins when present).
+ * today; a route field wins when present), and, when the caller lists it, a streamed dataset's
+ * identity (src/data/identity.ts: its shards, sizes and GCS generations).
  * What is not: maxEpochs, earlyStopping, the checkpoint policy (cadence, keepLast, uri),
  * timeouts, continueAsNewEvery, historyLimit, runId, resume. They decide how far a run goes, when
  * it stops or how it is stored, never what step N computes, so a run may continue with new values.
