@@ -108,6 +108,11 @@ export interface FinalizeInput {
   readonly markers?: CurveMarkers;
   /** The trainModel's parent workflow (see TrainEpochInput). */
   readonly parentWorkflowId?: string;
+  /**
+   * A `resume` that trained no new epoch: the folder stays as it is. The export is written only
+   * where absent (a run that failed before its export) or identical; no retention runs.
+   */
+  readonly resumedWithoutTraining?: boolean;
 }
 
 export interface FinalizeResult {
@@ -258,7 +263,10 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
         // A resumed run (`resume`) exports again over the earlier export (its own trajectory's: the
         // identity was checked above, and the workflow refuses a maxEpochs below the recorded epochs);
         // otherwise an export never changes.
-        const write = input.config.resume ? (key: string, data: Buffer) => store.put(key, data) : (key: string, data: Buffer) => writeOnce(store, key, data);
+        // A resume that trained nothing exports only what the run already exported (see FinalizeInput).
+        const keep = input.resumedWithoutTraining === true;
+        if (keep) await refuseChangedExport(store, read.checkpoint.objects, input.modelStep);
+        const write = input.config.resume && !keep ? (key: string, data: Buffer) => store.put(key, data) : (key: string, data: Buffer) => writeOnce(store, key, data);
         await write(modelJsonKey(), read.checkpoint.objects.get(MODEL_JSON)!);
         await write(weightsKey(), read.checkpoint.objects.get(WEIGHTS_BIN)!);
         const preprocessing = read.checkpoint.objects.get(PREPROCESSING_JSON);
@@ -266,7 +274,7 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
         const records = await readEpochRecords(store);
         await store.put(METRICS_JSONL, Buffer.from(records.map((r) => JSON.stringify(r)).join('\n') + '\n'));
         const plot = await writeLearningCurve(store, records, input.title, input.markers ?? {});
-        const deletedSteps = await fenced(() => applyRetention(store, input.config.checkpoint.keepLast, [...input.protectSteps, input.modelStep], { lease }));
+        const deletedSteps = keep ? [] : await fenced(() => applyRetention(store, input.config.checkpoint.keepLast, [...input.protectSteps, input.modelStep], { lease }));
         return {
           modelUri: store.uriOf(modelJsonKey()),
           metricsUri: store.uriOf(METRICS_JSONL),
@@ -277,6 +285,24 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
       });
     },
   };
+}
+
+/**
+ * Throws WouldOverwrite (non-retryable, caused by the input) when the run's export differs from
+ * checkpoint `step`'s model: a resume that trained no epoch would replace it (earlyStopping's
+ * restoreBestWeights choosing another epoch than the run did).
+ */
+async function refuseChangedExport(store: CheckpointStore, objects: ReadonlyMap<string, Buffer>, step: number): Promise<void> {
+  for (const [key, name] of [[modelJsonKey(), MODEL_JSON], [weightsKey(), WEIGHTS_BIN]] as const) {
+    const existing = await store.get(key);
+    const data = objects.get(name);
+    if (existing && data && !existing.equals(data)) {
+      throw ApplicationFailure.nonRetryable(
+        `Refusing to replace ${store.uriOf(key)} with checkpoint ${step}'s: \`resume\` trained no new epoch (the run had recorded them all, or earlyStopping stopped its replay), so the run's export stays as it is. Raise \`maxEpochs\` to continue the run, or start a new runId for another final model`,
+        'WouldOverwrite',
+      );
+    }
+  }
 }
 
 /**

@@ -273,6 +273,10 @@ async function trainLoop(input: TrainInput, config: TrainConfig, state: TrainLoo
   }
   state.status = 'finalizing';
   publish();
+  // A resume that trained no epoch of its own (the run had recorded them all, or the replay stopped
+  // early) may not change the folder: an export chosen by its own earlyStopping or keepLast is not
+  // the run's (a continue-as-new comes only after an epoch trained).
+  const resumedWithoutTraining = config.resume && !continued && state.epochsThisRun === 0;
   const finalized = await CancellationScope.nonCancellable(() =>
     finalizeRun({
       runUri: state.runUri,
@@ -281,6 +285,7 @@ async function trainLoop(input: TrainInput, config: TrainConfig, state: TrainLoo
       protectSteps: protectedSteps(config, state),
       title: `${state.runId}: ${config.stepsPerEpoch} steps/epoch, batch ${config.hyperparameters.batchSize}`,
       markers: { bestEpoch: restore ?? state.best?.epoch ?? null, earlyStoppedEpoch: outcome === 'early-stopped' ? state.epoch : null },
+      ...(resumedWithoutTraining && { resumedWithoutTraining }),
       ...parent,
     }),
   );

@@ -132,6 +132,29 @@ export const attacks: Attack[] = [
     },
   },
   {
+    name: 'resume a finished run with its own input: keepLast 1, then restoreBestWeights on another epoch',
+    origin: '#20 ownership',
+    timeoutMs: 120_000,
+    async run(ctx) {
+      const victim = await prodRun(ctx);
+      const before = snapshot(victim);
+      // lease.json is the writers' fence (every finalisation takes it), not the run's data.
+      const lost = () => changes(before, snapshot(victim)).filter((c) => c !== 'changed lease.json');
+      const own = { runId: 'prod', resume: true, model: { name: 'mlp', params: { hiddenUnits: [32] } }, seed: 3, maxEpochs: 4 };
+      // Nothing left to train: the run's checkpoints stay (no retention with the caller's keepLast).
+      const fewer = await ending(await train(ctx, smallRun(ctx.dir, { ...own, checkpoint: { uri: pathToFileURL(ctx.dir).href, everySeconds: 0, keepLast: 1 } })));
+      assert.equal(fewer.status, 'COMPLETED', `expected the resume with keepLast 1 to complete changing nothing, it ended ${fewer.text}`);
+      assert.deepEqual(lost(), [], 'a resume that trained nothing changed the run folder');
+      // The highest val_loss is epoch 1's: its weights would replace the exported model.
+      const best = await train(ctx, smallRun(ctx.dir, {
+        ...own, earlyStopping: { monitor: 'val_loss', mode: 'max', patience: 10, restoreBestWeights: true },
+        checkpoint: { uri: pathToFileURL(ctx.dir).href, everySeconds: 0, keepLast: 4 },
+      }));
+      const end = await ending(best);
+      return verdict(end, 'WouldOverwrite', ['`resume` trained no new epoch', `${pathToFileURL(victim).href}/model/`], lost());
+    },
+  },
+  {
     name: 'a second search names the first one\'s runId with another base',
     origin: '#20 ownership',
     timeoutMs: 180_000,
