@@ -58,7 +58,7 @@ export const MAX_UPDATE_BYTES = 64 * 1024;
 export const MAX_INPUT_DEPTH = 64;
 
 /**
- * Bytes (as JSON, UTF-16 code units: an upper bound for ASCII) and nesting depth of `value`, walked
+ * Bytes (as compact JSON, in UTF-16 code units: exact for ASCII without escapes) and nesting depth of `value`, walked
  * with an explicit stack so that no input can overflow ours: the first thing every workflow and
  * Update validator runs, before any recursive reader sees the value. Stops at the first bound
  * crossed, so the walk itself costs at most `maxBytes` worth of work. `field` names the value
@@ -91,13 +91,16 @@ export function inputSizeIssues(value: unknown, field: string, opts: { maxBytes?
       bytes += 2;
       if (Array.isArray(v)) {
         for (let i = v.length - 1; i >= 0; i--) {
-          if ((bytes += 1) > maxBytes) return tooBig();
+          if ((bytes += i > 0 ? 1 : 0) > maxBytes) return tooBig();
           stack.push({ value: v[i], depth: node.depth + 1, parent: node, key: `[${i}]` });
         }
       } else {
+        let first = true;
         for (const k in v) {
           if (!Object.prototype.hasOwnProperty.call(v, k)) continue;
-          if ((bytes += k.length + 4) > maxBytes) return tooBig();
+          // `"k":` and the comma before every key but the first.
+          if ((bytes += k.length + (first ? 3 : 4)) > maxBytes) return tooBig();
+          first = false;
           stack.push({ value: (v as Record<string, unknown>)[k], depth: node.depth + 1, parent: node, key: `.${k}` });
         }
       }

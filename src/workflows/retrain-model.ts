@@ -25,7 +25,7 @@ import type { Mode } from '../config/train-config';
 import { modelFolderOf } from '../checkpoints/layout';
 import { Checker, ConfigError } from '../config/validate';
 import { FAULT_RETRY, WORKER_HEARTBEAT_TIMEOUT, checkInputUris, trainConfigUris } from './activity-proxies';
-import { failOnOversizedInput } from './input-bounds';
+import { failOnOversizedInput, MAX_PARENT_INPUT_BYTES } from './input-bounds';
 import { invalidConfig, parseOrFail } from './invalid-config';
 import { SEARCH_ATTRIBUTES } from './search-attributes';
 import { pauseSignal, resumeSignal, stopSignal, trainModel, type TrainModelResult } from './train-model';
@@ -59,7 +59,7 @@ export const retrainProgressQuery = defineQuery<RetrainProgress>('retrainProgres
 
 /** Validates the input; a bad one fails the workflow at once, before any activity is scheduled. */
 export function validateRetrainOrFail(input: unknown): RetrainConfig {
-  failOnOversizedInput(input, 'Invalid retrainModel input');
+  failOnOversizedInput(input, 'Invalid retrainModel input', MAX_PARENT_INPUT_BYTES);
   return parseOrFail(() => parseRetrainConfig(input));
 }
 

@@ -14,6 +14,7 @@ import { temporalCliPath } from '../../src/dev-server';
 import { inputSizeIssues, MAX_INPUT_BYTES, MAX_INPUT_DEPTH, MAX_UPDATE_BYTES } from '../../src/config/bounds';
 import { parseSearchConfig } from '../../src/config/search-config';
 import { hyperparameterSearch } from '../../src/workflows';
+import { MAX_PARENT_INPUT_BYTES } from '../../src/workflows/input-bounds';
 import { MAX_EDITS, validateEdit } from '../../src/workflows/search/edits';
 import { MAX_PBT_REPORTS, pbtBoundIssues } from '../../src/workflows/search/pbt';
 import type { SearchState } from '../../src/workflows/search/state';
@@ -49,6 +50,11 @@ describe('inputSizeIssues (pure)', () => {
     assert.equal(inputSizeIssues(new Array(2 * MAX_INPUT_BYTES).fill(0), 'input').length, 1);
     assert.deepEqual(inputSizeIssues({ s: 'x'.repeat(MAX_INPUT_BYTES - 100) }, 'input'), []);
     assert.equal(inputSizeIssues({ s: 'x'.repeat(200) }, 'edit', { maxBytes: 100 })[0]!.field, 'edit');
+    // The count is compact JSON's length: a value of exactly the bound passes, one byte more does not.
+    const value = { a: [1, 'two', null, true, { b: [] }], c: {} };
+    const bytes = JSON.stringify(value).length;
+    assert.deepEqual(inputSizeIssues(value, 'input', { maxBytes: bytes }), []);
+    assert.equal(inputSizeIssues(value, 'input', { maxBytes: bytes - 1 }).length, 1);
   });
 });
 
@@ -126,6 +132,17 @@ describe('workflows refuse oversized inputs at once', () => {
         assert.equal((await eventCounts(handle)).get('EVENT_TYPE_WORKFLOW_TASK_FAILED'), undefined);
       }));
   }
+
+  test('a search input too large to leave room for its trials\' inputs fails InvalidConfig naming the bound', () =>
+    h.run({ evalMetrics: () => ({ val_loss: 1 }) }, async ({ client, taskQueue, mock, id }) => {
+      const base = trainInput({ model: { topology: { class_name: 'Sequential', config: { layers: [], note: 'n'.repeat(MAX_PARENT_INPUT_BYTES) } } } });
+      assert.ok(JSON.stringify(base).length < MAX_INPUT_BYTES);
+      const handle = await client.workflow.start(hyperparameterSearch, { taskQueue, workflowId: id('big-base'), args: [{ base, space: { seed: [1, 2] } }] });
+      const failure = await failureOf(handle);
+      assert.equal(failure.type, 'InvalidConfig');
+      assert.match(failure.message, new RegExp(`\`input\` to be at most ${MAX_PARENT_INPUT_BYTES} bytes`));
+      assert.deepEqual(mock.calls, []);
+    }));
 
   test('a search with a 1 MB base and 2,000 trials is validated within 10 s and a bounded memory (no copy of the base per trial)', () =>
     h.run({ evalMetrics: () => ({ val_loss: 1 }) }, async ({ client, taskQueue, mock, id }) => {

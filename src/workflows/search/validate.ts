@@ -9,7 +9,7 @@ import { parseSearchConfig, type SearchConfig } from '../../config/search-config
 import type { Rung, TrialParams } from '../../config/search-types';
 import { parseTrainConfig, type TrainConfig } from '../../config/train-config';
 import { ConfigError, type ConfigIssue } from '../../config/validate';
-import { failOnOversizedInput } from '../input-bounds';
+import { failOnOversizedInput, MAX_PARENT_INPUT_BYTES } from '../input-bounds';
 import { invalidConfig } from '../invalid-config';
 import { trialInput } from '../search-space';
 import { createSearch, planTrials, plannedTrials } from './index';
@@ -62,7 +62,7 @@ export function trialIssues(config: SearchConfig, trial: number, params: TrialPa
 
 /** Validates the search input and every up-front trial's trainModel input; throws InvalidConfig naming every issue. */
 export function validateSearchOrFail(input: unknown): ValidatedSearch {
-  failOnOversizedInput(input, 'Invalid hyperparameterSearch input');
+  failOnOversizedInput(input, 'Invalid hyperparameterSearch input', MAX_PARENT_INPUT_BYTES);
   let config: SearchConfig;
   let planned: number;
   let trials: TrialParams[];
