@@ -12,6 +12,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { COMPUTATION_OPS, RESTORE_OPS } from '../src/training/savedmodel/op-allow-list';
 import { checkSavedModelOps, UnsafeSavedModelError } from '../src/training/savedmodel/op-check';
 import { ROOT, tempDir } from './helpers/temporal';
 
@@ -19,10 +20,11 @@ const MODELS = ['mlp-dropout-adam', 'cnn-sgd', 'normalized-cnn-sgd', 'recurrent-
 
 describe('SavedModels of the common Keras layers pass the op check', { timeout: 1_200_000 }, () => {
   const out = tempDir('dt-keras-ops-');
+  let python = '';
   before(() => {
     const setup = spawnSync('bash', [path.join(ROOT, 'scripts/setup-bench-python.sh')], { encoding: 'utf8' });
     assert.equal(setup.status, 0, `scripts/setup-bench-python.sh: ${setup.stderr}`);
-    const python = setup.stdout.trim();
+    python = setup.stdout.trim();
     const r = spawnSync(python, [path.join(ROOT, 'test/fixtures/savedmodel/keras_layer_zoo.py'), out], { encoding: 'utf8', timeout: 900_000 });
     assert.equal(r.status, 0, `keras_layer_zoo.py: ${r.stderr.slice(-2000)}`);
   });
@@ -34,6 +36,14 @@ describe('SavedModels of the common Keras layers pass the op check', { timeout: 
       assert.match(checkSavedModelOps(dir, `file://${dir}`), /^[0-9a-f]{64}$/);
     });
   }
+
+  test('every op on the allow-list is one TensorFlow registers (no misspelt name lets an op through)', () => {
+    const ops = [...COMPUTATION_OPS, ...RESTORE_OPS];
+    const script = 'import sys\nfrom tensorflow.python.framework import op_def_registry\nprint(" ".join(o for o in sys.stdin.read().split() if op_def_registry.get(o) is None))';
+    const r = spawnSync(python, ['-c', script], { input: ops.join(' '), encoding: 'utf8', env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '3' } });
+    assert.equal(r.status, 0, r.stderr.slice(-2000));
+    assert.deepEqual(r.stdout.trim().split(/\s+/).filter(Boolean), [], 'listed ops that TensorFlow does not know');
+  });
 
   test('the control: the hostile layer exported the same way is refused, naming ReadFile', () => {
     const dir = path.join(out, 'hostile-copies-a-file');
