@@ -177,12 +177,12 @@ describe('streamed sharded training (trainer process)', () => {
   });
 
   test('bad inputs fail non-retryably within 10 s, naming the field', async () => {
-    await failsNaming(a, 'bad-empty', shardedSpec(`file://${dataDir}/nothing-*.jsonl.gz`), /`params\.uri`/, /got none/);
+    await failsNaming(a, 'bad-empty', shardedSpec(`file://${dataDir}/nothing-*.jsonl.gz`), /`data\.train\.params\.uri`/, /got none/);
     const bad = path.join(root, 'bad');
     fs.mkdirSync(bad);
     fs.writeFileSync(path.join(bad, 'part-0.jsonl.gz'), jsonlOf(rows.slice(0, 5)));
     await failsNaming(a, 'bad-gzip', shardedSpec(`file://${bad}/part-*.jsonl.gz`), /part-0\.jsonl\.gz/, /gzip/);
-    await failsNaming(a, 'bad-label', shardedSpec(fileGlob, { classes: [0, 1, 2, 3] }), /`params\.label`/, /`params\.classes`/, /got 4/);
+    await failsNaming(a, 'bad-label', shardedSpec(fileGlob, { classes: [0, 1, 2, 3] }), /`data\.train\.params\.label`/, /`data\.train\.params\.classes`/, /got 4/);
     await failsNaming(a, 'bad-uri', shardedSpec(`file://${os.tmpdir()}/elsewhere-*.jsonl.gz`), /params\.uri/, /allowed prefixes/);
   });
 });

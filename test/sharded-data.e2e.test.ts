@@ -118,9 +118,9 @@ describe('sharded data end to end (dev server, worker process, GCS emulator)', (
 
   test('bad inputs end FAILED within 10 s at the first attempt, naming the field', { timeout: 3 * 60_000 }, async () => {
     const cases: Array<{ name: string; train: Record<string, unknown>; names: RegExp }> = [
-      { name: 'an empty glob', train: spec('train/nothing-*.jsonl.gz'), names: /`params\.uri`.*got none/ },
+      { name: 'an empty glob', train: spec('train/nothing-*.jsonl.gz'), names: /`data\.train\.params\.uri`.*got none/ },
       { name: 'a shard that is not gzip', train: spec('bad/part-*.jsonl.gz'), names: /part-0\.jsonl\.gz.*gzip/ },
-      { name: 'a label outside `classes`', train: spec('train/part-*.jsonl.gz', { classes: [0, 1, 2] }), names: /`params\.label`.*`params\.classes`/ },
+      { name: 'a label outside `classes`', train: spec('train/part-*.jsonl.gz', { classes: [0, 1, 2] }), names: /`data\.train\.params\.label`.*`data\.train\.params\.classes`/ },
       { name: 'a glob outside the allow-list', train: { ...spec('x'), params: { ...spec('x').params, uri: 'gs://not-allowed-bucket/part-*.jsonl.gz' } }, names: /data\.train\.params\.uri/ },
       { name: 'no `classes`', train: spec('train/part-*.jsonl.gz', { classes: undefined }), names: /data\.train\.params\.classes/ },
     ];

@@ -17,6 +17,7 @@ import type { DatasetSpec } from '../config/train-config';
 import { Checker, formatIssue } from '../config/validate';
 import type { ExampleSource } from '../training/batch';
 import type { Dataset } from '../training/dataset';
+import { NonRetryableTrainingError } from '../training/protocol';
 import { openDataIndex, type DataIndex } from './data-index';
 import { ShardedOrder } from './order';
 import { decodeShard, firstLayout, rowWidth, shardText, type DecodedShard, type RowLayout } from './records';
@@ -225,7 +226,17 @@ export class ShardedSource implements ExampleSource {
   }
 }
 
-/** Opens the run's streamed training data: the data index (built or checked, data-index.ts), then the source. */
+/** Runs `fn`; a non-retryable failure naming `params.*` is re-raised naming `<field>.params.*` (`data.train.params.uri`). */
+async function naming<T>(field: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof NonRetryableTrainingError) throw new NonRetryableTrainingError(err.message.replace(/`(dataset sharded\.)?params\b/g, `\`${field}.params`));
+    throw err;
+  }
+}
+
+/** Opens the run's streamed training data (`data.train`): the data index (built or checked, data-index.ts), then the source. */
 export async function openShardedSource(
   store: CheckpointStore,
   spec: DatasetSpec,
@@ -233,8 +244,10 @@ export async function openShardedSource(
   seed: number,
   options: ShardedSourceOptions & { readonly log?: (m: string) => void; readonly previous?: ShardedSource } = {},
 ): Promise<ShardedSource> {
-  const params = shardedParamsOf(spec);
-  const index = await openDataIndex(store, params, { ...(options.storage && { storage: options.storage }), ...(options.log && { log: options.log }) });
+  const params = await naming('data.train', async () => shardedParamsOf(spec));
+  const index = await naming('data.train', () =>
+    openDataIndex(store, params, { ...(options.storage && { storage: options.storage }), ...(options.log && { log: options.log }) }),
+  );
   // The same run and data as the previous request: keep its decoded shards.
   const previous = options.previous;
   if (previous && JSON.stringify(previous.index) === JSON.stringify(index)) return previous;
