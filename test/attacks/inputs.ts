@@ -153,7 +153,7 @@ export const attacks: Attack[] = [
         const grownMb = (peak - rssBefore) / 2 ** 20;
         assert.ok(grownMb < 400, `the worker's RSS grew by ${grownMb.toFixed(0)} MB`);
         await stillServes(ctx);
-        return { outcome: `${outcome.split('\n')[0]} (RSS +${grownMb.toFixed(0)} MB peak)`, victimUnchanged: 'n/a' };
+        return { outcome: `FAILED InvalidConfig (worker RSS +${grownMb.toFixed(0)} MB at peak): ${outcome.split('\n').slice(1).join(' ').trim()}`, victimUnchanged: 'n/a' };
       } finally {
         clearInterval(sampler);
       }
