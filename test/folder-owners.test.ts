@@ -85,14 +85,27 @@ test('a trial folder is claimed only by a child of the search that owns it', asy
   const { open, store } = fresh();
   await claimSearchFolder(store('sweep'), searchConfig(), 'search-wf', open);
   // The search's child: its parent workflow is an owner.
-  await assertNotNested('run', store('sweep', 'trial-3'), open, { parentWorkflowId: 'search-wf' });
-  // No parent (a caller starting trainModel), another parent, or not a trial folder: refused.
-  for (const [segments, parent] of [[['sweep', 'trial-3'], undefined], [['sweep', 'trial-3'], 'retrain-wf'], [['sweep', 'other'], 'search-wf'], [['sweep', 'trial-3', 'x'], 'search-wf']] as const) {
-    await assert.rejects(assertNotNested('run', store(...segments), open, { parentWorkflowId: parent }), (e: Error) => e instanceof NestedFolderError && e.message.includes(`search folder ${store('sweep').uri}`), `${segments.join('/')} for ${parent}`);
+  await assertNotNested('run', store('sweep', 'trial-3'), open, { parentWorkflowId: 'search-wf', workflowId: 'search-wf/trial-3' });
+  await assertNotNested('run', store('sweep', 'trial-3'), open, { parentWorkflowId: 'search-wf', workflowId: 'search-wf/trial-3/rung-2' });
+  // No parent (a caller starting trainModel), another parent, not a trial folder, or a child the
+  // search did not name after the trial (a retrainModel whose workflow id is an owner's, its run id
+  // `trial-3`): refused.
+  const cases = [
+    [['sweep', 'trial-3'], undefined, undefined],
+    [['sweep', 'trial-3'], 'retrain-wf', 'retrain-wf/trial-3'],
+    [['sweep', 'other'], 'search-wf', 'search-wf/other'],
+    [['sweep', 'trial-3', 'x'], 'search-wf', 'search-wf/trial-3'],
+    [['sweep', 'trial-3'], 'search-wf', 'trial-3'],
+    [['sweep', 'trial-3'], 'search-wf', undefined],
+    [['sweep', 'trial-3'], 'search-wf', 'search-wf/trial-4'],
+    [['sweep', 'trial-3'], 'search-wf', 'search-wf/trial-3/rung-x'],
+  ] as const;
+  for (const [segments, parent, own] of cases) {
+    await assert.rejects(assertNotNested('run', store(...segments), open, { parentWorkflowId: parent, workflowId: own }), (e: Error) => e instanceof NestedFolderError && e.message.includes(`search folder ${store('sweep').uri}`), `${segments.join('/')} for ${parent} as ${own}`);
   }
   // A trial that holds run.json is a run folder like any other: nothing nests inside it.
   await checkRunIdentity(store('sweep', 'trial-3'), trainConfig());
-  await assert.rejects(assertNotNested('run', store('sweep', 'trial-3', 'rungs', 'rung-1'), open, { parentWorkflowId: 'search-wf' }), /inside the run folder/);
+  await assert.rejects(assertNotNested('run', store('sweep', 'trial-3', 'rungs', 'rung-1'), open, { parentWorkflowId: 'search-wf', workflowId: 'search-wf/trial-3' }), /inside the run folder/);
   // A search started again over its own trial folders (from before search.json) may claim it.
   const { open: open2, store: store2 } = fresh();
   await checkRunIdentity(store2('old', 'trial-1'), trainConfig());

@@ -70,6 +70,8 @@ export function withinAllowList(openStore: (uri: string) => CheckpointStore): An
 export interface RunClaim {
   readonly open: AncestorOpener;
   readonly parentWorkflowId?: string | undefined;
+  /** The trainModel's own workflow id (a search's trial is `<search>/trial-<n>`). */
+  readonly workflowId?: string | undefined;
 }
 
 /**
@@ -77,7 +79,7 @@ export interface RunClaim {
  * `claim`, a folder claimed for the first time must not be inside another's (folder-owners.ts).
  */
 export async function checkActivityRunIdentity(store: CheckpointStore, config: TrainConfig, claim?: RunClaim): Promise<void> {
-  const beforeClaim = claim && (() => assertNotNested('run', store, claim.open, { parentWorkflowId: claim.parentWorkflowId }));
+  const beforeClaim = claim && (() => assertNotNested('run', store, claim.open, { parentWorkflowId: claim.parentWorkflowId, workflowId: claim.workflowId }));
   await fenced(() => checkRunIdentity(store, config, undefined, undefined, beforeClaim ? { beforeClaim } : {}));
 }
 

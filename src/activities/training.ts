@@ -163,7 +163,7 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
     async trainEpoch(input: TrainEpochInput): Promise<TrainEpochResult> {
       const store = deps.openStore(input.runUri);
       const attempt = Context.current().info.attempt;
-      await storeCall(() => checkActivityRunIdentity(store, input.config, { open: withinAllowList(deps.openStore), parentWorkflowId: input.parentWorkflowId }));
+      await storeCall(() => checkActivityRunIdentity(store, input.config, { open: withinAllowList(deps.openStore), parentWorkflowId: input.parentWorkflowId, workflowId: ownWorkflowId() }));
       const stored = await storeCall(() => readRecordedEpoch(store, input));
       if (stored) {
         // An earlier attempt may have died between the record and its views or retention: redo those (idempotent).
@@ -251,7 +251,7 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
     async finalizeRun(input: FinalizeInput): Promise<FinalizeResult> {
       const store = deps.openStore(input.runUri);
       return storeCall(async () => {
-        await checkActivityRunIdentity(store, input.config, { open: withinAllowList(deps.openStore), parentWorkflowId: input.parentWorkflowId });
+        await checkActivityRunIdentity(store, input.config, { open: withinAllowList(deps.openStore), parentWorkflowId: input.parentWorkflowId, workflowId: ownWorkflowId() });
         const lease = await acquireActivityLease(store);
         const read = await readCheckpoint(store, input.modelStep);
         if (!read.ok) {
@@ -285,6 +285,15 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
       });
     },
   };
+}
+
+/** The workflow id of the activity's workflow (undefined outside an activity: tests calling activities directly). */
+function ownWorkflowId(): string | undefined {
+  try {
+    return Context.current().info.workflowExecution?.workflowId;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -38,6 +38,21 @@ export type AncestorOpener = (uri: string) => CheckpointStore | undefined;
 export interface ClaimContext {
   /** The claiming trainModel's parent workflow id (Temporal's, from workflowInfo().parent): a search's trial is its child. */
   readonly parentWorkflowId?: string | undefined;
+  /**
+   * The claiming trainModel's own workflow id (the activity's, from Temporal). A search names its
+   * trial `<search>/trial-<n>` (`…/rung-<r>` later); a retrain's child is named after its run id,
+   * which a caller chooses: without this, a retrainModel whose workflow id is an owner's and whose
+   * run id is `trial-<n>` would pass as that search's trial.
+   */
+  readonly workflowId?: string | undefined;
+}
+
+/** Whether `workflowId` is the id a search with id `parent` gives its trial `trial` (search/state.ts childWorkflowId). */
+function isTrialChildId(workflowId: string | undefined, parent: string, trial: string): boolean {
+  if (workflowId === undefined) return false;
+  const own = `${parent}/${trial}`;
+  const rung = `${own}/rung-`;
+  return workflowId === own || (workflowId.startsWith(rung) && /^[1-9]\d*$/.test(workflowId.slice(rung.length)));
 }
 
 const TRIAL_FOLDER = /^trial-[1-9]\d*$/;
@@ -98,7 +113,8 @@ export async function assertNotNested(kind: FolderKind, store: CheckpointStore, 
     if (search) {
       const ownTrial =
         kind === 'run' && first && TRIAL_FOLDER.test(lastSegment(store.uri)) &&
-        ctx.parentWorkflowId !== undefined && searchOwnersOf(search).includes(ctx.parentWorkflowId);
+        ctx.parentWorkflowId !== undefined && searchOwnersOf(search).includes(ctx.parentWorkflowId) &&
+        isTrialChildId(ctx.workflowId, ctx.parentWorkflowId, lastSegment(store.uri));
       if (!ownTrial) {
         throw refused(kind, store.uri, `it is inside the search folder ${ancestor.uri} (it holds ${SEARCH_JSON}), and this ${kind} is not a trial that search started`);
       }

@@ -172,6 +172,36 @@ export const attacks: Attack[] = [
     },
   },
   {
+    name: 'a retrainModel posing as a search\'s trial: workflow id an owner\'s, modelName "trial" (run id trial-<id>)',
+    origin: '#20 ownership',
+    timeoutMs: 240_000,
+    async run(ctx) {
+      await (await finishedSearch(ctx, 'sweep', [16])).result();
+      const victim = path.join(ctx.dir, 'sweep');
+      const before = snapshot(victim);
+      // The same search input started again joins the folder's owners; its workflow id is digits,
+      // so a retrain with that id and modelName "trial" names its child's run `trial-<digits>`.
+      const digits = String(Date.now() % 1_000_000_000 + 1_000_000_000);
+      const again = await ctx.stack.client.workflow.start('hyperparameterSearch', {
+        taskQueue: ctx.worker.taskQueue,
+        workflowId: digits,
+        args: [{ runId: 'sweep', base: smallRun(ctx.dir, { model: { name: 'mlp', params: { hiddenUnits: [16] } }, maxEpochs: 2 }), space: { 'hyperparameters.learningRate': [0.002, 0.004] } }],
+      });
+      await again.result();
+      const joined = snapshot(victim);
+      const retrain = await ctx.stack.client.workflow.start('retrainModel', {
+        taskQueue: ctx.worker.taskQueue,
+        workflowId: digits,
+        args: [{ modelName: 'trial', championRoot: pathToFileURL(path.join(ctx.dir, 'champions')).href, train: smallRun(victim, { model: { name: 'mlp', params: { hiddenUnits: [1] } }, seed: 99, maxEpochs: 1 }) }],
+      });
+      const end = await ending(retrain);
+      assert.ok(!fs.existsSync(path.join(victim, `trial-${digits}`)), `the retrain created trial-${digits} in the search folder`);
+      // The second search rewrote results and search.json (it owns the folder); the retrain may change nothing.
+      assert.ok(before.size > 0);
+      return verdict(end, 'NestedFolder', [pathToFileURL(victim).href, 'not a trial that search started'], changes(joined, snapshot(victim)));
+    },
+  },
+  {
     name: 'a run whose checkpoint.uri is inside another run\'s folder',
     origin: '#20 ownership',
     timeoutMs: 120_000,
