@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { Worker } from '@temporalio/worker';
 import { trainModel } from '../../src/workflows';
 import { SEARCH_OWNER_PATCH } from '../../src/workflows/hyperparameter-search';
+import { INPUT_BOUNDS_PATCH } from '../../src/workflows/input-bounds';
 import { RESUME_NOT_SHORTER_PATCH, SINGLE_UPSERT_PATCH } from '../../src/workflows/train-model';
 import { workflowBundle } from '../helpers/temporal';
 import { historyFromJson, historyToJson } from '../history-json';
@@ -60,6 +61,11 @@ const OLD_SHAPE: Readonly<Record<string, (events: readonly JsonEvent[]) => void>
   // A resume below its recorded epochs read them and finalized (the patched code fails instead).
   [RESUME_NOT_SHORTER_PATCH]: (events) => {
     assert.deepEqual(activitiesScheduled(events), ['readRunRecords', 'finalizeRun']);
+    assert.ok(events.some((e) => e.eventType === 'EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED'));
+  },
+  // An input past the nesting bound trained and completed (the patched code fails it at its start).
+  [INPUT_BOUNDS_PATCH]: (events) => {
+    assert.ok(activitiesScheduled(events).includes('trainEpoch'));
     assert.ok(events.some((e) => e.eventType === 'EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED'));
   },
   // A search started its first trial with no claim of its folder before it.
