@@ -104,7 +104,7 @@ describe('trainModel rejects malformed input before scheduling any activity', ()
   test('unknown dataset (checked on the worker by a local activity)', () =>
     expectInvalid(withField('data.eval.name', 'imagenet'), {
       field: 'data.eval.name',
-      expected: "one of the worker's datasets (csv, jsonl, mnist, synthetic)",
+      expected: "one of the worker's datasets (csv, jsonl, mnist, sharded, synthetic)",
       received: '`"imagenet"` (string)',
     }));
 

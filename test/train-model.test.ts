@@ -43,7 +43,7 @@ describe('trainModel', () => {
   const badInputs: Array<[string, Record<string, unknown>, RegExp]> = [
     ['missing model', mnistInput({ model: undefined }), /`model` to be an object, got nothing/],
     ['negative steps', mnistInput({ stepsPerEpoch: -5 }), /`stepsPerEpoch` to be a whole number from 1 to 100000000, got `-5` \(number\)/],
-    ['unknown dataset', mnistInput({ data: { train: { name: 'imagenet' }, eval: { name: 'mnist' } } }), /`data\.train\.name` to be one of the worker's datasets \(csv, jsonl, mnist, synthetic\), got `"imagenet"`/],
+    ['unknown dataset', mnistInput({ data: { train: { name: 'imagenet' }, eval: { name: 'mnist' } } }), /`data\.train\.name` to be one of the worker's datasets \(csv, jsonl, mnist, sharded, synthetic\), got `"imagenet"`/],
     ['unknown model', mnistInput({ model: { name: 'resnet9000' } }), /`model\.name` to be one of the worker's models \(cnn, mlp\)/],
   ];
   for (const [name, input, message] of badInputs) {
