@@ -11,7 +11,8 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { buildDataIndex } from '../src/data/data-index';
 import { listShards } from '../src/data/source';
-import { ShardedSource, dataCacheBytesFromEnv, shardedParamsOf } from '../src/data/streamed';
+import { openStore } from '../src/checkpoints/open-store';
+import { ShardedSource, dataCacheBytesFromEnv, openShardedSource, shardedParamsOf } from '../src/data/streamed';
 import { mnistRows, writeShards } from './helpers/mnist-shards';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'dt-data-cache-'));
@@ -87,6 +88,18 @@ test('`limit` keeps the first N records in listing order: each of them once per 
     }
     assert.deepEqual([...seen].sort((a, b) => a - b), Array.from({ length: 130 }, (_, i) => i));
   }
+});
+
+test('a shuffle window larger than the cache is logged at the start, with what to change', async () => {
+  process.env.DT_ALLOWED_URIS = `file://${root}`;
+  const run = fs.mkdtempSync(path.join(root, 'run-'));
+  const spec = { name: 'sharded', params: { uri: `file://${root}/part-*.jsonl.gz`, format: 'jsonl', label: 'y', features: ['pixels'], classes: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], shuffleWindow: 400 } };
+  const logged: string[] = [];
+  await openShardedSource(openStore(`file://${run}`), spec, B, 1, { cacheBytes: 4 * SHARD_BYTES, log: (m) => logged.push(m) });
+  assert.ok(logged.some((m) => /shuffle window of 400 records .* more than the cache .* lower `shuffleWindow` or raise the cache/.test(m)), logged.join('\n'));
+  logged.length = 0;
+  await openShardedSource(openStore(`file://${run}`), spec, B, 1, { cacheBytes: 12 * SHARD_BYTES, log: (m) => logged.push(m) });
+  assert.ok(!logged.some((m) => m.includes('shuffle window')), logged.join('\n'));
 });
 
 test('DT_DATA_CACHE_BYTES: a whole number of bytes, else a clear error', () => {

@@ -203,6 +203,12 @@ export class ShardedSource implements ExampleSource {
     }
   }
 
+  /** Decoded bytes the shards of one window may take (the window plus the largest shard at each edge): what the cache should hold. */
+  windowBytes(): number {
+    const largest = this.index.shards.reduce((a, s) => Math.max(a, s.records), 0);
+    return (Math.min(this.params.shuffleWindow, this.order.size) + 2 * largest) * (this.xw + this.yw) * 4;
+  }
+
   /** What a route builds a model from: the shapes and size, no examples. */
   shapes(): Dataset {
     return { x: new Float32Array(0), y: new Float32Array(0), xShape: this.xShape, yShape: this.yShape, size: this.order.size };
@@ -251,11 +257,19 @@ export async function openShardedSource(
   // The same run and data as the previous request: keep its decoded shards.
   const previous = options.previous;
   if (previous && JSON.stringify(previous.index) === JSON.stringify(index)) return previous;
-  return new ShardedSource(index, params, batchSize, seed, {
+  const source = new ShardedSource(index, params, batchSize, seed, {
     ...(options.cacheBytes !== undefined && { cacheBytes: options.cacheBytes }),
     ...(options.storage && { storage: options.storage }),
     ...(spec.limit !== undefined && { limit: spec.limit }),
   });
+  const needed = source.windowBytes();
+  if (needed > source.cacheBytes) {
+    options.log?.(
+      `data: a shuffle window of ${params.shuffleWindow} records reads up to ${Math.round(needed / 1e6)} MB of decoded shards, more than the cache (${DATA_CACHE_BYTES_ENV}=${source.cacheBytes}): ` +
+        'steps will read shards again and again; lower `shuffleWindow` or raise the cache',
+    );
+  }
+  return source;
 }
 
 /** Bytes of decoded examples a whole load (evaluation) may hold. */
