@@ -13,6 +13,7 @@ import { Worker } from '@temporalio/worker';
 import { trainModel } from '../../src/workflows';
 import { SEARCH_OWNER_PATCH } from '../../src/workflows/hyperparameter-search';
 import { INPUT_BOUNDS_PATCH } from '../../src/workflows/input-bounds';
+import { PBT_BOUNDS_PATCH } from '../../src/workflows/search/start';
 import { RESUME_NOT_SHORTER_PATCH, SINGLE_UPSERT_PATCH } from '../../src/workflows/train-model';
 import { workflowBundle } from '../helpers/temporal';
 import { historyFromJson, historyToJson } from '../history-json';
@@ -67,6 +68,10 @@ const OLD_SHAPE: Readonly<Record<string, (events: readonly JsonEvent[]) => void>
   [INPUT_BOUNDS_PATCH]: (events) => {
     assert.ok(activitiesScheduled(events).includes('trainEpoch'));
     assert.ok(events.some((e) => e.eventType === 'EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED'));
+  },
+  // A PBT population × rounds past the bound started its trials (the patched code fails it at its start).
+  [PBT_BOUNDS_PATCH]: (events) => {
+    assert.ok(events.some((e) => e.eventType === 'EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED'));
   },
   // A search started its first trial with no claim of its folder before it.
   [SEARCH_OWNER_PATCH]: (events) => {
