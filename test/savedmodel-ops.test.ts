@@ -23,6 +23,7 @@ import { parseTrainConfig } from '../src/config/train-config';
 import type { TrainUntilStepResult } from '../src/training/protocol';
 import { MAX_ATTR_DEPTH, MAX_NODES } from '../src/training/savedmodel/saved-model-proto';
 import { checkSavedModelOps, MAX_CALL_DEPTH, MAX_SAVED_MODEL_BYTES, UnsafeSavedModelError } from '../src/training/savedmodel/op-check';
+import { bytesOf, forEachField } from '../src/training/savedmodel/wire';
 import { TrainerClient, TrainerError } from '../src/training/trainer-client';
 import { tempDir } from './helpers/temporal';
 
@@ -123,6 +124,32 @@ describe('the op check on the exported SavedModels', () => {
         return true;
       },
     );
+  });
+});
+
+/** The SavedModel's meta graphs (field 2), as their bytes. */
+function metaGraphsOf(pb: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  forEachField(pb, 0, pb.length, (f) => {
+    if (f.no === 2) out.push(pb.subarray(bytesOf(f).start, f.end));
+  });
+  return out;
+}
+
+describe('which meta graph is checked: the one TensorFlow loads', () => {
+  // TensorFlow takes the first meta graph whose tag set is {serve}; `serve, serve` is one.
+  const hostile = metaGraphsOf(fs.readFileSync(path.join(HOSTILE, 'saved_model.pb')))[0]!;
+  const clean = metaGraphsOf(fs.readFileSync(path.join(FIXTURES, 'mnist-cnn', 'saved_model.pb')))[0]!;
+  const tagged = (mg: Buffer, ...tags: string[]) => cat(mg, field(1, cat(...tags.map((t) => field(4, t))))); // merged into meta_info_def
+
+  test('the hostile graph tagged `serve, serve` before a clean one tagged `serve`: refused (it ran, copying the file)', () => {
+    const err = refusal(cat(field(2, tagged(hostile, 'serve')), field(2, clean)));
+    assert.match(err.message, /2 meta graphs are tagged `serve`/);
+  });
+
+  test('the hostile graph tagged `serve, serve` beside one tagged `train`: it is the one checked', () => {
+    const err = refusal(cat(field(2, tagged(clean, 'train')), field(2, tagged(hostile, 'serve'))));
+    assert.match(err.message, /`ReadFile` \(it reads a file\)/);
   });
 });
 

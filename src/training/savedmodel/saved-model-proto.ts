@@ -32,18 +32,28 @@ export interface ServeMetaGraph {
 
 const SERVE = 'serve';
 
-/** The meta graph tagged exactly `serve` (what the route loads), or an error naming the tags there are. */
+/**
+ * The meta graph TensorFlow loads for the tag `serve` (what the route loads), or an error naming the
+ * tags there are. TensorFlow's loader (cc/saved_model/reader.cc, FindMetaGraphDef) takes the first
+ * meta graph whose tag *set* is {serve}: tags `serve, serve` match too. More than one such meta graph
+ * is refused: tfjs-node's own reader compares tag arrays and could read the signatures of another
+ * meta graph than the one TensorFlow runs (a `serve, serve` graph before a checked `serve` one ran
+ * unchecked ops).
+ */
 export function readServeMetaGraph(buf: Buffer): ServeMetaGraph {
   const metaGraphs: WireField[] = [];
   forEachField(buf, 0, buf.length, (f) => {
     if (f.no === 2) metaGraphs.push(bytesOf(f)); // SavedModel.meta_graphs
   });
   const seen: string[] = [];
+  const serve: WireField[] = [];
   for (const mg of metaGraphs) {
     const tags = metaGraphTags(buf, mg);
-    if (tags.length === 1 && tags[0] === SERVE) return readMetaGraph(buf, mg);
+    if (tags.length > 0 && tags.every((t) => t === SERVE)) serve.push(mg);
     seen.push(tags.join(','));
   }
+  if (serve.length > 1) throw new WireFormatError(`${serve.length} meta graphs are tagged \`serve\` (tags: ${seen.join('; ')}); TensorFlow and tfjs-node could each take another`);
+  if (serve.length === 1) return readMetaGraph(buf, serve[0]!);
   throw new WireFormatError(`no meta graph is tagged \`serve\` (tags: ${seen.join('; ') || 'none'})`);
 }
 
