@@ -9,7 +9,8 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, describe, test } from 'node:test';
 import { NonRetryableTrainingError } from '../src/training/protocol';
-import { checkTabularFits, loadTabular } from '../src/training/tabular';
+import { isInputError } from '../src/training/input-errors';
+import { checkTabularFits, loadTabular, MAX_TABULAR_FILE_BYTES } from '../src/training/tabular';
 import { MAX_CATEGORIES } from '../src/training/tabular-preprocess';
 import { tempDir } from './helpers/temporal';
 
@@ -37,6 +38,18 @@ describe('tabular bounds', () => {
     // The same file without the id column loads.
     const ok = await loadTabular('csv', { name: 'csv', params: { uri, label: 'label', features: ['x'] } });
     assert.deepEqual(ok.xShape, [1]);
+  });
+
+  test('a file past the largest string V8 makes (512 MiB) is refused non-retryably before it is decoded, naming its size', async () => {
+    const uri = write('big.csv', `x,label\n${'1,a\n'.repeat(1000)}`);
+    const err = await loadTabular('csv', { name: 'csv', params: { uri, label: 'label' } }, { maxFileBytes: 3000 }).then(
+      () => assert.fail('the file loaded'),
+      (e: unknown) => e as Error,
+    );
+    assert.ok(err instanceof NonRetryableTrainingError, String(err));
+    assert.match(err.message, /`params.uri` to name a file of at most 3000 bytes, got 4008 bytes at .*big\.csv/);
+    assert.equal(MAX_TABULAR_FILE_BYTES, 0x1fffffe8);
+    assert.ok(isInputError('Error', 'Cannot create a string longer than 0x1fffffe8 characters'), 'the V8 error itself is the input\'s too');
   });
 
   test('rows × (inputs + outputs) × 4 bytes over the limit is refused before allocating, naming the numbers', () => {

@@ -16,6 +16,7 @@ const INPUT_ERROR_MESSAGES: readonly RegExp[] = [
   /must match size of shape|Size\(\d+\) must match/,
   // V8 and TensorFlow: an allocation the input made too large for this machine.
   /Invalid array length|Invalid typed array length|Array buffer allocation failed/,
+  /Cannot create a string longer than/,
   /OOM when allocating/,
 ];
 

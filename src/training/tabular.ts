@@ -39,6 +39,7 @@
  * excerpt of the cell: `<uri> row 16 (line 17), column \`sepal_width\`: expected a number, got "abc"`.
  * Every error is non-retryable (retrying reads the same file).
  */
+import { constants as BUFFER_CONSTANTS } from 'node:buffer';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -57,7 +58,15 @@ export { DEFAULT_TEST_FRACTION, parseTabularParams, type TabularFormat, type Tab
 export interface TabularDeps {
   /** How a parent URI becomes a store. Default: openStore guarded by DT_ALLOWED_URIS (STORAGE_EMULATOR_HOST is honoured for gs://). */
   readonly openStore?: (uri: string) => CheckpointStore;
+  /** Largest file read, in bytes. Default: MAX_TABULAR_FILE_BYTES. */
+  readonly maxFileBytes?: number;
 }
+
+/**
+ * The largest CSV/JSONL file read: the longest string V8 makes (512 MiB). A larger file failed in
+ * Buffer.toString with a plain Error that was retried 20 times, reading the whole file each time.
+ */
+export const MAX_TABULAR_FILE_BYTES = BUFFER_CONSTANTS.MAX_STRING_LENGTH;
 
 /** What the trainer passes when it loads a split: the transform fitted on the training split. */
 export interface TabularLoadOptions {
@@ -96,6 +105,10 @@ async function readFile(format: TabularFormat, uri: string, deps: TabularDeps): 
   const store = (deps.openStore ?? openAllowedStore)(parent);
   const data = await store.get(name);
   if (data === undefined) fail(`Dataset ${format}: no file at ${uri} (\`params.uri\`)`);
+  const max = deps.maxFileBytes ?? MAX_TABULAR_FILE_BYTES;
+  if (data.length > max) {
+    fail(`Expected dataset ${format} \`params.uri\` to name a file of at most ${max} bytes, got ${data.length} bytes at ${uri}: split it into shards (the \`sharded\` dataset streams them)`);
+  }
   return data.toString('utf8').replace(/^\uFEFF/, '');
 }
 
