@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { isInputError } from '../src/training/input-errors';
+import { isInputError, isInputErrorObject } from '../src/training/input-errors';
 import { NonRetryableTrainingError } from '../src/training/protocol';
 import { checkDataShapes, dataShapeMismatch } from '../src/training/shape-check';
 import { TrainerError } from '../src/training/trainer-client';
@@ -35,6 +35,18 @@ describe('isInputError', () => {
     model.dispose();
     for (const err of errors) assert.ok(isInputError(err.name, err.message), `${err.name}: ${err.message}`);
     assert.match(errors[0]!.message, /Input 0 is incompatible with layer/);
+  });
+
+  test('a Reshape whose target size is not its input\'s (raised at the first step, was retried 20 times), and any tfjs-layers ValueError', () => {
+    const reshape = tf.layers.reshape({ targetShape: [27, 27, 1] });
+    const err = thrown(() => reshape.apply(tf.zeros([4, 8])));
+    assert.match(err.message, /Total size of new array must be unchanged/);
+    assert.ok(isInputError(err.name, err.message), err.message);
+    // tfjs-layers' ValueError keeps the name `Error`; its class says it is a configuration or shape error.
+    assert.equal(err.name, 'Error');
+    assert.equal(err.constructor.name, 'ValueError');
+    assert.ok(isInputErrorObject(Object.assign(err, { message: 'some other layer configuration error' })));
+    assert.equal(isInputErrorObject(new Error('ECONNRESET')), false);
   });
 
   test('faults are not: I/O, a lost connection, an unknown failure', () => {

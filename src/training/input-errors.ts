@@ -12,6 +12,8 @@ const INPUT_ERROR_MESSAGES: readonly RegExp[] = [
   /expected .* to have (shape|\d+ dimension)/,
   // tfjs-core: ops on tensors whose shapes do not fit.
   /Operands could not be broadcast together/,
+  // tfjs-layers Reshape: a target_shape whose size is not the input's (raised at the first step).
+  /Total size of new array must be unchanged/,
   /inner shapes \(\d+\) and \(\d+\) of Tensors/,
   /must match size of shape|Size\(\d+\) must match/,
   // V8 and TensorFlow: an allocation the input made too large for this machine.
@@ -26,4 +28,13 @@ const INPUT_ERROR_MESSAGES: readonly RegExp[] = [
  */
 export function isInputError(name: string, message: string): boolean {
   return name === 'RangeError' || INPUT_ERROR_MESSAGES.some((re) => re.test(message));
+}
+
+/**
+ * Whether a thrown error is the input's: isInputError, or a tfjs-layers `ValueError` (its class: its
+ * name stays `Error`). tfjs-layers raises ValueError for a layer configuration or shape that cannot
+ * work, which a topology in the input decides; a retry raises it again.
+ */
+export function isInputErrorObject(err: Error): boolean {
+  return err.constructor?.name === 'ValueError' || isInputError(err.name, err.message);
 }

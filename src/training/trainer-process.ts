@@ -12,7 +12,7 @@ import { Engine } from './engine';
 import { builtInModels } from './models';
 import type { ChildMessage, DescribeResult, ParentMessage, SerializedError, TrainRequest } from './protocol';
 import { NonRetryableTrainingError } from './protocol';
-import { isInputError } from './input-errors';
+import { isInputErrorObject } from './input-errors';
 import { markingStore, progressMarks } from './liveness';
 import type { EngineFaults } from './step-loop';
 import { releaseLease } from '../checkpoints/lease';
@@ -39,7 +39,7 @@ function serializeError(err: unknown): SerializedError {
     nonRetryable:
       e instanceof NonRetryableTrainingError || e instanceof PermanentStoreError || e instanceof BackendUnavailableError || e instanceof UriRefusedError ||
       // A shape mismatch or an allocation the input made too large fails every attempt the same way.
-      isInputError(e.name, e.message),
+      isInputErrorObject(e),
     ...(e.stack !== undefined && { stack: e.stack }),
   };
 }
