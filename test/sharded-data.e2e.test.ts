@@ -95,6 +95,11 @@ describe('sharded data end to end (dev server, worker process, GCS emulator)', (
     const index = JSON.parse(fs.readFileSync(path.join(fileURLToPath(baseline.runUri), 'data-index.json'), 'utf8'));
     assert.equal(index.records, 600);
     assert.equal(index.shards.length, 6);
+    // The run's fingerprint pins the same shards, each with its size and GCS generation.
+    const run = JSON.parse(fs.readFileSync(path.join(fileURLToPath(baseline.runUri), 'run.json'), 'utf8'));
+    const pinned = run.identity.dataset.shards as Array<{ uri: string; size: number; generation?: string }>;
+    assert.deepEqual(pinned.map((s) => s.uri), index.shards.map((s: { uri: string }) => s.uri));
+    assert.ok(pinned.every((s) => s.size > 0 && s.generation), JSON.stringify(pinned[0]));
   });
 
   test('the worker SIGKILLed mid-epoch: a new worker finishes bitwise equal to the uninterrupted run', { timeout: 5 * 60_000 }, async () => {

@@ -10,6 +10,10 @@ import { NestedFolderError, assertNotNested, type AncestorOpener } from '../chec
 import { RunIdentityMismatchError, checkRunIdentity, verifyRunIdentity } from '../checkpoints/run-identity';
 import { NotSearchOwnerError, SearchIdentityMismatchError } from '../checkpoints/search-identity';
 import type { CheckpointStore } from '../checkpoints/store';
+import { RUN_JSON } from '../checkpoints/layout';
+import { SHARDED_DATASET } from '../config/sharded-data';
+import { NonRetryableTrainingError } from '../training/protocol';
+import { UriRefusedError } from '../trust/allow-list';
 
 /** This activity attempt as a lease holder. */
 export function activityLeaseHolder(): LeaseHolder {
@@ -72,6 +76,11 @@ export interface RunClaim {
   readonly parentWorkflowId?: string | undefined;
   /** The trainModel's own workflow id (a search's trial is `<search>/trial-<n>`). */
   readonly workflowId?: string | undefined;
+  /**
+   * Lists a streamed training set's shards (data/identity.ts) for the run.json this claim may
+   * create: the fingerprint then pins them. Asked only when the folder has no run.json yet.
+   */
+  readonly datasetIdentity?: ((config: TrainConfig) => Promise<unknown>) | undefined;
 }
 
 /**
@@ -80,7 +89,19 @@ export interface RunClaim {
  */
 export async function checkActivityRunIdentity(store: CheckpointStore, config: TrainConfig, claim?: RunClaim): Promise<void> {
   const beforeClaim = claim && (() => assertNotNested('run', store, claim.open, { parentWorkflowId: claim.parentWorkflowId, workflowId: claim.workflowId }));
-  await fenced(() => checkRunIdentity(store, config, undefined, undefined, beforeClaim ? { beforeClaim } : {}));
+  const dataset = claim?.datasetIdentity && config.data.train.name === SHARDED_DATASET && !(await store.get(RUN_JSON)) ? await listedDataset(claim.datasetIdentity, config) : undefined;
+  await fenced(() => checkRunIdentity(store, config, undefined, dataset, beforeClaim ? { beforeClaim } : {}));
+}
+
+/** The shards as listed; what the input got wrong (an empty glob, a URI outside the allow-list) fails the run, as it would in the trainer. */
+async function listedDataset(list: (config: TrainConfig) => Promise<unknown>, config: TrainConfig): Promise<unknown> {
+  try {
+    return await list(config);
+  } catch (err) {
+    if (err instanceof NonRetryableTrainingError) throw ApplicationFailure.nonRetryable(err.message, err.name);
+    if (err instanceof UriRefusedError) throw ApplicationFailure.nonRetryable(err.message, err.name);
+    throw err;
+  }
 }
 
 /** Checks the input against the run's recorded identity, claiming nothing (a folder without run.json passes). */

@@ -13,6 +13,9 @@ import { createTrainingActivities } from './training';
 import { createSearchResultActivities } from './search-results';
 import { createCheckpointCopyActivities } from './checkpoint-copy';
 import { withWorkerHeartbeat } from './store-and-trainer';
+import { datasetIdentityOf } from '../data/identity';
+import { naming } from '../data/streamed';
+import type { TrainConfig } from '../config/train-config';
 
 export interface ActivityDeps {
   /** The worker's trainer processes (a pool, or one client), or options to create a pool (`slots`: how many). */
@@ -46,6 +49,7 @@ export function createActivities(deps: ActivityDeps = {}) {
     trainer,
     openStore: guardActivityStore(allow, deps.openStore ?? ((uri: string) => defaultOpenStore(uri))),
     checkpointRoot,
+    datasetIdentity: (config: TrainConfig) => naming('data.train', () => datasetIdentityOf(config.data.train, { assertAllowed: (field, uri) => allow.assert(field, uri) })),
     ...(deps.mlflowTrackingUri && { mlflowTrackingUri: deps.mlflowTrackingUri }),
   };
   const trackingAllow = {

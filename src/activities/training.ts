@@ -38,6 +38,8 @@ export interface TrainingActivityDeps {
   readonly openStore: (uri: string) => CheckpointStore;
   /** Where runs go when their input names no `checkpoint.uri`. */
   readonly checkpointRoot: string;
+  /** Lists a streamed training set's shards for a new run.json (data/identity.ts, through the worker's allow-list). */
+  readonly datasetIdentity?: (config: TrainConfig) => Promise<unknown>;
   /** The worker's MLflow server, if any (only whether there is one is told to workflows). */
   readonly mlflowTrackingUri?: string;
 }
@@ -147,7 +149,7 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
 
     /** Trains until global step `targetStep` (absolute: a retry resumes, a repeat returns at once). */
     async trainUntilStep(input: TrainUntilStepInput): Promise<TrainUntilStepResult & { readonly attempt: number }> {
-      await storeCall(() => checkActivityRunIdentity(deps.openStore(input.runUri), input.config, { open: withinAllowList(deps.openStore) }));
+      await storeCall(() => checkActivityRunIdentity(deps.openStore(input.runUri), input.config, { open: withinAllowList(deps.openStore), datasetIdentity: deps.datasetIdentity }));
       const result = await callTrainer<TrainUntilStepResult>(deps.trainer, { type: 'train', request: { ...input, holder: activityLeaseHolder() } });
       if (result.cancelled) {
         throw new CancelledFailure(`Training cancelled at step ${result.step}; checkpoint ${result.checkpointUri}`);
@@ -163,7 +165,7 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
     async trainEpoch(input: TrainEpochInput): Promise<TrainEpochResult> {
       const store = deps.openStore(input.runUri);
       const attempt = Context.current().info.attempt;
-      await storeCall(() => checkActivityRunIdentity(store, input.config, { open: withinAllowList(deps.openStore), parentWorkflowId: input.parentWorkflowId, workflowId: ownWorkflowId() }));
+      await storeCall(() => checkActivityRunIdentity(store, input.config, { open: withinAllowList(deps.openStore), datasetIdentity: deps.datasetIdentity, parentWorkflowId: input.parentWorkflowId, workflowId: ownWorkflowId() }));
       const stored = await storeCall(() => readRecordedEpoch(store, input));
       if (stored) {
         // An earlier attempt may have died between the record and its views or retention: redo those (idempotent).
@@ -251,7 +253,7 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
     async finalizeRun(input: FinalizeInput): Promise<FinalizeResult> {
       const store = deps.openStore(input.runUri);
       return storeCall(async () => {
-        await checkActivityRunIdentity(store, input.config, { open: withinAllowList(deps.openStore), parentWorkflowId: input.parentWorkflowId, workflowId: ownWorkflowId() });
+        await checkActivityRunIdentity(store, input.config, { open: withinAllowList(deps.openStore), datasetIdentity: deps.datasetIdentity, parentWorkflowId: input.parentWorkflowId, workflowId: ownWorkflowId() });
         const lease = await acquireActivityLease(store);
         const read = await readCheckpoint(store, input.modelStep);
         if (!read.ok) {

@@ -233,7 +233,7 @@ export class ShardedSource implements ExampleSource {
 }
 
 /** Runs `fn`; a non-retryable failure naming `params.*` is re-raised naming `<field>.params.*` (`data.train.params.uri`). */
-async function naming<T>(field: string, fn: () => Promise<T>): Promise<T> {
+export async function naming<T>(field: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
