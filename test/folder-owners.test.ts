@@ -167,3 +167,32 @@ test('a run.json that pins a streamed dataset: the activities, which cannot list
   assert.equal(await verifyRunIdentity(store('s'), trainConfig({ resume: true })), 'same');
   await assert.rejects(verifyRunIdentity(store('s'), trainConfig({ seed: 4 })), /`seed` is 3 there, 4 here/);
 });
+
+test('two folders claimed at the same moment, one inside the other: the claim re-checked after its write fails and removes its record', async () => {
+  const { open, store } = fresh();
+  const outer = store('race');
+  const inner = store('race', 'inner');
+  let checks = 0;
+  // The outer claim's first check passes; the inner run's run.json lands right after it (the race the
+  // hostile review hit with two runs started together); the check after the write sees it.
+  const beforeClaim = async (): Promise<void> => {
+    checks += 1;
+    await assertNotNested('run', outer, open);
+    if (checks === 1) await inner.putIfVersion(RUN_JSON, Buffer.from('{}'), undefined);
+  };
+  await assert.rejects(checkRunIdentity(outer, trainConfig(), undefined, undefined, { beforeClaim }), NestedFolderError);
+  assert.equal(checks, 2, 'checked before and after the write');
+  assert.equal(await outer.get(RUN_JSON), undefined, 'the failed claim removed its run.json');
+  assert.ok(await inner.get(RUN_JSON), "the other run's record stands");
+
+  // A search folder claimed while a run appears inside it: the same.
+  const s = store('race-search');
+  const planted = store('race-search', 'x');
+  const racing: AncestorOpener = (uri) => {
+    if (uri === s.uri) void planted.putIfVersion(RUN_JSON, Buffer.from('{}'), undefined).catch(() => undefined);
+    return open(uri);
+  };
+  await planted.putIfVersion(RUN_JSON, Buffer.from('{}'), undefined);
+  await assert.rejects(claimSearchFolder(s, searchConfig(), 'sweep-1', racing), NestedFolderError);
+  assert.equal(await s.get(SEARCH_JSON), undefined);
+});

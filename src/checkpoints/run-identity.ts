@@ -134,6 +134,7 @@ export async function checkRunIdentity(
     const record: RunRecord = { format: RUN_FORMAT, fingerprint, identity, createdAt: now().toISOString() };
     try {
       await store.putIfVersion(RUN_JSON, Buffer.from(JSON.stringify(record, null, 1)), undefined);
+      if (options.beforeClaim) await recheckClaim(store, RUN_JSON, options.beforeClaim);
       return { created: true };
     } catch (err) {
       // A racing first writer won: compare with its record like any later input.
@@ -143,6 +144,21 @@ export async function checkRunIdentity(
   }
   compareRecorded(store, existing, identity, fingerprint);
   return { created: false };
+}
+
+/**
+ * The nesting check again, once the claim is written: two folders claimed at the same moment, one
+ * inside the other, each passed the check before the other's record existed. Run after every write,
+ * at most one of them passes (the later writer sees the earlier record); a claim that no longer
+ * passes removes the record it has just created (nothing has been written beside it yet) and fails.
+ */
+export async function recheckClaim(store: CheckpointStore, key: string, check: () => Promise<void>): Promise<void> {
+  try {
+    await check();
+  } catch (err) {
+    await store.deletePrefix(key).catch(() => undefined);
+    throw err;
+  }
 }
 
 /**

@@ -17,7 +17,7 @@
 import { STRATEGY_OPTIONS, type SearchConfig } from '../config/search-config';
 import { assertNotNested, type AncestorOpener } from './folder-owners';
 import { SEARCH_JSON } from './layout';
-import { canonicalJson, fingerprintOf, identityDifferences } from './run-identity';
+import { canonicalJson, fingerprintOf, identityDifferences, recheckClaim } from './run-identity';
 import { PreconditionFailedError, type CheckpointStore } from './store';
 
 export const SEARCH_FORMAT = 'durable-train/search@1';
@@ -122,6 +122,7 @@ export async function claimSearchFolder(
     }
     try {
       await store.putIfVersion(SEARCH_JSON, Buffer.from(JSON.stringify(next, null, 1)), current?.version);
+      if (!current) await recheckClaim(store, SEARCH_JSON, () => assertNotNested('search', store, open));
       return { created: !current };
     } catch (err) {
       if (!(err instanceof PreconditionFailedError)) throw err;
