@@ -18,6 +18,7 @@ import {
   MAX_SEARCH_OWNERS,
   NotSearchOwnerError,
   SearchIdentityMismatchError,
+  SearchOwnersFullError,
   assertSearchOwner,
   claimSearchFolder,
   searchIdentityOf,
@@ -143,12 +144,14 @@ test('the identity of a search: the strategy options it takes, not the ones it i
   assert.deepEqual(Object.keys(grid.base as object).sort(), ['data', 'hyperparameters', 'maxEpochs', 'model', 'seed', 'stepsPerEpoch']);
 });
 
-test('owners are bounded: the oldest drop out', async () => {
+test('owners are bounded: a full search.json refuses one more search, and no owner drops out', async () => {
   const { open, store } = fresh();
-  for (let i = 0; i < MAX_SEARCH_OWNERS + 3; i++) await claimSearchFolder(store('s'), searchConfig(), `wf-${i}`, open);
+  for (let i = 0; i < MAX_SEARCH_OWNERS; i++) await claimSearchFolder(store('s'), searchConfig(), `wf-${i}`, open);
+  await assert.rejects(claimSearchFolder(store('s'), searchConfig(), 'wf-late', open), SearchOwnersFullError);
   const owners = JSON.parse((await store('s').get(SEARCH_JSON))!.toString()).owners as string[];
   assert.equal(owners.length, MAX_SEARCH_OWNERS);
-  assert.equal(owners[0], 'wf-3');
+  assert.equal(owners[0], 'wf-0', 'the first (possibly still running) search keeps its right to write');
+  await assertSearchOwner(store('s'), 'wf-0');
 });
 
 test("verifyRunIdentity reads a run folder's identity without claiming it", async () => {

@@ -8,7 +8,7 @@ import type { TrainConfig } from '../config/train-config';
 import { LeaseLostError, acquireLease, type Lease, type LeaseHolder } from '../checkpoints/lease';
 import { NestedFolderError, assertNotNested, type AncestorOpener } from '../checkpoints/folder-owners';
 import { RunIdentityMismatchError, checkRunIdentity, verifyRunIdentity } from '../checkpoints/run-identity';
-import { NotSearchOwnerError, SearchIdentityMismatchError } from '../checkpoints/search-identity';
+import { NotSearchOwnerError, SearchIdentityMismatchError, SearchOwnersFullError } from '../checkpoints/search-identity';
 import type { CheckpointStore } from '../checkpoints/store';
 import { RUN_JSON } from '../checkpoints/layout';
 import { SHARDED_DATASET } from '../config/sharded-data';
@@ -42,7 +42,8 @@ export async function fenced<T>(fn: () => Promise<T>): Promise<T> {
       err instanceof RunIdentityMismatchError ||
       err instanceof SearchIdentityMismatchError ||
       err instanceof NestedFolderError ||
-      err instanceof NotSearchOwnerError
+      err instanceof NotSearchOwnerError ||
+      err instanceof SearchOwnersFullError
     ) {
       throw ApplicationFailure.nonRetryable(err.message, err.name);
     }

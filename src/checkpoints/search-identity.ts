@@ -22,7 +22,10 @@ import { PreconditionFailedError, type CheckpointStore } from './store';
 
 export const SEARCH_FORMAT = 'durable-train/search@1';
 
-/** Owners a search.json keeps: the oldest drop out first (a trial already claimed needs none). */
+/**
+ * Owners a search.json records. Full, a further search with the same input is refused: dropping the
+ * oldest would take a running search's right to write its own results away.
+ */
 export const MAX_SEARCH_OWNERS = 100;
 
 export type SearchIdentity = Readonly<Record<string, unknown>>;
@@ -58,6 +61,14 @@ export class NotSearchOwnerError extends Error {
     workflowId: string,
   ) {
     super(`Refusing to write to the search folder ${uri}: workflow ${JSON.stringify(workflowId)} is not one of the searches recorded in its ${SEARCH_JSON}`);
+  }
+}
+
+/** A search folder whose search.json already records MAX_SEARCH_OWNERS searches. Never retried. */
+export class SearchOwnersFullError extends Error {
+  override readonly name = 'SearchOwnersFull';
+  constructor(readonly uri: string) {
+    super(`The search folder ${uri} already records ${MAX_SEARCH_OWNERS} searches started with this input (the owners in its ${SEARCH_JSON}): start this search with a new runId`);
   }
 }
 
@@ -118,7 +129,8 @@ export async function claimSearchFolder(
         throw new SearchIdentityMismatchError(store.uri, differences.length > 0 ? differences : ['the fingerprint differs']);
       }
       if (recorded.owners.includes(workflowId)) return { created: false };
-      next = { ...recorded, owners: [...recorded.owners, workflowId].slice(-MAX_SEARCH_OWNERS) };
+      if (recorded.owners.length >= MAX_SEARCH_OWNERS) throw new SearchOwnersFullError(store.uri);
+      next = { ...recorded, owners: [...recorded.owners, workflowId] };
     }
     try {
       await store.putIfVersion(SEARCH_JSON, Buffer.from(JSON.stringify(next, null, 1)), current?.version);
