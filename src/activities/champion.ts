@@ -63,6 +63,9 @@ export interface ReadChampionInput {
   /** The retrain's `championRoot`, else its run's `checkpoint.uri`, else the worker's checkpoint root. */
   readonly championRoot?: string;
   readonly checkpointUri?: string;
+  /** The retrain's metric and mode: a champion chosen on others is not compared on these (ChampionMismatch). */
+  readonly metric?: string;
+  readonly mode?: Mode;
 }
 
 export interface ReadChampionResult {
@@ -120,6 +123,14 @@ export function createChampionActivities(deps: TrainingActivityDeps) {
       const root = (input.championRoot ?? input.checkpointUri ?? deps.checkpointRoot).replace(/\/+$/, '');
       const store = deps.openStore(root);
       const { champion, version } = await storeCall(() => readPointer(store, input.modelName));
+      if (champion && input.metric !== undefined && input.mode !== undefined && (champion.metric !== input.metric || champion.mode !== input.mode)) {
+        // Otherwise any caller could promote over the champion by its own rule (`mode: max` on val_loss).
+        throw ApplicationFailure.nonRetryable(
+          `The champion of \`${input.modelName}\` (${store.uriOf(championKey(input.modelName))}) was chosen on \`${champion.metric}\` (mode ${champion.mode}); ` +
+            `this retrain asks for \`${input.metric}\` (mode ${input.mode}). A champion is challenged only on the metric and mode it was chosen on: use those, or another modelName`,
+          'ChampionMismatch',
+        );
+      }
       return { root, checkpointRoot: deps.checkpointRoot, championUri: store.uriOf(championKey(input.modelName)), champion, version };
     },
 

@@ -131,6 +131,8 @@ export async function retrainModel(input: RetrainInput): Promise<RetrainResult> 
     modelName: config.modelName,
     ...(config.championRoot !== undefined && { championRoot: config.championRoot }),
     ...(config.trainConfig.checkpoint.uri !== undefined && { checkpointUri: config.trainConfig.checkpoint.uri }),
+    metric: config.metric,
+    mode: config.mode,
   });
   champion = read.champion;
   let version = read.version;
