@@ -5,8 +5,8 @@
  * run of a continue-as-new chain) as JSON under test/fixtures/histories/, with an index.json
  * naming each file's workflow id and what it covers. Every run is tiny: under a minute in all.
  *
- *   node --import tsx scripts/record-histories.ts
  *   node --import tsx scripts/record-histories.ts --only normal,stop-training --tag epoch-activity
+ *   node --import tsx scripts/record-histories.ts --replace-all   (every fixture, pre-patch ones included)
  *
  * `--only` records just those scenarios (names as in the files: normal, early-stopped,
  * pause-resume-stop, stop-training, continue-as-new, invalid-input, grid-search, halving-search,
@@ -43,6 +43,15 @@ function option(name: string): string | undefined {
 async function main(): Promise<void> {
   const only = option('--only')?.split(',');
   const tag = option('--tag');
+  if (!only && !process.argv.includes('--replace-all')) {
+    // Histories recorded before a patched change are what keeps that change's old branch tested;
+    // re-recording them with today's code would silently drop that.
+    console.error(
+      'record-histories: name the scenarios to record with --only (and --tag to keep the older ones beside them). ' +
+        '--replace-all deletes and re-records every fixture, including histories recorded before a patch: use it only when no patch id is left in src/workflows/.',
+    );
+    process.exit(2);
+  }
   const want = (scenario: string): boolean => !only || only.includes(scenario);
   const stack = await startStack({ own: true });
   const worker = await startWorker(stack.address);
