@@ -7,9 +7,9 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import type { Attack, AttackOutcome } from './attacks/attack';
-import { removeDirs, startStack, startWorker, tempDir, type InProcessWorker, type Stack } from './helpers/temporal';
+import { removeDirs, tempDir, useStackAndWorker } from './helpers/temporal';
 
 function loadAttacks(): Attack[] {
   const folder = path.join(__dirname, 'attacks');
@@ -29,17 +29,10 @@ const oneLine = (s: string, max = 110) => {
 };
 
 describe('hostile callers', { timeout: 900_000 }, () => {
-  let stack: Stack;
-  let worker: InProcessWorker;
+  const sw = useStackAndWorker();
   const dirs: string[] = [];
 
-  before(async () => {
-    stack = await startStack();
-    worker = await startWorker(stack.address);
-  });
-  after(async () => {
-    await worker?.stop();
-    await stack?.close();
+  after(() => {
     removeDirs(...dirs);
     if (table.length > 0) {
       const rows = table.map((r) => `| ${r.name} | ${r.origin} | ${r.outcome} | ${r.seconds.toFixed(1)} | ${r.unchanged} |`);
@@ -58,7 +51,7 @@ describe('hostile callers', { timeout: 900_000 }, () => {
       const started = Date.now();
       let result: AttackOutcome | undefined;
       try {
-        result = await attack.run({ stack, worker, dir });
+        result = await attack.run({ stack: sw.stack, worker: sw.worker, dir });
       } finally {
         table.push({
           name: attack.name,
