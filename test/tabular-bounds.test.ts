@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { after, describe, test } from 'node:test';
 import { NonRetryableTrainingError } from '../src/training/protocol';
 import { isInputError } from '../src/training/input-errors';
-import { checkTabularFits, loadTabular, MAX_TABULAR_FILE_BYTES } from '../src/training/tabular';
+import { checkTabularFits, loadTabular, MAX_TABULAR_FILE_BYTES, PARSE_BYTES_PER_FILE_BYTE } from '../src/training/tabular';
 import { MAX_CATEGORIES } from '../src/training/tabular-preprocess';
 import { tempDir } from './helpers/temporal';
 
@@ -22,6 +22,28 @@ describe('tabular bounds', () => {
     fs.writeFileSync(file, text);
     return pathToFileURL(file).href;
   };
+
+  test("a file whose parse would not fit the trainer's memory limit is refused before it is parsed, naming it", async () => {
+    const lines = ['a,b,label'];
+    for (let i = 0; i < 5_000; i++) lines.push(`${i},${i % 7},${i % 2}`);
+    const text = `${lines.join('\n')}\n`;
+    const uri = write('parse-big.csv', text);
+    const saved = process.env.DT_TRAINER_MAX_BYTES;
+    process.env.DT_TRAINER_MAX_BYTES = String(text.length * PARSE_BYTES_PER_FILE_BYTE - 1);
+    try {
+      const err = await loadTabular('csv', { name: 'csv', params: { uri, label: 'label' } }).then(
+        () => assert.fail('the file loaded'),
+        (e: unknown) => e as Error,
+      );
+      assert.ok(err instanceof NonRetryableTrainingError, String(err));
+      assert.match(err.message, /`params\.uri` \(.*parse-big\.csv\) to parse within the trainer's memory limit/);
+      process.env.DT_TRAINER_MAX_BYTES = String(text.length * PARSE_BYTES_PER_FILE_BYTE);
+      assert.equal((await loadTabular('csv', { name: 'csv', params: { uri, label: 'label' } })).size, 5_000);
+    } finally {
+      if (saved === undefined) delete process.env.DT_TRAINER_MAX_BYTES;
+      else process.env.DT_TRAINER_MAX_BYTES = saved;
+    }
+  });
 
   test('100,000 rows with a unique string id: refused non-retryably naming the column, in seconds', async () => {
     const lines = ['id,x,label'];
