@@ -13,7 +13,8 @@ import { LiveOutput } from '../src/cli/live-output';
 import { renderRetrainLines, renderSearchLines, renderTrainLine, type TrainView } from '../src/cli/live-view';
 import { renderListRow } from '../src/cli/render';
 import { forTerminal, jsonForTerminal } from '../src/cli/terminal';
-import { rootCause, troubleDetails, type Trouble } from '../src/cli/trouble';
+import { lastWorkflowTaskFailure, pendingTrouble, rootCause, troubleDetails, type Trouble } from '../src/cli/trouble';
+import type { WorkflowExecutionDescription, WorkflowHandle } from '@temporalio/client';
 import { calendarToCron, cronProblem } from '../src/schedules';
 import type { RetrainProgress } from '../src/workflows/retrain-model';
 import type { TrainProgress } from '../src/workflows/train-model';
@@ -155,6 +156,28 @@ describe('watch renderers', () => {
     assert.equal(rates.observe('a/1', 50, 5000), 10);
     assert.equal(rates.observe('a/2', 40, 6000), null, 'a new attempt starts over');
     assert.equal(rates.observe('a/1', 5, 7000), null, 'a step going back starts over');
+  });
+
+  test('a workflow task that keeps failing is reported with its attempt and the last failure, from the history', async () => {
+    const description = { raw: { pendingActivities: [], pendingWorkflowTask: { attempt: 4 } } } as unknown as WorkflowExecutionDescription;
+    const pending = pendingTrouble(description, Date.now());
+    assert.deepEqual(pending.workflowTask, { attempt: 4, cause: null });
+    assert.equal(pendingTrouble({ raw: { pendingActivities: [], pendingWorkflowTask: { attempt: 1 } } } as unknown as WorkflowExecutionDescription, Date.now()).workflowTask, null, 'a first attempt is no trouble');
+    // The newest WorkflowTaskFailed event, read from the end of the history.
+    const events = [
+      { eventType: 'WORKFLOW_TASK_SCHEDULED' },
+      { workflowTaskFailedEventAttributes: { failure: { message: 'Workflow task failed', cause: { message: 'Nondeterminism: \x1b[2J expected ScheduleActivityTask', applicationFailureInfo: { type: 'DeterminismViolationError' } } } } },
+      { workflowTaskFailedEventAttributes: { failure: { message: 'older' } } },
+    ];
+    const handle = {
+      workflowId: 'w',
+      client: { options: { namespace: 'default' }, workflowService: { getWorkflowExecutionHistoryReverse: async () => ({ history: { events } }) } },
+    } as unknown as WorkflowHandle;
+    const cause = await lastWorkflowTaskFailure(handle);
+    assert.equal(cause, 'DeterminismViolationError: Nondeterminism: \\u001b[2J expected ScheduleActivityTask');
+    const t: Trouble = { retrying: null, silent: null, noWorker: null, workflowTask: { attempt: 4, cause } };
+    assert.equal(renderTrainLine({ ...live, trouble: t }, 200), '[############............] epoch 3/5 step 97/200 training  workflow task failing: attempt 4 (the run does not move until it passes)  loss 0.4123  val_loss 0.3800  best val_loss 0.3800 @ epoch 2');
+    assert.match(troubleDetails(t)[0]!, /^ {2}workflow task attempt 3 failed: DeterminismViolationError: Nondeterminism/);
   });
 
   test('trouble: no pace or ETA, the last failure under the line; a closed run shows how it ended', () => {

@@ -115,7 +115,7 @@ export async function observeTrain(
   const trouble = described ? await troubleOf(handle, described) : NO_TROUBLE;
   const last = observer.views.get(handle.workflowId);
   // No worker to answer (none polls, or the training one went silent): the last answer stands.
-  if (trouble.noWorker?.what === 'workflow' || (trouble.silent && last)) return { view: last, trouble };
+  if (trouble.noWorker?.what === 'workflow' || trouble.workflowTask || (trouble.silent && last)) return { view: last, trouble };
   const progress = await queryWithin<TrainProgress>(handle, 'progress');
   if (!progress) return { view: last, trouble };
   const closed = described ? closedStatus(described) : undefined;

@@ -33,9 +33,14 @@ export interface Trouble {
   readonly silent: { readonly activity: string; readonly seconds: number; readonly timeoutSeconds: number } | null;
   /** The run's task queue has no worker polling it (for workflow tasks, or for activities while one is pending). */
   readonly noWorker: { readonly taskQueue: string; readonly what: 'workflow' | 'activity' } | null;
+  /**
+   * The workflow's own task keeps failing (a worker with other workflow code, a bug): Temporal retries
+   * it without end and the run never moves. `cause` is the last WorkflowTaskFailed event's, when read.
+   */
+  readonly workflowTask?: { readonly attempt: number; readonly cause: string | null } | null;
 }
 
-export const NO_TROUBLE: Trouble = { retrying: null, silent: null, noWorker: null };
+export const NO_TROUBLE: Trouble = { retrying: null, silent: null, noWorker: null, workflowTask: null };
 
 const ms = (ts: Timestamp): number | undefined => (ts ? Number(ts.seconds ?? 0) * 1000 + Math.floor((ts.nanos ?? 0) / 1e6) : undefined);
 const seconds = (d: { seconds?: unknown; nanos?: number | null } | null | undefined): number | undefined =>
@@ -85,7 +90,19 @@ export function pendingTrouble(description: WorkflowExecutionDescription, now: n
       if (quiet !== undefined && quiet > timeoutSeconds) silent = { activity, seconds: Math.floor(quiet), timeoutSeconds };
     }
   }
-  return { retrying, silent, noWorker: null };
+  const task = description.raw.pendingWorkflowTask;
+  const workflowTask = task && (task.attempt ?? 1) > 1 ? { attempt: task.attempt ?? 2, cause: null } : null;
+  return { retrying, silent, noWorker: null, workflowTask };
+}
+
+/** The cause of the newest WorkflowTaskFailed event, read from the end of the history (one small page). */
+export async function lastWorkflowTaskFailure(handle: WorkflowHandle): Promise<string | null> {
+  const { workflowService, options } = handle.client;
+  const page = await workflowService
+    .getWorkflowExecutionHistoryReverse({ namespace: options.namespace, execution: { workflowId: handle.workflowId }, maximumPageSize: 50 })
+    .catch(() => undefined);
+  const failed = (page?.history?.events ?? []).find((e) => e.workflowTaskFailedEventAttributes);
+  return failed ? rootCause(failed.workflowTaskFailedEventAttributes!.failure) : null;
 }
 
 /** Whether any worker polls `taskQueue` for workflow tasks (and for activity tasks, when `activities`). */
@@ -106,7 +123,8 @@ export async function troubleOf(handle: WorkflowHandle, description: WorkflowExe
   if (description.status.name !== 'RUNNING') return NO_TROUBLE;
   const pending = pendingTrouble(description, now);
   const activities = (description.raw.pendingActivities ?? []).length > 0;
-  return { ...pending, noWorker: await noWorker(handle, description.taskQueue, activities) };
+  const workflowTask = pending.workflowTask ? { ...pending.workflowTask, cause: await lastWorkflowTaskFailure(handle) } : null;
+  return { ...pending, workflowTask, noWorker: await noWorker(handle, description.taskQueue, activities) };
 }
 
 /** The status line's words for it, longest first (a narrow terminal gets a shorter form): `retrying: attempt 3/20`, … */
@@ -114,6 +132,9 @@ export function troubleForms(t: Trouble): string[] {
   if (t.noWorker) {
     const queue = forTerminal(t.noWorker.taskQueue, { max: 100 });
     return [`no worker polls task queue ${queue}${t.noWorker.what === 'activity' ? ' for activities' : ''}`, 'no worker polls its task queue', 'no worker'];
+  }
+  if (t.workflowTask) {
+    return [`workflow task failing: attempt ${t.workflowTask.attempt} (the run does not move until it passes)`, `workflow task failing: attempt ${t.workflowTask.attempt}`, 'workflow task failing'];
   }
   if (t.silent) {
     const quiet = `no heartbeat for ${t.silent.seconds} s`;
@@ -135,6 +156,9 @@ export function troubleSummary(t: Trouble): string | null {
 export function troubleDetails(t: Trouble): string[] {
   const lines: string[] = [];
   if (t.noWorker) lines.push(`  start a worker on task queue ${forTerminal(t.noWorker.taskQueue, { max: 100 })} (DT_TASK_QUEUE), or check the run's --task-queue`);
+  if (t.workflowTask) {
+    lines.push(`  workflow task attempt ${t.workflowTask.attempt - 1} failed: ${t.workflowTask.cause ?? 'see \`temporal workflow describe\`'} (a worker with other workflow code, or a bug: the run waits for a worker that can run it)`);
+  }
   if (t.retrying) lines.push(`  attempt ${t.retrying.attempt - 1} of ${t.retrying.activity} failed: ${t.retrying.cause}`);
   return lines;
 }
