@@ -15,7 +15,7 @@ import type { Io } from './context';
 
 export const SETUP_NATIVE = 'setup-native';
 
-const USAGE = `Usage: durable-train setup-native [--gpu]
+export const SETUP_NATIVE_USAGE = `Usage: durable-train setup-native [--gpu]
 
 Builds the native TensorFlow backend (@tensorflow/tfjs-node; with --gpu, @tensorflow/tfjs-node-gpu)
 for the project this package is installed in, from TensorFlow's wheel on PyPI (needs python3 with
@@ -50,12 +50,12 @@ export async function setupNativeCommand(argv: readonly string[], io: Io, packag
   try {
     const { values } = parseArgs({ args: [...argv], options: { gpu: { type: 'boolean' }, help: { type: 'boolean' } }, strict: true, allowPositionals: false });
     if (values.help) {
-      io.out(USAGE);
+      io.out(SETUP_NATIVE_USAGE);
       return EXIT.ok;
     }
     gpu = values.gpu === true;
   } catch (err) {
-    io.err(`${(err as Error).message}\n\n${USAGE}`);
+    io.err(`${(err as Error).message}\n\n${SETUP_NATIVE_USAGE}`);
     return EXIT.usage;
   }
   const roots = installRoots(packageRoot);

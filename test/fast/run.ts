@@ -30,6 +30,7 @@ const FAST_TESTS_ELSEWHERE = [
   'test/replay.test.ts',
   'test/checkpoint-stores.test.ts',
   'test/trainer-module.test.ts',
+  'test/docs.test.ts',
 ];
 
 function fastTestFiles(): string[] {
