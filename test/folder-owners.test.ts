@@ -171,6 +171,19 @@ test('a run.json that pins a streamed dataset: the activities, which cannot list
   await assert.rejects(verifyRunIdentity(store('s'), trainConfig({ seed: 4 })), /`seed` is 3 there, 4 here/);
 });
 
+/** A run record as run-identity.ts writes it (only its format matters to the nesting check). */
+const RECORD = Buffer.from(JSON.stringify({ format: 'durable-train/run@1', fingerprint: 'x', identity: {} }));
+
+test("a user's own file called run.json (an input beside the runs) does not make its folder a run folder", async () => {
+  const { open, store } = fresh();
+  await store('work').put(RUN_JSON, Buffer.from(JSON.stringify({ model: { name: 'mlp' }, maxEpochs: 3 })));
+  await store('work').put(SEARCH_JSON, Buffer.from('not json'));
+  await checkRunIdentity(store('work', 'runs', 'r1'), trainConfig(), undefined, undefined, { beforeClaim: () => assertNotNested('run', store('work', 'runs', 'r1'), open) });
+  assert.ok(await store('work', 'runs', 'r1').get(RUN_JSON), 'claimed');
+  // A real record still refuses.
+  await assert.rejects(assertNotNested('run', store('work', 'runs', 'r1', 'inner'), open), NestedFolderError);
+});
+
 test('two folders claimed at the same moment, one inside the other: the claim re-checked after its write fails and removes its record', async () => {
   const { open, store } = fresh();
   const outer = store('race');
@@ -181,7 +194,7 @@ test('two folders claimed at the same moment, one inside the other: the claim re
   const beforeClaim = async (): Promise<void> => {
     checks += 1;
     await assertNotNested('run', outer, open);
-    if (checks === 1) await inner.putIfVersion(RUN_JSON, Buffer.from('{}'), undefined);
+    if (checks === 1) await inner.putIfVersion(RUN_JSON, RECORD, undefined);
   };
   await assert.rejects(checkRunIdentity(outer, trainConfig(), undefined, undefined, { beforeClaim }), NestedFolderError);
   assert.equal(checks, 2, 'checked before and after the write');
@@ -192,10 +205,10 @@ test('two folders claimed at the same moment, one inside the other: the claim re
   const s = store('race-search');
   const planted = store('race-search', 'x');
   const racing: AncestorOpener = (uri) => {
-    if (uri === s.uri) void planted.putIfVersion(RUN_JSON, Buffer.from('{}'), undefined).catch(() => undefined);
+    if (uri === s.uri) void planted.putIfVersion(RUN_JSON, RECORD, undefined).catch(() => undefined);
     return open(uri);
   };
-  await planted.putIfVersion(RUN_JSON, Buffer.from('{}'), undefined);
+  await planted.putIfVersion(RUN_JSON, RECORD, undefined);
   await assert.rejects(claimSearchFolder(s, searchConfig(), 'sweep-1', racing), NestedFolderError);
   assert.equal(await s.get(SEARCH_JSON), undefined);
 });

@@ -78,6 +78,21 @@ function lastSegment(uri: string): string {
   return uri.replace(/\/+$/, '').split('/').pop() ?? '';
 }
 
+/**
+ * Whether `bytes` is a run or search record that durable-train wrote (`durable-train/run@…`,
+ * `durable-train/search@…`): a user's own file that happens to be called run.json (an input file
+ * beside their runs, say) does not make its folder a run folder.
+ */
+export function isFolderRecord(bytes: Buffer | undefined): boolean {
+  if (!bytes || bytes.length > 16 * 1024 * 1024) return false;
+  try {
+    const format = (JSON.parse(bytes.toString('utf8')) as { format?: unknown }).format;
+    return typeof format === 'string' && /^durable-train\/(run|search)@/.test(format);
+  } catch {
+    return false;
+  }
+}
+
 /** The owners a search.json records (workflow ids); empty when it cannot be read. */
 export function searchOwnersOf(bytes: Buffer): string[] {
   try {
@@ -103,14 +118,14 @@ function refused(kind: FolderKind, uri: string, why: string): NestedFolderError 
  */
 export async function assertNotNested(kind: FolderKind, store: CheckpointStore, open: AncestorOpener, ctx: ClaimContext = {}): Promise<void> {
   const other = kind === 'run' ? SEARCH_JSON : RUN_JSON;
-  if (await store.get(other)) throw refused(kind, store.uri, `it is a ${kind === 'run' ? 'search' : 'run'}'s folder (it holds ${other})`);
+  if (isFolderRecord(await store.get(other))) throw refused(kind, store.uri, `it is a ${kind === 'run' ? 'search' : 'run'}'s folder (it holds ${other})`);
   let first = true;
   for (const uri of ancestorUris(store.uri)) {
     const ancestor = open(uri);
     if (!ancestor) break;
-    if (await ancestor.get(RUN_JSON)) throw refused(kind, store.uri, `it is inside the run folder ${ancestor.uri} (it holds ${RUN_JSON})`);
+    if (isFolderRecord(await ancestor.get(RUN_JSON))) throw refused(kind, store.uri, `it is inside the run folder ${ancestor.uri} (it holds ${RUN_JSON})`);
     const search = await ancestor.get(SEARCH_JSON);
-    if (search) {
+    if (search && isFolderRecord(search)) {
       const ownTrial =
         kind === 'run' && first && TRIAL_FOLDER.test(lastSegment(store.uri)) &&
         ctx.parentWorkflowId !== undefined && searchOwnersOf(search).includes(ctx.parentWorkflowId) &&
@@ -121,8 +136,15 @@ export async function assertNotNested(kind: FolderKind, store: CheckpointStore, 
     }
     first = false;
   }
-  const inside = (await store.list('')).find(
+  const candidates = (await store.list('')).filter(
     (k) => (k.endsWith(`/${RUN_JSON}`) || k.endsWith(`/${SEARCH_JSON}`)) && !(kind === 'search' && TRIAL_RUN_JSON.test(k)),
   );
+  let inside: string | undefined;
+  for (const k of candidates) {
+    if (isFolderRecord(await store.get(k))) {
+      inside = k;
+      break;
+    }
+  }
   if (inside !== undefined) throw refused(kind, store.uri, `it holds another folder's record, ${store.uriOf(inside)}`);
 }
