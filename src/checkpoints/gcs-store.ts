@@ -19,6 +19,7 @@ import { createGcsStorage, type GcsStorageOptions } from './gcs-client';
 import { validateKey, validatePrefix } from './fs-store';
 import { httpStatusOf, isTransientError, withRetry, type RetryOptions } from './retry';
 import { PermanentStoreError, PreconditionFailedError, type CheckpointStore, type VersionedObject } from './store';
+import { readWholeStream } from './stream-read';
 
 export interface GcsStoreOptions extends GcsStorageOptions {
   /**
@@ -182,58 +183,16 @@ export class GcsCheckpointStore implements CheckpointStore {
   }
 
   /**
-   * Downloads the object's bytes and the generation they belong to (from x-goog-generation).
-   *
-   * The request timeout does not cover a streamed body: when the server goes away in the middle
-   * of one (process killed, connection dropped without a reset reaching node-fetch), the library's
-   * read stream emits neither 'error' nor 'end' and the read would wait forever. A watchdog
-   * aborts a download that has received no bytes for `stallTimeoutMs`, as a transient ETIMEDOUT
-   * failure, so the retry loop tries again.
+   * Downloads the object's bytes and the generation they belong to (from x-goog-generation),
+   * aborting a body that stalls for `stallTimeoutMs` (stream-read.ts) so the retry loop tries again.
    */
-  private download(file: File): Promise<{ data: Buffer; generation: string | undefined }> {
-    return new Promise((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      let generation: string | undefined;
-      let settled = false;
-      const stream = file.createReadStream({ validation: 'crc32c' });
-      let watchdog: NodeJS.Timeout | undefined;
-      const settle = (fn: () => void): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(watchdog);
-        fn();
-      };
-      const arm = (): void => {
-        clearTimeout(watchdog);
-        watchdog = setTimeout(() => {
-          const err = Object.assign(
-            new Error(`GCS download of ${file.name} stalled: no data for ${this.stallTimeoutMs} ms (ETIMEDOUT)`),
-            { code: 'ETIMEDOUT' },
-          );
-          settle(() => reject(err));
-          stream.destroy(err);
-        }, this.stallTimeoutMs);
-      };
-      arm();
-      stream
-        .on('response', (res: { headers?: Record<string, string | string[] | undefined> }) => {
-          arm();
-          const g = res.headers?.['x-goog-generation'];
-          generation = Array.isArray(g) ? g[0] : g;
-        })
-        .on('data', (chunk: Buffer) => {
-          arm();
-          chunks.push(chunk);
-        })
-        .on('error', (err) => settle(() => reject(err)))
-        .on('end', () => settle(() => resolve({ data: Buffer.concat(chunks), generation })))
-        .on('close', () =>
-          // Closed without 'end' or 'error': the body was cut short.
-          settle(() =>
-            reject(Object.assign(new Error(`GCS download of ${file.name} closed before its end (Premature close)`), { code: 'ERR_STREAM_PREMATURE_CLOSE' })),
-          ),
-        );
+  private async download(file: File): Promise<{ data: Buffer; generation: string | undefined }> {
+    let generation: string | undefined;
+    const data = await readWholeStream(file.createReadStream({ validation: 'crc32c' }), `GCS download of ${file.name}`, this.stallTimeoutMs, (res) => {
+      const g = res.headers?.['x-goog-generation'];
+      generation = Array.isArray(g) ? g[0] : g;
     });
+    return { data, generation };
   }
 
   private async getVersionedViaMetadata(key: string): Promise<VersionedObject | undefined> {

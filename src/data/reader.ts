@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Storage } from '@google-cloud/storage';
 import { withRetry } from '../checkpoints/retry';
+import { readWholeStream } from '../checkpoints/stream-read';
 import { bad, gcsLocation, gcsRetry, gcsStorage, type ShardInfo } from './source';
 
 /** A shard as the run recorded it: its listing plus the SHA-256 of its bytes. */
@@ -25,49 +26,11 @@ function changed(uri: string, what: string): never {
 /** A read that receives nothing for this long is aborted as a transient ETIMEDOUT (and retried), as the checkpoint store's downloads are. */
 export const STALL_TIMEOUT_MS = 30_000;
 
-/**
- * A shard's bytes from its read stream. The library's request timeout does not cover a streamed
- * body (a server gone mid-body leaves the stream silent), so a watchdog aborts a read that
- * receives nothing for STALL_TIMEOUT_MS; a stream closed before its end is a transient failure too.
- */
-function collect(stream: NodeJS.ReadableStream & { destroy(err?: Error): void }, uri: string, stallMs = STALL_TIMEOUT_MS): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let settled = false;
-    let watchdog: NodeJS.Timeout | undefined;
-    const settle = (fn: () => void): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(watchdog);
-      fn();
-    };
-    const arm = (): void => {
-      clearTimeout(watchdog);
-      watchdog = setTimeout(() => {
-        const err = Object.assign(new Error(`Read of shard ${uri} stalled: no data for ${stallMs} ms (ETIMEDOUT)`), { code: 'ETIMEDOUT' });
-        settle(() => reject(err));
-        stream.destroy(err);
-      }, stallMs);
-    };
-    arm();
-    stream
-      .on('data', (c: Buffer) => {
-        arm();
-        chunks.push(c);
-      })
-      .on('error', (err) => settle(() => reject(err)))
-      .on('end', () => settle(() => resolve(Buffer.concat(chunks))))
-      .on('close', () =>
-        settle(() => reject(Object.assign(new Error(`Read of shard ${uri} closed before its end (Premature close)`), { code: 'ERR_STREAM_PREMATURE_CLOSE' }))),
-      );
-  });
-}
-
 async function readGcs(shard: ShardInfo, storage: Storage): Promise<Buffer> {
   const { bucket, name } = gcsLocation(shard.uri);
   const file = storage.bucket(bucket).file(name, { generation: Number(shard.generation) });
   try {
-    return await withRetry(() => collect(file.createReadStream({ validation: 'crc32c' }), shard.uri), gcsRetry);
+    return await withRetry(() => readWholeStream(file.createReadStream({ validation: 'crc32c' }), `Read of shard ${shard.uri}`, STALL_TIMEOUT_MS), gcsRetry);
   } catch (err) {
     if ((err as { code?: unknown }).code === 404) changed(shard.uri, `generation ${shard.generation} no longer exists (the object was deleted or replaced)`);
     throw err;
