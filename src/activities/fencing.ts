@@ -10,7 +10,6 @@ import { NestedFolderError, assertNotNested, type AncestorOpener } from '../chec
 import { RunIdentityMismatchError, checkRunIdentity, verifyRunIdentity } from '../checkpoints/run-identity';
 import { NotSearchOwnerError, SearchIdentityMismatchError, SearchOwnersFullError } from '../checkpoints/search-identity';
 import type { CheckpointStore } from '../checkpoints/store';
-import { RUN_JSON } from '../checkpoints/layout';
 import { SHARDED_DATASET } from '../config/sharded-data';
 import { NonRetryableTrainingError } from '../training/protocol';
 import { UriRefusedError } from '../trust/allow-list';
@@ -90,8 +89,9 @@ export interface RunClaim {
  */
 export async function checkActivityRunIdentity(store: CheckpointStore, config: TrainConfig, claim?: RunClaim): Promise<void> {
   const beforeClaim = claim && (() => assertNotNested('run', store, claim.open, { parentWorkflowId: claim.parentWorkflowId, workflowId: claim.workflowId }));
-  const dataset = claim?.datasetIdentity && config.data.train.name === SHARDED_DATASET && !(await store.get(RUN_JSON)) ? await listedDataset(claim.datasetIdentity, config) : undefined;
-  await fenced(() => checkRunIdentity(store, config, undefined, dataset, beforeClaim ? { beforeClaim } : {}));
+  const list = claim?.datasetIdentity;
+  const datasetIdentity = list && config.data.train.name === SHARDED_DATASET ? () => listedDataset(list, config) : undefined;
+  await fenced(() => checkRunIdentity(store, config, undefined, undefined, { ...(beforeClaim && { beforeClaim }), ...(datasetIdentity && { datasetIdentity }) }));
 }
 
 /** The shards as listed; what the input got wrong (an empty glob, a URI outside the allow-list) fails the run, as it would in the trainer. */

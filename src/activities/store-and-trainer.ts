@@ -32,19 +32,15 @@ export interface EpochRecord {
 
 /**
  * Runs store calls; a PermanentStoreError (no permission, no bucket) fails the activity without
- * retries. Heartbeats while they run: finalizing or retaining many checkpoints on gs:// outlasts a
- * heartbeat timeout, and every retry of it would too. Each store call has its own deadline (retry.ts
- * on gs://, DT_STORE_CALL_SECONDS on file://), so a store that stops answering still fails the attempt.
+ * retries. The activity heartbeats meanwhile through withWorkerHeartbeat (below), which wraps every
+ * activity. Each store call has its own deadline (retry.ts on gs://, DT_STORE_CALL_SECONDS on
+ * file://), so a store that stops answering still fails the attempt.
  */
 export function storeCall<T>(fn: () => Promise<T>): Promise<T> {
-  const ctx = activityContext();
-  const timer = ctx ? setInterval(() => beat(ctx), 1000) : undefined;
-  return fn()
-    .catch((err: unknown) => {
-      if (err instanceof PermanentStoreError) throw ApplicationFailure.nonRetryable(err.message, err.name);
-      throw err;
-    })
-    .finally(() => clearInterval(timer));
+  return fn().catch((err: unknown) => {
+    if (err instanceof PermanentStoreError) throw ApplicationFailure.nonRetryable(err.message, err.name);
+    throw err;
+  });
 }
 
 /** Per running attempt: how many trainer requests are in flight for it, and the details it last heartbeated. */

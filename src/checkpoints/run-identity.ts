@@ -113,6 +113,8 @@ export function identityDifferences(a: unknown, b: unknown, at = ''): string[] {
 export interface ClaimOptions {
   /** Runs before run.json is first written: the check that the folder is not inside another's (folder-owners.ts). */
   readonly beforeClaim?: () => Promise<void>;
+  /** Lists the data a new run.json pins (a streamed dataset's shards): asked only when the folder has no run.json yet. */
+  readonly datasetIdentity?: () => Promise<unknown>;
 }
 
 /**
@@ -126,11 +128,12 @@ export async function checkRunIdentity(
   dataset?: unknown,
   options: ClaimOptions = {},
 ): Promise<{ readonly created: boolean }> {
-  const identity = runIdentityOf(config, dataset);
-  const fingerprint = fingerprintOf(identity);
+  let identity = runIdentityOf(config, dataset);
   let existing = await store.get(RUN_JSON);
   if (!existing) {
     await options.beforeClaim?.();
+    if (dataset === undefined && options.datasetIdentity) identity = runIdentityOf(config, await options.datasetIdentity());
+    const fingerprint = fingerprintOf(identity);
     const record: RunRecord = { format: RUN_FORMAT, fingerprint, identity, createdAt: now().toISOString() };
     try {
       await store.putIfVersion(RUN_JSON, Buffer.from(JSON.stringify(record, null, 1)), undefined);
@@ -142,7 +145,7 @@ export async function checkRunIdentity(
       existing = await store.get(RUN_JSON);
     }
   }
-  compareRecorded(store, existing, identity, fingerprint);
+  compareRecorded(store, existing, identity, fingerprintOf(identity));
   return { created: false };
 }
 
