@@ -11,7 +11,7 @@ import type { Storage } from '@google-cloud/storage';
 import { PreconditionFailedError, type CheckpointStore } from '../checkpoints/store';
 import type { ShardedParams } from '../config/sharded-data';
 import { breathe } from '../training/liveness';
-import { decodeShard, firstLayout, shardText, type RowLayout } from './records';
+import { decodeShardBytes, type RowLayout } from './records';
 import { readShardBytes, type PinnedShard } from './reader';
 import { bad, listShards, type ListOptions, type ShardInfo } from './source';
 
@@ -36,9 +36,9 @@ export async function buildDataIndex(params: ShardedParams, shards: readonly Sha
   const indexed: IndexedShard[] = [];
   for (const shard of shards) {
     const { bytes, sha256 } = await readShardBytes(shard, storage);
-    const text = await shardText(bytes, shard.uri);
-    layout ??= firstLayout(text, shard.uri, params);
-    const records = layout ? decodeShard(text, shard.uri, params, layout).records : 0;
+    const decoded = await decodeShardBytes(bytes, shard.uri, params, layout);
+    layout ??= decoded.layout;
+    const records = decoded.shard?.records ?? 0;
     indexed.push({ ...shard, sha256, records });
     await breathe();
   }

@@ -191,3 +191,20 @@ export function decodeShard(text: string, uri: string, params: ShardedParams, la
   }
   return { records: n, x: x.slice(0, n * xw), y: y.slice(0, n * yw) };
 }
+
+/**
+ * A shard's bytes decoded into rows: the one entry the index pass, the streamed source and the
+ * whole load call, whatever the format. `layout` is the dataset's (from its first record); absent,
+ * it is taken from this shard's first record. `shard` is undefined when the shard holds no record
+ * and no layout was known.
+ */
+export async function decodeShardBytes(
+  bytes: Buffer,
+  uri: string,
+  params: ShardedParams,
+  layout?: RowLayout,
+): Promise<{ readonly layout: RowLayout | undefined; readonly shard: DecodedShard | undefined }> {
+  const text = await shardText(bytes, uri);
+  const l = layout ?? firstLayout(text, uri, params);
+  return { layout: l, shard: l ? decodeShard(text, uri, params, l) : undefined };
+}

@@ -20,7 +20,7 @@ import type { Dataset } from '../training/dataset';
 import { NonRetryableTrainingError } from '../training/protocol';
 import { openDataIndex, type DataIndex } from './data-index';
 import { ShardedOrder } from './order';
-import { decodeShard, firstLayout, rowWidth, shardText, type DecodedShard, type RowLayout } from './records';
+import { decodeShardBytes, rowWidth, type DecodedShard, type RowLayout } from './records';
 import { readShardBytes } from './reader';
 import { bad, listShards, type ListOptions } from './source';
 
@@ -125,7 +125,7 @@ export class ShardedSource implements ExampleSource {
     const shard = this.index.shards[i]!;
     const promise = (async () => {
       const { bytes } = await readShardBytes(shard, this.options.storage);
-      const decoded = decodeShard(await shardText(bytes, shard.uri), shard.uri, this.params, this.index.layout);
+      const decoded = (await decodeShardBytes(bytes, shard.uri, this.params, this.index.layout)).shard!;
       if (decoded.records !== shard.records) bad(`Shard ${shard.uri} of \`params.uri\` now decodes to ${decoded.records} records, the run recorded ${shard.records}`);
       return decoded;
     })();
@@ -287,10 +287,10 @@ export async function shardedDataset(spec: DatasetSpec, options: ListOptions = {
   let bytes = 0;
   let size = 0;
   for (const shard of shards) {
-    const text = await shardText((await readShardBytes(shard, options.storage)).bytes, shard.uri);
-    layout ??= firstLayout(text, shard.uri, params);
-    if (!layout) continue;
-    const d = decodeShard(text, shard.uri, params, layout);
+    const decoded = await decodeShardBytes((await readShardBytes(shard, options.storage)).bytes, shard.uri, params, layout);
+    layout ??= decoded.layout;
+    const d = decoded.shard;
+    if (!d) continue;
     bytes += (d.x.length + d.y.length) * 4;
     if (bytes > MAX_WHOLE_BYTES) bad(`Expected the shards of \`params.uri\` (${params.uri}) to decode to at most ${MAX_WHOLE_BYTES} bytes to be evaluated whole, got more: name fewer shards for evaluation`);
     parts.push(d);
