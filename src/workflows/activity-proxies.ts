@@ -7,6 +7,7 @@ import type { WorkerDescription, TrainingActivities } from '../activities/traini
 import type { TrainConfig } from '../config/train-config';
 import type { Checker } from '../config/validate';
 import type { TrustActivities, UriField } from '../trust/activities';
+import { URI_CHECK_PATCH } from './patches';
 
 /** Faults (I/O, crashes, timeouts) retry with backoff; input errors are non-retryable at their source. */
 export const FAULT_RETRY: RetryPolicy = { initialInterval: 1000, backoffCoefficient: 2, maximumInterval: 30_000, maximumAttempts: 20 };
@@ -67,8 +68,6 @@ export function checkRegistryNames(c: Checker, worker: Pick<WorkerDescription, '
   }
 }
 
-/** Histories recorded before the URI check have no marker for it: they replay without it. */
-export const URI_CHECK_PATCH = 'dt-check-uris';
 
 /** Every URI a trainModel input makes the worker read or write, with its field (`runUri`: the run's folder). */
 export function trainConfigUris(config: TrainConfig, runUri: string | undefined, prefix = ''): UriField[] {

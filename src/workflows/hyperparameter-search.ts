@@ -33,6 +33,7 @@ import {
 } from './search/state';
 import { startState } from './search/start';
 import { invalidSearch, trialIssues, validateSearchOrFail } from './search/validate';
+import { LIVE_EDITS_PATCH, SEARCH_OWNER_PATCH } from './patches';
 import { RunTracking, baseTracking, searchParams } from './run-tracking';
 import { rankTrials, trialInput } from './search-space';
 import { SEARCH_ATTRIBUTES } from './search-attributes';
@@ -45,10 +46,6 @@ export type { BestTrial, Leaderboard, QueuedRun, SearchResult, SearchState, Sear
 export const leaderboardQuery = defineQuery<Leaderboard>('leaderboard');
 /** A live edit of a running search (search/edits.ts); refused by its validator before it enters history. */
 export const editSearchUpdate = defineUpdate<EditReply, [SearchEdit]>('editSearch');
-/** patched() id: an edit that signals a running trial (pause, resume, stop). */
-export const LIVE_EDITS_PATCH = 'search-live-edits';
-/** patched() id: a new search claims its folder (search.json: its identity and owner) before its first trial. */
-export const SEARCH_OWNER_PATCH = 'search-folder-owner';
 export type { EditRecord, EditReply, SearchEdit } from './search/edits';
 export type { LineageRecord } from './search/exploit';
 

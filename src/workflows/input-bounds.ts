@@ -6,13 +6,9 @@
 import { patched } from '@temporalio/workflow';
 import { inputSizeIssues, MAX_INPUT_BYTES } from '../config/bounds';
 import { ConfigError } from '../config/validate';
+import { INPUT_BOUNDS_PATCH } from './patches';
 import { invalidConfig } from './invalid-config';
 
-/**
- * patched() id: inputs past the bounds fail. Asked only when an input is past them, so histories of
- * inputs within them carry no marker; a run started before with a larger input replays without it.
- */
-export const INPUT_BOUNDS_PATCH = 'input-size-bounds';
 
 /**
  * The input of a workflow that starts trainModel children (a search's trials, a retrain's run): room

@@ -7,6 +7,7 @@ import { patched } from '@temporalio/workflow';
 import type { TrainConfig } from '../config/train-config';
 import { ConfigError, describe, type ConfigIssue } from '../config/validate';
 import { invalidConfig } from './invalid-config';
+import { UNKNOWN_MONITOR_PATCH } from './patches';
 
 /** The monitors in `config` that are not metrics of `metrics` (own keys only). Pure. */
 export function unknownMonitors(config: Pick<TrainConfig, 'earlyStopping' | 'reduceLrOnPlateau'>, metrics: Readonly<Record<string, number>>): ConfigIssue[] {
@@ -28,5 +29,5 @@ export function unknownMonitors(config: Pick<TrainConfig, 'earlyStopping' | 'red
  */
 export function failOnUnknownMonitor(config: TrainConfig, metrics: Readonly<Record<string, number>>): void {
   const issues = unknownMonitors(config, metrics);
-  if (issues.length > 0 && patched('fail-on-unknown-monitor')) throw invalidConfig(new ConfigError(issues, 'Invalid trainModel input'));
+  if (issues.length > 0 && patched(UNKNOWN_MONITOR_PATCH)) throw invalidConfig(new ConfigError(issues, 'Invalid trainModel input'));
 }

@@ -27,6 +27,7 @@ import { Checker, ConfigError } from '../config/validate';
 import { FAULT_RETRY, WORKER_HEARTBEAT_TIMEOUT, checkInputUris, trainConfigUris } from './activity-proxies';
 import { failOnOversizedInput, MAX_PARENT_INPUT_BYTES } from './input-bounds';
 import { invalidConfig, parseOrFail } from './invalid-config';
+import { RETRAIN_RUN_ID_PATCH } from './patches';
 import { SEARCH_ATTRIBUTES } from './search-attributes';
 import { pauseSignal, resumeSignal, stopSignal, trainModel, type TrainModelResult } from './train-model';
 
@@ -86,7 +87,7 @@ export async function retrainModel(input: RetrainInput): Promise<RetrainResult> 
   const config = validateRetrainOrFail(input);
   const info = workflowInfo();
   // Retrains that began before ids were made collision-free keep the child id they started with.
-  const trainWorkflowId = (patched('retrain-run-id-unique') ? uniqueRetrainRunId : retrainRunId)(config.modelName, info.workflowId);
+  const trainWorkflowId = (patched(RETRAIN_RUN_ID_PATCH) ? uniqueRetrainRunId : retrainRunId)(config.modelName, info.workflowId);
   const retrain = { workflowId: info.workflowId, runId: info.runId };
   const heartbeatTimeout = config.trainConfig.timeouts.heartbeatSeconds * 1000;
   const { readChampion, recordRetrainDecision } = proxyActivities<ChampionActivities>({

@@ -29,6 +29,7 @@ import { FAULT_RETRY, WORKER_HEARTBEAT_TIMEOUT } from './activity-proxies';
 import { failOnOversizedInput } from './input-bounds';
 import { invalidConfig, parseOrFail } from './invalid-config';
 import { Checker, ConfigError } from '../config/validate';
+import { EPOCH_ACTIVITY_PATCH, RESUME_NOT_SHORTER_PATCH, SINGLE_UPSERT_PATCH } from './patches';
 import { protectedSteps } from './protected-steps';
 import { failOnUnknownMonitor } from './monitor-check';
 import { flattenParams } from '../config/flatten-params';
@@ -66,21 +67,8 @@ export interface TrainModelResult {
   readonly learningRate: number;
 }
 
-/** patched() id: status, epoch and best metric in one search-attribute upsert (was two). */
-export const SINGLE_UPSERT_PATCH = 'train-model-single-search-attribute-upsert';
 
-/**
- * patched() id: one activity per epoch (trainEpoch: train, evaluate, record) instead of two
- * (trainUntilStep, evaluateCheckpoint): one round trip and 3 history events fewer per epoch.
- */
-export const EPOCH_ACTIVITY_PATCH = 'train-model-epoch-activity';
 
-/**
- * patched() id: `resume` with a `maxEpochs` below the epochs the run already recorded fails
- * (InvalidConfig) instead of exporting an earlier epoch over the run's model. The marker is written
- * only when the check refuses, so every other history is unchanged.
- */
-export const RESUME_NOT_SHORTER_PATCH = 'train-model-resume-not-shorter';
 
 export const stopSignal = defineSignal('stop');
 export const pauseSignal = defineSignal('pause');

@@ -8,15 +8,11 @@ import { pbtSpaceIssues } from '../../config/search-config';
 import { Checker, checkPathSegment } from '../../config/validate';
 import { checkInputUris, checkRegistryNames, describeWorker, trainConfigUris } from '../activity-proxies';
 import { baseTracking } from '../run-tracking';
+import { PBT_BOUNDS_PATCH, PBT_SPACE_PATCH } from '../patches';
 import { pbtBoundIssues } from './pbt';
 import type { SearchState } from './state';
 import { baseCheckpointRoot, invalidSearch, type ValidatedSearch } from './validate';
 
-/** patched() id: pbt refuses space paths it cannot change on a copied checkpoint (searches started before it replay without). */
-export const PBT_SPACE_PATCH = 'pbt-space-paths';
-
-/** patched() id: a pbt search whose reports would outgrow workflow state fails at its start (asked only when one would). */
-export const PBT_BOUNDS_PATCH = 'pbt-state-bounds';
 
 export async function startState(v: ValidatedSearch): Promise<SearchState> {
   const { config, parsed } = v;
