@@ -45,7 +45,7 @@ export type {
 } from './workflows';
 
 /** The workflow type names, as `temporal workflow start --type` and the client take them. */
-export { WORKFLOW_TYPES } from './cli/workflow-commands';
+export { WORKFLOW_TYPES } from './workflow-types';
 
 // Config: the inputs' types and their validators (the workflows run the same ones).
 export {

@@ -14,8 +14,9 @@ import { ScheduleOverlapPolicy, type Client, type ScheduleDescription, type Sche
 import { msToNumber, type Duration } from '@temporalio/common';
 import { parseRetrainConfig, type RetrainInput } from './config/retrain-config';
 import { ConfigError, describe, type ConfigIssue } from './config/validate';
+import { WORKFLOW_TYPES } from './workflow-types';
 
-export const RETRAIN_WORKFLOW_TYPE = 'retrainModel';
+export const RETRAIN_WORKFLOW_TYPE = WORKFLOW_TYPES.retrain;
 export const RETRAIN_OVERLAP_POLICY = ScheduleOverlapPolicy.SKIP;
 
 export interface RetrainScheduleOptions {

@@ -15,11 +15,12 @@ import { renderRetrainLines, renderSearchLines, renderTrainLine, type TrainView 
 import { renderRetrainResult } from './render';
 import { forTerminal, jsonForTerminal } from './terminal';
 import { rootCauseOfError, troubleDetails, troubleOf, troubleSummary, type Trouble } from './trouble';
+import { WORKFLOW_TYPES } from '../workflow-types';
 
 function finishedLine(workflowId: string, type: string, result: unknown): string {
-  if (type === 'retrainModel') return renderRetrainResult(workflowId, result as RetrainResult);
+  if (type === WORKFLOW_TYPES.retrain) return renderRetrainResult(workflowId, result as RetrainResult);
   const r = (isObject(result) ? result : {}) as { status?: unknown; modelUri?: unknown; best?: { modelUri?: unknown; metric?: unknown; value?: unknown } };
-  if (type === 'hyperparameterSearch' && r.best) {
+  if (type === WORKFLOW_TYPES.search && r.best) {
     return `Search ${forTerminal(workflowId)} finished: best ${forTerminal(r.best.metric)} ${forTerminal(r.best.value)}; model ${forTerminal(r.best.modelUri)}`;
   }
   return `Run ${forTerminal(workflowId)} finished: ${forTerminal(r.status ?? 'completed')}${r.modelUri ? `; model ${forTerminal(r.modelUri)}` : ''}`;
@@ -54,7 +55,7 @@ function trainLines(workflowId: string, observed: { view: TrainView | undefined;
  * training run's line, a search's summary above (on a terminal) its trials.
  */
 export async function observe(handle: WorkflowHandle, description: WorkflowExecutionDescription, observer: Observer, width: number, rows: number): Promise<Frame | undefined> {
-  if (description.type === 'retrainModel') {
+  if (description.type === WORKFLOW_TYPES.retrain) {
     const own = await troubleOf(handle, description);
     if (own.noWorker?.what === 'workflow') return { lines: trainLines(handle.workflowId, { view: undefined, trouble: own }, width), json: { retrain: null, train: null, trouble: own } };
     const retrain = await queryWithin<RetrainProgress>(handle, 'retrainProgress');
@@ -69,7 +70,7 @@ export async function observe(handle: WorkflowHandle, description: WorkflowExecu
       json: { retrain, train: trainJson(child?.view), trouble: troubleJson(child && troubleSummary(child.trouble) ? child.trouble : own) },
     };
   }
-  if (description.type === 'hyperparameterSearch') {
+  if (description.type === WORKFLOW_TYPES.search) {
     const own = await troubleOf(handle, description);
     if (own.noWorker?.what === 'workflow') return { lines: trainLines(handle.workflowId, { view: undefined, trouble: own }, width), json: { trouble: own } };
     const board = await queryWithin<unknown>(handle, 'leaderboard');

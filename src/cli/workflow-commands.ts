@@ -10,6 +10,7 @@ import { Observer } from './heartbeat';
 import { renderListRow, type ListRow, type ListRetrain } from './render';
 import { forTerminal, jsonForTerminal } from './terminal';
 import { failureOf, observe, watch } from './watch';
+import { WORKFLOW_TYPES } from '../workflow-types';
 
 /** A finished retrain's decision for `list`, from its result (history: no worker needed). */
 async function retrainDecision(client: Client, workflowId: string, runId: string): Promise<ListRetrain | null> {
@@ -18,7 +19,6 @@ async function retrainDecision(client: Client, workflowId: string, runId: string
   return { promoted: result.decision.promoted, challenger: result.train.runId, champion: result.decision.champion?.runId ?? null };
 }
 
-export const WORKFLOW_TYPES = { train: 'trainModel', search: 'hyperparameterSearch', retrain: 'retrainModel' } as const;
 export const WORKFLOW_COMMANDS = ['train', 'search', 'retrain', 'watch', 'status', 'stop', 'pause', 'resume', 'list'] as const;
 export type WorkflowCommand = (typeof WORKFLOW_COMMANDS)[number];
 
