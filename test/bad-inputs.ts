@@ -1,5 +1,5 @@
 /**
- * Malformed inputs shared by the parser tests (test/config.test.ts) and the end-to-end table
+ * Malformed inputs shared by the parser tests (test/config.e2e.test.ts) and the end-to-end table
  * (test/malformed-inputs.e2e.test.ts): `badInputs` with their exact issue, `parserInputs` (bounds,
  * URI syntax, built-in params) with the field they must name.
  */

@@ -36,6 +36,7 @@ test('a missing module fails naming the spec, the resolved file and the working 
   const before = process.cwd();
   process.chdir(cwd);
   try {
+    // tiers: starts nothing: the constructor refuses the missing module before any trainer process starts.
     assert.throws(() => new TrainerClient({ trainerModule: './nope.ts' }), /does not exist/);
   } finally {
     process.chdir(before);

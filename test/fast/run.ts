@@ -1,7 +1,8 @@
 /**
- * `npm run test:fast`: the tests that need no trainer and no tfjs, in about a minute. One dev
- * server (with the search attributes) and one workflow bundle serve every file; a server given in
- * DT_TEST_TEMPORAL_ADDRESS is used instead. `npm test` runs these files too, each on its own.
+ * `npm run test:fast`: every test file not named `*.e2e.test.ts` (test/helpers/tiers.ts): pure
+ * logic, in-process tfjs, history replay, and every workflow with scripted activities
+ * (test/fast/harness.ts). One dev server (with the search attributes) and one workflow bundle
+ * serve every file; a server given in DT_TEST_TEMPORAL_ADDRESS is used instead.
  *
  *   npm run test:fast                          every fast test
  *   npm run test:fast -- test/fast/x.test.ts   only these files
@@ -12,35 +13,7 @@ import path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import { DevServer } from '../../src/dev-server';
 import { SANDBOX } from '../helpers/cleanup';
-
-const ROOT = path.resolve(__dirname, '../..');
-
-/**
- * Test files outside test/fast/ that belong to the fast tier: pure logic, the checkpoint stores
- * (file:// and the real fake-gcs-server, no trainer) and the replay of recorded histories.
- * Not here, because part of each file trains with the real trainer: config.test.ts (its workflow
- * half; test/fast/ covers InvalidConfig with mocks) and checkpoint-format.test.ts (its end-to-end half).
- */
-const FAST_TESTS_ELSEWHERE = [
-  'test/callbacks.test.ts',
-  'test/layout.test.ts',
-  'test/search-space.test.ts',
-  'test/search-strategies.test.ts',
-  'test/search-asha.test.ts',
-  'test/replay.test.ts',
-  'test/checkpoint-stores.test.ts',
-  'test/trainer-module.test.ts',
-  'test/docs.test.ts',
-];
-
-function fastTestFiles(): string[] {
-  const own = fs
-    .readdirSync(path.join(ROOT, 'test/fast'))
-    .filter((f) => f.endsWith('.test.ts'))
-    .sort()
-    .map((f) => `test/fast/${f}`);
-  return [...FAST_TESTS_ELSEWHERE, ...own];
-}
+import { fastTestFiles, ROOT } from '../helpers/tiers';
 
 async function main(): Promise<number> {
   const started = Date.now();

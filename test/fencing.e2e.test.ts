@@ -2,7 +2,7 @@
  * Fencing on the real stores (file:// and the fake-gcs-server emulator): two writers on one run at
  * once. The moments come from a seed the test prints (DT_TEST_SEED=<n> replays one).
  *
- *   node --import tsx --test test/fencing.test.ts
+ *   node --import tsx --test test/fencing.e2e.test.ts
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';

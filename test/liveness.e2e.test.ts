@@ -6,7 +6,7 @@
  * read never returns); the activity context is Temporal's MockActivityEnvironment, which records
  * the heartbeats the activity sends.
  *
- *   node --import tsx --test test/liveness.test.ts
+ *   node --import tsx --test test/liveness.e2e.test.ts
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';

@@ -3,7 +3,7 @@
  * else. The errors are the real ones NativeConnection.connect throws: a closed port, a name that
  * does not resolve, and TLS asked of a plaintext dev server.
  *
- *   node --import tsx --test test/worker-connect.test.ts
+ *   node --import tsx --test test/worker-connect.e2e.test.ts
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';

@@ -1,7 +1,7 @@
 /**
  * Retention that keeps what a run still needs, and collection of leftovers, on the real stores.
  *
- *   node --import tsx --test test/retention.test.ts
+ *   node --import tsx --test test/retention.e2e.test.ts
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';

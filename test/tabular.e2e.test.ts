@@ -3,7 +3,7 @@
  * files, the same CSV read from the real fake-gcs-server (gs://), and a trainModel run on the real
  * dev server that learns from a CSV.
  *
- *   node --import tsx --test --test-reporter=spec test/tabular.test.ts
+ *   node --import tsx --test --test-reporter=spec test/tabular.e2e.test.ts
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';

@@ -1,7 +1,7 @@
 /**
  * Checkpoint store contract, run against both implementations, plus store-specific tests.
  *
- *   node --import tsx --test test/checkpoint-stores.test.ts
+ *   node --import tsx --test test/checkpoint-stores.e2e.test.ts
  *
  * The GCS half runs the real fake-gcs-server (see test/helpers/gcs-emulator.ts).
  */

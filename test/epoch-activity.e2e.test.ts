@@ -5,7 +5,7 @@
  * written returns the stored record unchanged without training, and a record of another step is
  * refused.
  *
- *   node --import tsx --test test/epoch-activity.test.ts
+ *   node --import tsx --test test/epoch-activity.e2e.test.ts
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
