@@ -36,7 +36,7 @@ test('bad sharded specs name the field', () => {
   assert.deepEqual(fields({ params: { ...good, classes: undefined } }), ['data.train.params.classes']);
   assert.deepEqual(fields({ params: { ...good, uri: 'gs://bucket/*/part-1.jsonl' } }), ['data.train.params.uri']);
   assert.deepEqual(fields({ params: { ...good, uri: 's3://bucket/x' } }), ['data.train.params.uri']);
-  assert.deepEqual(fields({ params: { ...good, format: 'parquet' } }), ['data.train.params.format']);
+  assert.deepEqual(fields({ params: { ...good, format: 'orc' } }), ['data.train.params.format']);
   assert.deepEqual(fields({ params: { ...good, features: ['y'] } }), ['data.train.params.features']);
   assert.deepEqual(fields({ params: { ...good, shuffleWindow: 0 } }), ['data.train.params.shuffleWindow']);
   assert.deepEqual(fields({ params: { ...good, manifest: true } }), ['data.train.params.uri']);

@@ -1,5 +1,5 @@
 /**
- * Params of the `sharded` dataset (src/data/): many shards of JSONL or CSV, plain or gzip, named by a
+ * Params of the `sharded` dataset (src/data/): many shards of JSONL, CSV or TFRecord (plain or gzip) or Parquet, named by a
  * glob or a manifest, streamed into the trainer. Pure (the workflow checks them before any activity;
  * the trainer checks them again with the same function).
  *
@@ -20,7 +20,7 @@ export const MAX_SHUFFLE_WINDOW = 1 << 22;
 export const MAX_FEATURE_COLUMNS = 4096;
 export const MAX_CLASSES = 100_000;
 
-export type ShardFormat = 'jsonl' | 'csv';
+export type ShardFormat = 'jsonl' | 'csv' | 'tfrecord' | 'parquet';
 
 export interface ShardedParams {
   /** A file, a glob whose last segment has wildcards (`*`, `?`, `[...]`), or (with `manifest`) a file listing shard URIs. */
@@ -56,7 +56,7 @@ export function checkShardedParams(c: Checker, field: string, split: string | un
   }
   const manifest = c.boolean(`${f}.manifest`, params.manifest, false);
   if (manifest && uri !== undefined && /[*?[\]]/.test(uri)) c.fail(`${f}.uri`, 'the URI of one manifest file (no wildcards) when `manifest` is true', uri);
-  const format = c.oneOf(`${f}.format`, params.format, ['jsonl', 'csv'] as const);
+  const format = c.oneOf(`${f}.format`, params.format, ['jsonl', 'csv', 'tfrecord', 'parquet'] as const);
   const label = c.string(`${f}.label`, params.label);
   let features: string[] | undefined;
   const fs = params.features;

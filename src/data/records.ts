@@ -1,9 +1,10 @@
 /**
- * Decoding one shard into examples: gzip (Node's zlib, when the name ends in `.gz`), then JSON
- * Lines (one object per line, blank lines ignored) or CSV (a header row in every shard, RFC 4180,
- * through the parser the single-file `csv` dataset uses). Features are numbers; in JSONL a feature
- * may also be an array of numbers (`{"pixels": [...784], "y": 3}`), its length fixed by the first
- * record of the dataset. Every error names the shard, the record and the field, shows at most a
+ * Decoding one shard into examples: gzip (Node's zlib, when the name ends in `.gz`), then by
+ * `params.format`: JSON Lines (one object per line, blank lines ignored), CSV (a header row in every
+ * shard, RFC 4180, through the parser the single-file `csv` dataset uses), TFRecord of
+ * tf.train.Example (formats/tfrecord.ts) or Parquet (formats/parquet.ts). Features are numbers; in
+ * JSONL, TFRecord and Parquet a feature may also be an array of numbers (`{"pixels": [...784], "y": 3}`,
+ * a float_list, a list column), its length fixed by the first record of the dataset. Every error names the shard, the record and the field, shows at most a
  * short escaped excerpt, and is non-retryable (the same bytes fail the same way).
  */
 import { promisify } from 'node:util';
@@ -11,6 +12,8 @@ import zlib from 'node:zlib';
 import type { ShardedParams } from '../config/sharded-data';
 import { csvRecords } from '../training/tabular-parse';
 import { excerpt, excerptList } from '../trust/excerpt';
+import { parquetRecords } from './formats/parquet';
+import { tfExamples } from './formats/tfrecord';
 import { bad } from './source';
 
 const gunzip = promisify(zlib.gunzip);
@@ -35,8 +38,14 @@ export function rowWidth(layout: RowLayout): number {
   return layout.widths.reduce((a, b) => a + b, 0);
 }
 
-/** The text of a shard's bytes: gunzipped when its name ends in `.gz`. */
-export async function shardText(bytes: Buffer, uri: string): Promise<string> {
+/** A shard's bytes, gunzipped when its name ends in `.gz`: what decodeShard reads. */
+export interface ShardContent {
+  readonly uri: string;
+  readonly bytes: Buffer;
+}
+
+/** The content of a shard's bytes: gunzipped when its name ends in `.gz`, at most MAX_SHARD_TEXT_BYTES. */
+export async function shardContent(bytes: Buffer, uri: string): Promise<ShardContent> {
   let raw = bytes;
   if (/\.gz$/i.test(uri)) {
     try {
@@ -49,12 +58,17 @@ export async function shardText(bytes: Buffer, uri: string): Promise<string> {
   } else if (bytes.length > MAX_SHARD_TEXT_BYTES) {
     bad(`Expected shard ${uri} of \`params.uri\` to be at most ${MAX_SHARD_TEXT_BYTES} bytes: split it into smaller shards`);
   }
-  return raw.toString('utf8').replace(/^\uFEFF/, '');
+  return { uri, bytes: raw };
+}
+
+function textOf(content: ShardContent): string {
+  return content.bytes.toString('utf8').replace(/^\uFEFF/, '');
 }
 
 type Get = (field: string) => unknown;
 interface RawRecord {
-  readonly line: number;
+  /** The shard and the record's place in it (`<uri> line 3`, `<uri> record 2 (byte offset 96)`). */
+  readonly where: string;
   readonly get: Get;
 }
 
@@ -78,7 +92,7 @@ function* jsonlRecords(text: string, uri: string): Generator<RawRecord> {
       bad(`Expected line ${line} of shard ${uri} (\`params.format\` jsonl) to be one JSON object, got ${Array.isArray(value) ? 'an array' : typeof value}`);
     }
     const o = value as Record<string, unknown>;
-    yield { line, get: (f) => (Object.prototype.hasOwnProperty.call(o, f) ? o[f] : undefined) };
+    yield { where: `${uri} line ${line}`, get: (f) => (Object.prototype.hasOwnProperty.call(o, f) ? o[f] : undefined) };
   }
 }
 
@@ -93,13 +107,27 @@ function* csvShardRecords(text: string, uri: string, wanted: readonly string[]):
     }
     const fields = r.fields;
     const at = columns;
-    yield { line: r.line, get: (f) => fields[at.get(f)!] };
+    yield { where: `${uri} line ${r.line}`, get: (f) => fields[at.get(f)!] };
   }
 }
 
-function records(text: string, uri: string, params: ShardedParams): Generator<RawRecord> {
-  return params.format === 'jsonl' ? jsonlRecords(text, uri) : csvShardRecords(text, uri, [...params.features, params.label]);
+/** The shard's records in the format it claims (`firstOnly`: at least its first record, for the layout). */
+async function records(content: ShardContent, params: ShardedParams, firstOnly = false): Promise<Iterable<RawRecord>> {
+  const { uri } = content;
+  switch (params.format) {
+    case 'jsonl':
+      return jsonlRecords(textOf(content), uri);
+    case 'csv':
+      return csvShardRecords(textOf(content), uri, [...params.features, params.label]);
+    case 'tfrecord':
+      return tfExamples(content.bytes, uri, params);
+    case 'parquet':
+      return parquetRecords(content.bytes, uri, params, MAX_SHARD_TEXT_BYTES, firstOnly ? 1 : undefined);
+  }
 }
+
+/** Formats whose features may be arrays of numbers (CSV cells are single numbers). */
+const hasArrays = (params: ShardedParams): boolean => params.format !== 'csv';
 
 function num(v: unknown): number | undefined {
   if (typeof v === 'number') return Number.isFinite(v) ? v : undefined;
@@ -121,7 +149,7 @@ function shown(v: unknown): string {
 export function layoutOf(first: Get, params: ShardedParams, where: string): RowLayout {
   const widths = params.features.map((f) => {
     const v = first(f);
-    if (Array.isArray(v) && params.format === 'jsonl') {
+    if (Array.isArray(v) && hasArrays(params)) {
       if (v.length === 0) bad(`Expected feature \`${excerpt(f)}\` (\`params.features\`) of ${where} to be a number or a non-empty array of numbers, got an empty array`);
       return v.length;
     }
@@ -130,14 +158,14 @@ export function layoutOf(first: Get, params: ShardedParams, where: string): RowL
   return { widths, yWidth: params.task === 'classification' ? params.classes!.length : 1 };
 }
 
-/** The layout given by the first record of `text` (the dataset's first shard); undefined when it holds none. */
-export function firstLayout(text: string, uri: string, params: ShardedParams): RowLayout | undefined {
-  for (const r of records(text, uri, params)) return layoutOf(r.get, params, `${uri} line ${r.line}`);
+/** The layout given by the first record of `content` (the dataset's first shard); undefined when it holds none. */
+export async function firstLayout(content: ShardContent, params: ShardedParams): Promise<RowLayout | undefined> {
+  for (const r of await records(content, params, true)) return layoutOf(r.get, params, r.where);
   return undefined;
 }
 
-/** Decodes a shard's text into rows of `layout`. */
-export function decodeShard(text: string, uri: string, params: ShardedParams, layout: RowLayout): DecodedShard {
+/** Decodes a shard's content into rows of `layout`. */
+export async function decodeShard(content: ShardContent, params: ShardedParams, layout: RowLayout): Promise<DecodedShard> {
   const xw = rowWidth(layout);
   const yw = layout.yWidth;
   const classIndex = params.classes ? new Map(params.classes.map((c, k) => [c, k])) : undefined;
@@ -145,7 +173,7 @@ export function decodeShard(text: string, uri: string, params: ShardedParams, la
   let x = new Float32Array(capacity * xw);
   let y = new Float32Array(capacity * yw);
   let n = 0;
-  for (const r of records(text, uri, params)) {
+  for (const r of await records(content, params)) {
     if (n === capacity) {
       capacity *= 2;
       const nx = new Float32Array(capacity * xw);
@@ -155,13 +183,13 @@ export function decodeShard(text: string, uri: string, params: ShardedParams, la
       ny.set(y);
       y = ny;
     }
-    const where = `${uri} line ${r.line}`;
+    const { where } = r;
     let at = n * xw;
     for (let f = 0; f < params.features.length; f++) {
       const name = params.features[f]!;
       const v = r.get(name);
       const width = layout.widths[f]!;
-      if (Array.isArray(v) && params.format === 'jsonl') {
+      if (Array.isArray(v) && hasArrays(params)) {
         if (v.length !== width) bad(`Expected feature \`${excerpt(name)}\` (\`params.features\`) of ${where} to be an array of ${width} numbers (as in the dataset's first record), got an array of ${v.length}`);
         for (let k = 0; k < width; k++) {
           const e = num(v[k]);
@@ -204,7 +232,7 @@ export async function decodeShardBytes(
   params: ShardedParams,
   layout?: RowLayout,
 ): Promise<{ readonly layout: RowLayout | undefined; readonly shard: DecodedShard | undefined }> {
-  const text = await shardText(bytes, uri);
-  const l = layout ?? firstLayout(text, uri, params);
-  return { layout: l, shard: l ? decodeShard(text, uri, params, l) : undefined };
+  const content = await shardContent(bytes, uri);
+  const l = layout ?? (await firstLayout(content, params));
+  return { layout: l, shard: l ? await decodeShard(content, params, l) : undefined };
 }

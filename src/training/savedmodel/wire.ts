@@ -30,7 +30,8 @@ export interface WireField {
   readonly value: number;
 }
 
-function readVarint(buf: Uint8Array, pos: number, end: number): [number, number] {
+/** One varint at `pos` (exact up to 2^53): its value and the position after it. */
+export function readVarint(buf: Uint8Array, pos: number, end: number): [number, number] {
   let value = 0;
   let scale = 1;
   for (let i = 0; i < 10; i++) {

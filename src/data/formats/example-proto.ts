@@ -1,0 +1,96 @@
+/**
+ * tf.train.Example, decoded with the bounded protobuf wire reader the SavedModel op check uses
+ * (src/training/savedmodel/wire.ts: no recursion, every length checked against its message) and
+ * only for the features asked for. The messages (tensorflow/core/example/{example,feature}.proto):
+ *
+ *   Example  { Features features = 1; }
+ *   Features { map<string, Feature> feature = 1; }        // map entry: key = 1, value = 2
+ *   Feature  { oneof kind { BytesList bytes_list = 1; FloatList float_list = 2; Int64List int64_list = 3; } }
+ *   BytesList { repeated bytes value = 1; }  FloatList { repeated float value = 1 [packed]; }
+ *   Int64List { repeated int64 value = 1 [packed]; }
+ *
+ * Packed and unpacked repeats are both read (proto3 writers pack; the format allows either).
+ * Int64 values are two's complement in 10-byte varints when negative: read exactly as BigInt.
+ */
+import { bytesOf, forEachField, readVarint, text, WireFormatError, WireType, type WireField } from '../../training/savedmodel/wire';
+
+export type FeatureKind = 'bytes_list' | 'float_list' | 'int64_list';
+
+/** One feature's values: numbers for float_list and int64_list, UTF-8 strings for bytes_list. */
+export type TfFeature = { readonly kind: 'float_list' | 'int64_list'; readonly values: number[] } | { readonly kind: 'bytes_list'; readonly values: string[] };
+
+const KINDS: Record<number, FeatureKind> = { 1: 'bytes_list', 2: 'float_list', 3: 'int64_list' };
+
+export { WireFormatError };
+
+/** An int64 varint in buf[start, end) (its bytes already bounded by the reader), as the nearest double. */
+function int64At(buf: Uint8Array, start: number, end: number): number {
+  const [fast] = readVarint(buf, start, end);
+  if (fast <= Number.MAX_SAFE_INTEGER) return fast;
+  let v = 0n;
+  for (let i = end - 1; i >= start; i--) v = (v << 7n) | BigInt(buf[i]! & 0x7f);
+  return Number(BigInt.asIntN(64, v));
+}
+
+function readList(buf: Uint8Array, list: WireField, kind: FeatureKind): TfFeature {
+  if (kind === 'bytes_list') {
+    const values: string[] = [];
+    forEachField(buf, list.start, list.end, (f) => {
+      if (f.no === 1) values.push(text(buf, f));
+    });
+    return { kind, values };
+  }
+  const values: number[] = [];
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  forEachField(buf, list.start, list.end, (f) => {
+    if (f.no !== 1) return;
+    if (kind === 'float_list') {
+      if (f.type === WireType.Fixed32) values.push(view.getFloat32(f.start, true));
+      else if (f.type === WireType.Bytes) {
+        if ((f.end - f.start) % 4 !== 0) throw new WireFormatError(`packed float_list of ${f.end - f.start} bytes (not a multiple of 4) at byte ${f.start}`);
+        for (let p = f.start; p < f.end; p += 4) values.push(view.getFloat32(p, true));
+      } else throw new WireFormatError(`float_list value of wire type ${f.type} at byte ${f.start}`);
+    } else if (f.type === WireType.Varint) {
+      values.push(int64At(buf, f.start, f.end));
+    } else if (f.type === WireType.Bytes) {
+      for (let p = f.start; p < f.end; ) {
+        const [, next] = readVarint(buf, p, f.end);
+        values.push(int64At(buf, p, next));
+        p = next;
+      }
+    } else throw new WireFormatError(`int64_list value of wire type ${f.type} at byte ${f.start}`);
+  });
+  return { kind, values };
+}
+
+/**
+ * The features named in `wanted` of the tf.train.Example in buf[start, end); the others are skipped
+ * by length, never decoded. A feature listed twice keeps its last value (protobuf map semantics).
+ * Throws WireFormatError when the bytes are not such a message.
+ */
+export function exampleFeatures(buf: Uint8Array, start: number, end: number, wanted: ReadonlySet<string>): Map<string, TfFeature> {
+  const out = new Map<string, TfFeature>();
+  forEachField(buf, start, end, (features) => {
+    if (features.no !== 1) return;
+    forEachField(buf, bytesOf(features).start, features.end, (entry) => {
+      if (entry.no !== 1) return;
+      let key: string | undefined;
+      let value: WireField | undefined;
+      forEachField(buf, bytesOf(entry).start, entry.end, (f) => {
+        if (f.no === 1) key = text(buf, f);
+        else if (f.no === 2) value = bytesOf(f);
+      });
+      if (key === undefined || !wanted.has(key)) return;
+      let feature: TfFeature | undefined;
+      if (value) {
+        forEachField(buf, value.start, value.end, (kind) => {
+          const k = KINDS[kind.no];
+          if (k) feature = readList(buf, bytesOf(kind), k);
+        });
+      }
+      // A Feature with no kind set is an empty list (as TensorFlow reads it).
+      out.set(key, feature ?? { kind: 'float_list', values: [] });
+    });
+  });
+  return out;
+}
