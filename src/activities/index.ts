@@ -11,6 +11,7 @@ import { createChampionActivities } from './champion';
 import { createTrackingActivities } from './tracking';
 import { createTrainingActivities } from './training';
 import { createSearchResultActivities } from './search-results';
+import { createSearchLogActivities } from './search-log';
 import { createCheckpointCopyActivities } from './checkpoint-copy';
 import { withWorkerHeartbeat } from './store-and-trainer';
 import { datasetIdentityOf } from '../data/identity';
@@ -61,6 +62,7 @@ export function createActivities(deps: ActivityDeps = {}) {
     ...createTrainingActivities(resolved),
     ...createChampionActivities(resolved),
     ...createSearchResultActivities(resolved),
+    ...createSearchLogActivities(resolved),
     ...createCheckpointCopyActivities(resolved),
     ...tracking,
     ...createTrustActivities({ allow, tracking: trackingAllow }),
@@ -75,5 +77,6 @@ function heartbeating<A extends Record<string, (...args: never[]) => Promise<unk
 export type Activities = ReturnType<typeof createActivities>;
 export type { TrainingActivities } from './training';
 export type { ChampionActivities } from './champion';
+export type { SearchLogActivities } from './search-log';
 export type { TrackingActivities } from './tracking';
 export type { TrustActivities } from '../trust/activities';

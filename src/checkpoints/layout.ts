@@ -18,6 +18,7 @@
  *     lineage/round-<r: 6 digits>-<copied-from|copied-to>-trial-<n>.json  PBT: a checkpoint copy between trials, in both
  *     results.json|csv|svg                       a search's summary, in the search's folder
  *     search.json                                a search's identity and owners, in the search's folder (src/checkpoints/search-identity.ts)
+ *     log/<seq: 12 digits>.jsonl                 a search's log: trial rows, edits, lineage; create-only segments (src/checkpoints/search-log.ts)
  *     retrain-decision.json                      a retrain's decision, beside the challenger's run
  *   <championRoot>/champions/<modelName>/champion.json, decisions/<n: 6 digits>.json
  */
@@ -128,6 +129,21 @@ export function lineageKey(round: number, role: 'copied-from' | 'copied-to', oth
 /** `rungs/rung-2/model`: where successive halving keeps a trial's export at the end of a rung. */
 export function rungModelDir(rung: number): string {
   return `rungs/rung-${rung}/${MODEL_DIR}`;
+}
+
+/** A search's log segments, under the search's folder (src/checkpoints/search-log.ts, docs/search-log.md). */
+export const SEARCH_LOG_PREFIX = 'log/';
+const SEARCH_LOG_SUFFIX = '.jsonl';
+
+/** `log/000000000007.jsonl`: segment `seq` of a search's log. */
+export function searchLogKey(seq: number): string {
+  return `${SEARCH_LOG_PREFIX}${pad(seq, STEP_DIGITS, 'a search log sequence number')}${SEARCH_LOG_SUFFIX}`;
+}
+
+/** The sequence number of a search log segment's key, or undefined for any other key. */
+export function searchLogSeqOf(key: string): number | undefined {
+  const m = /^log\/(\d{12})\.jsonl$/.exec(key);
+  return m ? Number(m[1]) : undefined;
 }
 
 /** `trial-3`: a trial's run id, and its folder under the search's folder. */

@@ -59,8 +59,9 @@ export class NotSearchOwnerError extends Error {
   constructor(
     readonly uri: string,
     workflowId: string,
+    why = `it is not one of the searches recorded in its ${SEARCH_JSON}`,
   ) {
-    super(`Refusing to write to the search folder ${uri}: workflow ${JSON.stringify(workflowId)} is not one of the searches recorded in its ${SEARCH_JSON}`);
+    super(`Refusing to write to the search folder ${uri} for workflow ${JSON.stringify(workflowId)}: ${why}`);
   }
 }
 
@@ -145,10 +146,14 @@ export async function claimSearchFolder(
 
 /**
  * Throws NotSearchOwnerError unless `workflowId` owns the search folder. A folder without a
- * search.json (a search started before folders had owners) has no owner to check.
+ * search.json (a search started before folders had owners) has no owner to check, unless
+ * `requireRecord` (writes that only claimed searches make: the search log) refuses it too.
  */
-export async function assertSearchOwner(store: CheckpointStore, workflowId: string): Promise<void> {
+export async function assertSearchOwner(store: CheckpointStore, workflowId: string, opts: { readonly requireRecord?: boolean } = {}): Promise<void> {
   const bytes = await store.get(SEARCH_JSON);
-  if (!bytes) return;
+  if (!bytes) {
+    if (opts.requireRecord) throw new NotSearchOwnerError(store.uri, workflowId, 'it has no search.json (claimSearchFolder writes it before the first trial)');
+    return;
+  }
   if (!parseRecord(store, bytes).owners.includes(workflowId)) throw new NotSearchOwnerError(store.uri, workflowId);
 }

@@ -21,7 +21,11 @@ import {
   RESULTS_JSON,
   RESULTS_SVG,
   rungModelDir,
+  searchLogKey,
 } from '../../src/checkpoints/layout';
+import { encodeSearchLogSegment, readSearchLog } from '../../src/checkpoints/search-log';
+import type { CheckpointStore } from '../../src/checkpoints/store';
+import { ConfigError } from '../../src/config/validate';
 
 export type ActivityName = keyof Activities;
 export type Input<K extends ActivityName> = Parameters<Activities[K]>[0];
@@ -79,6 +83,8 @@ export class MockActivities {
   readonly exports = new Map<string, Record<string, number>>();
   readonly champions = new Map<string, { champion: ChampionRecord; version: string }>();
   readonly decisions = new Map<string, DecisionRecord[]>();
+  /** Search log segments by full URI, as the real activity writes them (src/checkpoints/search-log.ts). */
+  readonly searchLogs = new Map<string, Buffer>();
   private versions = 0;
   private built: Activities | undefined;
 
@@ -319,6 +325,30 @@ export class MockActivities {
         this.enter('claimSearchFolder', input);
         // The owner record itself is tested against a real store (test/folder-owners.test.ts).
         return { created: this.calls.filter((c) => c.name === 'claimSearchFolder' && (c.input as typeof input).searchUri === input.searchUri).length === 1 };
+      },
+
+      // The real segment format and bounds, kept in memory; the owner check and the stores are tested in test/search-log*.test.ts.
+      appendSearchLog: async (input) => {
+        this.enter('appendSearchLog', input);
+        let data: Buffer;
+        try {
+          data = encodeSearchLogSegment(input.seq, input.rows);
+        } catch (err) {
+          if (err instanceof ConfigError) throw ApplicationFailure.create({ message: err.message, type: 'InvalidConfig', nonRetryable: true, details: [err.issues] });
+          throw err;
+        }
+        const key = searchLogKey(input.seq);
+        const uri = joinUri(input.searchUri, key);
+        const existing = this.searchLogs.get(uri);
+        if (existing && !existing.equals(data)) throw ApplicationFailure.nonRetryable(`Refusing to overwrite ${uri}: this search log segment holds different rows`, 'WouldOverwrite');
+        this.searchLogs.set(uri, data);
+        return { key };
+      },
+
+      readSearchLog: async (input) => {
+        this.enter('readSearchLog', input);
+        const store = { uri: input.searchUri, uriOf: (k: string) => joinUri(input.searchUri, k), get: async (k: string) => this.searchLogs.get(joinUri(input.searchUri, k)) };
+        return readSearchLog(store as unknown as CheckpointStore, { ...(input.fromSeq !== undefined && { fromSeq: input.fromSeq }), maxRows: input.maxRows ?? 1000 });
       },
 
       writeSearchResults: async (input) => {
