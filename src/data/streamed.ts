@@ -1,6 +1,7 @@
 /**
  * The `sharded` dataset in the trainer: training streams it (ShardedSource, an ExampleSource for the
- * step loop), evaluation loads it whole within a bound (shardedDataset, a registry factory).
+ * step loop), and so does evaluation (ShardedEvalStream); shardedDataset loads it whole within a
+ * bound for callers that ask the registry for arrays.
  *
  * ShardedSource holds decoded shards in a cache of at most DT_DATA_CACHE_BYTES (least recently used
  * out; the shards the current batch reads are never dropped, so a batch that needs more than the
@@ -17,12 +18,13 @@ import type { DatasetSpec } from '../config/train-config';
 import { Checker, formatIssue } from '../config/validate';
 import type { ExampleSource } from '../training/batch';
 import type { Dataset } from '../training/dataset';
+import type { EvalBatch, EvalStream } from '../training/eval-data';
 import { NonRetryableTrainingError } from '../training/protocol';
 import { openDataIndex, type DataIndex } from './data-index';
 import { ShardedOrder } from './order';
 import { decodeShardBytes, rowWidth, type DecodedShard, type RowLayout } from './records';
 import { readShardBytes } from './reader';
-import { bad, listShards, type ListOptions } from './source';
+import { bad, listShards, type ListOptions, type ShardInfo } from './source';
 
 export const DATA_CACHE_BYTES_ENV = 'DT_DATA_CACHE_BYTES';
 
@@ -272,12 +274,109 @@ export async function openShardedSource(
   return source;
 }
 
-/** Bytes of decoded examples a whole load (evaluation) may hold. */
+/** Bytes of decoded examples a whole load (`shardedDataset`) may hold. */
 export const MAX_WHOLE_BYTES = 1024 * 1024 * 1024;
 
 /**
- * The `sharded` dataset loaded whole, in listing order (evaluation, which has no order): every shard
- * read and decoded, `limit` applied by the registry. Refused beyond MAX_WHOLE_BYTES.
+ * A `sharded` evaluation set, streamed: its shards in listing order, one decoded and the next one
+ * read ahead (memory: two shards and one batch, whatever the dataset's size), cut into consecutive
+ * batches across shard boundaries: the same batches of the same rows as the whole dataset in
+ * memory, so the metrics are equal to the last bit (eval-data.ts). `limit` keeps the first records.
+ */
+export class ShardedEvalStream implements EvalStream {
+  readonly kind = 'stream';
+  readonly xShape: readonly number[];
+  readonly yShape: readonly number[];
+  readonly task: 'classification' | 'regression';
+  counted: number | undefined;
+  /** Shard reads started, and the most decoded shards held at once (for tests: bounded memory). */
+  readonly stats = { reads: 0, maxHeld: 0 };
+
+  constructor(
+    readonly shards: readonly ShardInfo[],
+    readonly params: ShardedParams,
+    readonly layout: RowLayout,
+    private readonly options: { readonly limit?: number; readonly storage?: Storage } = {},
+  ) {
+    this.xShape = [rowWidth(layout)];
+    this.yShape = [layout.yWidth];
+    this.task = params.task;
+  }
+
+  private async decode(shard: ShardInfo): Promise<DecodedShard> {
+    this.stats.reads++;
+    const text = await shardText((await readShardBytes(shard, this.options.storage)).bytes, shard.uri);
+    return decodeShard(text, shard.uri, this.params, this.layout);
+  }
+
+  async *batches(batchSize: number): AsyncGenerator<EvalBatch> {
+    const xw = this.xShape[0]!;
+    const yw = this.yShape[0]!;
+    const limit = this.options.limit ?? Number.MAX_SAFE_INTEGER;
+    const stats = this.stats;
+    const read = (i: number): Promise<DecodedShard> | undefined => {
+      if (i >= this.shards.length) return undefined;
+      const p = this.decode(this.shards[i]!);
+      // Awaited in turn below; a pass stopped early must not leave an unhandled rejection behind.
+      p.catch(() => undefined);
+      return p;
+    };
+    let total = 0;
+    let fill = 0;
+    let x = new Float32Array(batchSize * xw);
+    let y = new Float32Array(batchSize * yw);
+    let next = read(0);
+    for (let i = 0; next && total < limit; i++) {
+      const d = await next;
+      next = total + d.records < limit ? read(i + 1) : undefined;
+      // This shard and the one read ahead: what a pass holds, however many shards there are.
+      stats.maxHeld = Math.max(stats.maxHeld, next ? 2 : 1);
+      for (let o = 0; o < d.records && total < limit; ) {
+        const k = Math.min(batchSize - fill, d.records - o, limit - total);
+        x.set(d.x.subarray(o * xw, (o + k) * xw), fill * xw);
+        y.set(d.y.subarray(o * yw, (o + k) * yw), fill * yw);
+        o += k;
+        fill += k;
+        total += k;
+        if (fill === batchSize) {
+          yield { x, y, n: fill };
+          // A fresh batch: the consumer's tensors may still read the last one.
+          x = new Float32Array(batchSize * xw);
+          y = new Float32Array(batchSize * yw);
+          fill = 0;
+        }
+      }
+    }
+    if (fill > 0) yield { x: x.subarray(0, fill * xw), y: y.subarray(0, fill * yw), n: fill };
+    if (total === 0) bad(`Expected the shards of \`params.uri\` (${this.params.uri}) to hold at least one record, got none`);
+    this.counted = total;
+  }
+}
+
+/**
+ * Opens a `sharded` evaluation set as a stream: the shards listed (through the allow-list), the row
+ * layout read from the first record. Nothing else is read until a pass.
+ */
+export async function openShardedEval(spec: DatasetSpec, options: ListOptions = {}): Promise<ShardedEvalStream> {
+  const params = shardedParamsOf(spec);
+  const shards = await listShards(params, options);
+  let layout: RowLayout | undefined;
+  for (const shard of shards) {
+    const text = await shardText((await readShardBytes(shard, options.storage)).bytes, shard.uri);
+    layout = firstLayout(text, shard.uri, params);
+    if (layout) break;
+  }
+  if (!layout) bad(`Expected the shards of \`params.uri\` (${params.uri}) to hold at least one record, got none`);
+  return new ShardedEvalStream(shards, params, layout, {
+    ...(spec.limit !== undefined && { limit: spec.limit }),
+    ...(options.storage && { storage: options.storage }),
+  });
+}
+
+/**
+ * The `sharded` dataset loaded whole, in listing order (what the registry's `sharded` gives a caller
+ * that asks for arrays; evaluation streams it instead, openShardedEval): every shard read and
+ * decoded, `limit` applied by the registry. Refused beyond MAX_WHOLE_BYTES.
  */
 export async function shardedDataset(spec: DatasetSpec, options: ListOptions = {}): Promise<Dataset> {
   const params = shardedParamsOf(spec);

@@ -16,6 +16,7 @@ import type { TrainConfig } from '../config/train-config';
 import { openShardedSource, type ShardedSource } from '../data/streamed';
 import { BatchAssembler } from './batch';
 import type { Dataset, DatasetShapes } from './dataset';
+import { evalExamples } from './eval-data';
 import { readExportedModel, readWarmStartSource } from './model-sources';
 import type {
   EvaluateModelsRequest,
@@ -193,7 +194,7 @@ export class Engine {
       const started = Date.now();
       const data = await loadEvalData(this.deps.datasets, store, req.config.data.eval, transformSpecOf(req.config), session.step);
       const metrics = await route.evaluate(session, data, req.config.loss);
-      overlapped = { step: session.step, metrics, examples: data.size, seconds: (Date.now() - started) / 1000 };
+      overlapped = { step: session.step, metrics, examples: evalExamples(data), seconds: (Date.now() - started) / 1000 };
     });
     if (trained.cancelled) return { trained, evaluated: null };
     const c = this.current;
@@ -236,7 +237,7 @@ export class Engine {
     }
     try {
       const metrics = await route.evaluate(session, data, req.config.loss);
-      return { step: req.step, metrics, examples: data.size, seconds: (Date.now() - started) / 1000 };
+      return { step: req.step, metrics, examples: evalExamples(data), seconds: (Date.now() - started) / 1000 };
     } finally {
       if (temporary) route.closeSession(session);
     }
@@ -250,12 +251,12 @@ export class Engine {
     for (const uri of req.modelUris) {
       // Each model sees the data through the transform exported beside it (champion and challenger may differ).
       const data = await loadDataForModel(this.deps.datasets, this.deps.openStore(modelFolderOf(uri)), req.data);
-      examples = data.size;
       const model = await readExportedModel(uri, this.deps.openStore);
       const route = this.router.forExport(model);
       if (!route.evaluateExport) throw unsupported(route, 'evaluating exported models');
       if (route.singleSession && this.current?.route === route) this.dropSession();
       metrics.push(await route.evaluateExport(model, data, req.loss));
+      examples = evalExamples(data);
     }
     return { metrics, examples, seconds: (Date.now() - started) / 1000 };
   }

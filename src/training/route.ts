@@ -16,6 +16,7 @@ import type { LossName, ModelSpec, TrainConfig } from '../config/train-config';
 import type { BackendInfo } from './backend';
 import type { BatchAssembler } from './batch';
 import type { Dataset, DatasetShapes } from './dataset';
+import type { EvalData } from './eval-data';
 import type { DatasetRegistry } from './datasets';
 import type { ModelRegistry } from './models';
 import { NonRetryableTrainingError } from './protocol';
@@ -81,10 +82,10 @@ export interface TrainingRoute<S extends RouteSession = RouteSession> {
   stepper(session: S, config: TrainConfig): (step: number, batch: BatchAssembler) => tf.Scalar;
   /** The checkpoint objects (model.json, weights.bin, optimizer.bin, state.json) of the session's state. */
   snapshot(session: S, config: TrainConfig): Promise<Map<string, Buffer>>;
-  /** `val_*` metrics of the session's model over a whole dataset. */
-  evaluate(session: S, data: Dataset, loss: LossName): Promise<Record<string, number>>;
+  /** `val_*` metrics of the session's model over a whole dataset (in memory or streamed: eval-data.ts). */
+  evaluate(session: S, data: EvalData, loss: LossName): Promise<Record<string, number>>;
   /** `val_*` metrics of an exported model (one this route's `handlesExport` accepted). */
-  evaluateExport?(model: ModelFiles, data: Dataset, loss: LossName): Promise<Record<string, number>>;
+  evaluateExport?(model: ModelFiles, data: EvalData, loss: LossName): Promise<Record<string, number>>;
   /** Releases what the session holds (not what the route caches across sessions). */
   closeSession(session: S): void;
   /** Releases everything (the memory check and shutdown). */

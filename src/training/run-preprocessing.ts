@@ -7,9 +7,12 @@
  */
 import { checkpointObjectKey, PREPROCESSING_JSON } from '../checkpoints/layout';
 import { PreconditionFailedError, type CheckpointStore } from '../checkpoints/store';
+import { SHARDED_DATASET } from '../config/sharded-data';
 import type { DatasetSpec } from '../config/train-config';
+import { naming, openShardedEval } from '../data/streamed';
 import type { Dataset } from './dataset';
 import type { DatasetRegistry } from './datasets';
+import type { EvalData } from './eval-data';
 import { parsePreprocessing, preprocessingBytes, readPreprocessing, type Preprocessing } from './tabular-preprocess';
 
 /** The bytes of a dataset's transform, if it has one (what a checkpoint and an export carry). */
@@ -43,16 +46,19 @@ export async function loadTrainData(datasets: DatasetRegistry, store: Checkpoint
 
 /**
  * The evaluation split, given the transform of the checkpoint at `step` (else the run folder's,
- * else the training split's, fitted now): never statistics of the evaluation split itself.
+ * else the training split's, fitted now): never statistics of the evaluation split itself. A
+ * `sharded` one (no transform) is streamed, never loaded whole (data/streamed.ts).
  */
-export async function loadEvalData(datasets: DatasetRegistry, store: CheckpointStore, spec: DatasetSpec, trainSpec: DatasetSpec, step: number): Promise<Dataset> {
+export async function loadEvalData(datasets: DatasetRegistry, store: CheckpointStore, spec: DatasetSpec, trainSpec: DatasetSpec, step: number): Promise<EvalData> {
+  if (spec.name === SHARDED_DATASET) return naming('data.eval', () => openShardedEval(spec));
   const saved = (await stored(store, checkpointObjectKey(step, PREPROCESSING_JSON))) ?? (await stored(store, PREPROCESSING_JSON));
   const preprocessing = saved ?? (await datasets.load(trainSpec)).preprocessing;
   return preprocessing === undefined ? datasets.load(spec) : datasets.load(spec, { preprocessing });
 }
 
 /** The evaluation split as an exported model expects it: with the transform exported beside it, if any. */
-export async function loadDataForModel(datasets: DatasetRegistry, modelStore: CheckpointStore, spec: DatasetSpec): Promise<Dataset> {
+export async function loadDataForModel(datasets: DatasetRegistry, modelStore: CheckpointStore, spec: DatasetSpec): Promise<EvalData> {
+  if (spec.name === SHARDED_DATASET) return naming('data.eval', () => openShardedEval(spec));
   const saved = await stored(modelStore, PREPROCESSING_JSON);
   return saved ? datasets.load(spec, { preprocessing: saved }) : datasets.load(spec);
 }

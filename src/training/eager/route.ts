@@ -13,6 +13,7 @@ import type { Dataset } from '../dataset';
 import { checkModelFits } from '../model-size';
 import { NonRetryableTrainingError } from '../protocol';
 import { hash32 } from '../rng';
+import type { EvalData } from '../eval-data';
 import type { ModelFiles, RouteDeps, RouteSession, SessionTarget, TrainingRoute } from '../route';
 import { evaluateModel } from './evaluate';
 import { createOptimizer, restoreOptimizer, setOptimizerLearningRate, snapshotOptimizer } from './optimizers';
@@ -132,11 +133,11 @@ export class EagerRoute implements TrainingRoute<EagerSession> {
     ]);
   }
 
-  async evaluate(session: EagerSession, data: Dataset, loss: LossName): Promise<Record<string, number>> {
+  async evaluate(session: EagerSession, data: EvalData, loss: LossName): Promise<Record<string, number>> {
     return evaluateModel(session.model, data, loss);
   }
 
-  async evaluateExport(model: ModelFiles, data: Dataset, loss: LossName): Promise<Record<string, number>> {
+  async evaluateExport(model: ModelFiles, data: EvalData, loss: LossName): Promise<Record<string, number>> {
     const loaded = await deserializeModel(model.modelJson, model.weights, model.uri);
     try {
       return await evaluateModel(loaded, data, loss);

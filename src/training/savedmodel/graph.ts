@@ -17,7 +17,7 @@
  */
 import { breathe } from '../liveness';
 import * as tf from '@tensorflow/tfjs';
-import { product, type Dataset } from '../dataset';
+import { evalBatches, type EvalData } from '../eval-data';
 import { fail, REQUIRED_ENDPOINTS, TAGS, type Endpoint, type SavedModelMetadata } from './metadata';
 import type { Handle, TfNode } from './mirror';
 import { checkSavedModelOps, savedModelPbSha256, UnsafeSavedModelError } from './op-check';
@@ -148,15 +148,15 @@ export class TrainableSavedModel {
   }
 }
 
-/** `val_<metric>` = sum of eval_step's per-batch sums / examples. */
-export async function evaluateGraph(graph: TrainableSavedModel, data: Dataset, batchSize = 512): Promise<Record<string, number>> {
-  const xw = product(data.xShape);
-  const yw = product(data.yShape);
+/** `val_<metric>` = sum of eval_step's per-batch sums / examples (in memory or streamed: the same batches, eval-data.ts). */
+export async function evaluateGraph(graph: TrainableSavedModel, data: EvalData, batchSize = 512): Promise<Record<string, number>> {
   const sums: Record<string, number> = {};
-  for (let start = 0; start < data.size; start += batchSize) {
-    const n = Math.min(batchSize, data.size - start);
-    const x = tf.tensor(data.x.subarray(start * xw, (start + n) * xw), [n, ...data.xShape]);
-    const y = tf.tensor(data.y.subarray(start * yw, (start + n) * yw), [n, ...data.yShape]);
+  let examples = 0;
+  for await (const batch of evalBatches(data, batchSize)) {
+    const { n } = batch;
+    examples += n;
+    const x = tf.tensor(batch.x, [n, ...data.xShape]);
+    const y = tf.tensor(batch.y, [n, ...data.yShape]);
     try {
       for (const [k, v] of Object.entries(await graph.evalStep(x, y))) sums[k] = (sums[k] ?? 0) + v;
     } finally {
@@ -168,7 +168,7 @@ export async function evaluateGraph(graph: TrainableSavedModel, data: Dataset, b
   }
   const metrics: Record<string, number> = {};
   for (const name of graph.metadata.metrics) {
-    const mean = (sums[name] ?? NaN) / data.size;
+    const mean = (sums[name] ?? NaN) / examples;
     // `rmse` is exported as per-example squared errors (tools/export_trainable_savedmodel.py): the root of their mean.
     metrics[`val_${name}`] = name === 'rmse' ? Math.sqrt(mean) : mean;
   }

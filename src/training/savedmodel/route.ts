@@ -12,6 +12,7 @@ import type { ModelSpec, TrainConfig } from '../../config/train-config';
 import type { BatchAssembler } from '../batch';
 import type { Dataset, DatasetShapes } from '../dataset';
 import { NonRetryableTrainingError } from '../protocol';
+import type { EvalData } from '../eval-data';
 import type { ModelFiles, RouteDeps, RouteSession, SessionTarget, TrainingRoute } from '../route';
 import { evaluateGraph, TrainableSavedModel } from './graph';
 import { fail, isSavedModelSpec, METADATA_FILE, readMetadata } from './metadata';
@@ -156,14 +157,14 @@ export class SavedModelRoute implements TrainingRoute<SavedModelSession> {
     ]);
   }
 
-  async evaluate(session: SavedModelSession, data: Dataset): Promise<Record<string, number>> {
+  async evaluate(session: SavedModelSession, data: EvalData): Promise<Record<string, number>> {
     const { graph } = session;
     await validateTrainableSavedModel(tfNode(this.deps), graph.dir, graph.uri, graph.metadata, { train: data });
     return evaluateGraph(graph, data);
   }
 
   /** Loads the exported weights into the SavedModel they name (the engine dropped any session on it first). */
-  async evaluateExport(model: ModelFiles, data: Dataset): Promise<Record<string, number>> {
+  async evaluateExport(model: ModelFiles, data: EvalData): Promise<Record<string, number>> {
     const uri = (model.description as Partial<SavedModelWeightsDescription>).savedModel;
     if (typeof uri !== 'string' || uri === '') {
       fail(`Expected \`savedModel\` of the ${MODEL_JSON} at ${model.uri} to name the SavedModel its weights belong to, got ${JSON.stringify(uri)}`);
