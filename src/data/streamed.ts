@@ -305,8 +305,7 @@ export class ShardedEvalStream implements EvalStream {
 
   private async decode(shard: ShardInfo): Promise<DecodedShard> {
     this.stats.reads++;
-    const text = await shardText((await readShardBytes(shard, this.options.storage)).bytes, shard.uri);
-    return decodeShard(text, shard.uri, this.params, this.layout);
+    return (await decodeShardBytes((await readShardBytes(shard, this.options.storage)).bytes, shard.uri, this.params, this.layout)).shard!;
   }
 
   async *batches(batchSize: number): AsyncGenerator<EvalBatch> {
@@ -362,8 +361,7 @@ export async function openShardedEval(spec: DatasetSpec, options: ListOptions = 
   const shards = await listShards(params, options);
   let layout: RowLayout | undefined;
   for (const shard of shards) {
-    const text = await shardText((await readShardBytes(shard, options.storage)).bytes, shard.uri);
-    layout = firstLayout(text, shard.uri, params);
+    layout = (await decodeShardBytes((await readShardBytes(shard, options.storage)).bytes, shard.uri, params)).layout;
     if (layout) break;
   }
   if (!layout) bad(`Expected the shards of \`params.uri\` (${params.uri}) to hold at least one record, got none`);
