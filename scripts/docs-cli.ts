@@ -9,6 +9,7 @@ import path from 'node:path';
 import { USAGE } from '../src/cli/args';
 import { SEARCH_EDIT_USAGE } from '../src/cli/search-edit';
 import { SETUP_NATIVE_USAGE } from '../src/cli/setup-native';
+import { TRIALS_USAGE } from '../src/cli/trials';
 
 export function cliReference(): string {
   const block = (title: string, text: string) => `## ${title}\n\n\`\`\`\n${text.trim()}\n\`\`\`\n`;
@@ -19,6 +20,7 @@ export function cliReference(): string {
     '',
     block('durable-train --help', USAGE),
     block('durable-train search-edit --help', SEARCH_EDIT_USAGE),
+    block('durable-train trials --help', TRIALS_USAGE),
     block('durable-train setup-native --help', SETUP_NATIVE_USAGE),
   ].join('\n');
 }

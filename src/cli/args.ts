@@ -21,6 +21,8 @@ export const USAGE = `Usage: durable-train <command> [options]
   list [--query 'DurableTrainStatus="training"'] [--limit N]           runs, retrains and searches, through visibility
   search-edit <workflowId> --max-parallel N | --max-trials N | --max-epochs N | --stop-trial N | --pause-trial N
               | --resume-trial N | --add-trial JSON ...                edit a running search (durable-train search-edit --help)
+  trials <search workflowId | folder URI> [--from-seq N] [--max-rows N]  a page of a search's log of trial rows
+                                                                       (durable-train trials --help)
   setup-native [--gpu]                                                 build the native TensorFlow backend for this install
 
   schedule create <retrain.json> --schedule-id ID --cron '0 3 * * *' [--timezone TZ] | --every 24h | --manual

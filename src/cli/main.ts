@@ -14,6 +14,7 @@ import { forTerminal } from './terminal';
 import { scheduleCommand } from './schedule-commands';
 import { SEARCH_EDIT, searchEditCommand } from './search-edit';
 import { SETUP_NATIVE, setupNativeCommand } from './setup-native';
+import { TRIALS, trialsCommand } from './trials';
 import { WORKFLOW_COMMANDS, workflowCommand, type WorkflowCommand } from './workflow-commands';
 
 export { EXIT, USAGE, parseCliArgs } from './args';
@@ -27,6 +28,7 @@ const isWorkflowCommand = (c: string): c is WorkflowCommand => (WORKFLOW_COMMAND
 export async function run(argv: readonly string[], io: Io = consoleIo): Promise<number> {
   if (argv[0] === SEARCH_EDIT) return searchEditCommand(argv.slice(1), io, lazyClient());
   if (argv[0] === SETUP_NATIVE) return setupNativeCommand(argv.slice(1), io);
+  if (argv[0] === TRIALS) return trialsCommand(argv.slice(1), io, lazyClient());
   let parsed: ParsedArgs;
   try {
     parsed = parseCliArgs(argv);
