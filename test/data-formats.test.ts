@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, describe, test } from 'node:test';
+import { parquetRecords } from '../src/data/formats/parquet';
 import { maskedCrc32c, tfRecords } from '../src/data/formats/tfrecord';
 import { decodeShard, firstLayout, shardContent } from '../src/data/records';
 import { shardedDataset, shardedParamsOf } from '../src/data/streamed';
@@ -126,6 +127,11 @@ describe('Parquet (written by pyarrow)', () => {
     const { shard } = await decode(path.join(FIXTURES, 'gzip.parquet'), paramsOf('parquet', { features: ['v'] }));
     assert.deepEqual(rowsOf(shard.x, 3), expected.rows.map((r) => f32(r.x)));
     await rejectsNaming(decode(path.join(FIXTURES, 'lz4.parquet'), paramsOf('parquet', { features: ['v'] })), /shard \S*lz4\.parquet/, /LZ4/);
+  });
+
+  test('a shard whose metadata declares more decoded bytes than the bound fails before its pages are read', async () => {
+    const params = paramsOf('parquet', { features: ['v'] });
+    await rejectsNaming(parquetRecords(fs.readFileSync(file), 'file:///x/part-7.parquet', params, 50), /shard file:\/\/\/x\/part-7\.parquet/, /at most 50 bytes, its metadata declares \d+/);
   });
 
   test('a column of the wrong type, a missing column and a file that is not Parquet fail naming the shard and column', async () => {

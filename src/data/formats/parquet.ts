@@ -57,12 +57,18 @@ function kindOf(node: SchemaTree, label: boolean): ColumnKind | string {
   return `a group (${e.logical_type?.type ?? e.converted_type ?? 'struct'})`;
 }
 
-/** Page decompressors, each refusing a page whose header claims more than `maxBytes` before allocating it. */
+/**
+ * Page decompressors for one read, refusing a page before allocating it when the pages' sizes
+ * (from their headers, which a hostile file may set apart from the metadata's totals) add up to
+ * more than `maxBytes`.
+ */
 function compressors(maxBytes: number): Compressors {
+  let total = 0;
   const bounded =
     (codec: string, inflate: (input: Uint8Array, outputLength: number) => Uint8Array) =>
     (input: Uint8Array, outputLength: number): Uint8Array => {
-      if (!(outputLength >= 0 && outputLength <= maxBytes)) throw new Error(`a ${codec} page claims ${outputLength} bytes, more than ${maxBytes}`);
+      total += outputLength;
+      if (!(outputLength >= 0 && total <= maxBytes)) throw new Error(`its ${codec} pages claim more than ${maxBytes} bytes`);
       return inflate(input, outputLength);
     };
   const zstd = (zlib as unknown as { zstdDecompressSync?: (b: Uint8Array, o: zlib.ZlibOptions) => Buffer }).zstdDecompressSync;
@@ -101,12 +107,13 @@ export interface ParquetRecord {
 export async function parquetRecords(bytes: Buffer, uri: string, params: ShardedParams, maxBytes: number, rowEnd?: number): Promise<ParquetRecord[]> {
   const file = toArrayBuffer(bytes);
   let metadata: FileMetaData;
+  let root: SchemaTree;
   try {
     metadata = parquetMetadata(file);
+    root = parquetSchema(metadata);
   } catch (err) {
     return bad(`Expected shard ${uri} (\`params.format\` parquet) to be a Parquet file, got bytes that are not (${excerpt((err as Error).message, 80)})`);
   }
-  const root = parquetSchema(metadata);
   const byName = new Map(root.children.map((c) => [c.element.name, c]));
   const wanted = [...params.features, params.label];
   for (const name of wanted) {
