@@ -5,8 +5,22 @@
  *
  *   { "name": "sharded", "params": { "uri": "gs://bucket/train/part-*.jsonl.gz", "format": "jsonl",
  *     "label": "y", "features": ["pixels"], "classes": [0, 1, 2] } }
+ *
+ * A window of daily partitions (config/data-window.ts): `uri` holds `{date}` and `window` names how many
+ * days; the workflow resolves it when it starts, writing `windowEnd` (the newest day) and `uris` (the
+ * concrete globs, oldest first) into the spec, which is what the trainer lists and the run records.
  */
 import { MAX_URI_LENGTH } from './bounds';
+import {
+  DEFAULT_WINDOW_LAG,
+  MAX_WINDOW_DAYS,
+  MAX_WINDOW_LAG,
+  WINDOW_PLACEHOLDERS,
+  hasPlaceholder,
+  parseUtcDay,
+  unknownPlaceholders,
+  windowUris,
+} from './data-window';
 import type { Checker, JsonObject } from './validate';
 
 export const SHARDED_DATASET = 'sharded';
@@ -33,9 +47,25 @@ export interface ShardedParams {
   /** Classification: the class order (labels as strings); a label outside it fails. */
   readonly classes: readonly string[] | undefined;
   readonly shuffleWindow: number;
+  /** A window of daily partitions (`uri` holds `{date}`): absent for a plain URI. */
+  readonly window?: DataWindow;
+  /**
+   * What to list, oldest partition first: `[uri]` without a window, the window's globs once it is
+   * resolved; absent while a window is not resolved yet (the workflow resolves it before any activity).
+   */
+  readonly uris?: readonly string[];
 }
 
-const KNOWN = ['uri', 'manifest', 'format', 'label', 'features', 'task', 'classes', 'shuffleWindow'] as const;
+export interface DataWindow {
+  /** How many daily partitions (UTC days). */
+  readonly days: number;
+  /** Days between the newest partition and the run's nominal day. @default 1 */
+  readonly lag: number;
+  /** The newest partition's day (`YYYY-MM-DD`): set by the workflow from the nominal time, or pinned by the input. */
+  readonly end: string | undefined;
+}
+
+const KNOWN = ['uri', 'manifest', 'format', 'label', 'features', 'task', 'classes', 'shuffleWindow', 'window', 'windowLag', 'windowEnd', 'uris'] as const;
 
 /** Checks `split` and `params` of a `sharded` dataset spec; undefined when an issue was added to `c`. */
 export function checkShardedParams(c: Checker, field: string, split: string | undefined, params: JsonObject | undefined): ShardedParams | undefined {
@@ -83,8 +113,48 @@ export function checkShardedParams(c: Checker, field: string, split: string | un
     }
   }
   const shuffleWindow = c.number(`${f}.shuffleWindow`, params.shuffleWindow, { integer: true, min: 1, max: MAX_SHUFFLE_WINDOW, fallback: DEFAULT_SHUFFLE_WINDOW });
+  const windowed = checkWindow(c, f, uri, params);
   if (c.issues.length > before || uri === undefined || format === undefined || label === undefined || features === undefined || task === undefined || shuffleWindow === undefined) {
     return undefined;
   }
-  return { uri, manifest, format, label, features, task, classes, shuffleWindow };
+  const base = { uri, manifest, format, label, features, task, classes, shuffleWindow };
+  if (!windowed) return { ...base, uris: [uri] };
+  return { ...base, window: windowed.window, ...(windowed.uris && { uris: windowed.uris }) };
+}
+
+/** `window`, `windowLag`, `windowEnd` and `uris` (see the top of this file); undefined for a plain URI. */
+function checkWindow(c: Checker, f: string, uri: string | undefined, params: JsonObject): { window: DataWindow; uris?: string[] } | undefined {
+  const placeholders = WINDOW_PLACEHOLDERS.map((p) => `\`${p}\``).join(', ');
+  if (params.window === undefined) {
+    for (const k of ['windowLag', 'windowEnd', 'uris'] as const) if (params[k] !== undefined) c.fail(`${f}.${k}`, 'absent without `window`', params[k]);
+    if (uri !== undefined && hasPlaceholder(uri)) c.fail(`${f}.window`, `a number of daily partitions, since \`uri\` holds a date placeholder (${uri})`, params.window);
+    return undefined;
+  }
+  const days = c.number(`${f}.window`, params.window, { integer: true, min: 1, max: MAX_WINDOW_DAYS });
+  const lag = c.number(`${f}.windowLag`, params.windowLag, { integer: true, min: 0, max: MAX_WINDOW_LAG, fallback: DEFAULT_WINDOW_LAG });
+  if (uri !== undefined) {
+    const unknown = unknownPlaceholders(uri);
+    if (unknown.length > 0) c.fail(`${f}.uri`, `only the placeholders ${placeholders} with \`window\``, unknown[0]);
+    else if (!/\{(date|yyyymmdd|dd)\}/.test(uri)) c.fail(`${f}.uri`, 'a URI holding `{date}`, `{yyyymmdd}` or `{dd}` (one glob per daily partition) with `window`', uri);
+  }
+  let end: string | undefined;
+  if (params.windowEnd !== undefined) {
+    if (typeof params.windowEnd !== 'string' || parseUtcDay(params.windowEnd) === undefined) c.fail(`${f}.windowEnd`, 'a UTC day `YYYY-MM-DD` (the newest partition of the window)', params.windowEnd);
+    else end = params.windowEnd;
+  }
+  if (days === undefined || lag === undefined || uri === undefined || c.issues.some((i) => i.field.startsWith(`${f}.uri`) || i.field.startsWith(`${f}.window`))) return undefined;
+  const window: DataWindow = { days, lag, end };
+  if (end === undefined) {
+    if (params.uris !== undefined) c.fail(`${f}.uris`, 'absent without `windowEnd` (the workflow writes both when it resolves the window)', params.uris);
+    return { window };
+  }
+  const uris = windowUris(uri, end, days);
+  const tooLong = uris.find((u) => u.length > MAX_URI_LENGTH);
+  if (tooLong !== undefined) c.fail(`${f}.uri`, `partition URIs of at most ${MAX_URI_LENGTH} characters`, tooLong);
+  const dup = uris.find((u, i) => uris.indexOf(u) !== i);
+  if (dup !== undefined) c.fail(`${f}.uri`, `one glob per day of the window (${days} days): add \`{date}\``, dup);
+  if (params.uris !== undefined && JSON.stringify(params.uris) !== JSON.stringify(uris)) {
+    c.fail(`${f}.uris`, `the window's globs as \`uri\`, \`window\` and \`windowEnd\` resolve them (${uris.length}, ${uris[0]} to ${uris.at(-1)}); omit it`, params.uris);
+  }
+  return { window, uris };
 }

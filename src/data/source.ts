@@ -183,11 +183,32 @@ async function listManifest(uri: string, max: number, options: ListOptions, asse
   return shards;
 }
 
-/** The shards `params` names, each checked against the allow-list (see the top of this file). */
-export async function listShards(params: Pick<ShardedParams, 'uri' | 'manifest'>, options: ListOptions = {}): Promise<ShardInfo[]> {
+/**
+ * The shards `params` names, each checked against the allow-list (see the top of this file). A data
+ * window's globs (`params.uris`, one per daily partition, oldest first) are listed one after the
+ * other, each in name order; every one must match a shard (a missing day fails naming its glob), and
+ * together at most `maxShards`.
+ */
+export async function listShards(params: Pick<ShardedParams, 'uri' | 'manifest' | 'uris' | 'window'>, options: ListOptions = {}): Promise<ShardInfo[]> {
+  const uris = params.uris ?? (params.window ? undefined : [params.uri]);
+  if (uris === undefined) {
+    return bad(`Expected \`params.windowEnd\` of dataset sharded to be set (the workflow resolves the window of ${params.uri} when it starts), got none: start the run through trainModel or retrainModel, or pin \`windowEnd\``);
+  }
+  const max = options.maxShards ?? MAX_SHARDS;
+  const all: ShardInfo[] = [];
+  for (const uri of uris) {
+    all.push(...(await listOneUri(uri, params.manifest, { ...options, maxShards: max - all.length })));
+  }
+  const seen = new Set<string>();
+  const dup = all.find((s) => seen.has(s.uri) || !seen.add(s.uri));
+  if (dup) bad(`Expected the globs of \`params.uri\` (${params.uri}) to name each shard once, got ${dup.uri} twice`);
+  return all;
+}
+
+async function listOneUri(uri: string, manifest: boolean, options: ListOptions): Promise<ShardInfo[]> {
   const max = options.maxShards ?? MAX_SHARDS;
   const assertAllowed = options.assertAllowed ?? assertAllowedUri;
-  const { uri } = params;
+  const params = { uri, manifest };
   assertAllowed('params.uri', uri);
   let shards: ShardInfo[];
   try {

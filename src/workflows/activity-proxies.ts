@@ -75,8 +75,10 @@ export function trainConfigUris(config: TrainConfig, runUri: string | undefined,
   if (runUri !== undefined) out.push({ field: `${prefix}checkpoint.uri`, uri: runUri });
   if ('kind' in config.model) out.push({ field: `${prefix}model.uri`, uri: config.model.uri });
   for (const [field, spec] of [['data.train', config.data.train], ['data.eval', config.data.eval]] as const) {
-    const uri = (spec.params as { uri?: unknown } | undefined)?.uri;
-    if (typeof uri === 'string') out.push({ field: `${prefix}${field}.params.uri`, uri });
+    const { uri, uris } = (spec.params as { uri?: unknown; uris?: unknown } | undefined) ?? {};
+    // A resolved data window (workflows/data-window.ts): each of its globs, not the template.
+    const listed = Array.isArray(uris) ? uris.filter((u): u is string => typeof u === 'string') : typeof uri === 'string' ? [uri] : [];
+    for (const u of listed) out.push({ field: `${prefix}${field}.params.uri`, uri: u });
   }
   if (config.warmStartFrom !== undefined) out.push({ field: `${prefix}warmStartFrom`, uri: config.warmStartFrom });
   // An MLflow server the input names is refused here, at the start, like a store URI (not by the

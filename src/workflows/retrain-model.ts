@@ -29,6 +29,7 @@ import { failOnOversizedInput, MAX_PARENT_INPUT_BYTES } from './input-bounds';
 import { invalidConfig, parseOrFail } from './invalid-config';
 import { RETRAIN_RUN_ID_PATCH } from './patches';
 import { SEARCH_ATTRIBUTES } from './search-attributes';
+import { nominalTime, resolveDataWindows, RETRAIN_DATA_WINDOW_PATCH } from './data-window';
 import { pauseSignal, resumeSignal, stopSignal, trainModel, type TrainModelResult } from './train-model';
 
 export type RetrainPhase = 'reading-champion' | 'training' | 'evaluating' | 'recording' | 'promoted' | 'rejected';
@@ -84,8 +85,13 @@ export function decidePromotion(rule: { metric: string; mode: Mode; minImproveme
 const MAX_CONFLICTS = 5;
 
 export async function retrainModel(input: RetrainInput): Promise<RetrainResult> {
-  const config = validateRetrainOrFail(input);
+  let config = validateRetrainOrFail(input);
   const info = workflowInfo();
+  // Data windows resolve here, from the schedule's nominal time, not in the child (which starts
+  // later, unscheduled): the child trains on them, and champion and challenger are evaluated on the
+  // same resolved eval window, which the decision records (evalData).
+  const windowed = resolveDataWindows(config.train, nominalTime());
+  if (windowed && patched(RETRAIN_DATA_WINDOW_PATCH)) config = validateRetrainOrFail({ ...input, train: windowed.input });
   // Retrains that began before ids were made collision-free keep the child id they started with.
   const trainWorkflowId = (patched(RETRAIN_RUN_ID_PATCH) ? uniqueRetrainRunId : retrainRunId)(config.modelName, info.workflowId);
   const retrain = { workflowId: info.workflowId, runId: info.runId };

@@ -25,6 +25,7 @@ import {
 import type { TrainingActivities } from '../activities/training';
 import { parseTrainConfig, type TrainConfig, type TrainInput } from '../config/train-config';
 import { restoreEpoch } from './callbacks';
+import { nominalTime, resolveDataWindows, TRAIN_DATA_WINDOW_PATCH } from './data-window';
 import { FAULT_RETRY, WORKER_HEARTBEAT_TIMEOUT } from './activity-proxies';
 import { failOnOversizedInput } from './input-bounds';
 import { invalidConfig, parseOrFail } from './invalid-config';
@@ -82,7 +83,13 @@ export function validateOrFail(input: unknown): TrainConfig {
 }
 
 export async function trainModel(input: TrainInput, resumeState?: TrainLoopState): Promise<TrainModelResult> {
-  const config = validateOrFail(input);
+  let config = validateOrFail(input);
+  // A data window resolves once, at the first run's start; continue-as-new carries the resolved input.
+  const windowed = resumeState ? undefined : resolveDataWindows(input, nominalTime());
+  if (windowed && patched(TRAIN_DATA_WINDOW_PATCH)) {
+    input = windowed.input as TrainInput;
+    config = validateOrFail(input);
+  }
   const state: TrainLoopState = resumeState
     ? { ...resumeState, continuedRuns: resumeState.continuedRuns + 1, epochsThisRun: 0 }
     : await initialLoopState(config);
