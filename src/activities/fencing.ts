@@ -1,18 +1,19 @@
 /**
  * The activity side of fencing and run identity: who holds a run's lease (this activity attempt,
- * from Temporal's activity info) and how the store-level errors become Temporal failures.
+ * from Temporal's activity info), and the identity checks of a run folder. Errors become Temporal
+ * failures in storeCall (failures.ts).
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TrainConfig } from '../config/train-config';
-import { LeaseLostError, acquireLease, type Lease, type LeaseHolder } from '../checkpoints/lease';
-import { NestedFolderError, assertNotNested, type AncestorOpener } from '../checkpoints/folder-owners';
-import { RunIdentityMismatchError, checkRunIdentity, verifyRunIdentity } from '../checkpoints/run-identity';
-import { NotSearchOwnerError, SearchIdentityMismatchError, SearchOwnersFullError } from '../checkpoints/search-identity';
+import { acquireLease, type Lease, type LeaseHolder } from '../checkpoints/lease';
+import { assertNotNested, type AncestorOpener } from '../checkpoints/folder-owners';
+import { checkRunIdentity, verifyRunIdentity } from '../checkpoints/run-identity';
 import type { CheckpointStore } from '../checkpoints/store';
 import { SHARDED_DATASET } from '../config/sharded-data';
 import { NonRetryableTrainingError } from '../training/protocol';
 import { UriRefusedError } from '../trust/allow-list';
+import { storeCall } from './store-and-trainer';
 
 /** This activity attempt as a lease holder. */
 export function activityLeaseHolder(): LeaseHolder {
@@ -26,33 +27,9 @@ export function activityLeaseHolder(): LeaseHolder {
   };
 }
 
-/**
- * Runs `fn` and maps fencing and identity errors: a lost lease fails this attempt (retryable: a
- * stale attempt's result is ignored by the server anyway, and a live one takes the lease back);
- * a run folder that belongs to another input (or a folder inside another's, or a search folder
- * this workflow does not own) fails the workflow's activity for good.
- */
-export async function fenced<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof LeaseLostError) throw ApplicationFailure.retryable(err.message, err.name);
-    if (
-      err instanceof RunIdentityMismatchError ||
-      err instanceof SearchIdentityMismatchError ||
-      err instanceof NestedFolderError ||
-      err instanceof NotSearchOwnerError ||
-      err instanceof SearchOwnersFullError
-    ) {
-      throw ApplicationFailure.nonRetryable(err.message, err.name);
-    }
-    throw err;
-  }
-}
-
 /** Takes the run's lease for this activity attempt. */
 export function acquireActivityLease(store: CheckpointStore): Promise<Lease> {
-  return fenced(() => acquireLease(store, activityLeaseHolder()));
+  return storeCall(() => acquireLease(store, activityLeaseHolder()));
 }
 
 /**
@@ -91,7 +68,7 @@ export async function checkActivityRunIdentity(store: CheckpointStore, config: T
   const beforeClaim = claim && (() => assertNotNested('run', store, claim.open, { parentWorkflowId: claim.parentWorkflowId, workflowId: claim.workflowId }));
   const list = claim?.datasetIdentity;
   const datasetIdentity = list && config.data.train.name === SHARDED_DATASET ? () => listedDataset(list, config) : undefined;
-  await fenced(() => checkRunIdentity(store, config, undefined, undefined, { ...(beforeClaim && { beforeClaim }), ...(datasetIdentity && { datasetIdentity }) }));
+  await storeCall(() => checkRunIdentity(store, config, undefined, undefined, { ...(beforeClaim && { beforeClaim }), ...(datasetIdentity && { datasetIdentity }) }));
 }
 
 /** The shards as listed; what the input got wrong (an empty glob, a URI outside the allow-list) fails the run, as it would in the trainer. */
@@ -107,5 +84,5 @@ async function listedDataset(list: (config: TrainConfig) => Promise<unknown>, co
 
 /** Checks the input against the run's recorded identity, claiming nothing (a folder without run.json passes). */
 export async function verifyActivityRunIdentity(store: CheckpointStore, config: TrainConfig): Promise<void> {
-  await fenced(() => verifyRunIdentity(store, config));
+  await storeCall(() => verifyRunIdentity(store, config));
 }

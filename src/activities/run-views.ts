@@ -8,7 +8,8 @@ import { LEARNING_CURVE_PNG, LEARNING_CURVE_SVG } from '../checkpoints/layout';
 import type { CheckpointStore } from '../checkpoints/store';
 import { learningCurveSpec, renderPng, renderSvg, type CurveMarkers } from '../observability/charts';
 import { epochEventFiles } from '../observability/tensorboard';
-import { writeOnce, type EpochRecord } from './store-and-trainer';
+import { writeOnce } from '../checkpoints/write-once';
+import type { EpochRecord } from './store-and-trainer';
 
 /** Writes the epoch's TensorBoard files unless they are there with the same bytes. */
 export async function writeEpochEvents(store: CheckpointStore, record: EpochRecord): Promise<void> {

@@ -12,7 +12,7 @@ import type { CheckpointStore } from '../checkpoints/store';
 import type { SearchConfig } from '../config/search-config';
 import type { TrialRow } from '../config/search-types';
 import type { Mode } from '../config/train-config';
-import { fenced, withinAllowList } from './fencing';
+import { withinAllowList } from './fencing';
 import { storeCall } from './store-and-trainer';
 import { leaderboardSpec, renderSvg } from '../observability/charts';
 
@@ -97,7 +97,7 @@ export function createSearchResultActivities(deps: SearchResultDeps) {
       const target = `${rungModelDir(input.rung)}/`;
       return storeCall(async () => {
         const searchUri = ancestorUris(input.runUri)[0];
-        if (searchUri !== undefined) await fenced(() => assertSearchOwner(deps.openStore(searchUri), callingWorkflowId()));
+        if (searchUri !== undefined) await storeCall(() => assertSearchOwner(deps.openStore(searchUri), callingWorkflowId()));
         for (const key of await store.list(source)) {
           const data = await store.get(key);
           if (data) await store.put(`${target}${key.slice(source.length)}`, data);
@@ -115,14 +115,14 @@ export function createSearchResultActivities(deps: SearchResultDeps) {
      */
     async claimSearchFolder(input: ClaimSearchFolderInput): Promise<{ readonly created: boolean }> {
       const store = deps.openStore(input.searchUri);
-      return storeCall(() => fenced(() => claimSearchFolder(store, input.config, callingWorkflowId(), withinAllowList(deps.openStore))));
+      return storeCall(() => claimSearchFolder(store, input.config, callingWorkflowId(), withinAllowList(deps.openStore)));
     },
 
     /** Writes results.json, results.csv and results.svg into the search's folder (its owners only; the latest summary wins). */
     async writeSearchResults(input: WriteSearchResultsInput): Promise<WriteSearchResultsOutput> {
       const store = deps.openStore(input.searchUri);
       await storeCall(async () => {
-        await fenced(() => assertSearchOwner(store, callingWorkflowId()));
+        await storeCall(() => assertSearchOwner(store, callingWorkflowId()));
         await store.put(RESULTS_JSON, Buffer.from(JSON.stringify(input, null, 2) + '\n'));
         await store.put(RESULTS_CSV, Buffer.from(resultsCsv(input)));
         await store.put(RESULTS_SVG, Buffer.from(await renderSvg(leaderboardChart(input))));

@@ -7,10 +7,10 @@
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import { sha256 } from '../checkpoints/digest';
 import { activityHold } from '../checkpoints/fault-hooks';
 import { METRICS_PREFIX } from '../checkpoints/layout';
-import { PermanentStoreError, type CheckpointStore } from '../checkpoints/store';
+import type { CheckpointStore } from '../checkpoints/store';
+import { asActivityFailures } from './failures';
 import type { Progress, RequestBody } from '../training/protocol';
 import { WorkerShuttingDownError, TrainerError, trainStoppedEarly } from '../training/trainer-client';
 import type { Trainer } from '../training/trainer-pool';
@@ -37,10 +37,7 @@ export interface EpochRecord {
  * file://), so a store that stops answering still fails the attempt.
  */
 export function storeCall<T>(fn: () => Promise<T>): Promise<T> {
-  return fn().catch((err: unknown) => {
-    if (err instanceof PermanentStoreError) throw ApplicationFailure.nonRetryable(err.message, err.name);
-    throw err;
-  });
+  return asActivityFailures(fn);
 }
 
 /** Per running attempt: how many trainer requests are in flight for it, and the details it last heartbeated. */
@@ -165,16 +162,6 @@ export async function callTrainer<T>(trainer: Trainer, body: RequestBody): Promi
   const stopped = trainStoppedEarly(body, result);
   if (stopped && cancelledByWorkerShutdown(ctx)) throw workerShuttingDown(WorkerShuttingDownError.stoppedAt('Temporal worker shutdown', stopped));
   return result;
-}
-
-/** Writes `key` unless the same bytes are already there (a retry); refuses to change data already saved. */
-export async function writeOnce(store: CheckpointStore, key: string, data: Buffer): Promise<void> {
-  const existing = await store.get(key);
-  if (existing && sha256(existing) === sha256(data)) return;
-  if (existing) {
-    throw ApplicationFailure.nonRetryable(`Refusing to overwrite ${store.uriOf(key)}: it holds different data`, 'WouldOverwrite');
-  }
-  await store.put(key, data);
 }
 
 /** Every `metrics/epoch-<n>.json` of the run in `store`, oldest epoch first. */

@@ -23,15 +23,16 @@ import {
   weightsKey,
 } from '../checkpoints/layout';
 import { applyRetention } from '../checkpoints/retention';
-import { acquireActivityLease, activityLeaseHolder, checkActivityRunIdentity, fenced, verifyActivityRunIdentity, withinAllowList } from './fencing';
+import { acquireActivityLease, activityLeaseHolder, checkActivityRunIdentity, verifyActivityRunIdentity, withinAllowList } from './fencing';
 import type { Lease } from '../checkpoints/lease';
-import { PreconditionFailedError, type CheckpointStore } from '../checkpoints/store';
+import type { CheckpointStore } from '../checkpoints/store';
 import type { DescribeResult, EvaluateResult, TrainEpochTrainerResult, TrainUntilStepResult } from '../training/protocol';
 import type { Trainer } from '../training/trainer-pool';
 import { WorkerShuttingDownError } from '../training/trainer-client';
 import type { CurveMarkers } from '../observability/charts';
 import { writeEpochEvents, writeLearningCurve } from './run-views';
-import { callTrainer, readEpochRecords, storeCall, workerShuttingDown, writeOnce, type EpochRecord } from './store-and-trainer';
+import { createOrRead, writeOnce } from '../checkpoints/write-once';
+import { callTrainer, readEpochRecords, storeCall, workerShuttingDown, type EpochRecord } from './store-and-trainer';
 
 export interface TrainingActivityDeps {
   readonly trainer: Trainer;
@@ -193,8 +194,8 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
         // here, retryably), and the record is created, never replaced: when two attempts overlap,
         // the first record stands and the other returns it, so the workflow sees the stored bytes.
         const lease = await acquireActivityLease(store);
-        await fenced(() => lease.assertHeld());
-        const first = await createOnce(store, epochRecordKey(input.epoch), record);
+        await lease.assertHeld();
+        const first = JSON.parse((await createOrRead(store, epochRecordKey(input.epoch), Buffer.from(JSON.stringify(record)))).toString('utf8')) as EpochRecord;
         if (first.step !== record.step) {
           throw ApplicationFailure.nonRetryable(
             `Refusing to overwrite ${store.uriOf(epochRecordKey(input.epoch))}: it records step ${first.step}, this epoch ends at step ${record.step}`,
@@ -276,7 +277,7 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
         const records = await readEpochRecords(store);
         await store.put(METRICS_JSONL, Buffer.from(records.map((r) => JSON.stringify(r)).join('\n') + '\n'));
         const plot = await writeLearningCurve(store, records, input.title, input.markers ?? {});
-        const deletedSteps = keep ? [] : await fenced(() => applyRetention(store, input.config.checkpoint.keepLast, [...input.protectSteps, input.modelStep], { lease }));
+        const deletedSteps = keep ? [] : await storeCall(() => applyRetention(store, input.config.checkpoint.keepLast, [...input.protectSteps, input.modelStep], { lease }));
         return {
           modelUri: store.uriOf(modelJsonKey()),
           metricsUri: store.uriOf(METRICS_JSONL),
@@ -334,19 +335,6 @@ async function readRecordedEpoch(store: CheckpointStore, input: TrainEpochInput)
   return (await store.get(checkpointObjectKey(input.targetStep, MANIFEST))) ? record : undefined;
 }
 
-/** Writes `record` at `key` unless a record is there already; returns the one that stands (this one, or the stored one). */
-async function createOnce(store: CheckpointStore, key: string, record: EpochRecord): Promise<EpochRecord> {
-  try {
-    await store.putIfVersion(key, Buffer.from(JSON.stringify(record)), undefined);
-    return record;
-  } catch (err) {
-    if (!(err instanceof PreconditionFailedError)) throw err;
-    const stored = await store.get(key);
-    if (!stored) throw err;
-    return JSON.parse(stored.toString('utf8')) as EpochRecord;
-  }
-}
-
 /** TensorBoard events of a recorded epoch, then retention under the run's lease (this attempt's, taken here unless given). */
 async function recordViewsAndRetain(
   store: CheckpointStore,
@@ -356,7 +344,7 @@ async function recordViewsAndRetain(
 ): Promise<void> {
   await writeEpochEvents(store, record);
   const held = lease ?? (await acquireActivityLease(store));
-  await fenced(() => applyRetention(store, input.config.checkpoint.keepLast, [...input.protectSteps, record.step], { lease: held }));
+  await storeCall(() => applyRetention(store, input.config.checkpoint.keepLast, [...input.protectSteps, record.step], { lease: held }));
 }
 
 export type TrainingActivities = ReturnType<typeof createTrainingActivities>;

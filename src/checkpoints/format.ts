@@ -185,7 +185,7 @@ export async function writeCheckpoint(
     recordTime('bytes', manifestBytes.length);
     return { written: true, key, manifestSha256: sha256(manifestBytes), matches: true } satisfies WriteResult;
   });
-  if (written.written) await timed('pointerMs', () => advanceLatest(store, { step, key, manifestSha256: written.manifestSha256 }, lease));
+  if (written.written) await timed('pointerMs', () => moveLatest(store, { step, key, manifestSha256: written.manifestSha256 }, { lease }));
   return written;
 }
 
@@ -199,13 +199,20 @@ async function digestOffThread(data: Buffer): Promise<string> {
   }
 }
 
-/** Moves `latest.json` forward to `pointer` unless it already points at a newer step. */
-export async function advanceLatest(store: CheckpointStore, pointer: LatestPointer, lease?: Lease): Promise<void> {
+/**
+ * The one compare-and-swap on `latest.json`, for every writer of the pointer. Only forward: a pointer
+ * at a newer step is left alone, and one at the same step too unless `sameStep` is 'replace' (PBT's
+ * copy re-commits a step with another manifest). With a lease, the writer's lease is checked right
+ * before each swap (a writer that lost it throws LeaseLostError and moves nothing).
+ */
+export async function moveLatest(store: CheckpointStore, pointer: LatestPointer, options: { readonly lease?: Lease | undefined; readonly sameStep?: 'keep' | 'replace' } = {}): Promise<void> {
+  const { lease, sameStep = 'keep' } = options;
   for (let attempt = 0; attempt < 20; attempt++) {
     const current = await store.getVersioned(LATEST_KEY);
     if (current) {
       const parsed = JSON.parse(current.data.toString('utf8')) as LatestPointer;
-      if (parsed.step >= pointer.step) return;
+      if (parsed.step > pointer.step) return;
+      if (parsed.step === pointer.step && (sameStep === 'keep' || parsed.manifestSha256 === pointer.manifestSha256)) return;
     }
     await lease?.assertHeld();
     try {

@@ -24,11 +24,14 @@
  * before training, recording and retention; a `resume` checks it before reading the recorded epochs
  * (verifyRunIdentity: it claims nothing); finalizeRun checks it before the export, metrics.jsonl,
  * the learning curve and retention. A folder is claimed only if it is not inside another run's or
- * search's folder (folder-owners.ts, run by the activities as `beforeClaim`).
+ * search's folder (folder-owners.ts, run by the activities as `beforeClaim`). The one write that
+ * changes a run.json is PBT's exploit (replaceRunIdentity): the recipient's folder continues a new
+ * trajectory, the donor's weights with perturbed values.
  */
 import type { TrainConfig } from '../config/train-config';
 import { sha256 } from './digest';
 import { RUN_JSON } from './layout';
+import type { Lease } from './lease';
 import { PreconditionFailedError, type CheckpointStore } from './store';
 
 export const RUN_FORMAT = 'durable-train/run@1';
@@ -193,4 +196,37 @@ function compareRecorded(store: CheckpointStore, existing: Buffer | undefined, i
   }
   const differences = identityDifferences(recorded?.identity ?? {}, JSON.parse(JSON.stringify(identity)));
   throw new RunIdentityMismatchError(store.uri, differences.length > 0 ? differences : ['the fingerprint differs']);
+}
+
+/**
+ * Replaces the folder's run.json with the identity of `config`: PBT's exploit, after copying the
+ * donor's checkpoint into the recipient's folder, which now continues that trajectory with perturbed
+ * values. A streamed dataset's pinned shards in the old record are kept (an exploit changes
+ * hyperparameters, never the data, and only the trainer lists shards). Compare-and-swap on run.json,
+ * the lease checked before each swap; nothing is written when the record already has this fingerprint.
+ */
+export async function replaceRunIdentity(store: CheckpointStore, config: TrainConfig, options: { readonly lease?: Lease; readonly now?: () => Date } = {}): Promise<void> {
+  const now = options.now ?? (() => new Date());
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const current = await store.getVersioned(RUN_JSON);
+    let recorded: RunRecord | undefined;
+    try {
+      recorded = current ? (JSON.parse(current.data.toString('utf8')) as RunRecord) : undefined;
+    } catch {
+      recorded = undefined;
+    }
+    const pinned = recorded?.identity && 'dataset' in recorded.identity ? recorded.identity.dataset : undefined;
+    const identity = runIdentityOf(config, pinned);
+    const fingerprint = fingerprintOf(identity);
+    if (recorded?.fingerprint === fingerprint) return;
+    const record: RunRecord = { format: RUN_FORMAT, fingerprint, identity, createdAt: now().toISOString() };
+    await options.lease?.assertHeld();
+    try {
+      await store.putIfVersion(RUN_JSON, Buffer.from(JSON.stringify(record, null, 1)), current?.version);
+      return;
+    } catch (err) {
+      if (!(err instanceof PreconditionFailedError)) throw err;
+    }
+  }
+  throw new Error(`Could not update ${store.uriOf(RUN_JSON)}: too many concurrent writers`);
 }
