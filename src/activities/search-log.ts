@@ -11,7 +11,6 @@ import { appendSearchLogSegment, readSearchLog, SearchLogCorruptError, SearchLog
 import { assertSearchOwner } from '../checkpoints/search-identity';
 import type { CheckpointStore } from '../checkpoints/store';
 import { ConfigError, describe } from '../config/validate';
-import { fenced } from './fencing';
 import { storeCall } from './store-and-trainer';
 
 export interface SearchLogDeps {
@@ -51,7 +50,7 @@ function callingWorkflowId(): string {
 /** Input errors and a refused overwrite fail for good, from the first attempt; store faults retry. */
 async function searchLogCall<T>(fn: () => Promise<T>): Promise<T> {
   try {
-    return await storeCall(() => fenced(fn));
+    return await storeCall(fn);
   } catch (err) {
     if (err instanceof ConfigError) throw ApplicationFailure.create({ message: err.message, type: 'InvalidConfig', nonRetryable: true, details: [err.issues] });
     if (err instanceof SearchLogOverwriteError || err instanceof SearchLogCorruptError) throw ApplicationFailure.nonRetryable(err.message, err.name);
