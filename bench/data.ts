@@ -1,0 +1,271 @@
+/**
+ * The input pipeline's speed, side by side in one run (issue 21, point 7): for each kind of sharded
+ * data (bench/data-setup.ts: MNIST-sized rows as JSONL.gz shards), from file:// and from the GCS
+ * emulator,
+ *   pipeline alone  the `sharded` source the trainer uses (src/data/streamed.ts ShardedSource:
+ *                   pinned reads, gunzip, decode, block shuffle, read-ahead) filling batches in a
+ *                   loop in this process, from a cold cache, no model;
+ *   training        the real trainer process (TrainerClient) training the bench MLP on it, one
+ *                   request of `steps` steps after an untimed warm-up request (which builds the
+ *                   data index); the trainer's own count of steps that waited for data and for how
+ *                   long (the data stall: waiting time over step time);
+ * beside the same model on the in-memory path (the built-in `mnist` dataset: the same digits held
+ * whole) and beside TensorFlow's tf.data reading the same shard files (bench/data_tfdata.py on the
+ * reference Python: pipeline alone, Keras fit() on it, and Keras on the rows in memory).
+ *
+ *   npm run bench:data
+ *   npm run bench:data -- --quick                 # 300 steps over 4 shards (default: 900 over 12, one pass)
+ *   npx tsx bench/data.ts --sources file --steps 300 --batch 128
+ *
+ * Numbers are examples/s. The load average is printed with the table: on a shared machine compare
+ * the rows of one run, not runs.
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+import type { Storage } from '@google-cloud/storage';
+import { parseTrainConfig } from '../src/config/train-config';
+import { buildDataIndex } from '../src/data/data-index';
+import { ShardedSource, shardedParamsOf } from '../src/data/streamed';
+import { listShards } from '../src/data/source';
+import type { DescribeResult, TrainUntilStepResult } from '../src/training/protocol';
+import { TrainerClient } from '../src/training/trainer-client';
+import { startGcsEmulator, type GcsEmulator } from '../test/helpers/gcs-emulator';
+import { shardName } from '../scripts/make-tabular-shards';
+import { dataLog, load, streamedConfig, TABULAR, type DataCase, type DataWaits } from './data-setup';
+import { benchInput, LEARNING_RATE, MODEL_LABEL, SEED } from './models';
+import { referencePython } from './python';
+
+const run = promisify(execFile);
+const WARMUP = 10;
+const BUCKET = 'dt-bench-data';
+const CASES: readonly DataCase[] = [TABULAR];
+
+interface Args {
+  steps: number;
+  batch: number;
+  sources: Array<'file' | 'gcs'>;
+  shards: number;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { steps: 900, batch: 128, sources: ['file', 'gcs'], shards: 12 };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const value = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`Expected a value after \`${a}\``);
+      return v;
+    };
+    const whole = (): number => {
+      const n = Number(value());
+      if (!Number.isInteger(n) || n < 1) throw new Error(`Expected \`${a}\` to be a whole number from 1 up`);
+      return n;
+    };
+    if (a === '--quick') {
+      args.steps = 300;
+      args.shards = 4;
+    }
+    else if (a === '--steps') args.steps = whole();
+    else if (a === '--batch') args.batch = whole();
+    else if (a === '--shards') args.shards = whole();
+    else if (a === '--sources') {
+      const s = value().split(',');
+      for (const x of s) if (x !== 'file' && x !== 'gcs') throw new Error(`Expected \`--sources\` from file, gcs, got \`${x}\``);
+      args.sources = s as Args['sources'];
+    } else throw new Error(`Unknown argument \`${a}\` (expected --quick, --steps, --batch, --shards, --sources)`);
+  }
+  return args;
+}
+
+/** The step loop's wall time in a train request: all but the set-up before step 1 and the final checkpoint's wait (data waits included). */
+function loopMs(r: TrainUntilStepResult): number {
+  return r.seconds * 1000 - (r.loopTiming?.setupMs ?? 0) - (r.checkpointTiming?.blockedMs ?? 0);
+}
+
+/** TensorFlow's own GCS file system has no endpoint setting (no emulator variable among its GCS_* settings): it reads only storage.googleapis.com. */
+const TF_GCS_SKIPPED = 'tf.data from gs:// not measured: TensorFlow\'s GCS file system has no endpoint setting, so it cannot read the emulator';
+
+interface Row {
+  readonly data: string;
+  readonly source: string;
+  readonly reader: string;
+  pipeline?: number;
+  train?: number;
+  waits?: DataWaits;
+  stepsMs?: number;
+  note?: string;
+}
+
+/** Examples/s of the `sharded` source alone: prepare + fill of `steps` batches from a cold cache. */
+async function pipelineAlone(params: Record<string, unknown>, batch: number, steps: number, storage?: Storage): Promise<number> {
+  const p = shardedParamsOf({ name: 'sharded', params: params as never });
+  const index = await buildDataIndex(p, await listShards(p, storage ? { storage } : {}), storage);
+  const source = new ShardedSource(index, p, batch, SEED, storage ? { storage } : {});
+  const x = new Float32Array(batch * source.xShape[0]!);
+  const y = new Float32Array(batch * source.yShape[0]!);
+  // Warm-up as tf.data's (whose shuffle buffer fills before its first batch): the first window is read untimed.
+  for (let s = 1; s <= WARMUP; s++) {
+    await source.prepare(s);
+    source.fill(s, x, y);
+  }
+  const started = performance.now();
+  for (let s = WARMUP + 1; s <= WARMUP + steps; s++) {
+    await source.prepare(s);
+    source.fill(s, x, y);
+  }
+  const ms = performance.now() - started;
+  source.close();
+  return (steps * batch * 1000) / ms;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const cpus = os.cpus();
+  console.log(`durable-train bench:data: ${cpus.length} cores (${cpus[0]?.model.trim() ?? 'unknown CPU'}), Node ${process.version}`);
+  console.log(`load average at start: ${load()}`);
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'dt-bench-data-'));
+  const rootUri = pathToFileURL(root).href;
+  let emu: GcsEmulator | undefined;
+  const log = dataLog();
+  process.env.DT_ALLOWED_URIS = [rootUri, `gs://${BUCKET}`].join(',');
+  const trainers: TrainerClient[] = [];
+  const trainer = (env: NodeJS.ProcessEnv = {}): TrainerClient => {
+    const t = new TrainerClient({ backend: process.env.DT_BACKEND ?? 'auto', log: log.log, env });
+    t.allowUris([rootUri, `gs://${BUCKET}`]);
+    trainers.push(t);
+    return t;
+  };
+  const rows: Row[] = [];
+  const py = referencePython();
+  try {
+    if (args.sources.includes('gcs')) emu = await startGcsEmulator({ buckets: [BUCKET] });
+    const local = trainer();
+    const d = await local.request<DescribeResult>({ type: 'describe' });
+    console.log(`backend ${d.backend.name} (${d.backend.package}); batch ${args.batch}; ${args.steps} timed steps after ${WARMUP} warm-up steps; ${args.shards} shards of 10,000 rows`);
+    let runs = 0;
+    for (const c of CASES) {
+      const rowsWanted = args.shards * 10_000;
+      const fileWritten = await c.write(`${rootUri}/${c.id}`, rowsWanted);
+      const uris: Record<'file' | 'gcs', string> = { file: fileWritten.uri, gcs: '' };
+      if (emu) uris.gcs = (await c.write(`gs://${BUCKET}/${c.id}`, rowsWanted, emu.storage)).uri;
+      console.log(`${c.label}: ${fileWritten.shards} shards, ${fileWritten.rows} rows, ${(fileWritten.bytes / 1e6).toFixed(1)} MB stored`);
+      for (const source of args.sources) {
+        const uri = uris[source];
+        const storage = source === 'gcs' ? emu!.storage : undefined;
+        const params = c.params(uri);
+        const row: Row = { data: c.label, source: source === 'file' ? 'file://' : 'GCS emulator', reader: 'durable-train `sharded`' };
+        rows.push(row);
+        process.stderr.write(`[bench:data] ${c.id} ${source}: pipeline alone ... `);
+        row.pipeline = await pipelineAlone(params, args.batch, args.steps, storage);
+        process.stderr.write(`${row.pipeline.toFixed(0)} ex/s; training ... `);
+        const t = source === 'gcs' ? trainer({ STORAGE_EMULATOR_HOST: emu!.endpoint }) : local;
+        const evalUri = uri.replace(/part-\*\.[^/]*$/, shardName(0));
+        const config = streamedConfig(c.model, params, evalUri, args.batch, WARMUP + args.steps);
+        const runUri = `${rootUri}/run-${runs++}`;
+        const train = (targetStep: number) => t.request<TrainUntilStepResult>({ type: 'train', request: { runUri, config, targetStep, learningRate: LEARNING_RATE } });
+        await train(WARMUP);
+        const r = await train(WARMUP + args.steps);
+        row.stepsMs = loopMs(r);
+        row.train = (args.steps * args.batch * 1000) / row.stepsMs;
+        const waits = log.last();
+        if (waits) row.waits = waits;
+        process.stderr.write(`${row.train.toFixed(0)} ex/s\n`);
+      }
+      // The same model on the in-memory path, in the same trainer process.
+      {
+        const row: Row = { data: c.label === TABULAR.label ? 'MNIST digits (built-in `mnist`)' : c.label, source: 'memory', reader: 'durable-train in-memory' };
+        rows.push(row);
+        const config = parseTrainConfig(benchInput(c.model, args.batch, WARMUP + args.steps, 1, { checkpoint: { everySteps: 0, everySeconds: 0 } }));
+        const runUri = `${rootUri}/run-${runs++}`;
+        const train = (targetStep: number) => local.request<TrainUntilStepResult>({ type: 'train', request: { runUri, config, targetStep, learningRate: LEARNING_RATE } });
+        process.stderr.write(`[bench:data] ${c.id} in memory: training ... `);
+        await train(WARMUP);
+        const r = await train(WARMUP + args.steps);
+        row.stepsMs = loopMs(r);
+        row.train = (args.steps * args.batch * 1000) / row.stepsMs;
+        process.stderr.write(`${row.train.toFixed(0)} ex/s\n`);
+      }
+      // tf.data on the same shard files.
+      if ('skipped' in c.tfdata) {
+        rows.push({ data: c.label, source: '—', reader: 'tf.data', note: c.tfdata.skipped });
+      } else if ('reason' in py) {
+        rows.push({ data: c.label, source: '—', reader: 'tf.data', note: py.reason });
+      } else {
+        for (const source of args.sources) {
+          const row: Row = { data: c.label, source: source === 'file' ? 'file://' : 'GCS emulator', reader: `tf.data (TF ${py.tensorflow})` };
+          rows.push(row);
+          if (source === 'gcs') {
+            row.note = TF_GCS_SKIPPED;
+            continue;
+          }
+          const files = source === 'file' ? fileURLToPath(uris.file.replace(/\*.*$/, '')) + '*' : uris.gcs;
+          process.stderr.write(`[bench:data] ${c.id} ${source}: tf.data ... `);
+          try {
+            const { stdout } = await run(
+              py.python,
+              [path.join(__dirname, 'data_tfdata.py'), '--files', files, '--batch', String(args.batch), '--steps', String(args.steps)],
+              {
+                env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '3', KERAS_BACKEND: 'tensorflow' },
+                timeout: 600_000,
+                maxBuffer: 16 << 20,
+              },
+            );
+            const out = JSON.parse(stdout.trim().split('\n').pop()!) as { pipeline?: number; train?: number; memory?: number };
+            row.pipeline = out.pipeline;
+            row.train = out.train;
+            if (out.memory !== undefined) {
+              rows.push({ data: c.label, source: 'memory', reader: `Keras in memory (TF ${py.tensorflow})`, train: out.memory });
+            }
+            process.stderr.write(`${out.pipeline?.toFixed(0)} / ${out.train?.toFixed(0)} ex/s\n`);
+          } catch (err) {
+            const e = err as { stderr?: string; message: string };
+            row.note = `failed: ${(e.stderr ?? e.message).trim().split('\n').filter((l) => /Error|error/.test(l)).pop()?.slice(0, 200) ?? e.message}`;
+            process.stderr.write(`${row.note}\n`);
+          }
+        }
+      }
+    }
+  } finally {
+    for (const t of trainers) await t.close().catch(() => undefined);
+    await emu?.dispose();
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+
+  console.log(`load average at end: ${load()}`);
+  console.log('');
+  const memoryRate = (reader: string) => rows.find((r) => r.source === 'memory' && r.reader.startsWith(reader))?.train;
+  const ours = memoryRate('durable-train');
+  const theirs = rows.find((r) => r.reader.startsWith('tf.data') && r.source === 'file://')?.pipeline;
+  console.log(`model: ${MODEL_LABEL.mlp}, Adam ${LEARNING_RATE}, batch ${args.batch}`);
+  console.log('| data | source | reader | pipeline alone, examples/s | vs tf.data pipeline (file://) | training, examples/s | vs same reader in memory | steps that waited for input | data stall: waiting, % of step loop | input cost: 1 − training / in memory |');
+  console.log('|---|---|---|---:|---:|---:|---:|---:|---:|---:|');
+  const n = (v: number | undefined): string => (v === undefined ? '—' : v.toFixed(0));
+  for (const r of rows) {
+    const mem = r.reader.startsWith('tf.data') ? memoryRate('Keras') : ours;
+    const streamed = r.source !== 'memory' && r.train !== undefined && mem !== undefined;
+    const vsMem = streamed ? `${(r.train! / mem!).toFixed(2)}×` : '—';
+    const vsTf = r.pipeline !== undefined && theirs !== undefined && !r.reader.startsWith('tf.data') ? `${(r.pipeline / theirs).toFixed(2)}×` : '—';
+    const waited = r.waits ? `${r.waits.waited} of ${r.waits.steps}` : '—';
+    const stall = r.waits && r.stepsMs ? `${((100 * r.waits.waitMs) / r.stepsMs).toFixed(1)} %` : '—';
+    const cost = streamed ? `${(100 * Math.max(0, 1 - r.train! / mem!)).toFixed(1)} %` : '—';
+    console.log(`| ${r.data} | ${r.source} | ${r.reader} | ${n(r.pipeline)} | ${vsTf} | ${n(r.train)} | ${vsMem} | ${waited} | ${stall} | ${cost} |`);
+  }
+  console.log('');
+  console.log(
+    'data stall: the trainer\'s own time waiting for a batch\'s shards (ShardedSource.prepare) over the step loop\'s wall time. Input cost: what streaming costs in all, waiting ' +
+      'or not (decoding on the step loop\'s thread included), against the same reader in memory (durable-train: the built-in mnist dataset; tf.data: Keras fit() on the first shard cached in memory).',
+  );
+  for (const r of rows) if (r.note) console.log(`${r.reader} ${r.source}: ${r.note}`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
