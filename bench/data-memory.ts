@@ -33,7 +33,7 @@ import { openStore } from '../src/checkpoints/open-store';
 import { createHash } from 'node:crypto';
 import { buildDataIndex, DATA_INDEX_FORMAT, DATA_INDEX_JSON, type DataIndex } from '../src/data/data-index';
 import { readShardBytes } from '../src/data/reader';
-import { decodeShard, shardText } from '../src/data/records';
+import { decodeShardBytes } from '../src/data/records';
 import { listShards } from '../src/data/source';
 import { ShardedSource, shardedParamsOf } from '../src/data/streamed';
 import type { DescribeResult, TrainUntilStepResult } from '../src/training/protocol';
@@ -213,7 +213,7 @@ async function measure(
   positioned.close();
   const shardFrom = performance.now();
   const shard = index.shards[0]!;
-  decodeShard(await shardText((await readShardBytes(shard, storage)).bytes, shard.uri), shard.uri, p, index.layout);
+  await decodeShardBytes((await readShardBytes(shard, storage)).bytes, shard.uri, p, index.layout);
   const shardReadMs = performance.now() - shardFrom;
   return {
     size: label(size),
