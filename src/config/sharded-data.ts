@@ -21,6 +21,7 @@ import {
   unknownPlaceholders,
   windowUris,
 } from './data-window';
+import { checkImageLabel, checkImageParams, IMAGE_FORMATS, isImageFormat, type ImageFormat, type ImageParams } from './image-params';
 import type { Checker, JsonObject } from './validate';
 
 export const SHARDED_DATASET = 'sharded';
@@ -34,7 +35,7 @@ export const MAX_SHUFFLE_WINDOW = 1 << 22;
 export const MAX_FEATURE_COLUMNS = 4096;
 export const MAX_CLASSES = 100_000;
 
-export type ShardFormat = 'jsonl' | 'csv' | 'tfrecord' | 'parquet';
+export type ShardFormat = 'jsonl' | 'csv' | 'tfrecord' | 'parquet' | ImageFormat;
 
 export interface ShardedParams {
   /** A file, a glob whose last segment has wildcards (`*`, `?`, `[...]`), or (with `manifest`) a file listing shard URIs. */
@@ -49,6 +50,8 @@ export interface ShardedParams {
   readonly shuffleWindow: number;
   /** A window of daily partitions (`uri` holds `{date}`): absent for a plain URI. */
   readonly window?: DataWindow;
+  /** Image formats only (config/image-params.ts): size, channels, resize and scale. */
+  readonly image?: ImageParams;
   /**
    * What to list, oldest partition first: `[uri]` without a window, the window's globs once it is
    * resolved; absent while a window is not resolved yet (the workflow resolves it before any activity).
@@ -65,7 +68,7 @@ export interface DataWindow {
   readonly end: string | undefined;
 }
 
-const KNOWN = ['uri', 'manifest', 'format', 'label', 'features', 'task', 'classes', 'shuffleWindow', 'window', 'windowLag', 'windowEnd', 'uris'] as const;
+const KNOWN = ['uri', 'manifest', 'format', 'label', 'features', 'task', 'classes', 'shuffleWindow', 'window', 'windowLag', 'windowEnd', 'uris', 'image'] as const;
 
 /** Checks `split` and `params` of a `sharded` dataset spec; undefined when an issue was added to `c`. */
 export function checkShardedParams(c: Checker, field: string, split: string | undefined, params: JsonObject | undefined): ShardedParams | undefined {
@@ -86,11 +89,17 @@ export function checkShardedParams(c: Checker, field: string, split: string | un
   }
   const manifest = c.boolean(`${f}.manifest`, params.manifest, false);
   if (manifest && uri !== undefined && /[*?[\]]/.test(uri)) c.fail(`${f}.uri`, 'the URI of one manifest file (no wildcards) when `manifest` is true', uri);
-  const format = c.oneOf(`${f}.format`, params.format, ['jsonl', 'csv', 'tfrecord', 'parquet'] as const);
-  const label = c.string(`${f}.label`, params.label);
+  const format = c.oneOf(`${f}.format`, params.format, ['jsonl', 'csv', 'tfrecord', 'parquet', ...IMAGE_FORMATS] as const);
+  const imageFormat = format !== undefined && isImageFormat(format);
+  const images = imageFormat ? checkImageLabel(c, f, format, params) : undefined;
+  const image = imageFormat && params.image !== undefined ? checkImageParams(c, f, params.image) : undefined;
+  if (params.image !== undefined && !imageFormat) c.fail(`${f}.image`, `absent for format \`${format}\` (images: \`tar\`, \`imagefolder\`)`, params.image);
+  const label = imageFormat ? images?.[0] : c.string(`${f}.label`, params.label);
   let features: string[] | undefined;
   const fs = params.features;
-  if (!Array.isArray(fs) || fs.length === 0 || fs.length > MAX_FEATURE_COLUMNS || !fs.every((x) => typeof x === 'string' && x !== '')) {
+  if (imageFormat) {
+    features = images?.[1];
+  } else if (!Array.isArray(fs) || fs.length === 0 || fs.length > MAX_FEATURE_COLUMNS || !fs.every((x) => typeof x === 'string' && x !== '')) {
     c.fail(`${f}.features`, `a list of 1 to ${MAX_FEATURE_COLUMNS} column names`, fs);
   } else {
     const dup = fs.find((x, i) => fs.indexOf(x) !== i);
@@ -117,7 +126,7 @@ export function checkShardedParams(c: Checker, field: string, split: string | un
   if (c.issues.length > before || uri === undefined || format === undefined || label === undefined || features === undefined || task === undefined || shuffleWindow === undefined) {
     return undefined;
   }
-  const base = { uri, manifest, format, label, features, task, classes, shuffleWindow };
+  const base = { uri, manifest, format, label, features, task, classes, shuffleWindow, ...(image && { image }) };
   if (!windowed) return { ...base, uris: [uri] };
   return { ...base, window: windowed.window, ...(windowed.uris && { uris: windowed.uris }) };
 }

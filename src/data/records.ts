@@ -12,6 +12,7 @@ import zlib from 'node:zlib';
 import type { ShardedParams } from '../config/sharded-data';
 import { csvRecords } from '../training/tabular-parse';
 import { excerpt, excerptList } from '../trust/excerpt';
+import { decodeImageFile, decodeTarShard, imageLayout } from './formats/images';
 import { parquetRecords } from './formats/parquet';
 import { tfExamples } from './formats/tfrecord';
 import { bad } from './source';
@@ -123,6 +124,8 @@ async function records(content: ShardContent, params: ShardedParams, firstOnly =
       return tfExamples(content.bytes, uri, params);
     case 'parquet':
       return parquetRecords(content.bytes, uri, params, MAX_SHARD_TEXT_BYTES, firstOnly ? 1 : undefined);
+    default:
+      return bad(`Expected a tabular \`params.format\`, got \`${params.format}\` (images decode in formats/images.ts)`);
   }
 }
 
@@ -232,6 +235,7 @@ export async function decodeShardBytes(
   params: ShardedParams,
   layout?: RowLayout,
 ): Promise<{ readonly layout: RowLayout | undefined; readonly shard: DecodedShard | undefined }> {
+  if (params.format === 'tar' || params.format === 'imagefolder') return { layout: imageLayout(params), shard: await (params.format === 'tar' ? decodeTarShard : decodeImageFile)(bytes, uri, params) };
   const content = await shardContent(bytes, uri);
   const l = layout ?? (await firstLayout(content, params));
   return { layout: l, shard: l ? await decodeShard(content, params, l) : undefined };
