@@ -1,10 +1,9 @@
 /**
  * Image shards, pure (no trainer, no server): WebDataset tar shards written by our generator and by
- * GNU tar, image folders, the `image` params check, and the bad inputs that must fail naming the
+ * GNU tar (committed fixtures), image folders, the `image` params check, and the bad inputs that must fail naming the
  * shard and the field. Decoding is the real sharp/libvips on real PNG and JPEG bytes.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -60,21 +59,13 @@ test('a PNG tar shard decodes to the digits: pixels p/255 exactly, one-hot class
   }
 });
 
-test('a shard written by GNU tar (plain and gzip, with a folder, extra members and a ./ prefix) decodes the same', async () => {
-  const src = path.join(dir, 'gnu');
-  fs.mkdirSync(path.join(src, 'part'), { recursive: true });
+test('shards written by GNU tar (gnu and pax formats, gzip; a folder, `./` prefixes, an extra member) decode as ours do', async () => {
+  // test/fixtures/image-shards/ is written by scripts/make-image-fixtures.ts (GNU tar 1.34).
   const digits = mnistDigits(6);
-  for (const [n, d] of digits.entries()) {
-    fs.writeFileSync(path.join(src, 'part', `s${n}.png`), await encodeDigit(d));
-    fs.writeFileSync(path.join(src, 'part', `s${n}.cls`), `${d.label}\n`);
-    fs.writeFileSync(path.join(src, 'part', `s${n}.json`), '{}');
-  }
-  const names = digits.flatMap((_, n) => [`./part/s${n}.png`, `./part/s${n}.cls`, `./part/s${n}.json`]);
-  execFileSync('tar', ['--format=gnu', '-cf', path.join(dir, 'gnu.tar'), '-C', src, ...names]);
-  execFileSync('tar', ['-czf', path.join(dir, 'gnu.tar.gz'), '-C', src, ...names]);
   const ours = await decode(await tarFor(digits), 'file:///ours.tar');
-  for (const file of ['gnu.tar', 'gnu.tar.gz']) {
-    const d = await decode(fs.readFileSync(path.join(dir, file)), pathToFileURL(path.join(dir, file)).href);
+  for (const file of ['gnu.tar', 'pax.tar', 'gnu.tar.gz']) {
+    const at = path.join(__dirname, 'fixtures/image-shards', file);
+    const d = await decode(fs.readFileSync(at), pathToFileURL(at).href);
     assert.equal(d.records, 6, file);
     assert.deepEqual(d.x, ours.x, file);
     assert.deepEqual(d.y, ours.y, file);
