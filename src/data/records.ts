@@ -113,7 +113,7 @@ function* csvShardRecords(text: string, uri: string, wanted: readonly string[]):
 }
 
 /** The shard's records in the format it claims (`firstOnly`: at least its first record, for the layout). */
-async function records(content: ShardContent, params: ShardedParams, firstOnly = false): Promise<Iterable<RawRecord>> {
+function records(content: ShardContent, params: ShardedParams, firstOnly = false): Iterable<RawRecord> | AsyncIterable<RawRecord> {
   const { uri } = content;
   switch (params.format) {
     case 'jsonl':
@@ -141,10 +141,13 @@ function num(v: unknown): number | undefined {
   return undefined;
 }
 
+/** A list of values: a JSON array, a list column, a float_list (a packed one arrives as a Float32Array). */
+const isList = (v: unknown): v is ArrayLike<unknown> => Array.isArray(v) || v instanceof Float32Array;
+
 function shown(v: unknown): string {
   if (v === undefined) return 'nothing (the field is absent)';
   if (typeof v === 'string') return `"${excerpt(v)}"`;
-  if (Array.isArray(v)) return `an array of ${v.length}`;
+  if (isList(v)) return `an array of ${v.length}`;
   return excerpt(JSON.stringify(v) ?? String(v));
 }
 
@@ -152,7 +155,7 @@ function shown(v: unknown): string {
 export function layoutOf(first: Get, params: ShardedParams, where: string): RowLayout {
   const widths = params.features.map((f) => {
     const v = first(f);
-    if (Array.isArray(v) && hasArrays(params)) {
+    if (isList(v) && hasArrays(params)) {
       if (v.length === 0) bad(`Expected feature \`${excerpt(f)}\` (\`params.features\`) of ${where} to be a number or a non-empty array of numbers, got an empty array`);
       return v.length;
     }
@@ -163,7 +166,7 @@ export function layoutOf(first: Get, params: ShardedParams, where: string): RowL
 
 /** The layout given by the first record of `content` (the dataset's first shard); undefined when it holds none. */
 export async function firstLayout(content: ShardContent, params: ShardedParams): Promise<RowLayout | undefined> {
-  for (const r of await records(content, params, true)) return layoutOf(r.get, params, r.where);
+  for await (const r of records(content, params, true)) return layoutOf(r.get, params, r.where);
   return undefined;
 }
 
@@ -176,7 +179,7 @@ export async function decodeShard(content: ShardContent, params: ShardedParams, 
   let x = new Float32Array(capacity * xw);
   let y = new Float32Array(capacity * yw);
   let n = 0;
-  for (const r of await records(content, params)) {
+  const add = (r: RawRecord): void => {
     if (n === capacity) {
       capacity *= 2;
       const nx = new Float32Array(capacity * xw);
@@ -192,7 +195,7 @@ export async function decodeShard(content: ShardContent, params: ShardedParams, 
       const name = params.features[f]!;
       const v = r.get(name);
       const width = layout.widths[f]!;
-      if (Array.isArray(v) && hasArrays(params)) {
+      if (isList(v) && hasArrays(params)) {
         if (v.length !== width) bad(`Expected feature \`${excerpt(name)}\` (\`params.features\`) of ${where} to be an array of ${width} numbers (as in the dataset's first record), got an array of ${v.length}`);
         for (let k = 0; k < width; k++) {
           const e = num(v[k]);
@@ -219,7 +222,11 @@ export async function decodeShard(content: ShardContent, params: ShardedParams, 
       y[n] = v;
     }
     n++;
-  }
+  };
+  // Text and TFRecord records are read synchronously (no await per record); Parquet's row groups are awaited.
+  const all = records(content, params);
+  if (Symbol.asyncIterator in all) for await (const r of all) add(r);
+  else for (const r of all) add(r);
   return { records: n, x: x.slice(0, n * xw), y: y.slice(0, n * yw) };
 }
 

@@ -16,8 +16,11 @@ import { bytesOf, forEachField, readVarint, text, WireFormatError, WireType, typ
 
 export type FeatureKind = 'bytes_list' | 'float_list' | 'int64_list';
 
-/** One feature's values: numbers for float_list and int64_list, UTF-8 strings for bytes_list. */
-export type TfFeature = { readonly kind: 'float_list' | 'int64_list'; readonly values: number[] } | { readonly kind: 'bytes_list'; readonly values: string[] };
+/** One feature's values: numbers for float_list (a packed one as a Float32Array) and int64_list, UTF-8 strings for bytes_list. */
+export type TfFeature = { readonly kind: 'float_list' | 'int64_list'; readonly values: number[] | Float32Array } | { readonly kind: 'bytes_list'; readonly values: string[] };
+
+/** Float32Array reads the platform's byte order; the wire's is little-endian (every platform Node's prebuilt tfjs runs on). */
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 const KINDS: Record<number, FeatureKind> = { 1: 'bytes_list', 2: 'float_list', 3: 'int64_list' };
 
@@ -42,13 +45,26 @@ function readList(buf: Uint8Array, list: WireField, kind: FeatureKind): TfFeatur
   }
   const values: number[] = [];
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  let packed: Float32Array | undefined;
+  const unpack = (): void => {
+    if (packed) for (const v of packed) values.push(v);
+    packed = undefined;
+  };
   forEachField(buf, list.start, list.end, (f) => {
     if (f.no !== 1) return;
     if (kind === 'float_list') {
-      if (f.type === WireType.Fixed32) values.push(view.getFloat32(f.start, true));
+      if (f.type === WireType.Fixed32) {
+        unpack();
+        values.push(view.getFloat32(f.start, true));
+      }
       else if (f.type === WireType.Bytes) {
         if ((f.end - f.start) % 4 !== 0) throw new WireFormatError(`packed float_list of ${f.end - f.start} bytes (not a multiple of 4) at byte ${f.start}`);
-        for (let p = f.start; p < f.end; p += 4) values.push(view.getFloat32(p, true));
+        // The usual case, one packed run (what every TensorFlow writer emits): copied whole, not value by value.
+        if (LITTLE_ENDIAN && values.length === 0 && packed === undefined) packed = new Float32Array(Uint8Array.prototype.slice.call(buf, f.start, f.end).buffer); // a copy: Buffer#slice would share
+        else {
+          unpack();
+          for (let p = f.start; p < f.end; p += 4) values.push(view.getFloat32(p, true));
+        }
       } else throw new WireFormatError(`float_list value of wire type ${f.type} at byte ${f.start}`);
     } else if (f.type === WireType.Varint) {
       values.push(int64At(buf, f.start, f.end));
@@ -60,7 +76,7 @@ function readList(buf: Uint8Array, list: WireField, kind: FeatureKind): TfFeatur
       }
     } else throw new WireFormatError(`int64_list value of wire type ${f.type} at byte ${f.start}`);
   });
-  return { kind, values };
+  return { kind, values: packed && values.length === 0 ? packed : values };
 }
 
 /**

@@ -12,9 +12,13 @@
  *   label     a number column, or a string column (matched against `classes` as text).
  * A column of another type, or missing, fails non-retryably naming the shard and the column. The
  * decoded size the metadata declares is bounded before the pages are decompressed.
+ *
+ * Rows are read one row group at a time, column by column (hyparquet's `onChunk`), and handed on
+ * as they are read: what the reader holds in JS values at once is one row group of the wanted
+ * columns, never an object per row of the whole shard.
  */
 import zlib from 'node:zlib';
-import { parquetMetadata, parquetReadObjects, parquetSchema, snappyUncompress, type Compressors, type FileMetaData, type SchemaElement, type SchemaTree } from 'hyparquet';
+import { parquetMetadata, parquetRead, parquetSchema, snappyUncompress, type Compressors, type FileMetaData, type SchemaElement, type SchemaTree } from 'hyparquet';
 import type { ShardedParams } from '../../config/sharded-data';
 import { excerpt, excerptList } from '../../trust/excerpt';
 import { bad } from '../source';
@@ -102,9 +106,9 @@ export interface ParquetRecord {
 
 /**
  * The rows of a Parquet shard (only `params.features` and `params.label`, their types checked
- * first); `rowEnd` reads only the first rows (the dataset's layout needs one).
+ * first), row group after row group; `rowEnd` stops after the first rows (the dataset's layout needs one).
  */
-export async function parquetRecords(bytes: Buffer, uri: string, params: ShardedParams, maxBytes: number, rowEnd?: number): Promise<ParquetRecord[]> {
+export async function* parquetRecords(bytes: Buffer, uri: string, params: ShardedParams, maxBytes: number, rowEnd?: number): AsyncGenerator<ParquetRecord> {
   const file = toArrayBuffer(bytes);
   let metadata: FileMetaData;
   let root: SchemaTree;
@@ -134,11 +138,35 @@ export async function parquetRecords(bytes: Buffer, uri: string, params: Sharded
     }
   }
   if (declared > maxBytes) bad(`Expected shard ${uri} (\`params.format\` parquet) to decode to at most ${maxBytes} bytes, its metadata declares ${declared}: split it into smaller shards`);
-  let rows: Array<Record<string, unknown>>;
-  try {
-    rows = await parquetReadObjects({ file, metadata, columns: wanted, compressors: compressors(maxBytes), ...(rowEnd !== undefined && { rowEnd }) });
-  } catch (err) {
-    return bad(`Expected shard ${uri} (\`params.format\` parquet) to be a readable Parquet file, got one that fails to decode: ${excerpt((err as Error).message, 120)}`);
+  const pages = compressors(maxBytes);
+  let from = 0;
+  for (const group of metadata.row_groups) {
+    const to = from + Number(group.num_rows);
+    const end = Math.min(to, rowEnd ?? to);
+    if (end > from) {
+      const columns = new Map(wanted.map((name) => [name, new Array<unknown>(end - from)]));
+      const start = from;
+      try {
+        await parquetRead({
+          file,
+          metadata,
+          columns: wanted,
+          rowStart: start,
+          rowEnd: end,
+          compressors: pages,
+          onChunk: ({ columnName, columnData, rowStart }) => {
+            const column = columns.get(columnName);
+            if (!column) return;
+            // A chunk may hold rows outside the range asked for: keep those inside.
+            for (let k = Math.max(0, start - rowStart); k < columnData.length && rowStart + k < end; k++) column[rowStart + k - start] = columnData[k];
+          },
+        });
+      } catch (err) {
+        return bad(`Expected shard ${uri} (\`params.format\` parquet) to be a readable Parquet file, got one that fails to decode in rows ${start} to ${end - 1}: ${excerpt((err as Error).message, 120)}`);
+      }
+      for (let i = 0; i < end - start; i++) yield { where: `${uri} row ${start + i}`, get: (f: string) => unBig(columns.get(f)?.[i]) };
+    }
+    if (rowEnd !== undefined && end >= rowEnd) return;
+    from = to;
   }
-  return rows.map((row, i) => ({ where: `${uri} row ${i}`, get: (f: string) => unBig(row[f]) }));
 }
