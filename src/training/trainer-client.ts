@@ -9,9 +9,9 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import type { ChildMessage, Progress, RequestBody, SerializedError, TrainEpochTrainerResult, TrainUntilStepResult } from './protocol';
-import { describe } from '../config/validate';
 import { isInputError } from './input-errors';
 import { resolveTrainerModule, type ResolvedTrainerModule } from './trainer-module';
+import { checkShutdownSeconds, shutdownSecondsFromEnv } from './shutdown-budget';
 
 export interface TrainerOptions {
   /** Backend preference for the trainer (`DT_BACKEND`): auto, tensorflow-gpu, tensorflow, wasm, cpu. */
@@ -36,22 +36,7 @@ export interface TrainerOptions {
   readonly shutdownSeconds?: number;
 }
 
-/** `DT_SHUTDOWN_SECONDS` (default 25): the budget for saving and handing work back on SIGTERM/SIGINT. */
-export function shutdownSecondsFromEnv(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.DT_SHUTDOWN_SECONDS?.trim();
-  if (raw === undefined || raw === '') return 25;
-  // Plain decimals only ("0x10", "1e9" and "Infinity" are not a budget anyone meant).
-  return checkShutdownSeconds('DT_SHUTDOWN_SECONDS', /^\d{1,4}(\.\d{1,3})?$/.test(raw) ? Number(raw) : raw);
-}
-
-/** A shutdown budget: above 0 and at most MAX_SHUTDOWN_SECONDS (Node's timers overflow past ~24 days and fire at once). */
-export const MAX_SHUTDOWN_SECONDS = 3600;
-function checkShutdownSeconds(field: string, value: unknown): number {
-  if (typeof value !== 'number' || !(value > 0) || value > MAX_SHUTDOWN_SECONDS) {
-    throw new Error(`Expected \`${field}\` to be a number of seconds above 0 and at most ${MAX_SHUTDOWN_SECONDS}, got ${describe(value)}`);
-  }
-  return value;
-}
+export { MAX_SHUTDOWN_SECONDS, shutdownSecondsFromEnv } from './shutdown-budget';
 
 /** The worker is shutting down: the request was stopped (or refused) so that another worker takes it. Retryable. */
 export class WorkerShuttingDownError extends Error {

@@ -3,23 +3,19 @@
  * Synchronous native ops run here, never on the worker's event loop, and a native crash takes
  * down only this process (the activity sees it exit and is retried).
  */
-import { execFileSync } from 'node:child_process';
 import type { DatasetRegistry } from './datasets';
 import type { ModelRegistry } from './models';
-import { BackendUnavailableError, backendPreferenceFromEnv, selectBackend, type BackendInfo } from './backend';
+import { backendPreferenceFromEnv, selectBackend, type BackendInfo } from './backend';
 import { builtInDatasets } from './datasets';
 import { Engine } from './engine';
 import { builtInModels } from './models';
-import type { ChildMessage, DescribeResult, ParentMessage, SerializedError, TrainRequest } from './protocol';
-import { NonRetryableTrainingError } from './protocol';
-import { isInputErrorObject } from './input-errors';
+import type { ChildMessage, DescribeResult, ParentMessage, Progress, RequestBody, TrainRequest } from './protocol';
 import { markingStore, progressMarks } from './liveness';
-import type { EngineFaults } from './step-loop';
 import { releaseLease } from '../checkpoints/lease';
 import { openAllowedStore } from '../checkpoints/open-store';
-import { PermanentStoreError } from '../checkpoints/store';
-import { UriRefusedError } from '../trust/allow-list';
-import { shutdownSecondsFromEnv } from './trainer-client';
+import { shutdownSecondsFromEnv } from './shutdown-budget';
+import { serializeError } from './trainer-errors';
+import { faultsFromEnv, killIfEvaluationFault, memoryAfterDispose, memoryNow } from './trainer-test-hooks';
 
 /** What a user's trainer module (`DT_TRAINER_MODULE`) exports to add models and datasets. */
 export interface TrainerModule {
@@ -29,19 +25,6 @@ export interface TrainerModule {
 function send(message: ChildMessage): void {
   // After the worker went away there is no one to tell; the request still finishes its save.
   if (process.connected) process.send?.(message);
-}
-
-function serializeError(err: unknown): SerializedError {
-  const e = err instanceof Error ? err : new Error(String(err));
-  return {
-    message: e.message,
-    name: e.name,
-    nonRetryable:
-      e instanceof NonRetryableTrainingError || e instanceof PermanentStoreError || e instanceof BackendUnavailableError || e instanceof UriRefusedError ||
-      // A shape mismatch or an allocation the input made too large fails every attempt the same way.
-      isInputErrorObject(e),
-    ...(e.stack !== undefined && { stack: e.stack }),
-  };
 }
 
 /**
@@ -66,51 +49,45 @@ function shutdownBudgetMs(): number {
   }
 }
 
-/** SIGKILLs this process's whole process group (the worker and its trainer), as a crash would. */
-function killProcessGroup(): void {
-  let pgid = process.ppid;
-  try {
-    pgid = Number(execFileSync('ps', ['-o', 'pgid=', '-p', String(process.pid)], { encoding: 'utf8' }).trim()) || pgid;
-  } catch {
-    // no ps: the worker that forked us leads the group when it was started detached
-  }
-  process.kill(-pgid, 'SIGKILL');
+/** What a request handler gets besides the request: where its progress goes and whether to stop. */
+interface RequestContext {
+  readonly progress: (progress: Progress) => void;
+  readonly shouldStop: () => boolean;
 }
 
-/**
- * Test-only fault injection: DT_FAULT_PAUSE_BEFORE_STEP (a global step, or several separated by
- * commas: the trainer holds before the first of them it reaches), DT_FAULT_KILL_DURING_CHECKPOINT,
- * DT_FAULT_HANG_BEFORE_STEP (global steps), DT_FAULT_STEP_DELAY_MS (milliseconds before every step);
- * DT_FAULT_KILL_IN_EVALUATION (a step: killed once its evaluation is computed) is read in main.
- */
-function faultsFromEnv(env: NodeJS.ProcessEnv): EngineFaults | undefined {
-  const step = (name: string, v = env[name]): number | undefined => {
-    if (v === undefined || v === '') return undefined;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`Expected \`${name}\` to be a step from 1 and up, got ${JSON.stringify(v)}`);
-    return n;
-  };
-  const pauses = env.DT_FAULT_PAUSE_BEFORE_STEP;
-  const pauseBeforeSteps =
-    pauses === undefined || pauses === ''
-      ? undefined
-      : new Set(
-          pauses.split(',').map((one, i) => {
-            if (!/^\s*\d+\s*$/.test(one)) throw new Error(`Expected \`DT_FAULT_PAUSE_BEFORE_STEP\` to be steps from 1 and up separated by commas, got ${JSON.stringify(pauses)} (item ${i + 1} is ${JSON.stringify(one)})`);
-            return step('DT_FAULT_PAUSE_BEFORE_STEP', one)!;
-          }),
-        );
-  const killDuringCheckpoint = step('DT_FAULT_KILL_DURING_CHECKPOINT');
-  const hangBeforeStep = step('DT_FAULT_HANG_BEFORE_STEP');
-  const stepDelayMs = step('DT_FAULT_STEP_DELAY_MS');
-  if (pauseBeforeSteps === undefined && killDuringCheckpoint === undefined && hangBeforeStep === undefined && stepDelayMs === undefined) return undefined;
+type Handler<T extends RequestBody['type']> = (body: Extract<RequestBody, { type: T }>, ctx: RequestContext) => Promise<unknown>;
+type Handlers = { readonly [T in RequestBody['type']]: Handler<T> };
+
+/** One handler per request type (protocol.ts RequestBody). */
+function requestHandlers(engine: Engine, describe: () => DescribeResult, stoppedOnPurpose: (req: TrainRequest) => Promise<void>): Handlers {
   return {
-    ...(stepDelayMs !== undefined && { stepDelayMs }),
-    ...(pauseBeforeSteps !== undefined && { pauseBeforeSteps }),
-    ...(killDuringCheckpoint !== undefined && { killDuringCheckpoint }),
-    ...(hangBeforeStep !== undefined && { hangBeforeStep }),
-    kill: killProcessGroup,
+    async train({ request }, ctx) {
+      const trained = await engine.train(request, ctx.progress, ctx.shouldStop);
+      if (trained.cancelled) await stoppedOnPurpose(request);
+      return trained;
+    },
+    async trainEpoch({ request }, ctx) {
+      const epoch = await engine.trainEpoch(request, ctx.progress, ctx.shouldStop);
+      if (epoch.trained.cancelled) await stoppedOnPurpose(request);
+      killIfEvaluationFault(request.targetStep);
+      return epoch;
+    },
+    async evaluate({ request }) {
+      const result = await engine.evaluate(request);
+      killIfEvaluationFault(request.step);
+      return result;
+    },
+    evaluateModels: ({ request }) => engine.evaluateModels(request),
+    describe: () => Promise.resolve(describe()),
+    memory: () => memoryAfterDispose(engine),
+    numTensors: () => memoryNow(),
   };
+}
+
+function handle(handlers: Handlers, body: RequestBody, ctx: RequestContext): Promise<unknown> {
+  const handler = handlers[body.type] as Handler<RequestBody['type']> | undefined;
+  if (!handler) throw new Error(`Unknown request ${(body as { type: string }).type}`);
+  return handler(body, ctx);
 }
 
 async function main(): Promise<void> {
@@ -142,6 +119,7 @@ async function main(): Promise<void> {
       log(`could not release the lease of ${req.runUri} (the next attempt takes it over anyway): ${err instanceof Error ? err.message : String(err)}`),
     );
   };
+  const handlers = requestHandlers(engine, () => ({ models: models.names(), datasets: datasets.names(), backend, pid: process.pid }), stoppedOnPurpose);
   // Signs of life for the worker's watchdog (they stop when native code blocks this event loop),
   // and whether the work moved forward since the last one (what the activity heartbeats on).
   let lastMarks = progressMarks();
@@ -161,56 +139,10 @@ async function main(): Promise<void> {
     queue = queue.then(async () => {
       if (draining) return;
       try {
-        let result: unknown;
-        switch (msg.type) {
-          case 'train': {
-            const trained = await engine.train(
-              msg.request,
-              (progress) => send({ id: msg.id, type: 'progress', progress }),
-              () => draining || cancelled.has(msg.id),
-            );
-            if (trained.cancelled) await stoppedOnPurpose(msg.request);
-            result = trained;
-            break;
-          }
-          case 'trainEpoch': {
-            const epoch = await engine.trainEpoch(
-              msg.request,
-              (progress) => send({ id: msg.id, type: 'progress', progress }),
-              () => draining || cancelled.has(msg.id),
-            );
-            if (epoch.trained.cancelled) await stoppedOnPurpose(msg.request);
-            // Test-only, as for `evaluate`: the epoch is evaluated, the answer (and its record) not yet sent.
-            if (process.env.DT_FAULT_KILL_IN_EVALUATION === String(msg.request.targetStep)) killProcessGroup();
-            result = epoch;
-            break;
-          }
-          case 'evaluate':
-            result = await engine.evaluate(msg.request);
-            // Test-only: the evaluation is done, its answer (and the epoch record after it) not yet sent.
-            if (process.env.DT_FAULT_KILL_IN_EVALUATION === String(msg.request.step)) killProcessGroup();
-            break;
-          case 'evaluateModels':
-            result = await engine.evaluateModels(msg.request);
-            break;
-          case 'describe':
-            result = { models: models.names(), datasets: datasets.names(), backend, pid: process.pid } satisfies DescribeResult;
-            break;
-          case 'memory': {
-            engine.dispose();
-            const tf = await import('@tensorflow/tfjs');
-            result = tf.memory();
-            break;
-          }
-          case 'numTensors': {
-            // Non-destructive variant of `memory` (the engine and its session stay as they are).
-            const tf = await import('@tensorflow/tfjs');
-            result = tf.memory();
-            break;
-          }
-          default:
-            throw new Error(`Unknown request ${(msg as { type: string }).type}`);
-        }
+        const result = await handle(handlers, msg, {
+          progress: (progress) => send({ id: msg.id, type: 'progress', progress }),
+          shouldStop: () => draining || cancelled.has(msg.id),
+        });
         send({ id: msg.id, type: 'result', result });
       } catch (err) {
         send({ id: msg.id, type: 'error', error: serializeError(err) });
