@@ -2,7 +2,8 @@
  * Nothing a test process starts outlives it. Importing this module (every helper does) gives the
  * process its own temp folder, `<tmp>/dt-test-<pid>-XXXXXX`, and points TMPDIR at it, so whatever
  * this process or its children (dev servers, worker processes, trainers, fake-gcs-server) put in
- * `os.tmpdir()` lands there; the folder is removed when the process exits, however the tests
+ * `os.tmpdir()` lands there, and so does the worker cache (DT_CACHE_DIR): test files running at
+ * the same time share no folder. The folder is removed when the process exits, however the tests
  * ended. Child processes still running at exit are killed: direct children by parent pid, and
  * the process groups of detached children registered with `killGroupOnExit`.
  */
@@ -16,6 +17,9 @@ const outerTmp = os.tmpdir();
 /** This process's temp folder (also `os.tmpdir()` from now on, here and in every child started after). */
 export const SANDBOX = fs.mkdtempSync(path.join(outerTmp, `dt-test-${process.pid}-`));
 process.env.TMPDIR = SANDBOX;
+// The worker cache (SavedModel mirror, README "Environment") too: two files' GCS emulators can hand
+// out the same object generation for different bytes, and one file must not meet another's mirror.
+process.env.DT_CACHE_DIR = path.join(SANDBOX, 'cache');
 
 // tsx keeps its compile cache in `<tmp>/tsx-<uid>`: share the outer one, or every child process compiles from scratch.
 const tsxCache = `tsx-${process.geteuid?.() ?? os.userInfo().username}`;
