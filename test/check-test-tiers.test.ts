@@ -45,6 +45,8 @@ test('pure use of the same modules starts nothing: types, temp folders, the fast
   assert.deepEqual(startsIn(at, src), []);
   const allowed = `import { TrainerClient } from '../src/training/trainer-client';\n// tiers: starts nothing: it throws first\nnew TrainerClient({});`;
   assert.deepEqual(startsIn(at, allowed), []);
+  const allowedImport = `// tiers: starts nothing: it throws first\nimport { TrainerClient } from '../src/training/trainer-client';\nnew TrainerClient({});\nnew TrainerClient({});`;
+  assert.deepEqual(startsIn(at, allowedImport), []);
 });
 
 test('this tree: every file is named for its tier', () => {

@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { openStore } from '../src/checkpoints/open-store';
 import { appendSearchLogSegment } from '../src/checkpoints/search-log';
+// tiers: starts nothing: `trials` reads the store; run() reaches a spawn only through other commands.
 import { run } from '../src/cli/main';
 import type { Io } from '../src/cli/context';
 import { tempDir } from './helpers/cleanup';
