@@ -7,8 +7,8 @@
  * out; the shards the current batch reads are never dropped, so a batch that needs more than the
  * limit still trains, slower). Between steps it awaits only the shards of the next batch; meanwhile
  * it reads ahead: the shards of the current shuffle window and of the next one start loading (I/O
- * and gunzip off the main thread, in libuv's pool) as long as their decoded size fits the limit.
- * JSON/CSV parsing runs on the main thread when a read completes (worker threads: a later change).
+ * in libuv's pool; gunzip and parsing on the decode pool's worker threads, decode-pool.ts) as long
+ * as their decoded size fits the limit: the step loop only copies decoded rows into batches.
  */
 import os from 'node:os';
 import type { Storage } from '@google-cloud/storage';
@@ -21,6 +21,7 @@ import type { Dataset } from '../training/dataset';
 import type { EvalBatch, EvalStream } from '../training/eval-data';
 import { NonRetryableTrainingError } from '../training/protocol';
 import { openDataIndex, type DataIndex } from './data-index';
+import { decodeOffThread, type DecodePool } from './decode-pool';
 import { ShardedOrder } from './order';
 import { decodeShardBytes, rowWidth, type DecodedShard, type RowLayout } from './records';
 import { readShardBytes } from './reader';
@@ -51,6 +52,8 @@ export interface ShardedSourceOptions {
   readonly storage?: Storage;
   /** The spec's `limit`: only the first N records, in listing order, make the dataset. */
   readonly limit?: number;
+  /** Where shards are parsed: undefined, the process's pool (decode-pool.ts); null, the main thread. */
+  readonly decodePool?: DecodePool | null;
 }
 
 interface Entry {
@@ -127,7 +130,7 @@ export class ShardedSource implements ExampleSource {
     const shard = this.index.shards[i]!;
     const promise = (async () => {
       const { bytes } = await readShardBytes(shard, this.options.storage);
-      const decoded = (await decodeShardBytes(bytes, shard.uri, this.params, this.index.layout)).shard!;
+      const decoded = (await decodeOffThread(bytes, shard.uri, this.params, this.index.layout, this.options.decodePool)).shard!;
       if (decoded.records !== shard.records) bad(`Shard ${shard.uri} of \`params.uri\` now decodes to ${decoded.records} records, the run recorded ${shard.records}`);
       return decoded;
     })();
@@ -263,6 +266,7 @@ export async function openShardedSource(
     ...(options.cacheBytes !== undefined && { cacheBytes: options.cacheBytes }),
     ...(options.storage && { storage: options.storage }),
     ...(spec.limit !== undefined && { limit: spec.limit }),
+    ...(options.decodePool !== undefined && { decodePool: options.decodePool }),
   });
   const needed = source.windowBytes();
   if (needed > source.cacheBytes) {
@@ -296,7 +300,7 @@ export class ShardedEvalStream implements EvalStream {
     readonly shards: readonly ShardInfo[],
     readonly params: ShardedParams,
     readonly layout: RowLayout,
-    private readonly options: { readonly limit?: number; readonly storage?: Storage } = {},
+    private readonly options: { readonly limit?: number; readonly storage?: Storage; readonly decodePool?: DecodePool | null } = {},
   ) {
     this.xShape = [rowWidth(layout)];
     this.yShape = [layout.yWidth];
@@ -305,7 +309,7 @@ export class ShardedEvalStream implements EvalStream {
 
   private async decode(shard: ShardInfo): Promise<DecodedShard> {
     this.stats.reads++;
-    return (await decodeShardBytes((await readShardBytes(shard, this.options.storage)).bytes, shard.uri, this.params, this.layout)).shard!;
+    return (await decodeOffThread((await readShardBytes(shard, this.options.storage)).bytes, shard.uri, this.params, this.layout, this.options.decodePool)).shard!;
   }
 
   async *batches(batchSize: number): AsyncGenerator<EvalBatch> {
