@@ -52,7 +52,8 @@ describe('replay of recorded histories', () => {
     }
     // Every workflow type, trainModel's `resume` path (a halving survivor reading its rung-1 epochs),
     // and both shapes of an epoch: two activities (runs before train-model-epoch-activity) and one.
-    for (const name of ['"trainModel"', '"hyperparameterSearch"', '"retrainModel"', '"readRunRecords"', '"trainUntilStep"', '"evaluateCheckpoint"', '"trainEpoch"']) {
+    // The searches: a PBT exploit's copy, a promotion's archive and live edits (an Update).
+    for (const name of ['"trainModel"', '"hyperparameterSearch"', '"retrainModel"', '"readRunRecords"', '"trainUntilStep"', '"evaluateCheckpoint"', '"trainEpoch"', '"copyTrialCheckpoint"', '"archiveTrialModel"', '"editSearch"']) {
       assert.ok(all.includes(name), `some fixture has ${name}`);
     }
   });
