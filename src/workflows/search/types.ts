@@ -8,7 +8,7 @@
  * (Ray's `set_state`): a search resumed at any moment suggests and decides exactly as it would have.
  */
 import type { SearchConfig } from '../../config/search-config';
-import type { JsonValue, Rung, TrialParams } from '../../config/search-types';
+import type { JsonValue, Rung, TrialParams, TrialRow } from '../../config/search-types';
 
 export type Suggestion =
   /** Trial `trial` runs these values. */
@@ -114,3 +114,63 @@ export interface Strategy {
   readonly searcher: (config: SearchConfig) => SearcherFactory;
   readonly scheduler: SchedulerFactory;
 }
+
+/** A live edit of a running search (the `editSearch` Update; search/edits.ts validates and applies it). */
+export type SearchEdit =
+  /** Run at most this many trials at once from now on (lowering it stops no running trial). */
+  | { readonly op: 'maxParallel'; readonly value: number }
+  /** Let the searcher suggest more trials (random draws, a larger grid's further points, ASHA). */
+  | { readonly op: 'maxTrials'; readonly value: number }
+  /** Train trials started from now on to this many epochs (strategies without rungs). */
+  | { readonly op: 'maxEpochs'; readonly value: number }
+  /** Stop a trial: a running one stops at once and is pruned; a waiting one never runs again. */
+  | { readonly op: 'stop'; readonly trial: number }
+  /** Hold a trial: a running one pauses at its next epoch; a waiting one does not start. */
+  | { readonly op: 'pause'; readonly trial: number }
+  | { readonly op: 'resume'; readonly trial: number }
+  /** Trials with these values, queued after the ones waiting (validated like suggested ones). */
+  | { readonly op: 'addTrials'; readonly trials: readonly TrialParams[] };
+
+/** One accepted edit, as the edits log keeps it. */
+export interface EditRecord {
+  /** 1-based, in the order the search applied them. */
+  readonly number: number;
+  readonly edit: SearchEdit;
+  /** What changed, one sentence each (the Update's reply). */
+  readonly changes: readonly string[];
+  /** Workflow time the edit was applied (ms since the epoch). */
+  readonly at: number;
+}
+
+/** PBT: one exploit: who copied whom, at which round and step, with which values and metrics. */
+export interface LineageRecord {
+  /** The round that just ended (the copy is the start of round + 1). */
+  readonly round: number;
+  readonly step: number;
+  readonly epochs: number;
+  readonly trial: number;
+  readonly from: number;
+  /** The recipient's values and metric before, the donor's metric, and the recipient's new values. */
+  readonly previousParams: TrialParams;
+  readonly value: number | null;
+  readonly fromValue: number | null;
+  readonly fromParams: TrialParams;
+  readonly params: TrialParams;
+  readonly checkpointUri: string;
+  /** Workflow time of the decision (ms since the epoch). */
+  readonly at: number;
+}
+
+/**
+ * One row of the search log: `<searchUri>/log/<seq, 12 digits>.jsonl`, one JSON object a line,
+ * appended by the `appendSearchLog` activity (create-only segments, in `seq` order). The rows of a
+ * search, read in order, rebuild its whole table:
+ * - `trial`: a trial's row as of the moment it changed (it started a run, a run ended, a decision
+ *   paused, pruned or completed it, an edit added or stopped it). The last row of a trial number wins.
+ * - `edit`: an accepted live edit (the edits log), in the order applied.
+ * - `lineage`: a PBT exploit, in the order made.
+ */
+export type SearchLogRow =
+  | ({ readonly kind: 'trial' } & TrialRow)
+  | ({ readonly kind: 'edit' } & EditRecord)
+  | ({ readonly kind: 'lineage' } & LineageRecord);
