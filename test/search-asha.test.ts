@@ -11,7 +11,7 @@ import { ashaEpochs } from '../src/workflows/search/asha';
 import { halvingSchedule, selectSurvivors } from '../src/workflows/search/halving';
 import { unitDraw } from '../src/workflows/search/random';
 import { tinyInput } from './e2e-support';
-import { drive, runOf, type Outcome, type Row } from './search-driver';
+import { drive, runOf, type Outcome, type Row } from './search-simulate';
 
 const asha = (n: number, eta: number, minEpochs: number, maxEpochs: number) =>
   parseSearchConfig({ base: tinyInput({ maxEpochs }), strategy: 'asha', eta, minEpochs, maxTrials: n, space: { 'hyperparameters.learningRate': { loguniform: [1e-4, 1] } } });

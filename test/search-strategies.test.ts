@@ -14,7 +14,7 @@ import { halvingSchedule, selectSurvivors } from '../src/workflows/search/halvin
 import { legacyHalvingState, migrateLegacyState, type LegacySearchState } from '../src/workflows/search/legacy';
 import { randomSearcher, randomTrialAt, unitDraw } from '../src/workflows/search/random';
 import { tinyInput } from './e2e-support';
-import { drive, runOf, type Outcome, type Row } from './search-driver';
+import { drive, runOf, type Outcome, type Row } from './search-simulate';
 
 const roundTrip = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
 

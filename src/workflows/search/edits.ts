@@ -8,40 +8,16 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import { inputSizeIssues, MAX_UPDATE_BYTES } from '../../config/bounds';
 import { MAX_TRIALS, STRATEGY_OPTIONS, type SearchConfig, type SearchStrategy } from '../../config/search-config';
-import type { TrialParams } from '../../config/search-types';
 import { Checker, ConfigError, isObject, type ConfigIssue } from '../../config/validate';
 import { searcherFactoryOf } from './index';
 import { newTrial, type SearchState } from './state';
+import type { EditRecord, SearchEdit } from './types';
 import { trialIssues } from './validate';
 
-export type SearchEdit =
-  /** Run at most this many trials at once from now on (lowering it stops no running trial). */
-  | { readonly op: 'maxParallel'; readonly value: number }
-  /** Let the searcher suggest more trials (random draws, a larger grid's further points, ASHA). */
-  | { readonly op: 'maxTrials'; readonly value: number }
-  /** Train trials started from now on to this many epochs (strategies without rungs). */
-  | { readonly op: 'maxEpochs'; readonly value: number }
-  /** Stop a trial: a running one stops at once and is pruned; a waiting one never runs again. */
-  | { readonly op: 'stop'; readonly trial: number }
-  /** Hold a trial: a running one pauses at its next epoch; a waiting one does not start. */
-  | { readonly op: 'pause'; readonly trial: number }
-  | { readonly op: 'resume'; readonly trial: number }
-  /** Trials with these values, queued after the ones waiting (validated like suggested ones). */
-  | { readonly op: 'addTrials'; readonly trials: readonly TrialParams[] };
+export type { EditRecord, SearchEdit } from './types';
 
 export type EditOp = SearchEdit['op'];
 export const EDIT_OPS: readonly EditOp[] = ['maxParallel', 'maxTrials', 'maxEpochs', 'stop', 'pause', 'resume', 'addTrials'];
-
-/** One accepted edit, as the edits log keeps it. */
-export interface EditRecord {
-  /** 1-based, in the order the search applied them. */
-  readonly number: number;
-  readonly edit: SearchEdit;
-  /** What changed, one sentence each (the Update's reply). */
-  readonly changes: readonly string[];
-  /** Workflow time the edit was applied (ms since the epoch). */
-  readonly at: number;
-}
 
 /** The Update's reply. */
 export interface EditReply {

@@ -10,7 +10,7 @@ import { checkInputUris, checkRegistryNames, describeWorker, trainConfigUris } f
 import { baseTracking } from '../run-tracking';
 import { PBT_BOUNDS_PATCH, PBT_SPACE_PATCH } from '../patches';
 import { pbtBoundIssues } from './pbt';
-import type { SearchState } from './state';
+import { initialState, type SearchState } from './state';
 import { baseCheckpointRoot, invalidSearch, type ValidatedSearch } from './validate';
 
 
@@ -40,10 +40,8 @@ export async function startState(v: ValidatedSearch): Promise<SearchState> {
     await checkInputUris(c, [{ field: 'base.checkpoint.uri', uri: joinUri(root, searchRunId) }, ...parsed.flatMap((cfg, i) => trainConfigUris(cfg, undefined, `${trialId(i + 1)}: `))]);
   }
   if (c.issues.length > 0) throw invalidSearch(c.issues);
-  return {
-    version: 2, searchRunId: searchRunId!, searchUri: joinUri(root, searchRunId!), trials: [], queue: [], trialLimit: v.planned,
-    searcherFinished: false, searcher: null, scheduler: null, failures: 0, status: 'starting', continuedRuns: 0, startedThisRun: 0,
-    mlflowWanted: baseTracking(config) !== undefined || worker.mlflow === true, tracking: null,
-    maxParallel: config.maxParallel, suggested: 0, held: [], stopped: [], edits: [], lineage: [],
-  };
+  return initialState({
+    searchRunId: searchRunId!, searchUri: joinUri(root, searchRunId!), planned: v.planned, maxParallel: config.maxParallel,
+    mlflowWanted: baseTracking(config) !== undefined || worker.mlflow === true,
+  });
 }

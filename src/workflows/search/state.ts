@@ -10,8 +10,7 @@ import type { JsonValue, Rung, TrialParams, TrialRow } from '../../config/search
 import type { Mode } from '../../config/train-config';
 import type { TrainModelResult } from '../train-model';
 import { migrateLegacyState, type LegacySearchState } from './legacy';
-import type { EditRecord } from './edits';
-import type { LineageRecord } from './exploit';
+import type { EditRecord, LineageRecord } from './types';
 import type { ValidatedSearch } from './validate';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -138,6 +137,16 @@ export function newTrial(searchUri: string, trial: number, params: TrialParams):
   return {
     trial, id, params, status: 'pending', rung: 1, workflowId: null, value: null, epochs: 0, step: 0, runStatus: null,
     runUri: joinUri(searchUri, id), modelUri: null, error: null,
+  };
+}
+
+/** The state of a new search, before its first trial. */
+export function initialState(o: { searchRunId: string; searchUri: string; planned: number; maxParallel: number; mlflowWanted: boolean }): SearchState {
+  return {
+    version: 2, searchRunId: o.searchRunId, searchUri: o.searchUri, trials: [], queue: [], trialLimit: o.planned,
+    searcherFinished: false, searcher: null, scheduler: null, failures: 0, status: 'starting', continuedRuns: 0, startedThisRun: 0,
+    mlflowWanted: o.mlflowWanted, tracking: null,
+    maxParallel: o.maxParallel, suggested: 0, held: [], stopped: [], edits: [], lineage: [],
   };
 }
 

@@ -1,0 +1,414 @@
+/**
+ * The search as a pure controller: every decision of hyperparameterSearch (which run next, what a
+ * child's result or failure means, what an edit does, when to continue as new, what to write)
+ * as a synchronous state machine. Events go in (a child ended, an edit, a copy was made); commands
+ * come out of `next()` (start a child, archive an export, copy a checkpoint, wait, continue as new,
+ * finish). The workflow (src/workflows/hyperparameter-search.ts) only executes the commands, in
+ * order, and feeds their results back; the tests drive this same class with simulated children.
+ *
+ * No I/O, no clock (times come in with the events), no Temporal API beyond building failures: a
+ * controller and a copy of its state fed the same events give the same commands.
+ */
+import { ApplicationFailure } from '@temporalio/workflow';
+import type { CopyTrialCheckpointInput, CopyTrialCheckpointOutput } from '../../activities/checkpoint-copy';
+import type { WriteSearchResultsInput, WriteSearchResultsOutput } from '../../activities/search-results';
+import type { TrainModelResult } from '../train-model';
+import { SEARCH_ATTRIBUTES } from '../search-attributes';
+import { rankTrials, trialInput } from '../search-space';
+import { applyEdit, epochBudget, validateEdit, type EditReply, type SearchEdit, type TrialSignal } from './edits';
+import { finishExploit, planExploit, type PendingExploit } from './exploit';
+import { createSearch, type Searcher, type TrialDecision, type TrialScheduler } from './index';
+import {
+  bestTrial, childWorkflowId, failureMessage, metricOf, newTrial,
+  type Leaderboard, type QueuedRun, type SearchResult, type SearchState, type TrialRecord,
+} from './state';
+import { invalidSearch, trialIssues, type ValidatedSearch } from './validate';
+
+/** One `upsertSearchAttributes` call: status, trials finished, best metric (trainModel's attributes). */
+export type Upsert = ReadonlyArray<
+  | { readonly key: typeof SEARCH_ATTRIBUTES.status; readonly value: string }
+  | { readonly key: typeof SEARCH_ATTRIBUTES.epoch; readonly value: number }
+  | { readonly key: typeof SEARCH_ATTRIBUTES.bestMetric; readonly value: number }
+>;
+
+export type SearchCommand =
+  /** Upsert these search attributes, in order, then ask again. */
+  | { readonly kind: 'publish'; readonly upserts: readonly Upsert[] }
+  /** Start this child trainModel and report its end with `onChildResult` / `onChildError`; then ask again. */
+  | { readonly kind: 'start'; readonly trial: number; readonly rung: number; readonly workflowId: string; readonly input: Record<string, unknown> }
+  /** Run `archiveTrialModel` (a promotion keeps the rung's export under rungs/rung-<r>/), then ask again. */
+  | { readonly kind: 'archive'; readonly runUri: string; readonly rung: number }
+  /** Run `copyTrialCheckpoint` and hand its result to `onCopied` before asking again (PBT's exploit). */
+  | { readonly kind: 'copy'; readonly input: CopyTrialCheckpointInput }
+  /** Nothing to do until a child ends, an edit arrives or the failure budget is spent: `changedSince(this)`. */
+  | { readonly kind: 'wait'; readonly inFlight: number; readonly edits: number }
+  /** Continue as new with this state (once every handler finished). */
+  | { readonly kind: 'continueAsNew'; readonly state: SearchState }
+  /** More trials failed than the budget allows: write these results, then fail with `budgetFailure()`. */
+  | { readonly kind: 'failBudget'; readonly results: WriteSearchResultsInput }
+  /** Done: publish, write these results, end the tracking run (FINISHED when `best`), then `complete(written)`. */
+  | { readonly kind: 'finish'; readonly upserts: readonly Upsert[]; readonly results: WriteSearchResultsInput; readonly best: number | null };
+
+export interface StepContext {
+  /** Temporal suggests continuing as new (the history is large). */
+  readonly continueAsNewSuggested: boolean;
+}
+
+export class SearchController {
+  readonly state: SearchState;
+  private readonly searcher: Searcher;
+  private readonly scheduler: TrialScheduler;
+  /** Decisions of the scheduler not applied yet. */
+  private readonly decisions: TrialDecision[] = [];
+  /** The batch of decisions being applied (a promotion or an exploit waits for an activity). */
+  private batch: { readonly decisions: TrialDecision[]; index: number; readonly reached: TrialRecord[]; promoted: boolean } | null = null;
+  /** An exploit whose archive was asked for: its copy comes next. */
+  private exploitNext: PendingExploit | null = null;
+  /** An exploit whose copy was asked for: `onCopied` finishes it. */
+  private copying: PendingExploit | null = null;
+  private finalBest: TrialRecord | null = null;
+
+  constructor(
+    private readonly validated: ValidatedSearch,
+    state: SearchState,
+    /** The search's workflow id: children are `<it>/trial-<n>[/rung-<r>]`. */
+    private readonly workflowId: string,
+    resumed: boolean,
+  ) {
+    this.state = state;
+    const parts = createSearch(validated.config, state.trialLimit, resumed ? { searcher: state.searcher, scheduler: state.scheduler } : undefined);
+    this.searcher = parts.searcher;
+    this.scheduler = parts.scheduler;
+  }
+
+  private get config() {
+    return this.validated.config;
+  }
+
+  private trialOf(n: number): TrialRecord {
+    return this.state.trials[n - 1]!;
+  }
+
+  running(): number {
+    return this.state.trials.filter((t) => t.status === 'running').length;
+  }
+
+  private overBudget(): boolean {
+    return this.config.failureBudget !== undefined && this.state.failures > this.config.failureBudget;
+  }
+
+  private finishedCount(): number {
+    return this.state.trials.filter((t) => t.status !== 'pending' && t.status !== 'running').length;
+  }
+
+  /** A trial that reached a later rung (more epochs) ranks above every trial pruned before it. */
+  ranked(): TrialRecord[] {
+    return rankTrials(this.state.trials.filter((t) => t.value !== null && t.status !== 'failed'), this.config.mode).sort((a, b) => b.rung - a.rung);
+  }
+
+  /** The search attributes as of now: status and trials finished, then the best metric if any. */
+  publish(): Upsert[] {
+    const upserts: Upsert[] = [[
+      { key: SEARCH_ATTRIBUTES.status, value: this.state.status },
+      { key: SEARCH_ATTRIBUTES.epoch, value: this.finishedCount() },
+    ]];
+    const best = this.ranked()[0];
+    if (best?.value != null) upserts.push([{ key: SEARCH_ATTRIBUTES.bestMetric, value: best.value }]);
+    return upserts;
+  }
+
+  leaderboard(): Leaderboard {
+    const withMetric = this.ranked();
+    const rest = this.state.trials.filter((t) => !withMetric.includes(t));
+    const { rung, rungs } = this.scheduler.progress();
+    const s = this.state;
+    return {
+      searchRunId: s.searchRunId, searchUri: s.searchUri, strategy: this.config.strategy, status: s.status, metric: this.config.metric, mode: this.config.mode,
+      rung, rungs, maxParallel: s.maxParallel, running: this.running(), failed: s.failures, continuedRuns: s.continuedRuns, trials: [...withMetric, ...rest],
+    };
+  }
+
+  /** The search starts searching (edits are accepted from now on). */
+  begin(): Upsert[] {
+    this.state.status = 'searching';
+    return this.publish();
+  }
+
+  // ---- events ----------------------------------------------------------------------------------
+
+  /** The editSearch Update's validator: throws a non-retryable InvalidEdit. */
+  validateEdit(edit: unknown): asserts edit is SearchEdit {
+    validateEdit(edit, this.config, this.state);
+  }
+
+  /** A validated edit: applied now; the workflow sends `signals`, then publishes. */
+  onEdit(edit: SearchEdit, now: number): { reply: EditReply; signals: TrialSignal[] } {
+    const waiting = 'trial' in edit && this.trialOf(edit.trial).status === 'pending';
+    const out = applyEdit(edit, this.config, this.state, now);
+    // A stopped trial that had not reported at its rung yet is counted out, as a failure would be.
+    if (edit.op === 'stop' && waiting) this.decisions.push(...this.scheduler.onTrialError(edit.trial, this.trialOf(edit.trial).rung));
+    return out;
+  }
+
+  /** A child trainModel of `trial` at `rung` completed; returns the attributes to publish at once. */
+  onChildResult(trial: number, rung: number, result: Pick<TrainModelResult, 'finalMetrics' | 'epochs' | 'step' | 'status' | 'modelUri'>): Upsert[] {
+    const t = this.trialOf(trial);
+    t.status = 'completed';
+    t.value = metricOf(result as TrainModelResult, this.config.metric);
+    t.epochs = result.epochs;
+    t.step = result.step;
+    t.runStatus = result.status;
+    t.modelUri = result.modelUri;
+    const upserts = this.publish();
+    if (this.state.stopped.includes(t.trial)) return [...upserts, ...this.stopByEdit(t)];
+    this.decisions.push(...this.scheduler.onTrialResult(t.trial, { rung, value: t.value, epochs: t.epochs, runStatus: result.status, params: t.params }));
+    return upserts;
+  }
+
+  /** A child trainModel of `trial` at `rung` failed with `err`; returns the attributes to publish at once. */
+  onChildError(trial: number, rung: number, err: unknown): Upsert[] {
+    const t = this.trialOf(trial);
+    // Stopped by an edit before its first checkpoint: not a failure of the trial.
+    if (this.state.stopped.includes(t.trial)) return this.stopByEdit(t);
+    t.status = 'failed';
+    t.value = null;
+    t.error = failureMessage(err);
+    this.state.failures++;
+    const upserts = this.publish();
+    this.searcher.onTrialComplete(t.trial, { value: null, status: 'failed' });
+    this.decisions.push(...this.scheduler.onTrialError(t.trial, rung));
+    return upserts;
+  }
+
+  /** The checkpoint copy of the exploit the last `copy` command asked for was made. */
+  onCopied(copied: Pick<CopyTrialCheckpointOutput, 'checkpointUri'>, now: number): void {
+    const pending = this.copying;
+    if (!pending) throw new Error('onCopied without a copy command');
+    this.copying = null;
+    finishExploit(this.state, this.trialOf(pending.trial), pending, copied.checkpointUri, now);
+  }
+
+  /** Whether anything the last `wait` command waits for happened. */
+  changedSince(wait: { readonly inFlight: number; readonly edits: number }): boolean {
+    return this.running() < wait.inFlight || this.overBudget() || this.decisions.length > 0 || this.state.edits.length > wait.edits;
+  }
+
+  // ---- commands --------------------------------------------------------------------------------
+
+  /** The next command. Call again after executing it (a `wait` once `changedSince` it). */
+  next(ctx: StepContext): SearchCommand {
+    if (this.copying) throw new Error('next() before onCopied: the copy command was not finished');
+    for (;;) {
+      if (this.exploitNext) {
+        this.copying = this.exploitNext;
+        this.exploitNext = null;
+        return { kind: 'copy', input: this.copying.copy };
+      }
+      if (this.batch) {
+        const cmd = this.stepBatch();
+        if (cmd) return cmd;
+        continue;
+      }
+      if (this.overBudget()) return { kind: 'failBudget', results: this.results(this.ranked()[0]?.trial ?? null) };
+      if (this.decisions.length > 0) {
+        this.batch = { decisions: this.decisions.splice(0), index: 0, reached: [], promoted: false };
+        continue;
+      }
+      const inFlight = this.running();
+      const s = this.state;
+      const due = (this.config.continueAsNewEvery > 0 && s.startedThisRun >= this.config.continueAsNewEvery) || ctx.continueAsNewSuggested;
+      // Due: drain, then continue as new: no child is in flight across the boundary, so none is lost or repeated.
+      if (due ? inFlight > 0 : inFlight >= s.maxParallel) return { kind: 'wait', inFlight, edits: s.edits.length };
+      const run = this.nextRun();
+      if (!run) {
+        // A trial held by an edit keeps the search open until it is resumed or stopped.
+        if (inFlight > 0 || s.queue.length > 0) return { kind: 'wait', inFlight, edits: s.edits.length };
+        const last = this.scheduler.onSearchEnd();
+        if (last.length === 0) return this.finish();
+        this.decisions.push(...last);
+        continue;
+      }
+      if (due) return { kind: 'continueAsNew', state: this.snapshot() };
+      return this.launch(run);
+    }
+  }
+
+  /**
+   * The state to carry through continue-as-new: the searcher's and scheduler's JSON state included.
+   * Complete only when `next()` last returned `wait` or `continueAsNew` (no decision is pending then).
+   */
+  snapshot(): SearchState {
+    this.state.searcher = this.searcher.getState();
+    this.state.scheduler = this.scheduler.getState();
+    return this.state;
+  }
+
+  /** The failure after a `failBudget` command's results were written. */
+  budgetFailure(): ApplicationFailure {
+    const s = this.state;
+    return ApplicationFailure.create({
+      message: `${s.failures} trials failed, more than failureBudget ${this.config.failureBudget}: ${s.trials
+        .filter((t) => t.status === 'failed')
+        .map((t) => `${t.id} (${t.error})`)
+        .join('; ')}`,
+      type: 'FailureBudgetExceeded',
+      nonRetryable: true,
+    });
+  }
+
+  /** After a `finish` command's results were written: the result and the last attributes, or NoSuccessfulTrial. */
+  complete(written: WriteSearchResultsOutput): { result: SearchResult; upserts: Upsert[] } {
+    const best = this.finalBest;
+    const s = this.state;
+    if (!best || best.value === null || best.modelUri === null || best.workflowId === null) {
+      throw ApplicationFailure.create({
+        message: `No trial completed with a \`${this.config.metric}\` metric (${s.failures} of ${s.trials.length} failed); see ${written.resultsUri}`,
+        type: 'NoSuccessfulTrial',
+        nonRetryable: true,
+      });
+    }
+    s.status = 'completed';
+    const upserts = this.publish();
+    const result: SearchResult = {
+      searchRunId: s.searchRunId,
+      searchUri: s.searchUri,
+      strategy: this.config.strategy,
+      metric: this.config.metric,
+      mode: this.config.mode,
+      best: { ...bestTrial(best), metric: this.config.metric, value: best.value, workflowId: best.workflowId, modelUri: best.modelUri },
+      trials: s.trials,
+      failed: s.failures,
+      rungs: this.scheduler.progress().rungs,
+      edits: s.edits,
+      lineage: s.lineage,
+      ...written,
+    };
+    return { result, upserts };
+  }
+
+  // ---- internals -------------------------------------------------------------------------------
+
+  private end(t: TrialRecord, status: 'completed' | 'pruned'): void {
+    t.status = status;
+    this.searcher.onTrialComplete(t.trial, { value: t.value, status });
+  }
+
+  /** A run stopped by an edit ended: pruned; the scheduler counts it out as it would a failure. */
+  private stopByEdit(t: TrialRecord): Upsert[] {
+    this.end(t, 'pruned');
+    const upserts = this.publish();
+    this.decisions.push(...this.scheduler.onTrialError(t.trial, t.rung));
+    return upserts;
+  }
+
+  /** The next run to start: a queued one (later rungs first, then trial order), else a new suggestion. */
+  private nextRun(): QueuedRun | undefined {
+    const s = this.state;
+    const ready = s.queue.filter((q) => !s.held.includes(q.trial));
+    if (ready.length > 0) return ready.sort((a, b) => b.rung - a.rung || a.trial - b.trial)[0];
+    if (s.searcherFinished || s.suggested >= s.trialLimit) return undefined;
+    // Trials added by an edit take trial numbers, not the searcher's: it is asked for its own next one.
+    const n = s.trials.length + 1;
+    const suggestion = this.searcher.suggest(s.suggested + 1);
+    if (suggestion.kind === 'finished') s.searcherFinished = true;
+    if (suggestion.kind !== 'trial') return undefined;
+    s.suggested++;
+    if (n > this.validated.trials.length) {
+      // Validation checked every trial a searcher suggests up front; this one came from results.
+      const { issues } = trialIssues(this.config, n, suggestion.params, { searchUri: s.searchUri, maxEpochs: this.scheduler.maxEpochsAt(1) ?? epochBudget(this.config, s) }, new Set());
+      if (issues.length > 0) throw invalidSearch(issues);
+    }
+    s.trials.push(newTrial(s.searchUri, n, suggestion.params));
+    const run = { trial: n, rung: 1 };
+    s.queue.push(run);
+    return run;
+  }
+
+  private launch(run: QueuedRun): SearchCommand {
+    const s = this.state;
+    s.queue = s.queue.filter((q) => q.trial !== run.trial);
+    const t = this.trialOf(run.trial);
+    const workflowId = childWorkflowId(this.workflowId, t.trial, run.rung);
+    t.status = 'running';
+    t.rung = run.rung;
+    t.workflowId = workflowId;
+    t.error = null;
+    s.startedThisRun++;
+    const maxEpochs = this.scheduler.maxEpochsAt(run.rung) ?? s.maxEpochs;
+    const input = trialInput(this.config.base, t.params, {
+      runId: t.id,
+      searchUri: s.searchUri,
+      ...(maxEpochs !== undefined && { maxEpochs }),
+      // Later rungs continue the trial's own run: its recorded epochs rebuild trainModel's state
+      // and training resumes from its newest checkpoint.
+      resume: run.rung > 1,
+    });
+    return { kind: 'start', trial: t.trial, rung: run.rung, workflowId, input };
+  }
+
+  /** Applies the batch's decisions in order; returns the activity a decision needs, or null when the batch is done and nothing is to publish. */
+  private stepBatch(): SearchCommand | null {
+    const b = this.batch!;
+    while (b.index < b.decisions.length) {
+      const d = b.decisions[b.index++]!;
+      const t = this.trialOf(d.trial);
+      if (this.state.stopped.includes(t.trial)) continue;
+      if (d.action === 'promote') {
+        b.promoted = true;
+        const target = this.scheduler.maxEpochsAt(d.rung);
+        if (t.runStatus === 'completed' && (target === undefined || t.epochs < target)) {
+          t.status = 'pending';
+          this.state.queue.push({ trial: t.trial, rung: d.rung });
+          // trainModel will not overwrite an export: keep this rung's under rungs/rung-<r>/.
+          return { kind: 'archive', runUri: t.runUri, rung: t.rung };
+        }
+        // Early-stopped (or already there): its run is over; it competes at the next rung as it is.
+        t.rung = d.rung;
+        t.status = 'paused';
+        b.reached.push(t);
+      } else if (d.action === 'exploit') {
+        b.promoted = true;
+        const maxEpochs = this.scheduler.maxEpochsAt(d.rung);
+        const nextInput = trialInput(this.config.base, d.params, { runId: t.id, searchUri: this.state.searchUri, resume: true, ...(maxEpochs !== undefined && { maxEpochs }) });
+        this.exploitNext = planExploit(t, this.trialOf(d.from), d.rung, d.params, nextInput);
+        return { kind: 'archive', runUri: t.runUri, rung: t.rung };
+      } else if (d.action === 'pause') {
+        t.status = 'paused';
+      } else if (d.action === 'stop') {
+        this.end(t, 'pruned');
+      } else if (t.status !== 'running') {
+        this.end(t, 'completed');
+      }
+    }
+    this.batch = null;
+    for (const t of b.reached) {
+      this.decisions.push(...this.scheduler.onTrialResult(t.trial, { rung: t.rung, value: t.value, epochs: t.epochs, runStatus: t.runStatus ?? 'completed', params: t.params }));
+    }
+    return b.promoted ? { kind: 'publish', upserts: this.publish() } : null;
+  }
+
+  private results(bestTrialNumber: number | null): WriteSearchResultsInput {
+    const s = this.state;
+    return {
+      searchUri: s.searchUri,
+      title: `${s.searchRunId}: ${this.config.strategy} search, ${s.trials.length} trials, ${this.config.metric} (${this.config.mode})`,
+      strategy: this.config.strategy,
+      metric: this.config.metric,
+      mode: this.config.mode,
+      bestTrial: bestTrialNumber,
+      trials: s.trials,
+      edits: s.edits,
+      lineage: s.lineage,
+    };
+  }
+
+  /** Nothing runs and nothing will: a trial still waiting for a promotion will not get one. */
+  private finish(): SearchCommand {
+    for (const t of this.state.trials) if (t.status === 'paused') this.end(t, 'pruned');
+    const best = this.ranked().filter((t) => t.status === 'completed')[0] ?? null;
+    this.finalBest = best;
+    this.state.status = 'finalizing';
+    return { kind: 'finish', upserts: this.publish(), results: this.results(best?.trial ?? null), best: best?.trial ?? null };
+  }
+}
+

@@ -1,0 +1,121 @@
+/**
+ * Drives the real search controller (src/workflows/search/controller.ts) with simulated children:
+ * the same SearchController the hyperparameterSearch workflow runs, fed each run's end in a seeded
+ * order instead of a real trainModel's. Pure: no server, no trainer.
+ */
+import type { SearchConfig } from '../src/config/search-config';
+import { createSearch, planTrials, plannedTrials } from '../src/workflows/search';
+import { SearchController, type SearchCommand } from '../src/workflows/search/controller';
+import { unitDraw } from '../src/workflows/search/random';
+import { initialState, resumedState, type SearchState } from '../src/workflows/search/state';
+import type { ValidatedSearch } from '../src/workflows/search/validate';
+
+const roundTrip = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
+
+/** A trial's run: its metric, or a failure, or an early stop, as a pure function of (seed, trial, epochs). */
+export interface Run {
+  readonly failed: boolean;
+  readonly value: number;
+  readonly epochs: number;
+  readonly runStatus: 'completed' | 'early-stopped';
+}
+export function runOf(seed: number, trial: number, fromEpochs: number, toEpochs: number): Run {
+  const u = (what: string) => unitDraw(seed, trial, `${what}@${toEpochs}`);
+  const early = u('early') < 0.15 && toEpochs - fromEpochs > 1;
+  // Two decimals: ties happen, and are broken by the lower trial number.
+  return { failed: u('fail') < 0.08, value: Math.round(u('value') * 20) / 100, epochs: early ? toEpochs - 1 : toEpochs, runStatus: early ? 'early-stopped' : 'completed' };
+}
+
+export type Row = { status: string; rung: number; value: number | null; epochs: number; runStatus: string | null };
+export interface Outcome {
+  /** `<trial>/<rung>` of every run started, in start order. */
+  readonly launches: string[];
+  readonly rows: Record<number, Row>;
+  /** Most runs in flight at once. */
+  readonly maxRunning: number;
+}
+
+/** What validateSearchOrFail returns for an input that parses to `config` (without the trainModel inputs). */
+export function validatedOf(config: SearchConfig): ValidatedSearch {
+  const planned = plannedTrials(config);
+  return { config, planned, trials: planTrials(config), parsed: [], rungs: createSearch(config, planned).scheduler.progress().rungs };
+}
+
+export const SIM_WORKFLOW_ID = 'sim';
+
+export function newController(config: SearchConfig): SearchController {
+  const validated = validatedOf(config);
+  const state = initialState({ searchRunId: 'sim', searchUri: 'file:///sim', planned: validated.planned, maxParallel: config.maxParallel, mlflowWanted: false });
+  const ctl = new SearchController(validated, state, SIM_WORKFLOW_ID, false);
+  ctl.begin();
+  return ctl;
+}
+
+/** The controller a continue-as-new would start with `state` (a JSON round trip, as Temporal's payload). */
+export function continued(config: SearchConfig, state: SearchState): SearchController {
+  const validated = validatedOf(config);
+  return new SearchController(validated, resumedState(roundTrip(state), validated), SIM_WORKFLOW_ID, true);
+}
+
+export interface SimOptions {
+  /** Rebuild the controller from its JSON state after every this many results (0: never). */
+  readonly roundTripEvery?: number;
+  /** Called with every command, before it is executed. */
+  readonly onCommand?: (cmd: SearchCommand, ctl: SearchController) => void;
+}
+
+/**
+ * Runs a search of `config` to its end: children end one at a time in a seeded order, with the
+ * metrics, failures and early stops of `runOf`; continue-as-new starts a new controller from the
+ * carried state, as the workflow does.
+ */
+export function simulate(config: SearchConfig, seed: number, options: SimOptions = {}): { ctl: SearchController; outcome: Outcome; continued: number } {
+  let ctl = newController(config);
+  const launches: string[] = [];
+  const running: Array<{ trial: number; rung: number; maxEpochs: number }> = [];
+  let results = 0;
+  let maxRunning = 0;
+  let continuedRuns = 0;
+  let roundTripDue = false;
+  for (;;) {
+    const cmd = ctl.next({ continueAsNewSuggested: false });
+    options.onCommand?.(cmd, ctl);
+    if (cmd.kind === 'start') {
+      launches.push(`${cmd.trial}/${cmd.rung}`);
+      running.push({ trial: cmd.trial, rung: cmd.rung, maxEpochs: cmd.input.maxEpochs as number });
+      maxRunning = Math.max(maxRunning, running.length);
+    } else if (cmd.kind === 'copy') {
+      ctl.onCopied({ checkpointUri: `${cmd.input.toRunUri}/copied` }, 0);
+    } else if (cmd.kind === 'wait') {
+      // Rebuilt where the workflow could continue as new: while it waits (no decision pending).
+      if (roundTripDue) {
+        roundTripDue = false;
+        ctl = continued(config, ctl.snapshot());
+        continue;
+      }
+      if (running.length === 0) throw new Error('the controller waits with nothing running');
+      const [done] = running.splice(Math.floor(unitDraw(seed, results, 'order') * running.length), 1);
+      const row = ctl.state.trials[done!.trial - 1]!;
+      const run = runOf(seed, done!.trial, row.epochs, done!.maxEpochs);
+      if (run.failed) ctl.onChildError(done!.trial, done!.rung, new Error('simulated failure'));
+      else ctl.onChildResult(done!.trial, done!.rung, { finalMetrics: { [config.metric]: run.value }, epochs: run.epochs, step: run.epochs * 10, status: run.runStatus, modelUri: `${row.runUri}/model` });
+      results++;
+      if (options.roundTripEvery && results % options.roundTripEvery === 0) roundTripDue = true;
+    } else if (cmd.kind === 'continueAsNew') {
+      ctl = continued(config, cmd.state);
+      continuedRuns++;
+    } else if (cmd.kind === 'failBudget') {
+      throw ctl.budgetFailure();
+    } else if (cmd.kind === 'finish') {
+      break;
+    }
+  }
+  const rows: Record<number, Row> = {};
+  for (const t of ctl.state.trials) rows[t.trial] = { status: t.status, rung: t.rung, value: t.value, epochs: t.epochs, runStatus: t.runStatus };
+  return { ctl, outcome: { launches, rows, maxRunning }, continued: continuedRuns };
+}
+
+/** The outcome of a search of `config` with `maxParallel` slots (the old driver's signature). */
+export function drive(config: SearchConfig, seed: number, maxParallel: number, roundTripEvery = 0): Outcome {
+  return simulate({ ...config, maxParallel }, seed, { roundTripEvery }).outcome;
+}
