@@ -1,0 +1,89 @@
+/**
+ * The search controller (src/workflows/search/controller.ts) driven alone, with simulated children:
+ * the commands it gives for PBT's exploit, continue-as-new, edits and the failure budget. The same
+ * class runs inside the hyperparameterSearch workflow (whose recorded histories replay in
+ * test/replay.test.ts), so these are the workflow's decisions, not a copy of its loop.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { parseSearchConfig } from '../src/config/search-config';
+import type { SearchCommand } from '../src/workflows/search/controller';
+import { tinyInput } from './e2e-support';
+import { newController, simulate } from './search-simulate';
+
+const LR = 'hyperparameters.learningRate';
+
+describe('search controller', () => {
+  test('PBT: an exploit is an archive, then a copy from the donor, then the recipient\'s next round with the new values', () => {
+    const config = parseSearchConfig({ base: tinyInput({ maxEpochs: 4 }), strategy: 'pbt', roundEpochs: 2, maxTrials: 4, maxParallel: 2, space: { [LR]: [0.05, 0.02, 0.005, 0.001] } });
+    const commands: SearchCommand[] = [];
+    const { ctl } = simulate(config, 5, { onCommand: (cmd) => commands.push(cmd) });
+    const copies = commands.flatMap((c, i) => (c.kind === 'copy' ? [i] : []));
+    assert.ok(copies.length >= 1, 'some trial exploits');
+    for (const i of copies) {
+      const copy = commands[i] as Extract<SearchCommand, { kind: 'copy' }>;
+      const archive = commands[i - 1]!;
+      assert.equal(archive.kind, 'archive');
+      assert.equal((archive as { runUri: string }).runUri, copy.input.toRunUri, 'the recipient\'s export is archived before the copy');
+      assert.notEqual(copy.input.fromRunUri, copy.input.toRunUri);
+    }
+    const lineage = ctl.state.lineage;
+    assert.equal(lineage.length, copies.length);
+    for (const row of lineage) {
+      const start = commands.find((c): c is Extract<SearchCommand, { kind: 'start' }> => c.kind === 'start' && c.trial === row.trial && c.rung === row.round + 1);
+      assert.ok(start, `trial ${row.trial} starts round ${row.round + 1}`);
+      assert.equal(start.input.resume, true);
+      assert.deepEqual((start.input.hyperparameters as Record<string, unknown>).learningRate, row.params[LR], 'it trains with the explored value');
+      assert.equal(ctl.state.trials[row.trial - 1]!.params[LR], row.params[LR]);
+    }
+  });
+
+  test('continue-as-new: due after continueAsNewEvery starts, never with a child in flight; the chain ends with the table of one run', () => {
+    const base = { base: tinyInput({ maxEpochs: 8 }), strategy: 'asha', eta: 2, minEpochs: 1, maxTrials: 12, maxParallel: 3, space: { [LR]: { loguniform: [1e-4, 1] } } };
+    const straight = simulate(parseSearchConfig(base), 11);
+    let startsSince = 0;
+    const chained = simulate(parseSearchConfig({ ...base, continueAsNewEvery: 4 }), 11, {
+      onCommand: (cmd, ctl) => {
+        if (cmd.kind === 'start') startsSince++;
+        if (cmd.kind === 'continueAsNew') {
+          assert.equal(ctl.running(), 0, 'drained before continuing as new');
+          assert.ok(startsSince >= 4, `${startsSince} runs started in this run`);
+          startsSince = 0;
+        }
+      },
+    });
+    assert.ok(chained.continued >= 2, `${chained.continued} continue-as-new`);
+    assert.deepEqual(chained.outcome.rows, straight.outcome.rows);
+    assert.equal(chained.ctl.state.continuedRuns, chained.continued);
+  });
+
+  test('an edit: a stopped waiting trial is pruned and never starts; maxParallel is obeyed from the next start', () => {
+    const config = parseSearchConfig({ base: tinyInput(), strategy: 'random', maxTrials: 3, maxParallel: 1, space: { [LR]: { uniform: [0.001, 0.1] } } });
+    const ctl = newController(config);
+    const first = ctl.next({ continueAsNewSuggested: false });
+    assert.equal(first.kind, 'start');
+    assert.deepEqual(ctl.next({ continueAsNewSuggested: false }).kind, 'wait');
+    const { reply } = ctl.onEdit({ op: 'addTrials', trials: [{ [LR]: 0.01 }] }, 1000);
+    assert.deepEqual(reply, { edit: 1, changes: ['trial-2 added: {"hyperparameters.learningRate":0.01}'] });
+    ctl.onEdit({ op: 'stop', trial: 2 }, 1001);
+    assert.equal(ctl.state.trials[1]!.status, 'pruned');
+    ctl.onEdit({ op: 'maxParallel', value: 2 }, 1002);
+    const next = ctl.next({ continueAsNewSuggested: false });
+    assert.equal(next.kind, 'start');
+    assert.equal((next as { trial: number }).trial, 3, 'trial 2 was stopped: the searcher\'s next trial starts');
+    assert.equal(ctl.state.edits.length, 3);
+  });
+
+  test('failure budget: the results are written, then the search fails naming the failed trials', () => {
+    const config = parseSearchConfig({ base: tinyInput(), strategy: 'random', maxTrials: 5, maxParallel: 2, failureBudget: 0, space: { [LR]: { uniform: [0.001, 0.1] } } });
+    const ctl = newController(config);
+    const a = ctl.next({ continueAsNewSuggested: false }) as Extract<SearchCommand, { kind: 'start' }>;
+    ctl.next({ continueAsNewSuggested: false });
+    ctl.onChildError(a.trial, 1, new Error('boom'));
+    const cmd = ctl.next({ continueAsNewSuggested: false });
+    assert.equal(cmd.kind, 'failBudget');
+    const failure = ctl.budgetFailure();
+    assert.equal(failure.type, 'FailureBudgetExceeded');
+    assert.match(failure.message, /trial-1 \(Error: boom\)/);
+  });
+});
