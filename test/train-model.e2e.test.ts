@@ -32,7 +32,7 @@ describe('trainModel', () => {
     assert.equal(modelJson.format, 'layers-model');
     const lines = fs.readFileSync(fileURLToPath(result.metricsUri), 'utf8').trim().split('\n');
     assert.deepEqual(lines.map((l) => JSON.parse(l).epoch), [1, 2, 3]);
-    assert.match(fs.readFileSync(fileURLToPath(result.plotUri), 'utf8'), /<svg[\s\S]*val_loss/);
+    assert.match(fs.readFileSync(fileURLToPath(result.plotUri!), 'utf8'), /<svg[\s\S]*val_loss/);
 
     const progress = await handle.query(progressQuery);
     assert.equal(progress.status, 'completed');

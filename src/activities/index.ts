@@ -12,6 +12,7 @@ import { createTrackingActivities } from './tracking';
 import { createTrainingActivities } from './training';
 import { createSearchResultActivities } from './search-results';
 import { createSearchLogActivities } from './search-log';
+import { createRunViewActivities } from './run-views';
 import { createCheckpointCopyActivities } from './checkpoint-copy';
 import { withWorkerHeartbeat } from './store-and-trainer';
 import { datasetIdentityOf } from '../data/identity';
@@ -63,6 +64,7 @@ export function createActivities(deps: ActivityDeps = {}) {
     ...createChampionActivities(resolved),
     ...createSearchResultActivities(resolved),
     ...createSearchLogActivities(resolved),
+    ...createRunViewActivities(resolved),
     ...createCheckpointCopyActivities(resolved),
     ...tracking,
     ...createTrustActivities({ allow, tracking: trackingAllow }),

@@ -116,36 +116,49 @@ export interface FinalizeInput {
    * where absent (a run that failed before its export) or identical; no retention runs.
    */
   readonly resumedWithoutTraining?: boolean;
+  /**
+   * Render the learning curve (SVG and PNG, on the chart thread). A person looks at a run's own
+   * curve, not at every trial's of a search of thousands: a search's trial (its workflow id
+   * `<parent>/trial-…`, as Temporal gives it) renders none unless this says so; the search renders
+   * its best trial's (renderLearningCurve), `durable-train curve` any one on demand.
+   * @default true, false for a search's trial
+   */
+  readonly learningCurve?: boolean;
 }
 
 export interface FinalizeResult {
   readonly modelUri: string;
   readonly metricsUri: string;
-  readonly plotUri: string;
+  /** The learning curve (SVG); null when none was rendered (a search's trial: see FinalizeInput.learningCurve). */
+  readonly plotUri: string | null;
   /** The same learning curve as PNG. */
   readonly plotPngUri?: string;
   readonly deletedSteps: readonly number[];
 }
 
 export function createTrainingActivities(deps: TrainingActivityDeps) {
-  /** The trainer's last description: what a draining worker answers (its registries do not change). */
+  /**
+   * The trainer's description, asked once per worker: its registries and backend are fixed when the
+   * trainer module loads, so every later run (every trial of a search) is answered from here
+   * instead of waiting for a trainer that is busy training another slot's step.
+   */
   let described: DescribeResult | undefined;
   return {
     /**
-     * What this worker offers (models, datasets, backend) and its default checkpoint root. A worker
-     * that is shutting down answers from its trainer's last description; one that never started a
+     * What this worker offers (models, datasets, backend) and its default checkpoint root, from the
+     * trainer's first description (see `described`). A worker shutting down that never started a
      * trainer fails retryably as WorkerShuttingDown.
      */
     async describeWorker(): Promise<WorkerDescription> {
-      let description: DescribeResult;
-      try {
-        description = described = await deps.trainer.request<DescribeResult>({ type: 'describe' });
-      } catch (err) {
-        if (!(err instanceof WorkerShuttingDownError)) throw err;
-        if (described === undefined) throw workerShuttingDown(err);
-        description = described;
+      if (described === undefined) {
+        try {
+          described = await deps.trainer.request<DescribeResult>({ type: 'describe' });
+        } catch (err) {
+          if (err instanceof WorkerShuttingDownError) throw workerShuttingDown(err);
+          throw err;
+        }
       }
-      return { ...description, checkpointRoot: deps.checkpointRoot, mlflow: deps.mlflowTrackingUri !== undefined };
+      return { ...described, checkpointRoot: deps.checkpointRoot, mlflow: deps.mlflowTrackingUri !== undefined };
     },
 
     /** Trains until global step `targetStep` (absolute: a retry resumes, a repeat returns at once). */
@@ -276,13 +289,14 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
         if (preprocessing) await write(preprocessingKey(), preprocessing);
         const records = await readEpochRecords(store);
         await store.put(METRICS_JSONL, Buffer.from(records.map((r) => JSON.stringify(r)).join('\n') + '\n'));
-        const plot = await writeLearningCurve(store, records, input.title, input.markers ?? {});
+        const trialOfSearch = input.parentWorkflowId !== undefined && (ownWorkflowId() ?? '').startsWith(`${input.parentWorkflowId}/trial-`);
+        const plot = (input.learningCurve ?? !trialOfSearch) ? await writeLearningCurve(store, records, input.title, input.markers ?? {}) : null;
         const deletedSteps = keep ? [] : await storeCall(() => applyRetention(store, input.config.checkpoint.keepLast, [...input.protectSteps, input.modelStep], { lease }));
         return {
           modelUri: store.uriOf(modelJsonKey()),
           metricsUri: store.uriOf(METRICS_JSONL),
-          plotUri: plot.svgUri,
-          plotPngUri: plot.pngUri,
+          plotUri: plot?.svgUri ?? null,
+          ...(plot && { plotPngUri: plot.pngUri }),
           deletedSteps,
         };
       });

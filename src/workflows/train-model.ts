@@ -62,7 +62,8 @@ export interface TrainModelResult {
   readonly modelStep: number;
   readonly modelUri: string;
   readonly metricsUri: string;
-  readonly plotUri: string;
+  /** The learning curve; null for a search's trial (the search renders its best trial's: FinalizeInput.learningCurve). */
+  readonly plotUri: string | null;
   /** The last `historyLimit` epochs (all of them are in metrics.jsonl). */
   readonly history: readonly EpochHistoryEntry[];
   readonly learningRate: number;

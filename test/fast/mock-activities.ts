@@ -14,6 +14,7 @@ import {
   decisionKey,
   exportedModelUri,
   joinUri,
+  LEARNING_CURVE_PNG,
   LEARNING_CURVE_SVG,
   METRICS_JSONL,
   MODEL_JSON,
@@ -247,7 +248,15 @@ export class MockActivities {
           throw ApplicationFailure.nonRetryable(`Refusing to overwrite ${modelUri}: it holds a different model`, 'WouldOverwrite');
         }
         this.exports.set(modelUri, metrics);
-        return { modelUri, metricsUri: joinUri(runUri, METRICS_JSONL), plotUri: joinUri(runUri, LEARNING_CURVE_SVG), deletedSteps: [] };
+        // As the real one: a search's trial draws no curve unless asked.
+        const trialOfSearch = input.parentWorkflowId !== undefined && (Context.current().info.workflowExecution?.workflowId ?? '').startsWith(`${input.parentWorkflowId}/trial-`);
+        const plotUri = (input.learningCurve ?? !trialOfSearch) ? joinUri(runUri, LEARNING_CURVE_SVG) : null;
+        return { modelUri, metricsUri: joinUri(runUri, METRICS_JSONL), plotUri, deletedSteps: [] };
+      },
+
+      renderLearningCurve: async (input) => {
+        this.enter('renderLearningCurve', input);
+        return { svgUri: joinUri(input.runUri, LEARNING_CURVE_SVG), pngUri: joinUri(input.runUri, LEARNING_CURVE_PNG) };
       },
 
       readChampion: async (input) => {
