@@ -137,6 +137,14 @@ describe('Parquet (written by pyarrow)', () => {
     await rejectsNaming(read(), /shard file:\/\/\/x\/part-7\.parquet/, /at most 50 bytes, its metadata declares \d+/);
   });
 
+  test('a shard whose metadata declares more rows than the bound holds fails before its pages are read', async () => {
+    const params = paramsOf('parquet', { features: ['a', 'b', 'c', 'f'] });
+    const read = async () => {
+      for await (const r of parquetRecords(fs.readFileSync(file), 'file:///x/part-8.parquet', params, 90)) assert.fail(`a row was read: ${r.where}`);
+    };
+    await rejectsNaming(read(), /shard file:\/\/\/x\/part-8\.parquet/, /declares 5 rows of 5 columns/);
+  });
+
   test('a column of the wrong type, a missing column and a file that is not Parquet fail naming the shard and column', async () => {
     await rejectsNaming(decode(file, paramsOf('parquet', { features: ['a', 's'] })), /column `s` \(`params\.features`\) of shard \S*small\.parquet/, /got BYTE_ARRAY \(STRING\)/);
     await rejectsNaming(decode(file, paramsOf('parquet', { features: ['ts'] })), /column `ts` \(`params\.features`\) of shard \S*small\.parquet/, /got INT64 \(TIMESTAMP\)/);

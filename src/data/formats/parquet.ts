@@ -137,6 +137,11 @@ export async function* parquetRecords(bytes: Buffer, uri: string, params: Sharde
       if (m && wanted.includes(m.path_in_schema[0]!)) declared += Number(m.total_uncompressed_size);
     }
   }
+  // Rows cost at least 4 bytes per wanted column once decoded, however few bytes encode them (a run-length-encoded constant).
+  const rows = Number(metadata.num_rows);
+  if (!(rows >= 0 && rows * wanted.length * 4 <= maxBytes)) {
+    bad(`Expected shard ${uri} (\`params.format\` parquet) to decode to at most ${maxBytes} bytes, its metadata declares ${rows} rows of ${wanted.length} columns: split it into smaller shards`);
+  }
   if (declared > maxBytes) bad(`Expected shard ${uri} (\`params.format\` parquet) to decode to at most ${maxBytes} bytes, its metadata declares ${declared}: split it into smaller shards`);
   const pages = compressors(maxBytes);
   let from = 0;
