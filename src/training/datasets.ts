@@ -8,6 +8,7 @@ import { NonRetryableTrainingError } from './protocol';
 import { hash32, mulberry32 } from './rng';
 import { csvDataset, jsonlDataset } from './tabular';
 import { shardedDataset } from '../data/streamed';
+import { Registry } from './registry';
 
 export type { Dataset, DatasetLoadOptions } from './dataset';
 
@@ -35,8 +36,7 @@ export interface DatasetRegistryOptions {
   readonly maxCacheBytes?: number;
 }
 
-export class DatasetRegistry {
-  private readonly factories = new Map<string, DatasetFactory>();
+export class DatasetRegistry extends Registry<DatasetFactory> {
   /** Insertion order is use order: the first entry is the least recently used. */
   private readonly cache = new Map<string, Promise<Dataset>>();
   /** Bytes of each loaded (settled) entry of `cache`. */
@@ -44,20 +44,8 @@ export class DatasetRegistry {
   readonly maxCacheBytes: number;
 
   constructor(options: DatasetRegistryOptions = {}) {
+    super();
     this.maxCacheBytes = options.maxCacheBytes ?? datasetCacheBytesFromEnv();
-  }
-
-  register(name: string, factory: DatasetFactory): this {
-    this.factories.set(name, factory);
-    return this;
-  }
-
-  has(name: string): boolean {
-    return this.factories.has(name);
-  }
-
-  names(): string[] {
-    return [...this.factories.keys()].sort();
   }
 
   /** Bytes the cache holds now, and the keys it holds (least recently used first). */

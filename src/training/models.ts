@@ -7,6 +7,7 @@ import type { ModelSpec } from '../config/train-config';
 import type { JsonObject } from '../config/validate';
 import { NonRetryableTrainingError } from './protocol';
 import { hash32 } from './rng';
+import { Registry } from './registry';
 
 export interface ModelContext {
   /** Shape of one input example, e.g. [784]. */
@@ -19,21 +20,7 @@ export interface ModelContext {
 
 export type ModelFactory = (params: JsonObject, ctx: ModelContext) => tf.LayersModel;
 
-export class ModelRegistry {
-  private readonly factories = new Map<string, ModelFactory>();
-
-  register(name: string, factory: ModelFactory): this {
-    this.factories.set(name, factory);
-    return this;
-  }
-
-  has(name: string): boolean {
-    return this.factories.has(name);
-  }
-
-  names(): string[] {
-    return [...this.factories.keys()].sort();
-  }
+export class ModelRegistry extends Registry<ModelFactory> {
 
   /** Builds the model; a spec the factory or tfjs refuses is a NonRetryableTrainingError. */
   async build(spec: ModelSpec, ctx: ModelContext): Promise<tf.LayersModel> {
