@@ -31,7 +31,7 @@ export const MAX_SHARDS = 10_000;
 /** Examples per shuffle window (the records one window holds decoded). */
 export const DEFAULT_SHUFFLE_WINDOW = 16_384;
 export const MAX_SHUFFLE_WINDOW = 1 << 22;
-/** Feature columns listed (each a number, or a fixed-length array of numbers in JSONL). */
+/** Feature columns listed (each a number, or a fixed-length array of numbers in JSONL, TFRecord and Parquet). */
 export const MAX_FEATURE_COLUMNS = 4096;
 export const MAX_CLASSES = 100_000;
 
