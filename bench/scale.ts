@@ -10,6 +10,15 @@
  *   npm run bench:scale                                    # 200 trials with 1, 2 and 4 slots
  *   npm run bench:scale -- --trials 40 --slots 1           # the issue's reference point is 40 trials
  *   npm run bench:scale -- --parallel 2 --every 50 --steps 1
+ *   npm run bench:scale -- --trials 400 --slots 2 --trial-seconds 1    # one-second trials vs the floor
+ *   npm run bench:scale -- --trials 20000 --slots 2 --no-children --stop-after-minutes 30
+ *
+ * --trial-seconds S sizes the steps so one trial trains about S seconds (a calibration search of
+ * 200-step trials first); the floor is then trials × trainer s/trial ÷ slots. --no-children skips
+ * reading every trial's history (20,000 fetches). --stop-after-minutes ends the search at that
+ * time (terminated) and reports what ran. A second table gives the scale figures: trials finished,
+ * wall time, history events per search run (mean and largest), the largest payload in the search's
+ * history, store objects written, and the worker's RSS when 10 %, 50 % and 100 % of them were done.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -31,29 +40,44 @@ interface Args {
   parallel: number | undefined;
   every: number;
   steps: number;
+  /** Size steps so a trial trains about this many seconds (calibrated). */
+  trialSeconds: number | undefined;
+  children: boolean;
+  stopAfterMinutes: number | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { trials: 200, slots: [1, 2, 4], parallel: undefined, every: 50, steps: 1 };
+  const args: Args = { trials: 200, slots: [1, 2, 4], parallel: undefined, every: 50, steps: 1, trialSeconds: undefined, children: true, stopAfterMinutes: undefined };
   const whole = (flag: string, v: string | undefined, min: number): number => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < min) throw new Error(`Expected \`${flag}\` to be a whole number from ${min} and up, got \`${v}\``);
     return n;
   };
+  const positive = (flag: string, v: string | undefined): number => {
+    const n = Number(v);
+    if (!(n > 0)) throw new Error(`Expected \`${flag}\` to be a number above 0, got \`${v}\``);
+    return n;
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
+    if (a === '--no-children') {
+      args.children = false;
+      continue;
+    }
     const v = argv[++i];
     if (a === '--trials') args.trials = whole(a, v, 1);
     else if (a === '--slots') args.slots = (v ?? '').split(',').map((s) => whole(a, s, 1));
     else if (a === '--parallel') args.parallel = whole(a, v, 1);
     else if (a === '--every') args.every = whole(a, v, 0);
     else if (a === '--steps') args.steps = whole(a, v, 1);
-    else throw new Error(`Unknown argument \`${a}\` (expected --trials, --slots, --parallel, --every, --steps)`);
+    else if (a === '--trial-seconds') args.trialSeconds = positive(a, v);
+    else if (a === '--stop-after-minutes') args.stopAfterMinutes = positive(a, v);
+    else throw new Error(`Unknown argument \`${a}\` (expected --trials, --slots, --parallel, --every, --steps, --trial-seconds, --no-children, --stop-after-minutes)`);
   }
   return args;
 }
 
-function searchInput(a: Args, trials: number, maxParallel: number): Record<string, unknown> {
+function searchInput(a: Args, trials: number, maxParallel: number, steps = a.steps): Record<string, unknown> {
   return {
     base: {
       model: { name: 'mlp', params: { hiddenUnits: [8] } },
@@ -62,7 +86,7 @@ function searchInput(a: Args, trials: number, maxParallel: number): Record<strin
         eval: { name: 'synthetic', split: 'test', params: { size: 128, noise: 1.5 } },
       },
       hyperparameters: { optimizer: 'adam', learningRate: 0.01, batchSize: 32 },
-      stepsPerEpoch: a.steps,
+      stepsPerEpoch: steps,
       maxEpochs: 1,
       seed: 3,
     },
@@ -187,6 +211,9 @@ interface Row {
   slots: number;
   maxParallel: number;
   trials: number;
+  /** Trials finished (all of them, unless --stop-after-minutes ended the search first). */
+  finished: number;
+  steps: number;
   wallS: number;
   trainerS: number;
   childEvents: number;
@@ -194,13 +221,56 @@ interface Row {
   /** Task-queue tasks (workflow + activity) per trial: its run's and its share of the search's. */
   tasks: number;
   searchRuns: number;
+  meanRunEvents: number;
   maxRunEvents: number;
   maxRunKb: number;
   carriedKb: number;
+  /** The largest single payload anywhere in the search's runs (input, result, a child's result, continue-as-new input). */
+  maxPayloadKb: number;
+  storeObjects: number;
   rssFirstMb: number;
   rssSecondMb: number;
+  /** Worker tree RSS when 10 %, 50 % and 100 % of the finished trials were done. */
+  rssAtMb: [number, number, number];
   trainersSeen: number;
   load: string;
+}
+
+/** Every payload's encoded size in an event (any attribute's `payloads`), walked without recursion limits of note (events are shallow). */
+function largestPayload(value: unknown, depth = 0): number {
+  if (!value || typeof value !== 'object' || depth > 12) return 0;
+  let most = 0;
+  const v = value as Record<string, unknown>;
+  if (Array.isArray(v.payloads)) {
+    for (const p of v.payloads as Array<{ data?: Uint8Array | null; metadata?: Record<string, Uint8Array> | null }>) {
+      most = Math.max(most, (p.data?.length ?? 0) + Object.values(p.metadata ?? {}).reduce((n, m) => n + m.length, 0));
+    }
+  }
+  for (const child of Object.values(v)) if (child && typeof child === 'object' && !(child instanceof Uint8Array)) most = Math.max(most, largestPayload(child, depth + 1));
+  return most;
+}
+
+/** Files under `dir` (the checkpoint root), the file store's own temporary and lock files left out. */
+function countFiles(dir: string): number {
+  let n = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    if (e.name.startsWith('.dt-')) continue;
+    if (e.isDirectory()) n += countFiles(path.join(dir, e.name));
+    else n++;
+  }
+  return n;
+}
+
+/** Steps for a trial of about `seconds` of training: one calibration search of 200-step trials. */
+async function calibrateSteps(client: Client, taskQueue: string, a: Args, slots: number, seconds: number): Promise<number> {
+  const handle = await client.workflow.start('hyperparameterSearch', { taskQueue, workflowId: `scale-calibrate-${process.pid}-${slots}`, args: [searchInput(a, 2 * slots, 2 * slots, 200)] });
+  const result = (await handle.result()) as SearchResult;
+  let trainer = 0;
+  for (const t of result.trials) trainer += trainerSeconds((await client.workflow.getHandle(t.workflowId!).fetchHistory()).events ?? []);
+  const perStep = trainer / result.trials.length / 200;
+  const steps = Math.max(1, Math.round(seconds / perStep));
+  console.log(`[bench:scale] calibration: ${(perStep * 1000).toFixed(2)} ms a step (trainer time of 200-step trials) → ${steps} steps for ~${seconds} s trials`);
+  return steps;
 }
 
 async function measure(client: Client, address: string, a: Args, slots: number): Promise<Row> {
@@ -213,26 +283,53 @@ async function measure(client: Client, address: string, a: Args, slots: number):
     // Untimed warm-up: starts the trainers and warms tfjs for this model.
     const warm = await client.workflow.start('hyperparameterSearch', { taskQueue, workflowId: `scale-warm-${process.pid}-${slots}`, args: [searchInput(a, 2 * slots, maxParallel)] });
     await warm.result();
+    const steps = a.trialSeconds !== undefined ? await calibrateSteps(client, taskQueue, a, slots, a.trialSeconds) : a.steps;
+    const objectsBefore = countFiles(root);
 
-    const samples: Array<{ t: number; rssMb: number; trainers: number }> = [];
-    const sample = () => samples.push({ t: Date.now(), ...treeRss(worker.child.pid!) });
-    const sampler = setInterval(sample, 500);
+    const samples: Array<{ t: number; rssMb: number; trainers: number; finished: number }> = [];
+    let finished = 0;
+    const sample = () => samples.push({ t: Date.now(), finished, ...treeRss(worker.child.pid!) });
     const load = os.loadavg()[0]!;
     const started = Date.now();
-    const handle = await client.workflow.start('hyperparameterSearch', { taskQueue, workflowId: `scale-${process.pid}-${slots}`, args: [searchInput(a, a.trials, maxParallel)] });
-    const result = (await handle.result()) as SearchResult;
+    const handle = await client.workflow.start('hyperparameterSearch', { taskQueue, workflowId: `scale-${process.pid}-${slots}`, args: [searchInput(a, a.trials, maxParallel, steps)] });
+    // Trials finished, from the search's DurableTrainEpoch attribute (for a search: trials finished).
+    const poll = async () => {
+      const d = await handle.describe().catch(() => undefined);
+      const n = (d?.searchAttributes as Record<string, unknown[] | undefined> | undefined)?.DurableTrainEpoch?.[0];
+      if (typeof n === 'number') finished = Math.max(finished, n);
+    };
+    const sampler = setInterval(() => {
+      sample();
+      void poll();
+    }, 2000);
+    let stoppedEarly = false;
+    const deadline = a.stopAfterMinutes !== undefined ? started + a.stopAfterMinutes * 60_000 : Infinity;
+    const done = handle.result().then((r) => r as SearchResult);
+    const outcome = await Promise.race([done, new Promise<'deadline'>((r) => setTimeout(() => r('deadline'), Math.min(deadline - Date.now(), 2 ** 31 - 1)).unref())]);
+    let result: SearchResult | undefined;
+    if (outcome === 'deadline') {
+      stoppedEarly = true;
+      await poll();
+      await handle.terminate('bench:scale --stop-after-minutes');
+      done.catch(() => undefined);
+    } else {
+      result = outcome;
+      finished = result.trials.filter((t) => t.status === 'completed').length;
+    }
     const wallS = (Date.now() - started) / 1000;
     sample();
     clearInterval(sampler);
     const loadEnd = os.loadavg()[0]!;
-    const failed = result.trials.filter((t) => t.status !== 'completed');
-    if (failed.length > 0) throw new Error(`${failed.length} trials did not complete: ${JSON.stringify(failed[0])}`);
+    if (result) {
+      const failed = result.trials.filter((t) => t.status !== 'completed');
+      if (failed.length > 0) throw new Error(`${failed.length} trials did not complete: ${JSON.stringify(failed[0])}`);
+    }
 
     const runs = await chain(client, handle.workflowId, handle.firstExecutionRunId);
     let childEvents = 0;
     let trainerS = 0;
     let taskCount = runs.reduce((n, r) => n + tasks(r), 0);
-    const ids = result.trials.map((t) => t.workflowId!);
+    const ids = a.children && result ? result.trials.map((t) => t.workflowId!) : [];
     for (let i = 0; i < ids.length; i += 20) {
       const histories = await Promise.all(ids.slice(i, i + 20).map(async (id) => (await client.workflow.getHandle(id).fetchHistory()).events ?? []));
       for (const h of histories) {
@@ -244,21 +341,30 @@ async function measure(client: Client, address: string, a: Args, slots: number):
     const carried = runs.flatMap((r) => r[r.length - 1]?.workflowExecutionContinuedAsNewEventAttributes?.input?.payloads ?? []);
     const half = started + (wallS * 1000) / 2;
     const peak = (xs: typeof samples) => Math.max(0, ...xs.map((s) => s.rssMb));
+    const rssAt = (share: number) => samples.find((s) => s.finished >= share * finished)?.rssMb ?? samples[samples.length - 1]?.rssMb ?? 0;
+    const n = Math.max(1, finished);
+    if (stoppedEarly) console.log(`[bench:scale] stopped after ${a.stopAfterMinutes} min: ${finished} of ${a.trials} trials finished`);
     return {
       slots,
       maxParallel,
       trials: a.trials,
+      finished,
+      steps,
       wallS,
       trainerS,
-      childEvents: childEvents / a.trials,
-      searchEvents: runs.reduce((n, r) => n + r.length, 0) / a.trials,
-      tasks: taskCount / a.trials,
+      childEvents: ids.length > 0 ? childEvents / ids.length : NaN,
+      searchEvents: runs.reduce((m, r) => m + r.length, 0) / n,
+      tasks: ids.length > 0 ? taskCount / n : NaN,
       searchRuns: runs.length,
+      meanRunEvents: runs.reduce((m, r) => m + r.length, 0) / runs.length,
       maxRunEvents: Math.max(...runs.map((r) => r.length)),
       maxRunKb: Math.max(...runs.map(encodedBytes)) / 1024,
-      carriedKb: Math.max(0, ...carried.map((p) => (p.data?.length ?? 0) + (p.metadata ? Object.values(p.metadata).reduce((n, m) => n + m.length, 0) : 0))) / 1024,
+      carriedKb: Math.max(0, ...carried.map((p) => (p.data?.length ?? 0) + (p.metadata ? Object.values(p.metadata).reduce((m, x) => m + x.length, 0) : 0))) / 1024,
+      maxPayloadKb: Math.max(0, ...runs.flat().map((e) => largestPayload(e))) / 1024,
+      storeObjects: countFiles(root) - objectsBefore,
       rssFirstMb: peak(samples.filter((s) => s.t <= half)),
       rssSecondMb: peak(samples.filter((s) => s.t > half)),
+      rssAtMb: [rssAt(0.1), rssAt(0.5), rssAt(1)],
       trainersSeen: Math.max(0, ...samples.map((s) => s.trainers)),
       load: `${load.toFixed(1)} → ${loadEnd.toFixed(1)}`,
     };
@@ -270,7 +376,7 @@ async function measure(client: Client, address: string, a: Args, slots: number):
 
 function print(rows: Row[], a: Args): void {
   const f = (n: number, d = 2) => n.toFixed(d);
-  console.log(`\n${a.trials}-trial random search, one epoch of ${a.steps} step(s) a trial (8-unit MLP, synthetic), continueAsNewEvery ${a.every}, one worker process`);
+  console.log(`\n${a.trials}-trial random search, one epoch of ${rows[0]?.steps ?? a.steps} step(s) a trial (8-unit MLP, synthetic), continueAsNewEvery ${a.every}, one worker process`);
   console.log(`${os.cpus().length} cores; load average (1 min) at the start → end of each search in the last column\n`);
   console.log('| trainer slots | maxParallel | trainers seen | wall s | s/trial | trainer s/trial | overhead s/trial | events/trial run | search events/trial | tasks/trial | search runs | max events/search run | max search run KB | carried state KB | peak RSS MB 1st / 2nd half | load |');
   console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
@@ -285,6 +391,16 @@ function print(rows: Row[], a: Args): void {
   }
   console.log('\noverhead s/trial = s/trial − trainer s/trial ÷ slots (the trainer\'s own seconds of training, checkpointing and evaluating, from the activities\' results).');
   console.log('search events/trial counts every run of the search workflow id (continue-as-new included); tasks/trial: workflow and activity tasks scheduled (trial run + its share of the search); carried state is the largest continue-as-new input.');
+  console.log('\nScale figures (floor = trials finished × trainer s/trial ÷ slots; with --no-children the trainer time is not read and the floor is not shown):\n');
+  console.log('| slots | steps/trial | trials finished | wall s | floor s | wall ÷ floor | fixed s/trial | search runs | events/search run mean / max | largest payload KB | store objects written | worker RSS MB at 10 / 50 / 100 % |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const r of rows) {
+    const floor = Number.isNaN(r.childEvents) ? NaN : (r.finished * (r.trainerS / r.finished)) / r.slots;
+    const fixed = Number.isNaN(floor) ? NaN : (r.wallS - floor) / r.finished;
+    console.log(
+      `| ${r.slots} | ${r.steps} | ${r.finished} of ${r.trials} | ${f(r.wallS, 1)} | ${Number.isNaN(floor) ? '–' : f(floor, 1)} | ${Number.isNaN(floor) ? '–' : f(r.wallS / floor, 2)} | ${Number.isNaN(fixed) ? '–' : f(fixed, 3)} | ${r.searchRuns} | ${f(r.meanRunEvents, 0)} / ${r.maxRunEvents} | ${f(r.maxPayloadKb, 1)} | ${r.storeObjects} | ${r.rssAtMb.map((x) => f(x, 0)).join(' / ')} |`,
+    );
+  }
 }
 
 async function main(): Promise<void> {
