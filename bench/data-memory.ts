@@ -39,7 +39,7 @@ import { ShardedSource, shardedParamsOf } from '../src/data/streamed';
 import type { DescribeResult, TrainUntilStepResult } from '../src/training/protocol';
 import { TrainerClient } from '../src/training/trainer-client';
 import { startGcsEmulator, type GcsEmulator } from '../test/helpers/gcs-emulator';
-import { parseBytes, shardBytes, shardName, writeTabularShards, tabularParams } from '../scripts/make-tabular-shards';
+import { parseBytes, PERIOD, shardBytes, shardName, writeTabularShards, tabularParams } from '../scripts/make-tabular-shards';
 import { dataLog, load, mb, ROWS_PER_SHARD, sampleRss, streamedConfig } from './data-setup';
 import { LEARNING_RATE, SEED } from './models';
 
@@ -132,8 +132,8 @@ async function writeIndex(runUri: string, params: Record<string, unknown>, writt
   const hashes = new Map<number, string>();
   const shards = listed.map((s, k) => {
     if (s.uri !== written.uri.replace(/part-\*\.[^/]*$/, shardName(k))) throw new Error(`unexpected shard ${s.uri} at ${k}`);
-    let sha256 = hashes.get(k % 64);
-    if (!sha256) hashes.set(k % 64, (sha256 = createHash('sha256').update(shardBytes(k, ROWS_PER_SHARD)).digest('hex')));
+    let sha256 = hashes.get(k % PERIOD);
+    if (!sha256) hashes.set(k % PERIOD, (sha256 = createHash('sha256').update(shardBytes(k, ROWS_PER_SHARD)).digest('hex')));
     return { ...s, sha256, records: ROWS_PER_SHARD };
   });
   const index: DataIndex = { format: DATA_INDEX_FORMAT, uri: p.uri, shards, layout: first.layout, records: shards.length * ROWS_PER_SHARD };

