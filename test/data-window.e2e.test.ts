@@ -22,8 +22,7 @@ import zlib from 'node:zlib';
 
 const dataDir = tempDir('dt-window-data-');
 const dataUri = pathToFileURL(dataDir).href;
-// The in-process worker's allow-list (its trainer gets it too): the checkpoint root plus the data.
-process.env.DT_ALLOWED_URIS = dataUri;
+// (Under the test sandbox, which TEST_ALLOWED_URIS lets every test worker and trainer read.)
 
 /** Never fires on its own during a test: 03:00 UTC on 1 January. */
 const YEARLY = '0 3 1 1 *';
