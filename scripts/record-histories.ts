@@ -10,14 +10,16 @@
  *
  * `--only` records just those scenarios (names as in the files: normal, early-stopped,
  * pause-resume-stop, stop-training, continue-as-new, invalid-input, grid-search, halving-search,
- * retrain, asha-search, pbt-search, random-edits) and keeps every other fixture; `--tag` saves them as `<name>.<tag>.json` beside the
+ * retrain, asha-search, pbt-search, random-edits, data-window) and keeps every other fixture; `--tag` saves them as `<name>.<tag>.json` beside the
  * older ones, so histories recorded before a patched change keep replaying next to those after it.
  *
  * Re-record after a deliberate, versioned change to the workflow's commands; a replay failure
  * without one means the change broke determinism for runs already in flight.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 import { trialId } from '../src/checkpoints/layout';
@@ -289,6 +291,28 @@ async function main(): Promise<void> {
     await edit({ op: 'stop', trial: 3 }).catch(() => undefined);
     await h.result();
     await save('random-edits', 'replay-random-edits', 'hyperparameterSearch: random, live edits (pause, addTrials, maxParallel, resume, stop), continues as new every 2 trials', h.firstExecutionRunId);
+  }
+
+  // 13. Data windows: trainModel on `sharded` daily partitions (`dt={date}`, `window: 2`), resolved
+  //     at its start (train-model-data-window) and carried through continue-as-new by the input; a
+  //     retrain resolving its own for its child and its evaluation (retrain-model-data-window).
+  if (want('data-window')) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dt-replay-window-'));
+    for (const offset of [-3, -2, -1, 0, 1]) {
+      const day = new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10);
+      fs.mkdirSync(path.join(dir, `dt=${day}`));
+      const rows = Array.from({ length: 64 }, (_, i) => JSON.stringify({ x: [Math.sin(i + offset), Math.cos(i * 3)], y: i % 2 }));
+      fs.writeFileSync(path.join(dir, `dt=${day}`, 'part-0.jsonl'), rows.join('\n') + '\n');
+    }
+    const windowed = { name: 'sharded', params: { uri: `${pathToFileURL(dir).href}/dt={date}/part-*.jsonl`, window: 2, format: 'jsonl', label: 'y', features: ['x'], classes: [0, 1] } };
+    const data = { train: windowed, eval: { ...windowed, params: { ...windowed.params, window: 1 } } };
+    const h = await start('replay-data-window', tinyInput({ maxEpochs: 2, continueAsNewEvery: 1, data }));
+    await h.result();
+    await save('data-window', 'replay-data-window', 'trainModel on a data window of daily partitions, resolved at its start and carried through continue-as-new', h.firstExecutionRunId);
+    const r = await startWorkflow('retrainModel', 'replay-retrain-window', { modelName: 'replay-window', train: tinyInput({ maxEpochs: 2, data }) });
+    await r.result();
+    await save('retrain-window', 'replay-retrain-window', 'retrainModel on data windows resolved from its own start (its child and its evaluation take them)', r.firstExecutionRunId);
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 
   const recorded = new Set(fixtures.map((f) => f.file));
