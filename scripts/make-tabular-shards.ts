@@ -181,7 +181,7 @@ export async function writeTabularShards(out: string, options: WriteOptions): Pr
     await put(shardName(k, format), data);
     bytes += data.length;
     k++;
-    if (k % 20 === 0) options.log?.(`${k} shards, ${(bytes / 1e6).toFixed(0)} MB, ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    if (k % 200 === 0) options.log?.(`${k} shards, ${(bytes / 1e6).toFixed(0)} MB, ${((Date.now() - started) / 1000).toFixed(0)} s`);
   }
   return { uri: `${base}/part-*.${format === 'jsonl' ? 'jsonl.gz' : 'parquet'}`, shards: k, rows: k * rowsPerShard, bytes };
 }
