@@ -24,6 +24,7 @@ const EXAMPLES: ReadonlyArray<{ file: string; type: string; parse: (input: unkno
   { file: 'mnist-grid-search.json', type: 'hyperparameterSearch', parse: parseSearchConfig },
   { file: 'mnist-retrain.json', type: 'retrainModel', parse: parseRetrainConfig },
   { file: 'mnist-parquet-shards.json', type: 'trainModel', parse: parseTrainConfig },
+  { file: 'mnist-png-shards.json', type: 'trainModel', parse: parseTrainConfig },
 ];
 
 /** The README's commands that write an example's data (scripts run with tsx from the repository root), by example file. */
@@ -32,6 +33,10 @@ const DATA_COMMANDS: Readonly<Record<string, ReadonlyArray<readonly string[]>>> 
   'mnist-parquet-shards.json': [
     ['scripts/make-tabular-shards.ts', '--out', `file://${EXAMPLE_DATA}/mnist-parquet/train`, '--split', 'train', '--format', 'parquet', '--rows-per-shard', '1700', '--limit-shards', '5'],
     ['scripts/make-tabular-shards.ts', '--out', `file://${EXAMPLE_DATA}/mnist-parquet/test`, '--split', 'test', '--format', 'parquet', '--rows-per-shard', '500', '--limit-shards', '3'],
+  ],
+  'mnist-png-shards.json': [
+    ['scripts/make-image-shards.ts', '--out', `${EXAMPLE_DATA}/mnist-png/train`, '--count', '8500', '--per-shard', '1700'],
+    ['scripts/make-image-shards.ts', '--out', `${EXAMPLE_DATA}/mnist-png/test`, '--from', '8500', '--count', '1500', '--per-shard', '500'],
   ],
 };
 
