@@ -15,10 +15,6 @@ import { workflowInfo } from '@temporalio/workflow';
 import { DEFAULT_WINDOW_LAG, windowEndAt, windowUris } from '../config/data-window';
 import { SHARDED_DATASET } from '../config/sharded-data';
 
-/** patched() ids of the resolution, taken only by inputs with a window to resolve (no other history changes). */
-export const TRAIN_DATA_WINDOW_PATCH = 'train-model-data-window';
-export const RETRAIN_DATA_WINDOW_PATCH = 'retrain-model-data-window';
-
 const SCHEDULED_START = defineSearchAttributeKey('TemporalScheduledStartTime', 'DATETIME');
 
 /** The time a run's windows are relative to: its schedule slot, else its start. */

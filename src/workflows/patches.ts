@@ -32,6 +32,11 @@ export const EPOCH_ACTIVITY_PATCH = 'train-model-epoch-activity';
  */
 export const RESUME_NOT_SHORTER_PATCH = 'train-model-resume-not-shorter';
 
+/** trainModel: a sharded `{date}` + `window` URI is resolved at the run's nominal time (asked only by windowed inputs). */
+export const TRAIN_DATA_WINDOW_PATCH = 'train-model-data-window';
+/** retrainModel: the same resolution, once, for the challenger and the champion's evaluation (asked only by windowed inputs). */
+export const RETRAIN_DATA_WINDOW_PATCH = 'retrain-model-data-window';
+
 /** hyperparameterSearch: an edit that signals a running trial (pause, resume, stop). */
 export const LIVE_EDITS_PATCH = 'search-live-edits';
 /** hyperparameterSearch: a new search claims its folder (search.json: its identity and owner) before its first trial. */
@@ -50,6 +55,8 @@ export const PATCH_IDS: readonly string[] = [
   SINGLE_UPSERT_PATCH,
   EPOCH_ACTIVITY_PATCH,
   RESUME_NOT_SHORTER_PATCH,
+  TRAIN_DATA_WINDOW_PATCH,
+  RETRAIN_DATA_WINDOW_PATCH,
   LIVE_EDITS_PATCH,
   SEARCH_OWNER_PATCH,
   PBT_SPACE_PATCH,

@@ -27,9 +27,9 @@ import { Checker, ConfigError } from '../config/validate';
 import { FAULT_RETRY, WORKER_HEARTBEAT_TIMEOUT, checkInputUris, trainConfigUris } from './activity-proxies';
 import { failOnOversizedInput, MAX_PARENT_INPUT_BYTES } from './input-bounds';
 import { invalidConfig, parseOrFail } from './invalid-config';
-import { RETRAIN_RUN_ID_PATCH } from './patches';
+import { RETRAIN_DATA_WINDOW_PATCH, RETRAIN_RUN_ID_PATCH } from './patches';
 import { SEARCH_ATTRIBUTES } from './search-attributes';
-import { nominalTime, resolveDataWindows, RETRAIN_DATA_WINDOW_PATCH } from './data-window';
+import { nominalTime, resolveDataWindows } from './data-window';
 import { pauseSignal, resumeSignal, stopSignal, trainModel, type TrainModelResult } from './train-model';
 
 export type RetrainPhase = 'reading-champion' | 'training' | 'evaluating' | 'recording' | 'promoted' | 'rejected';

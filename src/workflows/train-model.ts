@@ -25,12 +25,12 @@ import {
 import type { TrainingActivities } from '../activities/training';
 import { parseTrainConfig, type TrainConfig, type TrainInput } from '../config/train-config';
 import { restoreEpoch } from './callbacks';
-import { nominalTime, resolveDataWindows, TRAIN_DATA_WINDOW_PATCH } from './data-window';
+import { nominalTime, resolveDataWindows } from './data-window';
 import { FAULT_RETRY, WORKER_HEARTBEAT_TIMEOUT } from './activity-proxies';
 import { failOnOversizedInput } from './input-bounds';
 import { invalidConfig, parseOrFail } from './invalid-config';
 import { Checker, ConfigError } from '../config/validate';
-import { EPOCH_ACTIVITY_PATCH, RESUME_NOT_SHORTER_PATCH, SINGLE_UPSERT_PATCH } from './patches';
+import { EPOCH_ACTIVITY_PATCH, RESUME_NOT_SHORTER_PATCH, SINGLE_UPSERT_PATCH, TRAIN_DATA_WINDOW_PATCH } from './patches';
 import { protectedSteps } from './protected-steps';
 import { failOnUnknownMonitor } from './monitor-check';
 import { flattenParams } from '../config/flatten-params';
