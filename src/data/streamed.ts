@@ -17,7 +17,7 @@ import { checkShardedParams, type ShardedParams } from '../config/sharded-data';
 import type { DatasetSpec } from '../config/train-config';
 import { Checker, formatIssue } from '../config/validate';
 import type { ExampleSource } from '../training/batch';
-import type { Dataset } from '../training/dataset';
+import { product, type Dataset } from '../training/dataset';
 import type { EvalBatch, EvalStream } from '../training/eval-data';
 import { NonRetryableTrainingError } from '../training/protocol';
 import { openDataIndex, type DataIndex } from './data-index';
@@ -61,7 +61,12 @@ interface Entry {
   shard?: DecodedShard;
 }
 
-export class ShardedSource implements ExampleSource {
+/**
+ * Examples in blocks (a shard, a user's range of records) read on demand in ShardedOrder's order,
+ * held in a byte-bounded LRU cache and read ahead window by window: what the step loop sees of any
+ * streamed dataset. A subclass says how to read block `i` and how many rows each block holds.
+ */
+export abstract class BlockSource implements ExampleSource {
   readonly xShape: readonly number[];
   readonly yShape: readonly number[];
   readonly order: ShardedOrder;
@@ -76,30 +81,34 @@ export class ShardedSource implements ExampleSource {
   /** Counters for tests and logs: shard reads started, prepares that had to wait for one, and how long they waited. */
   readonly stats = { reads: 0, waits: 0, waitMs: 0 };
 
+  /**
+   * `counts[i]`: records of block i in the order (after any limit); `rows[i]`: rows a load of block i
+   * holds decoded (what the cache counts); `shuffleWindow`: ShardedOrder's window.
+   */
   constructor(
-    readonly index: DataIndex,
-    readonly params: ShardedParams,
+    counts: readonly number[],
+    private readonly rows: readonly number[],
+    xShape: readonly number[],
+    yShape: readonly number[],
     readonly batchSize: number,
     seed: number,
-    private readonly options: ShardedSourceOptions = {},
+    readonly shuffleWindow: number,
+    cacheBytes: number,
   ) {
-    let left = options.limit ?? Number.MAX_SAFE_INTEGER;
-    const counts = index.shards.map((s) => {
-      const n = Math.min(s.records, left);
-      left -= n;
-      return n;
-    });
-    this.order = new ShardedOrder(counts, seed, params.shuffleWindow);
-    this.xw = rowWidth(index.layout);
-    this.yw = index.layout.yWidth;
-    this.xShape = [this.xw];
-    this.yShape = [this.yw];
-    this.cacheBytes = options.cacheBytes ?? dataCacheBytesFromEnv();
+    this.order = new ShardedOrder(counts, seed, shuffleWindow);
+    this.xw = product(xShape);
+    this.yw = product(yShape);
+    this.xShape = xShape;
+    this.yShape = yShape;
+    this.cacheBytes = cacheBytes;
   }
 
-  /** Decoded bytes of shard `i` (known from the index before it is read). */
+  /** Reads and decodes block `i` (all `rows[i]` of its rows). */
+  protected abstract loadBlock(i: number): Promise<DecodedShard>;
+
+  /** Decoded bytes of block `i` (known before it is read). */
   private bytesOf(i: number): number {
-    return this.index.shards[i]!.records * (this.xw + this.yw) * 4;
+    return this.rows[i]! * (this.xw + this.yw) * 4;
   }
 
   /** What the cache holds now (decoded shards, read or being read) and the reads in flight. */
@@ -127,13 +136,7 @@ export class ShardedSource implements ExampleSource {
       return hit.promise;
     }
     this.stats.reads++;
-    const shard = this.index.shards[i]!;
-    const promise = (async () => {
-      const { bytes } = await readShardBytes(shard, this.options.storage);
-      const decoded = (await decodeOffThread(bytes, shard.uri, this.params, this.index.layout, this.options.decodePool)).shard!;
-      if (decoded.records !== shard.records) bad(`Shard ${shard.uri} of \`params.uri\` now decodes to ${decoded.records} records, the run recorded ${shard.records}`);
-      return decoded;
-    })();
+    const promise = this.loadBlock(i);
     const entry: Entry = { promise };
     this.cache.set(i, entry);
     promise.then(
@@ -208,12 +211,6 @@ export class ShardedSource implements ExampleSource {
     }
   }
 
-  /** Decoded bytes the shards of one window may take (the window plus the largest shard at each edge): what the cache should hold. */
-  windowBytes(): number {
-    const largest = this.index.shards.reduce((a, s) => Math.max(a, s.records), 0);
-    return (Math.min(this.params.shuffleWindow, this.order.size) + 2 * largest) * (this.xw + this.yw) * 4;
-  }
-
   /** What a route builds a model from: the shapes and size, no examples. */
   shapes(): Dataset {
     return { x: new Float32Array(0), y: new Float32Array(0), xShape: this.xShape, yShape: this.yShape, size: this.order.size };
@@ -235,6 +232,49 @@ export class ShardedSource implements ExampleSource {
     this.cache.clear();
     this.pinned.clear();
   }
+}
+
+/** The `sharded` dataset's training stream: blocks are the shards of the run's data index, read pinned to it. */
+export class ShardedSource extends BlockSource {
+  constructor(
+    readonly index: DataIndex,
+    readonly params: ShardedParams,
+    batchSize: number,
+    seed: number,
+    private readonly options: ShardedSourceOptions = {},
+  ) {
+    let left = options.limit ?? Number.MAX_SAFE_INTEGER;
+    const counts = index.shards.map((s) => {
+      const n = Math.min(s.records, left);
+      left -= n;
+      return n;
+    });
+    super(
+      counts,
+      index.shards.map((s) => s.records),
+      [rowWidth(index.layout)],
+      [index.layout.yWidth],
+      batchSize,
+      seed,
+      params.shuffleWindow,
+      options.cacheBytes ?? dataCacheBytesFromEnv(),
+    );
+  }
+
+  protected async loadBlock(i: number): Promise<DecodedShard> {
+    const shard = this.index.shards[i]!;
+    const { bytes } = await readShardBytes(shard, this.options.storage);
+    const decoded = (await decodeOffThread(bytes, shard.uri, this.params, this.index.layout, this.options.decodePool)).shard!;
+    if (decoded.records !== shard.records) bad(`Shard ${shard.uri} of \`params.uri\` now decodes to ${decoded.records} records, the run recorded ${shard.records}`);
+    return decoded;
+  }
+
+  /** Decoded bytes the shards of one window may take (the window plus the largest shard at each edge): what the cache should hold. */
+  windowBytes(): number {
+    const largest = this.index.shards.reduce((a, s) => Math.max(a, s.records), 0);
+    return (Math.min(this.params.shuffleWindow, this.order.size) + 2 * largest) * (product(this.xShape) + product(this.yShape)) * 4;
+  }
+
 }
 
 /** Runs `fn`; a non-retryable failure naming `params.*` is re-raised naming `<field>.params.*` (`data.train.params.uri`). */

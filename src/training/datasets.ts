@@ -5,6 +5,7 @@ import os from 'node:os';
 import type { DatasetSpec } from '../config/train-config';
 import { limitDataset, type Dataset, type DatasetLoadOptions } from './dataset';
 import { NonRetryableTrainingError } from './protocol';
+import type { RecordSourceFactory } from './record-source';
 import { hash32, mulberry32 } from './rng';
 import { csvDataset, jsonlDataset } from './tabular';
 import { shardedDataset } from '../data/streamed';
@@ -37,6 +38,7 @@ export interface DatasetRegistryOptions {
 }
 
 export class DatasetRegistry extends Registry<DatasetFactory> {
+  private readonly streamedFactories = new Map<string, RecordSourceFactory>();
   /** Insertion order is use order: the first entry is the least recently used. */
   private readonly cache = new Map<string, Promise<Dataset>>();
   /** Bytes of each loaded (settled) entry of `cache`. */
@@ -46,6 +48,31 @@ export class DatasetRegistry extends Registry<DatasetFactory> {
   constructor(options: DatasetRegistryOptions = {}) {
     super();
     this.maxCacheBytes = options.maxCacheBytes ?? datasetCacheBytesFromEnv();
+  }
+
+  override register(name: string, factory: DatasetFactory): this {
+    this.streamedFactories.delete(name);
+    return super.register(name, factory);
+  }
+
+  /** A dataset read record by record, never whole (the user's own streamed data: record-source.ts). */
+  registerStreamed(name: string, factory: RecordSourceFactory): this {
+    this.factories.delete(name);
+    this.streamedFactories.set(name, factory);
+    return this;
+  }
+
+  /** The factory of a dataset registered with `registerStreamed`, else undefined. */
+  streamed(name: string): RecordSourceFactory | undefined {
+    return this.streamedFactories.get(name);
+  }
+
+  override has(name: string): boolean {
+    return super.has(name) || this.streamedFactories.has(name);
+  }
+
+  override names(): string[] {
+    return [...new Set([...super.names(), ...this.streamedFactories.keys()])].sort();
   }
 
   /** Bytes the cache holds now, and the keys it holds (least recently used first). */
@@ -63,6 +90,9 @@ export class DatasetRegistry extends Registry<DatasetFactory> {
       return loaded;
     }
     const factory = this.factories.get(spec.name);
+    if (!factory && this.streamedFactories.has(spec.name)) {
+      throw new NonRetryableTrainingError(`Dataset \`${spec.name}\` is streamed (registerStreamed): it is read record by record for training and evaluation, never loaded whole`);
+    }
     if (!factory) {
       throw new NonRetryableTrainingError(`Unknown dataset \`${spec.name}\`: registered datasets are ${this.names().join(', ')}`);
     }

@@ -13,7 +13,7 @@ import { LEASE_KEY, checkpointKey, modelFolderOf, PREPROCESSING_JSON } from '../
 import type { CheckpointStore } from '../checkpoints/store';
 import { SHARDED_DATASET } from '../config/sharded-data';
 import type { TrainConfig } from '../config/train-config';
-import { openShardedSource, type ShardedSource } from '../data/streamed';
+import { openShardedSource, ShardedSource, type BlockSource } from '../data/streamed';
 import { BatchAssembler } from './batch';
 import type { Dataset, DatasetShapes } from './dataset';
 import { evalExamples } from './eval-data';
@@ -31,6 +31,7 @@ import type {
 import { unsupported, type RouteDeps, type RouteSession, type SessionTarget, type TrainingRoute } from './route';
 import { builtInRoutes, Router } from './router';
 import { loadDataForModel, loadEvalData, loadTrainData, preprocessingObject } from './run-preprocessing';
+import { UserBlockSource, type RecordSourceFactory } from './record-source';
 import { checkDataShapes } from './shape-check';
 import { runSteps, sessionIsNewest } from './step-loop';
 
@@ -46,15 +47,16 @@ interface Current {
  * The spec whose fitted transform evaluation applies when the run stored none: the training set's,
  * except a streamed (`sharded`) one, which fits none and is never loaded whole for it.
  */
-function transformSpecOf(config: TrainConfig) {
-  return config.data.train.name === SHARDED_DATASET ? config.data.eval : config.data.train;
+function transformSpecOf(config: TrainConfig, datasets: RouteDeps['datasets']) {
+  const streamed = config.data.train.name === SHARDED_DATASET || datasets.streamed(config.data.train.name) !== undefined;
+  return streamed ? config.data.eval : config.data.train;
 }
 
 export class Engine {
   private current: Current | undefined;
   private readonly router: Router;
   /** The streamed training set of the last request (its cache of decoded shards is kept between requests of the same run). */
-  private streamed: { readonly key: string; readonly source: ShardedSource } | undefined;
+  private streamed: { readonly key: string; readonly source: BlockSource } | undefined;
 
   constructor(
     private readonly deps: RouteDeps,
@@ -83,9 +85,23 @@ export class Engine {
     const key = JSON.stringify([req.runUri, config.data.train, config.hyperparameters.batchSize, config.seed]);
     const source = await openShardedSource(store, config.data.train, config.hyperparameters.batchSize, config.seed, {
       log: this.deps.log,
-      ...(this.streamed?.key === key && { previous: this.streamed.source }),
+      ...(this.streamed?.key === key && this.streamed.source instanceof ShardedSource && { previous: this.streamed.source }),
     });
     if (this.streamed && this.streamed.source !== source) this.streamed.source.close();
+    this.streamed = { key, source };
+    return source;
+  }
+
+  /** A user's streamed training set (registerStreamed): kept between requests of the same run. */
+  private async openUserStreamed(req: TrainRequest, factory: RecordSourceFactory): Promise<BlockSource> {
+    const { config } = req;
+    const key = JSON.stringify([req.runUri, config.data.train, config.hyperparameters.batchSize, config.seed]);
+    if (this.streamed?.key === key) return this.streamed.source;
+    const spec = config.data.train;
+    const source = new UserBlockSource(spec.name, await factory(spec), config.hyperparameters.batchSize, config.seed, {
+      ...(spec.limit !== undefined && { limit: spec.limit }),
+    });
+    this.streamed?.source.close();
     this.streamed = { key, source };
     return source;
   }
@@ -129,7 +145,8 @@ export class Engine {
     const { config } = req;
     const route = this.router.forSpec(config.model);
     const store = this.deps.openStore(req.runUri);
-    const streamed = config.data.train.name === SHARDED_DATASET ? await this.openStreamed(store, req) : undefined;
+    const user = this.deps.datasets.streamed(config.data.train.name);
+    const streamed = config.data.train.name === SHARDED_DATASET ? await this.openStreamed(store, req) : user ? await this.openUserStreamed(req, user) : undefined;
     const train = streamed ? streamed.shapes() : await loadTrainData(this.deps.datasets, store, config.data.train);
     const preprocessing = preprocessingObject(train);
     try {
@@ -192,7 +209,7 @@ export class Engine {
     let overlapped: EvaluateResult | undefined;
     const trained = await this.train(req, onProgress, isCancelled, async (route, session) => {
       const started = Date.now();
-      const data = await loadEvalData(this.deps.datasets, store, req.config.data.eval, transformSpecOf(req.config), session.step);
+      const data = await loadEvalData(this.deps.datasets, store, req.config.data.eval, transformSpecOf(req.config, this.deps.datasets), session.step);
       const metrics = await route.evaluate(session, data, req.config.loss);
       overlapped = { step: session.step, metrics, examples: evalExamples(data), seconds: (Date.now() - started) / 1000 };
     });
@@ -214,7 +231,7 @@ export class Engine {
         throw new LeaseLostError(store.uriOf(LEASE_KEY), { token: null, holder: req.holder }, current);
       }
     }
-    const data = await loadEvalData(this.deps.datasets, store, req.config.data.eval, transformSpecOf(req.config), req.step);
+    const data = await loadEvalData(this.deps.datasets, store, req.config.data.eval, transformSpecOf(req.config, this.deps.datasets), req.step);
     const c = this.current;
     let session: RouteSession;
     let temporary = false;

@@ -13,6 +13,7 @@ import { naming, openShardedEval } from '../data/streamed';
 import type { Dataset } from './dataset';
 import type { DatasetRegistry } from './datasets';
 import type { EvalData } from './eval-data';
+import { UserEvalStream } from './record-source';
 import { parsePreprocessing, preprocessingBytes, readPreprocessing, type Preprocessing } from './tabular-preprocess';
 
 /** The bytes of a dataset's transform, if it has one (what a checkpoint and an export carry). */
@@ -50,6 +51,8 @@ export async function loadTrainData(datasets: DatasetRegistry, store: Checkpoint
  * `sharded` one (no transform) is streamed, never loaded whole (data/streamed.ts).
  */
 export async function loadEvalData(datasets: DatasetRegistry, store: CheckpointStore, spec: DatasetSpec, trainSpec: DatasetSpec, step: number): Promise<EvalData> {
+  const user = datasets.streamed(spec.name);
+  if (user) return new UserEvalStream(spec.name, await user(spec), spec.limit);
   if (spec.name === SHARDED_DATASET) return naming('data.eval', () => openShardedEval(spec));
   const saved = (await stored(store, checkpointObjectKey(step, PREPROCESSING_JSON))) ?? (await stored(store, PREPROCESSING_JSON));
   const preprocessing = saved ?? (await datasets.load(trainSpec)).preprocessing;
@@ -58,6 +61,8 @@ export async function loadEvalData(datasets: DatasetRegistry, store: CheckpointS
 
 /** The evaluation split as an exported model expects it: with the transform exported beside it, if any. */
 export async function loadDataForModel(datasets: DatasetRegistry, modelStore: CheckpointStore, spec: DatasetSpec): Promise<EvalData> {
+  const user = datasets.streamed(spec.name);
+  if (user) return new UserEvalStream(spec.name, await user(spec), spec.limit);
   if (spec.name === SHARDED_DATASET) return naming('data.eval', () => openShardedEval(spec));
   const saved = await stored(modelStore, PREPROCESSING_JSON);
   return saved ? datasets.load(spec, { preprocessing: saved }) : datasets.load(spec);
