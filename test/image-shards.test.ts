@@ -164,3 +164,26 @@ test('tar parsing keeps samples in member order', async () => {
   const samples = await tarSamples(tar, 'file:///t.tar');
   assert.deepEqual(samples.map((s) => [s.key, [...s.members.keys()]]), [['b', ['cls', 'png']], ['a', ['png', 'cls']]]);
 });
+
+test('an image folder lists its class folders’ images in name order, within the bound and the allow-list', async () => {
+  const { listShards } = await import('../src/data/source');
+  const root = path.join(dir, 'listed');
+  await writeImageFolder(root, { count: 12 });
+  fs.writeFileSync(path.join(root, 'README.txt'), 'skipped');
+  fs.writeFileSync(path.join(root, '3', 'notes.txt'), 'skipped');
+  fs.mkdirSync(path.join(root, '3', 'deeper'));
+  fs.writeFileSync(path.join(root, '3', 'deeper', 'x.png'), 'skipped: one level of class folders');
+  const allowAll = () => undefined;
+  const list = (uri: string, maxShards?: number) => listShards({ uri, manifest: false, format: 'imagefolder' }, { assertAllowed: allowAll, ...(maxShards !== undefined && { maxShards }) });
+  const shards = await list(pathToFileURL(root).href);
+  assert.deepEqual(
+    shards.map((s) => path.relative(root, new URL(s.uri).pathname)),
+    ['0/000000.png', '0/000010.png', '1/000001.png', '1/000011.png', ...[2, 3, 4, 5, 6, 7, 8, 9].map((c) => `${c}/00000${c}.png`)],
+  );
+  assert.ok(shards.every((s) => s.size === fs.statSync(new URL(s.uri)).size));
+  assert.match(await failure(() => list(pathToFileURL(root).href, 11)), /at most 11 images.*tar shards/);
+  assert.match(await failure(() => list(`${pathToFileURL(root).href}/*`)), /root folder \(no wildcards/);
+  assert.match(await failure(() => list(pathToFileURL(path.join(root, 'nothing')).href)), /existing folder.*ENOENT/);
+  const refused = listShards({ uri: pathToFileURL(root).href, manifest: false, format: 'imagefolder' }, { assertAllowed: (f, u) => { if (u.endsWith('.png')) throw new Error(`${f} refused ${u}`); } });
+  await assert.rejects(refused, /params\.uri refused file:.*\.png/);
+});

@@ -20,6 +20,7 @@ import { assertAllowedUri } from '../checkpoints/open-store';
 import { isTransientError, withRetry } from '../checkpoints/retry';
 import { MAX_SHARDS, type ShardedParams } from '../config/sharded-data';
 import { NonRetryableTrainingError } from '../training/protocol';
+import { listImageFolder } from './formats/image-folder';
 import { globRegExp, splitGlob } from './glob';
 
 /** One shard as listed: what identifies its bytes (see the top of this file). */
@@ -189,7 +190,7 @@ async function listManifest(uri: string, max: number, options: ListOptions, asse
  * other, each in name order; every one must match a shard (a missing day fails naming its glob), and
  * together at most `maxShards`.
  */
-export async function listShards(params: Pick<ShardedParams, 'uri' | 'manifest' | 'uris' | 'window'>, options: ListOptions = {}): Promise<ShardInfo[]> {
+export async function listShards(params: Pick<ShardedParams, 'uri' | 'manifest' | 'uris' | 'window'> & Partial<Pick<ShardedParams, 'format'>>, options: ListOptions = {}): Promise<ShardInfo[]> {
   const uris = params.uris ?? (params.window ? undefined : [params.uri]);
   if (uris === undefined) {
     return bad(`Expected \`params.windowEnd\` of dataset sharded to be set (the workflow resolves the window of ${params.uri} when it starts), got none: start the run through trainModel or retrainModel, or pin \`windowEnd\``);
@@ -197,7 +198,7 @@ export async function listShards(params: Pick<ShardedParams, 'uri' | 'manifest' 
   const max = options.maxShards ?? MAX_SHARDS;
   const all: ShardInfo[] = [];
   for (const uri of uris) {
-    all.push(...(await listOneUri(uri, params.manifest, { ...options, maxShards: max - all.length })));
+    all.push(...(await listOneUri(uri, params.manifest, { ...options, maxShards: max - all.length }, params.format === 'imagefolder')));
   }
   const seen = new Set<string>();
   const dup = all.find((s) => seen.has(s.uri) || !seen.add(s.uri));
@@ -205,7 +206,7 @@ export async function listShards(params: Pick<ShardedParams, 'uri' | 'manifest' 
   return all;
 }
 
-async function listOneUri(uri: string, manifest: boolean, options: ListOptions): Promise<ShardInfo[]> {
+async function listOneUri(uri: string, manifest: boolean, options: ListOptions, imageFolder = false): Promise<ShardInfo[]> {
   const max = options.maxShards ?? MAX_SHARDS;
   const assertAllowed = options.assertAllowed ?? assertAllowedUri;
   const params = { uri, manifest };
@@ -213,6 +214,7 @@ async function listOneUri(uri: string, manifest: boolean, options: ListOptions):
   let shards: ShardInfo[];
   try {
     if (params.manifest) shards = await listManifest(uri, max, options, assertAllowed);
+    else if (imageFolder) shards = await listImageFolder(uri, max, options.maxPages ?? 100, () => gcsStorage(options.storage), assertAllowed);
     else if (uri.startsWith('gs://')) shards = await listGcs(uri, max, options.maxPages ?? 100, gcsStorage(options.storage));
     else if (uri.startsWith('file:///')) shards = await listFiles(uri, max, assertAllowed);
     else return bad(`Expected \`params.uri\` of dataset sharded to be a file:/// or gs:// URI, got ${JSON.stringify(uri.slice(0, 200))}`);
