@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { parseSearchConfig } from '../src/config/search-config';
-import type { SearchCommand } from '../src/workflows/search/controller';
+import type { SearchCommand, Upsert } from '../src/workflows/search/controller';
+import { unitDraw } from '../src/workflows/search/random';
 import { tinyInput } from './e2e-support';
 import { newController, simulate } from './search-simulate';
 
@@ -85,5 +86,46 @@ describe('search controller', () => {
     const failure = ctl.budgetFailure();
     assert.equal(failure.type, 'FailureBudgetExceeded');
     assert.match(failure.message, /trial-1 \(Error: boom\)/);
+  });
+
+  const asha = (n: number, seed: number) =>
+    parseSearchConfig({ base: tinyInput({ maxEpochs: 8 }), strategy: 'asha', eta: 2 + (seed % 2), minEpochs: 1, maxTrials: n, maxParallel: 1 + (seed % 4), space: { [LR]: { loguniform: [1e-4, 1] } } });
+
+  test('the best so far (a heap) and the running and finished counts (kept per change) equal a sort and a count of the whole table after every step', () => {
+    for (let seed = 1; seed <= 25; seed++) {
+      const config = asha(5 + Math.floor(unitDraw(seed, 0, 'n') * 40), seed);
+      let checked = 0;
+      simulate(config, seed, {
+        controller: { singleUpsert: true },
+        onCommand: (_cmd, ctl) => {
+          const trials = ctl.state.trials;
+          const sorted = ctl.ranked()[0];
+          assert.equal(ctl.bestSoFar(), sorted, `seed ${seed}: best after ${checked} steps`);
+          assert.equal(ctl.running(), trials.filter((t) => t.status === 'running').length, `seed ${seed}: running`);
+          checked++;
+        },
+      });
+      assert.ok(checked > 5);
+    }
+  });
+
+  test('one search-attribute upsert per change: status, trials finished and best metric together, none repeated', () => {
+    const fieldsOf = (u: Upsert) => u.map((p) => p.key.name).sort().join();
+    for (let seed = 1; seed <= 10; seed++) {
+      const config = asha(20, seed);
+      const upserts: Upsert[] = [];
+      const { ctl } = simulate(config, seed, { controller: { singleUpsert: true }, onUpserts: (u) => upserts.push(...u) });
+      const values = upserts.map((u) => JSON.stringify(u.map((p) => p.value)));
+      values.forEach((v, i) => assert.notEqual(v, values[i - 1], `seed ${seed}: upsert ${i} repeats the one before`));
+      for (const u of upserts.slice(1)) assert.match(fieldsOf(u), /^(DurableTrainBestMetric,)?DurableTrainEpoch,DurableTrainStatus$/);
+      assert.ok(upserts.every((u, i) => i === 0 || fieldsOf(u).startsWith('DurableTrainBestMetric') || !upserts.slice(0, i).some((x) => fieldsOf(x).startsWith('DurableTrainBestMetric'))), 'once a best exists it is in every upsert');
+      // At most one upsert per run ended, per promotion batch and for the start and end.
+      const runs = Object.keys(ctl.state.trials).length + ctl.state.trials.reduce((n, t) => n + t.rung - 1, 0);
+      assert.ok(upserts.length <= 2 * runs + 3, `seed ${seed}: ${upserts.length} upserts for ${runs} runs`);
+    }
+    // Searches started before the patch keep two upserts a publish, repeated or not.
+    const old: Upsert[] = [];
+    simulate(asha(20, 1), 1, { onUpserts: (u) => old.push(...u) });
+    assert.ok(old.some((u) => fieldsOf(u) === 'DurableTrainBestMetric'), 'the old branch upserts the best metric on its own');
   });
 });

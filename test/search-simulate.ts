@@ -5,7 +5,7 @@
  */
 import type { SearchConfig } from '../src/config/search-config';
 import { createSearch, planTrials, plannedTrials } from '../src/workflows/search';
-import { SearchController, type SearchCommand } from '../src/workflows/search/controller';
+import { SearchController, type ControllerOptions, type SearchCommand, type Upsert } from '../src/workflows/search/controller';
 import { unitDraw } from '../src/workflows/search/random';
 import { initialState, resumedState, type SearchState } from '../src/workflows/search/state';
 import type { ValidatedSearch } from '../src/workflows/search/validate';
@@ -43,18 +43,18 @@ export function validatedOf(config: SearchConfig): ValidatedSearch {
 
 export const SIM_WORKFLOW_ID = 'sim';
 
-export function newController(config: SearchConfig): SearchController {
+export function newController(config: SearchConfig, options?: ControllerOptions, onUpserts?: (u: readonly Upsert[]) => void): SearchController {
   const validated = validatedOf(config);
   const state = initialState({ searchRunId: 'sim', searchUri: 'file:///sim', planned: validated.planned, maxParallel: config.maxParallel, mlflowWanted: false });
-  const ctl = new SearchController(validated, state, SIM_WORKFLOW_ID, false);
-  ctl.begin();
+  const ctl = new SearchController(validated, state, SIM_WORKFLOW_ID, false, options);
+  onUpserts?.(ctl.begin());
   return ctl;
 }
 
 /** The controller a continue-as-new would start with `state` (a JSON round trip, as Temporal's payload). */
-export function continued(config: SearchConfig, state: SearchState): SearchController {
+export function continued(config: SearchConfig, state: SearchState, options?: ControllerOptions): SearchController {
   const validated = validatedOf(config);
-  return new SearchController(validated, resumedState(roundTrip(state), validated), SIM_WORKFLOW_ID, true);
+  return new SearchController(validated, resumedState(roundTrip(state), validated), SIM_WORKFLOW_ID, true, options);
 }
 
 export interface SimOptions {
@@ -62,6 +62,9 @@ export interface SimOptions {
   readonly roundTripEvery?: number;
   /** Called with every command, before it is executed. */
   readonly onCommand?: (cmd: SearchCommand, ctl: SearchController) => void;
+  /** Every publish's upserts (commands and events), in the order the workflow would make them. */
+  readonly onUpserts?: (upserts: readonly Upsert[]) => void;
+  readonly controller?: ControllerOptions;
 }
 
 /**
@@ -70,7 +73,8 @@ export interface SimOptions {
  * carried state, as the workflow does.
  */
 export function simulate(config: SearchConfig, seed: number, options: SimOptions = {}): { ctl: SearchController; outcome: Outcome; continued: number } {
-  let ctl = newController(config);
+  const publish = (u: readonly Upsert[]) => options.onUpserts?.(u);
+  let ctl = newController(config, options.controller, publish);
   const launches: string[] = [];
   const running: Array<{ trial: number; rung: number; maxEpochs: number }> = [];
   let results = 0;
@@ -80,6 +84,7 @@ export function simulate(config: SearchConfig, seed: number, options: SimOptions
   for (;;) {
     const cmd = ctl.next({ continueAsNewSuggested: false });
     options.onCommand?.(cmd, ctl);
+    if (cmd.kind === 'publish') publish(cmd.upserts);
     if (cmd.kind === 'start') {
       launches.push(`${cmd.trial}/${cmd.rung}`);
       running.push({ trial: cmd.trial, rung: cmd.rung, maxEpochs: cmd.input.maxEpochs as number });
@@ -90,23 +95,24 @@ export function simulate(config: SearchConfig, seed: number, options: SimOptions
       // Rebuilt where the workflow could continue as new: while it waits (no decision pending).
       if (roundTripDue) {
         roundTripDue = false;
-        ctl = continued(config, ctl.snapshot());
+        ctl = continued(config, ctl.snapshot(), options.controller);
         continue;
       }
       if (running.length === 0) throw new Error('the controller waits with nothing running');
       const [done] = running.splice(Math.floor(unitDraw(seed, results, 'order') * running.length), 1);
       const row = ctl.state.trials[done!.trial - 1]!;
       const run = runOf(seed, done!.trial, row.epochs, done!.maxEpochs);
-      if (run.failed) ctl.onChildError(done!.trial, done!.rung, new Error('simulated failure'));
-      else ctl.onChildResult(done!.trial, done!.rung, { finalMetrics: { [config.metric]: run.value }, epochs: run.epochs, step: run.epochs * 10, status: run.runStatus, modelUri: `${row.runUri}/model` });
+      if (run.failed) publish(ctl.onChildError(done!.trial, done!.rung, new Error('simulated failure')));
+      else publish(ctl.onChildResult(done!.trial, done!.rung, { finalMetrics: { [config.metric]: run.value }, epochs: run.epochs, step: run.epochs * 10, status: run.runStatus, modelUri: `${row.runUri}/model` }));
       results++;
       if (options.roundTripEvery && results % options.roundTripEvery === 0) roundTripDue = true;
     } else if (cmd.kind === 'continueAsNew') {
-      ctl = continued(config, cmd.state);
+      ctl = continued(config, cmd.state, options.controller);
       continuedRuns++;
     } else if (cmd.kind === 'failBudget') {
       throw ctl.budgetFailure();
     } else if (cmd.kind === 'finish') {
+      publish(cmd.upserts);
       break;
     }
   }

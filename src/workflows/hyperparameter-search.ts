@@ -32,7 +32,7 @@ import type { LegacySearchState } from './search/legacy';
 import { resumedState, type Leaderboard, type SearchResult, type SearchState } from './search/state';
 import { startState } from './search/start';
 import { validateSearchOrFail } from './search/validate';
-import { LIVE_EDITS_PATCH, SEARCH_OWNER_PATCH } from './patches';
+import { LIVE_EDITS_PATCH, SEARCH_OWNER_PATCH, SEARCH_SINGLE_UPSERT_PATCH } from './patches';
 import { RunTracking, baseTracking, searchParams } from './run-tracking';
 import type { trainModel } from './train-model';
 
@@ -60,7 +60,7 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
   // The folder's owner first: a different search naming it fails here, before any trial (search-identity.ts).
   if (!resumeState && patched(SEARCH_OWNER_PATCH)) await claimSearchFolder({ searchUri: state.searchUri, config });
   // Every decision is the controller's (search/controller.ts); this function only runs its commands.
-  const ctl = new SearchController(validated, state, workflowInfo().workflowId, resumeState !== undefined);
+  const ctl = new SearchController(validated, state, workflowInfo().workflowId, resumeState !== undefined, { singleUpsert: patched(SEARCH_SINGLE_UPSERT_PATCH) });
   // The search's own MLflow run; trials nest under it (src/workflows/run-tracking.ts).
   const tracking = new RunTracking(state, state.searchUri, state.searchRunId, baseTracking(config), searchParams(config));
   const publish = (upserts: readonly Upsert[]): void => {

@@ -46,6 +46,12 @@ export const PBT_SPACE_PATCH = 'pbt-space-paths';
 /** hyperparameterSearch: a pbt search whose reports would outgrow workflow state fails at its start (asked only when one would). */
 export const PBT_BOUNDS_PATCH = 'pbt-state-bounds';
 
+/**
+ * hyperparameterSearch: status, trials finished and best metric in one search-attribute upsert
+ * (was two), and none when nothing changed since the last (the best found by a heap, not a sort).
+ */
+export const SEARCH_SINGLE_UPSERT_PATCH = 'search-single-search-attribute-upsert';
+
 /** Every id above (the test checks this list against the exports). */
 export const PATCH_IDS: readonly string[] = [
   URI_CHECK_PATCH,
@@ -61,4 +67,5 @@ export const PATCH_IDS: readonly string[] = [
   SEARCH_OWNER_PATCH,
   PBT_SPACE_PATCH,
   PBT_BOUNDS_PATCH,
+  SEARCH_SINGLE_UPSERT_PATCH,
 ];

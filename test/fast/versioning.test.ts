@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Worker } from '@temporalio/worker';
 import { trainModel } from '../../src/workflows';
-import { INPUT_BOUNDS_PATCH, PBT_BOUNDS_PATCH, RESUME_NOT_SHORTER_PATCH, SEARCH_OWNER_PATCH, SINGLE_UPSERT_PATCH } from '../../src/workflows/patches';
+import { INPUT_BOUNDS_PATCH, PBT_BOUNDS_PATCH, RESUME_NOT_SHORTER_PATCH, SEARCH_OWNER_PATCH, SEARCH_SINGLE_UPSERT_PATCH, SINGLE_UPSERT_PATCH } from '../../src/workflows/patches';
 import { workflowBundle } from '../helpers/temporal';
 import { historyFromJson, historyToJson } from '../history-json';
 import { Harness, trainInput } from './harness';
@@ -69,6 +69,12 @@ const OLD_SHAPE: Readonly<Record<string, (events: readonly JsonEvent[]) => void>
   // A PBT population × rounds past the bound started its trials (the patched code fails it at its start).
   [PBT_BOUNDS_PATCH]: (events) => {
     assert.ok(events.some((e) => e.eventType === 'EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED'));
+  },
+  // A search upserted its best metric on its own, beside the status/trials-finished upsert.
+  [SEARCH_SINGLE_UPSERT_PATCH]: (events) => {
+    const upserts = events.filter((e) => e.eventType === UPSERT);
+    const bestOnly = upserts.filter((e) => Object.keys(e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields ?? {}).join() === 'DurableTrainBestMetric');
+    assert.ok(bestOnly.length > 0, 'the pre-patch search history has best-metric-only upserts');
   },
   // A search started its first trial with no claim of its folder before it.
   [SEARCH_OWNER_PATCH]: (events) => {

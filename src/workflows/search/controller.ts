@@ -10,11 +10,12 @@
  * controller and a copy of its state fed the same events give the same commands.
  */
 import { ApplicationFailure } from '@temporalio/workflow';
+import { Heap } from 'heap-js';
 import type { CopyTrialCheckpointInput, CopyTrialCheckpointOutput } from '../../activities/checkpoint-copy';
 import type { WriteSearchResultsInput, WriteSearchResultsOutput } from '../../activities/search-results';
 import type { TrainModelResult } from '../train-model';
 import { SEARCH_ATTRIBUTES } from '../search-attributes';
-import { rankTrials, trialInput } from '../search-space';
+import { compareRanked, rankTrials, trialInput } from '../search-space';
 import { applyEdit, epochBudget, validateEdit, type EditReply, type SearchEdit, type TrialSignal } from './edits';
 import { finishExploit, planExploit, type PendingExploit } from './exploit';
 import { createSearch, type Searcher, type TrialDecision, type TrialScheduler } from './index';
@@ -22,6 +23,7 @@ import {
   bestTrial, childWorkflowId, failureMessage, metricOf, newTrial,
   type Leaderboard, type QueuedRun, type SearchResult, type SearchState, type TrialRecord,
 } from './state';
+import type { TrialStatus } from '../../config/search-types';
 import { invalidSearch, trialIssues, type ValidatedSearch } from './validate';
 
 /** One `upsertSearchAttributes` call: status, trials finished, best metric (trainModel's attributes). */
@@ -54,8 +56,34 @@ export interface StepContext {
   readonly continueAsNewSuggested: boolean;
 }
 
+export interface ControllerOptions {
+  /**
+   * One search-attribute upsert (status, trials finished, best metric together), and none when
+   * nothing changed since the last (the workflow asks patched(SEARCH_SINGLE_UPSERT_PATCH)); else
+   * the two upserts of searches started before it, at every publish.
+   */
+  readonly singleUpsert: boolean;
+}
+
+/** A trial's place in the ranking when it was pushed (an entry whose trial moved since is stale). */
+interface RankEntry {
+  readonly trial: number;
+  readonly rung: number;
+  readonly value: number | null;
+}
+
+const finished = (s: TrialStatus): boolean => s !== 'pending' && s !== 'running';
+const ranks = (t: TrialRecord): boolean => t.value !== null && t.status !== 'failed';
+
 export class SearchController {
   readonly state: SearchState;
+  /** Trials running, and trials neither pending nor running: kept as statuses change, not counted per event. */
+  private runningCount = 0;
+  private finishedCount_ = 0;
+  /** The ranking, best on top (later rungs first, then the metric, then the trial number); stale entries are dropped when they surface. */
+  private readonly best: Heap<RankEntry>;
+  /** The attributes last upserted (singleUpsert): an unchanged publish upserts nothing. */
+  private published: string | null = null;
   private readonly searcher: Searcher;
   private readonly scheduler: TrialScheduler;
   /** Decisions of the scheduler not applied yet. */
@@ -74,8 +102,16 @@ export class SearchController {
     /** The search's workflow id: children are `<it>/trial-<n>[/rung-<r>]`. */
     private readonly workflowId: string,
     resumed: boolean,
+    private readonly options: ControllerOptions = { singleUpsert: false },
   ) {
     this.state = state;
+    const byMetric = compareRanked(validated.config.mode);
+    this.best = new Heap<RankEntry>((a, b) => b.rung - a.rung || byMetric(a, b));
+    for (const t of state.trials) {
+      if (t.status === 'running') this.runningCount++;
+      if (finished(t.status)) this.finishedCount_++;
+      this.rank(t);
+    }
     const parts = createSearch(validated.config, state.trialLimit, resumed ? { searcher: state.searcher, scheduler: state.scheduler } : undefined);
     this.searcher = parts.searcher;
     this.scheduler = parts.scheduler;
@@ -90,7 +126,34 @@ export class SearchController {
   }
 
   running(): number {
-    return this.state.trials.filter((t) => t.status === 'running').length;
+    return this.runningCount;
+  }
+
+  /** Every status change of a trial goes through here (or `recount`), so the counts stay exact. */
+  private setStatus(t: TrialRecord, status: TrialStatus): void {
+    this.recount(t.status, status);
+    t.status = status;
+  }
+
+  private recount(before: TrialStatus, after: TrialStatus): void {
+    this.runningCount += (after === 'running' ? 1 : 0) - (before === 'running' ? 1 : 0);
+    this.finishedCount_ += (finished(after) ? 1 : 0) - (finished(before) ? 1 : 0);
+  }
+
+  /** `t`'s rung, metric or status changed: its new place in the ranking (O(log n)). */
+  private rank(t: TrialRecord): void {
+    if (ranks(t)) this.best.push({ trial: t.trial, rung: t.rung, value: t.value });
+  }
+
+  /** The best trial with a metric (what ranked()[0] is), from the heap: stale entries are popped as they surface. */
+  bestSoFar(): TrialRecord | undefined {
+    for (;;) {
+      const top = this.best.peek();
+      if (!top) return undefined;
+      const t = this.trialOf(top.trial);
+      if (ranks(t) && t.rung === top.rung && t.value === top.value) return t;
+      this.best.pop();
+    }
   }
 
   private overBudget(): boolean {
@@ -98,7 +161,7 @@ export class SearchController {
   }
 
   private finishedCount(): number {
-    return this.state.trials.filter((t) => t.status !== 'pending' && t.status !== 'running').length;
+    return this.finishedCount_;
   }
 
   /** A trial that reached a later rung (more epochs) ranks above every trial pruned before it. */
@@ -108,13 +171,17 @@ export class SearchController {
 
   /** The search attributes as of now: status and trials finished, then the best metric if any. */
   publish(): Upsert[] {
-    const upserts: Upsert[] = [[
+    const status = [
       { key: SEARCH_ATTRIBUTES.status, value: this.state.status },
       { key: SEARCH_ATTRIBUTES.epoch, value: this.finishedCount() },
-    ]];
-    const best = this.ranked()[0];
-    if (best?.value != null) upserts.push([{ key: SEARCH_ATTRIBUTES.bestMetric, value: best.value }]);
-    return upserts;
+    ] as const;
+    const best = this.bestSoFar();
+    const metric = best?.value != null ? [{ key: SEARCH_ATTRIBUTES.bestMetric, value: best.value }] as const : [];
+    if (!this.options.singleUpsert) return metric.length > 0 ? [status, metric] : [status];
+    const key = JSON.stringify([this.state.status, this.finishedCount(), best?.value ?? null]);
+    if (key === this.published) return [];
+    this.published = key;
+    return [[...status, ...metric]];
   }
 
   leaderboard(): Leaderboard {
@@ -143,8 +210,10 @@ export class SearchController {
 
   /** A validated edit: applied now; the workflow sends `signals`, then publishes. */
   onEdit(edit: SearchEdit, now: number): { reply: EditReply; signals: TrialSignal[] } {
-    const waiting = 'trial' in edit && this.trialOf(edit.trial).status === 'pending';
+    const before = 'trial' in edit ? this.trialOf(edit.trial).status : undefined;
+    const waiting = before === 'pending';
     const out = applyEdit(edit, this.config, this.state, now);
+    if ('trial' in edit) this.recount(before!, this.trialOf(edit.trial).status);
     // A stopped trial that had not reported at its rung yet is counted out, as a failure would be.
     if (edit.op === 'stop' && waiting) this.decisions.push(...this.scheduler.onTrialError(edit.trial, this.trialOf(edit.trial).rung));
     return out;
@@ -153,12 +222,13 @@ export class SearchController {
   /** A child trainModel of `trial` at `rung` completed; returns the attributes to publish at once. */
   onChildResult(trial: number, rung: number, result: Pick<TrainModelResult, 'finalMetrics' | 'epochs' | 'step' | 'status' | 'modelUri'>): Upsert[] {
     const t = this.trialOf(trial);
-    t.status = 'completed';
+    this.setStatus(t, 'completed');
     t.value = metricOf(result as TrainModelResult, this.config.metric);
     t.epochs = result.epochs;
     t.step = result.step;
     t.runStatus = result.status;
     t.modelUri = result.modelUri;
+    this.rank(t);
     const upserts = this.publish();
     if (this.state.stopped.includes(t.trial)) return [...upserts, ...this.stopByEdit(t)];
     this.decisions.push(...this.scheduler.onTrialResult(t.trial, { rung, value: t.value, epochs: t.epochs, runStatus: result.status, params: t.params }));
@@ -170,7 +240,7 @@ export class SearchController {
     const t = this.trialOf(trial);
     // Stopped by an edit before its first checkpoint: not a failure of the trial.
     if (this.state.stopped.includes(t.trial)) return this.stopByEdit(t);
-    t.status = 'failed';
+    this.setStatus(t, 'failed');
     t.value = null;
     t.error = failureMessage(err);
     this.state.failures++;
@@ -185,7 +255,10 @@ export class SearchController {
     const pending = this.copying;
     if (!pending) throw new Error('onCopied without a copy command');
     this.copying = null;
-    finishExploit(this.state, this.trialOf(pending.trial), pending, copied.checkpointUri, now);
+    const t = this.trialOf(pending.trial);
+    const before = t.status;
+    finishExploit(this.state, t, pending, copied.checkpointUri, now);
+    this.recount(before, t.status);
   }
 
   /** Whether anything the last `wait` command waits for happened. */
@@ -209,7 +282,7 @@ export class SearchController {
         if (cmd) return cmd;
         continue;
       }
-      if (this.overBudget()) return { kind: 'failBudget', results: this.results(this.ranked()[0]?.trial ?? null) };
+      if (this.overBudget()) return { kind: 'failBudget', results: this.results(this.bestSoFar()?.trial ?? null) };
       if (this.decisions.length > 0) {
         this.batch = { decisions: this.decisions.splice(0), index: 0, reached: [], promoted: false };
         continue;
@@ -289,7 +362,7 @@ export class SearchController {
   // ---- internals -------------------------------------------------------------------------------
 
   private end(t: TrialRecord, status: 'completed' | 'pruned'): void {
-    t.status = status;
+    this.setStatus(t, status);
     this.searcher.onTrialComplete(t.trial, { value: t.value, status });
   }
 
@@ -329,10 +402,11 @@ export class SearchController {
     s.queue = s.queue.filter((q) => q.trial !== run.trial);
     const t = this.trialOf(run.trial);
     const workflowId = childWorkflowId(this.workflowId, t.trial, run.rung);
-    t.status = 'running';
+    this.setStatus(t, 'running');
     t.rung = run.rung;
     t.workflowId = workflowId;
     t.error = null;
+    this.rank(t);
     s.startedThisRun++;
     const maxEpochs = this.scheduler.maxEpochsAt(run.rung) ?? s.maxEpochs;
     const input = trialInput(this.config.base, t.params, {
@@ -357,14 +431,15 @@ export class SearchController {
         b.promoted = true;
         const target = this.scheduler.maxEpochsAt(d.rung);
         if (t.runStatus === 'completed' && (target === undefined || t.epochs < target)) {
-          t.status = 'pending';
+          this.setStatus(t, 'pending');
           this.state.queue.push({ trial: t.trial, rung: d.rung });
           // trainModel will not overwrite an export: keep this rung's under rungs/rung-<r>/.
           return { kind: 'archive', runUri: t.runUri, rung: t.rung };
         }
         // Early-stopped (or already there): its run is over; it competes at the next rung as it is.
         t.rung = d.rung;
-        t.status = 'paused';
+        this.setStatus(t, 'paused');
+        this.rank(t);
         b.reached.push(t);
       } else if (d.action === 'exploit') {
         b.promoted = true;
@@ -373,7 +448,7 @@ export class SearchController {
         this.exploitNext = planExploit(t, this.trialOf(d.from), d.rung, d.params, nextInput);
         return { kind: 'archive', runUri: t.runUri, rung: t.rung };
       } else if (d.action === 'pause') {
-        t.status = 'paused';
+        this.setStatus(t, 'paused');
       } else if (d.action === 'stop') {
         this.end(t, 'pruned');
       } else if (t.status !== 'running') {
