@@ -16,7 +16,7 @@ import type { TrainConfig } from '../config/train-config';
 import { openShardedSource, ShardedSource, type BlockSource } from '../data/streamed';
 import { BatchAssembler } from './batch';
 import type { Dataset, DatasetShapes } from './dataset';
-import { evalExamples } from './eval-data';
+import { evalExamples, isEvalStream } from './eval-data';
 import { readExportedModel, readWarmStartSource } from './model-sources';
 import type {
   EvaluateModelsRequest,
@@ -128,7 +128,14 @@ export class Engine {
     this.dropSession();
     const ckpt = await loadLatestCheckpoint(store, req.targetStep, this.deps.log);
     // Before the first step: the evaluation split must fit the model built for the training split.
-    if (!ckpt) checkDataShapes(train, await loadEvalData(this.deps.datasets, store, req.config.data.eval, req.config.data.train, 0));
+    if (!ckpt) {
+      const evalData = await loadEvalData(this.deps.datasets, store, req.config.data.eval, req.config.data.train, 0);
+      try {
+        checkDataShapes(train, evalData);
+      } finally {
+        if (isEvalStream(evalData)) evalData.close?.();
+      }
+    }
     const session = ckpt ? await route.restore(ckpt, req, train) : await this.openFresh(route, req, train);
     this.current = { route, session };
     return session;

@@ -21,6 +21,8 @@ export interface EvalStream extends DatasetShapes {
   batches(batchSize: number): AsyncIterable<EvalBatch>;
   /** Examples the last complete pass of `batches` gave (undefined before one completed). */
   readonly counted: number | undefined;
+  /** Releases what the stream holds when no pass will follow (a stream opened only for its shapes). */
+  close?(): void;
 }
 
 export type EvalData = Dataset | EvalStream;

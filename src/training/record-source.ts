@@ -176,6 +176,12 @@ export class UserEvalStream implements EvalStream {
 
   private closed = false;
 
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    void Promise.resolve(this.source.close?.()).catch(() => undefined);
+  }
+
   private async *pass(first: Promise<DecodedShard> | undefined, read: (start: number) => Promise<DecodedShard> | undefined, batchSize: number, xw: number, yw: number): AsyncGenerator<EvalBatch> {
     let next = first;
     let x = new Float32Array(batchSize * xw);
