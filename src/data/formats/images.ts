@@ -11,6 +11,7 @@
  * a class outside `params.classes`, an image without its class member (or a class without its image).
  */
 import sharp from 'sharp';
+import { MAX_SHARD_TEXT_BYTES } from '../records';
 import type { ImageParams } from '../../config/image-params';
 import type { ShardedParams } from '../../config/sharded-data';
 import { excerpt, excerptList } from '../../trust/excerpt';
@@ -118,15 +119,29 @@ export async function decodeTarShard(bytes: Buffer, uri: string, params: Sharded
     y[n * yw + classIndexOf(params, cls.toString('utf8').trim(), where)] = 1;
     images.push({ bytes: s.members.get(found[0]!)!, where: `the image of ${where}` });
   }
+  const decodedBytes = samples.length * image.height * image.width * image.channels * 4;
+  if (decodedBytes > MAX_SHARD_TEXT_BYTES) {
+    bad(`Expected shard ${uri} (\`params.format\` tar) to decode to at most ${MAX_SHARD_TEXT_BYTES} bytes, got ${samples.length} samples of ${image.height}×${image.width}×${image.channels} float32 values (${decodedBytes} bytes; \`params.image\`): split it into smaller shards`);
+  }
   const x = new Float32Array(samples.length * image.height * image.width * image.channels);
   await decodeRows(samples.length, (i) => images[i]!, image, x);
   return { records: samples.length, x, y };
 }
 
-/** The class folder of an image folder's file URI: the last folder name, URI-decoded. */
+/**
+ * The class folder of an image folder's file URI: the last folder name. A file:// URI is percent-encoded
+ * (pathToFileURL), so its folder is decoded; a gs:// URI holds the object's name as it is (a folder
+ * named `%33` is the class `%33`, not `3`, and `%zz` is no error).
+ */
 export function classFolderOf(uri: string): string {
   const parts = uri.split('/');
-  return decodeURIComponent(parts[parts.length - 2] ?? '');
+  const folder = parts[parts.length - 2] ?? '';
+  if (!uri.startsWith('file:')) return folder;
+  try {
+    return decodeURIComponent(folder);
+  } catch {
+    return bad(`Expected the folder of image ${uri} to be a percent-encoded class name, got "${excerpt(folder)}"`);
+  }
 }
 
 /** One file of an image folder → one row, its class the folder it is in. */
