@@ -73,6 +73,14 @@ interface RawRecord {
   readonly get: Get;
 }
 
+/**
+ * Characters one JSONL line may hold. JSON.parse makes a JS array of 8-byte numbers out of `0,`
+ * (2 characters each) on the heap: one line of a 512 MiB shard would need about 2 GiB of heap at
+ * once and end the process (a fatal out-of-memory, on a decode thread too), on every attempt.
+ * 32 Mi characters is about 16 M numbers (a 224×224×3 image as JSON is about 600 K characters).
+ */
+export const MAX_JSONL_LINE_CHARS = 32 * 1024 * 1024;
+
 function* jsonlRecords(text: string, uri: string): Generator<RawRecord> {
   let line = 0;
   let start = 0;
@@ -80,6 +88,9 @@ function* jsonlRecords(text: string, uri: string): Generator<RawRecord> {
     let end = text.indexOf('\n', start);
     if (end < 0) end = text.length;
     line++;
+    if (end - start > MAX_JSONL_LINE_CHARS) {
+      bad(`Expected line ${line} of shard ${uri} (\`params.format\` jsonl) to be at most ${MAX_JSONL_LINE_CHARS} characters, got ${end - start}: split the record's arrays or use a binary format (tfrecord, parquet)`);
+    }
     const body = text.slice(start, end).trim();
     start = end + 1;
     if (body === '') continue;
