@@ -16,7 +16,7 @@ import { AllowList, UriRefusedError, workerAllowList } from '../src/trust/allow-
 import { createTrustActivities, guardActivityStore } from '../src/trust/activities';
 import { ConfigError, describe as describeValue } from '../src/config/validate';
 import { describeData, excerpt, excerptList, jsonErrorPosition } from '../src/trust/excerpt';
-import { isUnder, normaliseUri } from '../src/trust/uri';
+import { isUnder, normaliseUri } from '../src/config/normal-uri';
 
 const base = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'dt-trust-')));
 const A = path.join(base, 'allowed');
@@ -78,7 +78,7 @@ const CASES: Array<[string, true | RegExp]> = [
   ['gs://bucket-other/ok', /under one of the worker's allowed prefixes/],
   ['gs://bucket-ok/ok/%2F', /percent-encoding in a gs:\/\/ URI/],
   ['gs://bucket-ok/ok/../x', /a `\.\.` segment/],
-  ['gs://ab/x', /`ab` is not a GCS bucket name/],
+  ['gs://ab/x', /invalid GCS bucket name `ab`/],
   ['gs://bucket-ok/ok?x', /a query/],
   ['x'.repeat(3000), /longer than 2048/],
 ];

@@ -23,9 +23,8 @@
  *   <championRoot>/champions/<modelName>/champion.json, decisions/<n: 6 digits>.json
  */
 
-/** Digits of a step key: steps above MAX_STEP have no key (bounds refuse them before training). */
-export const STEP_DIGITS = 12;
-export const MAX_STEP = 10 ** STEP_DIGITS - 1;
+import { STEP_DIGITS } from '../config/bounds';
+export { MAX_STEP, STEP_DIGITS } from '../config/bounds';
 
 export const CHECKPOINTS_PREFIX = 'checkpoints/';
 export const LATEST_KEY = 'latest.json';

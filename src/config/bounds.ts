@@ -3,7 +3,10 @@
  * past them is a typo or an attack (`stepsPerEpoch: 1e12` would run for ever), so the parsers
  * refuse it before any activity starts. Pure: workflows import it.
  */
-import { MAX_STEP } from '../checkpoints/layout';
+
+/** Digits of a step key (checkpoints/layout.ts): steps above MAX_STEP have no key, so the bounds refuse them before training. */
+export const STEP_DIGITS = 12;
+export const MAX_STEP = 10 ** STEP_DIGITS - 1;
 
 /** One epoch is one activity: 1e8 steps is over a day at 1,000 steps/s, past any sane `epochMinutes`. */
 export const MAX_STEPS_PER_EPOCH = 100_000_000;

@@ -4,14 +4,14 @@
  *
  * Configured by the plugin option `allowedUris` or `DT_ALLOWED_URIS` (comma-separated); the
  * worker's checkpoint root is always on it. A URI is checked in its normal form
- * (src/trust/uri.ts) and, on file://, after resolving symlinks: the realpath of its longest
+ * (src/config/normal-uri.ts) and, on file://, after resolving symlinks: the realpath of its longest
  * existing prefix must lie under the realpath of an allowed prefix.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { escapeText } from '../config/validate';
-import { formatUri, isUnder, normaliseUri, type NormalUri } from './uri';
+import { formatUri, isUnder, normaliseUri, type NormalUri } from '../config/normal-uri';
 
 export const ALLOWED_URIS_ENV = 'DT_ALLOWED_URIS';
 

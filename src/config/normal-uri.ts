@@ -13,7 +13,7 @@
  *   - invisible and text-direction characters (U+202E and the like), which make it read as another URI.
  * Trailing slashes are dropped: `file:///tmp/r/` is `file:///tmp/r`.
  */
-import { invisibleCharacter } from '../config/validate';
+import { invisibleCharacter } from './validate';
 
 export type NormalUri =
   | { readonly scheme: 'file'; readonly segments: readonly string[] }
@@ -22,9 +22,18 @@ export type NormalUri =
 export type NormaliseResult =
   | { readonly ok: true; readonly uri: NormalUri; readonly canonical: string }
   | { readonly ok: false; readonly reason: string };
-export const MAX_URI_LENGTH = 2048;
+/**
+ * The longest URI the worker resolves: an input's URI is at most MAX_URI_LENGTH (1024, config/bounds.ts,
+ * checked before any work), and the worker derives longer ones below it (the run layout's keys).
+ */
+export const MAX_RESOLVED_URI_LENGTH = 2048;
 
+/** GCS bucket names: 3-63 characters (up to 222 with dots, 63 per dot-separated part), lowercase. */
 const GCS_BUCKET = /^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/;
+
+export function isGcsBucket(bucket: string): boolean {
+  return GCS_BUCKET.test(bucket) && !bucket.includes('..') && bucket.split('.').every((part) => part.length > 0 && part.length <= 63);
+}
 const UNRESERVED = /^[A-Za-z0-9_~-]$/;
 
 function refuse(reason: string): NormaliseResult {
@@ -54,7 +63,7 @@ function decodeSegment(segment: string): string | { reason: string } {
 /** The normal form of `uri`, or why it has none. */
 export function normaliseUri(uri: unknown): NormaliseResult {
   if (typeof uri !== 'string' || uri === '') return refuse('not a non-empty string');
-  if (uri.length > MAX_URI_LENGTH) return refuse(`longer than ${MAX_URI_LENGTH} characters`);
+  if (uri.length > MAX_RESOLVED_URI_LENGTH) return refuse(`longer than ${MAX_RESOLVED_URI_LENGTH} characters`);
   if (/[\u0000-\u001f\u007f]/.test(uri)) return refuse('a control character');
   const invisible = invisibleCharacter(uri);
   // A bidirectional override or zero-width character makes a URI read as another one in every message and log.
@@ -72,7 +81,7 @@ export function normaliseUri(uri: unknown): NormaliseResult {
     const slash = uri.indexOf('/', 'gs://'.length);
     bucket = slash < 0 ? uri.slice('gs://'.length) : uri.slice('gs://'.length, slash);
     rest = slash < 0 ? '' : uri.slice(slash);
-    if (!GCS_BUCKET.test(bucket)) return refuse(`\`${bucket}\` is not a GCS bucket name`);
+    if (!isGcsBucket(bucket)) return refuse(`an invalid GCS bucket name \`${bucket}\` (3 to 63 of [a-z0-9_.-], starting and ending with a letter or digit)`);
     if (rest.includes('%')) return refuse('percent-encoding in a gs:// URI (object names are taken literally)');
   } else {
     return refuse('a scheme other than `file:///` or `gs://`');
