@@ -8,6 +8,8 @@ import { test } from 'node:test';
 import type { ShardedParams } from '../src/config/sharded-data';
 import { decodeOffThread } from '../src/data/decode-pool';
 import { decodeShardBytes, MAX_JSONL_LINE_CHARS } from '../src/data/records';
+import { NonRetryableTrainingError } from '../src/training/protocol';
+import { MAX_CSV_FIELDS } from '../src/training/tabular-parse';
 
 const params: ShardedParams = { uri: 'gs://b/x/*.jsonl', manifest: false, format: 'jsonl', label: 'y', features: ['a'], task: 'regression', classes: undefined, shuffleWindow: 64 };
 
@@ -31,4 +33,18 @@ test('a JSONL line longer than MAX_JSONL_LINE_CHARS fails non-retryably before J
   // an ordinary line of 1,001 numbers still decodes
   const fine = (await decodeShardBytes(Buffer.from(`{"a":[${'1,'.repeat(1000)}1],"y":2}\n`), 'gs://b/x/ok.jsonl', params)).shard!;
   assert.equal(fine.x.length, 1001);
+});
+
+test('a CSV record of more than MAX_CSV_FIELDS fields fails non-retryably while it is read, naming shard and line', async () => {
+  const csv: ShardedParams = { ...params, format: 'csv', uri: 'gs://b/x/*.csv' };
+  const bomb = Buffer.from(`a,y\n1,2\n${'0,'.repeat(MAX_CSV_FIELDS + 1)}0\n`);
+  console.log(`shard: ${bomb.length} bytes, line 3 ${MAX_CSV_FIELDS + 2} fields`);
+  const started = Date.now();
+  await assert.rejects(decodeShardBytes(bomb, 'gs://b/x/bomb.csv', csv), (err: Error) => {
+    assert.equal(err.name, 'NonRetryableTrainingError', `${err.name}: ${err.message}`);
+    assert.ok(err instanceof NonRetryableTrainingError);
+    assert.match(err.message, /gs:\/\/b\/x\/bomb\.csv line 3: more than 1048576 fields/);
+    return true;
+  });
+  assert.ok(Date.now() - started < 10_000, 'within 10 s');
 });

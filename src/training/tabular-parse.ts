@@ -36,6 +36,12 @@ export interface CsvRecord {
   readonly quoted: boolean[];
 }
 
+/**
+ * Fields one CSV record may hold. Each field is a JS string on the heap (tens of bytes): a 512 MiB
+ * line of `0,` would be 256 M of them at once, a fatal out-of-memory of the process on every attempt.
+ */
+export const MAX_CSV_FIELDS = 1_048_576;
+
 /** RFC 4180 records with the physical line each starts on, one at a time. Blank lines are skipped. */
 export function* csvRecords(text: string, uri: string): Generator<CsvRecord> {
   let line = 1;
@@ -87,6 +93,7 @@ export function* csvRecords(text: string, uri: string): Generator<CsvRecord> {
       }
       fields.push(value);
       quoted.push(wasQuoted);
+      if (fields.length > MAX_CSV_FIELDS) fail(`${uri} line ${start}: more than ${MAX_CSV_FIELDS} fields in one record`);
       if (i < n && text[i] === ',') {
         i++;
         continue;
