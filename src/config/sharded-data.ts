@@ -53,6 +53,11 @@ export interface ShardedParams {
   /** Image formats only (config/image-params.ts): size, channels, resize and scale. */
   readonly image?: ImageParams;
   /**
+   * The tabular datasets' `normalize` (training/tabular-preprocess.ts), fitted over the training
+   * shards by the index pass (data/preprocess.ts); absent for `none` (the default: values as they are).
+   */
+  readonly normalize?: 'standard' | 'minmax';
+  /**
    * What to list, oldest partition first: `[uri]` without a window, the window's globs once it is
    * resolved; absent while a window is not resolved yet (the workflow resolves it before any activity).
    */
@@ -68,7 +73,7 @@ export interface DataWindow {
   readonly end: string | undefined;
 }
 
-const KNOWN = ['uri', 'manifest', 'format', 'label', 'features', 'task', 'classes', 'shuffleWindow', 'window', 'windowLag', 'windowEnd', 'uris', 'image'] as const;
+const KNOWN = ['uri', 'manifest', 'format', 'label', 'features', 'task', 'classes', 'shuffleWindow', 'window', 'windowLag', 'windowEnd', 'uris', 'image', 'normalize'] as const;
 
 /** Checks `split` and `params` of a `sharded` dataset spec; undefined when an issue was added to `c`. */
 export function checkShardedParams(c: Checker, field: string, split: string | undefined, params: JsonObject | undefined): ShardedParams | undefined {
@@ -122,11 +127,13 @@ export function checkShardedParams(c: Checker, field: string, split: string | un
     }
   }
   const shuffleWindow = c.number(`${f}.shuffleWindow`, params.shuffleWindow, { integer: true, min: 1, max: MAX_SHUFFLE_WINDOW, fallback: DEFAULT_SHUFFLE_WINDOW });
+  const normalize = c.oneOf(`${f}.normalize`, params.normalize, ['standard', 'minmax', 'none'] as const, 'none');
+  if (imageFormat && params.normalize !== undefined) c.fail(`${f}.normalize`, 'absent for images (their `image.scale` says how pixels are scaled)', params.normalize);
   const windowed = checkWindow(c, f, uri, params);
   if (c.issues.length > before || uri === undefined || format === undefined || label === undefined || features === undefined || task === undefined || shuffleWindow === undefined) {
     return undefined;
   }
-  const base = { uri, manifest, format, label, features, task, classes, shuffleWindow, ...(image && { image }) };
+  const base = { uri, manifest, format, label, features, task, classes, shuffleWindow, ...(image && { image }), ...(normalize !== undefined && normalize !== 'none' && { normalize }) };
   if (!windowed) return { ...base, uris: [uri] };
   return { ...base, window: windowed.window, ...(windowed.uris && { uris: windowed.uris }) };
 }

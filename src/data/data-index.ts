@@ -10,7 +10,10 @@
 import type { Storage } from '@google-cloud/storage';
 import { PreconditionFailedError, type CheckpointStore } from '../checkpoints/store';
 import type { ShardedParams } from '../config/sharded-data';
+import { PREPROCESSING_JSON } from '../checkpoints/layout';
 import { breathe } from '../training/liveness';
+import { preprocessingBytes, readPreprocessing, type Preprocessing } from '../training/tabular-preprocess';
+import { FeatureStats } from './preprocess';
 import { decodeShardBytes, type RowLayout } from './records';
 import { readShardBytes, type PinnedShard } from './reader';
 import { bad, listShards, type ListOptions, type ShardInfo } from './source';
@@ -30,8 +33,11 @@ export interface DataIndex {
   readonly records: number;
 }
 
-/** Reads and decodes every shard once: record counts, SHA-256s and the layout (from the first record). */
-export async function buildDataIndex(params: ShardedParams, shards: readonly ShardInfo[], storage?: Storage): Promise<DataIndex> {
+/**
+ * Reads and decodes every shard once: record counts, SHA-256s and the layout (from the first record);
+ * with `params.normalize`, `stats` gets every decoded shard in listing order (data/preprocess.ts).
+ */
+export async function buildDataIndex(params: ShardedParams, shards: readonly ShardInfo[], storage?: Storage, stats?: { value?: FeatureStats }): Promise<DataIndex> {
   let layout: RowLayout | undefined;
   const indexed: IndexedShard[] = [];
   for (const shard of shards) {
@@ -39,6 +45,7 @@ export async function buildDataIndex(params: ShardedParams, shards: readonly Sha
     const decoded = await decodeShardBytes(bytes, shard.uri, params, layout);
     layout ??= decoded.layout;
     const records = decoded.shard?.records ?? 0;
+    if (stats && layout && decoded.shard) (stats.value ??= new FeatureStats(params, layout)).add(decoded.shard);
     indexed.push({ ...shard, sha256, records });
     await breathe();
   }
@@ -77,21 +84,58 @@ function parseIndex(bytes: Buffer, where: string): DataIndex {
  * stored create-only (a racing attempt's copy is then used, after the same check).
  */
 export async function openDataIndex(store: CheckpointStore, params: ShardedParams, options: ListOptions & { readonly log?: (m: string) => void } = {}): Promise<DataIndex> {
+  return (await openRunData(store, params, options)).index;
+}
+
+/** The run's stored transform (preprocessing.json): required once the index exists and `params.normalize` is set. */
+async function storedPreprocessing(store: CheckpointStore, params: ShardedParams): Promise<Preprocessing | undefined> {
+  if (!params.normalize) return undefined;
+  const bytes = await store.get(PREPROCESSING_JSON);
+  if (!bytes) {
+    return bad(
+      `Expected the run's ${store.uriOf(PREPROCESSING_JSON)} (the statistics \`params.normalize\` fitted on the first attempt), got none: ` +
+        'the run indexed its data without `normalize`; start a new run id to normalize',
+    );
+  }
+  return readPreprocessing(bytes, store.uriOf(PREPROCESSING_JSON));
+}
+
+/**
+ * The run's data index and, with `params.normalize`, its fitted transform: both stored ones (the
+ * index checked against a fresh listing; never refitted); else built in one pass, the transform
+ * stored create-only first, then the index (a racing attempt's copies are then used).
+ */
+export async function openRunData(
+  store: CheckpointStore,
+  params: ShardedParams,
+  options: ListOptions & { readonly log?: (m: string) => void } = {},
+): Promise<{ readonly index: DataIndex; readonly preprocessing?: Preprocessing }> {
   const listed = await listShards(params, options);
   const stored = await store.get(DATA_INDEX_JSON);
   if (stored) {
     const index = parseIndex(stored, store.uriOf(DATA_INDEX_JSON));
     checkListing(index, listed);
-    return index;
+    const preprocessing = await storedPreprocessing(store, params);
+    return { index, ...(preprocessing && { preprocessing }) };
   }
   const started = Date.now();
-  const index = await buildDataIndex(params, listed, options.storage);
+  const stats: { value?: FeatureStats } = {};
+  const index = await buildDataIndex(params, listed, options.storage, params.normalize ? stats : undefined);
   options.log?.(`data index of ${params.uri}: ${index.shards.length} shards, ${index.records} records, built in ${Date.now() - started} ms`);
   try {
+    if (stats.value) {
+      try {
+        await store.putIfVersion(PREPROCESSING_JSON, preprocessingBytes(stats.value.fitted()), undefined);
+      } catch (err) {
+        // An earlier attempt stored it (and died before the index): the same shards, the same bits; keep its copy.
+        if (!(err instanceof PreconditionFailedError)) throw err;
+      }
+    }
     await store.putIfVersion(DATA_INDEX_JSON, Buffer.from(JSON.stringify(index)), undefined);
   } catch (err) {
     if (!(err instanceof PreconditionFailedError)) throw err;
-    return openDataIndex(store, params, options);
+    return openRunData(store, params, options);
   }
-  return index;
+  const preprocessing = await storedPreprocessing(store, params);
+  return { index, ...(preprocessing && { preprocessing }) };
 }

@@ -20,9 +20,11 @@ import type { ExampleSource } from '../training/batch';
 import { product, type Dataset } from '../training/dataset';
 import type { EvalBatch, EvalStream } from '../training/eval-data';
 import { NonRetryableTrainingError } from '../training/protocol';
-import { openDataIndex, type DataIndex } from './data-index';
+import type { Preprocessing } from '../training/tabular-preprocess';
+import { openRunData, type DataIndex } from './data-index';
 import { decodeOffThread, type DecodePool } from './decode-pool';
 import { ShardedOrder } from './order';
+import { transformRows } from './preprocess';
 import { decodeShardBytes, rowWidth, type DecodedShard, type RowLayout } from './records';
 import { readShardBytes } from './reader';
 import { bad, listShards, type ListOptions, type ShardInfo } from './source';
@@ -54,6 +56,8 @@ export interface ShardedSourceOptions {
   readonly limit?: number;
   /** Where shards are parsed: undefined, the process's pool (decode-pool.ts); null, the main thread. */
   readonly decodePool?: DecodePool | null;
+  /** The run's fitted transform (`params.normalize`, data/preprocess.ts), applied to every decoded shard. */
+  readonly preprocessing?: Preprocessing;
 }
 
 interface Entry {
@@ -236,6 +240,8 @@ export abstract class BlockSource implements ExampleSource {
 
 /** The `sharded` dataset's training stream: blocks are the shards of the run's data index, read pinned to it. */
 export class ShardedSource extends BlockSource {
+  private readonly transform: ((d: DecodedShard) => DecodedShard) | undefined;
+
   constructor(
     readonly index: DataIndex,
     readonly params: ShardedParams,
@@ -259,6 +265,12 @@ export class ShardedSource extends BlockSource {
       params.shuffleWindow,
       options.cacheBytes ?? dataCacheBytesFromEnv(),
     );
+    this.transform = options.preprocessing && transformRows(options.preprocessing, params, index.layout);
+  }
+
+  /** The shapes, and the run's transform (what checkpoints carry and the export writes beside the model). */
+  override shapes(): Dataset {
+    return { ...super.shapes(), ...(this.options.preprocessing && { preprocessing: this.options.preprocessing }) };
   }
 
   protected async loadBlock(i: number): Promise<DecodedShard> {
@@ -266,7 +278,7 @@ export class ShardedSource extends BlockSource {
     const { bytes } = await readShardBytes(shard, this.options.storage);
     const decoded = (await decodeOffThread(bytes, shard.uri, this.params, this.index.layout, this.options.decodePool)).shard!;
     if (decoded.records !== shard.records) bad(`Shard ${shard.uri} of \`params.uri\` now decodes to ${decoded.records} records, the run recorded ${shard.records}`);
-    return decoded;
+    return this.transform ? this.transform(decoded) : decoded;
   }
 
   /** Decoded bytes the shards of one window may take (the window plus the largest shard at each edge): what the cache should hold. */
@@ -296,17 +308,18 @@ export async function openShardedSource(
   options: ShardedSourceOptions & { readonly log?: (m: string) => void; readonly previous?: ShardedSource } = {},
 ): Promise<ShardedSource> {
   const params = await naming('data.train', async () => shardedParamsOf(spec));
-  const index = await naming('data.train', () =>
-    openDataIndex(store, params, { ...(options.storage && { storage: options.storage }), ...(options.log && { log: options.log }) }),
+  const { index, preprocessing } = await naming('data.train', () =>
+    openRunData(store, params, { ...(options.storage && { storage: options.storage }), ...(options.log && { log: options.log }) }),
   );
   // The same run and data as the previous request: keep its decoded shards.
   const previous = options.previous;
-  if (previous && JSON.stringify(previous.index) === JSON.stringify(index)) return previous;
+  if (previous && JSON.stringify(previous.index) === JSON.stringify(index) && JSON.stringify(previous.shapes().preprocessing) === JSON.stringify(preprocessing)) return previous;
   const source = new ShardedSource(index, params, batchSize, seed, {
     ...(options.cacheBytes !== undefined && { cacheBytes: options.cacheBytes }),
     ...(options.storage && { storage: options.storage }),
     ...(spec.limit !== undefined && { limit: spec.limit }),
     ...(options.decodePool !== undefined && { decodePool: options.decodePool }),
+    ...(preprocessing && { preprocessing }),
   });
   const needed = source.windowBytes();
   if (needed > source.cacheBytes) {
@@ -340,16 +353,21 @@ export class ShardedEvalStream implements EvalStream {
     readonly shards: readonly ShardInfo[],
     readonly params: ShardedParams,
     readonly layout: RowLayout,
-    private readonly options: { readonly limit?: number; readonly storage?: Storage; readonly decodePool?: DecodePool | null } = {},
+    private readonly options: { readonly limit?: number; readonly storage?: Storage; readonly decodePool?: DecodePool | null; readonly preprocessing?: Preprocessing } = {},
   ) {
     this.xShape = [rowWidth(layout)];
     this.yShape = [layout.yWidth];
     this.task = params.task;
+    this.transform = options.preprocessing && transformRows(options.preprocessing, params, layout);
   }
+
+  /** The training set's transform (never statistics of this set), if the run has one. */
+  private readonly transform: ((d: DecodedShard) => DecodedShard) | undefined;
 
   private async decode(shard: ShardInfo): Promise<DecodedShard> {
     this.stats.reads++;
-    return (await decodeOffThread((await readShardBytes(shard, this.options.storage)).bytes, shard.uri, this.params, this.layout, this.options.decodePool)).shard!;
+    const d = (await decodeOffThread((await readShardBytes(shard, this.options.storage)).bytes, shard.uri, this.params, this.layout, this.options.decodePool)).shard!;
+    return this.transform ? this.transform(d) : d;
   }
 
   async *batches(batchSize: number): AsyncGenerator<EvalBatch> {
@@ -398,9 +416,10 @@ export class ShardedEvalStream implements EvalStream {
 
 /**
  * Opens a `sharded` evaluation set as a stream: the shards listed (through the allow-list), the row
- * layout read from the first record. Nothing else is read until a pass.
+ * layout read from the first record. Nothing else is read until a pass. `preprocessing`: the
+ * training run's transform (preprocessing.json), applied to every row.
  */
-export async function openShardedEval(spec: DatasetSpec, options: ListOptions = {}): Promise<ShardedEvalStream> {
+export async function openShardedEval(spec: DatasetSpec, options: ListOptions & { readonly preprocessing?: Preprocessing } = {}): Promise<ShardedEvalStream> {
   const params = shardedParamsOf(spec);
   const shards = await listShards(params, options);
   let layout: RowLayout | undefined;
@@ -412,6 +431,7 @@ export async function openShardedEval(spec: DatasetSpec, options: ListOptions = 
   return new ShardedEvalStream(shards, params, layout, {
     ...(spec.limit !== undefined && { limit: spec.limit }),
     ...(options.storage && { storage: options.storage }),
+    ...(options.preprocessing && { preprocessing: options.preprocessing }),
   });
 }
 

@@ -48,13 +48,15 @@ export async function loadTrainData(datasets: DatasetRegistry, store: Checkpoint
 /**
  * The evaluation split, given the transform of the checkpoint at `step` (else the run folder's,
  * else the training split's, fitted now): never statistics of the evaluation split itself. A
- * `sharded` one (no transform) is streamed, never loaded whole (data/streamed.ts).
+ * `sharded` one is streamed, never loaded whole (data/streamed.ts), with the stored transform if
+ * the run has one (`params.normalize`, fitted by the index pass: data/preprocess.ts).
  */
 export async function loadEvalData(datasets: DatasetRegistry, store: CheckpointStore, spec: DatasetSpec, trainSpec: DatasetSpec, step: number): Promise<EvalData> {
   const user = datasets.streamed(spec.name);
   if (user) return new UserEvalStream(spec.name, await user(spec), spec.limit);
-  if (spec.name === SHARDED_DATASET) return naming('data.eval', () => openShardedEval(spec));
   const saved = (await stored(store, checkpointObjectKey(step, PREPROCESSING_JSON))) ?? (await stored(store, PREPROCESSING_JSON));
+  // Streamed: the training run's transform when it has one (`params.normalize`), else values as they are.
+  if (spec.name === SHARDED_DATASET) return naming('data.eval', () => openShardedEval(spec, saved ? { preprocessing: saved } : {}));
   const preprocessing = saved ?? (await datasets.load(trainSpec)).preprocessing;
   return preprocessing === undefined ? datasets.load(spec) : datasets.load(spec, { preprocessing });
 }
@@ -63,7 +65,7 @@ export async function loadEvalData(datasets: DatasetRegistry, store: CheckpointS
 export async function loadDataForModel(datasets: DatasetRegistry, modelStore: CheckpointStore, spec: DatasetSpec): Promise<EvalData> {
   const user = datasets.streamed(spec.name);
   if (user) return new UserEvalStream(spec.name, await user(spec), spec.limit);
-  if (spec.name === SHARDED_DATASET) return naming('data.eval', () => openShardedEval(spec));
   const saved = await stored(modelStore, PREPROCESSING_JSON);
+  if (spec.name === SHARDED_DATASET) return naming('data.eval', () => openShardedEval(spec, saved ? { preprocessing: saved } : {}));
   return saved ? datasets.load(spec, { preprocessing: saved }) : datasets.load(spec);
 }
