@@ -35,24 +35,25 @@ import type { DescribeResult, TrainUntilStepResult } from '../src/training/proto
 import { TrainerClient } from '../src/training/trainer-client';
 import { startGcsEmulator, type GcsEmulator } from '../test/helpers/gcs-emulator';
 import { shardName } from '../scripts/make-tabular-shards';
-import { dataLog, load, streamedConfig, TABULAR, type DataCase, type DataWaits } from './data-setup';
+import { dataLog, JPEG224, JPEG32, load, streamedConfig, TABULAR, type DataCase, type DataWaits } from './data-setup';
 import { benchInput, LEARNING_RATE, MODEL_LABEL, SEED } from './models';
 import { referencePython } from './python';
 
 const run = promisify(execFile);
 const WARMUP = 10;
 const BUCKET = 'dt-bench-data';
-const CASES: readonly DataCase[] = [TABULAR];
+const CASES: Record<string, DataCase> = { tabular: TABULAR, jpeg32: JPEG32, jpeg224: JPEG224 };
 
 interface Args {
   steps: number;
   batch: number;
   sources: Array<'file' | 'gcs'>;
   shards: number;
+  cases: DataCase[];
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { steps: 900, batch: 128, sources: ['file', 'gcs'], shards: 12 };
+  const args: Args = { steps: 900, batch: 128, sources: ['file', 'gcs'], shards: 12, cases: Object.values(CASES) };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -76,7 +77,13 @@ function parseArgs(argv: string[]): Args {
       const s = value().split(',');
       for (const x of s) if (x !== 'file' && x !== 'gcs') throw new Error(`Expected \`--sources\` from file, gcs, got \`${x}\``);
       args.sources = s as Args['sources'];
-    } else throw new Error(`Unknown argument \`${a}\` (expected --quick, --steps, --batch, --shards, --sources)`);
+    } else if (a === '--cases') {
+      args.cases = value().split(',').map((x) => {
+        const c = CASES[x];
+        if (!c) throw new Error(`Expected \`--cases\` from ${Object.keys(CASES).join(', ')}, got \`${x}\``);
+        return c;
+      });
+    } else throw new Error(`Unknown argument \`${a}\` (expected --quick, --steps, --batch, --shards, --sources, --cases)`);
   }
   return args;
 }
@@ -93,6 +100,8 @@ interface Row {
   readonly data: string;
   readonly source: string;
   readonly reader: string;
+  model?: string;
+  batch?: number;
   pipeline?: number;
   train?: number;
   waits?: DataWaits;
@@ -145,10 +154,13 @@ async function main(): Promise<void> {
     if (args.sources.includes('gcs')) emu = await startGcsEmulator({ buckets: [BUCKET] });
     const local = trainer();
     const d = await local.request<DescribeResult>({ type: 'describe' });
-    console.log(`backend ${d.backend.name} (${d.backend.package}); batch ${args.batch}; ${args.steps} timed steps after ${WARMUP} warm-up steps; ${args.shards} shards of 10,000 rows`);
+    console.log(`backend ${d.backend.name} (${d.backend.package}); tabular: batch ${args.batch}, ${args.steps} timed steps after ${WARMUP} warm-up steps, ${args.shards} shards of 10,000 rows; images: each case's own batch and steps (in the table)`);
     let runs = 0;
-    for (const c of CASES) {
-      const rowsWanted = args.shards * 10_000;
+    for (const c of args.cases) {
+      const rowsWanted = c.rows ?? args.shards * 10_000;
+      const batch = c.batch ?? args.batch;
+      const steps = c.steps ?? args.steps;
+      const model = c.modelParams ? `${MODEL_LABEL[c.model]} on ${JSON.stringify(c.modelParams.imageShape)}` : MODEL_LABEL[c.model];
       const fileWritten = await c.write(`${rootUri}/${c.id}`, rowsWanted);
       const uris: Record<'file' | 'gcs', string> = { file: fileWritten.uri, gcs: '' };
       if (emu) uris.gcs = (await c.write(`gs://${BUCKET}/${c.id}`, rowsWanted, emu.storage)).uri;
@@ -157,37 +169,63 @@ async function main(): Promise<void> {
         const uri = uris[source];
         const storage = source === 'gcs' ? emu!.storage : undefined;
         const params = c.params(uri);
-        const row: Row = { data: c.label, source: source === 'file' ? 'file://' : 'GCS emulator', reader: 'durable-train `sharded`' };
+        const row: Row = { data: c.label, source: source === 'file' ? 'file://' : 'GCS emulator', reader: 'durable-train `sharded`', model, batch };
         rows.push(row);
         process.stderr.write(`[bench:data] ${c.id} ${source}: pipeline alone ... `);
-        row.pipeline = await pipelineAlone(params, args.batch, args.steps, storage);
+        row.pipeline = await pipelineAlone(params, batch, steps, storage);
         process.stderr.write(`${row.pipeline.toFixed(0)} ex/s; training ... `);
         const t = source === 'gcs' ? trainer({ STORAGE_EMULATOR_HOST: emu!.endpoint }) : local;
-        const evalUri = uri.replace(/part-\*\.[^/]*$/, shardName(0));
-        const config = streamedConfig(c.model, params, evalUri, args.batch, WARMUP + args.steps);
+        const evalUri = uri.replace(/part-\*\.[^/]*$/, shardName(0)).replace(/shard-\*\.tar$/, 'shard-00000.tar');
+        const config = streamedConfig(c.model, params, evalUri, batch, WARMUP + steps, c.modelParams);
         const runUri = `${rootUri}/run-${runs++}`;
         const train = (targetStep: number) => t.request<TrainUntilStepResult>({ type: 'train', request: { runUri, config, targetStep, learningRate: LEARNING_RATE } });
         await train(WARMUP);
-        const r = await train(WARMUP + args.steps);
+        const r = await train(WARMUP + steps);
         row.stepsMs = loopMs(r);
-        row.train = (args.steps * args.batch * 1000) / row.stepsMs;
+        row.train = (steps * batch * 1000) / row.stepsMs;
         const waits = log.last();
         if (waits) row.waits = waits;
         process.stderr.write(`${row.train.toFixed(0)} ex/s\n`);
       }
       // The same model on the in-memory path, in the same trainer process.
-      {
-        const row: Row = { data: c.label === TABULAR.label ? 'MNIST digits (built-in `mnist`)' : c.label, source: 'memory', reader: 'durable-train in-memory' };
+      if (c.memory === 'mnist') {
+        const row: Row = { data: 'MNIST digits (built-in `mnist`)', source: 'memory', reader: 'durable-train in-memory', model, batch };
         rows.push(row);
         const config = parseTrainConfig(benchInput(c.model, args.batch, WARMUP + args.steps, 1, { checkpoint: { everySteps: 0, everySeconds: 0 } }));
         const runUri = `${rootUri}/run-${runs++}`;
         const train = (targetStep: number) => local.request<TrainUntilStepResult>({ type: 'train', request: { runUri, config, targetStep, learningRate: LEARNING_RATE } });
         process.stderr.write(`[bench:data] ${c.id} in memory: training ... `);
         await train(WARMUP);
-        const r = await train(WARMUP + args.steps);
+        const r = await train(WARMUP + steps);
         row.stepsMs = loopMs(r);
-        row.train = (args.steps * args.batch * 1000) / row.stepsMs;
+        row.train = (steps * batch * 1000) / row.stepsMs;
         process.stderr.write(`${row.train.toFixed(0)} ex/s\n`);
+      } else {
+        // The same shards held decoded: a trainer whose cache holds them all, warmed by one whole pass.
+        const row: Row = { data: c.label, source: 'memory', reader: 'durable-train `sharded`, 4 shards all cached', model, batch };
+        rows.push(row);
+        const cachedLog = dataLog();
+        const t = new TrainerClient({ backend: process.env.DT_BACKEND ?? 'auto', log: cachedLog.log, env: { DT_DATA_CACHE_BYTES: String(2 ** 31) } });
+        t.allowUris([rootUri, `gs://${BUCKET}`]);
+        trainers.push(t);
+        const cachedShards = 4;
+        const pass = Math.ceil((cachedShards * rowsWanted) / fileWritten.shards / batch) + 1;
+        const params = c.params(uris.file.replace(/shard-\*\.tar$/, `shard-0000[0-${cachedShards - 1}].tar`));
+        const evalUri = uris.file.replace(/shard-\*\.tar$/, 'shard-00000.tar');
+        const config = streamedConfig(c.model, params, evalUri, batch, pass + steps, c.modelParams);
+        const runUri = `${rootUri}/run-${runs++}`;
+        const train = (targetStep: number) => t.request<TrainUntilStepResult>({ type: 'train', request: { runUri, config, targetStep, learningRate: LEARNING_RATE } });
+        process.stderr.write(`[bench:data] ${c.id} cached: one pass ... `);
+        await train(pass);
+        process.stderr.write('training ... ');
+        const r = await train(pass + steps);
+        row.stepsMs = loopMs(r);
+        row.train = (steps * batch * 1000) / row.stepsMs;
+        const waits = cachedLog.last();
+        if (waits) row.waits = waits;
+        if (waits && waits.reads > 0) row.note = `${waits.reads} shard reads in the timed request: not all in memory`;
+        process.stderr.write(`${row.train.toFixed(0)} ex/s (${waits?.reads ?? '?'} shard reads)\n`);
+        await t.close();
       }
       // tf.data on the same shard files.
       if ('skipped' in c.tfdata) {
@@ -196,7 +234,7 @@ async function main(): Promise<void> {
         rows.push({ data: c.label, source: '—', reader: 'tf.data', note: py.reason });
       } else {
         for (const source of args.sources) {
-          const row: Row = { data: c.label, source: source === 'file' ? 'file://' : 'GCS emulator', reader: `tf.data (TF ${py.tensorflow})` };
+          const row: Row = { data: c.label, source: source === 'file' ? 'file://' : 'GCS emulator', reader: `tf.data (TF ${py.tensorflow})`, model: `Keras ${model}`, batch };
           rows.push(row);
           if (source === 'gcs') {
             row.note = TF_GCS_SKIPPED;
@@ -207,7 +245,10 @@ async function main(): Promise<void> {
           try {
             const { stdout } = await run(
               py.python,
-              [path.join(__dirname, 'data_tfdata.py'), '--files', files, '--batch', String(args.batch), '--steps', String(args.steps)],
+              [
+                path.join(__dirname, 'data_tfdata.py'), '--files', files, '--batch', String(batch), '--steps', String(steps),
+                ...('size' in c.tfdata ? ['--format', 'tar', '--size', String(c.tfdata.size)] : []),
+              ],
               {
                 env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '3', KERAS_BACKEND: 'tensorflow' },
                 timeout: 600_000,
@@ -218,7 +259,7 @@ async function main(): Promise<void> {
             row.pipeline = out.pipeline;
             row.train = out.train;
             if (out.memory !== undefined) {
-              rows.push({ data: c.label, source: 'memory', reader: `Keras in memory (TF ${py.tensorflow})`, train: out.memory });
+              rows.push({ data: c.label, source: 'memory', reader: `Keras in memory (TF ${py.tensorflow})`, model: `Keras ${model}`, batch, train: out.memory });
             }
             process.stderr.write(`${out.pipeline?.toFixed(0)} / ${out.train?.toFixed(0)} ex/s\n`);
           } catch (err) {
@@ -237,29 +278,30 @@ async function main(): Promise<void> {
 
   console.log(`load average at end: ${load()}`);
   console.log('');
-  const memoryRate = (reader: string) => rows.find((r) => r.source === 'memory' && r.reader.startsWith(reader))?.train;
-  const ours = memoryRate('durable-train');
-  const theirs = rows.find((r) => r.reader.startsWith('tf.data') && r.source === 'file://')?.pipeline;
-  console.log(`model: ${MODEL_LABEL.mlp}, Adam ${LEARNING_RATE}, batch ${args.batch}`);
-  console.log('| data | source | reader | pipeline alone, examples/s | vs tf.data pipeline (file://) | training, examples/s | vs same reader in memory | steps that waited for input | data stall: waiting, % of step loop | input cost: 1 − training / in memory |');
-  console.log('|---|---|---|---:|---:|---:|---:|---:|---:|---:|');
+  // A streamed row is compared with the in-memory row and tf.data's file:// row of its own data (the tabular rows: the built-in mnist).
+  const same = (r: Row, q: Row) => q.data === r.data || (q.data.startsWith('MNIST digits (built-in') && r.data === TABULAR.label);
+  const memoryRate = (r: Row, reader: string) => rows.find((q) => same(r, q) && q.source === 'memory' && q.reader.startsWith(reader))?.train;
+  console.log(`Adam ${LEARNING_RATE}; models and batches in the table`);
+  console.log('| data | source | reader | model, batch | pipeline alone, examples/s | vs tf.data pipeline (file://) | training, examples/s | vs same reader in memory | steps that waited for input | data stall: waiting, % of step loop | input cost: 1 − training / in memory |');
+  console.log('|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|');
   const n = (v: number | undefined): string => (v === undefined ? '—' : v.toFixed(0));
   for (const r of rows) {
-    const mem = r.reader.startsWith('tf.data') ? memoryRate('Keras') : ours;
+    const mem = memoryRate(r, r.reader.startsWith('tf.data') ? 'Keras' : 'durable-train');
+    const theirs = rows.find((q) => q.data === r.data && q.reader.startsWith('tf.data') && q.source === 'file://')?.pipeline;
     const streamed = r.source !== 'memory' && r.train !== undefined && mem !== undefined;
     const vsMem = streamed ? `${(r.train! / mem!).toFixed(2)}×` : '—';
     const vsTf = r.pipeline !== undefined && theirs !== undefined && !r.reader.startsWith('tf.data') ? `${(r.pipeline / theirs).toFixed(2)}×` : '—';
     const waited = r.waits ? `${r.waits.waited} of ${r.waits.steps}` : '—';
     const stall = r.waits && r.stepsMs ? `${((100 * r.waits.waitMs) / r.stepsMs).toFixed(1)} %` : '—';
     const cost = streamed ? `${(100 * Math.max(0, 1 - r.train! / mem!)).toFixed(1)} %` : '—';
-    console.log(`| ${r.data} | ${r.source} | ${r.reader} | ${n(r.pipeline)} | ${vsTf} | ${n(r.train)} | ${vsMem} | ${waited} | ${stall} | ${cost} |`);
+    console.log(`| ${r.data} | ${r.source} | ${r.reader} | ${r.model ?? '—'}, ${r.batch ?? '—'} | ${n(r.pipeline)} | ${vsTf} | ${n(r.train)} | ${vsMem} | ${waited} | ${stall} | ${cost} |`);
   }
   console.log('');
   console.log(
     'data stall: the trainer\'s own time waiting for a batch\'s shards (ShardedSource.prepare) over the step loop\'s wall time. Input cost: what streaming costs in all, waiting ' +
-      'or not (decoding on the step loop\'s thread included), against the same reader in memory (durable-train: the built-in mnist dataset; tf.data: Keras fit() on the first shard cached in memory).',
+      'or not (decoding on the step loop\'s thread included), against the same reader in memory (durable-train: the built-in mnist dataset for the tabular rows, the same tar shards all cached for the images; tf.data: Keras fit() on the first shard cached in memory).',
   );
-  for (const r of rows) if (r.note) console.log(`${r.reader} ${r.source}: ${r.note}`);
+  for (const r of rows) if (r.note) console.log(`${r.data}, ${r.reader} ${r.source}: ${r.note}`);
 }
 
 main().then(

@@ -7,6 +7,14 @@ idiomatic tf.data pipeline, all in the graph: shard files in a shuffled order, r
 TextLineDataset (GZIP) with parallel interleaved reads, shuffled in a buffer of `--window` lines,
 batched, then parsed as a batch (tf.strings split and to_number), prefetched (AUTOTUNE).
 
+Images (`--format tar --size S`: WebDataset tar shards of `<key>.jpg` + `<key>.cls`,
+scripts/make-image-shards.ts): tf.data has no tar reader, so a Python generator reads each shard with
+the standard library's tarfile (shard files in a shuffled order, one after another) and yields the
+JPEG bytes and class; then a shuffle buffer of `--window` samples, tf.io.decode_jpeg (3 channels),
+scaled to [0, 1] and flattened, in a parallel map (AUTOTUNE), batched, prefetched. The model is the
+bench CNN (src/training/models.ts `cnn`: conv 8, pool, conv 16, pool, dense 64, dense 10) on
+S × S × 3.
+
 Prints one JSON line with examples/s of
   pipeline:  the pipeline alone (iterate `--steps` batches, after a warm-up of 10);
   train:     Keras fit() on the pipeline (the same MLP as bench/keras_bench.py), `--steps` steps;
@@ -17,6 +25,8 @@ import argparse
 import glob
 import json
 import os
+import random
+import tarfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -48,7 +58,61 @@ def dataset(files, batch, window, seed):
     return ds.batch(batch, drop_remainder=True).map(parse_batch, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
 
 
-def build():
+def tar_samples(files, seed):
+    """(jpeg bytes, class) of every sample of `files`, file order shuffled per pass, for ever."""
+    rng = random.Random(seed)
+
+    def gen():
+        order = list(files)
+        while True:
+            rng.shuffle(order)
+            for f in order:
+                with tarfile.open(f, "r:*") as t:
+                    image, label = {}, {}
+                    for m in t:
+                        if not m.isfile():
+                            continue
+                        base = os.path.basename(m.name)
+                        k, _, ext = base.partition(".")
+                        data = t.extractfile(m).read()
+                        if ext in ("jpg", "jpeg", "png"):
+                            image[k] = data
+                        elif ext == "cls":
+                            label[k] = int(data)
+                        if k in image and k in label:
+                            yield image.pop(k), label.pop(k)
+
+    return gen
+
+
+def image_dataset(files, batch, window, seed, size, repeat=True):
+    ds = tf.data.Dataset.from_generator(
+        tar_samples(files, seed),
+        output_signature=(tf.TensorSpec((), tf.string), tf.TensorSpec((), tf.int32)),
+    )
+    ds = ds.shuffle(window, seed=seed)
+
+    def decode(jpeg, label):
+        x = tf.cast(tf.io.decode_jpeg(jpeg, channels=3), tf.float32) / 255.0
+        return tf.reshape(x, [size * size * 3]), tf.one_hot(label, 10)
+
+    ds = ds.map(decode, num_parallel_calls=AUTOTUNE)
+    return ds.batch(batch, drop_remainder=True).prefetch(AUTOTUNE)
+
+
+def build(size=None):
+    if size is not None:
+        return keras.Sequential([
+            keras.Input((size * size * 3,)),
+            keras.layers.Reshape((size, size, 3)),
+            keras.layers.Conv2D(8, 3, activation="relu"),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Conv2D(16, 3, activation="relu"),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Flatten(),
+            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ])
     return keras.Sequential([
         keras.Input((784,)),
         keras.layers.Dense(256, activation="relu"),
@@ -57,9 +121,9 @@ def build():
     ])
 
 
-def fit_rate(ds, steps, batch):
+def fit_rate(ds, steps, batch, size=None):
     keras.utils.set_random_seed(1)
-    model = build()
+    model = build(size)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy")
     marks = {}
 
@@ -83,14 +147,25 @@ def main():
     p.add_argument("--steps", type=int, required=True)
     p.add_argument("--window", type=int, default=16384)
     p.add_argument("--modes", default="pipeline,train,memory")
+    p.add_argument("--format", default="jsonl", choices=["jsonl", "tar"])
+    p.add_argument("--size", type=int, help="image side (--format tar)")
     a = p.parse_args()
+    if a.format == "tar":
+        if not a.size:
+            raise SystemExit("--format tar needs --size")
+        a.window = min(a.window, 1024)
+    size = a.size if a.format == "tar" else None
+
+    def make(fs):
+        return image_dataset(fs, a.batch, a.window, 1, a.size) if size else dataset(fs, a.batch, a.window, 1)
+
     files = sorted(tf.io.gfile.glob(a.files) if a.files.startswith("gs://") else glob.glob(a.files))
     if not files:
         raise SystemExit(f"no files match {a.files}")
     out = {"tensorflow": tf.__version__, "files": len(files), "threads": os.cpu_count()}
     modes = a.modes.split(",")
     if "pipeline" in modes:
-        it = iter(dataset(files, a.batch, a.window, 1))
+        it = iter(make(files))
         for _ in range(10):
             next(it)
         start = time.perf_counter()
@@ -98,11 +173,12 @@ def main():
             next(it)
         out["pipeline"] = a.steps * a.batch / (time.perf_counter() - start)
     if "train" in modes:
-        out["train"] = fit_rate(dataset(files, a.batch, a.window, 1), a.steps, a.batch)
+        out["train"] = fit_rate(make(files), a.steps, a.batch, size)
     if "memory" in modes:
-        rows = dataset(files[:1], a.batch, a.window, 1).take(max(1, 10000 // a.batch)).cache()
+        per_shard = 10000 if not size else sum(1 for n in tarfile.open(files[0]).getnames() if n.endswith(".cls"))
+        rows = make(files[:1]).take(max(1, per_shard // a.batch)).cache()
         list(rows)  # fill the cache
-        out["memory"] = fit_rate(rows.repeat(), a.steps, a.batch)
+        out["memory"] = fit_rate(rows.repeat(), a.steps, a.batch, size)
     print(json.dumps(out))
 
 
