@@ -35,11 +35,24 @@ function int64At(buf: Uint8Array, start: number, end: number): number {
   return Number(BigInt.asIntN(64, v));
 }
 
+/**
+ * Values one feature list may hold as JS numbers or strings. A packed int64 value can be one byte, a
+ * JS number eight on the heap: a 512 MiB record of zeros would need 4 GiB at once, a fatal
+ * out-of-memory of the trainer on every attempt. (A packed float_list is copied whole into a
+ * Float32Array, outside the heap, and is bounded by the shard's size.)
+ */
+export const MAX_LIST_VALUES = 16 * 1024 * 1024;
+
+function tooMany(kind: FeatureKind, at: number): never {
+  throw new WireFormatError(`a ${kind} of more than ${MAX_LIST_VALUES} values at byte ${at}`);
+}
+
 function readList(buf: Uint8Array, list: WireField, kind: FeatureKind): TfFeature {
   if (kind === 'bytes_list') {
     const values: string[] = [];
     forEachField(buf, list.start, list.end, (f) => {
       if (f.no === 1) values.push(text(buf, f));
+      if (values.length > MAX_LIST_VALUES) tooMany(kind, f.start);
     });
     return { kind, values };
   }
@@ -52,6 +65,7 @@ function readList(buf: Uint8Array, list: WireField, kind: FeatureKind): TfFeatur
   };
   forEachField(buf, list.start, list.end, (f) => {
     if (f.no !== 1) return;
+    if (values.length > MAX_LIST_VALUES) tooMany(kind, f.start);
     if (kind === 'float_list') {
       if (f.type === WireType.Fixed32) {
         unpack();
@@ -63,6 +77,7 @@ function readList(buf: Uint8Array, list: WireField, kind: FeatureKind): TfFeatur
         if (LITTLE_ENDIAN && values.length === 0 && packed === undefined) packed = new Float32Array(Uint8Array.prototype.slice.call(buf, f.start, f.end).buffer); // a copy: Buffer#slice would share
         else {
           unpack();
+          if (values.length + (f.end - f.start) / 4 > MAX_LIST_VALUES) tooMany(kind, f.start);
           for (let p = f.start; p < f.end; p += 4) values.push(view.getFloat32(p, true));
         }
       } else throw new WireFormatError(`float_list value of wire type ${f.type} at byte ${f.start}`);
@@ -70,6 +85,7 @@ function readList(buf: Uint8Array, list: WireField, kind: FeatureKind): TfFeatur
       values.push(int64At(buf, f.start, f.end));
     } else if (f.type === WireType.Bytes) {
       for (let p = f.start; p < f.end; ) {
+        if (values.length > MAX_LIST_VALUES) tooMany(kind, p);
         const [, next] = readVarint(buf, p, f.end);
         values.push(int64At(buf, p, next));
         p = next;
