@@ -21,6 +21,9 @@ import { openStore } from '../src/checkpoints/open-store';
 import type { DatasetSpec } from '../src/config/train-config';
 import { openShardedEval, openShardedSource } from '../src/data/streamed';
 import { BatchAssembler } from '../src/training/batch';
+import { builtInDatasets } from '../src/training/datasets';
+import { evalBatches } from '../src/training/eval-data';
+import { loadDataForModel, loadEvalData } from '../src/training/run-preprocessing';
 
 import { NonRetryableTrainingError } from '../src/training/protocol';
 import { loadTabular } from '../src/training/tabular';
@@ -118,6 +121,24 @@ test('one shard, one window: the jsonl and sharded paths fit the same preprocess
   const xs: Float32Array[] = [];
   for await (const b of stream.batches(64)) xs.push(b.x.slice());
   assert.equal(bits(xs[0]!), bits(evalTabular.x), 'eval rows transformed with the training statistics');
+});
+
+test("a run's evaluation and an exported model's evaluation read the stored TRAIN statistics (loadEvalData, loadDataForModel)", async () => {
+  const store = runStore();
+  (await openShardedSource(store, shardedSpec(trainUri), B, SEED, { cacheBytes: 1e8 })).close();
+  const stored = readPreprocessing((await store.get('preprocessing.json'))!, 'run');
+  const expected = bits((await loadTabular('jsonl', jsonlSpec(evalUri), {}, { preprocessing: stored })).x);
+  const rowsOf = async (data: Awaited<ReturnType<typeof loadEvalData>>): Promise<string> => {
+    const xs: Float32Array[] = [];
+    for await (const b of evalBatches(data, 64)) xs.push(b.x.slice());
+    return bits(xs[0]!);
+  };
+  const datasets = builtInDatasets();
+  assert.equal(await rowsOf(await loadEvalData(datasets, store, shardedSpec(evalUri), shardedSpec(evalUri), 0)), expected, 'the run folder\'s preprocessing.json');
+  // The exported model's folder: preprocessing.json beside model.json, as finalizeRun writes it.
+  const model = runStore();
+  await model.put('preprocessing.json', (await store.get('preprocessing.json'))!);
+  assert.equal(await rowsOf(await loadDataForModel(datasets, model, shardedSpec(evalUri))), expected, 'the preprocessing.json exported beside the model');
 });
 
 test('a resumed run reads the stored statistics and never refits', async () => {
