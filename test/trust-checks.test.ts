@@ -13,7 +13,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import { guardedOpenStore, openAllowedStore, openStore } from '../src/checkpoints/open-store';
 import { trainerEnvironment } from '../src/training/trainer-client';
 import { AllowList, UriRefusedError, workerAllowList } from '../src/trust/allow-list';
-import { createTrustActivities, guardActivityStore } from '../src/trust/activities';
+import { createTrustActivities } from '../src/trust/activities';
+import { activityOpener } from '../src/activities/failures';
 import { ConfigError, describe as describeValue } from '../src/config/validate';
 import { describeData, excerpt, excerptList, jsonErrorPosition } from '../src/trust/excerpt';
 import { isUnder, normaliseUri } from '../src/config/normal-uri';
@@ -165,7 +166,7 @@ describe('guarded store openers', () => {
   });
 
   test("activities' opener fails non-retryably, type UriRefused", () => {
-    const open = guardActivityStore(allow, (uri) => openStore(uri));
+    const open = activityOpener(guardedOpenStore(allow, (uri) => openStore(uri)));
     assert.throws(
       () => open('file:///proc/self'),
       (err: unknown) => err instanceof ApplicationFailure && err.nonRetryable === true && err.type === 'UriRefused',

@@ -12,6 +12,7 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { LeaseLostError } from '../checkpoints/lease';
+import type { CheckpointStore } from '../checkpoints/store';
 import { isPermanentError } from '../training/permanent-errors';
 
 /** The Temporal failure for `err` (see the table at the top), or `err` itself. */
@@ -29,4 +30,15 @@ export async function asActivityFailures<T>(fn: () => Promise<T>): Promise<T> {
   } catch (err) {
     throw activityFailureOf(err);
   }
+}
+
+/** An opener whose refusal (a URI outside the worker's allow-list) fails the activity non-retryably, type UriRefused. */
+export function activityOpener(open: (uri: string) => CheckpointStore): (uri: string) => CheckpointStore {
+  return (uri) => {
+    try {
+      return open(uri);
+    } catch (err) {
+      throw activityFailureOf(err);
+    }
+  };
 }

@@ -1,12 +1,12 @@
 /** createActivities(deps): every activity of durable-train, closed over its dependencies. */
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { openStore as defaultOpenStore } from '../checkpoints/open-store';
+import { openStore as defaultOpenStore, guardedOpenStore } from '../checkpoints/open-store';
 import type { CheckpointStore } from '../checkpoints/store';
 import type { TrainerClient } from '../training/trainer-client';
 import { toTrainerPool, type TrainerPool, type TrainerPoolOptions } from '../training/trainer-pool';
 import { workerAllowList } from '../trust/allow-list';
-import { createTrustActivities, guardActivityStore } from '../trust/activities';
+import { createTrustActivities } from '../trust/activities';
 import { createChampionActivities } from './champion';
 import { createTrackingActivities } from './tracking';
 import { createTrainingActivities } from './training';
@@ -15,9 +15,11 @@ import { createSearchLogActivities } from './search-log';
 import { createRunViewActivities } from './run-views';
 import { createCheckpointCopyActivities } from './checkpoint-copy';
 import { withWorkerHeartbeat } from './store-and-trainer';
+import { activityOpener } from './failures';
 import { datasetIdentityOf } from '../data/identity';
 import { naming } from '../data/streamed';
 import type { TrainConfig } from '../config/train-config';
+
 
 export interface ActivityDeps {
   /** The worker's trainer processes (a pool, or one client), or options to create a pool (`slots`: how many). */
@@ -49,7 +51,7 @@ export function createActivities(deps: ActivityDeps = {}) {
   trainer.allowUris(allow.prefixes);
   const resolved = {
     trainer,
-    openStore: guardActivityStore(allow, deps.openStore ?? ((uri: string) => defaultOpenStore(uri))),
+    openStore: activityOpener(guardedOpenStore(allow, deps.openStore ?? ((uri: string) => defaultOpenStore(uri)))),
     checkpointRoot,
     datasetIdentity: (config: TrainConfig) => naming('data.train', () => datasetIdentityOf(config.data.train, { assertAllowed: (field, uri) => allow.assert(field, uri) })),
     ...(deps.mlflowTrackingUri && { mlflowTrackingUri: deps.mlflowTrackingUri }),

@@ -1,11 +1,10 @@
 /**
  * The worker's side of the trust boundary for activities: the `checkUris` local activity that
- * workflows call before anything runs, and the guarded store opener every activity uses.
+ * workflows call before anything runs. (Every activity's store opener is guarded by
+ * checkpoints/open-store.ts guardedOpenStore, its refusal mapped by activities/failures.ts.)
  */
-import { ApplicationFailure } from '@temporalio/common';
-import type { CheckpointStore } from '../checkpoints/store';
 import type { ConfigIssue } from '../config/validate';
-import { UriRefusedError, type AllowList } from './allow-list';
+import type { AllowList } from './allow-list';
 import { trackingUriProblem, type TrackingAllowList } from './tracking-uris';
 
 /** One URI of an input and the field it came from (`data.train.params.uri`, `trial-2: checkpoint.uri`...). */
@@ -19,19 +18,6 @@ export interface UriField {
 export interface CheckUrisResult {
   /** One issue per refused URI, in the order given; empty when every URI is allowed. */
   readonly issues: readonly ConfigIssue[];
-}
-
-/** Wraps an opener so a refused URI fails the activity non-retryably (type `UriRefused`), naming the URI and the allowed prefixes. */
-export function guardActivityStore(allow: AllowList, open: (uri: string) => CheckpointStore): (uri: string) => CheckpointStore {
-  return (uri) => {
-    try {
-      allow.assert('store URI', uri);
-    } catch (err) {
-      if (err instanceof UriRefusedError) throw ApplicationFailure.nonRetryable(err.message, err.name);
-      throw err;
-    }
-    return open(uri);
-  };
 }
 
 export function createTrustActivities(deps: { readonly allow: AllowList; readonly tracking?: TrackingAllowList }) {
