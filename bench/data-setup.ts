@@ -26,7 +26,7 @@ export interface DataCase {
   /** The `sharded` params reading `uri` (a glob of what write() wrote). */
   params(uri: string): Record<string, unknown>;
   /** The format bench/data_tfdata.py reads, or why tf.data is not measured for it. */
-  readonly tfdata: { readonly format: 'jsonl' } | { readonly format: 'tar'; readonly size: number } | { readonly skipped: string };
+  readonly tfdata: { readonly format: 'jsonl' } | { readonly format: 'tar'; readonly size: number; readonly window: number } | { readonly skipped: string };
   /** The model's params when not the bench default (the CNN's `imageShape`). */
   readonly modelParams?: Record<string, unknown>;
   /** Examples written, batch and timed steps when not the run's (`--shards`, `--batch`, `--steps`). */
@@ -61,7 +61,7 @@ const IMAGE_CLASSES = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
  * The mnist digits as `size`×`size` RGB JPEG (quality 90) in WebDataset tar shards of `perShard`
  * samples (scripts/make-image-shards.ts), trained by the bench CNN reshaped to size × size × 3.
  */
-export function imageCase(size: number, o: { rows: number; perShard: number; batch: number; steps: number }): DataCase {
+export function imageCase(size: number, o: { rows: number; perShard: number; batch: number; steps: number; window: number }): DataCase {
   return {
     id: `jpeg${size}`,
     label: `MNIST digits, ${size}×${size}×3 JPEG in tar`,
@@ -84,18 +84,19 @@ export function imageCase(size: number, o: { rows: number; perShard: number; bat
       }
       return { uri: `${out}/shard-*.tar`, shards: names.length, rows, bytes };
     },
-    params: (uri) => ({ uri, format: 'tar', classes: IMAGE_CLASSES, image: { height: size, width: size, channels: 3 } }),
-    tfdata: { format: 'tar', size },
+    params: (uri) => ({ uri, format: 'tar', classes: IMAGE_CLASSES, image: { height: size, width: size, channels: 3 }, shuffleWindow: o.window }),
+    tfdata: { format: 'tar', size, window: o.window },
   };
 }
 
 /**
  * 32×32: the CNN at batch 64, 300 steps; 224×224: the CNN at batch 16, 100 steps. Enough images for
  * one pass (warm-up and timed steps), so the streamed rows read every shard once and never hit the
- * decoded-shard cache; the `cached` row holds the first 4 shards.
+ * decoded-shard cache; the `cached` row holds the first 4 shards. `window`: the `sharded` shuffle
+ * window and tf.data's shuffle buffer, both in samples (the first window is read in the warm-up).
  */
-export const JPEG32 = imageCase(32, { rows: 20_000, perShard: 1000, batch: 64, steps: 300 });
-export const JPEG224 = imageCase(224, { rows: 1792, perShard: 128, batch: 16, steps: 100 });
+export const JPEG32 = imageCase(32, { rows: 20_000, perShard: 1000, batch: 64, steps: 300, window: 1024 });
+export const JPEG224 = imageCase(224, { rows: 1792, perShard: 128, batch: 16, steps: 100, window: 256 });
 
 /**
  * A streamed run of `steps` steps on `params` (the eval split: the first shard), checkpointing only

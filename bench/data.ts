@@ -247,7 +247,7 @@ async function main(): Promise<void> {
               py.python,
               [
                 path.join(__dirname, 'data_tfdata.py'), '--files', files, '--batch', String(batch), '--steps', String(steps),
-                ...('size' in c.tfdata ? ['--format', 'tar', '--size', String(c.tfdata.size)] : []),
+                ...('size' in c.tfdata ? ['--format', 'tar', '--size', String(c.tfdata.size), '--window', String(c.tfdata.window)] : []),
               ],
               {
                 env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '3', KERAS_BACKEND: 'tensorflow' },

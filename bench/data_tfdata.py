@@ -153,7 +153,6 @@ def main():
     if a.format == "tar":
         if not a.size:
             raise SystemExit("--format tar needs --size")
-        a.window = min(a.window, 1024)
     size = a.size if a.format == "tar" else None
 
     def make(fs):
