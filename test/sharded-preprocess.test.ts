@@ -36,8 +36,9 @@ after(() => fs.rmSync(root, { recursive: true, force: true }));
 const ROWS = 128;
 const B = 16;
 const SEED = 5;
-const rows = Array.from({ length: ROWS }, (_, k) => ({ a: ((k * 37) % 101) - 50, b: ((k * 13) % 17) * 0.25 + 3, c: 2, name: `r${k}`, y: k % 3 }));
-const evalRows = Array.from({ length: 40 }, (_, k) => ({ a: ((k * 11) % 23) - 7, b: (k % 5) * 0.5, c: 2, name: 'e', y: (k * 7) % 3 }));
+// `t`: near 2^23 with a variance of about 4 (a float32 holds it exactly; its squares' sum does not fit a float64's 53 bits).
+const rows = Array.from({ length: ROWS }, (_, k) => ({ a: ((k * 37) % 101) - 50, b: ((k * 13) % 17) * 0.25 + 3, c: 2, t: 2 ** 23 + (k % 7), name: `r${k}`, y: k % 3 }));
+const evalRows = Array.from({ length: 40 }, (_, k) => ({ a: ((k * 11) % 23) - 7, b: (k % 5) * 0.5, c: 2, t: 2 ** 23 + (k % 5), name: 'e', y: (k * 7) % 3 }));
 const write = (name: string, rs: readonly object[]): string => {
   const file = path.join(root, name);
   fs.writeFileSync(file, rs.map((r) => JSON.stringify(r)).join('\n') + '\n');
@@ -45,7 +46,7 @@ const write = (name: string, rs: readonly object[]): string => {
 };
 const trainUri = write('train.jsonl', rows);
 const evalUri = write('eval.jsonl', evalRows);
-const FEATURES = ['a', 'b', 'c'];
+const FEATURES = ['a', 'b', 'c', 't'];
 const CLASSES = [0, 1, 2];
 
 const jsonlSpec = (uri: string): DatasetSpec => ({ name: 'jsonl', params: { uri, label: 'y', features: FEATURES, classes: CLASSES, normalize: 'standard' } });

@@ -4,6 +4,8 @@
  * deviation, `minmax` by the range). The statistics are exact, not sampled: the index pass (which
  * decodes every training record once, data-index.ts) adds each feature's values in float64 (sum,
  * sum of squares, min, max) in shard-listing order, so the same shards give the same bits. The
+ * sums are of each value minus the column's first value (a shift that changes no statistic but
+ * keeps `squares / n - mean²` from cancelling: values near 2^23 with a variance of 4 lost it all). The
  * result is a tabular `Preprocessing` (training/tabular-preprocess.ts), stored create-only as the
  * run's preprocessing.json, copied into checkpoints and exported beside the model like the tabular
  * one; streamed training and evaluation (with the TRAIN statistics) apply it to decoded rows.
@@ -23,6 +25,8 @@ export class FeatureStats {
   readonly squares: Float64Array;
   readonly min: Float64Array;
   readonly max: Float64Array;
+  /** Each column's first value: what the sums are shifted by. */
+  private shift: Float64Array | undefined;
   rows = 0;
 
   constructor(
@@ -46,13 +50,16 @@ export class FeatureStats {
   add(shard: DecodedShard): void {
     const n = this.sum.length;
     const x = shard.x;
+    if (shard.records > 0) this.shift ??= Float64Array.from(x.subarray(0, n));
+    const shift = this.shift!;
     for (let r = 0; r < shard.records; r++) {
       for (let j = 0; j < n; j++) {
-        const v = x[r * n + j]!;
+        const raw = x[r * n + j]!;
+        const v = raw - shift[j]!;
         this.sum[j] = this.sum[j]! + v;
         this.squares[j] = this.squares[j]! + v * v;
-        if (v < this.min[j]!) this.min[j] = v;
-        if (v > this.max[j]!) this.max[j] = v;
+        if (raw < this.min[j]!) this.min[j] = raw;
+        if (raw > this.max[j]!) this.max[j] = raw;
       }
     }
     this.rows += shard.records;
@@ -63,8 +70,9 @@ export class FeatureStats {
     const p = this.params;
     const normalize = p.normalize ?? 'none';
     const columns = p.features.map((name, j): NumericColumn => {
-      const mean = this.sum[j]! / this.rows;
-      const std = Math.sqrt(Math.max(0, this.squares[j]! / this.rows - mean * mean));
+      const shifted = this.sum[j]! / this.rows;
+      const mean = this.shift![j]! + shifted;
+      const std = Math.sqrt(Math.max(0, this.squares[j]! / this.rows - shifted * shifted));
       const min = this.min[j]!;
       const max = this.max[j]!;
       const [center, scale] = normalize === 'standard' ? [mean, std] : normalize === 'minmax' ? [min, max - min] : [0, 1];
