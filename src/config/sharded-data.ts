@@ -85,8 +85,13 @@ export function checkShardedParams(c: Checker, field: string, split: string | un
     return undefined;
   }
   c.noUnknownKeys(f, params, KNOWN);
-  const uri = c.string(`${f}.uri`, params.uri);
-  if (uri !== undefined && (!(uri.startsWith('file:///') || uri.startsWith('gs://')) || uri.length > MAX_URI_LENGTH)) {
+  const given = c.string(`${f}.uri`, params.uri);
+  // Credentials in the authority (`https://user:token@host`, `gs://user:token@bucket`) never reach a
+  // message: the URI is refused and shown with them masked.
+  const credentials = given !== undefined && /^[a-z][a-z0-9+.-]*:\/\/[^/]*@/i.test(given);
+  const uri = credentials ? given.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/]*@/i, '$1***@') : given;
+  if (credentials) c.fail(`${f}.uri`, 'a URI without credentials (`user:password@`): the worker reads with its own', uri);
+  else if (uri !== undefined && (!(uri.startsWith('file:///') || uri.startsWith('gs://')) || uri.length > MAX_URI_LENGTH)) {
     c.fail(`${f}.uri`, `a file:/// or gs:// URI of at most ${MAX_URI_LENGTH} characters`, uri);
   }
   if (uri !== undefined && /[*?[\]]/.test(uri.slice(0, uri.lastIndexOf('/') + 1))) {
