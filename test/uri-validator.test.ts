@@ -8,7 +8,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MAX_URI_LENGTH } from '../src/config/bounds';
 import { MAX_RESOLVED_URI_LENGTH, normaliseUri } from '../src/config/normal-uri';
-import { uriSyntaxProblem } from '../src/config/uri';
+import { parseTrainConfig } from '../src/config/train-config';
+import { shownUri, uriSyntaxProblem } from '../src/config/uri';
+import { withField } from './bad-inputs';
 
 const CASES = [
   'file:///tmp/runs', 'file:///tmp/runs/', 'gs://bucket/runs', 'gs://bucket', 'gs://my.bucket.name/x', 'gs://b_b-1/x/y',
@@ -35,4 +37,27 @@ test('inputs are bounded below what the worker resolves beneath them', () => {
   assert.match(uriSyntaxProblem(`gs://${'a'.repeat(64)}/x`, 'folder') ?? '', /invalid GCS bucket name/);
   assert.equal(uriSyntaxProblem(`gs://${'a'.repeat(63)}/x`, 'folder'), undefined);
   assert.match(uriSyntaxProblem('file:///tmp/%41', 'folder') ?? '', /percent-escapes/);
+});
+
+test('a refused URI never shows a token or credentials it carried', () => {
+  const secret = 'SECRET-7f3a';
+  const inputs = [
+    withField('checkpoint.uri', `gs://bucket/runs?token=${secret}`),
+    withField('warmStartFrom', `file:///tmp/r#${secret}`),
+    withField('checkpoint.uri', `https://user:${secret}@example.com/runs`),
+    withField('data.train', { name: 'sharded', params: { uri: `gs://bucket/x/*.jsonl?sig=${secret}`, format: 'jsonl', label: 'y', features: ['a'], classes: [0, 1] } }),
+  ];
+  for (const input of inputs) {
+    const err = (() => {
+      try {
+        parseTrainConfig(input);
+      } catch (e) {
+        return e as Error;
+      }
+      return undefined;
+    })();
+    assert.ok(err, 'refused');
+    assert.doesNotMatch(err.message, new RegExp(secret), err.message);
+  }
+  assert.equal(shownUri(`gs://b/x?token=${secret}`), 'gs://b/x?***');
 });

@@ -1,7 +1,7 @@
 /** The `model` and `data.*` specs of a trainModel input: their shape, built-in params and URIs. */
 import { MAX_DATASET_LIMIT } from './bounds';
 import { checkBuiltInDataset, checkBuiltInModelParams } from './builtin-params';
-import { checkStoreUri, uriSyntaxProblem } from './uri';
+import { checkStoreUri, shownUri, uriSyntaxProblem } from './uri';
 import { isObject, type Checker, type JsonObject } from './validate';
 
 /**
@@ -36,7 +36,7 @@ export function checkDataset(c: Checker, field: string, value: unknown): Dataset
   const uri = params?.uri;
   if (typeof uri === 'string' && (uri.startsWith('file:') || uri.startsWith('gs:'))) {
     const problem = uriSyntaxProblem(uri, 'file');
-    if (problem !== undefined) c.fail(`${field}.params.uri`, `a file:// or gs:// URI of a file: ${problem}`, uri);
+    if (problem !== undefined) c.fail(`${field}.params.uri`, `a file:// or gs:// URI of a file: ${problem}`, shownUri(uri));
   }
   return { name, ...(split !== undefined && { split }), ...(limit !== undefined && { limit }), ...(params && { params }) };
 }

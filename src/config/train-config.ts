@@ -148,6 +148,84 @@ function checkMonitorMode(c: Checker, field: string, o: JsonObject, fallbackMoni
   return { monitor, mode: mode === 'auto' ? autoMode(monitor) : mode };
 }
 
+function checkHyperparameters(c: Checker, value: unknown): Hyperparameters {
+  const hp = c.object('hyperparameters', value, false) ?? {};
+  c.noUnknownKeys('hyperparameters', hp, ['optimizer', 'learningRate', 'batchSize', 'momentum']);
+  const H = DEFAULTS.hyperparameters;
+  return {
+    optimizer: c.oneOf('hyperparameters.optimizer', hp.optimizer, OPTIMIZERS, H.optimizer) ?? H.optimizer,
+    learningRate: c.number('hyperparameters.learningRate', hp.learningRate, { exclusiveMin: 0, max: MAX_LEARNING_RATE, fallback: H.learningRate }) ?? H.learningRate,
+    batchSize: c.number('hyperparameters.batchSize', hp.batchSize, { integer: true, min: 1, max: MAX_BATCH_SIZE, fallback: H.batchSize }) ?? H.batchSize,
+    momentum: c.number('hyperparameters.momentum', hp.momentum, { min: 0, max: 1, fallback: H.momentum }) ?? H.momentum,
+  };
+}
+
+/** The checkpoint policy; a step cadence beyond the run's last step (`totalSteps`) would never fire: a typo, not a policy. */
+function checkCheckpointPolicy(c: Checker, value: unknown, totalSteps: number | undefined): CheckpointPolicy {
+  const cp = c.object('checkpoint', value, false) ?? {};
+  c.noUnknownKeys('checkpoint', cp, ['uri', 'everySteps', 'everySeconds', 'keepLast']);
+  const C = DEFAULTS.checkpoint;
+  const cpGiven = c.string('checkpoint.uri', cp.uri, { required: false });
+  const cpUri = cpGiven === undefined ? undefined : checkStoreUri(c, 'checkpoint.uri', cpGiven, 'a `file:///absolute/path` or `gs://bucket/prefix` URI');
+  const everyStepsMax = Math.max(totalSteps ?? MAX_TOTAL_STEPS, 1);
+  return {
+    ...(cpUri !== undefined && { uri: cpUri.replace(/\/+$/, '') }),
+    everySteps: c.number('checkpoint.everySteps', cp.everySteps, { integer: true, min: 0, max: everyStepsMax, fallback: C.everySteps }) ?? C.everySteps,
+    everySeconds: c.number('checkpoint.everySeconds', cp.everySeconds, { min: 0, max: MAX_CHECKPOINT_SECONDS, fallback: C.everySeconds }) ?? C.everySeconds,
+    keepLast: c.number('checkpoint.keepLast', cp.keepLast, { integer: true, min: 1, max: MAX_KEEP_LAST, fallback: C.keepLast }) ?? C.keepLast,
+  };
+}
+
+/** Keras's EarlyStopping arguments; undefined when the object itself is refused. */
+function checkEarlyStopping(c: Checker, value: unknown): EarlyStoppingConfig | undefined {
+  const es = c.object('earlyStopping', value);
+  if (!es) return undefined;
+  const E = DEFAULTS.earlyStopping;
+  c.noUnknownKeys('earlyStopping', es, ['monitor', 'mode', 'minDelta', 'patience', 'baseline', 'restoreBestWeights', 'startFromEpoch']);
+  const baseline = es.baseline === undefined || es.baseline === null ? null : c.number('earlyStopping.baseline', es.baseline) ?? null;
+  return {
+    ...checkMonitorMode(c, 'earlyStopping', es, E.monitor),
+    minDelta: Math.abs(c.number('earlyStopping.minDelta', es.minDelta, { min: 0, fallback: E.minDelta }) ?? 0),
+    patience: c.number('earlyStopping.patience', es.patience, { integer: true, min: 0, max: MAX_EPOCH_COUNT, fallback: E.patience }) ?? 0,
+    baseline,
+    restoreBestWeights: c.boolean('earlyStopping.restoreBestWeights', es.restoreBestWeights, E.restoreBestWeights),
+    startFromEpoch: c.number('earlyStopping.startFromEpoch', es.startFromEpoch, { integer: true, min: 0, max: MAX_EPOCH_COUNT, fallback: E.startFromEpoch }) ?? 0,
+  };
+}
+
+/** Keras's ReduceLROnPlateau arguments; undefined when the object itself is refused. */
+function checkReduceLrOnPlateau(c: Checker, value: unknown): ReduceLrOnPlateauConfig | undefined {
+  const r = c.object('reduceLrOnPlateau', value);
+  if (!r) return undefined;
+  const R = DEFAULTS.reduceLrOnPlateau;
+  c.noUnknownKeys('reduceLrOnPlateau', r, ['monitor', 'mode', 'factor', 'patience', 'minDelta', 'cooldown', 'minLr']);
+  const factor = c.number('reduceLrOnPlateau.factor', r.factor, { exclusiveMin: 0, fallback: R.factor }) ?? R.factor;
+  if (factor >= 1) c.fail('reduceLrOnPlateau.factor', 'a number greater than 0 and less than 1', factor);
+  return {
+    ...checkMonitorMode(c, 'reduceLrOnPlateau', r, R.monitor),
+    factor,
+    patience: c.number('reduceLrOnPlateau.patience', r.patience, { integer: true, min: 0, max: MAX_EPOCH_COUNT, fallback: R.patience }) ?? R.patience,
+    minDelta: c.number('reduceLrOnPlateau.minDelta', r.minDelta, { min: 0, fallback: R.minDelta }) ?? R.minDelta,
+    cooldown: c.number('reduceLrOnPlateau.cooldown', r.cooldown, { integer: true, min: 0, max: MAX_EPOCH_COUNT, fallback: R.cooldown }) ?? R.cooldown,
+    minLr: c.number('reduceLrOnPlateau.minLr', r.minLr, { min: 0, fallback: R.minLr }) ?? R.minLr,
+  };
+}
+
+/** Activity timeouts; an epoch's activity must outlive one heartbeat interval, or it times out before its first heartbeat. */
+function checkTimeouts(c: Checker, value: unknown): Timeouts {
+  const t = c.object('timeouts', value, false) ?? {};
+  c.noUnknownKeys('timeouts', t, ['heartbeatSeconds', 'epochMinutes']);
+  const T = DEFAULTS.timeouts;
+  const timeouts: Timeouts = {
+    heartbeatSeconds: c.number('timeouts.heartbeatSeconds', t.heartbeatSeconds, { min: 1, max: MAX_HEARTBEAT_SECONDS, fallback: T.heartbeatSeconds }) ?? T.heartbeatSeconds,
+    epochMinutes: c.number('timeouts.epochMinutes', t.epochMinutes, { exclusiveMin: 0, max: MAX_EPOCH_MINUTES, fallback: T.epochMinutes }) ?? T.epochMinutes,
+  };
+  if (timeouts.epochMinutes * 60 <= timeouts.heartbeatSeconds && t.epochMinutes !== undefined) {
+    c.fail('timeouts.epochMinutes', `more than \`timeouts.heartbeatSeconds\` (${timeouts.heartbeatSeconds} s) in minutes`, t.epochMinutes);
+  }
+  return timeouts;
+}
+
 /** Validates a `trainModel` input and fills in defaults. Throws ConfigError naming every bad field. */
 export function parseTrainConfig(input: unknown): TrainConfig {
   const c = new Checker();
@@ -166,15 +244,7 @@ export function parseTrainConfig(input: unknown): TrainConfig {
   const train = dataObj && checkDataset(c, 'data.train', dataObj.train);
   const evalSet = dataObj && checkDataset(c, 'data.eval', dataObj.eval);
 
-  const hp = c.object('hyperparameters', o.hyperparameters, false) ?? {};
-  c.noUnknownKeys('hyperparameters', hp, ['optimizer', 'learningRate', 'batchSize', 'momentum']);
-  const H = DEFAULTS.hyperparameters;
-  const hyperparameters: Hyperparameters = {
-    optimizer: c.oneOf('hyperparameters.optimizer', hp.optimizer, OPTIMIZERS, H.optimizer) ?? H.optimizer,
-    learningRate: c.number('hyperparameters.learningRate', hp.learningRate, { exclusiveMin: 0, max: MAX_LEARNING_RATE, fallback: H.learningRate }) ?? H.learningRate,
-    batchSize: c.number('hyperparameters.batchSize', hp.batchSize, { integer: true, min: 1, max: MAX_BATCH_SIZE, fallback: H.batchSize }) ?? H.batchSize,
-    momentum: c.number('hyperparameters.momentum', hp.momentum, { min: 0, max: 1, fallback: H.momentum }) ?? H.momentum,
-  };
+  const hyperparameters = checkHyperparameters(c, o.hyperparameters);
 
   const loss = c.oneOf('loss', o.loss, LOSSES, DEFAULTS.loss) ?? DEFAULTS.loss;
   const stepsPerEpoch = c.number('stepsPerEpoch', o.stepsPerEpoch, { integer: true, min: 1, max: MAX_STEPS_PER_EPOCH });
@@ -186,56 +256,11 @@ export function parseTrainConfig(input: unknown): TrainConfig {
   // tfjs treats seed 0 as "unseeded" in some initializers, so seeds start at 1.
   const seed = c.number('seed', o.seed, { integer: true, min: 1, max: MAX_SEED, fallback: DEFAULTS.seed }) ?? DEFAULTS.seed;
 
-  const cp = c.object('checkpoint', o.checkpoint, false) ?? {};
-  c.noUnknownKeys('checkpoint', cp, ['uri', 'everySteps', 'everySeconds', 'keepLast']);
-  const C = DEFAULTS.checkpoint;
-  const cpGiven = c.string('checkpoint.uri', cp.uri, { required: false });
-  const cpUri = cpGiven === undefined ? undefined : checkStoreUri(c, 'checkpoint.uri', cpGiven, 'a `file:///absolute/path` or `gs://bucket/prefix` URI');
-  // A cadence beyond the run's last step would never fire: a typo, not a policy.
-  const everyStepsMax = Math.max(totalSteps ?? MAX_TOTAL_STEPS, 1);
-  const checkpoint: CheckpointPolicy = {
-    ...(cpUri !== undefined && { uri: cpUri.replace(/\/+$/, '') }),
-    everySteps: c.number('checkpoint.everySteps', cp.everySteps, { integer: true, min: 0, max: everyStepsMax, fallback: C.everySteps }) ?? C.everySteps,
-    everySeconds: c.number('checkpoint.everySeconds', cp.everySeconds, { min: 0, max: MAX_CHECKPOINT_SECONDS, fallback: C.everySeconds }) ?? C.everySeconds,
-    keepLast: c.number('checkpoint.keepLast', cp.keepLast, { integer: true, min: 1, max: MAX_KEEP_LAST, fallback: C.keepLast }) ?? C.keepLast,
-  };
+  const checkpoint = checkCheckpointPolicy(c, o.checkpoint, totalSteps);
 
-  let earlyStopping: EarlyStoppingConfig | undefined;
-  if (o.earlyStopping !== undefined) {
-    const es = c.object('earlyStopping', o.earlyStopping);
-    if (es) {
-      const E = DEFAULTS.earlyStopping;
-      c.noUnknownKeys('earlyStopping', es, ['monitor', 'mode', 'minDelta', 'patience', 'baseline', 'restoreBestWeights', 'startFromEpoch']);
-      const baseline = es.baseline === undefined || es.baseline === null ? null : c.number('earlyStopping.baseline', es.baseline) ?? null;
-      earlyStopping = {
-        ...checkMonitorMode(c, 'earlyStopping', es, E.monitor),
-        minDelta: Math.abs(c.number('earlyStopping.minDelta', es.minDelta, { min: 0, fallback: E.minDelta }) ?? 0),
-        patience: c.number('earlyStopping.patience', es.patience, { integer: true, min: 0, max: MAX_EPOCH_COUNT, fallback: E.patience }) ?? 0,
-        baseline,
-        restoreBestWeights: c.boolean('earlyStopping.restoreBestWeights', es.restoreBestWeights, E.restoreBestWeights),
-        startFromEpoch: c.number('earlyStopping.startFromEpoch', es.startFromEpoch, { integer: true, min: 0, max: MAX_EPOCH_COUNT, fallback: E.startFromEpoch }) ?? 0,
-      };
-    }
-  }
+  const earlyStopping = o.earlyStopping === undefined ? undefined : checkEarlyStopping(c, o.earlyStopping);
 
-  let reduceLrOnPlateau: ReduceLrOnPlateauConfig | undefined;
-  if (o.reduceLrOnPlateau !== undefined) {
-    const r = c.object('reduceLrOnPlateau', o.reduceLrOnPlateau);
-    if (r) {
-      const R = DEFAULTS.reduceLrOnPlateau;
-      c.noUnknownKeys('reduceLrOnPlateau', r, ['monitor', 'mode', 'factor', 'patience', 'minDelta', 'cooldown', 'minLr']);
-      const factor = c.number('reduceLrOnPlateau.factor', r.factor, { exclusiveMin: 0, fallback: R.factor }) ?? R.factor;
-      if (factor >= 1) c.fail('reduceLrOnPlateau.factor', 'a number greater than 0 and less than 1', factor);
-      reduceLrOnPlateau = {
-        ...checkMonitorMode(c, 'reduceLrOnPlateau', r, R.monitor),
-        factor,
-        patience: c.number('reduceLrOnPlateau.patience', r.patience, { integer: true, min: 0, max: MAX_EPOCH_COUNT, fallback: R.patience }) ?? R.patience,
-        minDelta: c.number('reduceLrOnPlateau.minDelta', r.minDelta, { min: 0, fallback: R.minDelta }) ?? R.minDelta,
-        cooldown: c.number('reduceLrOnPlateau.cooldown', r.cooldown, { integer: true, min: 0, max: MAX_EPOCH_COUNT, fallback: R.cooldown }) ?? R.cooldown,
-        minLr: c.number('reduceLrOnPlateau.minLr', r.minLr, { min: 0, fallback: R.minLr }) ?? R.minLr,
-      };
-    }
-  }
+  const reduceLrOnPlateau = o.reduceLrOnPlateau === undefined ? undefined : checkReduceLrOnPlateau(c, o.reduceLrOnPlateau);
 
   const warmGiven = c.string('warmStartFrom', o.warmStartFrom, { required: false });
   const warmStartFrom = warmGiven === undefined ? undefined : checkStoreUri(c, 'warmStartFrom', warmGiven, 'a checkpoint URI (`file:///...` or `gs://...`)');
@@ -244,17 +269,7 @@ export function parseTrainConfig(input: unknown): TrainConfig {
   const continueAsNewEvery = c.number('continueAsNewEvery', o.continueAsNewEvery, { integer: true, min: 0, max: MAX_EPOCHS, fallback: DEFAULTS.continueAsNewEvery }) ?? 0;
   const historyLimit = c.number('historyLimit', o.historyLimit, { integer: true, min: 1, max: MAX_HISTORY_LIMIT, fallback: DEFAULTS.historyLimit }) ?? DEFAULTS.historyLimit;
 
-  const t = c.object('timeouts', o.timeouts, false) ?? {};
-  c.noUnknownKeys('timeouts', t, ['heartbeatSeconds', 'epochMinutes']);
-  const T = DEFAULTS.timeouts;
-  const timeouts: Timeouts = {
-    heartbeatSeconds: c.number('timeouts.heartbeatSeconds', t.heartbeatSeconds, { min: 1, max: MAX_HEARTBEAT_SECONDS, fallback: T.heartbeatSeconds }) ?? T.heartbeatSeconds,
-    epochMinutes: c.number('timeouts.epochMinutes', t.epochMinutes, { exclusiveMin: 0, max: MAX_EPOCH_MINUTES, fallback: T.epochMinutes }) ?? T.epochMinutes,
-  };
-  // An epoch's activity must outlive one heartbeat interval, or it times out before its first heartbeat.
-  if (timeouts.epochMinutes * 60 <= timeouts.heartbeatSeconds && t.epochMinutes !== undefined) {
-    c.fail('timeouts.epochMinutes', `more than \`timeouts.heartbeatSeconds\` (${timeouts.heartbeatSeconds} s) in minutes`, t.epochMinutes);
-  }
+  const timeouts = checkTimeouts(c, o.timeouts);
 
   c.throwIfAny('Invalid trainModel input');
   // Every required value was checked above; throwIfAny guarantees they are defined here.

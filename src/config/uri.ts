@@ -28,12 +28,21 @@ export function uriSyntaxProblem(uri: string, target: 'folder' | 'file'): string
 }
 
 /**
+ * A refused URI as a message may show it: credentials (`user:password@`) and whatever follows a
+ * `?` or `#` (a signed URL's token) become `***`, so no secret a user pasted reaches a failure or
+ * the workflow's history.
+ */
+export function shownUri(uri: string): string {
+  return uri.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/]*@/i, '$1***@').replace(/([?#]).*$/s, '$1***');
+}
+
+/**
  * Checks a store URI: `file:///absolute/path` or `gs://bucket[/prefix]`, normalised. Reports the
  * scheme failure with `expected` as is, a syntax failure with the reason appended.
  */
 export function checkStoreUri(c: Checker, field: string, value: string, expected: string, target: 'folder' | 'file' = 'folder'): string | undefined {
-  if (!value.startsWith('file:///') && !value.startsWith('gs://')) return c.fail(field, expected, value);
+  if (!value.startsWith('file:///') && !value.startsWith('gs://')) return c.fail(field, expected, shownUri(value));
   const problem = uriSyntaxProblem(value, target);
-  if (problem !== undefined) return c.fail(field, `${expected}: ${problem}`, value);
+  if (problem !== undefined) return c.fail(field, `${expected}: ${problem}`, shownUri(value));
   return value;
 }
