@@ -16,6 +16,12 @@
  *   npm run bench:data
  *   npm run bench:data -- --quick                 # 300 steps over 4 shards (default: 900 over 12, one pass)
  *   npx tsx bench/data.ts --sources file --steps 300 --batch 128
+ *   npx tsx bench/data.ts --cases jpeg32,jpeg224  # the images only (bench/data-setup.ts JPEG32, JPEG224)
+ *
+ * The image cases (RGB JPEG digits in WebDataset tar shards, the bench CNN on them) keep their own
+ * image count, batch and steps (--steps, --batch, --shards and --quick set the tabular case only);
+ * their in-memory row is the same shards all cached in a trainer, and tf.data reads their tar
+ * shards through Python's tarfile in a generator (bench/data_tfdata.py --format tar).
  *
  * Numbers are examples/s. The load average is printed with the table: on a shared machine compare
  * the rows of one run, not runs.
