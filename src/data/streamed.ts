@@ -18,7 +18,7 @@ import type { DatasetSpec } from '../config/train-config';
 import { Checker, formatIssue } from '../config/validate';
 import type { ExampleSource } from '../training/batch';
 import { product, type Dataset } from '../training/dataset';
-import type { EvalBatch, EvalStream } from '../training/eval-data';
+import { EvalBatcher, type EvalBatch, type EvalStream } from '../training/eval-data';
 import { NonRetryableTrainingError } from '../training/protocol';
 import type { Preprocessing } from '../training/tabular-preprocess';
 import { openRunData, type DataIndex } from './data-index';
@@ -382,35 +382,18 @@ export class ShardedEvalStream implements EvalStream {
       p.catch(() => undefined);
       return p;
     };
-    let total = 0;
-    let fill = 0;
-    let x = new Float32Array(batchSize * xw);
-    let y = new Float32Array(batchSize * yw);
+    const batcher = new EvalBatcher(batchSize, xw, yw);
     let next = read(0);
-    for (let i = 0; next && total < limit; i++) {
+    for (let i = 0; next && batcher.total < limit; i++) {
       const d = await next;
-      next = total + d.records < limit ? read(i + 1) : undefined;
+      next = batcher.total + d.records < limit ? read(i + 1) : undefined;
       // This shard and the one read ahead: what a pass holds, however many shards there are.
       stats.maxHeld = Math.max(stats.maxHeld, next ? 2 : 1);
-      for (let o = 0; o < d.records && total < limit; ) {
-        const k = Math.min(batchSize - fill, d.records - o, limit - total);
-        x.set(d.x.subarray(o * xw, (o + k) * xw), fill * xw);
-        y.set(d.y.subarray(o * yw, (o + k) * yw), fill * yw);
-        o += k;
-        fill += k;
-        total += k;
-        if (fill === batchSize) {
-          yield { x, y, n: fill };
-          // A fresh batch: the consumer's tensors may still read the last one.
-          x = new Float32Array(batchSize * xw);
-          y = new Float32Array(batchSize * yw);
-          fill = 0;
-        }
-      }
+      yield* batcher.add(d, limit - batcher.total);
     }
-    if (fill > 0) yield { x: x.subarray(0, fill * xw), y: y.subarray(0, fill * yw), n: fill };
-    if (total === 0) bad(`Expected the shards of \`params.uri\` (${this.params.uri}) to hold at least one record, got none`);
-    this.counted = total;
+    yield* batcher.finish();
+    if (batcher.total === 0) bad(`Expected the shards of \`params.uri\` (${this.params.uri}) to hold at least one record, got none`);
+    this.counted = batcher.total;
   }
 }
 

@@ -53,3 +53,59 @@ export function evalExamples(data: EvalData): number {
   if (data.counted === undefined) throw new Error('evalExamples of a stream before a complete pass');
   return data.counted;
 }
+
+/** Rows of decoded examples, as a shard or a block of a stream gives them. */
+export interface ExampleRows {
+  readonly records: number;
+  readonly x: Float32Array;
+  readonly y: Float32Array;
+}
+
+/**
+ * Cuts a stream's decoded shards (or blocks), in order, into evaluation batches of `batchSize`
+ * across their edges: what every EvalStream's `batches` does, so they all give the same batches
+ * as `evalBatches` over the same examples in memory.
+ */
+export class EvalBatcher {
+  private x: Float32Array;
+  private y: Float32Array;
+  private fill = 0;
+  /** Examples added so far. */
+  total = 0;
+
+  constructor(
+    private readonly batchSize: number,
+    private readonly xw: number,
+    private readonly yw: number,
+  ) {
+    this.x = new Float32Array(batchSize * xw);
+    this.y = new Float32Array(batchSize * yw);
+  }
+
+  /** Adds the first `max` (default all) rows of `d`, yielding each batch they fill. */
+  *add(d: ExampleRows, max = Number.POSITIVE_INFINITY): Generator<EvalBatch> {
+    const { batchSize, xw, yw } = this;
+    const end = Math.min(d.records, max);
+    for (let o = 0; o < end; ) {
+      const k = Math.min(batchSize - this.fill, end - o);
+      this.x.set(d.x.subarray(o * xw, (o + k) * xw), this.fill * xw);
+      this.y.set(d.y.subarray(o * yw, (o + k) * yw), this.fill * yw);
+      o += k;
+      this.fill += k;
+      this.total += k;
+      if (this.fill === batchSize) {
+        yield { x: this.x, y: this.y, n: this.fill };
+        // A fresh batch: the consumer's tensors may still read the last one.
+        this.x = new Float32Array(batchSize * xw);
+        this.y = new Float32Array(batchSize * yw);
+        this.fill = 0;
+      }
+    }
+  }
+
+  /** The last, shorter batch, if any rows are left. */
+  *finish(): Generator<EvalBatch> {
+    if (this.fill > 0) yield { x: this.x.subarray(0, this.fill * this.xw), y: this.y.subarray(0, this.fill * this.yw), n: this.fill };
+    this.fill = 0;
+  }
+}

@@ -17,7 +17,7 @@ import type { DatasetSpec } from '../config/train-config';
 import { dataCacheBytesFromEnv, BlockSource } from '../data/streamed';
 import type { DecodedShard } from '../data/records';
 import { product, type Dataset, type DatasetShapes } from './dataset';
-import type { EvalBatch, EvalStream } from './eval-data';
+import { EvalBatcher, type EvalBatch, type EvalStream } from './eval-data';
 import { NonRetryableTrainingError } from './protocol';
 
 /** The contract a user's streamed dataset implements. */
@@ -183,30 +183,14 @@ export class UserEvalStream implements EvalStream {
   }
 
   private async *pass(first: Promise<DecodedShard> | undefined, read: (start: number) => Promise<DecodedShard> | undefined, batchSize: number, xw: number, yw: number): AsyncGenerator<EvalBatch> {
+    const batcher = new EvalBatcher(batchSize, xw, yw);
     let next = first;
-    let x = new Float32Array(batchSize * xw);
-    let y = new Float32Array(batchSize * yw);
-    let fill = 0;
-    let total = 0;
     for (let start = 0; next; start += this.blockSize) {
       const d = await next;
       next = read(start + this.blockSize);
-      for (let o = 0; o < d.records; ) {
-        const k = Math.min(batchSize - fill, d.records - o);
-        x.set(d.x.subarray(o * xw, (o + k) * xw), fill * xw);
-        y.set(d.y.subarray(o * yw, (o + k) * yw), fill * yw);
-        o += k;
-        fill += k;
-        total += k;
-        if (fill === batchSize) {
-          yield { x, y, n: fill };
-          x = new Float32Array(batchSize * xw);
-          y = new Float32Array(batchSize * yw);
-          fill = 0;
-        }
-      }
+      yield* batcher.add(d);
     }
-    if (fill > 0) yield { x: x.subarray(0, fill * xw), y: y.subarray(0, fill * yw), n: fill };
-    this.counted = total;
+    yield* batcher.finish();
+    this.counted = batcher.total;
   }
 }
