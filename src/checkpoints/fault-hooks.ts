@@ -54,7 +54,7 @@ export interface HeldAttempt {
 export type HoldMoment = 'start' | 'end';
 
 /** Writes `data` to `file` only if it does not exist yet; false when it did. */
-function createOnce(file: string, data: string): boolean {
+function createExclusive(file: string, data: string): boolean {
   let fd: number;
   try {
     fd = openSync(file, 'wx');
@@ -88,12 +88,12 @@ export function activityHold(moment: HoldMoment, a: HeldAttempt): Promise<never>
       // Being written by the holder this very moment: not this activity's retry.
     }
     if (h.workflowId === same.workflowId && h.activityId === same.activityId) {
-      createOnce(path.join(dir, `resumed-${a.activityType}`), JSON.stringify({ pid: process.pid, at: Date.now(), attempt: a.attempt }));
+      createExclusive(path.join(dir, `resumed-${a.activityType}`), JSON.stringify({ pid: process.pid, at: Date.now(), attempt: a.attempt }));
     }
   }
   const armed = existsSync(path.join(dir, 'hold')) ? readFileSync(path.join(dir, 'hold'), 'utf8').split('\n') : [];
   if (!armed.includes(`${a.activityType}@${moment}`)) return undefined;
-  if (!createOnce(held, JSON.stringify({ pid: process.pid, at: Date.now(), moment, attempt: a.attempt, ...same }))) return undefined;
+  if (!createExclusive(held, JSON.stringify({ pid: process.pid, at: Date.now(), moment, attempt: a.attempt, ...same }))) return undefined;
   console.error(`[durable-train] fault injection: holding ${a.activityType} at its ${moment} (attempt ${a.attempt} of ${a.workflowId})`);
   return new Promise<never>(() => undefined);
 }
