@@ -19,7 +19,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { before, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { MANIFEST, checkpointKey } from '../src/checkpoints/layout';
 import { ShardedOrder } from '../src/data/order';
 import type { TrainModelResult } from '../src/workflows';
@@ -84,6 +84,10 @@ describe(`${SUITE}: server restart and SIGTERM on streamed GCS shards (seed ${SE
   const suite = useFaultSuite(SUITE, SEED, { own: true, env: () => ({ STORAGE_EMULATOR_HOST: emu!.endpoint }) });
   const { root, taskQueue, rows, workers } = suite;
   let reference: Outcome;
+  // The emulator is this file's own child: left running, it keeps the test process alive after the last test.
+  after(async () => {
+    await emu?.dispose();
+  });
 
   before(async () => {
     emu = await startGcsEmulator({ buckets: [BUCKET] });
