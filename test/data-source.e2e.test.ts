@@ -23,8 +23,9 @@ import { startGcsEmulator, type GcsEmulator } from './helpers/gcs-emulator';
 import { jsonlOf, mnistRows, PIXEL_COLUMNS, writeShards } from './helpers/mnist-shards';
 
 const CLASSES = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
-const params = (uri: string, extra: Record<string, unknown> = {}) =>
-  shardedParamsOf({ name: 'sharded', params: { uri, format: 'jsonl', label: 'y', features: ['pixels'], classes: CLASSES, ...extra } });
+/** The params as a user writes them (what a dataset spec carries), and as the trainer parses them. */
+const rawParams = (uri: string, extra: Record<string, unknown> = {}) => ({ uri, format: 'jsonl', label: 'y', features: ['pixels'], classes: CLASSES, ...extra });
+const params = (uri: string, extra: Record<string, unknown> = {}) => shardedParamsOf({ name: 'sharded', params: rawParams(uri, extra) });
 /** A file URI as a user writes it (pathToFileURL would percent-encode a glob's `[`). */
 const fileUri = (p: string): string => `file://${p}`;
 
@@ -91,14 +92,15 @@ describe('sharded data on file://', () => {
   });
 
   test('the index counts every shard\'s records, records their SHA-256, and decodes the rows exactly', async () => {
-    const p = params(fileUri(path.join(data, 'part-*.jsonl.gz')));
+    const raw = rawParams(fileUri(path.join(data, 'part-*.jsonl.gz')));
+    const p = params(raw.uri);
     const index = await buildDataIndex(p, await listShards(p, { assertAllowed }));
     assert.deepEqual(index.shards.map((s) => s.records), [50, 50, 50, 50, 30]);
     assert.equal(index.records, 230);
     assert.deepEqual(index.layout, { widths: [784], yWidth: 10 });
     for (const s of index.shards) assert.match(s.sha256, /^[0-9a-f]{64}$/);
     // Loaded whole (evaluation), in listing order: the very values of the rows.
-    const whole = await shardedDataset({ name: 'sharded', params: p as never }, { assertAllowed });
+    const whole = await shardedDataset({ name: 'sharded', params: raw }, { assertAllowed });
     assert.equal(whole.size, 230);
     for (const i of [0, 77, 229]) {
       assert.deepEqual([...whole.x.subarray(i * 784, (i + 1) * 784)], rows[i]!.pixels.map(Math.fround));
@@ -110,10 +112,11 @@ describe('sharded data on file://', () => {
     for (const gzip of [true, false]) {
       const dir = path.join(root, `csv-${gzip}`);
       writeShards(dir, rows.slice(0, 70), 25, { format: 'csv', gzip });
-      const p = params(fileUri(path.join(dir, `part-*.csv${gzip ? '.gz' : ''}`)), { format: 'csv', features: PIXEL_COLUMNS });
+      const raw = rawParams(fileUri(path.join(dir, `part-*.csv${gzip ? '.gz' : ''}`)), { format: 'csv', features: PIXEL_COLUMNS });
+      const p = params(raw.uri, { format: 'csv', features: PIXEL_COLUMNS });
       const index = await buildDataIndex(p, await listShards(p, { assertAllowed }));
       assert.deepEqual(index.shards.map((s) => s.records), [25, 25, 20]);
-      const whole = await shardedDataset({ name: 'sharded', params: p as never }, { assertAllowed });
+      const whole = await shardedDataset({ name: 'sharded', params: raw }, { assertAllowed });
       for (const i of [0, 33, 69]) {
         assert.deepEqual([...whole.x.subarray(i * 784, (i + 1) * 784)], rows[i]!.pixels.map(Math.fround));
         assert.equal(whole.y.subarray(i * 10, (i + 1) * 10).indexOf(1), rows[i]!.label);
