@@ -10,7 +10,7 @@ import { parseSearchConfig } from '../src/config/search-config';
 import type { SearchCommand, Upsert } from '../src/workflows/search/controller';
 import { unitDraw } from '../src/workflows/search/random';
 import { tinyInput } from './e2e-support';
-import { newController, simulate } from './search-simulate';
+import { newController, simulate, tableOf } from './search-simulate';
 
 const LR = 'hyperparameters.learningRate';
 
@@ -127,5 +127,48 @@ describe('search controller', () => {
     const old: Upsert[] = [];
     simulate(asha(20, 1), 1, { onUpserts: (u) => old.push(...u) });
     assert.ok(old.some((u) => fieldsOf(u) === 'DurableTrainBestMetric'), 'the old branch upserts the best metric on its own');
+  });
+
+  test('the search log: every strategy\'s appended segments, replayed, rebuild the table of the same search kept in state; edits and lineage are in it', () => {
+    const configs = [
+      { base: tinyInput({ maxEpochs: 2 }), strategy: 'random', maxTrials: 700, maxParallel: 4, continueAsNewEvery: 150, space: { [LR]: { uniform: [0.001, 0.1] } } },
+      { base: tinyInput({ maxEpochs: 2 }), strategy: 'grid', maxParallel: 3, space: { [LR]: [0.1, 0.05, 0.02, 0.01, 0.005] } },
+      { base: tinyInput({ maxEpochs: 8 }), strategy: 'asha', eta: 2, minEpochs: 1, maxTrials: 40, maxParallel: 3, continueAsNewEvery: 7, space: { [LR]: { loguniform: [1e-4, 1] } } },
+      { base: tinyInput({ maxEpochs: 8 }), strategy: 'halving', eta: 2, minEpochs: 1, maxTrials: 16, maxParallel: 3, space: { [LR]: { loguniform: [1e-4, 1] } } },
+      { base: tinyInput({ maxEpochs: 6 }), strategy: 'pbt', roundEpochs: 2, maxTrials: 6, maxParallel: 2, space: { [LR]: [0.05, 0.02, 0.01, 0.005, 0.002, 0.001] } },
+    ];
+    for (const input of configs) {
+      for (const seed of [3, 8]) {
+        const config = parseSearchConfig(input);
+        const old = simulate(config, seed);
+        const stored = simulate(config, seed, { storeRows: true });
+        assert.equal(old.log.length, 0, `${input.strategy}: a search without state.store appends nothing`);
+        assert.ok(stored.log.length > 0, `${input.strategy}: some segments`);
+        for (const segment of stored.log) assert.ok(segment.length > 0 && segment.length <= 256, `${input.strategy}: ${segment.length} rows in a segment`);
+        assert.deepEqual(tableOf(stored.log), JSON.parse(JSON.stringify(old.ctl.state.trials)), `${input.strategy}, seed ${seed}: the log's table`);
+        const lineage = stored.log.flat().filter((r) => r.kind === 'lineage');
+        assert.deepEqual(lineage.map((r) => ({ ...r, kind: undefined })), JSON.parse(JSON.stringify(old.ctl.state.lineage)).map((r: object) => ({ ...r, kind: undefined })), `${input.strategy}: lineage`);
+        assert.deepEqual(stored.outcome, old.outcome, `${input.strategy}: the same decisions`);
+      }
+    }
+  });
+
+  test('the search log: an edit is a row, and the trials it adds or stops are rows, in the next segment', () => {
+    const config = parseSearchConfig({ base: tinyInput(), strategy: 'random', maxTrials: 3, maxParallel: 1, space: { [LR]: { uniform: [0.001, 0.1] } } });
+    const ctl = newController(config, undefined, undefined, true);
+    const first = ctl.next({ continueAsNewSuggested: false });
+    assert.equal(first.kind, 'start');
+    const append = ctl.next({ continueAsNewSuggested: false });
+    assert.equal(append.kind, 'append', 'the rows are appended before waiting');
+    assert.deepEqual(append.kind === 'append' && [append.seq, append.rows.map((r) => `${r.kind}:${'status' in r ? r.status : ''}`)], [0, ['trial:running']]);
+    assert.equal(ctl.next({ continueAsNewSuggested: false }).kind, 'wait');
+    ctl.onEdit({ op: 'addTrials', trials: [{ [LR]: 0.01 }] }, 1000);
+    ctl.onEdit({ op: 'stop', trial: 2 }, 1001);
+    const next = ctl.next({ continueAsNewSuggested: false });
+    assert.equal(next.kind, 'append');
+    const rows = next.kind === 'append' ? next.rows : [];
+    assert.equal(next.kind === 'append' && next.seq, 1);
+    assert.deepEqual(rows.map((r) => r.kind), ['trial', 'edit', 'edit']);
+    assert.equal(rows[0]!.kind === 'trial' && rows[0]!.status, 'pruned', 'the added trial\'s row as of the cut: pruned by the second edit');
   });
 });

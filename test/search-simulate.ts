@@ -4,7 +4,8 @@
  * order instead of a real trainModel's. Pure: no server, no trainer.
  */
 import type { SearchConfig } from '../src/config/search-config';
-import { createSearch, planTrials, plannedTrials } from '../src/workflows/search';
+import type { TrialRow } from '../src/config/search-types';
+import { createSearch, planTrials, plannedTrials, type SearchLogRow } from '../src/workflows/search';
 import { SearchController, type ControllerOptions, type SearchCommand, type Upsert } from '../src/workflows/search/controller';
 import { unitDraw } from '../src/workflows/search/random';
 import { initialState, resumedState, type SearchState } from '../src/workflows/search/state';
@@ -43,9 +44,11 @@ export function validatedOf(config: SearchConfig): ValidatedSearch {
 
 export const SIM_WORKFLOW_ID = 'sim';
 
-export function newController(config: SearchConfig, options?: ControllerOptions, onUpserts?: (u: readonly Upsert[]) => void): SearchController {
+export function newController(config: SearchConfig, options?: ControllerOptions, onUpserts?: (u: readonly Upsert[]) => void, storeRows = false): SearchController {
   const validated = validatedOf(config);
   const state = initialState({ searchRunId: 'sim', searchUri: 'file:///sim', planned: validated.planned, maxParallel: config.maxParallel, mlflowWanted: false });
+  // What hyperparameterSearch does for a new search when patched(SEARCH_STORE_ROWS_PATCH).
+  if (storeRows) state.store = { nextSeq: 0 };
   const ctl = new SearchController(validated, state, SIM_WORKFLOW_ID, false, options);
   onUpserts?.(ctl.begin());
   return ctl;
@@ -65,6 +68,8 @@ export interface SimOptions {
   /** Every publish's upserts (commands and events), in the order the workflow would make them. */
   readonly onUpserts?: (upserts: readonly Upsert[]) => void;
   readonly controller?: ControllerOptions;
+  /** A search that writes its rows to its log (`append` commands), as new searches do. */
+  readonly storeRows?: boolean;
 }
 
 /**
@@ -72,9 +77,10 @@ export interface SimOptions {
  * metrics, failures and early stops of `runOf`; continue-as-new starts a new controller from the
  * carried state, as the workflow does.
  */
-export function simulate(config: SearchConfig, seed: number, options: SimOptions = {}): { ctl: SearchController; outcome: Outcome; continued: number } {
+export function simulate(config: SearchConfig, seed: number, options: SimOptions = {}): { ctl: SearchController; outcome: Outcome; continued: number; log: SearchLogRow[][] } {
   const publish = (u: readonly Upsert[]) => options.onUpserts?.(u);
-  let ctl = newController(config, options.controller, publish);
+  let ctl = newController(config, options.controller, publish, options.storeRows);
+  const log: SearchLogRow[][] = [];
   const launches: string[] = [];
   const running: Array<{ trial: number; rung: number; maxEpochs: number }> = [];
   let results = 0;
@@ -85,6 +91,11 @@ export function simulate(config: SearchConfig, seed: number, options: SimOptions
     const cmd = ctl.next({ continueAsNewSuggested: false });
     options.onCommand?.(cmd, ctl);
     if (cmd.kind === 'publish') publish(cmd.upserts);
+    if (cmd.kind === 'append') {
+      // Segments numbered 0, 1, 2, … in the order appended, as the store's reader needs them.
+      if (cmd.seq !== log.length) throw new Error(`append of segment ${cmd.seq} after ${log.length} segments`);
+      log.push(roundTrip(cmd.rows) as SearchLogRow[]);
+    }
     if (cmd.kind === 'start') {
       launches.push(`${cmd.trial}/${cmd.rung}`);
       running.push({ trial: cmd.trial, rung: cmd.rung, maxEpochs: cmd.input.maxEpochs as number });
@@ -118,10 +129,22 @@ export function simulate(config: SearchConfig, seed: number, options: SimOptions
   }
   const rows: Record<number, Row> = {};
   for (const t of ctl.state.trials) rows[t.trial] = { status: t.status, rung: t.rung, value: t.value, epochs: t.epochs, runStatus: t.runStatus };
-  return { ctl, outcome: { launches, rows, maxRunning }, continued: continuedRuns };
+  return { ctl, outcome: { launches, rows, maxRunning }, continued: continuedRuns, log };
 }
 
 /** The outcome of a search of `config` with `maxParallel` slots (the old driver's signature). */
 export function drive(config: SearchConfig, seed: number, maxParallel: number, roundTripEvery = 0): Outcome {
   return simulate({ ...config, maxParallel }, seed, { roundTripEvery }).outcome;
+}
+
+/** The table a search's log rebuilds: each trial's last row, in trial order (docs/search-log.md). */
+export function tableOf(log: readonly (readonly SearchLogRow[])[]): TrialRow[] {
+  const rows = new Map<number, TrialRow>();
+  for (const row of log.flat()) {
+    if (row.kind !== 'trial') continue;
+    const trial: Record<string, unknown> = { ...row };
+    delete trial.kind;
+    rows.set(row.trial, trial as unknown as TrialRow);
+  }
+  return [...rows.values()].sort((a, b) => a.trial - b.trial);
 }

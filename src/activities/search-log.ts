@@ -7,7 +7,7 @@
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { appendSearchLogSegment, readSearchLog, SearchLogCorruptError, SearchLogOverwriteError, type SearchLogPage, type SearchLogRow } from '../checkpoints/search-log';
+import { appendSearchLogSegment, readSearchLog, SearchLogCorruptError, SearchLogOverwriteError, type SearchLogPage } from '../checkpoints/search-log';
 import { assertSearchOwner } from '../checkpoints/search-identity';
 import type { CheckpointStore } from '../checkpoints/store';
 import { ConfigError, describe } from '../config/validate';
@@ -23,7 +23,7 @@ export interface AppendSearchLogInput {
   /** The segment's sequence number: 0 for the first, then one more each time, no gaps. */
   readonly seq: number;
   /** The rows, each a JSON object of at most 16 KiB; at most 1 MiB in all. */
-  readonly rows: readonly SearchLogRow[];
+  readonly rows: readonly object[];
 }
 
 export interface AppendSearchLogResult {

@@ -22,6 +22,7 @@ import {
   workflowInfo,
   allHandlersFinished,
 } from '@temporalio/workflow';
+import type { SearchLogActivities } from '../activities/search-log';
 import type { SearchResultActivities } from '../activities/search-results';
 import type { SearchInput } from '../config/search-config';
 import { FAULT_RETRY, WORKER_HEARTBEAT_TIMEOUT } from './activity-proxies';
@@ -32,7 +33,7 @@ import type { LegacySearchState } from './search/legacy';
 import { resumedState, type Leaderboard, type SearchResult, type SearchState } from './search/state';
 import { startState } from './search/start';
 import { validateSearchOrFail } from './search/validate';
-import { LIVE_EDITS_PATCH, SEARCH_OWNER_PATCH, SEARCH_SINGLE_UPSERT_PATCH } from './patches';
+import { LIVE_EDITS_PATCH, SEARCH_OWNER_PATCH, SEARCH_SINGLE_UPSERT_PATCH, SEARCH_STORE_ROWS_PATCH } from './patches';
 import { RunTracking, baseTracking, searchParams } from './run-tracking';
 import type { trainModel } from './train-model';
 
@@ -51,6 +52,7 @@ const { writeSearchResults, archiveTrialModel, claimSearchFolder } = proxyActivi
   heartbeatTimeout: WORKER_HEARTBEAT_TIMEOUT,
   retry: FAULT_RETRY,
 });
+const { appendSearchLog } = proxyActivities<SearchLogActivities>({ startToCloseTimeout: '2 minutes', heartbeatTimeout: WORKER_HEARTBEAT_TIMEOUT, retry: FAULT_RETRY });
 const { copyTrialCheckpoint } = proxyActivities<CheckpointCopyActivities>({ startToCloseTimeout: '30 minutes', heartbeatTimeout: WORKER_HEARTBEAT_TIMEOUT, retry: FAULT_RETRY });
 
 export async function hyperparameterSearch(input: SearchInput, resumeState?: SearchState | LegacySearchState): Promise<SearchResult> {
@@ -59,6 +61,9 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
   const state: SearchState = resumeState ? resumedState(resumeState, validated) : await startState(validated);
   // The folder's owner first: a different search naming it fails here, before any trial (search-identity.ts).
   if (!resumeState && patched(SEARCH_OWNER_PATCH)) await claimSearchFolder({ searchUri: state.searchUri, config });
+  // A new search writes its rows to its log (an owner of the folder only: claimed just above); a
+  // continued one keeps what its first run chose, carried in `state.store`.
+  if (!resumeState && patched(SEARCH_STORE_ROWS_PATCH)) state.store = { nextSeq: 0 };
   // Every decision is the controller's (search/controller.ts); this function only runs its commands.
   const ctl = new SearchController(validated, state, workflowInfo().workflowId, resumeState !== undefined, { singleUpsert: patched(SEARCH_SINGLE_UPSERT_PATCH) });
   // The search's own MLflow run; trials nest under it (src/workflows/run-tracking.ts).
@@ -98,6 +103,10 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
     switch (cmd.kind) {
       case 'publish':
         publish(cmd.upserts);
+        break;
+      case 'append':
+        // Create-only under `seq`: a retried or replayed append writes the same rows under the same number.
+        await appendSearchLog({ searchUri: state.searchUri, seq: cmd.seq, rows: cmd.rows });
         break;
       case 'start':
         startChild(cmd);

@@ -52,6 +52,13 @@ export const PBT_BOUNDS_PATCH = 'pbt-state-bounds';
  */
 export const SEARCH_SINGLE_UPSERT_PATCH = 'search-single-search-attribute-upsert';
 
+/**
+ * hyperparameterSearch: a new search writes its trial rows, edits and lineage to its log
+ * (docs/search-log.md, `append` commands running appendSearchLog). Asked once, at a new search's
+ * start; the answer is carried in its state (`store`) through continue-as-new.
+ */
+export const SEARCH_STORE_ROWS_PATCH = 'search-store-rows';
+
 /** Every id above (the test checks this list against the exports). */
 export const PATCH_IDS: readonly string[] = [
   URI_CHECK_PATCH,
@@ -68,4 +75,5 @@ export const PATCH_IDS: readonly string[] = [
   PBT_SPACE_PATCH,
   PBT_BOUNDS_PATCH,
   SEARCH_SINGLE_UPSERT_PATCH,
+  SEARCH_STORE_ROWS_PATCH,
 ];

@@ -18,7 +18,8 @@ import { SEARCH_ATTRIBUTES } from '../search-attributes';
 import { compareRanked, rankTrials, trialInput } from '../search-space';
 import { applyEdit, epochBudget, validateEdit, type EditReply, type SearchEdit, type TrialSignal } from './edits';
 import { finishExploit, planExploit, type PendingExploit } from './exploit';
-import { createSearch, type Searcher, type TrialDecision, type TrialScheduler } from './index';
+import { createSearch, type SearchLogRow, type Searcher, type TrialDecision, type TrialScheduler } from './index';
+import { LogBuffer } from './log-buffer';
 import {
   bestTrial, childWorkflowId, failureMessage, metricOf, newTrial,
   type Leaderboard, type QueuedRun, type SearchResult, type SearchState, type TrialRecord,
@@ -36,6 +37,8 @@ export type Upsert = ReadonlyArray<
 export type SearchCommand =
   /** Upsert these search attributes, in order, then ask again. */
   | { readonly kind: 'publish'; readonly upserts: readonly Upsert[] }
+  /** Run `appendSearchLog({ searchUri, seq, rows })` (one log segment, create-only), then ask again. */
+  | { readonly kind: 'append'; readonly seq: number; readonly rows: readonly SearchLogRow[] }
   /** Start this child trainModel and report its end with `onChildResult` / `onChildError`; then ask again. */
   | { readonly kind: 'start'; readonly trial: number; readonly rung: number; readonly workflowId: string; readonly input: Record<string, unknown> }
   /** Run `archiveTrialModel` (a promotion keeps the rung's export under rungs/rung-<r>/), then ask again. */
@@ -95,6 +98,11 @@ export class SearchController {
   /** An exploit whose copy was asked for: `onCopied` finishes it. */
   private copying: PendingExploit | null = null;
   private finalBest: TrialRecord | null = null;
+  /** Rows not yet appended to the search log (searches that write it: `state.store`), and segments cut from them. */
+  private readonly log: LogBuffer | null;
+  private segments: SearchLogRow[][] = [];
+  /** The `finish` command, once decided: the last rows are appended before it is returned. */
+  private finishing: SearchCommand | null = null;
 
   constructor(
     private readonly validated: ValidatedSearch,
@@ -105,6 +113,7 @@ export class SearchController {
     private readonly options: ControllerOptions = { singleUpsert: false },
   ) {
     this.state = state;
+    this.log = state.store ? new LogBuffer() : null;
     const byMetric = compareRanked(validated.config.mode);
     this.best = new Heap<RankEntry>((a, b) => b.rung - a.rung || byMetric(a, b));
     for (const t of state.trials) {
@@ -133,6 +142,31 @@ export class SearchController {
   private setStatus(t: TrialRecord, status: TrialStatus): void {
     this.recount(t.status, status);
     t.status = status;
+    this.touch(t);
+  }
+
+  /** `t`'s row changed: it goes to the log with the next segment. */
+  private touch(t: TrialRecord): void {
+    this.log?.touch(t.trial);
+  }
+
+  /** The rows waiting, cut into segments (searches that write the log; none otherwise). */
+  private flush(): void {
+    if (this.log && !this.log.empty) this.segments.push(...this.log.cut((n) => this.trialOf(n)));
+  }
+
+  /** The next segment to append, if one is cut: its number is taken from the state now. */
+  private append(): SearchCommand | null {
+    const rows = this.segments.shift();
+    if (!rows) return null;
+    const store = this.state.store!;
+    return { kind: 'append', seq: store.nextSeq++, rows };
+  }
+
+  /** `cmd`, after the rows waiting are appended (before waiting, continuing as new or finishing). */
+  private afterFlush(cmd: SearchCommand): SearchCommand {
+    this.flush();
+    return this.append() ?? cmd;
   }
 
   private recount(before: TrialStatus, after: TrialStatus): void {
@@ -212,8 +246,14 @@ export class SearchController {
   onEdit(edit: SearchEdit, now: number): { reply: EditReply; signals: TrialSignal[] } {
     const before = 'trial' in edit ? this.trialOf(edit.trial).status : undefined;
     const waiting = before === 'pending';
+    const trialsBefore = this.state.trials.length;
     const out = applyEdit(edit, this.config, this.state, now);
     if ('trial' in edit) this.recount(before!, this.trialOf(edit.trial).status);
+    if (this.log) {
+      if ('trial' in edit) this.touch(this.trialOf(edit.trial));
+      for (const t of this.state.trials.slice(trialsBefore)) this.touch(t);
+      this.log.add({ kind: 'edit', ...this.state.edits[this.state.edits.length - 1]! });
+    }
     // A stopped trial that had not reported at its rung yet is counted out, as a failure would be.
     if (edit.op === 'stop' && waiting) this.decisions.push(...this.scheduler.onTrialError(edit.trial, this.trialOf(edit.trial).rung));
     return out;
@@ -257,8 +297,10 @@ export class SearchController {
     this.copying = null;
     const t = this.trialOf(pending.trial);
     const before = t.status;
-    finishExploit(this.state, t, pending, copied.checkpointUri, now);
+    const row = finishExploit(this.state, t, pending, copied.checkpointUri, now);
     this.recount(before, t.status);
+    this.touch(t);
+    this.log?.add({ kind: 'lineage', ...row });
   }
 
   /** Whether anything the last `wait` command waits for happened. */
@@ -272,6 +314,13 @@ export class SearchController {
   next(ctx: StepContext): SearchCommand {
     if (this.copying) throw new Error('next() before onCopied: the copy command was not finished');
     for (;;) {
+      const segment = this.append();
+      if (segment) return segment;
+      if (this.log?.full) {
+        this.flush();
+        continue;
+      }
+      if (this.finishing) return this.afterFlush(this.finishing);
       if (this.exploitNext) {
         this.copying = this.exploitNext;
         this.exploitNext = null;
@@ -282,7 +331,7 @@ export class SearchController {
         if (cmd) return cmd;
         continue;
       }
-      if (this.overBudget()) return { kind: 'failBudget', results: this.results(this.bestSoFar()?.trial ?? null) };
+      if (this.overBudget()) return this.afterFlush({ kind: 'failBudget', results: this.results(this.bestSoFar()?.trial ?? null) });
       if (this.decisions.length > 0) {
         this.batch = { decisions: this.decisions.splice(0), index: 0, reached: [], promoted: false };
         continue;
@@ -291,17 +340,24 @@ export class SearchController {
       const s = this.state;
       const due = (this.config.continueAsNewEvery > 0 && s.startedThisRun >= this.config.continueAsNewEvery) || ctx.continueAsNewSuggested;
       // Due: drain, then continue as new: no child is in flight across the boundary, so none is lost or repeated.
-      if (due ? inFlight > 0 : inFlight >= s.maxParallel) return { kind: 'wait', inFlight, edits: s.edits.length };
+      if (due ? inFlight > 0 : inFlight >= s.maxParallel) return this.afterFlush({ kind: 'wait', inFlight, edits: s.edits.length });
       const run = this.nextRun();
       if (!run) {
         // A trial held by an edit keeps the search open until it is resumed or stopped.
-        if (inFlight > 0 || s.queue.length > 0) return { kind: 'wait', inFlight, edits: s.edits.length };
+        if (inFlight > 0 || s.queue.length > 0) return this.afterFlush({ kind: 'wait', inFlight, edits: s.edits.length });
         const last = this.scheduler.onSearchEnd();
-        if (last.length === 0) return this.finish();
+        if (last.length === 0) {
+          this.finishing = this.finish();
+          continue;
+        }
         this.decisions.push(...last);
         continue;
       }
-      if (due) return { kind: 'continueAsNew', state: this.snapshot() };
+      if (due) {
+        this.flush();
+        if (this.segments.length > 0) continue;
+        return { kind: 'continueAsNew', state: this.snapshot() };
+      }
       return this.launch(run);
     }
   }
@@ -391,7 +447,9 @@ export class SearchController {
       const { issues } = trialIssues(this.config, n, suggestion.params, { searchUri: s.searchUri, maxEpochs: this.scheduler.maxEpochsAt(1) ?? epochBudget(this.config, s) }, new Set());
       if (issues.length > 0) throw invalidSearch(issues);
     }
-    s.trials.push(newTrial(s.searchUri, n, suggestion.params));
+    const t = newTrial(s.searchUri, n, suggestion.params);
+    s.trials.push(t);
+    this.touch(t);
     const run = { trial: n, rung: 1 };
     s.queue.push(run);
     return run;

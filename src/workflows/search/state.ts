@@ -61,6 +61,17 @@ export interface SearchState extends TrackingState {
   edits: EditRecord[];
   /** PBT: every checkpoint copy between trials, in the order made. */
   lineage: LineageRecord[];
+  /**
+   * Searches started with `search-store-rows` (src/workflows/patches.ts) write their trial rows,
+   * edits and lineage to the search log (docs/search-log.md); absent for older searches.
+   */
+  store?: StoreRowsState;
+}
+
+/** What a search that writes its rows to the store carries for its log. */
+export interface StoreRowsState {
+  /** The log's next segment number (the next `append` command's `seq`). */
+  nextSeq: number;
 }
 
 export interface Leaderboard {
