@@ -69,9 +69,6 @@ export interface TrainModelResult {
   readonly learningRate: number;
 }
 
-
-
-
 export const stopSignal = defineSignal('stop');
 export const pauseSignal = defineSignal('pause');
 export const resumeSignal = defineSignal('resume');
@@ -104,7 +101,10 @@ export async function trainModel(input: TrainInput, resumeState?: TrainLoopState
   }
 }
 
-async function trainLoop(input: TrainInput, config: TrainConfig, state: TrainLoopState, continued: boolean, tracking: RunTracking): Promise<TrainModelResult> {
+type RunOutcome = TrainModelResult['status'];
+
+/** The activities a run schedules, each with the timeouts its work needs. */
+function runActivities(config: TrainConfig) {
   const heartbeatTimeout = config.timeouts.heartbeatSeconds * 1000;
   const retry = FAULT_RETRY;
   const { trainUntilStep, trainEpoch } = proxyActivities<TrainingActivities>({
@@ -125,7 +125,41 @@ async function trainLoop(input: TrainInput, config: TrainConfig, state: TrainLoo
     heartbeatTimeout: WORKER_HEARTBEAT_TIMEOUT,
     retry,
   });
+  return { trainUntilStep, trainEpoch, evaluateCheckpoint, finalizeRun, readRunRecords };
+}
 
+/** Runs `fn` in the scope a `stop` cancels; 'stopped' when the stop ended it. */
+type CancellableByStop = <T>(fn: () => Promise<T>) => Promise<T | 'stopped'>;
+
+/** What each part of the loop reads: the run's input and state, and how it reaches the outside. */
+interface Run {
+  readonly input: TrainInput;
+  readonly config: TrainConfig;
+  readonly state: TrainLoopState;
+  /** This run continues an earlier one of the same workflow (continue-as-new). */
+  readonly continued: boolean;
+  readonly tracking: RunTracking;
+  readonly activities: ReturnType<typeof runActivities>;
+  /** A search's trial claims its folder inside the search's as the search's child (folder-owners.ts). */
+  readonly parent: { readonly parentWorkflowId?: string };
+  readonly cancellableByStop: CancellableByStop;
+}
+
+async function trainLoop(input: TrainInput, config: TrainConfig, state: TrainLoopState, continued: boolean, tracking: RunTracking): Promise<TrainModelResult> {
+  const activities = runActivities(config);
+  const cancellableByStop = handleControlSignals(state, config);
+  const parentWorkflowId = workflowInfo().parent?.workflowId;
+  const parent = parentWorkflowId !== undefined ? { parentWorkflowId } : {};
+  const run: Run = { input, config, state, continued, tracking, activities, parent, cancellableByStop };
+
+  let outcome: RunOutcome = state.status === 'early-stopped' || state.status === 'stopped' ? state.status : 'completed';
+  if (!continued && config.resume) outcome = await replayRecordedEpochs(run, outcome);
+  outcome = await trainRemainingEpochs(run, outcome);
+  return finishRun(run, outcome);
+}
+
+/** Sets the stop/pause/resume signals and the progress query; returns the scope runner `stop` cancels. */
+function handleControlSignals(state: TrainLoopState, config: TrainConfig): CancellableByStop {
   let trainingScope: CancellationScope | undefined;
   setHandler(stopSignal, () => {
     state.stopRequested = true;
@@ -138,51 +172,7 @@ async function trainLoop(input: TrainInput, config: TrainConfig, state: TrainLoo
     state.paused = false;
   });
   setHandler(progressQuery, () => progressOf(state, config));
-
-  const publish = (): void => {
-    const pairs = [{ key: SEARCH_ATTRIBUTES.status, value: state.status }, { key: SEARCH_ATTRIBUTES.epoch, value: state.epoch }] as const;
-    const best = state.best ? ([{ key: SEARCH_ATTRIBUTES.bestMetric, value: state.best.value }] as const) : [];
-    // One upsert event, not two: 14 events per epoch instead of 16, so long runs continue as new
-    // less often. Runs started before keep two (README: "Changing workflow code while runs are in flight").
-    if (patched(SINGLE_UPSERT_PATCH)) return upsertSearchAttributes([...pairs, ...best]);
-    upsertSearchAttributes([...pairs]);
-    if (best.length > 0) upsertSearchAttributes([...best]);
-  };
-
-  // A search's trial claims its folder inside the search's as the search's child (folder-owners.ts).
-  const parentWorkflowId = workflowInfo().parent?.workflowId;
-  const parent = parentWorkflowId !== undefined ? { parentWorkflowId } : {};
-
-  let outcome: 'completed' | 'early-stopped' | 'stopped' = 'completed';
-  if (state.status === 'early-stopped' || state.status === 'stopped') outcome = state.status;
-
-  // `resume`: continue the run already in this folder. Replaying its recorded epochs through the
-  // same bookkeeping rebuilds exactly the state an uninterrupted run would have (only when the
-  // input asks for it, so histories of runs without `resume` replay unchanged).
-  if (!continued && config.resume) {
-    // With the input: the activity checks it against the run's identity before reading anything.
-    const records = await readRunRecords({ runUri: state.runUri, config });
-    const recorded = records.reduce((most, r) => Math.max(most, r.epoch), 0);
-    if (recorded > config.maxEpochs && patched(RESUME_NOT_SHORTER_PATCH)) {
-      const c = new Checker();
-      c.fail('maxEpochs', `at least ${recorded}, the epochs ${state.runUri} already recorded (\`resume\` continues a run, it never shortens it: start a new runId to train fewer epochs)`, config.maxEpochs);
-      throw invalidConfig(new ConfigError(c.issues, 'Invalid trainModel input'));
-    }
-    for (const r of records) {
-      if (r.epoch !== state.epoch + 1 || r.epoch > config.maxEpochs || outcome !== 'completed') break;
-      if (r.step !== r.epoch * config.stepsPerEpoch) break;
-      failOnUnknownMonitor(config, r.metrics);
-      if (recordEpoch(state, config, r.epoch, r.step, { ...r.metrics }, 0)) outcome = 'early-stopped';
-    }
-  }
-
-  interface EpochOutcome {
-    readonly step: number;
-    readonly metrics: Record<string, number>;
-    readonly trainSeconds: number;
-  }
-  /** Runs `fn` in the scope a `stop` cancels; 'stopped' when the stop ended it. */
-  const cancellableByStop = async <T>(fn: () => Promise<T>): Promise<T | 'stopped'> => {
+  return async (fn) => {
     try {
       trainingScope = new CancellationScope();
       return await trainingScope.run(fn);
@@ -193,101 +183,164 @@ async function trainLoop(input: TrainInput, config: TrainConfig, state: TrainLoo
       trainingScope = undefined;
     }
   };
-  // One activity: train to the step, evaluate, record. What it returns is the stored record.
-  const runEpoch = async (epoch: number, targetStep: number): Promise<EpochOutcome | 'stopped'> => {
-    const done = await cancellableByStop(() =>
-      trainEpoch({ runUri: state.runUri, config, epoch, targetStep, learningRate: state.learningRate, protectSteps: protectedSteps(config, state), recordedAt: Date.now(), ...parent }),
-    );
-    if (done === 'stopped') return done;
-    state.step = done.record.step;
-    return { step: done.record.step, metrics: { ...done.record.metrics }, trainSeconds: done.record.trainSeconds ?? 0 };
-  };
-  // Runs started before EPOCH_ACTIVITY_PATCH: train, then evaluate and record, as they did.
-  const runEpochInTwo = async (epoch: number, targetStep: number): Promise<EpochOutcome | 'stopped'> => {
-    const trained = await cancellableByStop(() => trainUntilStep({ runUri: state.runUri, config, targetStep, learningRate: state.learningRate }));
-    if (trained === 'stopped') return trained;
-    state.step = trained.step;
-    state.status = 'evaluating';
-    const evaluated = await evaluateCheckpoint({
-      runUri: state.runUri,
-      config,
-      epoch,
-      step: trained.step,
-      learningRate: state.learningRate,
-      trainMetrics: { loss: trained.loss },
-      protectSteps: protectedSteps(config, state),
-      recordedAt: Date.now(),
-      trainSeconds: trained.seconds,
-      trainAttempt: trained.attempt,
-    });
-    return { step: trained.step, metrics: { loss: trained.loss, ...evaluated.metrics }, trainSeconds: trained.seconds };
-  };
+}
 
+/** Shows the run's status, epoch and best metric in the Temporal UI's search attributes. */
+function publishStatus(state: TrainLoopState): void {
+  const pairs = [{ key: SEARCH_ATTRIBUTES.status, value: state.status }, { key: SEARCH_ATTRIBUTES.epoch, value: state.epoch }] as const;
+  const best = state.best ? ([{ key: SEARCH_ATTRIBUTES.bestMetric, value: state.best.value }] as const) : [];
+  // One upsert event, not two: 14 events per epoch instead of 16, so long runs continue as new
+  // less often. Runs started before keep two (README: "Changing workflow code while runs are in flight").
+  if (patched(SINGLE_UPSERT_PATCH)) return upsertSearchAttributes([...pairs, ...best]);
+  upsertSearchAttributes([...pairs]);
+  if (best.length > 0) upsertSearchAttributes([...best]);
+}
+
+/**
+ * `resume`: continue the run already in this folder. Replaying its recorded epochs through the
+ * same bookkeeping rebuilds exactly the state an uninterrupted run would have (only when the
+ * input asks for it, so histories of runs without `resume` replay unchanged).
+ */
+async function replayRecordedEpochs(run: Run, outcome: RunOutcome): Promise<RunOutcome> {
+  const { config, state } = run;
+  // With the input: the activity checks it against the run's identity before reading anything.
+  const records = await run.activities.readRunRecords({ runUri: state.runUri, config });
+  const recorded = records.reduce((most, r) => Math.max(most, r.epoch), 0);
+  if (recorded > config.maxEpochs && patched(RESUME_NOT_SHORTER_PATCH)) {
+    const c = new Checker();
+    c.fail('maxEpochs', `at least ${recorded}, the epochs ${state.runUri} already recorded (\`resume\` continues a run, it never shortens it: start a new runId to train fewer epochs)`, config.maxEpochs);
+    throw invalidConfig(new ConfigError(c.issues, 'Invalid trainModel input'));
+  }
+  for (const r of records) {
+    if (r.epoch !== state.epoch + 1 || r.epoch > config.maxEpochs || outcome !== 'completed') break;
+    if (r.step !== r.epoch * config.stepsPerEpoch) break;
+    failOnUnknownMonitor(config, r.metrics);
+    if (recordEpoch(state, config, r.epoch, r.step, { ...r.metrics }, 0)) outcome = 'early-stopped';
+  }
+  return outcome;
+}
+
+/** Trains epoch after epoch until the last, an early stop or a `stop`; continues as new when due. */
+async function trainRemainingEpochs(run: Run, outcome: RunOutcome): Promise<RunOutcome> {
+  const { config, state } = run;
   while (outcome === 'completed' && state.epoch < config.maxEpochs) {
-    if (state.paused) {
-      state.status = 'paused';
-      publish();
-      await condition(() => !state.paused || state.stopRequested);
-    }
-    if (state.stopRequested) {
-      outcome = 'stopped';
-      break;
-    }
+    await waitWhilePaused(state);
+    if (state.stopRequested) return 'stopped';
     const epoch = state.epoch + 1;
     const targetStep = epoch * config.stepsPerEpoch;
     state.status = 'training';
-    publish();
+    publishStatus(state);
 
-    const epochResult = patched(EPOCH_ACTIVITY_PATCH) ? await runEpoch(epoch, targetStep) : await runEpochInTwo(epoch, targetStep);
-    if (epochResult === 'stopped') {
-      outcome = 'stopped';
-      break;
-    }
+    const epochResult = patched(EPOCH_ACTIVITY_PATCH) ? await runEpoch(run, epoch, targetStep) : await runEpochInTwo(run, epoch, targetStep);
+    if (epochResult === 'stopped') return 'stopped';
     const { step, metrics, trainSeconds } = epochResult;
     failOnUnknownMonitor(config, metrics);
     state.epochsThisRun++;
     if (recordEpoch(state, config, epoch, step, metrics, trainSeconds)) outcome = 'early-stopped';
-    publish();
-    tracking.epochRecorded();
-
-    const due = config.continueAsNewEvery > 0 && state.epochsThisRun >= config.continueAsNewEvery;
-    if (outcome === 'completed' && state.epoch < config.maxEpochs && !state.stopRequested && (due || workflowInfo().continueAsNewSuggested)) {
-      await condition(allHandlersFinished);
-      await tracking.settled();
-      return continueAsNew<typeof trainModel>(input, state);
-    }
+    publishStatus(state);
+    run.tracking.epochRecorded();
+    if (outcome === 'completed') await continueAsNewIfDue(run);
   }
-  if (state.stopRequested && outcome === 'completed' && state.epoch < config.maxEpochs) outcome = 'stopped';
+  if (state.stopRequested && outcome === 'completed' && state.epoch < config.maxEpochs) return 'stopped';
+  return outcome;
+}
 
-  // The final model: the best epoch's checkpoint when restoreBestWeights is set (whether the
-  // run stopped early or not, as Keras 3 does), else the last checkpoint written.
-  const restore = config.earlyStopping && state.earlyStopping ? restoreEpoch(config.earlyStopping, state.earlyStopping) : null;
-  const restoredSummary = restore !== null ? state.history.find((h) => h.epoch === restore) : undefined;
-  const modelStep = restore !== null ? restore * config.stepsPerEpoch : state.step;
+async function waitWhilePaused(state: TrainLoopState): Promise<void> {
+  if (!state.paused) return;
+  state.status = 'paused';
+  publishStatus(state);
+  await condition(() => !state.paused || state.stopRequested);
+}
+
+/** Continues as new after `continueAsNewEvery` epochs of this run, or when Temporal suggests it. */
+async function continueAsNewIfDue(run: Run): Promise<void> {
+  const { config, state } = run;
+  const due = config.continueAsNewEvery > 0 && state.epochsThisRun >= config.continueAsNewEvery;
+  if (state.epoch < config.maxEpochs && !state.stopRequested && (due || workflowInfo().continueAsNewSuggested)) {
+    await condition(allHandlersFinished);
+    await run.tracking.settled();
+    await continueAsNew<typeof trainModel>(run.input, state);
+  }
+}
+
+interface EpochOutcome {
+  readonly step: number;
+  readonly metrics: Record<string, number>;
+  readonly trainSeconds: number;
+}
+
+/** One activity: train to the step, evaluate, record. What it returns is the stored record. */
+async function runEpoch(run: Run, epoch: number, targetStep: number): Promise<EpochOutcome | 'stopped'> {
+  const { config, state } = run;
+  const done = await run.cancellableByStop(() =>
+    run.activities.trainEpoch({ runUri: state.runUri, config, epoch, targetStep, learningRate: state.learningRate, protectSteps: protectedSteps(config, state), recordedAt: Date.now(), ...run.parent }),
+  );
+  if (done === 'stopped') return done;
+  state.step = done.record.step;
+  return { step: done.record.step, metrics: { ...done.record.metrics }, trainSeconds: done.record.trainSeconds ?? 0 };
+}
+
+/** Runs started before EPOCH_ACTIVITY_PATCH: train, then evaluate and record, as they did. */
+async function runEpochInTwo(run: Run, epoch: number, targetStep: number): Promise<EpochOutcome | 'stopped'> {
+  const { config, state } = run;
+  const trained = await run.cancellableByStop(() => run.activities.trainUntilStep({ runUri: state.runUri, config, targetStep, learningRate: state.learningRate }));
+  if (trained === 'stopped') return trained;
+  state.step = trained.step;
+  state.status = 'evaluating';
+  const evaluated = await run.activities.evaluateCheckpoint({
+    runUri: state.runUri,
+    config,
+    epoch,
+    step: trained.step,
+    learningRate: state.learningRate,
+    trainMetrics: { loss: trained.loss },
+    protectSteps: protectedSteps(config, state),
+    recordedAt: Date.now(),
+    trainSeconds: trained.seconds,
+    trainAttempt: trained.attempt,
+  });
+  return { step: trained.step, metrics: { loss: trained.loss, ...evaluated.metrics }, trainSeconds: trained.seconds };
+}
+
+/**
+ * The final model: the best epoch's checkpoint when restoreBestWeights is set (whether the run
+ * stopped early or not, as Keras 3 does), else the last checkpoint written.
+ */
+function chooseFinalModel(config: TrainConfig, state: TrainLoopState): { readonly restoredEpoch: number | null; readonly modelStep: number } {
+  const restoredEpoch = config.earlyStopping && state.earlyStopping ? restoreEpoch(config.earlyStopping, state.earlyStopping) : null;
+  const modelStep = restoredEpoch !== null ? restoredEpoch * config.stepsPerEpoch : state.step;
   if (modelStep === 0) {
     throw ApplicationFailure.nonRetryable('The run was stopped before its first checkpoint: there is no model to export', 'NoCheckpoint');
   }
+  return { restoredEpoch, modelStep };
+}
+
+/** Exports the final model and closes the run's tracking; what trainModel returns. */
+async function finishRun(run: Run, outcome: RunOutcome): Promise<TrainModelResult> {
+  const { config, state, parent } = run;
+  const { restoredEpoch, modelStep } = chooseFinalModel(config, state);
   state.status = 'finalizing';
-  publish();
+  publishStatus(state);
   // A resume that trained no epoch of its own (the run had recorded them all, or the replay stopped
   // early) may not change the folder: an export chosen by its own earlyStopping or keepLast is not
   // the run's (a continue-as-new comes only after an epoch trained).
-  const resumedWithoutTraining = config.resume && !continued && state.epochsThisRun === 0;
+  const resumedWithoutTraining = config.resume && !run.continued && state.epochsThisRun === 0;
   const finalized = await CancellationScope.nonCancellable(() =>
-    finalizeRun({
+    run.activities.finalizeRun({
       runUri: state.runUri,
       config,
       modelStep,
       protectSteps: protectedSteps(config, state),
       title: `${state.runId}: ${config.stepsPerEpoch} steps/epoch, batch ${config.hyperparameters.batchSize}`,
-      markers: { bestEpoch: restore ?? state.best?.epoch ?? null, earlyStoppedEpoch: outcome === 'early-stopped' ? state.epoch : null },
+      markers: { bestEpoch: restoredEpoch ?? state.best?.epoch ?? null, earlyStoppedEpoch: outcome === 'early-stopped' ? state.epoch : null },
       ...(resumedWithoutTraining && { resumedWithoutTraining }),
       ...parent,
     }),
   );
-  await tracking.finish(outcome === 'stopped' ? 'KILLED' : 'FINISHED');
+  await run.tracking.finish(outcome === 'stopped' ? 'KILLED' : 'FINISHED');
   state.status = outcome;
-  publish();
+  publishStatus(state);
+  const restoredSummary = restoredEpoch !== null ? state.history.find((h) => h.epoch === restoredEpoch) : undefined;
   const last = state.history[state.history.length - 1];
   return {
     runId: state.runId,
