@@ -117,9 +117,8 @@ function processTable(): Map<number, { ppid: number; rssKb: number; cmd: string 
   return out;
 }
 
-/** RSS of `root` and all its descendants, and how many of them are trainer processes. */
-function treeRss(root: number): { rssMb: number; trainers: number } {
-  const table = processTable();
+/** `root` and all its descendants in `table`. */
+function processTree(table: ReturnType<typeof processTable>, root: number): Set<number> {
   const tree = new Set([root]);
   for (let grew = true; grew; ) {
     grew = false;
@@ -129,6 +128,13 @@ function treeRss(root: number): { rssMb: number; trainers: number } {
       grew = true;
     }
   }
+  return tree;
+}
+
+/** RSS of `root` and all its descendants, and how many of them are trainer processes. */
+function treeRss(root: number): { rssMb: number; trainers: number } {
+  const table = processTable();
+  const tree = processTree(table, root);
   let kb = 0;
   let trainers = 0;
   for (const pid of tree) {
@@ -137,6 +143,28 @@ function treeRss(root: number): { rssMb: number; trainers: number } {
     if (p?.cmd.includes('trainer-process')) trainers++;
   }
   return { rssMb: kb / 1024, trainers };
+}
+
+/** CPU seconds (user + system) of a live process, from /proc/<pid>/stat; 0 when it is gone. */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime (fields 14, 15) in ticks of 1/100 s
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU seconds so far of the worker's main process, of its trainers, and of this process's other descendants (the dev server). */
+function cpuByPart(workerPid: number): { worker: number; trainers: number; server: number } {
+  const table = processTable();
+  const workerTree = processTree(table, workerPid);
+  let trainers = 0;
+  for (const pid of workerTree) if (pid !== workerPid) trainers += cpuSeconds(pid);
+  let server = 0;
+  for (const pid of processTree(table, process.pid)) if (pid !== process.pid && !workerTree.has(pid)) server += cpuSeconds(pid);
+  return { worker: cpuSeconds(workerPid), trainers, server };
 }
 
 interface WorkerProc {
@@ -234,6 +262,10 @@ interface Row {
   rssAtMb: [number, number, number];
   trainersSeen: number;
   load: string;
+  /** CPU seconds during the measured search: the worker's main process (workflows, activities' store work), its trainers, the dev server. */
+  cpu: { worker: number; trainers: number; server: number };
+  /** Seconds of each phase of a trial (trialPhases), one array entry per trial read. */
+  phases: Map<string, number[]>;
 }
 
 /** Every payload's encoded size in an event (any attribute's `payloads`), walked without recursion limits of note (events are shallow). */
@@ -248,6 +280,76 @@ function largestPayload(value: unknown, depth = 0): number {
   }
   for (const child of Object.values(v)) if (child && typeof child === 'object' && !(child instanceof Uint8Array)) most = Math.max(most, largestPayload(child, depth + 1));
   return most;
+}
+
+/** An event's server time in ms. */
+function eventMs(e: HistoryEvent): number {
+  const t = e.eventTime;
+  return t ? Number(t.seconds?.toString() ?? 0) * 1000 + (t.nanos ?? 0) / 1e6 : NaN;
+}
+
+/** The name of an event's type (`ACTIVITY_TASK_STARTED`…) without its prefix. */
+function eventName(e: HistoryEvent): string {
+  return String(temporal.api.enums.v1.EventType[e.eventType ?? 0] ?? e.eventType).replace(/^EVENT_TYPE_/, '');
+}
+
+/**
+ * One trial's time, phase by phase: every gap between two consecutive events of its run is charged
+ * to the event that ends it (a workflow task's wait for a worker, its run: local activities
+ * included, an activity's wait and its run by type), plus the search's side: from the search's
+ * command to the child's first event (child start) and from the child's last event to the end of
+ * the search's workflow task that took its result (result noticed). The phases add up to the
+ * trial's whole span. An activity's run is split into the trainer's own seconds (from its result)
+ * and the rest (store round trips, lease, records, export).
+ */
+function trialPhases(child: HistoryEvent[], initiatedMs: number | undefined, noticedMs: number | undefined): Map<string, number> {
+  const out = new Map<string, number>();
+  const add = (k: string, s: number) => out.set(k, (out.get(k) ?? 0) + s);
+  const activityType = new Map<string, string>();
+  for (let i = 0; i < child.length; i++) {
+    const e = child[i]!;
+    const scheduled = e.activityTaskScheduledEventAttributes;
+    if (scheduled) activityType.set(String(e.eventId), scheduled.activityType?.name ?? '?');
+    if (i === 0) {
+      if (initiatedMs !== undefined) add('child start (search command → child started)', (eventMs(e) - initiatedMs) / 1000);
+      continue;
+    }
+    const dt = (eventMs(e) - eventMs(child[i - 1]!)) / 1000;
+    if (dt === 0) continue;
+    const name = eventName(e);
+    const act = e.activityTaskStartedEventAttributes?.scheduledEventId ?? e.activityTaskCompletedEventAttributes?.scheduledEventId;
+    const type = act !== undefined && act !== null ? activityType.get(String(act)) : undefined;
+    if (name === 'WORKFLOW_TASK_STARTED') add('workflow tasks: wait for the worker', dt);
+    else if (name === 'WORKFLOW_TASK_COMPLETED') add('workflow tasks: run (local activities included)', dt);
+    else if (name === 'ACTIVITY_TASK_STARTED') add(`${type}: wait for a slot`, dt);
+    else if (name === 'ACTIVITY_TASK_COMPLETED') {
+      const trainer = secondsIn(defaultPayloadConverter.fromPayload<unknown>(e.activityTaskCompletedEventAttributes!.result!.payloads![0]!));
+      if (trainer > 0) add(`${type}: trainer (train, checkpoint, evaluate)`, Math.min(trainer, dt));
+      add(`${type}: the rest (store, records, export)`, dt - Math.min(trainer, dt));
+    } else add(`other (${name})`, dt);
+  }
+  if (noticedMs !== undefined && child.length > 0) add('result noticed (child ended → search task done)', (noticedMs - eventMs(child[child.length - 1]!)) / 1000);
+  return out;
+}
+
+/** Per child workflow id: when the search commanded its start, and when the search's task that took its end completed. */
+function searchSideTimes(runs: HistoryEvent[][]): { initiated: Map<string, number>; noticed: Map<string, number> } {
+  const initiated = new Map<string, number>();
+  const noticed = new Map<string, number>();
+  for (const events of runs) {
+    let pending: string[] = [];
+    for (const e of events) {
+      const start = e.startChildWorkflowExecutionInitiatedEventAttributes;
+      if (start?.workflowId) initiated.set(start.workflowId, eventMs(e));
+      const ended = e.childWorkflowExecutionCompletedEventAttributes ?? e.childWorkflowExecutionFailedEventAttributes;
+      if (ended?.workflowExecution?.workflowId) pending.push(ended.workflowExecution.workflowId);
+      if (e.workflowTaskCompletedEventAttributes && pending.length > 0) {
+        for (const id of pending) noticed.set(id, eventMs(e));
+        pending = [];
+      }
+    }
+  }
+  return { initiated, noticed };
 }
 
 /** Files under `dir` (the checkpoint root), the file store's own temporary and lock files left out. */
@@ -290,6 +392,7 @@ async function measure(client: Client, address: string, a: Args, slots: number):
     let finished = 0;
     const sample = () => samples.push({ t: Date.now(), finished, ...treeRss(worker.child.pid!) });
     const load = os.loadavg()[0]!;
+    const cpuBefore = cpuByPart(worker.child.pid!);
     const started = Date.now();
     const handle = await client.workflow.start('hyperparameterSearch', { taskQueue, workflowId: `scale-${process.pid}-${slots}`, args: [searchInput(a, a.trials, maxParallel, steps)] });
     // Trials finished, from the search's DurableTrainEpoch attribute (for a search: trials finished).
@@ -317,6 +420,7 @@ async function measure(client: Client, address: string, a: Args, slots: number):
       finished = result.trials.filter((t) => t.status === 'completed').length;
     }
     const wallS = (Date.now() - started) / 1000;
+    const cpuAfter = cpuByPart(worker.child.pid!);
     sample();
     clearInterval(sampler);
     const loadEnd = os.loadavg()[0]!;
@@ -330,13 +434,21 @@ async function measure(client: Client, address: string, a: Args, slots: number):
     let trainerS = 0;
     let taskCount = runs.reduce((n, r) => n + tasks(r), 0);
     const ids = a.children && result ? result.trials.map((t) => t.workflowId!) : [];
+    const side = searchSideTimes(runs);
+    const phases = new Map<string, number[]>();
     for (let i = 0; i < ids.length; i += 20) {
-      const histories = await Promise.all(ids.slice(i, i + 20).map(async (id) => (await client.workflow.getHandle(id).fetchHistory()).events ?? []));
-      for (const h of histories) {
+      const batch = ids.slice(i, i + 20);
+      const histories = await Promise.all(batch.map(async (id) => (await client.workflow.getHandle(id).fetchHistory()).events ?? []));
+      histories.forEach((h, j) => {
         childEvents += h.length;
         taskCount += tasks(h);
         trainerS += trainerSeconds(h);
-      }
+        const id = batch[j]!;
+        for (const [k, sec] of trialPhases(h, side.initiated.get(id), side.noticed.get(id))) phases.set(k, [...(phases.get(k) ?? []), sec]);
+        if (i + j === Math.floor(ids.length / 2) && process.env.DT_BENCH_PRINT_TRIAL) {
+          for (const e of h) console.log(`${((eventMs(e) - eventMs(h[0]!)) / 1000).toFixed(3)} ${eventName(e)} ${e.activityTaskScheduledEventAttributes?.activityType?.name ?? ''} ${e.markerRecordedEventAttributes ? JSON.stringify(Object.fromEntries(Object.entries(e.markerRecordedEventAttributes.details ?? {}).map(([k2, v]) => [k2, (v.payloads ?? []).map((p) => Buffer.from(p.data ?? []).toString('utf8').slice(0, 300))]))) : ''}`);
+        }
+      });
     }
     const carried = runs.flatMap((r) => r[r.length - 1]?.workflowExecutionContinuedAsNewEventAttributes?.input?.payloads ?? []);
     const half = started + (wallS * 1000) / 2;
@@ -367,6 +479,8 @@ async function measure(client: Client, address: string, a: Args, slots: number):
       rssAtMb: [rssAt(0.1), rssAt(0.5), rssAt(1)],
       trainersSeen: Math.max(0, ...samples.map((s) => s.trainers)),
       load: `${load.toFixed(1)} → ${loadEnd.toFixed(1)}`,
+      phases,
+      cpu: { worker: cpuAfter.worker - cpuBefore.worker, trainers: cpuAfter.trainers - cpuBefore.trainers, server: cpuAfter.server - cpuBefore.server },
     };
   } finally {
     await worker.stop();
@@ -403,6 +517,29 @@ function print(rows: Row[], a: Args): void {
   }
 }
 
+/** One trial's timeline: the mean and median seconds of each phase over the trials read, and its share of a trial's span. */
+function printTimeline(rows: Row[]): void {
+  for (const r of rows) {
+    const n = Math.max(0, ...[...r.phases.values()].map((v) => v.length));
+    if (n === 0) continue;
+    const mean = (v: number[]) => v.reduce((x, y) => x + y, 0) / n;
+    const median = (v: number[]) => {
+      const all = [...v, ...new Array<number>(n - v.length).fill(0)].sort((x, y) => x - y);
+      return all[Math.floor(all.length / 2)]!;
+    };
+    const total = [...r.phases.values()].reduce((t, v) => t + mean(v), 0);
+    console.log(`\nOne trial's timeline, ${r.slots} slot(s), ${n} trials (seconds; each gap between two events of the trial's run charged to the event that ends it):\n`);
+    console.log('| phase | mean s | median s | share |');
+    console.log('|---|---|---|---|');
+    for (const [k, v] of [...r.phases].sort((x, y) => mean(y[1]) - mean(x[1]))) {
+      console.log(`| ${k} | ${mean(v).toFixed(3)} | ${median(v).toFixed(3)} | ${((100 * mean(v)) / total).toFixed(0)} % |`);
+    }
+    console.log(`| a trial's span (search command → search took its result) | ${total.toFixed(3)} | | 100 % |`);
+    const per = (x: number) => (x / Math.max(1, r.finished)).toFixed(3);
+    console.log(`\nCPU seconds a trial: worker main process ${per(r.cpu.worker)} (workflow tasks, activities' store work), trainers ${per(r.cpu.trainers)}, dev server ${per(r.cpu.server)}; wall ${per(r.wallS)} s a trial on ${os.cpus().length} cores.`);
+  }
+}
+
 async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2));
   const server = await DevServer.start();
@@ -420,6 +557,7 @@ async function main(): Promise<void> {
     fs.rmSync(path.dirname(server.dbFile), { recursive: true, force: true });
   }
   print(rows, a);
+  printTimeline(rows);
 }
 
 main().catch((err) => {
