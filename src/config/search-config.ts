@@ -28,11 +28,12 @@ export const STRATEGY_OPTIONS = {
 } as const satisfies Readonly<Record<string, StrategyOptions>>;
 
 export type SearchStrategy = keyof typeof STRATEGY_OPTIONS;
-export const STRATEGIES = Object.keys(STRATEGY_OPTIONS) as readonly SearchStrategy[];
+/** The strategy names a search config accepts (the searcher/scheduler pairs are workflows/search STRATEGIES). */
+export const STRATEGY_NAMES = Object.keys(STRATEGY_OPTIONS) as readonly SearchStrategy[];
 
 const named = (names: readonly string[], and: string): string =>
   names.map((n) => `\`${n}\``).reduce((text, n, i) => (i === 0 ? n : i === names.length - 1 ? `${text} ${and} ${n}` : `${text}, ${n}`), '');
-const strategiesWith = (option: keyof StrategyOptions): SearchStrategy[] => STRATEGIES.filter((s) => STRATEGY_OPTIONS[s][option]);
+const strategiesWith = (option: keyof StrategyOptions): SearchStrategy[] => STRATEGY_NAMES.filter((s) => STRATEGY_OPTIONS[s][option]);
 
 /** How one dotted path is searched: a list of values (grid), or a distribution (random). */
 export type Dimension =
@@ -176,7 +177,7 @@ export function parseSearchConfig(input: unknown): SearchConfig {
   const runId = o.runId === undefined ? undefined : checkPathSegment(c, 'runId', o.runId);
   const base = c.object('base', o.base);
   if (base && base.runId !== undefined) c.fail('base.runId', 'absent (each trial runs as `trial-<n>`)', base.runId);
-  const strategy = c.oneOf('strategy', o.strategy, STRATEGIES, SEARCH_DEFAULTS.strategy) ?? SEARCH_DEFAULTS.strategy;
+  const strategy = c.oneOf('strategy', o.strategy, STRATEGY_NAMES, SEARCH_DEFAULTS.strategy) ?? SEARCH_DEFAULTS.strategy;
 
   const space: SpaceEntry[] = [];
   const spaceObj = c.object('space', o.space);
