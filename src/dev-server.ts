@@ -116,6 +116,16 @@ export class DevServer {
     }
   }
 
+  /** Kills the server with SIGKILL, as a crash would (what it had not flushed is lost); restart() starts it again. */
+  async kill(): Promise<void> {
+    const child = this.process;
+    if (!child) return;
+    this.process = undefined;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGKILL');
+    await exited;
+  }
+
   /** Stops the server (SIGTERM, then SIGKILL after 10 s). */
   async stop(): Promise<void> {
     const child = this.process;

@@ -3,7 +3,7 @@
  * `plugins: [new DurableTrainPlugin()]`.
  */
 import { SimplePlugin } from '@temporalio/plugin';
-import type { Worker } from '@temporalio/worker';
+import type { Worker, WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from './activities';
 import { toTrainerPool, type TrainerPool } from './training/trainer-pool';
 
@@ -37,6 +37,15 @@ export class DurableTrainPlugin extends SimplePlugin {
     });
     this.activities = activities;
     this.trainer = trainer;
+  }
+
+  /** A worker given a prebuilt `workflowBundle` (src/worker.ts's cached one) needs no workflowsPath: the SDK would warn that it ignores it. */
+  override configureWorker(options: WorkerOptions): WorkerOptions {
+    const configured = super.configureWorker(options);
+    if (configured.workflowBundle === undefined) return configured;
+    const rest: WorkerOptions = { ...configured };
+    delete rest.workflowsPath;
+    return rest;
   }
 
   /**

@@ -15,11 +15,13 @@
  *   MLFLOW_TRACKING_URI  runs track to this MLflow server (credentials: MLFLOW_TRACKING_TOKEN or _USERNAME/_PASSWORD)
  *   DT_ALLOWED_TRACKING_URIS  other MLflow servers an input's tracking.mlflow.uri may name (comma-separated prefixes)
  */
-import { NativeConnection, TransportError, Worker } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, TransportError, Worker } from '@temporalio/worker';
 import { connectionSettings, taskQueueFromEnv } from './connection';
-import { DurableTrainPlugin } from './plugin';
+import { DurableTrainPlugin, workflowsPath } from './plugin';
 import { backendPreferenceFromEnv } from './training/backend';
 import { shutdownSecondsFromEnv } from './training/trainer-client';
+import { mark, processStart } from './training/timeline';
+import { cachedWorkflowBundle } from './workflow-bundle';
 
 export interface RunWorkerOptions {
   readonly taskQueue?: string;
@@ -33,6 +35,7 @@ export interface RunWorkerOptions {
 }
 
 export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
+  mark('worker-process', {}, processStart());
   const settings = connectionSettings();
   const backend = options.backend ?? backendPreferenceFromEnv();
   const shutdownSeconds = options.shutdownSeconds ?? shutdownSecondsFromEnv();
@@ -46,12 +49,20 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
     ...(process.env.MLFLOW_TRACKING_URI && { mlflowTrackingUri: process.env.MLFLOW_TRACKING_URI }),
     ...(process.env.DT_ALLOWED_TRACKING_URIS && { allowedTrackingUris: process.env.DT_ALLOWED_TRACKING_URIS.split(',').map((u) => u.trim()).filter(Boolean) }),
   });
-  const connection = await connectWhenReachable(settings.connectionOptions, settings.address);
+  // The bundle (cached across starts: workflow-bundle.ts) is built while the connection is made.
+  const bundling = cachedWorkflowBundle({ workflowsPath, logger: new DefaultLogger('WARN') }).then((b) => {
+    mark('worker-bundled', { reused: b.reused });
+    if (!b.reused) console.log(`[durable-train] workflow bundle built (${b.why}); cached in ${b.file || 'nowhere (DT_WORKFLOW_BUNDLE_CACHE=0 or no usable cache folder)'}`);
+    return b.bundle;
+  });
+  const [connection, workflowBundle] = await Promise.all([connectWhenReachable(settings.connectionOptions, settings.address), bundling]);
+  mark('worker-connected');
   const taskQueue = options.taskQueue ?? taskQueueFromEnv();
   const worker = await Worker.create({
     connection,
     namespace: settings.namespace,
     taskQueue,
+    workflowBundle,
     plugins: [plugin],
     // Each trainer runs one request at a time: one activity per trainer slot, plus one so that an
     // activity that only reads and writes the store (an export, a search's results) overlaps training
@@ -67,6 +78,7 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
     shutdownGraceTime: shutdownSeconds * 1000,
     shutdownForceTime: (shutdownSeconds + 5) * 1000,
   });
+  mark('worker-created');
   console.log(`[durable-train] worker on ${settings.address} namespace=${settings.namespace} taskQueue=${taskQueue} backend=${backend} trainers=${plugin.trainer.size}`);
 
   let stopping: number | undefined;
@@ -94,6 +106,7 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
   // the next, a history it could not replay on another worker (nondeterminism at dt-check-uris;
   // seen in test/durability.e2e.test.ts). Loading TensorFlow makes that first call take seconds.
   try {
+    mark('worker-polling');
     await worker.run();
   } finally {
     // worker.run() has closed the trainers (DurableTrainPlugin.runWorker).

@@ -32,6 +32,7 @@ import { WorkerShuttingDownError } from '../training/trainer-client';
 import type { CurveMarkers } from '../observability/charts';
 import { writeEpochEvents, writeLearningCurve } from './run-views';
 import { createOrRead, writeOnce } from '../checkpoints/write-once';
+import { mark } from '../training/timeline';
 import { callTrainer, readEpochRecords, storeCall, workerShuttingDown, type EpochRecord } from './store-and-trainer';
 
 export interface TrainingActivityDeps {
@@ -163,6 +164,7 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
 
     /** Trains until global step `targetStep` (absolute: a retry resumes, a repeat returns at once). */
     async trainUntilStep(input: TrainUntilStepInput): Promise<TrainUntilStepResult & { readonly attempt: number }> {
+      mark('attempt-start', { activity: 'trainUntilStep', attempt: Context.current().info.attempt, targetStep: input.targetStep });
       await storeCall(() => checkActivityRunIdentity(deps.openStore(input.runUri), input.config, { open: withinAllowList(deps.openStore), datasetIdentity: deps.datasetIdentity }));
       const result = await callTrainer<TrainUntilStepResult>(deps.trainer, { type: 'train', request: { ...input, holder: activityLeaseHolder() } });
       if (result.cancelled) {
@@ -179,6 +181,7 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
     async trainEpoch(input: TrainEpochInput): Promise<TrainEpochResult> {
       const store = deps.openStore(input.runUri);
       const attempt = Context.current().info.attempt;
+      mark('attempt-start', { activity: 'trainEpoch', attempt, targetStep: input.targetStep });
       await storeCall(() => checkActivityRunIdentity(store, input.config, { open: withinAllowList(deps.openStore), datasetIdentity: deps.datasetIdentity, parentWorkflowId: input.parentWorkflowId, workflowId: ownWorkflowId() }));
       const stored = await storeCall(() => readRecordedEpoch(store, input));
       if (stored) {

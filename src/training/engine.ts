@@ -7,6 +7,7 @@
  * session in memory between activities, and every piece of training state in checkpoints, so
  * that a resumed run is bitwise equal to an uninterrupted one.
  */
+import { mark } from './timeline';
 import { loadLatestCheckpoint, readCheckpoint } from '../checkpoints/format';
 import { LeaseLostError, acquireLease, readLease, type LeaseHolder } from '../checkpoints/lease';
 import { LEASE_KEY, checkpointKey, modelFolderOf, PREPROCESSING_JSON } from '../checkpoints/layout';
@@ -149,6 +150,7 @@ export class Engine {
     whileCommitting?: (route: TrainingRoute, session: RouteSession) => Promise<void>,
   ): Promise<TrainUntilStepResult> {
     const started = Date.now();
+    mark('train-request', { runUri: req.runUri, targetStep: req.targetStep });
     const { config } = req;
     const route = this.router.forSpec(config.model);
     const store = this.deps.openStore(req.runUri);
@@ -156,11 +158,15 @@ export class Engine {
     const streamed = config.data.train.name === SHARDED_DATASET ? await this.openStreamed(store, req) : user ? await this.openUserStreamed(req, user) : undefined;
     const train = streamed ? streamed.shapes() : await loadTrainData(this.deps.datasets, store, config.data.train);
     const preprocessing = preprocessingObject(train);
+    mark('data-loaded');
     try {
       // The lease before the session: a newer attempt fences the one it replaces (a zombie still
       // training after a heartbeat timeout) first, then loads what that one committed.
       const lease = req.holder && (await acquireLease(store, req.holder));
+      mark('lease');
       const session = await this.open(route, req, store, train);
+      mark('session-open', { step: session.step });
+      let firstStep = true;
       if (session.learningRate !== req.learningRate) {
         route.setLearningRate(session, req.learningRate);
         session.learningRate = req.learningRate;
@@ -174,7 +180,12 @@ export class Engine {
         session,
         trainStep: (n) => {
           batch.fill(n);
-          return step(n, batch);
+          const cost = step(n, batch);
+          if (firstStep) {
+            firstStep = false;
+            mark('first-step', { step: n });
+          }
+          return cost;
         },
         ...(streamed && { beforeStep: (n: number) => batch.prepare(n) }),
         snapshot: async () => {

@@ -12,6 +12,7 @@ import type { ChildMessage, Progress, RequestBody, SerializedError, TrainEpochTr
 import { isInputError } from './input-errors';
 import { resolveTrainerModule, type ResolvedTrainerModule } from './trainer-module';
 import { checkShutdownSeconds, shutdownSecondsFromEnv } from './shutdown-budget';
+import { mark } from './timeline';
 
 export interface TrainerOptions {
   /** Backend preference for the trainer (`DT_BACKEND`): auto, tensorflow-gpu, tensorflow, wasm, cpu. */
@@ -189,6 +190,7 @@ export class TrainerClient {
   private start(): ChildProcess {
     const ext = path.extname(__filename);
     const entry = path.join(__dirname, `trainer-process${ext}`);
+    mark('trainer-fork');
     const child = fork(entry, [], {
       execArgv: ext === '.ts' ? ['--import', 'tsx'] : [...(this.trainerModule?.execArgv ?? [])],
       env: {

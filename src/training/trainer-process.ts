@@ -15,6 +15,7 @@ import { releaseLease } from '../checkpoints/lease';
 import { openAllowedStore } from '../checkpoints/open-store';
 import { shutdownSecondsFromEnv } from './shutdown-budget';
 import { serializeError } from './trainer-errors';
+import { mark, processStart } from './timeline';
 import { faultsFromEnv, killIfEvaluationFault, memoryAfterDispose, memoryNow } from './trainer-test-hooks';
 
 /** What a user's trainer module (`DT_TRAINER_MODULE`) exports to add models and datasets. */
@@ -91,8 +92,11 @@ function handle(handlers: Handlers, body: RequestBody, ctx: RequestContext): Pro
 }
 
 async function main(): Promise<void> {
+  mark('trainer-process', {}, processStart());
   deferStopSignals((message) => send({ id: 0, type: 'log', message }));
+  mark('tf-load-start');
   const backend: BackendInfo = await selectBackend(backendPreferenceFromEnv());
+  mark('tf-loaded', { backend: backend.name });
   const models = builtInModels();
   const datasets = builtInDatasets();
   const userModule = process.env.DT_TRAINER_MODULE;
