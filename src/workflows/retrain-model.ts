@@ -19,7 +19,7 @@ import {
   workflowInfo,
   allHandlersFinished,
 } from '@temporalio/workflow';
-import type { ChampionActivities, ChampionRecord, DecisionRecord } from '../activities/champion';
+import type { ChampionActivities, ChampionRecord, DecisionRecord, ReadChampionResult } from '../activities/champion';
 import { parseRetrainConfig, retrainRunId, uniqueRetrainRunId, type RetrainConfig, type RetrainInput } from '../config/retrain-config';
 import type { Mode } from '../config/train-config';
 import { modelFolderOf } from '../checkpoints/layout';
@@ -84,6 +84,38 @@ export function decidePromotion(rule: { metric: string; mode: Mode; minImproveme
 
 const MAX_CONFLICTS = 5;
 
+/** The activities a retrain schedules: store work heartbeated by the worker, evaluation by the trainer. */
+function retrainActivities(config: RetrainConfig) {
+  const { readChampion, recordRetrainDecision } = proxyActivities<ChampionActivities>({
+    startToCloseTimeout: '5 minutes',
+    heartbeatTimeout: WORKER_HEARTBEAT_TIMEOUT,
+    retry: FAULT_RETRY,
+  });
+  const { evaluateModels } = proxyActivities<ChampionActivities>({
+    startToCloseTimeout: '2 hours',
+    heartbeatTimeout: config.trainConfig.timeouts.heartbeatSeconds * 1000,
+    retry: FAULT_RETRY,
+  });
+  return { readChampion, recordRetrainDecision, evaluateModels };
+}
+
+/** What the progress query shows; the loop updates it as it goes. */
+interface RetrainState {
+  phase: RetrainPhase;
+  champion: ChampionRecord | null;
+  warmStartFrom: string | null;
+  decision: DecisionRecord | null;
+}
+
+/** What each part of a retrain reads. */
+interface Retrain {
+  readonly config: RetrainConfig;
+  readonly state: RetrainState;
+  readonly activities: ReturnType<typeof retrainActivities>;
+  /** This retrain's own ids, recorded in the decision and the champion. */
+  readonly ids: { readonly workflowId: string; readonly runId: string };
+}
+
 export async function retrainModel(input: RetrainInput): Promise<RetrainResult> {
   let config = validateRetrainOrFail(input);
   const info = workflowInfo();
@@ -94,38 +126,66 @@ export async function retrainModel(input: RetrainInput): Promise<RetrainResult> 
   if (windowed && patched(RETRAIN_DATA_WINDOW_PATCH)) config = validateRetrainOrFail({ ...input, train: windowed.input });
   // Retrains that began before ids were made collision-free keep the child id they started with.
   const trainWorkflowId = (patched(RETRAIN_RUN_ID_PATCH) ? uniqueRetrainRunId : retrainRunId)(config.modelName, info.workflowId);
-  const retrain = { workflowId: info.workflowId, runId: info.runId };
-  const heartbeatTimeout = config.trainConfig.timeouts.heartbeatSeconds * 1000;
-  const { readChampion, recordRetrainDecision } = proxyActivities<ChampionActivities>({
-    startToCloseTimeout: '5 minutes',
-    heartbeatTimeout: WORKER_HEARTBEAT_TIMEOUT,
-    retry: FAULT_RETRY,
-  });
-  const { evaluateModels } = proxyActivities<ChampionActivities>({
-    startToCloseTimeout: '2 hours',
-    heartbeatTimeout,
-    retry: FAULT_RETRY,
-  });
+  const retrain: Retrain = {
+    config,
+    state: { phase: 'reading-champion', champion: null, warmStartFrom: null, decision: null },
+    activities: retrainActivities(config),
+    ids: { workflowId: info.workflowId, runId: info.runId },
+  };
+  const { state } = retrain;
+  setHandler(retrainProgressQuery, () => ({ modelName: config.modelName, phase: state.phase, trainWorkflowId, champion: state.champion, warmStartFrom: state.warmStartFrom, decision: state.decision }));
+  const handOverSignals = forwardControlSignals(state);
+  publishPhase(state);
 
-  let phase: RetrainPhase = 'reading-champion';
-  let champion: ChampionRecord | null = null;
-  let warmStartFrom: string | null = null;
-  let decision: DecisionRecord | null = null;
-  setHandler(retrainProgressQuery, () => ({ modelName: config.modelName, phase, trainWorkflowId, champion, warmStartFrom, decision }));
-  // pause / resume / stop act on the training run, so a retrain is controlled like any run; one
-  // that arrives before the run has started is passed on as soon as it has.
+  await failOnBadUris(config);
+  const read = await retrain.activities.readChampion({
+    modelName: config.modelName,
+    ...(config.championRoot !== undefined && { championRoot: config.championRoot }),
+    ...(config.trainConfig.checkpoint.uri !== undefined && { checkpointUri: config.trainConfig.checkpoint.uri }),
+    metric: config.metric,
+    mode: config.mode,
+  });
+  state.champion = read.champion;
+  // warmStartFrom takes the exported model's folder; the champion records its model.json.
+  state.warmStartFrom = state.champion ? modelFolderOf(state.champion.modelUri) : null;
+
+  state.phase = 'training';
+  publishPhase(state);
+  const warmStartFrom = state.warmStartFrom;
+  const child = await startChild(trainModel, {
+    workflowId: trainWorkflowId,
+    args: [{ ...config.train, runId: trainWorkflowId, ...(warmStartFrom !== null && { warmStartFrom }) }],
+  });
+  await handOverSignals(child);
+  const trained = await child.result();
+  return decideAndRecord(retrain, read, trained);
+}
+
+function publishPhase(state: RetrainState): void {
+  upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.status, value: state.phase }]);
+}
+
+/**
+ * pause / resume / stop act on the training run, so a retrain is controlled like any run; one
+ * that arrives before the run has started is passed on as soon as it has (the returned function).
+ */
+function forwardControlSignals(state: RetrainState): (child: ChildWorkflowHandle<typeof trainModel>) => Promise<void> {
   let child: ChildWorkflowHandle<typeof trainModel> | undefined = undefined;
   const early: Array<SignalDefinition<[], string>> = [];
   for (const signal of [pauseSignal, resumeSignal, stopSignal]) {
     setHandler(signal, async () => {
       if (!child) early.push(signal);
-      else if (phase === 'training') await child.signal(signal);
+      else if (state.phase === 'training') await child.signal(signal);
     });
   }
-  const publish = () => upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.status, value: phase }]);
-  publish();
+  return async (started) => {
+    child = started;
+    for (const signal of early.splice(0)) await started.signal(signal);
+  };
+}
 
-  // The champion folder is read before the child (which checks its own URIs) starts: check all here.
+/** The champion folder is read before the child (which checks its own URIs) starts: check all here. */
+async function failOnBadUris(config: RetrainConfig): Promise<void> {
   const uriIssues = new Checker();
   await checkInputUris(uriIssues, [
     ...(config.championRoot !== undefined ? [{ field: 'championRoot', uri: config.championRoot }] : []),
@@ -133,47 +193,21 @@ export async function retrainModel(input: RetrainInput): Promise<RetrainResult> 
     ...trainConfigUris(config.trainConfig, undefined, 'train.'),
   ]);
   if (uriIssues.issues.length > 0) throw invalidConfig(new ConfigError(uriIssues.issues, 'Invalid retrainModel input'));
+}
 
-  const read = await readChampion({
-    modelName: config.modelName,
-    ...(config.championRoot !== undefined && { championRoot: config.championRoot }),
-    ...(config.trainConfig.checkpoint.uri !== undefined && { checkpointUri: config.trainConfig.checkpoint.uri }),
-    metric: config.metric,
-    mode: config.mode,
-  });
-  champion = read.champion;
+/**
+ * Compares the challenger with the champion and records the decision by compare-and-swap; when the
+ * champion changed meanwhile, compares again against the new one (at most MAX_CONFLICTS times).
+ */
+async function decideAndRecord(retrain: Retrain, read: ReadChampionResult, trained: TrainModelResult): Promise<RetrainResult> {
+  const { config, state } = retrain;
   let version = read.version;
-  // warmStartFrom takes the exported model's folder; the champion records its model.json.
-  warmStartFrom = champion ? modelFolderOf(champion.modelUri) : null;
-
-  phase = 'training';
-  publish();
-  child = await startChild(trainModel, {
-    workflowId: trainWorkflowId,
-    args: [{ ...config.train, runId: trainWorkflowId, ...(warmStartFrom !== null && { warmStartFrom }) }],
-  });
-  for (const signal of early.splice(0)) await child.signal(signal);
-  const trained = await child.result();
-
-  const rule = { metric: config.metric, mode: config.mode, minImprovement: config.minImprovement };
   for (let conflicts = 0; ; conflicts++) {
-    phase = 'evaluating';
-    publish();
-    const modelUris = champion ? [champion.modelUri, trained.modelUri] : [trained.modelUri];
-    const evaluated = await evaluateModels({ modelUris, data: config.trainConfig.data.eval, loss: config.trainConfig.loss });
-    const challengerMetrics = evaluated.metrics[modelUris.length - 1]!;
-    const championMetrics = champion ? evaluated.metrics[0]! : null;
-    const challengerValue = challengerMetrics[config.metric];
-    if (challengerValue === undefined) {
-      throw ApplicationFailure.create({
-        message: `Expected \`metric\` to be one the evaluation reports (${Object.keys(challengerMetrics).join(', ')}), got ${JSON.stringify(config.metric)}`,
-        type: 'InvalidConfig',
-        nonRetryable: true,
-      });
-    }
-    const verdict = decidePromotion(rule, championMetrics ? (championMetrics[config.metric] ?? NaN) : null, challengerValue);
+    state.phase = 'evaluating';
+    publishPhase(state);
+    const { challengerMetrics, championMetrics, verdict } = await compareWithChampion(retrain, trained);
 
-    phase = 'recording';
+    state.phase = 'recording';
     const now = new Date().toISOString();
     const newChampion: ChampionRecord = {
       modelName: config.modelName,
@@ -184,9 +218,10 @@ export async function retrainModel(input: RetrainInput): Promise<RetrainResult> 
       metric: config.metric,
       mode: config.mode,
       promotedAt: now,
-      retrain,
+      retrain: retrain.ids,
     };
-    const recorded = await recordRetrainDecision({
+    const champion = state.champion;
+    const recorded = await retrain.activities.recordRetrainDecision({
       root: read.root,
       modelName: config.modelName,
       expectedVersion: version,
@@ -200,7 +235,7 @@ export async function retrainModel(input: RetrainInput): Promise<RetrainResult> 
         mode: config.mode,
         minImprovement: config.minImprovement,
         decidedAt: now,
-        retrain,
+        retrain: retrain.ids,
         evalData: config.trainConfig.data.eval,
         champion: champion && championMetrics ? { modelUri: champion.modelUri, runId: champion.runId, metrics: championMetrics } : null,
         challenger: { modelUri: trained.modelUri, runId: trained.runId, runUri: trained.runUri, metrics: challengerMetrics, trainMetrics: trained.finalMetrics },
@@ -210,30 +245,56 @@ export async function retrainModel(input: RetrainInput): Promise<RetrainResult> 
       if (conflicts + 1 >= MAX_CONFLICTS) {
         throw ApplicationFailure.create({ message: `The champion of ${config.modelName} changed ${MAX_CONFLICTS} times during this retrain`, type: 'ChampionContended' });
       }
-      champion = recorded.champion;
+      state.champion = recorded.champion;
       version = recorded.version;
       continue;
     }
-    decision = recorded.decision;
-    phase = decision.promoted ? 'promoted' : 'rejected';
-    publish();
+    const decision = recorded.decision;
+    state.decision = decision;
+    state.phase = decision.promoted ? 'promoted' : 'rejected';
+    publishPhase(state);
     await condition(allHandlersFinished);
-    return {
-      modelName: config.modelName,
-      promoted: decision.promoted,
-      reason: decision.reason,
-      decision,
-      champion: decision.promoted ? newChampion : champion!,
-      championUri: read.championUri,
-      train: {
-        runId: trained.runId,
-        runUri: trained.runUri,
-        status: trained.status,
-        epochs: trained.epochs,
-        modelUri: trained.modelUri,
-        finalMetrics: trained.finalMetrics,
-        backend: trained.backend,
-      },
-    };
+    return retrainResult(config, read, trained, decision, decision.promoted ? newChampion : champion!);
   }
+}
+
+/** Evaluates champion and challenger on the same eval set and applies the promotion rule. */
+async function compareWithChampion(retrain: Retrain, trained: TrainModelResult) {
+  const { config, state } = retrain;
+  const champion = state.champion;
+  const modelUris = champion ? [champion.modelUri, trained.modelUri] : [trained.modelUri];
+  const evaluated = await retrain.activities.evaluateModels({ modelUris, data: config.trainConfig.data.eval, loss: config.trainConfig.loss });
+  const challengerMetrics = evaluated.metrics[modelUris.length - 1]!;
+  const championMetrics = champion ? evaluated.metrics[0]! : null;
+  const challengerValue = challengerMetrics[config.metric];
+  if (challengerValue === undefined) {
+    throw ApplicationFailure.create({
+      message: `Expected \`metric\` to be one the evaluation reports (${Object.keys(challengerMetrics).join(', ')}), got ${JSON.stringify(config.metric)}`,
+      type: 'InvalidConfig',
+      nonRetryable: true,
+    });
+  }
+  const rule = { metric: config.metric, mode: config.mode, minImprovement: config.minImprovement };
+  const verdict = decidePromotion(rule, championMetrics ? (championMetrics[config.metric] ?? NaN) : null, challengerValue);
+  return { challengerMetrics, championMetrics, verdict };
+}
+
+function retrainResult(config: RetrainConfig, read: ReadChampionResult, trained: TrainModelResult, decision: DecisionRecord, champion: ChampionRecord): RetrainResult {
+  return {
+    modelName: config.modelName,
+    promoted: decision.promoted,
+    reason: decision.reason,
+    decision,
+    champion,
+    championUri: read.championUri,
+    train: {
+      runId: trained.runId,
+      runUri: trained.runUri,
+      status: trained.status,
+      epochs: trained.epochs,
+      modelUri: trained.modelUri,
+      finalMetrics: trained.finalMetrics,
+      backend: trained.backend,
+    },
+  };
 }
