@@ -20,7 +20,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { killGroupOnExit } from './helpers/cleanup';
+import { killGroupOnExit, SANDBOX } from './helpers/cleanup';
 import { startSharedStack } from './helpers/shared-stack';
 import { allTestFiles, fastTestFiles, isE2eTestFile, ROOT } from './helpers/tiers';
 
@@ -51,6 +51,56 @@ interface Outcome {
   readonly key: string;
   readonly ok: boolean;
   readonly seconds: number;
+  /** Its tests' lines from test/helpers/durations-reporter.mjs. */
+  readonly tests: TestDuration[];
+}
+
+/** One line of test/helpers/durations-reporter.mjs. */
+interface TestDuration {
+  readonly file: string;
+  readonly name: string;
+  readonly nesting: number;
+  readonly ms: number;
+  readonly ok: boolean;
+}
+
+function readDurations(file: string): TestDuration[] {
+  let text = '';
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  const out: TestDuration[] = [];
+  for (const line of text.split('\n')) {
+    try {
+      if (line.trim()) out.push(JSON.parse(line) as TestDuration);
+    } catch {
+      // a line torn by a kill
+    }
+  }
+  return out;
+}
+
+/**
+ * The leaf tests (no subtests) of a reporter's lines, which come children first: a line whose level
+ * below saw no line since is a leaf. A describe's own time beyond its children's is its hooks.
+ */
+function leafTests(tests: readonly TestDuration[]): TestDuration[] {
+  const seenBelow: boolean[] = [];
+  const leaves: TestDuration[] = [];
+  /** Leaves not yet named after their top-level describe (which comes after them). */
+  let pending: TestDuration[] = [];
+  for (const t of tests) {
+    if (!seenBelow[t.nesting + 1]) (t.nesting === 0 ? leaves : pending).push(t);
+    seenBelow[t.nesting + 1] = false;
+    seenBelow[t.nesting] = true;
+    if (t.nesting === 0 && pending.length > 0) {
+      leaves.push(...pending.map((p) => ({ ...p, name: `${t.name} > ${p.name}` })));
+      pending = [];
+    }
+  }
+  return [...leaves, ...pending];
 }
 
 function readTimes(): Record<string, number> {
@@ -61,10 +111,14 @@ function readTimes(): Record<string, number> {
   }
 }
 
+let jobCount = 0;
+
 function runJob(job: Job, env: Record<string, string>): Promise<Outcome> {
   const started = Date.now();
+  const durations = path.join(SANDBOX, `durations-${jobCount++}.jsonl`);
+  const reporters = ['--test-reporter=spec', '--test-reporter-destination=stdout', '--test-reporter=./test/helpers/durations-reporter.mjs', `--test-reporter-destination=${durations}`];
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...job.args], {
+    const child = spawn(process.execPath, ['--import', 'tsx', '--test', ...reporters, ...job.args], {
       cwd: ROOT,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -87,7 +141,7 @@ function runJob(job: Job, env: Record<string, string>): Promise<Outcome> {
       const seconds = (Date.now() - started) / 1000;
       const ok = code === 0 && !signal;
       process.stdout.write(`\n── ${job.name}: ${ok ? 'pass' : 'FAIL'} in ${seconds.toFixed(1)} s ──\n${Buffer.concat(out).toString('utf8')}`);
-      resolve({ name: job.name, key: job.key, ok, seconds });
+      resolve({ name: job.name, key: job.key, ok, seconds, tests: readDurations(durations) });
     });
   });
 }
@@ -135,11 +189,30 @@ async function main(): Promise<number> {
     // no .cache: the next run orders by size
   }
   const failed = outcomes.filter((o) => !o.ok);
-  console.log('\n[npm test] seconds per file (longest first):');
-  for (const o of [...outcomes].sort((a, b) => b.seconds - a.seconds)) console.log(`  ${o.seconds.toFixed(1).padStart(7)}  ${o.ok ? '    ' : 'FAIL'}  ${o.name}${SERIAL[o.name] ? '  (alone)' : ''}`);
+  printTables(outcomes);
   const total = ((Date.now() - started) / 1000).toFixed(0);
   console.log(`[npm test] ${files.length} files, ${outcomes.length - failed.length} jobs passed, ${failed.length} failed${failed.length ? `: ${failed.map((o) => o.name).join(', ')}` : ''}; ${total} s with ${JOBS} at a time`);
   return failed.length === 0 ? 0 : 1;
+}
+
+/** Seconds per file, split into its leaf tests and the rest; then the slowest tests of the suite. */
+function printTables(outcomes: readonly Outcome[]): void {
+  const col = (n: number): string => n.toFixed(1).padStart(7);
+  console.log('\n[npm test] seconds per file (longest first); "in tests": its leaf tests; "outside": process start, imports (tfjs), before/after hooks:');
+  console.log(`  ${'file'.padStart(7)}  ${'in tests'.padStart(8)}  ${'outside'.padStart(7)}`);
+  for (const o of [...outcomes].sort((a, b) => b.seconds - a.seconds)) {
+    const inTests = leafTests(o.tests).reduce((sum, t) => sum + t.ms, 0) / 1000;
+    // The fast tier runs two files at once: its tests' times add up past its wall time.
+    const split = o.key === FAST ? `${'-'.padStart(8)}  ${'-'.padStart(7)}` : `${col(inTests).padStart(8)}  ${col(Math.max(0, o.seconds - inTests))}`;
+    console.log(`  ${col(o.seconds)}  ${split}  ${o.ok ? '    ' : 'FAIL'}  ${o.name}${SERIAL[o.name] ? '  (alone)' : ''}`);
+  }
+  const slowest = outcomes
+    .filter((o) => o.key !== FAST)
+    .flatMap((o) => leafTests(o.tests).map((t) => ({ ...t, job: o.name })))
+    .sort((a, b) => b.ms - a.ms)
+    .slice(0, 20);
+  console.log('\n[npm test] the 20 slowest tests (seconds, e2e files):');
+  for (const t of slowest) console.log(`  ${col(t.ms / 1000)}  ${t.job}: ${t.name.length > 110 ? `${t.name.slice(0, 107)}...` : t.name}`);
 }
 
 if (require.main === module) {
