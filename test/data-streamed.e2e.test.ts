@@ -13,19 +13,18 @@
  *     non-retryably within 10 s, naming the shard or the field.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
-import { checkpointKey } from '../src/checkpoints/layout';
 import { parseTrainConfig } from '../src/config/train-config';
 import type { TrainUntilStepResult as StepResult } from '../src/training/protocol';
 import { TrainerClient, TrainerError } from '../src/training/trainer-client';
 import { startGcsEmulator, type GcsEmulator } from './helpers/gcs-emulator';
 import { flatJsonlOf, jsonlOf, mnistRows, PIXEL_COLUMNS, writeShards } from './helpers/mnist-shards';
 import { mulberry32, testSeed } from './helpers/seed';
+import { checkpointHashes, killPausedTrainer } from './helpers/sharded-stack';
 
 const N = 45;
 const EVERY = 5;
@@ -53,12 +52,7 @@ const config = (train: Record<string, unknown>) =>
   });
 const fileGlob = `file://${dataDir}/part-*.jsonl.gz`;
 
-const sha = (file: string): string => createHash('sha256').update(fs.readFileSync(file)).digest('hex');
-/** The objects that hold the weights and the optimizer state of a run's checkpoint. */
-function weights(run: string, step: number): Record<string, string> {
-  const dir = path.join(root, run, checkpointKey(step));
-  return { 'weights.bin': sha(path.join(dir, 'weights.bin')), 'optimizer.bin': sha(path.join(dir, 'optimizer.bin')) };
-}
+const weights = (run: string, step: number): Record<string, string> => checkpointHashes(path.join(root, run), step);
 
 function client(env: Record<string, string> = {}, log: (m: string) => void = () => undefined): TrainerClient {
   const c = new TrainerClient({ log, env });
@@ -122,19 +116,8 @@ describe('streamed sharded training (trainer process)', () => {
     const doomed = client({ DT_FAULT_PAUSE_BEFORE_STEP: String(killAt) }, (m) => {
       if (m.includes(`paused before step ${killAt}`)) paused();
     });
-    const request = train(doomed, 'killed', shardedSpec(fileGlob));
-    request.catch(() => undefined);
-    await pausedNow;
-    // The checkpoint before the pause is written in the background: kill once it is committed, so the resume starts there.
-    const last = Math.floor((killAt - 1) / EVERY) * EVERY;
-    const manifest = path.join(root, 'killed', checkpointKey(last), 'manifest.json');
-    for (let waited = 0; last > 0 && !fs.existsSync(manifest); waited += 20) {
-      assert.ok(waited < 30_000, `checkpoint ${last} was never committed`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    process.kill(doomed.pid!, 'SIGKILL');
-    await assert.rejects(request);
-    await doomed.close();
+    // The checkpoint before the pause is written in the background: the kill waits until it is committed, so the resume starts there.
+    const last = await killPausedTrainer(doomed, pausedNow, train(doomed, 'killed', shardedSpec(fileGlob)), path.join(root, 'killed'), killAt, EVERY);
     const fresh = client();
     try {
       const r = await train(fresh, 'killed', shardedSpec(fileGlob));

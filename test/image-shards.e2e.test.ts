@@ -15,15 +15,14 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { after, before, describe, test } from 'node:test';
-import { WorkflowFailedError } from '@temporalio/client';
+import { before, describe, test } from 'node:test';
 import { encodeDigit, mnistDigits, tarOf, writeImageFolder, writeImageTarShards } from '../scripts/make-image-shards';
 import { checkpointKey, MANIFEST } from '../src/checkpoints/layout';
 import type { TrainModelResult } from '../src/workflows';
 import { comparable, modelWeights, sha256 } from './e2e-support';
-import { startGcsEmulator, type GcsEmulator } from './helpers/gcs-emulator';
 import { mulberry32, testSeed } from './helpers/seed';
-import { startStack, startWorkerProcess, tempDir, uniqueId, type Stack, type WorkerProcess } from './helpers/temporal';
+import { checkpointBefore, expectBadInputsFail, useShardedStack, waitForPause } from './helpers/sharded-stack';
+import { uniqueId, type WorkerProcess } from './helpers/temporal';
 
 const BUCKET = 'dt-e2e';
 const PREFIX = uniqueId('images');
@@ -38,22 +37,12 @@ const spec = (base: string, pattern: string, extra: Record<string, unknown> = {}
   params: { uri: `${base}/${pattern}`, format: 'tar', classes: CLASSES, image: IMAGE, shuffleWindow: 96, ...extra },
 });
 
-function messages(err: unknown): string {
-  const out: string[] = [];
-  for (let e = err as { message?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) out.push(e.message ?? String(e));
-  return out.join(' <- ');
-}
-
 describe('image shards end to end (dev server, worker process, GCS emulator, file://)', () => {
-  let emu: GcsEmulator;
-  let stack: Stack;
-  const workers: WorkerProcess[] = [];
-  const root = tempDir('dt-images-e2e-');
-  const runsUri = pathToFileURL(path.join(root, 'runs')).href;
+  const s = useShardedStack('images-e2e', { buckets: [BUCKET] });
+  const { root, taskQueue, worker } = s;
   const dataDir = path.join(root, 'data');
   const gs = `gs://${BUCKET}/${PREFIX}`;
   const file = pathToFileURL(dataDir).href;
-  const taskQueue = uniqueId('tq-images');
   let baseline: TrainModelResult;
   /** The worker the kill test leaves running (its trainer warm), which the bad-input test times. */
   let live: WorkerProcess | undefined;
@@ -68,14 +57,8 @@ describe('image shards end to end (dev server, worker process, GCS emulator, fil
     checkpoint: { everySteps: EVERY, everySeconds: 0, keepLast: 100 },
     timeouts: { heartbeatSeconds: 3 },
   });
-  const worker = (extra: Record<string, string> = {}): WorkerProcess => {
-    const w = startWorkerProcess({ TEMPORAL_ADDRESS: stack.address, DT_TASK_QUEUE: taskQueue, DT_CHECKPOINT_URI: runsUri, STORAGE_EMULATOR_HOST: emu.endpoint, ...extra });
-    workers.push(w);
-    return w;
-  };
 
   before(async () => {
-    emu = await startGcsEmulator({ buckets: [BUCKET] });
     // 600 training digits in 6 PNG tar shards, 100 held-out digits in one; the same files on file:// and in the bucket.
     await writeImageTarShards(path.join(dataDir, 'train'), { count: 600, perShard: 100 });
     await writeImageTarShards(path.join(dataDir, 'eval'), { count: 100, from: 600, perShard: 100 });
@@ -88,22 +71,15 @@ describe('image shards end to end (dev server, worker process, GCS emulator, fil
     for (const dir of ['train', 'eval', 'bad', 'folder']) {
       for (const name of fs.readdirSync(path.join(dataDir, dir), { recursive: true, encoding: 'utf8' })) {
         if (fs.statSync(path.join(dataDir, dir, name)).isDirectory()) continue;
-        await emu.storage.bucket(BUCKET).file(`${PREFIX}/${dir}/${name}`).save(fs.readFileSync(path.join(dataDir, dir, name)), { resumable: false });
+        await s.emu.storage.bucket(BUCKET).file(`${PREFIX}/${dir}/${name}`).save(fs.readFileSync(path.join(dataDir, dir, name)), { resumable: false });
       }
     }
-    stack = await startStack();
-  });
-  after(async () => {
-    for (const w of workers) await w.kill();
-    await stack?.close();
-    await emu?.dispose();
-    fs.rmSync(root, { recursive: true, force: true });
   });
 
   test('a run on gs:// PNG tar shards completes and learns; the same shards on file:// give the same weights', { timeout: 6 * 60_000 }, async () => {
     const w = worker();
     const runId = uniqueId('gs');
-    baseline = (await stack.client.workflow.execute('trainModel', { taskQueue, workflowId: runId, args: [input(runId, gs)], workflowExecutionTimeout: '5 minutes' })) as TrainModelResult;
+    baseline = (await s.stack.client.workflow.execute('trainModel', { taskQueue, workflowId: runId, args: [input(runId, gs)], workflowExecutionTimeout: '5 minutes' })) as TrainModelResult;
     assert.equal(baseline.step, STEPS_PER_EPOCH * EPOCHS);
     const accuracy = baseline.history.at(-1)!.metrics.val_accuracy!;
     assert.ok(accuracy > 0.5, `val_accuracy ${accuracy} on 100 held-out digits`);
@@ -112,7 +88,7 @@ describe('image shards end to end (dev server, worker process, GCS emulator, fil
     assert.deepEqual(index.layout, { widths: [784], yWidth: 10 });
 
     const localId = uniqueId('file');
-    const local = (await stack.client.workflow.execute('trainModel', { taskQueue, workflowId: localId, args: [input(localId, file)], workflowExecutionTimeout: '5 minutes' })) as TrainModelResult;
+    const local = (await s.stack.client.workflow.execute('trainModel', { taskQueue, workflowId: localId, args: [input(localId, file)], workflowExecutionTimeout: '5 minutes' })) as TrainModelResult;
     await w.stop();
     assert.equal(sha256(modelWeights(local)), sha256(modelWeights(baseline)), 'file:// and gs:// shards of the same bytes');
     assert.deepEqual(comparable(local.history), comparable(baseline.history));
@@ -122,15 +98,11 @@ describe('image shards end to end (dev server, worker process, GCS emulator, fil
     assert.ok(baseline, 'needs the uninterrupted run of the first test');
     const random = mulberry32(testSeed('image-shards e2e kill'));
     const killAt = 7 + Math.floor(random() * (STEPS_PER_EPOCH * EPOCHS - 9));
-    const last = Math.floor((killAt - 1) / EVERY) * EVERY;
+    const last = checkpointBefore(killAt, EVERY);
     const runId = uniqueId('killed');
     const doomed = worker({ DT_FAULT_PAUSE_BEFORE_STEP: String(killAt) });
-    const handle = await stack.client.workflow.start('trainModel', { taskQueue, workflowId: runId, args: [input(runId, gs)], workflowExecutionTimeout: '5 minutes' });
-    const manifest = path.join(root, 'runs', runId, checkpointKey(last), MANIFEST);
-    for (let waited = 0; !fs.existsSync(manifest) || !doomed.output().includes(`paused before step ${killAt}`); waited += 100) {
-      assert.ok(waited < 180_000, `never paused before step ${killAt} with checkpoint ${last} committed: ${doomed.output().slice(-1500)}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const handle = await s.stack.client.workflow.start('trainModel', { taskQueue, workflowId: runId, args: [input(runId, gs)], workflowExecutionTimeout: '5 minutes' });
+    await waitForPause(doomed, killAt, path.join(root, 'runs', runId, checkpointKey(last), MANIFEST), 180_000);
     await doomed.kill();
     live = worker();
     const result = (await handle.result()) as TrainModelResult;
@@ -142,7 +114,7 @@ describe('image shards end to end (dev server, worker process, GCS emulator, fil
     live ??= worker();
     const runId = uniqueId('folder');
     const folder = { name: 'sharded', params: { uri: `${gs}/folder`, format: 'imagefolder', classes: CLASSES, image: IMAGE } };
-    const result = (await stack.client.workflow.execute('trainModel', {
+    const result = (await s.stack.client.workflow.execute('trainModel', {
       taskQueue,
       workflowId: runId,
       args: [{ ...input(runId, gs, folder), maxEpochs: 1 }],
@@ -165,22 +137,6 @@ describe('image shards end to end (dev server, worker process, GCS emulator, fil
       { name: 'a tar member without its class', train: spec(gs, 'bad/no-class-*.tar'), names: /sample `b` of shard gs:\/\/.*no-class-0\.tar.*`\.cls` member \(`data\.train\.params\.label`\)/ },
       { name: 'an image spec with a bad field', train: spec(gs, 'train/shard-*.tar', { image: { ...IMAGE, channels: 4 } }), names: /data\.train\.params\.image\.channels/ },
     ];
-    const problems: string[] = [];
-    for (const c of cases) {
-      const runId = uniqueId('bad');
-      const started = Date.now();
-      const handle = await stack.client.workflow.start('trainModel', { taskQueue, workflowId: runId, args: [input(runId, gs, c.train)], workflowExecutionTimeout: '2 minutes' });
-      const err = await handle.result().then(() => undefined, (e: unknown) => e);
-      const seconds = (Date.now() - started) / 1000;
-      const events = (await handle.fetchHistory()).events ?? [];
-      const attempts = Math.max(1, ...events.map((e) => e.activityTaskStartedEventAttributes?.attempt ?? 1));
-      const message = err instanceof WorkflowFailedError ? messages(err.cause) : String(err);
-      console.log(`| ${c.name} | ${err instanceof WorkflowFailedError ? 'FAILED' : 'not failed'} | ${seconds.toFixed(1)} s | ${attempts} | ${message.slice(0, 240)} |`);
-      if (!(err instanceof WorkflowFailedError)) problems.push(`${c.name}: ${String(err)}`);
-      if (seconds > 10) problems.push(`${c.name}: ${seconds.toFixed(1)} s`);
-      if (attempts > 1) problems.push(`${c.name}: ${attempts} attempts`);
-      if (!c.names.test(message)) problems.push(`${c.name}: the message does not match ${c.names}: ${message.slice(0, 400)}`);
-    }
-    assert.deepEqual(problems, []);
+    await expectBadInputsFail(s, cases.map((c) => ({ ...c, input: (runId: string) => input(runId, gs, c.train) })));
   });
 });

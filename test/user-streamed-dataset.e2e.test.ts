@@ -9,17 +9,16 @@
  *     (seed, step), the position is computed.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { checkpointKey } from '../src/checkpoints/layout';
 import { parseTrainConfig } from '../src/config/train-config';
 import type { EvaluateResult, TrainUntilStepResult as StepResult } from '../src/training/protocol';
 import { TrainerClient } from '../src/training/trainer-client';
 import { writeDigitsFile } from '../examples/streamed-dataset/digits-file';
 import { mulberry32, testSeed } from './helpers/seed';
+import { checkpointHashes, killPausedTrainer } from './helpers/sharded-stack';
 
 const N = 45; // 1000 records, batch 32: one epoch is 31.25 steps, so the run crosses into the second
 const EVERY = 5;
@@ -38,11 +37,7 @@ const config = parseTrainConfig({
   checkpoint: { everySteps: EVERY, everySeconds: 0 },
 });
 
-const sha = (f: string): string => createHash('sha256').update(fs.readFileSync(f)).digest('hex');
-function weights(run: string, step: number): Record<string, string> {
-  const dir = path.join(root, run, checkpointKey(step));
-  return { 'weights.bin': sha(path.join(dir, 'weights.bin')), 'optimizer.bin': sha(path.join(dir, 'optimizer.bin')) };
-}
+const weights = (run: string, step: number): Record<string, string> => checkpointHashes(path.join(root, run), step);
 function client(env: Record<string, string> = {}, log: (m: string) => void = () => undefined): TrainerClient {
   const c = new TrainerClient({ log, env, trainerModule: MODULE });
   c.allowUris([rootUri]);
@@ -81,18 +76,8 @@ describe('a user streamed dataset (registerStreamed) in the trainer process', ()
     const doomed = client({ DT_FAULT_PAUSE_BEFORE_STEP: String(killAt) }, (m) => {
       if (m.includes(`paused before step ${killAt}`)) paused();
     });
-    const request = train(doomed, 'killed');
-    request.catch(() => undefined);
-    await pausedNow;
-    const last = Math.floor((killAt - 1) / EVERY) * EVERY;
-    const manifest = path.join(root, 'killed', checkpointKey(last), 'manifest.json');
-    for (let waited = 0; last > 0 && !fs.existsSync(manifest); waited += 20) {
-      assert.ok(waited < 30_000, `checkpoint ${last} was never committed`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    process.kill(doomed.pid!, 'SIGKILL');
-    await assert.rejects(request);
-    await doomed.close();
+    // The checkpoint before the pause is written in the background: the kill waits until it is committed, so the resume starts there.
+    const last = await killPausedTrainer(doomed, pausedNow, train(doomed, 'killed'), path.join(root, 'killed'), killAt, EVERY);
     const fresh = client();
     try {
       const r = await train(fresh, 'killed');
