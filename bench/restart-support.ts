@@ -116,8 +116,12 @@ export interface AttemptWatch {
   stop(): Promise<void>;
 }
 
-const ms = (ts: { seconds?: unknown; nanos?: number | null } | null | undefined): number | undefined =>
-  ts?.seconds == null ? undefined : Number(ts.seconds) * 1000 + Math.round((ts.nanos ?? 0) / 1e6);
+/** A protobuf Timestamp in ms (its seconds are a Long, or a number). */
+const ms = (ts: { seconds?: unknown; nanos?: number | null } | null | undefined): number | undefined => {
+  const s = ts?.seconds as { toNumber?: () => number } | number | null | undefined;
+  if (s == null) return undefined;
+  return (typeof s === 'number' ? s : s.toNumber!()) * 1000 + Math.round((ts!.nanos ?? 0) / 1e6);
+};
 
 /**
  * Polls describe every 100 ms from the kill on: the first time a training activity shows an attempt

@@ -66,6 +66,7 @@ function beat(ctx: Context): void {
  * heartbeats, so a trainer that stops moving still misses the timeout. Local activities have no
  * heartbeats (a dead worker's workflow task times out instead). Also where the test-only hold of
  * DT_FAULT_HOLD_DIR (src/checkpoints/fault-hooks.ts) holds an attempt, heartbeating.
+ * A retried attempt also drops its workflow's sticky queue (forgetStickyWorker).
  */
 export function withWorkerHeartbeat<F extends (...args: never[]) => Promise<unknown>>(fn: F): F {
   const wrapped = async (...args: Parameters<F>): Promise<unknown> => {
@@ -73,6 +74,7 @@ export function withWorkerHeartbeat<F extends (...args: never[]) => Promise<unkn
     if (!ctx) return fn(...args);
     const { info } = ctx;
     const attempt = { activityType: info.activityType, attempt: info.attempt, workflowId: info.workflowExecution?.workflowId ?? '', activityId: info.activityId };
+    if (!info.isLocal && info.attempt > 1) forgetStickyWorker(ctx);
     const timer = info.isLocal
       ? undefined
       : setInterval(() => {
@@ -88,6 +90,26 @@ export function withWorkerHeartbeat<F extends (...args: never[]) => Promise<unkn
     }
   };
   return wrapped as unknown as F;
+}
+
+/**
+ * A retried attempt (its first may have died with its worker) tells the server to forget which
+ * worker holds the workflow in its cache (ResetStickyTaskQueue): the workflow task that follows this
+ * attempt then goes to the task queue at once, where any live worker takes it, instead of waiting
+ * `stickyQueueScheduleToStartTimeout` in a dead worker's sticky queue first (3 s per kill, measured
+ * with bench/restart.ts). A live sticky worker only loses its cached copy of the workflow and
+ * replays its history once. Best effort: a failure here costs only that wait.
+ */
+function forgetStickyWorker(ctx: Context): void {
+  const execution = ctx.info.workflowExecution;
+  if (!execution) return;
+  let client: Context['client'];
+  try {
+    client = ctx.client;
+  } catch {
+    return; // an activity environment without a client (tests)
+  }
+  client.workflowService.resetStickyTaskQueue({ namespace: ctx.info.workflowNamespace, execution: { workflowId: execution.workflowId, runId: execution.runId } }).catch(() => undefined);
 }
 
 /** The running activity's context; undefined when an activity function is called directly (tests, scripts). */
