@@ -14,7 +14,7 @@ import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { checkpointObjectKey, MANIFEST, WEIGHTS_BIN } from '../src/checkpoints/layout';
 import { openStore } from '../src/checkpoints/open-store';
-import type { CheckpointStore } from '../src/checkpoints/store';
+import type { CheckpointStore, CreateObjectsOptions, NewObject } from '../src/checkpoints/store';
 import { parseTrainConfig } from '../src/config/train-config';
 import { selectBackend, type BackendInfo } from '../src/training/backend';
 import { builtInDatasets } from '../src/training/datasets';
@@ -45,6 +45,20 @@ function wrapped(inner: CheckpointStore, events: string[], opts: { slowKey?: str
         if (key === opts.slowKey) await new Promise((resolve) => setTimeout(resolve, opts.delayMs));
         await inner.putIfVersion(key, data, expected);
         events.push(`stored ${key}`);
+      } finally {
+        writing--;
+      }
+    },
+    // The store's batch of create-only writes (a checkpoint's objects, then its manifest): one write.
+    async createObjects(objects: readonly NewObject[], options?: CreateObjectsOptions): Promise<boolean[]> {
+      writing++;
+      mostAtOnce = Math.max(mostAtOnce, writing);
+      try {
+        if (objects.some((o) => o.key === opts.failKey)) throw new Error(`injected write failure of ${opts.failKey}`);
+        if (objects.some((o) => o.key === opts.slowKey)) await new Promise((resolve) => setTimeout(resolve, opts.delayMs));
+        const created = await inner.createObjects!(objects, options);
+        objects.forEach((o, i) => created[i] && events.push(`stored ${o.key}`));
+        return created;
       } finally {
         writing--;
       }

@@ -151,6 +151,36 @@ function contractSuite(name: string, newStore: () => Promise<CheckpointStore>): 
       assert.equal(await store.get('absent'), undefined);
     });
 
+    void it('createObjects: chunks written in order, create-only per object, taken ones left as they are', async () => {
+      const store = await newStore();
+      assert.ok(store.createObjects, `${name} has a batch of create-only writes`);
+      await store.put('c/taken.bin', Buffer.from('first writer'));
+      const chunks = [binaryPayload(1000), Buffer.alloc(0), binaryPayload(70_000), Buffer.from('tail')];
+      const seen: Array<[number, boolean]> = [];
+      const created = await store.createObjects(
+        [
+          { key: 'c/chunked.bin', data: chunks },
+          { key: 'c/taken.bin', data: Buffer.from('second writer') },
+          { key: 'c/deeper/one.json', data: Buffer.from('{}') },
+        ],
+        { afterEach: (i, c) => void seen.push([i, c]) },
+      );
+      assert.deepEqual(created, [true, false, true]);
+      assert.deepEqual([...seen].sort((a, b) => a[0] - b[0]), [[0, true], [1, false], [2, true]]);
+      assert.deepEqual(await store.get('c/chunked.bin'), Buffer.concat(chunks));
+      assert.deepEqual(await store.get('c/taken.bin'), Buffer.from('first writer'));
+      assert.deepEqual(await store.get('c/deeper/one.json'), Buffer.from('{}'));
+      // Six batches racing for the same two keys: one winner per key, its bytes whole.
+      const racing = await Promise.all(
+        Array.from({ length: 6 }, (_, w) => store.createObjects!([{ key: 'r/a', data: [Buffer.from(`a by ${w};`), binaryPayload(20_000)] }, { key: 'r/b', data: Buffer.from(`b by ${w}`) }])),
+      );
+      for (const k of [0, 1]) assert.equal(racing.filter((r) => r[k]).length, 1, `one creator of ${k === 0 ? 'r/a' : 'r/b'}: ${JSON.stringify(racing)}`);
+      const aWinner = racing.findIndex((r) => r[0]);
+      assert.match((await store.get('r/a'))!.subarray(0, 10).toString('latin1'), new RegExp(`^a by ${aWinner};`));
+      assert.equal((await store.get('r/a'))!.length, `a by ${aWinner};`.length + 256 + 20_000);
+      assert.deepEqual(await store.list('r/'), ['r/a', 'r/b']);
+    });
+
     void it('concurrent compare-and-swap from the same version: exactly one wins', async () => {
       const store = await newStore();
       await store.put('counter', Buffer.from('0'));
@@ -267,6 +297,33 @@ void describe('FileCheckpointStore specifics', () => {
     await store.putIfVersion('m', Buffer.from('v2'), v1.version);
     assert.deepEqual(await store.get('m'), Buffer.from('v2'));
     await assert.rejects(fsp.access(lock)); // released
+  });
+
+  void it('create-only is exclusive across processes without a lock (link): one creator per key', async () => {
+    const store = await newFileStore();
+    const processes = 4;
+    const keys = 40;
+    const script = `
+      const { FileCheckpointStore } = require(${JSON.stringify(path.join(REPO_ROOT, 'src/checkpoints/fs-store.ts'))});
+      (async () => {
+        const store = new FileCheckpointStore(${JSON.stringify(store.uri)});
+        const mine = [];
+        for (let i = 0; i < ${keys}; i += 4) {
+          const batch = [0, 1, 2, 3].map((j) => ({ key: 'k/' + (i + j), data: [Buffer.from('by ' + process.pid + ' '), Buffer.alloc(5000, i + j)] }));
+          const created = await store.createObjects(batch);
+          created.forEach((c, j) => c && mine.push(i + j));
+        }
+        process.stdout.write(JSON.stringify({ pid: process.pid, mine }));
+      })().catch((e) => { console.error(e); process.exit(1); });
+    `;
+    const runs = await Promise.all(Array.from({ length: processes }, () => execFileAsync(process.execPath, ['--import', 'tsx', '-e', script], { cwd: REPO_ROOT, timeout: 60_000 })));
+    const claims = runs.map((r) => JSON.parse(r.stdout) as { pid: number; mine: number[] });
+    const all = claims.flatMap((c) => c.mine).sort((a, b) => a - b);
+    assert.deepEqual(all, Array.from({ length: keys }, (_, i) => i), 'every key created exactly once');
+    for (const { pid, mine } of claims) {
+      for (const i of mine) assert.deepEqual(await store.get(`k/${i}`), Buffer.concat([Buffer.from(`by ${pid} `), Buffer.alloc(5000, i)]));
+    }
+    assert.deepEqual((await fsp.readdir(path.join(store.root, 'k'))).filter((f) => f.startsWith('.dt-')), [], 'no temp file left');
   });
 
   void it('compare-and-swap is exclusive across processes (no lost updates)', async () => {

@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
-import { MANIFEST, MODEL_JSON, OPTIMIZER_BIN, STATE_JSON, WEIGHTS_BIN, checkpointKey, checkpointObjectKey, epochRecordKey } from '../src/checkpoints/layout';
+import { LATEST_KEY, MANIFEST, MODEL_JSON, OPTIMIZER_BIN, STATE_JSON, WEIGHTS_BIN, checkpointKey, checkpointObjectKey, epochRecordKey } from '../src/checkpoints/layout';
 import type { TrainModelResult } from '../src/workflows';
 import {
   EPOCHS,
@@ -65,10 +65,12 @@ const KINDS: Record<string, Kind> = {
     const key = checkpointObjectKey(s, object);
     return { fault: 'SIGKILL in a temporary-file write', moment: `half of ${key} in its temp file`, at: s - 0.3, env: { DT_FAULT_KILL_AT: `in-tmp-write:${key}` }, leftover: (d) => internalFile(d, s, '.dt-tmp-') };
   },
+  // The pointer is the one compare-and-swap a checkpoint takes the lock for (its objects and manifest
+  // are created by link, lock-free): the kill comes at the worker's first move of latest.json after
+  // it resumed, at the latest at checkpoint s.
   'holding-lock': (r) => {
     const s = ckptStep(r);
-    const key = checkpointObjectKey(s, MANIFEST);
-    return { fault: 'SIGKILL holding the store lock', moment: `lock of ${key} taken, nothing written`, at: s - 0.2, env: { DT_FAULT_KILL_AT: `holding-lock:${key}` }, leftover: (d) => internalFile(d, s, `.dt-lock-${MANIFEST}`) };
+    return { fault: 'SIGKILL holding the store lock', moment: `lock of ${LATEST_KEY} taken, nothing written`, at: s - 0.2, env: { DT_FAULT_KILL_AT: `holding-lock:${LATEST_KEY}` }, leftover: (d) => fs.existsSync(path.join(d, `.dt-lock-${LATEST_KEY}`)) };
   },
   'manifest-latest': (r) => {
     const s = ckptStep(r);

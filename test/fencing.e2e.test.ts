@@ -56,6 +56,12 @@ function traced(store: CheckpointStore, who: string, events: string[]): Checkpoi
       await store.putIfVersion(k, d, v);
       if (k.endsWith(`/${MANIFEST}`)) events.push(`${who}:commit ${k}`);
     },
+    // The stores' own batch of create-only writes (a checkpoint's objects, its manifest), traced too.
+    createObjects: async (objects, options) => {
+      const created = await store.createObjects!(objects, options);
+      objects.forEach((o, i) => created[i] && o.key.endsWith(`/${MANIFEST}`) && events.push(`${who}:commit ${o.key}`));
+      return created;
+    },
   };
 }
 

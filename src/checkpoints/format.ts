@@ -7,7 +7,7 @@
  *                                      /state.json      step, epoch, lr, data cursor, RNG, config
  *                                      /manifest.json   SHA-256 of each object, written last
  *                                      /w-<token>-<nonce>/<name>  an object whose canonical name
- *                                                       another writer had taken (see createObject)
+ *                                                       another writer had taken (see createCheckpointObjects)
  *   <run>/latest.json                   pointer to the newest committed step (compare-and-swap)
  *
  * A checkpoint without a valid manifest does not exist. Objects are never rewritten: they are
@@ -16,11 +16,12 @@
  * fails its checksums is un-committed and written again. Manifests written before fencing (no
  * `writer`, no per-object `key`) read as before: every object under its canonical name.
  */
-import { randomBytes, webcrypto } from 'node:crypto';
-import { sha256 } from './digest';
+import { randomBytes } from 'node:crypto';
+import { sha256, sha256Of } from './digest';
 import type { Lease, LeaseHolder } from './lease';
 import { CHECKPOINTS_PREFIX, LATEST_KEY, MANIFEST, checkpointKey, checkpointObjectKey, stepOfManifestKey, writerDirName } from './layout';
-import { PreconditionFailedError, type CheckpointStore } from './store';
+import { byteLength, PreconditionFailedError, type CheckpointStore } from './store';
+import { createObjects } from './write-once';
 import { recordTime, timed } from './timing';
 
 export const FORMAT = 'durable-train/checkpoint@1';
@@ -96,15 +97,30 @@ export interface WriteResult {
   readonly matches: boolean;
 }
 
-function sameObjects(manifest: Manifest, objects: ReadonlyMap<string, Buffer>): boolean {
+/** An object's bytes: one buffer, or chunks (a model's tensors) written in order with writev. */
+export type ObjectBytes = Buffer | readonly Buffer[];
+
+function sameObjects(manifest: Manifest, digests: ReadonlyMap<string, string>): boolean {
   const names = Object.keys(manifest.objects);
-  return names.length === objects.size && names.every((n) => objects.has(n) && manifest.objects[n]!.sha256 === sha256(objects.get(n)!));
+  return names.length === digests.size && names.every((n) => manifest.objects[n]!.sha256 === digests.get(n));
+}
+
+/** True when `there` holds exactly the bytes of `data` (compared chunk by chunk, nothing joined). */
+function sameBytes(there: Buffer, data: ObjectBytes): boolean {
+  if (Buffer.isBuffer(data)) return there.equals(data);
+  let at = 0;
+  for (const chunk of data) {
+    if (at + chunk.length > there.length || !there.subarray(at, at + chunk.length).equals(chunk)) return false;
+    at += chunk.length;
+  }
+  return at === there.length;
 }
 
 /**
- * Creates one object of a checkpoint, never overwriting: the canonical name when it is free (or
- * already holds these very bytes, as a killed attempt of the same deterministic step leaves them),
- * else a name in this writer's own folder. Returns the name relative to the step folder.
+ * Creates a checkpoint's objects, never overwriting: each under its canonical name when it is free
+ * (or already holds these very bytes, as a killed attempt of the same deterministic step leaves
+ * them), else in this writer's own folder. Returns each object's name relative to the step folder.
+ * Their folder's fsync is left to the manifest's write (one per checkpoint folder).
  *
  * Why create-only and not "overwrite, then commit": with two writers on a step (a zombie attempt
  * and its retry), an overwrite lets one writer's late object land under the other's committed
@@ -112,45 +128,60 @@ function sameObjects(manifest: Manifest, objects: ReadonlyMap<string, Buffer>): 
  * objects are immutable, so a manifest names bytes that no one can change afterwards, and each
  * step's objects come from the one writer whose manifest won (committed only if absent too).
  */
-async function createObject(store: CheckpointStore, step: number, name: string, data: Buffer, writerDir: string): Promise<string> {
-  const canonical = checkpointObjectKey(step, name);
-  try {
-    await store.putIfVersion(canonical, data, undefined);
-    return name;
-  } catch (err) {
-    if (!(err instanceof PreconditionFailedError)) throw err;
+async function createCheckpointObjects(
+  store: CheckpointStore,
+  step: number,
+  objects: ReadonlyMap<string, ObjectBytes>,
+  writerDir: string,
+  afterObject: WriteOptions['afterObject'],
+): Promise<Map<string, string>> {
+  const names = [...objects.keys()];
+  const created = await createObjects(
+    store,
+    names.map((name) => ({ key: checkpointObjectKey(step, name), data: objects.get(name)! })),
+    { syncFolders: false, ...(afterObject && { afterEach: (i: number) => afterObject(names[i]!) }) },
+  );
+  const stored = new Map(names.map((name) => [name, name]));
+  const taken: string[] = [];
+  for (const [i, name] of names.entries()) {
+    if (created[i]) continue;
+    const there = await store.get(checkpointObjectKey(step, name));
+    if (!there || !sameBytes(there, objects.get(name)!)) taken.push(name);
   }
-  const there = await store.get(canonical);
-  if (there && there.equals(data)) return name;
-  const own = `${writerDir}/${name}`;
-  await store.putIfVersion(checkpointObjectKey(step, own), data, undefined);
-  return own;
+  if (taken.length === 0) return stored;
+  const own = taken.map((name) => ({ name, key: checkpointObjectKey(step, `${writerDir}/${name}`) }));
+  const ownCreated = await createObjects(store, own.map(({ key, name }) => ({ key, data: objects.get(name)! })), { syncFolders: false });
+  const clash = own.find((_, i) => !ownCreated[i]);
+  if (clash) throw new PreconditionFailedError(store.uriOf(clash.key));
+  for (const { name } of own) stored.set(name, `${writerDir}/${name}`);
+  return stored;
 }
 
 /**
  * Writes a checkpoint: objects first (created, never overwritten), the manifest last and only if
  * absent, then advances `latest.json`. With a lease, a writer that lost it throws LeaseLostError
- * before the manifest. Returns written: false when the step was already committed (by anyone).
+ * right before the manifest (and before the pointer); before the objects only a loss this attempt
+ * already saw is checked (no read: objects without a manifest do not exist). Returns written:
+ * false when the step was already committed (by anyone).
  */
 export async function writeCheckpoint(
   store: CheckpointStore,
   step: number,
-  objects: ReadonlyMap<string, Buffer>,
+  objects: ReadonlyMap<string, ObjectBytes>,
   options: WriteOptions = {},
 ): Promise<WriteResult> {
   const { lease } = options;
   const key = checkpointKey(step);
   const manifestKey = checkpointObjectKey(step, MANIFEST);
-  // The digests run on libuv's thread pool while the objects are written (the bytes are immutable
-  // from here on), so hashing a large checkpoint costs no time on this thread.
-  const digests = new Map([...objects].map(([name, data]) => [name, digestOffThread(data)]));
-  const allDigests = Promise.all(digests.values());
-  allDigests.catch(() => undefined); // awaited below; a write failing first must not leave it unhandled
+  // Hashed while the objects are written (the bytes are immutable from here on): a large buffer on
+  // libuv's thread pool, a model's chunks on this thread between the writes' turns (digest.ts).
+  const hashing = timed('hashMs', async () => new Map(await Promise.all([...objects].map(async ([name, data]) => [name, await sha256Of(data)] as const))));
+  hashing.catch(() => undefined); // awaited below; a write failing first must not leave it unhandled
   const written = await timed('writeMs', async () => {
-    await lease?.assertHeld();
+    lease?.assertNotLost();
     const committed = async (): Promise<WriteResult | undefined> => {
       const current = await readCheckpoint(store, step);
-      return current.ok ? { written: false, key, manifestSha256: current.checkpoint.manifestSha256, matches: sameObjects(current.checkpoint.manifest, objects) } : undefined;
+      return current.ok ? { written: false, key, manifestSha256: current.checkpoint.manifestSha256, matches: sameObjects(current.checkpoint.manifest, await hashing) } : undefined;
     };
     if (await store.get(manifestKey)) {
       const done = await committed();
@@ -161,42 +192,33 @@ export async function writeCheckpoint(
       await store.deletePrefix(`${key}/`);
     }
     const writerDir = writerDirName(lease?.token ?? 0, randomBytes(6).toString('hex'));
-    const entries: Record<string, ManifestEntry> = {};
-    // One object after the other, in the map's order: a crash leaves a prefix of them (what the
+    // All objects at once, named in the map's order: a crash leaves a prefix of them (what the
     // kill-during-checkpoint tests look for), and the manifest names only objects already stored.
+    const stored = await createCheckpointObjects(store, step, objects, writerDir, options.afterObject);
+    const digests = await hashing;
+    const entries: Record<string, ManifestEntry> = {};
     for (const [name, data] of objects) {
-      const stored = await createObject(store, step, name, data, writerDir);
-      await options.afterObject?.(name);
-      entries[name] = { sha256: await digests.get(name)!, bytes: data.length, ...(stored !== name && { key: stored }) };
-      recordTime('bytes', data.length);
+      const at = stored.get(name)!;
+      entries[name] = { sha256: digests.get(name)!, bytes: byteLength(data), ...(at !== name && { key: at }) };
+      recordTime('bytes', byteLength(data));
     }
     const manifest: Manifest = { format: FORMAT, step, objects: entries, ...(lease && { writer: { token: lease.token, holder: lease.holder } }) };
     const manifestBytes = Buffer.from(JSON.stringify(manifest, null, 1));
     await lease?.assertHeld();
-    try {
-      await store.putIfVersion(manifestKey, manifestBytes, undefined);
-    } catch (err) {
-      if (!(err instanceof PreconditionFailedError)) throw err;
+    // The manifest's write makes the whole folder durable: one directory fsync for every object in it.
+    const objectKeys = [...stored.values()].map((at) => checkpointObjectKey(step, at));
+    const [created] = await createObjects(store, [{ key: manifestKey, data: manifestBytes }], { syncWith: objectKeys });
+    if (!created) {
       // Another writer committed this step between our check and our commit: theirs stands.
       const done = await committed();
       if (done) return done;
-      throw new Error(`Checkpoint ${store.uriOf(key)} was committed by another writer and does not verify`, { cause: err });
+      throw new Error(`Checkpoint ${store.uriOf(key)} was committed by another writer and does not verify`, { cause: new PreconditionFailedError(store.uriOf(manifestKey)) });
     }
     recordTime('bytes', manifestBytes.length);
     return { written: true, key, manifestSha256: sha256(manifestBytes), matches: true } satisfies WriteResult;
   });
   if (written.written) await timed('pointerMs', () => moveLatest(store, { step, key, manifestSha256: written.manifestSha256 }, { lease }));
   return written;
-}
-
-/** SHA-256 hex of `data`, computed on libuv's thread pool; its time is recorded as hashing. */
-async function digestOffThread(data: Buffer): Promise<string> {
-  const started = performance.now();
-  try {
-    return Buffer.from(await webcrypto.subtle.digest('SHA-256', data)).toString('hex');
-  } finally {
-    recordTime('hashMs', performance.now() - started);
-  }
 }
 
 /**

@@ -1,7 +1,10 @@
 /**
  * How the file:// store writes a file: a temporary file in the same directory, fsync, rename,
  * fsync of the directory. Readers never see a torn object; a killed write leaves only a temporary
- * file (`.dt-tmp-…`, never listed, collected as a leftover).
+ * file (`.dt-tmp-…`, never listed, collected as a leftover). A create-only write (stageFile, then
+ * linkIfAbsent) links the fsynced temporary file to its name instead of renaming it: `link` fails
+ * with EEXIST when the name is taken, an atomic create-if-absent on POSIX that needs no lock, and
+ * the directory's fsync is left to the caller (one per folder, however many objects it holds).
  *
  * Every write is resolved against the store's real root (the path the allow-list checked, symlinks
  * resolved when the store was opened) at each open and rename: the folder written into must be,
@@ -18,7 +21,7 @@ import { pathToFileURL } from 'node:url';
 
 import { beforeTmpWrite } from './fault-hooks';
 import { INTERNAL_PREFIX } from './keys';
-import { PermanentStoreError } from './store';
+import { joined, PermanentStoreError } from './store';
 import { recordTime } from './timing';
 
 /** Create-only, never through a symlink at the final component. */
@@ -89,6 +92,66 @@ async function sync(fh: fsp.FileHandle): Promise<void> {
   }
 }
 
+function tempPathIn(dir: string): string {
+  return path.join(dir, `${INTERNAL_PREFIX}tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+}
+
+/** Writes every chunk at the file's current offset with writev (one system call for all of them, as a rule). */
+async function writeChunks(fh: fsp.FileHandle, chunks: readonly Buffer[]): Promise<void> {
+  let rest = chunks.filter((c) => c.length > 0);
+  while (rest.length > 0) {
+    let { bytesWritten } = await fh.writev(rest);
+    // A short write (rare on a regular file): go on from the first byte not written.
+    const next: Buffer[] = [];
+    for (const c of rest) {
+      if (bytesWritten >= c.length) bytesWritten -= c.length;
+      else {
+        next.push(bytesWritten > 0 ? c.subarray(bytesWritten) : c);
+        bytesWritten = 0;
+      }
+    }
+    rest = next;
+  }
+}
+
+/**
+ * The first half of a create-only write: `data` (its chunks written in order with writev) in a
+ * fresh temporary file beside `file`, fsynced; returns the temporary file's path. `file`'s folder
+ * must have been checked (ensureRealDir); `key` names it for the test-only fault hooks.
+ */
+export async function stageFile(file: string, data: Buffer | readonly Buffer[], key: string): Promise<string> {
+  const tmp = tempPathIn(path.dirname(file));
+  let staged = false;
+  try {
+    const fh = await fsp.open(tmp, CREATE_NOFOLLOW, 0o644);
+    try {
+      await beforeTmpWrite(key, tmp, () => {
+        const all = joined(data);
+        return fh.write(all.subarray(0, all.length >> 1)).then(() => fh.sync());
+      });
+      await writeChunks(fh, Buffer.isBuffer(data) ? [data] : data);
+      await sync(fh);
+    } finally {
+      await fh.close();
+    }
+    staged = true;
+    return tmp;
+  } finally {
+    if (!staged) await fsp.rm(tmp, { force: true }).catch(() => undefined);
+  }
+}
+
+/** Names the staged `tmp` as `file` unless `file` exists (any kind of entry, a symlink too): false then. */
+export async function linkIfAbsent(tmp: string, file: string): Promise<boolean> {
+  try {
+    await fsp.link(tmp, file);
+    return true;
+  } catch (err) {
+    if (errnoCode(err) === 'EEXIST') return false;
+    throw err;
+  }
+}
+
 /**
  * Writes `data` to `file` atomically; `key` names it for the test-only fault hooks and `uri` for
  * errors. `file` is a path under the store's real root: its folder is checked (ensureRealDir)
@@ -97,7 +160,7 @@ async function sync(fh: fsp.FileHandle): Promise<void> {
 export async function atomicWrite(file: string, data: Buffer, key: string, uri: string): Promise<void> {
   const dir = path.dirname(file);
   await ensureRealDir(dir, uri);
-  const tmp = path.join(dir, `${INTERNAL_PREFIX}tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+  const tmp = tempPathIn(dir);
   let renamed = false;
   try {
     const fh = await fsp.open(tmp, CREATE_NOFOLLOW, 0o644);
@@ -117,7 +180,8 @@ export async function atomicWrite(file: string, data: Buffer, key: string, uri: 
   }
 }
 
-async function fsyncDir(dir: string): Promise<void> {
+/** fsync of a folder, so the names created in it survive a crash of the machine. */
+export async function fsyncDir(dir: string): Promise<void> {
   let fh;
   try {
     fh = await fsp.open(dir, DIR_NOFOLLOW);

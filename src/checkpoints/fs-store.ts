@@ -2,8 +2,12 @@
  * `file:///abs/path` checkpoint store: objects are plain files under a root directory.
  *
  * - put: temp file in the same directory, fsync, rename (readers never see a torn object).
- * - putIfVersion: version = sha256 hex of the content; the compare-and-swap runs under an
- *   exclusive lock file (`open(..., 'wx')`) so two processes cannot both win.
+ * - create-only (createObjects, putIfVersion with no expected version): temp file, fsync,
+ *   `link(temp, final)`, which fails with EEXIST when the name is taken: atomic, and no lock. A
+ *   batch stages all its temp files at once (their fsyncs overlap), links them in order and
+ *   fsyncs each folder once.
+ * - putIfVersion with an expected version: version = sha256 hex of the content; the compare-and-swap
+ *   runs under an exclusive lock file (`open(..., 'wx')`) so two processes cannot both win.
  * - Internal files (temp files, lock files) start with `.dt-` and are never listed; keys with a
  *   segment starting with `.dt-` are rejected so they cannot collide.
  * - Paths are taken under the root's real path, resolved once when the store is opened (the path
@@ -17,9 +21,9 @@ import { promises as fsp, realpathSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
-import { PreconditionFailedError, type CheckpointStore, type VersionedObject } from './store';
+import { PreconditionFailedError, type CheckpointStore, type CreateObjectsOptions, type NewObject, type VersionedObject } from './store';
 import { sha256 } from './digest';
-import { CREATE_NOFOLLOW, atomicWrite, ensureRealDir, WriteRefusedError } from './fs-atomic';
+import { CREATE_NOFOLLOW, atomicWrite, ensureRealDir, fsyncDir, linkIfAbsent, stageFile, WriteRefusedError } from './fs-atomic';
 import { failIfDiskFull, killAt } from './fault-hooks';
 import { lockHolderIsDead, lockToken, takeBreakerLock } from './fs-lock';
 
@@ -159,8 +163,47 @@ export class FileCheckpointStore implements CheckpointStore {
   }
 
   async putIfVersion(key: string, data: Buffer, expectedVersion: string | undefined): Promise<void> {
+    if (expectedVersion === undefined) {
+      const [created] = await this.createObjects([{ key, data }]);
+      if (!created) throw new PreconditionFailedError(this.uriOf(key));
+      return;
+    }
     const file = this.pathOf(key);
     await this.deadline('putIfVersion', key, () => this.swap(key, file, data, expectedVersion));
+  }
+
+  async createObjects(objects: readonly NewObject[], options: CreateObjectsOptions = {}): Promise<boolean[]> {
+    const files = objects.map((o) => this.pathOf(o.key));
+    const alsoSync = (options.syncWith ?? []).map((key) => this.pathOf(key));
+    if (objects.length === 0 && alsoSync.length === 0) return [];
+    return this.deadline('create', objects[0]?.key ?? '', () => this.createNow(objects, files, alsoSync, options));
+  }
+
+  private async createNow(objects: readonly NewObject[], files: readonly string[], alsoSync: readonly string[], options: CreateObjectsOptions): Promise<boolean[]> {
+    // Each folder checked (and made) once per batch, before the temp files and again before any name.
+    const folders = new Map<string, string>();
+    files.forEach((file, i) => folders.has(path.dirname(file)) || folders.set(path.dirname(file), objects[i]!.key));
+    const checkFolders = async (): Promise<void> => {
+      for (const [dir, key] of folders) await ensureRealDir(dir, this.uriOf(key));
+    };
+    await checkFolders();
+    const staged = await Promise.allSettled(objects.map((o, i) => stageFile(files[i]!, o.data, o.key)));
+    const temps = staged.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const created: boolean[] = [];
+    try {
+      const failed = staged.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      await checkFolders();
+      for (const [i, file] of files.entries()) {
+        created.push(await linkIfAbsent(temps[i]!, file));
+        await options.afterEach?.(i, created[i]!);
+      }
+    } finally {
+      await Promise.all(temps.map((tmp) => fsp.rm(tmp, { force: true }).catch(() => undefined)));
+    }
+    if (options.syncFolders !== false) await Promise.all([...new Set([...folders.keys(), ...alsoSync.map((f) => path.dirname(f))])].map(fsyncDir));
+    for (const [i, o] of objects.entries()) if (created[i]) await killAt('after-put', o.key);
+    return created;
   }
 
   private async swap(key: string, file: string, data: Buffer, expectedVersion: string | undefined): Promise<void> {

@@ -5,20 +5,20 @@
  *   (0 = must not exist) and maps HTTP 412 to PreconditionFailedError.
  * - Uploads are single-request (`resumable: false`): our objects are small, and a simple
  *   upload is all-or-nothing, so a failed attempt can be retried as a whole. The body is
- *   checked end to end: its MD5 is declared to the server and the client verifies CRC32C.
+ *   checked end to end: its CRC32C is declared to the server and the client verifies the one the
+ *   server computed (both with @node-rs/crc32, gcs-client.ts). A batch of create-only objects
+ *   (createObjects: a checkpoint's) is uploaded in parallel, at most UPLOADS_IN_FLIGHT at a time.
  * - The library's own auto-retry is switched off (gcs-client.ts); every
  *   call goes through `withRetry`, which retries transient failures (408/429/5xx, connection
  *   errors) with exponential backoff and jitter up to a total deadline (default 60 s).
  * - Permanent failures (401/403, missing bucket) throw PermanentStoreError naming the URI.
  */
-import { createHash } from 'node:crypto';
-
 import type { File, Storage } from '@google-cloud/storage';
 
-import { createGcsStorage, type GcsStorageOptions } from './gcs-client';
+import { crc32cBase64, createGcsStorage, type GcsStorageOptions } from './gcs-client';
 import { validateKey, validatePrefix } from './fs-store';
 import { httpStatusOf, isTransientError, withRetry, type RetryOptions } from './retry';
-import { PermanentStoreError, PreconditionFailedError, type CheckpointStore, type VersionedObject } from './store';
+import { byteLength, joined, PermanentStoreError, PreconditionFailedError, type CheckpointStore, type CreateObjectsOptions, type NewObject, type VersionedObject } from './store';
 import { readWholeStream } from './stream-read';
 
 export interface GcsStoreOptions extends GcsStorageOptions {
@@ -46,6 +46,9 @@ export function parseGcsUri(uri: string): { bucket: string; prefix: string } {
 }
 
 const PERMANENT_STATUSES = new Set([400, 401, 403, 404, 405, 411]);
+
+/** Uploads of one createObjects batch in flight at once: a checkpoint's objects go up together. */
+const UPLOADS_IN_FLIGHT = 4;
 
 function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -114,7 +117,7 @@ export class GcsCheckpointStore implements CheckpointStore {
     return this.getVersionedViaMetadata(key);
   }
 
-  async putIfVersion(key: string, data: Buffer, expectedVersion: string | undefined): Promise<void> {
+  async putIfVersion(key: string, data: Buffer | readonly Buffer[], expectedVersion: string | undefined): Promise<void> {
     if (expectedVersion !== undefined && !/^[1-9]\d*$/.test(expectedVersion)) {
       // Not a generation (e.g. a content hash from another store): it cannot match.
       throw new PreconditionFailedError(this.uriOf(key));
@@ -131,6 +134,27 @@ export class GcsCheckpointStore implements CheckpointStore {
         throw err;
       }
     });
+  }
+
+  async createObjects(objects: readonly NewObject[], options: CreateObjectsOptions = {}): Promise<boolean[]> {
+    for (const o of objects) this.objectName(o.key); // every key checked before anything is uploaded
+    const created: boolean[] = [];
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      for (let i = next++; i < objects.length; i = next++) {
+        const o = objects[i]!;
+        try {
+          await this.putIfVersion(o.key, o.data, undefined);
+          created[i] = true;
+        } catch (err) {
+          if (!(err instanceof PreconditionFailedError)) throw err;
+          created[i] = false;
+        }
+        await options.afterEach?.(i, created[i]!);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(UPLOADS_IN_FLIGHT, objects.length) }, worker));
+    return created;
   }
 
   async list(prefix: string): Promise<string[]> {
@@ -171,12 +195,12 @@ export class GcsCheckpointStore implements CheckpointStore {
 
   // --- internals -------------------------------------------------------------------------
 
-  private async upload(file: File, data: Buffer, ifGenerationMatch: string | undefined): Promise<void> {
-    await file.save(data, {
+  private async upload(file: File, data: Buffer | readonly Buffer[], ifGenerationMatch: string | undefined): Promise<void> {
+    await file.save(joined(data), {
       resumable: false,
       validation: 'crc32c',
       contentType: 'application/octet-stream',
-      metadata: { md5Hash: createHash('md5').update(data).digest('base64') },
+      metadata: { crc32c: crc32cBase64(Buffer.isBuffer(data) ? [data] : data) },
       ...(ifGenerationMatch !== undefined ? { preconditionOpts: { ifGenerationMatch } } : {}),
     });
     this.bucketKnownToExist = true;
@@ -216,10 +240,10 @@ export class GcsCheckpointStore implements CheckpointStore {
     throw new Error(`Object ${this.uriOf(key)} kept changing while being read`);
   }
 
-  private async holdsExactly(file: File, data: Buffer): Promise<boolean> {
+  private async holdsExactly(file: File, data: Buffer | readonly Buffer[]): Promise<boolean> {
     try {
       const [meta] = await file.getMetadata();
-      return meta.md5Hash === createHash('md5').update(data).digest('base64') && Number(meta.size) === data.length;
+      return meta.crc32c === crc32cBase64(Buffer.isBuffer(data) ? [data] : data) && Number(meta.size) === byteLength(data);
     } catch {
       return false;
     }

@@ -108,6 +108,11 @@ export interface Lease {
   readonly holder: LeaseHolder;
   /** Throws LeaseLostError unless this acquisition is still the run's lease. One read of lease.json. */
   assertHeld(): Promise<void>;
+  /**
+   * No read: throws the LeaseLostError an earlier check of this acquisition met (the attempt's
+   * cached answer). For steps that commit nothing; every commit is preceded by assertHeld.
+   */
+  assertNotLost(): void;
   /** Gives the lease up (see releaseLease); this acquisition writes nothing more. */
   release(): Promise<boolean>;
 }
@@ -120,12 +125,19 @@ class HeldLease implements Lease {
     private readonly nonce: string,
   ) {}
 
+  private lost: LeaseLostError | undefined;
+
   async assertHeld(): Promise<void> {
     const current = await readLease(this.store);
     // A released lease is no one's: the attempt that gave it up writes nothing more.
     if (current?.token !== this.token || current.nonce !== this.nonce || current.releasedAt !== undefined) {
-      throw new LeaseLostError(this.store.uriOf(LEASE_KEY), { token: this.token, holder: this.holder }, current);
+      this.lost = new LeaseLostError(this.store.uriOf(LEASE_KEY), { token: this.token, holder: this.holder }, current);
+      throw this.lost;
     }
+  }
+
+  assertNotLost(): void {
+    if (this.lost) throw this.lost;
   }
 
   release(): Promise<boolean> {

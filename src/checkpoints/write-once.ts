@@ -13,7 +13,27 @@
  * created the object.
  */
 import { sha256 } from './digest';
-import { PreconditionFailedError, type CheckpointStore } from './store';
+import { PreconditionFailedError, type CheckpointStore, type CreateObjectsOptions, type NewObject } from './store';
+
+/**
+ * Creates each object only if absent (true where created): the store's own batch (one folder sync,
+ * parallel uploads) where it has one, else one create-only putIfVersion after the other.
+ */
+export async function createObjects(store: CheckpointStore, objects: readonly NewObject[], options: CreateObjectsOptions = {}): Promise<boolean[]> {
+  if (store.createObjects) return store.createObjects(objects, options);
+  const created: boolean[] = [];
+  for (const [i, o] of objects.entries()) {
+    try {
+      await store.putIfVersion(o.key, Buffer.isBuffer(o.data) ? o.data : Buffer.concat(o.data as Buffer[]), undefined);
+      created.push(true);
+    } catch (err) {
+      if (!(err instanceof PreconditionFailedError)) throw err;
+      created.push(false);
+    }
+    await options.afterEach?.(i, created[i]!);
+  }
+  return created;
+}
 
 /** A create-only object holds other bytes than a writer meant to write: an input reuses someone's key. */
 export class WouldOverwriteError extends Error {
