@@ -6,9 +6,11 @@
  *   npx tsx bench/checkpoint.ts [--repeats 5] [--gcs] [--baseline <tree>]
  *
  * `--baseline <tree>`: a checkout of an older commit (with a node_modules link): its
- * serializeModel and writeCheckpoint are timed in the same run, interleaved with this tree's.
- * `--gcs` adds the GCS emulator (fake-gcs-server). The checkpoint holds model.json, weights.bin and
- * a state.json (an Adam run adds 2x the weights in optimizer.bin). MB = 10^6 bytes.
+ * serializeModel, writeCheckpoint, stores and lease are timed in the same run, interleaved with
+ * this tree's. `--gcs` adds the GCS emulator (fake-gcs-server). The checkpoint holds model.json,
+ * weights.bin and a state.json (an Adam run adds 2x the weights in optimizer.bin). MB = 10^6 bytes.
+ * "write" rows time writeCheckpoint alone on objects already in host memory (the part that runs
+ * while training goes on); "save" rows add serializeModel (the host copy training waits for).
  */
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
@@ -19,9 +21,12 @@ import * as tf from '@tensorflow/tfjs';
 
 import type * as FormatModule from '../src/checkpoints/format';
 import * as format from '../src/checkpoints/format';
-import { GcsCheckpointStore } from '../src/checkpoints/gcs-store';
-import { acquireLease } from '../src/checkpoints/lease';
-import { openStore } from '../src/checkpoints/open-store';
+import type * as GcsStoreModule from '../src/checkpoints/gcs-store';
+import * as gcsStore from '../src/checkpoints/gcs-store';
+import type * as LeaseModule from '../src/checkpoints/lease';
+import * as lease from '../src/checkpoints/lease';
+import type * as OpenStoreModule from '../src/checkpoints/open-store';
+import * as openStoreModule from '../src/checkpoints/open-store';
 import type { CheckpointStore } from '../src/checkpoints/store';
 import type * as SerializationModule from '../src/training/eager/serialization';
 import * as serialization from '../src/training/eager/serialization';
@@ -37,11 +42,22 @@ const GCS = process.argv.includes('--gcs');
 const BUCKET = 'dt-bench';
 const HOLDER = { workflowId: 'bench', workflowRunId: 'checkpoint', activityId: '1', attempt: 1 };
 
+/** An object's bytes: this tree's serializeModel gives chunks, an older one one buffer. */
+type Bytes = Buffer | readonly Buffer[];
+/** A tree's checkpoint path: its format, serialization, stores and lease, all from that tree. */
 interface Path {
   readonly name: string;
   readonly format: Pick<typeof FormatModule, 'writeCheckpoint' | 'loadLatestCheckpoint'>;
-  readonly serialization: Pick<typeof SerializationModule, 'serializeModel' | 'deserializeModel'>;
+  readonly serialization: { serializeModel(model: tf.LayersModel): Promise<{ modelJson: Buffer; weights: Bytes }> } & Pick<typeof SerializationModule, 'deserializeModel'>;
+  readonly openStore: typeof OpenStoreModule.openStore;
+  readonly GcsCheckpointStore: typeof GcsStoreModule.GcsCheckpointStore;
+  readonly acquireLease: typeof LeaseModule.acquireLease;
+  /** Objects in the form this tree's writeCheckpoint takes (an older one: one buffer each). */
+  readonly asObjects: (objects: ReadonlyMap<string, Bytes>) => ReadonlyMap<string, Bytes>;
 }
+
+const joinedObjects = (objects: ReadonlyMap<string, Bytes>): ReadonlyMap<string, Bytes> =>
+  new Map([...objects].map(([name, data]) => [name, Buffer.isBuffer(data) ? data : Buffer.concat(data as Buffer[])]));
 
 async function selectBackend(): Promise<string> {
   try {
@@ -79,14 +95,17 @@ interface Row {
   readonly seconds: number[];
 }
 
-/** Runs every row's work once per round, rows interleaved, so that load drifts hit them alike. */
-async function interleaved(rows: Array<Row & { readonly run: () => Promise<void> }>): Promise<Row[]> {
+/**
+ * Runs every row's work once per round, rows interleaved, so that load drifts hit them alike. A
+ * row's work may return the seconds to count (a part of it), else the whole call is timed.
+ */
+async function interleaved(rows: Array<Row & { readonly run: () => Promise<unknown> }>): Promise<Row[]> {
   for (const r of rows) await r.run(); // warm-up, not counted
   for (let i = 0; i < REPEATS; i++) {
     for (const r of rows) {
       const t = process.hrtime.bigint();
-      await r.run();
-      r.seconds.push(Number(process.hrtime.bigint() - t) / 1e9);
+      const counted = await r.run();
+      r.seconds.push(typeof counted === 'number' ? counted : Number(process.hrtime.bigint() - t) / 1e9);
     }
   }
   return rows;
@@ -104,30 +123,39 @@ async function durableWrite(file: string, data: Buffer): Promise<void> {
 
 async function main(): Promise<void> {
   const backend = await selectBackend();
-  const paths: Path[] = [{ name: 'this tree', format, serialization }];
+  const loadAtStart = os.loadavg().map((l) => l.toFixed(2)).join(' ');
+  const paths: Path[] = [
+    { name: 'this tree', format, serialization, openStore: openStoreModule.openStore, GcsCheckpointStore: gcsStore.GcsCheckpointStore, acquireLease: lease.acquireLease, asObjects: (o) => o },
+  ];
   if (BASELINE) {
     const root = path.resolve(BASELINE);
+    const from = async <T>(file: string): Promise<T> => (await import(path.join(root, file))) as T;
     paths.push({
       name: `baseline ${path.basename(root)}`,
-      format: (await import(path.join(root, 'src/checkpoints/format.ts'))) as typeof FormatModule,
-      serialization: (await import(path.join(root, 'src/training/eager/serialization.ts'))) as typeof SerializationModule,
+      format: await from<Path['format']>('src/checkpoints/format.ts'),
+      serialization: await from<Path['serialization']>('src/training/eager/serialization.ts'),
+      openStore: (await from<typeof OpenStoreModule>('src/checkpoints/open-store.ts')).openStore,
+      GcsCheckpointStore: (await from<typeof GcsStoreModule>('src/checkpoints/gcs-store.ts')).GcsCheckpointStore,
+      acquireLease: (await from<typeof LeaseModule>('src/checkpoints/lease.ts')).acquireLease,
+      asObjects: joinedObjects,
     });
   }
   const model = buildModel();
   const params = model.countParams();
   const probe = await serialization.serializeModel(model);
   const stateJson = Buffer.from(JSON.stringify({ format: 'durable-train/state@1', note: 'bench' }));
-  const bytes = probe.modelJson.length + probe.weights.length + stateJson.length;
-  const mb = bytes / 1e6;
-  const raw = Buffer.concat([probe.modelJson, probe.weights, stateJson]);
+  const probeObjects = new Map<string, Bytes>([['model.json', probe.modelJson], ['weights.bin', probe.weights], ['state.json', stateJson]]);
+  const raw = Buffer.concat([...joinedObjects(probeObjects).values()] as Buffer[]);
+  const mb = raw.length / 1e6;
 
   const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'dt-bench-'));
   const emu = GCS ? await startGcsEmulator({ buckets: [BUCKET], backend: 'filesystem' }) : undefined;
   const results: Row[] = [];
   try {
-    const targets: Array<{ name: string; open: (run: string) => CheckpointStore }> = [
-      { name: 'file://', open: (run) => openStore(pathToFileURL(path.join(tmp, run)).href) },
-      ...(emu ? [{ name: 'gs:// (emulator)', open: (run: string) => new GcsCheckpointStore(`gs://${BUCKET}/${run}`, { storage: emu.storage }) }] : []),
+    const targets: Array<{ name: string; open: (p: Path, run: string) => CheckpointStore }> = [
+      { name: 'file://', open: (p, run) => p.openStore(pathToFileURL(path.join(tmp, run)).href) },
+      // Each tree's own client (its createGcsStorage), so the A/B includes how each one checks uploads.
+      ...(emu ? [{ name: 'gs:// (emulator)', open: (p: Path, run: string) => new p.GcsCheckpointStore(`gs://${BUCKET}/${run}`, { apiEndpoint: emu.endpoint, projectId: emu.projectId }) }] : []),
     ];
     let run = 0;
     for (const target of targets) {
@@ -140,12 +168,26 @@ async function main(): Promise<void> {
           seconds: [],
           run: async () => {
             // A fresh run folder each time, as a new step is: nothing to find already there.
-            const store = target.open(`run-${run++}`);
-            const lease = await acquireLease(store, HOLDER);
+            const store = target.open(p, `run-${run++}`);
+            const held = await p.acquireLease(store, HOLDER);
             const { modelJson, weights } = await p.serialization.serializeModel(model);
-            const objects = new Map([['model.json', modelJson], ['weights.bin', weights], ['state.json', stateJson]]);
-            await p.format.writeCheckpoint(store, 1, objects, { lease });
+            const objects = new Map<string, Bytes>([['model.json', modelJson], ['weights.bin', weights], ['state.json', stateJson]]);
+            await p.format.writeCheckpoint(store, 1, p.asObjects(objects), { lease: held });
             saved.set(p.name, store);
+          },
+        },
+        {
+          target: target.name,
+          operation: `write (writeCheckpoint under a lease, state already in host memory), ${p.name}`,
+          mb,
+          seconds: [],
+          run: async () => {
+            const store = target.open(p, `run-${run++}`);
+            const held = await p.acquireLease(store, HOLDER);
+            const objects = p.asObjects(probeObjects);
+            const t = process.hrtime.bigint();
+            await p.format.writeCheckpoint(store, 1, objects, { lease: held });
+            return Number(process.hrtime.bigint() - t) / 1e9;
           },
         },
         {
@@ -184,18 +226,20 @@ async function main(): Promise<void> {
 
   const cpus = os.cpus();
   console.log(`Backend: ${backend}`);
-  console.log(`Machine: ${cpus.length} cores (${cpus[0]?.model.trim() ?? 'unknown CPU'}), Node ${process.version}; load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(`Machine: ${cpus.length} cores (${cpus[0]?.model.trim() ?? 'unknown CPU'}), Node ${process.version}; load ${loadAtStart} at the start`);
   console.log(`Model: dense 784-2048-2048-2048-10, ${(params / 1e6).toFixed(2)} M parameters; checkpoint ${mb.toFixed(1)} MB; median of ${REPEATS} after 1 warm-up, rows interleaved`);
   console.log('');
   const speed = (r: Row): number => r.mb / median(r.seconds);
-  const durable = results.find((r) => r.operation.startsWith('raw write + fsync'));
+  const rawOf = (target: string): Row | undefined => results.find((r) => r.target === target && (r.operation.startsWith('raw write + fsync') || r.operation.startsWith('raw Storage file.save')));
   const cached = results.find((r) => r.operation.startsWith('raw fs.writeFile'));
-  console.log('| target | operation | MB | median s | MB/s | vs raw write + fsync | vs raw writeFile |');
+  console.log('| target | operation | MB | median s | MB/s | vs raw durable write (file: write + fsync; gs: file.save) | vs raw writeFile |');
   console.log('|---|---|---:|---:|---:|---:|---:|');
   for (const r of results) {
-    const ratio = (base: Row | undefined): string => (base && r.target === 'file://' && !r.operation.startsWith('load') && !r.operation.includes('read') ? `${((100 * speed(r)) / speed(base)).toFixed(0)} %` : '');
-    console.log(`| ${r.target} | ${r.operation} | ${r.mb.toFixed(1)} | ${median(r.seconds).toFixed(3)} | ${speed(r).toFixed(0)} | ${ratio(durable)} | ${ratio(cached)} |`);
+    const writes = !r.operation.startsWith('load') && !r.operation.includes('read') && !r.operation.includes('download');
+    const ratio = (base: Row | undefined): string => (base && writes && base.target === r.target ? `${((100 * speed(r)) / speed(base)).toFixed(0)} %` : '');
+    console.log(`| ${r.target} | ${r.operation} | ${r.mb.toFixed(1)} | ${median(r.seconds).toFixed(3)} | ${speed(r).toFixed(0)} | ${ratio(rawOf(r.target))} | ${ratio(cached)} |`);
   }
+  console.log(`load at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 }
 
 main().catch((err) => {

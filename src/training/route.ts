@@ -10,7 +10,7 @@
  * route itself, always with NonRetryableTrainingError from the first attempt (`unsupported`).
  */
 import type * as tf from '@tensorflow/tfjs';
-import type { LoadedCheckpoint } from '../checkpoints/format';
+import type { LoadedCheckpoint, ObjectBytes } from '../checkpoints/format';
 import type { CheckpointStore } from '../checkpoints/store';
 import type { LossName, ModelSpec, TrainConfig } from '../config/train-config';
 import type { BackendInfo } from './backend';
@@ -80,8 +80,12 @@ export interface TrainingRoute<S extends RouteSession = RouteSession> {
   setLearningRate(session: S, learningRate: number): void;
   /** The function that trains global step `step` on its (already filled) batch and returns the loss. */
   stepper(session: S, config: TrainConfig): (step: number, batch: BatchAssembler) => tf.Scalar;
-  /** The checkpoint objects (model.json, weights.bin, optimizer.bin, state.json) of the session's state. */
-  snapshot(session: S, config: TrainConfig): Promise<Map<string, Buffer>>;
+  /**
+   * The checkpoint objects (model.json, weights.bin, optimizer.bin, state.json) of the session's
+   * state, in host memory that training cannot change: a buffer per object, or chunks (one per
+   * tensor) that the store writes with writev. Training waits for this copy only.
+   */
+  snapshot(session: S, config: TrainConfig): Promise<Map<string, ObjectBytes>>;
   /** `val_*` metrics of the session's model over a whole dataset (in memory or streamed: eval-data.ts). */
   evaluate(session: S, data: EvalData, loss: LossName): Promise<Record<string, number>>;
   /** `val_*` metrics of an exported model (one this route's `handlesExport` accepted). */

@@ -11,7 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { sha256 } from '../checkpoints/digest';
-import { listCheckpointSteps, writeCheckpoint } from '../checkpoints/format';
+import { listCheckpointSteps, writeCheckpoint, type ObjectBytes } from '../checkpoints/format';
 import { checkpointKey, checkpointObjectKey, MANIFEST, WEIGHTS_BIN } from '../checkpoints/layout';
 import type { Lease } from '../checkpoints/lease';
 import type { CheckpointStore } from '../checkpoints/store';
@@ -52,7 +52,7 @@ export interface StepLoopOptions {
   /** Awaited before `trainStep(step)` when given: a streamed dataset reads the step's examples (batch.ts ExampleSource). */
   readonly beforeStep?: (step: number) => Promise<void> | undefined;
   /** The checkpoint's objects at the session's current step, in host buffers that training cannot change. */
-  readonly snapshot: () => Promise<Map<string, Buffer>>;
+  readonly snapshot: () => Promise<Map<string, ObjectBytes>>;
   /** The run's lease, checked before each commit (none: unfenced writes, as tools and engine tests do). */
   readonly lease: Lease | undefined;
   /**
@@ -97,7 +97,7 @@ export async function commitCheckpoint(
   store: CheckpointStore,
   session: LoopSession,
   step: number,
-  objects: ReadonlyMap<string, Buffer>,
+  objects: ReadonlyMap<string, ObjectBytes>,
   lease: Lease | undefined,
   faults: EngineFaults | undefined,
   log: (message: string) => void,

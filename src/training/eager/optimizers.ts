@@ -44,13 +44,14 @@ export function setOptimizerLearningRate(optimizer: tf.Optimizer, learningRate: 
   else o.learningRate = learningRate;
 }
 
-async function tensorBytes(tensors: readonly tf.Tensor[]): Promise<Buffer> {
+/** The tensors' host copies, one chunk each (optimizer.bin is their concatenation: the store writes them with writev). */
+async function tensorBytes(tensors: readonly tf.Tensor[]): Promise<Buffer[]> {
   const parts: Buffer[] = [];
   for (const t of tensors) {
     const data = await t.data();
     parts.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
   }
-  return Buffer.concat(parts);
+  return parts;
 }
 
 function float32View(buf: Buffer): Float32Array {
@@ -61,7 +62,7 @@ function float32View(buf: Buffer): Float32Array {
 }
 
 /** The optimizer's state: its description for state.json and the slot bytes for optimizer.bin. */
-export async function snapshotOptimizer(optimizer: tf.Optimizer, name: OptimizerName): Promise<{ state: EagerOptimizerState; bytes: Buffer }> {
+export async function snapshotOptimizer(optimizer: tf.Optimizer, name: OptimizerName): Promise<{ state: EagerOptimizerState; bytes: Buffer[] }> {
   const slots = await optimizer.getWeights();
   const iter = slots.shift();
   const iterations = iter ? (await iter.tensor.data())[0]! : 0;

@@ -5,7 +5,7 @@
  * hash32(seed, step, layer), the batch order from (seed, step).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { LoadedCheckpoint } from '../../checkpoints/format';
+import type { LoadedCheckpoint, ObjectBytes } from '../../checkpoints/format';
 import { MODEL_JSON, OPTIMIZER_BIN, STATE_JSON, WEIGHTS_BIN } from '../../checkpoints/layout';
 import type { LossName, ModelSpec, OptimizerName, TrainConfig } from '../../config/train-config';
 import type { BatchAssembler } from '../batch';
@@ -108,7 +108,7 @@ export class EagerRoute implements TrainingRoute<EagerSession> {
     };
   }
 
-  async snapshot(s: EagerSession, config: TrainConfig): Promise<Map<string, Buffer>> {
+  async snapshot(s: EagerSession, config: TrainConfig): Promise<Map<string, ObjectBytes>> {
     const { modelJson, weights } = await serializeModel(s.model);
     const optimizer = await snapshotOptimizer(s.optimizer, s.optimizerName);
     const lossSum = (await s.lossSum.data())[0]!;
@@ -125,7 +125,7 @@ export class EagerRoute implements TrainingRoute<EagerSession> {
       backend: this.deps.backend.name,
       config,
     };
-    return new Map<string, Buffer>([
+    return new Map<string, ObjectBytes>([
       [MODEL_JSON, modelJson],
       [WEIGHTS_BIN, weights],
       [OPTIMIZER_BIN, optimizer.bytes],

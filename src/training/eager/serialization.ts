@@ -32,28 +32,32 @@ export function isLayersModelJson(description: Readonly<Record<string, unknown>>
   return description.format === LAYERS_MODEL_FORMAT || (description.format === undefined && typeof description.modelTopology === 'object');
 }
 
-function toArrayBuffer(data: tf.io.WeightData): ArrayBuffer {
-  return Array.isArray(data) ? tf.io.concatenateArrayBuffers(data) : (data as ArrayBuffer);
+/** A model's weights as tfjs-layers names them, in save order (`LayersModel.getNamedWeights`, what `save` encodes). */
+function namedWeights(model: tf.LayersModel): Array<{ name: string; tensor: tf.Tensor }> {
+  return (model as unknown as { getNamedWeights(): Array<{ name: string; tensor: tf.Tensor }> }).getNamedWeights();
 }
 
-/** model.json + weights.bin in the standard tfjs-layers format. */
-export async function serializeModel(model: tf.LayersModel): Promise<{ modelJson: Buffer; weights: Buffer }> {
-  let artifacts: tf.io.ModelArtifacts | undefined;
-  await model.save(
-    tf.io.withSaveHandler(async (a) => {
-      artifacts = a;
-      return { modelArtifactsInfo: { dateSaved: new Date(0), modelTopologyType: 'JSON' } };
-    }),
-  );
-  if (!artifacts?.weightData || !artifacts.weightSpecs) throw new Error('tfjs returned no weights when saving the model');
+/**
+ * model.json + weights.bin in the standard tfjs-layers format, the bytes `model.save` writes, with
+ * weights.bin as one chunk per weight tensor (its host copy) instead of one buffer: nothing is
+ * concatenated, the store writes the chunks with writev and hashes them as it goes.
+ */
+export async function serializeModel(model: tf.LayersModel): Promise<{ modelJson: Buffer; weights: Buffer[] }> {
+  const named = namedWeights(model);
+  const weightSpecs: tf.io.WeightsManifestEntry[] = named.map(({ name, tensor }) => {
+    // What encodeWeights writes byte for byte without a conversion (string weights have a length-prefixed encoding).
+    if (tensor.dtype !== 'float32' && tensor.dtype !== 'int32' && tensor.dtype !== 'bool') throw new Error(`Unsupported dtype in weight '${name}': ${tensor.dtype}`);
+    return { name, shape: tensor.shape, dtype: tensor.dtype };
+  });
+  const values = await Promise.all(named.map(({ tensor }) => tensor.data()));
   const modelJson = {
     format: LAYERS_MODEL_FORMAT,
     generatedBy: `TensorFlow.js tfjs-layers v${tf.version.tfjs}`,
     convertedBy: 'durable-train',
-    modelTopology: artifacts.modelTopology,
-    weightsManifest: [{ paths: [WEIGHTS_BIN], weights: artifacts.weightSpecs }],
+    modelTopology: model.toJSON(null, false),
+    weightsManifest: [{ paths: [WEIGHTS_BIN], weights: weightSpecs }],
   };
-  return { modelJson: Buffer.from(JSON.stringify(modelJson)), weights: Buffer.from(toArrayBuffer(artifacts.weightData)) };
+  return { modelJson: Buffer.from(JSON.stringify(modelJson)), weights: values.map((v) => Buffer.from(v.buffer, v.byteOffset, v.byteLength)) };
 }
 
 /** Loads a model.json + weights.bin pair; one that is not tfjs-layers is an input error. */

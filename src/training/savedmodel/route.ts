@@ -6,7 +6,7 @@
  * SavedModel between activities and runs of the same URI.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { LoadedCheckpoint } from '../../checkpoints/format';
+import type { LoadedCheckpoint, ObjectBytes } from '../../checkpoints/format';
 import { MODEL_JSON, OPTIMIZER_BIN, STATE_JSON, WEIGHTS_BIN } from '../../checkpoints/layout';
 import type { ModelSpec, TrainConfig } from '../../config/train-config';
 import type { BatchAssembler } from '../batch';
@@ -131,7 +131,7 @@ export class SavedModelRoute implements TrainingRoute<SavedModelSession> {
     };
   }
 
-  async snapshot(s: SavedModelSession, config: TrainConfig): Promise<Map<string, Buffer>> {
+  async snapshot(s: SavedModelSession, config: TrainConfig): Promise<Map<string, ObjectBytes>> {
     const { metadata } = s.graph;
     const { model, optimizer } = await s.graph.getState();
     // Key order is part of the checkpoint bytes (exact-resume compares them): keep it.
@@ -149,7 +149,7 @@ export class SavedModelRoute implements TrainingRoute<SavedModelSession> {
       backend: this.deps.backend.name,
       config,
     };
-    return new Map<string, Buffer>([
+    return new Map<string, ObjectBytes>([
       [MODEL_JSON, Buffer.from(JSON.stringify(weightsDescription(s.graph.uri, metadata)))],
       [WEIGHTS_BIN, model],
       [OPTIMIZER_BIN, optimizer],
