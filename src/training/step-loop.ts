@@ -120,118 +120,164 @@ export async function commitCheckpoint(
 /** How often the loop lets IPC messages (cancellation) in: a stop lands within this plus one step. */
 const YIELD_EVERY_MS = 20;
 
-export async function runSteps(o: StepLoopOptions): Promise<TrainUntilStepResult> {
-  const { req, store, session: s } = o;
-  const { config } = req;
-  const resumedFromStep = s.step;
+/**
+ * The checkpoints of one request: when one is due, snapshotting the state and writing it in the
+ * background (at most one write in flight; a failed write is thrown at the next step), and which
+ * step is committed.
+ */
+class BackgroundCheckpoints {
   /** Newest committed checkpoint; `snapshotStep` also counts the one in flight. */
-  let checkpointStep = s.committedSha256 ? s.step : -1;
-  let snapshotStep = checkpointStep;
-  const everySteps = config.checkpoint.everySteps;
-  const everyMs = config.checkpoint.everySeconds * 1000;
-  let lastCheckpointAt = Date.now();
-  let lastProgressAt = 0;
-  let lastYieldAt = Date.now();
-  let cancelled = false;
-  const timing = new TimingRecorder();
-  const setupMs = Date.now() - o.started;
-  let stepsMs = 0;
+  committedStep: number;
+  snapshotStep: number;
+  readonly timing = new TimingRecorder();
+  private lastAt = Date.now();
   /** The write in flight: never rejects (its error goes to `failure`, thrown at the next step). */
-  let inFlight: Promise<void> | undefined;
-  let failure: { readonly error: unknown } | undefined;
+  private inFlight: Promise<void> | undefined;
+  private failure: { readonly error: unknown } | undefined;
 
-  const checkFinite = async (): Promise<number> => {
+  constructor(private readonly o: StepLoopOptions) {
+    this.committedStep = o.session.committedSha256 ? o.session.step : -1;
+    this.snapshotStep = this.committedStep;
+  }
+
+  /** A checkpoint is due every `checkpoint.everySteps` steps and `checkpoint.everySeconds` seconds. */
+  isDue(step: number, now: number): boolean {
+    const { everySteps, everySeconds } = this.o.req.config.checkpoint;
+    return (everySteps > 0 && step % everySteps === 0) || (everySeconds > 0 && now - this.lastAt >= everySeconds * 1000);
+  }
+
+  throwIfFailed(): void {
+    if (this.failure) throw this.failure.error;
+  }
+
+  /** The epoch's loss sum so far; a non-finite one fails the request before it is checkpointed. */
+  async checkFinite(): Promise<number> {
+    const s = this.o.session;
     const sum = (await s.lossSum.data())[0]!;
     if (!Number.isFinite(sum)) {
+      const step = this.committedStep;
       throw new NonRetryableTrainingError(
-        `Training loss became ${sum} by step ${s.step}; the last good checkpoint is step ${checkpointStep} (${store.uriOf(checkpointKey(Math.max(checkpointStep, 0)))})`,
+        `Training loss became ${sum} by step ${s.step}; the last good checkpoint is step ${step} (${this.o.store.uriOf(checkpointKey(Math.max(step, 0)))})`,
       );
     }
     return sum;
-  };
-  const settle = async (): Promise<void> => {
-    await inFlight;
-    if (failure) throw failure.error;
-  };
+  }
+
+  /** Waits for the write in flight and throws its failure. */
+  async settle(): Promise<void> {
+    await this.inFlight;
+    this.throwIfFailed();
+  }
+
+  /** Waits for the write in flight without throwing: no write outlives its request. */
+  async drain(): Promise<void> {
+    await this.inFlight;
+  }
+
   /** Snapshots the state now; the write runs on in the background unless `durable` asks to wait for it. */
-  const checkpoint = async (durable: boolean, overlap?: () => Promise<void>): Promise<void> => {
+  async write(durable: boolean, overlap?: () => Promise<void>): Promise<void> {
+    const { o, timing } = this;
     const blockedFrom = performance.now();
-    await checkFinite();
-    await settle();
-    const step = s.step;
+    await this.checkFinite();
+    await this.settle();
+    const step = o.session.step;
     const snapshotFrom = performance.now();
     const objects = await o.snapshot();
     timing.add('snapshotMs', performance.now() - snapshotFrom);
-    snapshotStep = step;
-    lastCheckpointAt = Date.now();
-    inFlight = timing
-      .run(() => commitCheckpoint(store, s, step, objects, o.lease, o.faults, o.log))
+    this.snapshotStep = step;
+    this.lastAt = Date.now();
+    this.inFlight = timing
+      .run(() => commitCheckpoint(o.store, o.session, step, objects, o.lease, o.faults, o.log))
       .then(
         () => {
-          checkpointStep = step;
+          this.committedStep = step;
           timing.committed();
         },
         (error: unknown) => {
-          failure ??= { error };
+          this.failure ??= { error };
         },
       );
-    if (durable) await Promise.all([settle(), overlap?.()]);
+    if (durable) await Promise.all([this.settle(), overlap?.()]);
     timing.add('blockedMs', performance.now() - blockedFrom);
-  };
+  }
+}
+
+/** Test-only faults due before `step` (EngineFaults). */
+async function injectFaultsBefore(o: StepLoopOptions, step: number): Promise<void> {
+  if (o.faults?.pauseBeforeSteps?.has(step)) {
+    o.log(`fault injection: paused before step ${step}`);
+    await new Promise<never>(() => setInterval(() => undefined, 60_000));
+  }
+  if (o.faults?.hangBeforeStep === step) {
+    o.log(`fault injection: hanging before step ${step}`);
+    for (;;) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60_000);
+  }
+  if (o.faults?.stepDelayMs) await new Promise((resolve) => setTimeout(resolve, o.faults!.stepDelayMs));
+}
+
+/** Trains global step `step` and adds its loss to the epoch's running sum; returns the milliseconds the step itself took. */
+async function trainOneStep(o: StepLoopOptions, step: number): Promise<number> {
+  const s = o.session;
+  if (o.beforeStep) await o.beforeStep(step);
+  const epochStart = (step - 1) % o.req.config.stepsPerEpoch === 0;
+  const stepFrom = performance.now();
+  const cost = o.trainStep(step);
+  const stepMs = performance.now() - stepFrom;
+  // The running sum stays on the device: it is read only when a checkpoint or the result needs it.
+  const next = epochStart ? cost : (tf.tidy(() => tf.add(s.lossSum, cost)) as tf.Scalar);
+  if (!epochStart) cost.dispose();
+  s.lossSum.dispose();
+  s.lossSum = next;
+  s.lossSteps = epochStart ? 1 : s.lossSteps + 1;
+  s.step = step;
+  s.committedSha256 = undefined;
+  markProgress();
+  return stepMs;
+}
+
+export async function runSteps(o: StepLoopOptions): Promise<TrainUntilStepResult> {
+  const { req, store, session: s } = o;
+  const resumedFromStep = s.step;
+  const checkpoints = new BackgroundCheckpoints(o);
+  const setupMs = Date.now() - o.started;
+  let stepsMs = 0;
+  let lastProgressAt = 0;
+  let lastYieldAt = Date.now();
+  let cancelled = false;
 
   try {
     while (s.step < req.targetStep) {
-      if (failure) throw failure.error;
+      checkpoints.throwIfFailed();
       if (o.isCancelled()) {
         cancelled = true;
         break;
       }
       const step = s.step + 1;
-      if (o.faults?.pauseBeforeSteps?.has(step)) {
-        o.log(`fault injection: paused before step ${step}`);
-        await new Promise<never>(() => setInterval(() => undefined, 60_000));
-      }
-      if (o.faults?.hangBeforeStep === step) {
-        o.log(`fault injection: hanging before step ${step}`);
-        for (;;) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60_000);
-      }
-      if (o.faults?.stepDelayMs) await new Promise((resolve) => setTimeout(resolve, o.faults!.stepDelayMs));
-      if (o.beforeStep) await o.beforeStep(step);
-      const epochStart = (step - 1) % config.stepsPerEpoch === 0;
-      const stepFrom = performance.now();
-      const cost = o.trainStep(step);
-      stepsMs += performance.now() - stepFrom;
-      // The running sum stays on the device: it is read only when a checkpoint or the result needs it.
-      const next = epochStart ? cost : (tf.tidy(() => tf.add(s.lossSum, cost)) as tf.Scalar);
-      if (!epochStart) cost.dispose();
-      s.lossSum.dispose();
-      s.lossSum = next;
-      s.lossSteps = epochStart ? 1 : s.lossSteps + 1;
-      s.step = step;
-      s.committedSha256 = undefined;
-      markProgress();
+      await injectFaultsBefore(o, step);
+      stepsMs += await trainOneStep(o, step);
 
       const now = Date.now();
       const last = step === req.targetStep;
-      const due = last || (everySteps > 0 && step % everySteps === 0) || (everyMs > 0 && now - lastCheckpointAt >= everyMs);
+      const due = last || checkpoints.isDue(step, now);
       // The target's checkpoint is waited for: the result says it is committed.
-      if (due) await checkpoint(last, last ? o.whileCommitting : undefined);
+      if (due) await checkpoints.write(last, last ? o.whileCommitting : undefined);
       if (due || now - lastProgressAt >= 1000) {
         lastProgressAt = now;
-        o.onProgress({ step, checkpointStep, targetStep: req.targetStep });
+        o.onProgress({ step, checkpointStep: checkpoints.committedStep, targetStep: req.targetStep });
       }
       if (Date.now() - lastYieldAt >= YIELD_EVERY_MS) {
         await new Promise<void>((resolve) => setImmediate(resolve));
         lastYieldAt = Date.now();
       }
     }
-    if (cancelled && s.step !== snapshotStep) await checkpoint(true);
-    await settle();
+    if (cancelled && s.step !== checkpoints.snapshotStep) await checkpoints.write(true);
+    await checkpoints.settle();
   } finally {
     // No write outlives its request (the next request may be another writer's).
-    await inFlight;
+    await checkpoints.drain();
   }
-  const lossSum = await checkFinite();
+  const lossSum = await checkpoints.checkFinite();
+  const checkpointStep = checkpoints.committedStep;
   return {
     step: s.step,
     checkpointStep,
@@ -242,7 +288,7 @@ export async function runSteps(o: StepLoopOptions): Promise<TrainUntilStepResult
     seconds: (Date.now() - o.started) / 1000,
     backend: o.backend,
     cancelled,
-    checkpointTiming: timing.result(),
+    checkpointTiming: checkpoints.timing.result(),
     loopTiming: { setupMs, stepsMs: Math.round(stepsMs) },
   };
 }
