@@ -10,7 +10,7 @@
  *
  * `--only` records just those scenarios (names as in the files: normal, early-stopped,
  * pause-resume-stop, stop-training, continue-as-new, invalid-input, grid-search, halving-search,
- * retrain, asha-search, pbt-search, random-edits, data-window) and keeps every other fixture; `--tag` saves them as `<name>.<tag>.json` beside the
+ * retrain, asha-search, pbt-search, random-edits, data-window, search-trial) and keeps every other fixture; `--tag` saves them as `<name>.<tag>.json` beside the
  * older ones, so histories recorded before a patched change keep replaying next to those after it.
  *
  * Re-record after a deliberate, versioned change to the workflow's commands; a replay failure
@@ -313,6 +313,22 @@ async function main(): Promise<void> {
     await r.result();
     await save('retrain-window', 'replay-retrain-window', 'retrainModel on data windows resolved from its own start (its child and its evaluation take them)', r.firstExecutionRunId);
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+
+  // 14. A search's trial its search checked (`searchTrial`: no describeWorker or checkUris, no patch
+  //     markers, one upsert for its one epoch), as a random search of 2 one-epoch trials starts it.
+  if (want('search-trial')) {
+    const h = await startWorkflow('hyperparameterSearch', 'replay-checked', {
+      base: tinyInput({ stepsPerEpoch: 2, maxEpochs: 1 }),
+      strategy: 'random',
+      maxTrials: 2,
+      maxParallel: 2,
+      seed: 1,
+      space: { 'hyperparameters.learningRate': { loguniform: [0.001, 0.1] } },
+    });
+    await h.result();
+    const child = `replay-checked/${trialId(1)}`;
+    await save('search-trial', child, 'trainModel as a search trial its search checked (searchTrial): no local activity, no patch marker, one upsert', await childRunId('replay-checked', h.firstExecutionRunId, child));
   }
 
   const recorded = new Set(fixtures.map((f) => f.file));

@@ -28,7 +28,7 @@ export interface BadInput {
   readonly e2e?: boolean;
 }
 
-const KNOWN_TOP = 'runId, model, data, hyperparameters, loss, stepsPerEpoch, maxEpochs, seed, checkpoint, earlyStopping, reduceLrOnPlateau, warmStartFrom, resume, tracking, continueAsNewEvery, historyLimit, timeouts';
+const KNOWN_TOP = 'runId, model, data, hyperparameters, loss, stepsPerEpoch, maxEpochs, seed, checkpoint, earlyStopping, reduceLrOnPlateau, warmStartFrom, resume, tracking, continueAsNewEvery, historyLimit, timeouts, searchTrial';
 export const ID = "an id of 1 to 128 characters from [A-Za-z0-9._-], not starting with '.'";
 
 export const badInputs: BadInput[] = [

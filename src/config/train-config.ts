@@ -105,6 +105,17 @@ export interface TrainConfig {
   /** How many epochs of history the workflow keeps in its state (the full history is in metrics.jsonl). */
   readonly historyLimit: number;
   readonly timeouts: Timeouts;
+  /**
+   * Set by hyperparameterSearch, never by a user: this run is one of its trials, whose registry names
+   * and URIs the search's own start checked (src/workflows/search-trial-checks.ts), so the run skips
+   * those checks; `mlflow`: the worker tracks every run to MLflow. A run that is not the trial of
+   * the search that started it fails with InvalidConfig (src/workflows/train-model.ts).
+   */
+  readonly searchTrial?: SearchTrialMark;
+}
+
+export interface SearchTrialMark {
+  readonly mlflow: boolean;
 }
 
 /** What users may send: the same shape with optional fields. */
@@ -134,6 +145,7 @@ export const DEFAULTS = {
 const TOP_LEVEL_FIELDS = [
   'runId', 'model', 'data', 'hyperparameters', 'loss', 'stepsPerEpoch', 'maxEpochs', 'seed', 'checkpoint',
   'earlyStopping', 'reduceLrOnPlateau', 'warmStartFrom', 'resume', 'tracking', 'continueAsNewEvery', 'historyLimit', 'timeouts',
+  'searchTrial',
 ] as const;
 
 /** Keras's `auto` mode: metrics that measure accuracy are maximised, everything else minimised. */
@@ -270,6 +282,7 @@ export function parseTrainConfig(input: unknown): TrainConfig {
   const historyLimit = c.number('historyLimit', o.historyLimit, { integer: true, min: 1, max: MAX_HISTORY_LIMIT, fallback: DEFAULTS.historyLimit }) ?? DEFAULTS.historyLimit;
 
   const timeouts = checkTimeouts(c, o.timeouts);
+  const searchTrial = checkSearchTrial(c, o.searchTrial);
 
   c.throwIfAny('Invalid trainModel input');
   // Every required value was checked above; throwIfAny guarantees they are defined here.
@@ -291,7 +304,17 @@ export function parseTrainConfig(input: unknown): TrainConfig {
     continueAsNewEvery,
     historyLimit,
     timeouts,
+    ...(searchTrial && { searchTrial }),
   };
+}
+
+function checkSearchTrial(c: Checker, value: unknown): SearchTrialMark | undefined {
+  if (value === undefined) return undefined;
+  const o = c.object('searchTrial', value);
+  if (!o) return undefined;
+  c.noUnknownKeys('searchTrial', o, ['mlflow']);
+  if (typeof o.mlflow !== 'boolean') return c.fail('searchTrial.mlflow', 'a boolean', o.mlflow);
+  return { mlflow: o.mlflow };
 }
 
 export { isObject };

@@ -36,6 +36,7 @@ import { validateSearchOrFail } from './search/validate';
 import { LIVE_EDITS_PATCH, SEARCH_OWNER_PATCH, SEARCH_SINGLE_UPSERT_PATCH, SEARCH_STORE_ROWS_PATCH } from './patches';
 import { RunTracking, baseTracking, searchParams } from './run-tracking';
 import type { trainModel } from './train-model';
+import { checkedBySearchStart, startChecks } from './search-trial-checks';
 
 export { validateSearchOrFail, type ValidatedSearch } from './search/validate';
 
@@ -87,9 +88,13 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
     { validator: (edit) => ctl.validateEdit(edit) },
   );
 
+  // What this search's start checked on the worker (every run of the chain has the same input): a
+  // trial naming nothing else skips its own describeWorker and checkUris (search-trial-checks.ts).
+  const checked = startChecks(validated.parsed);
   const startChild = (cmd: Extract<SearchCommand, { kind: 'start' }>): void => {
     const childInput = cmd.input;
     if (tracking.runId) Object.assign(childInput, { tracking: { mlflow: { ...baseTracking(config)?.mlflow, parentRunId: tracking.runId } } });
+    if (checkedBySearchStart(checked, state.searchUri, childInput)) Object.assign(childInput, { searchTrial: { mlflow: state.mlflowWanted } });
     void executeChild<typeof trainModel>('trainModel', { workflowId: cmd.workflowId, args: [childInput] }).then(
       (result) => publish(ctl.onChildResult(cmd.trial, cmd.rung, result)),
       (err: unknown) => publish(ctl.onChildError(cmd.trial, cmd.rung, err)),

@@ -39,7 +39,8 @@ export interface BestSoFar {
 export interface TrainLoopState extends TrackingState {
   readonly runId: string;
   readonly runUri: string;
-  readonly backend: string;
+  /** The worker's backend; a search's trial (no describeWorker) takes it from its first trained epoch. */
+  backend: string;
   epoch: number;
   step: number;
   learningRate: number;
@@ -93,6 +94,10 @@ export async function initialLoopState(config: TrainConfig): Promise<TrainLoopSt
   const info = workflowInfo();
   const c = new Checker();
   const runId = config.runId ?? checkPathSegment(c, 'runId (defaults to the workflow id)', info.workflowId);
+  // A search's trial whose names and URIs the search's start checked asks the worker nothing (search-trial-checks.ts).
+  if (config.searchTrial && runId !== undefined && config.checkpoint.uri !== undefined) {
+    return freshLoopState(config, runId, runUriOf(config.checkpoint.uri, runId), '', config.searchTrial.mlflow);
+  }
   // Registry names can only be checked where the registries are: on the worker, by a local
   // activity (a marker in history, so still no activity task is scheduled for a bad input).
   const worker = await describeWorker();
@@ -101,10 +106,15 @@ export async function initialLoopState(config: TrainConfig): Promise<TrainLoopSt
   // Every URI the run will touch, checked on the worker against its allow-list (realpaths).
   if (runId !== undefined) await checkInputUris(c, trainConfigUris(config, runUriOf(root, runId)));
   if (c.issues.length > 0) throw invalidConfig(new ConfigError(c.issues, 'Invalid trainModel input'));
+  return freshLoopState(config, runId!, runUriOf(root, runId!), worker.backend.name + (worker.backend.gpu ? ' (gpu)' : ''), worker.mlflow === true);
+}
+
+/** Epoch 0 of a run in `runUri`; `workerTracks`: the worker tracks every run to MLflow. */
+function freshLoopState(config: TrainConfig, runId: string, runUri: string, backend: string, workerTracks: boolean): TrainLoopState {
   return {
-    runId: runId!,
-    runUri: runUriOf(root, runId!),
-    backend: worker.backend.name + (worker.backend.gpu ? ' (gpu)' : ''),
+    runId,
+    runUri,
+    backend,
     epoch: 0,
     step: 0,
     learningRate: config.hyperparameters.learningRate,
@@ -117,7 +127,7 @@ export async function initialLoopState(config: TrainConfig): Promise<TrainLoopSt
     epochsThisRun: 0,
     stopRequested: false,
     paused: false,
-    mlflowWanted: config.tracking?.mlflow !== undefined || worker.mlflow === true,
+    mlflowWanted: config.tracking?.mlflow !== undefined || workerTracks,
     tracking: null,
   };
 }

@@ -80,8 +80,23 @@ export function validateOrFail(input: unknown): TrainConfig {
   return parseOrFail(() => parseTrainConfig(input));
 }
 
+/**
+ * `searchTrial` is the search's word that it checked this run's names and URIs: taken only from the
+ * search that started this run as its trial (`<search>/trial-…`, with the run id and folder the
+ * search gives every trial), refused (InvalidConfig) from anyone else.
+ */
+function refuseForeignSearchTrial(config: TrainConfig): void {
+  if (!config.searchTrial) return;
+  const { workflowId, parent } = workflowInfo();
+  if (parent !== undefined && workflowId.startsWith(`${parent.workflowId}/trial-`) && config.runId !== undefined && config.checkpoint.uri !== undefined) return;
+  const c = new Checker();
+  c.fail('searchTrial', 'absent: hyperparameterSearch sets it on the trials it starts (a run whose parent is not its search, or without runId and checkpoint.uri, cannot have it)', config.searchTrial);
+  throw invalidConfig(new ConfigError(c.issues, 'Invalid trainModel input'));
+}
+
 export async function trainModel(input: TrainInput, resumeState?: TrainLoopState): Promise<TrainModelResult> {
   let config = validateOrFail(input);
+  refuseForeignSearchTrial(config);
   // A data window resolves once, at the first run's start; continue-as-new carries the resolved input.
   const windowed = resumeState ? undefined : resolveDataWindows(input, nominalTime());
   if (windowed && patched(TRAIN_DATA_WINDOW_PATCH)) {
@@ -91,7 +106,7 @@ export async function trainModel(input: TrainInput, resumeState?: TrainLoopState
   const state: TrainLoopState = resumeState
     ? { ...resumeState, continuedRuns: resumeState.continuedRuns + 1, epochsThisRun: 0 }
     : await initialLoopState(config);
-  const tracking = new RunTracking(state, state.runUri, state.runId, config.tracking, flattenParams({ ...config, tracking: undefined }));
+  const tracking = new RunTracking(state, state.runUri, state.runId, config.tracking, flattenParams({ ...config, tracking: undefined, searchTrial: undefined }));
   try {
     return await trainLoop(input, config, state, resumeState !== undefined, tracking);
   } catch (err) {
@@ -143,6 +158,13 @@ interface Run {
   /** A search's trial claims its folder inside the search's as the search's child (folder-owners.ts). */
   readonly parent: { readonly parentWorkflowId?: string };
   readonly cancellableByStop: CancellableByStop;
+  /**
+   * A search's trial its search checked (`searchTrial`): only inputs the search started since carry
+   * it, so the branches patched() guards are taken without asking (each patched() records a marker
+   * and an upsert of TemporalChangeVersion), and its status is published once an epoch ends with
+   * more to train and once at its end, not at every step (a one-epoch trial: one upsert).
+   */
+  readonly searchTrial: boolean;
 }
 
 async function trainLoop(input: TrainInput, config: TrainConfig, state: TrainLoopState, continued: boolean, tracking: RunTracking): Promise<TrainModelResult> {
@@ -150,7 +172,7 @@ async function trainLoop(input: TrainInput, config: TrainConfig, state: TrainLoo
   const cancellableByStop = handleControlSignals(state, config);
   const parentWorkflowId = workflowInfo().parent?.workflowId;
   const parent = parentWorkflowId !== undefined ? { parentWorkflowId } : {};
-  const run: Run = { input, config, state, continued, tracking, activities, parent, cancellableByStop };
+  const run: Run = { input, config, state, continued, tracking, activities, parent, cancellableByStop, searchTrial: config.searchTrial !== undefined };
 
   let outcome: RunOutcome = state.status === 'early-stopped' || state.status === 'stopped' ? state.status : 'completed';
   if (!continued && config.resume) outcome = await replayRecordedEpochs(run, outcome);
@@ -186,12 +208,13 @@ function handleControlSignals(state: TrainLoopState, config: TrainConfig): Cance
 }
 
 /** Shows the run's status, epoch and best metric in the Temporal UI's search attributes. */
-function publishStatus(state: TrainLoopState): void {
+function publishStatus(run: Run): void {
+  const { state } = run;
   const pairs = [{ key: SEARCH_ATTRIBUTES.status, value: state.status }, { key: SEARCH_ATTRIBUTES.epoch, value: state.epoch }] as const;
   const best = state.best ? ([{ key: SEARCH_ATTRIBUTES.bestMetric, value: state.best.value }] as const) : [];
   // One upsert event, not two: 14 events per epoch instead of 16, so long runs continue as new
   // less often. Runs started before keep two (README: "Changing workflow code while runs are in flight").
-  if (patched(SINGLE_UPSERT_PATCH)) return upsertSearchAttributes([...pairs, ...best]);
+  if (run.searchTrial || patched(SINGLE_UPSERT_PATCH)) return upsertSearchAttributes([...pairs, ...best]);
   upsertSearchAttributes([...pairs]);
   if (best.length > 0) upsertSearchAttributes([...best]);
 }
@@ -224,20 +247,21 @@ async function replayRecordedEpochs(run: Run, outcome: RunOutcome): Promise<RunO
 async function trainRemainingEpochs(run: Run, outcome: RunOutcome): Promise<RunOutcome> {
   const { config, state } = run;
   while (outcome === 'completed' && state.epoch < config.maxEpochs) {
-    await waitWhilePaused(state);
+    await waitWhilePaused(run);
     if (state.stopRequested) return 'stopped';
     const epoch = state.epoch + 1;
     const targetStep = epoch * config.stepsPerEpoch;
     state.status = 'training';
-    publishStatus(state);
+    if (!run.searchTrial) publishStatus(run);
 
-    const epochResult = patched(EPOCH_ACTIVITY_PATCH) ? await runEpoch(run, epoch, targetStep) : await runEpochInTwo(run, epoch, targetStep);
+    const epochResult = run.searchTrial || patched(EPOCH_ACTIVITY_PATCH) ? await runEpoch(run, epoch, targetStep) : await runEpochInTwo(run, epoch, targetStep);
     if (epochResult === 'stopped') return 'stopped';
     const { step, metrics, trainSeconds } = epochResult;
     failOnUnknownMonitor(config, metrics);
     state.epochsThisRun++;
     if (recordEpoch(state, config, epoch, step, metrics, trainSeconds)) outcome = 'early-stopped';
-    publishStatus(state);
+    // A search's trial whose training is over says so once, at its end (finishRun).
+    if (!run.searchTrial || (outcome === 'completed' && state.epoch < config.maxEpochs && !state.stopRequested)) publishStatus(run);
     run.tracking.epochRecorded();
     if (outcome === 'completed') await continueAsNewIfDue(run);
   }
@@ -245,10 +269,11 @@ async function trainRemainingEpochs(run: Run, outcome: RunOutcome): Promise<RunO
   return outcome;
 }
 
-async function waitWhilePaused(state: TrainLoopState): Promise<void> {
+async function waitWhilePaused(run: Run): Promise<void> {
+  const { state } = run;
   if (!state.paused) return;
   state.status = 'paused';
-  publishStatus(state);
+  publishStatus(run);
   await condition(() => !state.paused || state.stopRequested);
 }
 
@@ -277,6 +302,7 @@ async function runEpoch(run: Run, epoch: number, targetStep: number): Promise<Ep
   );
   if (done === 'stopped') return done;
   state.step = done.record.step;
+  if (run.searchTrial && done.trained) state.backend = done.trained.backend;
   return { step: done.record.step, metrics: { ...done.record.metrics }, trainSeconds: done.record.trainSeconds ?? 0 };
 }
 
@@ -320,7 +346,7 @@ async function finishRun(run: Run, outcome: RunOutcome): Promise<TrainModelResul
   const { config, state, parent } = run;
   const { restoredEpoch, modelStep } = chooseFinalModel(config, state);
   state.status = 'finalizing';
-  publishStatus(state);
+  if (!run.searchTrial) publishStatus(run);
   // A resume that trained no epoch of its own (the run had recorded them all, or the replay stopped
   // early) may not change the folder: an export chosen by its own earlyStopping or keepLast is not
   // the run's (a continue-as-new comes only after an epoch trained).
@@ -339,7 +365,7 @@ async function finishRun(run: Run, outcome: RunOutcome): Promise<TrainModelResul
   );
   await run.tracking.finish(outcome === 'stopped' ? 'KILLED' : 'FINISHED');
   state.status = outcome;
-  publishStatus(state);
+  publishStatus(run);
   const restoredSummary = restoredEpoch !== null ? state.history.find((h) => h.epoch === restoredEpoch) : undefined;
   const last = state.history[state.history.length - 1];
   return {

@@ -8,7 +8,7 @@ import { trialId } from '../../checkpoints/layout';
 import { parseSearchConfig, type SearchConfig } from '../../config/search-config';
 import type { Rung, TrialParams } from '../../config/search-types';
 import { parseTrainConfig, type TrainConfig } from '../../config/train-config';
-import { ConfigError, type ConfigIssue } from '../../config/validate';
+import { Checker, ConfigError, type ConfigIssue } from '../../config/validate';
 import { failOnOversizedInput, MAX_PARENT_INPUT_BYTES } from '../input-bounds';
 import { invalidConfig } from '../invalid-config';
 import { trialInput } from '../search-space';
@@ -76,6 +76,12 @@ export function validateSearchOrFail(input: unknown): ValidatedSearch {
   }
   const { scheduler } = createSearch(config, planned);
   const issues: ConfigIssue[] = [];
+  // The search's own word to its trials (search-trial-checks.ts): never taken from its input.
+  if (config.base.searchTrial !== undefined) {
+    const c = new Checker();
+    c.fail('base.searchTrial', 'absent: the search sets it on the trials it checked', config.base.searchTrial);
+    issues.push(...c.issues);
+  }
   const seen = new Set<string>();
   const parsed: TrainConfig[] = [];
   // A bad base `checkpoint.uri` must still be reported: the trials' folders are inside it.

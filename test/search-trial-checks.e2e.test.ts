@@ -1,0 +1,75 @@
+/**
+ * A search's trial asks the worker nothing its search already asked (src/workflows/search-trial-checks.ts),
+ * on a real dev server and worker with real training: each one-epoch trial of a random search
+ * records no describeWorker or checkUris local activity and no patch marker, and upserts its
+ * search attributes once; a standalone trainModel still checks; `searchTrial` from anyone but the
+ * trial's own search fails InvalidConfig naming it, before any activity.
+ *
+ *   DT_TEST_TEMPORAL_ADDRESS=$(cat /work/wt/SERVER_ADDRESS) node --import tsx --test test/search-trial-checks.e2e.test.ts
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { SearchResult, TrainModelResult } from '../src/workflows';
+import { invalidConfigFailure, uniqueId, useStackAndWorker } from './helpers/temporal';
+import { tinyInput } from './e2e-support';
+import type { HistoryEvent } from './search-e2e-support';
+
+const BASE = tinyInput({ stepsPerEpoch: 2, maxEpochs: 1 });
+
+/** The local activities (by type) and patch ids a history recorded, and its search-attribute upserts. */
+function markersOf(events: HistoryEvent[]): { localActivities: string[]; patches: string[]; upserts: number } {
+  const localActivities: string[] = [];
+  const patches: string[] = [];
+  for (const e of events) {
+    const details = e.markerRecordedEventAttributes?.details;
+    if (!details) continue;
+    const text = (key: string) => Buffer.from(details[key]?.payloads?.[0]?.data ?? []).toString('utf8');
+    if (details.data) localActivities.push((JSON.parse(text('data')) as { activity_type: string }).activity_type);
+    if (details['patch-data']) patches.push((JSON.parse(text('patch-data')) as { id: string }).id);
+  }
+  return { localActivities, patches, upserts: events.filter((e) => e.upsertWorkflowSearchAttributesEventAttributes).length };
+}
+
+describe('a search trial skips the checks its search made', () => {
+  const env = useStackAndWorker();
+
+  test("a random search's one-epoch trials: no local activity, no patch marker, one upsert; a standalone run still checks", async () => {
+    const { client } = env.stack;
+    const taskQueue = env.worker.taskQueue;
+    const input = { base: BASE, strategy: 'random', maxTrials: 3, maxParallel: 2, seed: 1, space: { 'hyperparameters.learningRate': { loguniform: [0.001, 0.1] } } };
+    const search = await client.workflow.start('hyperparameterSearch', { taskQueue, workflowId: uniqueId('checked-search'), args: [input] });
+    const result = (await search.result()) as SearchResult;
+    assert.equal(result.trials.length, 3);
+    for (const trial of result.trials) {
+      assert.equal(trial.status, 'completed');
+      const handle = client.workflow.getHandle(trial.workflowId!);
+      const events = (await handle.fetchHistory()).events ?? [];
+      const m = markersOf(events);
+      assert.deepEqual(m.localActivities, [], `${trial.id}: no describeWorker or checkUris`);
+      assert.deepEqual(m.patches, [], `${trial.id}: no patch marker (nor its TemporalChangeVersion upsert)`);
+      assert.equal(m.upserts, 1, `${trial.id}: one search-attribute upsert`);
+      const child = (await handle.result()) as TrainModelResult;
+      assert.equal(child.status, 'completed');
+      assert.ok(child.backend.length > 0, `${trial.id}: the backend from its trained epoch, got ${JSON.stringify(child.backend)}`);
+      const attrs = (await handle.describe()).searchAttributes as Record<string, unknown[]>;
+      assert.deepEqual(attrs.DurableTrainStatus, ['completed'], `${trial.id}: its status is published at its end`);
+    }
+
+    const standalone = await client.workflow.start('trainModel', { taskQueue, workflowId: uniqueId('standalone'), args: [BASE] });
+    await standalone.result();
+    const m = markersOf((await standalone.fetchHistory()).events ?? []);
+    assert.deepEqual(m.localActivities, ['describeWorker', 'checkUris'], 'a run of its own checks on the worker');
+  });
+
+  test('searchTrial on a run no search started fails InvalidConfig naming it, before any activity', async () => {
+    const handle = await env.stack.client.workflow.start('trainModel', {
+      taskQueue: env.worker.taskQueue,
+      workflowId: uniqueId('forged'),
+      args: [{ ...BASE, runId: 'forged', checkpoint: { uri: 'file:///tmp/dt-forged-root' }, searchTrial: { mlflow: false } }],
+    });
+    const failure = await invalidConfigFailure(handle);
+    assert.match(failure.message, /searchTrial/);
+    const events = (await handle.fetchHistory()).events ?? [];
+    assert.equal(events.filter((e) => e.activityTaskScheduledEventAttributes || e.markerRecordedEventAttributes).length, 0, 'nothing scheduled, nothing asked');
+  });
+});
