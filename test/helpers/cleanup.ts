@@ -20,6 +20,23 @@ process.env.TMPDIR = SANDBOX;
 // The worker cache (SavedModel mirror, README "Environment") too: two files' GCS emulators can hand
 // out the same object generation for different bytes, and one file must not meet another's mirror.
 process.env.DT_CACHE_DIR = path.join(SANDBOX, 'cache');
+// The workflow bundle is the one thing worth sharing from it: `npm test` builds it once into
+// DT_TEST_SHARED_BUNDLES (test/helpers/shared-stack.ts) and each test process links it into its own
+// cache, where src/workflow-bundle.ts finds it and reuses it after checking every bundled source
+// still reads the same (else it builds anew). Without it each file's first worker process bundles (~3 s of CPU).
+const sharedBundles = process.env.DT_TEST_SHARED_BUNDLES;
+if (sharedBundles) {
+  try {
+    const own = path.join(process.env.DT_CACHE_DIR, 'workflow-bundles');
+    fs.mkdirSync(own, { recursive: true, mode: 0o700 });
+    for (const name of fs.readdirSync(sharedBundles).filter((n) => n.endsWith('.js'))) {
+      // A hard link: the cache never writes a file in place (temp file and rename).
+      fs.linkSync(path.join(sharedBundles, name), path.join(own, name));
+    }
+  } catch {
+    // no shared bundle: the first worker builds one
+  }
+}
 
 // tsx keeps its compile cache in `<tmp>/tsx-<uid>`: share the outer one, or every child process compiles from scratch.
 const tsxCache = `tsx-${process.geteuid?.() ?? os.userInfo().username}`;

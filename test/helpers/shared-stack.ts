@@ -3,12 +3,15 @@
  * share with every test file they start: one Temporal dev server (the one in
  * DT_TEST_TEMPORAL_ADDRESS when .ci/run started it, else one started here) and one workflow
  * bundle, passed to the files in DT_TEST_TEMPORAL_ADDRESS and DT_TEST_WORKFLOW_BUNDLE
- * (test/helpers/temporal.ts reads both). Files that restart a server start their own.
+ * (test/helpers/temporal.ts reads both), and as a cached bundle in DT_TEST_SHARED_BUNDLES for the
+ * worker processes the files start (./cleanup links it into each file's worker cache). Files that
+ * restart a server start their own.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
+import { DefaultLogger } from '@temporalio/worker';
 import { DevServer } from '../../src/dev-server';
+import { cachedWorkflowBundle } from '../../src/workflow-bundle';
 import { SANDBOX } from './cleanup';
 
 export interface SharedStack {
@@ -20,16 +23,23 @@ export interface SharedStack {
 
 export async function startSharedStack(): Promise<SharedStack> {
   const shared = process.env.DT_TEST_TEMPORAL_ADDRESS;
+  // Built into a cache of the suite's own (src/workflow-bundle.ts, as a worker process does), which
+  // every test process links into its own worker cache (./cleanup): worker processes reuse it.
+  const cacheDir = path.join(SANDBOX, 'suite-cache');
   const [server, bundle] = await Promise.all([
     shared ? undefined : DevServer.start(),
-    bundleWorkflowCode({ workflowsPath: require.resolve('../../src/workflows'), logger: new DefaultLogger('WARN') }),
+    cachedWorkflowBundle({ workflowsPath: require.resolve('../../src/workflows'), logger: new DefaultLogger('WARN') }, { ...process.env, DT_CACHE_DIR: cacheDir, DT_WORKFLOW_BUNDLE_CACHE: '1' }),
   ]);
   const bundlePath = path.join(SANDBOX, 'workflow-bundle.js');
-  fs.writeFileSync(bundlePath, bundle.code);
+  fs.writeFileSync(bundlePath, bundle.bundle.code);
   const address = server?.address ?? shared!;
   return {
     address,
-    env: { DT_TEST_TEMPORAL_ADDRESS: address, DT_TEST_WORKFLOW_BUNDLE: bundlePath },
+    env: {
+      DT_TEST_TEMPORAL_ADDRESS: address,
+      DT_TEST_WORKFLOW_BUNDLE: bundlePath,
+      ...(bundle.file && { DT_TEST_SHARED_BUNDLES: path.dirname(bundle.file) }),
+    },
     stop: async () => {
       await server?.stop();
     },
