@@ -12,7 +12,12 @@
  *   npm run bench:scale -- --parallel 2 --every 50 --steps 1
  *   npm run bench:scale -- --trials 400 --slots 2 --trial-seconds 1    # one-second trials vs the floor
  *   npm run bench:scale -- --trials 20000 --slots 2 --no-children --stop-after-minutes 30
+ *   npm run bench:scale -- --trials 200 --slots 2 --baseline /tmp/older-checkout     # before and after, one run
  *
+ * --baseline <tree>: a checkout of an older commit (with a node_modules link); each slot setting is
+ * measured with that tree's worker (its workflows and activities) first, then with this tree's, on
+ * the same dev server, with the same steps (calibrated once). --print-trial prints the events of one
+ * trial (the middle one) with their times.
  * --trial-seconds S sizes the steps so one trial trains about S seconds (a calibration search of
  * 200-step trials first); the floor is then trials × trainer s/trial ÷ slots. --no-children skips
  * reading every trial's history (20,000 fetches). --stop-after-minutes ends the search at that
@@ -44,10 +49,13 @@ interface Args {
   trialSeconds: number | undefined;
   children: boolean;
   stopAfterMinutes: number | undefined;
+  /** An older checkout to measure first, with the same settings. */
+  baseline: string | undefined;
+  printTrial: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { trials: 200, slots: [1, 2, 4], parallel: undefined, every: 50, steps: 1, trialSeconds: undefined, children: true, stopAfterMinutes: undefined };
+  const args: Args = { trials: 200, slots: [1, 2, 4], parallel: undefined, every: 50, steps: 1, trialSeconds: undefined, children: true, stopAfterMinutes: undefined, baseline: undefined, printTrial: false };
   const whole = (flag: string, v: string | undefined, min: number): number => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < min) throw new Error(`Expected \`${flag}\` to be a whole number from ${min} and up, got \`${v}\``);
@@ -60,8 +68,9 @@ function parseArgs(argv: string[]): Args {
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--no-children') {
-      args.children = false;
+    if (a === '--no-children' || a === '--print-trial') {
+      if (a === '--no-children') args.children = false;
+      else args.printTrial = true;
       continue;
     }
     const v = argv[++i];
@@ -72,7 +81,10 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--steps') args.steps = whole(a, v, 1);
     else if (a === '--trial-seconds') args.trialSeconds = positive(a, v);
     else if (a === '--stop-after-minutes') args.stopAfterMinutes = positive(a, v);
-    else throw new Error(`Unknown argument \`${a}\` (expected --trials, --slots, --parallel, --every, --steps, --trial-seconds, --no-children, --stop-after-minutes)`);
+    else if (a === '--baseline') {
+      if (!v || !fs.existsSync(path.join(v, 'src/worker.ts'))) throw new Error(`Expected \`--baseline\` to be a checkout with src/worker.ts, got \`${v}\``);
+      args.baseline = path.resolve(v);
+    } else throw new Error(`Unknown argument \`${a}\` (expected --trials, --slots, --parallel, --every, --steps, --trial-seconds, --no-children, --stop-after-minutes, --baseline, --print-trial)`);
   }
   return args;
 }
@@ -173,10 +185,10 @@ interface WorkerProc {
   stop(): Promise<void>;
 }
 
-function startWorker(address: string, taskQueue: string, root: string, slots: number): WorkerProc {
+function startWorker(address: string, taskQueue: string, root: string, slots: number, tree: string): WorkerProc {
   let output = '';
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '../src/worker.ts')], {
-    cwd: path.join(__dirname, '..'),
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(tree, 'src/worker.ts')], {
+    cwd: tree,
     env: { ...process.env, TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: 'default', DT_TASK_QUEUE: taskQueue, DT_CHECKPOINT_URI: pathToFileURL(root).href, DT_TRAINER_SLOTS: String(slots) },
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -264,6 +276,8 @@ interface Row {
   load: string;
   /** CPU seconds during the measured search: the worker's main process (workflows, activities' store work), its trainers, the dev server. */
   cpu: { worker: number; trainers: number; server: number };
+  /** Which tree's worker ran it: 'this tree' or 'baseline <dir>'. */
+  label: string;
   /** Seconds of each phase of a trial (trialPhases), one array entry per trial read. */
   phases: Map<string, number[]>;
 }
@@ -365,7 +379,7 @@ function countFiles(dir: string): number {
 
 /** Steps for a trial of about `seconds` of training: one calibration search of 200-step trials. */
 async function calibrateSteps(client: Client, taskQueue: string, a: Args, slots: number, seconds: number): Promise<number> {
-  const handle = await client.workflow.start('hyperparameterSearch', { taskQueue, workflowId: `scale-calibrate-${process.pid}-${slots}`, args: [searchInput(a, 2 * slots, 2 * slots, 200)] });
+  const handle = await client.workflow.start('hyperparameterSearch', { taskQueue, workflowId: `scale-calibrate-${taskQueue}`, args: [searchInput(a, 2 * slots, 2 * slots, 200)] });
   const result = (await handle.result()) as SearchResult;
   let trainer = 0;
   for (const t of result.trials) trainer += trainerSeconds((await client.workflow.getHandle(t.workflowId!).fetchHistory()).events ?? []);
@@ -375,17 +389,21 @@ async function calibrateSteps(client: Client, taskQueue: string, a: Args, slots:
   return steps;
 }
 
-async function measure(client: Client, address: string, a: Args, slots: number): Promise<Row> {
+/** Steps calibrated per slot setting, so a baseline and this tree train the same trials. */
+const calibrated = new Map<number, number>();
+
+async function measure(client: Client, address: string, a: Args, slots: number, tree: string, label: string): Promise<Row> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'dt-bench-scale-'));
-  const taskQueue = `dt-scale-${process.pid}-${slots}`;
-  const worker = startWorker(address, taskQueue, root, slots);
+  const taskQueue = `dt-scale-${process.pid}-${slots}-${label.replace(/\W+/g, '-')}`;
+  const worker = startWorker(address, taskQueue, root, slots, tree);
   try {
     await until('the worker to poll', 120_000, () => worker.output().includes('[durable-train] worker on'));
     const maxParallel = a.parallel ?? 2 * slots;
     // Untimed warm-up: starts the trainers and warms tfjs for this model.
-    const warm = await client.workflow.start('hyperparameterSearch', { taskQueue, workflowId: `scale-warm-${process.pid}-${slots}`, args: [searchInput(a, 2 * slots, maxParallel)] });
+    const warm = await client.workflow.start('hyperparameterSearch', { taskQueue, workflowId: `scale-warm-${taskQueue}`, args: [searchInput(a, 2 * slots, maxParallel)] });
     await warm.result();
-    const steps = a.trialSeconds !== undefined ? await calibrateSteps(client, taskQueue, a, slots, a.trialSeconds) : a.steps;
+    if (a.trialSeconds !== undefined && !calibrated.has(slots)) calibrated.set(slots, await calibrateSteps(client, taskQueue, a, slots, a.trialSeconds));
+    const steps = calibrated.get(slots) ?? a.steps;
     const objectsBefore = countFiles(root);
 
     const samples: Array<{ t: number; rssMb: number; trainers: number; finished: number }> = [];
@@ -394,7 +412,7 @@ async function measure(client: Client, address: string, a: Args, slots: number):
     const load = os.loadavg()[0]!;
     const cpuBefore = cpuByPart(worker.child.pid!);
     const started = Date.now();
-    const handle = await client.workflow.start('hyperparameterSearch', { taskQueue, workflowId: `scale-${process.pid}-${slots}`, args: [searchInput(a, a.trials, maxParallel, steps)] });
+    const handle = await client.workflow.start('hyperparameterSearch', { taskQueue, workflowId: `scale-${taskQueue}`, args: [searchInput(a, a.trials, maxParallel, steps)] });
     // Trials finished, from the search's DurableTrainEpoch attribute (for a search: trials finished).
     const poll = async () => {
       const d = await handle.describe().catch(() => undefined);
@@ -445,7 +463,7 @@ async function measure(client: Client, address: string, a: Args, slots: number):
         trainerS += trainerSeconds(h);
         const id = batch[j]!;
         for (const [k, sec] of trialPhases(h, side.initiated.get(id), side.noticed.get(id))) phases.set(k, [...(phases.get(k) ?? []), sec]);
-        if (i + j === Math.floor(ids.length / 2) && process.env.DT_BENCH_PRINT_TRIAL) {
+        if (i + j === Math.floor(ids.length / 2) && a.printTrial) {
           for (const e of h) console.log(`${((eventMs(e) - eventMs(h[0]!)) / 1000).toFixed(3)} ${eventName(e)} ${e.activityTaskScheduledEventAttributes?.activityType?.name ?? ''} ${e.markerRecordedEventAttributes ? JSON.stringify(Object.fromEntries(Object.entries(e.markerRecordedEventAttributes.details ?? {}).map(([k2, v]) => [k2, (v.payloads ?? []).map((p) => Buffer.from(p.data ?? []).toString('utf8').slice(0, 300))]))) : ''}`);
         }
       });
@@ -480,6 +498,7 @@ async function measure(client: Client, address: string, a: Args, slots: number):
       trainersSeen: Math.max(0, ...samples.map((s) => s.trainers)),
       load: `${load.toFixed(1)} → ${loadEnd.toFixed(1)}`,
       phases,
+      label,
       cpu: { worker: cpuAfter.worker - cpuBefore.worker, trainers: cpuAfter.trainers - cpuBefore.trainers, server: cpuAfter.server - cpuBefore.server },
     };
   } finally {
@@ -492,27 +511,27 @@ function print(rows: Row[], a: Args): void {
   const f = (n: number, d = 2) => n.toFixed(d);
   console.log(`\n${a.trials}-trial random search, one epoch of ${rows[0]?.steps ?? a.steps} step(s) a trial (8-unit MLP, synthetic), continueAsNewEvery ${a.every}, one worker process`);
   console.log(`${os.cpus().length} cores; load average (1 min) at the start → end of each search in the last column\n`);
-  console.log('| trainer slots | maxParallel | trainers seen | wall s | s/trial | trainer s/trial | overhead s/trial | events/trial run | search events/trial | tasks/trial | search runs | max events/search run | max search run KB | carried state KB | peak RSS MB 1st / 2nd half | load |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  console.log('| tree | trainer slots | maxParallel | trainers seen | wall s | s/trial | trainer s/trial | overhead s/trial | events/trial run | search events/trial | tasks/trial | search runs | max events/search run | max search run KB | carried state KB | peak RSS MB 1st / 2nd half | load |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
     const perTrial = r.wallS / r.trials;
     const trainer = r.trainerS / r.trials;
     // Wall time the trainers' own work does not explain: the slots work in parallel, the rest is scheduling.
     const overhead = perTrial - trainer / r.slots;
     console.log(
-      `| ${r.slots} | ${r.maxParallel} | ${r.trainersSeen} | ${f(r.wallS, 1)} | ${f(perTrial, 3)} | ${f(trainer, 3)} | ${f(overhead, 3)} | ${f(r.childEvents, 1)} | ${f(r.searchEvents, 1)} | ${f(r.tasks, 1)} | ${r.searchRuns} | ${r.maxRunEvents} | ${f(r.maxRunKb, 0)} | ${f(r.carriedKb, 1)} | ${f(r.rssFirstMb, 0)} / ${f(r.rssSecondMb, 0)} | ${r.load} |`,
+      `| ${r.label} | ${r.slots} | ${r.maxParallel} | ${r.trainersSeen} | ${f(r.wallS, 1)} | ${f(perTrial, 3)} | ${f(trainer, 3)} | ${f(overhead, 3)} | ${f(r.childEvents, 1)} | ${f(r.searchEvents, 1)} | ${f(r.tasks, 1)} | ${r.searchRuns} | ${r.maxRunEvents} | ${f(r.maxRunKb, 0)} | ${f(r.carriedKb, 1)} | ${f(r.rssFirstMb, 0)} / ${f(r.rssSecondMb, 0)} | ${r.load} |`,
     );
   }
   console.log('\noverhead s/trial = s/trial − trainer s/trial ÷ slots (the trainer\'s own seconds of training, checkpointing and evaluating, from the activities\' results).');
   console.log('search events/trial counts every run of the search workflow id (continue-as-new included); tasks/trial: workflow and activity tasks scheduled (trial run + its share of the search); carried state is the largest continue-as-new input.');
   console.log('\nScale figures (floor = trials finished × trainer s/trial ÷ slots; with --no-children the trainer time is not read and the floor is not shown):\n');
-  console.log('| slots | steps/trial | trials finished | wall s | floor s | wall ÷ floor | fixed s/trial | search runs | events/search run mean / max | largest payload KB | store objects written | worker RSS MB at 10 / 50 / 100 % |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
+  console.log('| tree | slots | steps/trial | trials finished | wall s | floor s | wall ÷ floor | fixed s/trial | search runs | events/search run mean / max | largest payload KB | store objects written | worker RSS MB at 10 / 50 / 100 % | load |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
     const floor = Number.isNaN(r.childEvents) ? NaN : (r.finished * (r.trainerS / r.finished)) / r.slots;
     const fixed = Number.isNaN(floor) ? NaN : (r.wallS - floor) / r.finished;
     console.log(
-      `| ${r.slots} | ${r.steps} | ${r.finished} of ${r.trials} | ${f(r.wallS, 1)} | ${Number.isNaN(floor) ? '–' : f(floor, 1)} | ${Number.isNaN(floor) ? '–' : f(r.wallS / floor, 2)} | ${Number.isNaN(fixed) ? '–' : f(fixed, 3)} | ${r.searchRuns} | ${f(r.meanRunEvents, 0)} / ${r.maxRunEvents} | ${f(r.maxPayloadKb, 1)} | ${r.storeObjects} | ${r.rssAtMb.map((x) => f(x, 0)).join(' / ')} |`,
+      `| ${r.label} | ${r.slots} | ${r.steps} | ${r.finished} of ${r.trials} | ${f(r.wallS, 1)} | ${Number.isNaN(floor) ? '–' : f(floor, 1)} | ${Number.isNaN(floor) ? '–' : f(r.wallS / floor, 2)} | ${Number.isNaN(fixed) ? '–' : f(fixed, 3)} | ${r.searchRuns} | ${f(r.meanRunEvents, 0)} / ${r.maxRunEvents} | ${f(r.maxPayloadKb, 1)} | ${r.storeObjects} | ${r.rssAtMb.map((x) => f(x, 0)).join(' / ')} | ${r.load} |`,
     );
   }
 }
@@ -528,7 +547,7 @@ function printTimeline(rows: Row[]): void {
       return all[Math.floor(all.length / 2)]!;
     };
     const total = [...r.phases.values()].reduce((t, v) => t + mean(v), 0);
-    console.log(`\nOne trial's timeline, ${r.slots} slot(s), ${n} trials (seconds; each gap between two events of the trial's run charged to the event that ends it):\n`);
+    console.log(`\nOne trial's timeline, ${r.label}, ${r.slots} slot(s), ${n} trials (seconds; each gap between two events of the trial's run charged to the event that ends it):\n`);
     console.log('| phase | mean s | median s | share |');
     console.log('|---|---|---|---|');
     for (const [k, v] of [...r.phases].sort((x, y) => mean(y[1]) - mean(x[1]))) {
@@ -549,7 +568,8 @@ async function main(): Promise<void> {
   try {
     for (const slots of a.slots) {
       console.log(`[bench:scale] ${a.trials} trials with ${slots} trainer slot(s)…`);
-      rows.push(await measure(client, server.address, a, slots));
+      if (a.baseline) rows.push(await measure(client, server.address, a, slots, a.baseline, `baseline ${path.basename(a.baseline)}`));
+      rows.push(await measure(client, server.address, a, slots, path.join(__dirname, '..'), 'this tree'));
     }
   } finally {
     await connection.close();
