@@ -101,6 +101,12 @@ export interface TrainEpochResult {
   readonly attempt: number;
 }
 
+export interface ReadRunRecordsInput {
+  readonly runUri: string;
+  /** The run's input: checked against the run's identity before anything is read (runs started since it was added). */
+  readonly config?: TrainConfig;
+}
+
 export interface FinalizeInput {
   readonly runUri: string;
   readonly config: TrainConfig;
@@ -161,150 +167,164 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
       }
       return { ...described, checkpointRoot: deps.checkpointRoot, mlflow: deps.mlflowTrackingUri !== undefined };
     },
-
     /** Trains until global step `targetStep` (absolute: a retry resumes, a repeat returns at once). */
-    async trainUntilStep(input: TrainUntilStepInput): Promise<TrainUntilStepResult & { readonly attempt: number }> {
-      mark('attempt-start', { activity: 'trainUntilStep', attempt: Context.current().info.attempt, targetStep: input.targetStep });
-      await storeCall(() => checkActivityRunIdentity(deps.openStore(input.runUri), input.config, { open: withinAllowList(deps.openStore), datasetIdentity: deps.datasetIdentity }));
-      const result = await callTrainer<TrainUntilStepResult>(deps.trainer, { type: 'train', request: { ...input, holder: activityLeaseHolder() } });
-      if (result.cancelled) {
-        throw new CancelledFailure(`Training cancelled at step ${result.step}; checkpoint ${result.checkpointUri}`);
-      }
-      return { ...result, attempt: Context.current().info.attempt };
-    },
-
-    /**
-     * One epoch in one activity: trains until `targetStep`, evaluates the state there, and records
-     * the epoch (written only after the trainer answered, which it does once the checkpoint is
-     * committed). A retry that finds the epoch's record and checkpoint stored returns the record.
-     */
-    async trainEpoch(input: TrainEpochInput): Promise<TrainEpochResult> {
-      const store = deps.openStore(input.runUri);
-      const attempt = Context.current().info.attempt;
-      mark('attempt-start', { activity: 'trainEpoch', attempt, targetStep: input.targetStep });
-      await storeCall(() => checkActivityRunIdentity(store, input.config, { open: withinAllowList(deps.openStore), datasetIdentity: deps.datasetIdentity, parentWorkflowId: input.parentWorkflowId, workflowId: ownWorkflowId() }));
-      const stored = await storeCall(() => readRecordedEpoch(store, input));
-      if (stored) {
-        // An earlier attempt may have died between the record and its views or retention: redo those (idempotent).
-        await storeCall(() => recordViewsAndRetain(store, stored, input, undefined));
-        return { record: stored, trained: null, evaluated: null, attempt };
-      }
-      const { trained, evaluated } = await callTrainer<TrainEpochTrainerResult>(deps.trainer, {
-        type: 'trainEpoch',
-        request: { runUri: input.runUri, config: input.config, targetStep: input.targetStep, learningRate: input.learningRate, holder: activityLeaseHolder() },
-      });
-      if (trained.cancelled || !evaluated) {
-        throw new CancelledFailure(`Training cancelled at step ${trained.step}; checkpoint ${trained.checkpointUri}`);
-      }
-      const record: EpochRecord = {
-        epoch: input.epoch,
-        step: trained.step,
-        learningRate: input.learningRate,
-        metrics: { loss: trained.loss, ...evaluated.metrics },
-        recordedAt: input.recordedAt,
-        trainSeconds: trained.seconds,
-        trainAttempt: attempt,
-      };
-      const recorded = await storeCall(async () => {
-        // Only the run's current attempt records (a zombie that lost the lease to a newer one fails
-        // here, retryably), and the record is created, never replaced: when two attempts overlap,
-        // the first record stands and the other returns it, so the workflow sees the stored bytes.
-        const lease = await acquireActivityLease(store);
-        await lease.assertHeld();
-        const first = JSON.parse((await createOrRead(store, epochRecordKey(input.epoch), Buffer.from(JSON.stringify(record)))).toString('utf8')) as EpochRecord;
-        if (first.step !== record.step) {
-          throw ApplicationFailure.nonRetryable(
-            `Refusing to overwrite ${store.uriOf(epochRecordKey(input.epoch))}: it records step ${first.step}, this epoch ends at step ${record.step}`,
-            'WouldOverwrite',
-          );
-        }
-        await recordViewsAndRetain(store, first, input, lease);
-        return first;
-      });
-      return { record: recorded, trained, evaluated, attempt };
-    },
-
+    trainUntilStep: (input: TrainUntilStepInput) => trainToStep(deps, input),
+    /** One epoch in one activity: train until its step, evaluate there, record it (trainAndRecordEpoch). */
+    trainEpoch: (input: TrainEpochInput) => trainAndRecordEpoch(deps, input),
     /** Evaluates the checkpoint at `step` on the eval set and records the epoch beside the checkpoints. */
-    async evaluateCheckpoint(input: EvaluateInput): Promise<EvaluateResult> {
-      // The lease first: a stale evaluation that lost it never reaches retention below.
-      const lease = await storeCall(() => acquireActivityLease(deps.openStore(input.runUri)));
-      const result = await callTrainer<EvaluateResult>(deps.trainer, {
-        type: 'evaluate',
-        request: { runUri: input.runUri, config: input.config, step: input.step, holder: lease.holder },
-      });
-      const store = deps.openStore(input.runUri);
-      const record: EpochRecord = {
-        epoch: input.epoch,
-        step: input.step,
-        learningRate: input.learningRate,
-        metrics: { ...input.trainMetrics, ...result.metrics },
-        ...(input.recordedAt !== undefined && { recordedAt: input.recordedAt }),
-        ...(input.trainSeconds !== undefined && { trainSeconds: input.trainSeconds }),
-        ...(input.trainAttempt !== undefined && { trainAttempt: input.trainAttempt }),
-      };
-      await storeCall(async () => {
-        await writeOnce(store, epochRecordKey(input.epoch), Buffer.from(JSON.stringify(record)));
-        await recordViewsAndRetain(store, record, input, lease);
-      });
-      return result;
-    },
-
-    /**
-     * The epochs a run already recorded (`metrics/epoch-*.json`), oldest first: what `resume`
-     * continues from. With `config` (runs started since), the input is checked against the run's
-     * identity first: a resume never reads, let alone exports, another trajectory's epochs.
-     */
-    async readRunRecords(input: { readonly runUri: string; readonly config?: TrainConfig }): Promise<EpochRecord[]> {
-      const store = deps.openStore(input.runUri);
-      return storeCall(async () => {
-        if (input.config) await verifyActivityRunIdentity(store, input.config);
-        return readEpochRecords(store);
-      });
-    },
-
-    /**
-     * Exports the final model in tfjs format, writes metrics.jsonl and the learning curve, applies
-     * retention. The run's identity first: a `resume` that trained nothing (its maxEpochs already
-     * reached) would otherwise export and retain with another input's `keepLast` in this folder.
-     */
-    async finalizeRun(input: FinalizeInput): Promise<FinalizeResult> {
-      const store = deps.openStore(input.runUri);
-      return storeCall(async () => {
-        await checkActivityRunIdentity(store, input.config, { open: withinAllowList(deps.openStore), datasetIdentity: deps.datasetIdentity, parentWorkflowId: input.parentWorkflowId, workflowId: ownWorkflowId() });
-        const lease = await acquireActivityLease(store);
-        const read = await readCheckpoint(store, input.modelStep);
-        if (!read.ok) {
-          throw ApplicationFailure.nonRetryable(
-            `Cannot export ${store.uriOf(checkpointKey(input.modelStep))}: ${read.reason}`,
-            'CheckpointUnusable',
-          );
-        }
-        // A resumed run (`resume`) exports again over the earlier export (its own trajectory's: the
-        // identity was checked above, and the workflow refuses a maxEpochs below the recorded epochs);
-        // otherwise an export never changes.
-        // A resume that trained nothing exports only what the run already exported (see FinalizeInput).
-        const keep = input.resumedWithoutTraining === true;
-        if (keep) await refuseChangedExport(store, read.checkpoint.objects, input.modelStep);
-        const write = input.config.resume && !keep ? (key: string, data: Buffer) => store.put(key, data) : (key: string, data: Buffer) => writeOnce(store, key, data);
-        await write(modelJsonKey(), read.checkpoint.objects.get(MODEL_JSON)!);
-        await write(weightsKey(), read.checkpoint.objects.get(WEIGHTS_BIN)!);
-        const preprocessing = read.checkpoint.objects.get(PREPROCESSING_JSON);
-        if (preprocessing) await write(preprocessingKey(), preprocessing);
-        const records = await readEpochRecords(store);
-        await store.put(METRICS_JSONL, Buffer.from(records.map((r) => JSON.stringify(r)).join('\n') + '\n'));
-        const trialOfSearch = input.parentWorkflowId !== undefined && (ownWorkflowId() ?? '').startsWith(`${input.parentWorkflowId}/trial-`);
-        const plot = (input.learningCurve ?? !trialOfSearch) ? await writeLearningCurve(store, records, input.title, input.markers ?? {}) : null;
-        const deletedSteps = keep ? [] : await storeCall(() => applyRetention(store, input.config.checkpoint.keepLast, [...input.protectSteps, input.modelStep], { lease }));
-        return {
-          modelUri: store.uriOf(modelJsonKey()),
-          metricsUri: store.uriOf(METRICS_JSONL),
-          plotUri: plot?.svgUri ?? null,
-          ...(plot && { plotPngUri: plot.pngUri }),
-          deletedSteps,
-        };
-      });
-    },
+    evaluateCheckpoint: (input: EvaluateInput) => evaluateAndRecord(deps, input),
+    /** The epochs a run already recorded, oldest first: what `resume` continues from (readRecordedEpochs). */
+    readRunRecords: (input: ReadRunRecordsInput) => readRecordedEpochs(deps, input),
+    /** Exports the final model, writes metrics.jsonl and the learning curve, applies retention (exportFinalModel). */
+    finalizeRun: (input: FinalizeInput) => exportFinalModel(deps, input),
   };
+}
+
+/** Trains until global step `targetStep`; a cancelled request fails as cancelled, naming its checkpoint. */
+async function trainToStep(deps: TrainingActivityDeps, input: TrainUntilStepInput): Promise<TrainUntilStepResult & { readonly attempt: number }> {
+  mark('attempt-start', { activity: 'trainUntilStep', attempt: Context.current().info.attempt, targetStep: input.targetStep });
+  await storeCall(() => checkActivityRunIdentity(deps.openStore(input.runUri), input.config, { open: withinAllowList(deps.openStore), datasetIdentity: deps.datasetIdentity }));
+  const result = await callTrainer<TrainUntilStepResult>(deps.trainer, { type: 'train', request: { ...input, holder: activityLeaseHolder() } });
+  if (result.cancelled) {
+    throw new CancelledFailure(`Training cancelled at step ${result.step}; checkpoint ${result.checkpointUri}`);
+  }
+  return { ...result, attempt: Context.current().info.attempt };
+}
+
+/**
+ * One epoch in one activity: trains until `targetStep`, evaluates the state there, and records
+ * the epoch (written only after the trainer answered, which it does once the checkpoint is
+ * committed). A retry that finds the epoch's record and checkpoint stored returns the record.
+ */
+async function trainAndRecordEpoch(deps: TrainingActivityDeps, input: TrainEpochInput): Promise<TrainEpochResult> {
+  const store = deps.openStore(input.runUri);
+  const attempt = Context.current().info.attempt;
+  mark('attempt-start', { activity: 'trainEpoch', attempt, targetStep: input.targetStep });
+  await storeCall(() => checkActivityRunIdentity(store, input.config, { open: withinAllowList(deps.openStore), datasetIdentity: deps.datasetIdentity, parentWorkflowId: input.parentWorkflowId, workflowId: ownWorkflowId() }));
+  const stored = await storeCall(() => readRecordedEpoch(store, input));
+  if (stored) {
+    // An earlier attempt may have died between the record and its views or retention: redo those (idempotent).
+    await storeCall(() => recordViewsAndRetain(store, stored, input, undefined));
+    return { record: stored, trained: null, evaluated: null, attempt };
+  }
+  const { trained, evaluated } = await callTrainer<TrainEpochTrainerResult>(deps.trainer, {
+    type: 'trainEpoch',
+    request: { runUri: input.runUri, config: input.config, targetStep: input.targetStep, learningRate: input.learningRate, holder: activityLeaseHolder() },
+  });
+  if (trained.cancelled || !evaluated) {
+    throw new CancelledFailure(`Training cancelled at step ${trained.step}; checkpoint ${trained.checkpointUri}`);
+  }
+  const record: EpochRecord = {
+    epoch: input.epoch,
+    step: trained.step,
+    learningRate: input.learningRate,
+    metrics: { loss: trained.loss, ...evaluated.metrics },
+    recordedAt: input.recordedAt,
+    trainSeconds: trained.seconds,
+    trainAttempt: attempt,
+  };
+  const recorded = await storeCall(() => recordEpochOnce(store, input, record));
+  return { record: recorded, trained, evaluated, attempt };
+}
+
+/**
+ * Only the run's current attempt records (a zombie that lost the lease to a newer one fails
+ * here, retryably), and the record is created, never replaced: when two attempts overlap, the
+ * first record stands and the other returns it, so the workflow sees the stored bytes.
+ */
+async function recordEpochOnce(store: CheckpointStore, input: TrainEpochInput, record: EpochRecord): Promise<EpochRecord> {
+  const lease = await acquireActivityLease(store);
+  await lease.assertHeld();
+  const first = JSON.parse((await createOrRead(store, epochRecordKey(input.epoch), Buffer.from(JSON.stringify(record)))).toString('utf8')) as EpochRecord;
+  if (first.step !== record.step) {
+    throw ApplicationFailure.nonRetryable(
+      `Refusing to overwrite ${store.uriOf(epochRecordKey(input.epoch))}: it records step ${first.step}, this epoch ends at step ${record.step}`,
+      'WouldOverwrite',
+    );
+  }
+  await recordViewsAndRetain(store, first, input, lease);
+  return first;
+}
+
+/** Runs started before the one-activity epoch: evaluates checkpoint `step` and records the epoch. */
+async function evaluateAndRecord(deps: TrainingActivityDeps, input: EvaluateInput): Promise<EvaluateResult> {
+  // The lease first: a stale evaluation that lost it never reaches retention below.
+  const lease = await storeCall(() => acquireActivityLease(deps.openStore(input.runUri)));
+  const result = await callTrainer<EvaluateResult>(deps.trainer, {
+    type: 'evaluate',
+    request: { runUri: input.runUri, config: input.config, step: input.step, holder: lease.holder },
+  });
+  const store = deps.openStore(input.runUri);
+  const record: EpochRecord = {
+    epoch: input.epoch,
+    step: input.step,
+    learningRate: input.learningRate,
+    metrics: { ...input.trainMetrics, ...result.metrics },
+    ...(input.recordedAt !== undefined && { recordedAt: input.recordedAt }),
+    ...(input.trainSeconds !== undefined && { trainSeconds: input.trainSeconds }),
+    ...(input.trainAttempt !== undefined && { trainAttempt: input.trainAttempt }),
+  };
+  await storeCall(async () => {
+    await writeOnce(store, epochRecordKey(input.epoch), Buffer.from(JSON.stringify(record)));
+    await recordViewsAndRetain(store, record, input, lease);
+  });
+  return result;
+}
+
+/**
+ * The epochs a run already recorded (`metrics/epoch-*.json`), oldest first: what `resume`
+ * continues from. With `config` (runs started since), the input is checked against the run's
+ * identity first: a resume never reads, let alone exports, another trajectory's epochs.
+ */
+async function readRecordedEpochs(deps: TrainingActivityDeps, input: ReadRunRecordsInput): Promise<EpochRecord[]> {
+  const store = deps.openStore(input.runUri);
+  return storeCall(async () => {
+    if (input.config) await verifyActivityRunIdentity(store, input.config);
+    return readEpochRecords(store);
+  });
+}
+
+/**
+ * Exports the final model in tfjs format, writes metrics.jsonl and the learning curve, applies
+ * retention. The run's identity first: a `resume` that trained nothing (its maxEpochs already
+ * reached) would otherwise export and retain with another input's `keepLast` in this folder.
+ */
+async function exportFinalModel(deps: TrainingActivityDeps, input: FinalizeInput): Promise<FinalizeResult> {
+  const store = deps.openStore(input.runUri);
+  return storeCall(async () => {
+    await checkActivityRunIdentity(store, input.config, { open: withinAllowList(deps.openStore), datasetIdentity: deps.datasetIdentity, parentWorkflowId: input.parentWorkflowId, workflowId: ownWorkflowId() });
+    const lease = await acquireActivityLease(store);
+    const read = await readCheckpoint(store, input.modelStep);
+    if (!read.ok) {
+      throw ApplicationFailure.nonRetryable(
+        `Cannot export ${store.uriOf(checkpointKey(input.modelStep))}: ${read.reason}`,
+        'CheckpointUnusable',
+      );
+    }
+    // A resumed run (`resume`) exports again over the earlier export (its own trajectory's: the
+    // identity was checked above, and the workflow refuses a maxEpochs below the recorded epochs);
+    // otherwise an export never changes.
+    // A resume that trained nothing exports only what the run already exported (see FinalizeInput).
+    const keep = input.resumedWithoutTraining === true;
+    if (keep) await refuseChangedExport(store, read.checkpoint.objects, input.modelStep);
+    const write = input.config.resume && !keep ? (key: string, data: Buffer) => store.put(key, data) : (key: string, data: Buffer) => writeOnce(store, key, data);
+    await write(modelJsonKey(), read.checkpoint.objects.get(MODEL_JSON)!);
+    await write(weightsKey(), read.checkpoint.objects.get(WEIGHTS_BIN)!);
+    const preprocessing = read.checkpoint.objects.get(PREPROCESSING_JSON);
+    if (preprocessing) await write(preprocessingKey(), preprocessing);
+    const records = await readEpochRecords(store);
+    await store.put(METRICS_JSONL, Buffer.from(records.map((r) => JSON.stringify(r)).join('\n') + '\n'));
+    const trialOfSearch = input.parentWorkflowId !== undefined && (ownWorkflowId() ?? '').startsWith(`${input.parentWorkflowId}/trial-`);
+    const plot = (input.learningCurve ?? !trialOfSearch) ? await writeLearningCurve(store, records, input.title, input.markers ?? {}) : null;
+    const deletedSteps = keep ? [] : await storeCall(() => applyRetention(store, input.config.checkpoint.keepLast, [...input.protectSteps, input.modelStep], { lease }));
+    return {
+      modelUri: store.uriOf(modelJsonKey()),
+      metricsUri: store.uriOf(METRICS_JSONL),
+      plotUri: plot?.svgUri ?? null,
+      ...(plot && { plotPngUri: plot.pngUri }),
+      deletedSteps,
+    };
+  });
 }
 
 /** The workflow id of the activity's workflow (undefined outside an activity: tests calling activities directly). */
