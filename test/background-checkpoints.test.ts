@@ -2,8 +2,9 @@
  * Background checkpoints (src/training/step-loop.ts), through the real engine and eager route on
  * tfjs's `cpu` backend and a real file:// store. The store is wrapped only to slow down or fail
  * one object's write, as a slow or failing disk would, and to log when writes start and end:
- *   - a mid-epoch checkpoint's write overlaps the next steps, one write at a time, and the
- *     request returns only once the checkpoint of its target step is committed;
+ *   - a mid-epoch checkpoint's write overlaps the next steps, one write at a time, in step order; a
+ *     checkpoint due meanwhile costs training only its snapshot, and the request returns only
+ *     once the checkpoint of its target step is committed;
  *   - a failed background write fails the request, and nothing after it is committed.
  */
 import assert from 'node:assert/strict';
@@ -98,6 +99,10 @@ describe('background checkpoints (engine, eager route, cpu backend, file://)', (
     assert.ok(committed4 >= 0, `checkpoint 4 was committed: ${events.join(', ')}`);
     // Progress at step 4 is reported once the state is snapshotted, before its (slow) write is done.
     assert.ok(events.indexOf('progress 4') < committed4, `training went on while checkpoint 4 was written: ${events.join(', ')}`);
+    // Checkpoint 8 came due while 4 was still being written: snapshotted and queued, training went
+    // on (its progress is reported after the snapshot), and the writes kept step order.
+    assert.ok(events.indexOf('progress 8') < committed4, `checkpoint 8 did not wait for 4's write: ${events.join(', ')}`);
+    assert.ok(committed4 < events.indexOf(`stored ${checkpointObjectKey(8, MANIFEST)}`), `written in step order: ${events.join(', ')}`);
     assert.equal(store!.mostAtOnce!(), 1, 'never two writes at once');
     assert.equal(result.checkpointStep, 12);
     assert.ok(fs.existsSync(path.join(root, 'slow', checkpointObjectKey(12, MANIFEST))), 'the target step is committed when the result arrives');

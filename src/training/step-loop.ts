@@ -4,10 +4,11 @@
  * stop at the next step when cancelled, and refuse to checkpoint a non-finite loss.
  *
  * Checkpoints are written in the background: training stands still only while the route copies
- * its state into host buffers (the snapshot); hashing and writing overlap the next steps. At most
- * one write is in flight (a checkpoint due meanwhile waits for it), a failed write fails the
- * request at the next step, and the request returns only once the checkpoint of its last step is
- * committed, so what the workflow records is always durable.
+ * its state into host buffers (the snapshot); hashing and writing overlap the next steps. One
+ * write at a time, in step order: a checkpoint due while one is being written is snapshotted and
+ * waits its turn (two snapshots in memory at most, a third waits), a failed write fails the
+ * request at the next step and nothing after it is committed, and the request returns only once
+ * the checkpoint of its last step is committed, so what the workflow records is always durable.
  */
 import * as tf from '@tensorflow/tfjs';
 import { sha256 } from '../checkpoints/digest';
@@ -121,9 +122,16 @@ export async function commitCheckpoint(
 const YIELD_EVERY_MS = 20;
 
 /**
+ * Snapshots held at once: the one being written and one waiting for it, so a checkpoint due while
+ * the previous one is still being written costs training only its host copy; a third waits.
+ */
+const MAX_SNAPSHOTS_IN_MEMORY = 2;
+
+/**
  * The checkpoints of one request: when one is due, snapshotting the state and writing it in the
- * background (at most one write in flight; a failed write is thrown at the next step), and which
- * step is committed.
+ * background (one write at a time, in step order: one due meanwhile is snapshotted and waits its
+ * turn, MAX_SNAPSHOTS_IN_MEMORY at most; a failed write is thrown at the next step and nothing
+ * after it is committed), and which step is committed.
  */
 class BackgroundCheckpoints {
   /** Newest committed checkpoint; `snapshotStep` also counts the one in flight. */
@@ -131,8 +139,10 @@ class BackgroundCheckpoints {
   snapshotStep: number;
   readonly timing = new TimingRecorder();
   private lastAt = Date.now();
-  /** The write in flight: never rejects (its error goes to `failure`, thrown at the next step). */
-  private inFlight: Promise<void> | undefined;
+  /** The write chain: each write starts once the one before it settled; never rejects (an error goes to `failure`, thrown at the next step). */
+  private chain: Promise<void> = Promise.resolve();
+  /** Writes not settled yet, oldest first. */
+  private readonly pending: Array<Promise<void>> = [];
   private failure: { readonly error: unknown } | undefined;
 
   constructor(private readonly o: StepLoopOptions) {
@@ -163,40 +173,47 @@ class BackgroundCheckpoints {
     return sum;
   }
 
-  /** Waits for the write in flight and throws its failure. */
+  /** Waits for every write queued and throws a failure. */
   async settle(): Promise<void> {
-    await this.inFlight;
+    await this.chain;
     this.throwIfFailed();
   }
 
-  /** Waits for the write in flight without throwing: no write outlives its request. */
+  /** Waits for every write queued without throwing: no write outlives its request. */
   async drain(): Promise<void> {
-    await this.inFlight;
+    await this.chain;
   }
 
-  /** Snapshots the state now; the write runs on in the background unless `durable` asks to wait for it. */
+  /**
+   * Snapshots the state now and queues its write behind the ones before it; waits for the writes
+   * only when `durable` asks (the target step), or for the oldest when memory holds
+   * MAX_SNAPSHOTS_IN_MEMORY snapshots already.
+   */
   async write(durable: boolean, overlap?: () => Promise<void>): Promise<void> {
-    const { o, timing } = this;
+    const { o, timing, pending } = this;
     const blockedFrom = performance.now();
     await this.checkFinite();
-    await this.settle();
+    while (pending.length >= MAX_SNAPSHOTS_IN_MEMORY) await pending[0];
+    this.throwIfFailed();
     const step = o.session.step;
     const snapshotFrom = performance.now();
     const objects = await o.snapshot();
     timing.add('snapshotMs', performance.now() - snapshotFrom);
     this.snapshotStep = step;
     this.lastAt = Date.now();
-    this.inFlight = timing
-      .run(() => commitCheckpoint(o.store, o.session, step, objects, o.lease, o.faults, o.log))
-      .then(
-        () => {
-          this.committedStep = step;
-          timing.committed();
-        },
-        (error: unknown) => {
-          this.failure ??= { error };
-        },
-      );
+    const write = this.chain.then(async () => {
+      if (this.failure) return; // nothing after a failed write is committed
+      try {
+        await timing.run(() => commitCheckpoint(o.store, o.session, step, objects, o.lease, o.faults, o.log));
+        this.committedStep = step;
+        timing.committed();
+      } catch (error) {
+        this.failure ??= { error };
+      }
+    });
+    this.chain = write;
+    pending.push(write);
+    void write.then(() => pending.splice(pending.indexOf(write), 1));
     if (durable) await Promise.all([this.settle(), overlap?.()]);
     timing.add('blockedMs', performance.now() - blockedFrom);
   }
