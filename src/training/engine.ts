@@ -167,6 +167,7 @@ export class Engine {
       const session = await this.open(route, req, store, train);
       mark('session-open', { step: session.step });
       let firstStep = true;
+      let committed = session.step;
       if (session.learningRate !== req.learningRate) {
         route.setLearningRate(session, req.learningRate);
         session.learningRate = req.learningRate;
@@ -195,7 +196,11 @@ export class Engine {
         },
         lease,
         ...(whileCommitting && { whileCommitting: () => whileCommitting(route, session) }),
-        onProgress,
+        // The timeline's checkpoint moments: the progress that first names a newly committed step.
+        onProgress: (p) => {
+          if (p.checkpointStep !== committed) mark('checkpoint', { step: (committed = p.checkpointStep) });
+          onProgress(p);
+        },
         isCancelled,
         faults: this.deps.faults,
         log: this.deps.log,

@@ -12,6 +12,7 @@
  *   tf-load-start / tf-loaded   TensorFlow's backend loading       train-request   the trainer took a train request
  *   data-loaded      the training set is in memory                 lease           the run's lease is held
  *   session-open     the session is restored (checkpoint read) or fresh            first-step  the request's first step ran
+ *   checkpoint       the first progress report naming a newly committed checkpoint (within a second of its commit)
  */
 import fs from 'node:fs';
 
@@ -30,7 +31,8 @@ export type TimelineEvent =
   | 'data-loaded'
   | 'lease'
   | 'session-open'
-  | 'first-step';
+  | 'first-step'
+  | 'checkpoint';
 
 export interface TimelineEntry {
   readonly t: number;
