@@ -212,18 +212,29 @@ export class TrainerClient {
       partial = lines.pop() ?? '';
       for (const line of lines) if (!TF_BANNER.test(line)) process.stderr.write(`${line}\n`);
     });
+    /** It answered a request with a result once: it loaded, so starting it again will work. */
+    let served = false;
     child.on('message', (msg: ChildMessage) => {
       this.lastHeard = Date.now();
       if (this.child === child) this.ready = true;
+      if (msg.type === 'result') served = true;
       this.onMessage(msg);
     });
     child.on('exit', (code, signal) => {
-      if (this.child === child) this.child = undefined;
+      // Not ended by close() (which lets go of it first): it crashed, was killed, or stalled.
+      const died = this.child === child;
+      if (died) this.child = undefined;
       const why = this.stalled ?? `exited (code ${code}, signal ${signal})`;
       this.stalled = undefined;
       const err = new Error(`The trainer process (pid ${child.pid}) ${why}`);
       for (const p of this.pending.values()) p.reject(err);
       this.pending.clear();
+      // A trainer that had served a request is started again at once, not on the next request: the
+      // retried attempt (the failure above, a retry backoff later) then finds TensorFlow loaded
+      // instead of waiting seconds for it (bench/restart.ts, trainer SIGKILL). One that never
+      // answered with a result (a bad backend, a broken trainer module) waits for a request, so a
+      // trainer that cannot start is not restarted in a loop; neither is one while the worker stops.
+      if (died && served && !this.stopping && !this.closing) this.start();
     });
     this.child = child;
     this.ready = false;
