@@ -88,5 +88,5 @@ export {
 export { openStore, SUPPORTED_SCHEMES, type OpenStoreOptions } from './checkpoints/open-store';
 export { PreconditionFailedError, PermanentStoreError, type CheckpointStore, type VersionedObject } from './checkpoints/store';
 
-// The command line (`durable-train`), callable from code.
-export { run as runCli, EXIT as CLI_EXIT } from './cli/main';
+// The command line (`durable-train`) is callable from code through its own entry, `durable-train/cli`
+// (`run`, `EXIT`): the CLI builds on this entry's pieces, so this entry does not re-export it.
