@@ -19,6 +19,7 @@
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { killGroupOnExit, SANDBOX } from './helpers/cleanup';
 import { startSharedStack } from './helpers/shared-stack';
@@ -171,6 +172,10 @@ async function main(): Promise<number> {
   ].sort(longestFirst);
   const serial = e2e.filter((f) => SERIAL[f]).map((f) => ({ name: f, key: f, args: [f] })).sort(longestFirst);
 
+  // The machine's 1-minute load average every 30 s: the suite's time means little without it (2 shared cores).
+  const loads = [os.loadavg()[0]!];
+  const sampler = setInterval(() => loads.push(os.loadavg()[0]!), 30_000);
+  sampler.unref();
   const stack = await startSharedStack();
   console.log(`[npm test] dev server ${stack.address} and workflow bundle ready in ${((Date.now() - started) / 1000).toFixed(1)} s; ${parallel.length} jobs ${JOBS} at a time, then ${serial.length} alone`);
   let outcomes: Outcome[] = [];
@@ -190,8 +195,11 @@ async function main(): Promise<number> {
   }
   const failed = outcomes.filter((o) => !o.ok);
   printTables(outcomes);
+  clearInterval(sampler);
   const total = ((Date.now() - started) / 1000).toFixed(0);
-  console.log(`[npm test] ${files.length} files, ${outcomes.length - failed.length} jobs passed, ${failed.length} failed${failed.length ? `: ${failed.map((o) => o.name).join(', ')}` : ''}; ${total} s with ${JOBS} at a time`);
+  const sorted = [...loads].sort((a, b) => a - b);
+  const load = `load average ${sorted[0]!.toFixed(1)}-${sorted.at(-1)!.toFixed(1)}, median ${sorted[Math.floor(sorted.length / 2)]!.toFixed(1)} (${os.availableParallelism()} cores)`;
+  console.log(`[npm test] ${files.length} files, ${outcomes.length - failed.length} jobs passed, ${failed.length} failed${failed.length ? `: ${failed.map((o) => o.name).join(', ')}` : ''}; ${total} s with ${JOBS} at a time; ${load}`);
   return failed.length === 0 ? 0 : 1;
 }
 
