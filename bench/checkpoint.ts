@@ -235,7 +235,7 @@ async function main(): Promise<void> {
   console.log('| target | operation | MB | median s | MB/s | vs raw durable write (file: write + fsync; gs: file.save) | vs raw writeFile |');
   console.log('|---|---|---:|---:|---:|---:|---:|');
   for (const r of results) {
-    const writes = !r.operation.startsWith('load') && !r.operation.includes('read') && !r.operation.includes('download');
+    const writes = /^(save|write|raw (write|fs\.writeFile|Storage file\.save))/.test(r.operation);
     const ratio = (base: Row | undefined): string => (base && writes && base.target === r.target ? `${((100 * speed(r)) / speed(base)).toFixed(0)} %` : '');
     console.log(`| ${r.target} | ${r.operation} | ${r.mb.toFixed(1)} | ${median(r.seconds).toFixed(3)} | ${speed(r).toFixed(0)} | ${ratio(rawOf(r.target))} | ${ratio(cached)} |`);
   }
