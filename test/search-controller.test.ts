@@ -10,7 +10,7 @@ import { parseSearchConfig } from '../src/config/search-config';
 import type { SearchCommand, Upsert } from '../src/workflows/search/controller';
 import { unitDraw } from '../src/workflows/search/random';
 import { tinyInput } from './e2e-support';
-import { newController, simulate, tableOf } from './search-simulate';
+import { continued, newController, simulate, tableOf } from './search-simulate';
 
 const LR = 'hyperparameters.learningRate';
 
@@ -56,6 +56,64 @@ describe('search controller', () => {
     assert.ok(chained.continued >= 2, `${chained.continued} continue-as-new`);
     assert.deepEqual(chained.outcome.rows, straight.outcome.rows);
     assert.equal(chained.ctl.state.continuedRuns, chained.continued);
+  });
+
+  test('no drain: a due continue-as-new with children running continues at once; their ends, signalled to the next run, are fetched and applied once', () => {
+    const config = parseSearchConfig({ base: tinyInput(), strategy: 'random', maxTrials: 4, maxParallel: 2, continueAsNewEvery: 2, space: { [LR]: { uniform: [0.001, 0.1] } } });
+    const options = { singleUpsert: true, noDrain: true };
+    const ctl = newController(config, options);
+    const a = ctl.next({ continueAsNewSuggested: false }) as Extract<SearchCommand, { kind: 'start' }>;
+    const b = ctl.next({ continueAsNewSuggested: false }) as Extract<SearchCommand, { kind: 'start' }>;
+    assert.deepEqual([a.kind, b.kind], ['start', 'start']);
+    // trial-1's child signals its end just before this run continues as new: its promise is lost with the run.
+    assert.equal(ctl.onTrialEnded(a.workflowId), true);
+    assert.equal(ctl.onTrialEnded(a.workflowId), false, 'a repeat is ignored');
+    assert.equal(ctl.onTrialEnded('sim/trial-9'), false, 'an id with no running trial is ignored');
+    const can = ctl.next({ continueAsNewSuggested: false });
+    assert.equal(can.kind, 'continueAsNew', 'two starts in this run: due, with both children running');
+    assert.equal(ctl.running(), 2);
+    const next = continued(config, (can as Extract<SearchCommand, { kind: 'continueAsNew' }>).state, options);
+    assert.equal(next.running(), 2, 'the running trials ride in the state');
+    const fetchA = next.next({ continueAsNewSuggested: false });
+    assert.deepEqual(fetchA, { kind: 'fetch', trial: 1, rung: 1, workflowId: a.workflowId }, 'the end reported to the last run is fetched');
+    // trial-2 ends now: its signal reaches this run, which holds no promise for it.
+    assert.equal(next.onTrialEnded(b.workflowId), true);
+    const fetchB = next.next({ continueAsNewSuggested: false });
+    assert.deepEqual(fetchB, { kind: 'fetch', trial: 2, rung: 1, workflowId: b.workflowId });
+    const result = (value: number) => ({ finalMetrics: { val_loss: value }, epochs: 2, step: 20, status: 'completed' as const, modelUri: 'file:///sim/model' });
+    assert.notDeepEqual(next.onChildResult(1, 1, result(0.5)), []);
+    assert.notDeepEqual(next.onChildError(2, 1, new Error('boom')), []);
+    // A second delivery (a duplicate signal and fetch, a retried activity) changes nothing.
+    const before = JSON.stringify(next.snapshot());
+    assert.deepEqual(next.onChildResult(1, 1, result(0.1)), []);
+    assert.deepEqual(next.onChildError(1, 1, new Error('late')), []);
+    assert.deepEqual(next.onChildResult(2, 1, result(0.2)), []);
+    assert.equal(next.onTrialEnded(a.workflowId), false, 'a finished trial\'s signal is ignored');
+    assert.equal(JSON.stringify(next.snapshot()), before);
+    const rows = next.state.trials.map((t) => [t.trial, t.status, t.value]);
+    assert.deepEqual(rows, [[1, 'completed', 0.5], [2, 'failed', null]]);
+    assert.equal(next.state.failures, 1);
+    assert.deepEqual(next.state.endReported, []);
+    assert.equal(next.next({ continueAsNewSuggested: false }).kind, 'start', 'the next trial starts in the new run');
+  });
+
+  test('no drain: chains of continue-as-new with children running end with the table of one uninterrupted run, every outcome applied once', () => {
+    let acrossRunning = 0;
+    for (let seed = 1; seed <= 20; seed++) {
+      const rungs = seed % 2 ? { strategy: 'asha', eta: 2, minEpochs: 1 } : { strategy: 'random' };
+      const base = { base: tinyInput({ maxEpochs: 8 }), ...rungs, maxTrials: 10 + seed, maxParallel: 2 + (seed % 3), space: { [LR]: { loguniform: [1e-4, 1] } } };
+      const straight = simulate(parseSearchConfig(base), seed);
+      const chained = simulate(parseSearchConfig({ ...base, continueAsNewEvery: 1 + (seed % 4) }), seed, { controller: { singleUpsert: true, noDrain: true }, raceShare: 0.3, storeRows: true });
+      assert.deepEqual(chained.outcome.rows, straight.outcome.rows, `seed ${seed}`);
+      assert.deepEqual(tableOf(chained.log), JSON.parse(JSON.stringify(straight.ctl.state.trials)), `seed ${seed}: the search log's table`);
+      assert.deepEqual(chained.outcome.launches, straight.outcome.launches, `seed ${seed}: the same runs in the same order`);
+      const h = chained.handOver;
+      assert.ok(chained.continued >= 2, `seed ${seed}: ${chained.continued} continue-as-new`);
+      assert.ok(h.runningAtContinue.some((n) => n > 0), `seed ${seed}: some continue-as-new with children running`);
+      assert.ok(h.fetched > 0, `seed ${seed}: some outcomes reached a later run`);
+      acrossRunning += h.raced;
+    }
+    assert.ok(acrossRunning > 0, 'some child signalled its end to a run that then continued as new before its promise');
   });
 
   test('an edit: a stopped waiting trial is pruned and never starts; maxParallel is obeyed from the next start', () => {

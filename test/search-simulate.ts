@@ -8,7 +8,7 @@ import type { TrialRow } from '../src/config/search-types';
 import { createSearch, planTrials, plannedTrials, type SearchLogRow } from '../src/workflows/search';
 import { SearchController, type ControllerOptions, type SearchCommand, type Upsert } from '../src/workflows/search/controller';
 import { unitDraw } from '../src/workflows/search/random';
-import { initialState, resumedState, type SearchState } from '../src/workflows/search/state';
+import { childWorkflowId, initialState, resumedState, type SearchState } from '../src/workflows/search/state';
 import type { ValidatedSearch } from '../src/workflows/search/validate';
 
 const roundTrip = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
@@ -70,6 +70,24 @@ export interface SimOptions {
   readonly controller?: ControllerOptions;
   /** A search that writes its rows to its log (`append` commands), as new searches do. */
   readonly storeRows?: boolean;
+  /**
+   * noDrain only: the share of a run's own children whose `trialEnded` signal is followed at once by
+   * a continue-as-new (Temporal's suggestion) before their executeChild promise is applied, so the
+   * next run must fetch them. @default 0
+   */
+  readonly raceShare?: number;
+}
+
+/** What the simulation saw of the no-drain hand-over. */
+export interface HandOver {
+  /** Runs in flight at each continue-as-new. */
+  readonly runningAtContinue: number[];
+  /** Outcomes applied through a fetch (children of an earlier run). */
+  fetched: number;
+  /** Outcomes delivered a second time (a duplicate fetch or promise): each must change nothing. */
+  duplicates: number;
+  /** Own children whose end was signalled and then continued past before their promise. */
+  raced: number;
 }
 
 /**
@@ -77,18 +95,36 @@ export interface SimOptions {
  * metrics, failures and early stops of `runOf`; continue-as-new starts a new controller from the
  * carried state, as the workflow does.
  */
-export function simulate(config: SearchConfig, seed: number, options: SimOptions = {}): { ctl: SearchController; outcome: Outcome; continued: number; log: SearchLogRow[][] } {
+export function simulate(config: SearchConfig, seed: number, options: SimOptions = {}): { ctl: SearchController; outcome: Outcome; continued: number; log: SearchLogRow[][]; handOver: HandOver } {
   const publish = (u: readonly Upsert[]) => options.onUpserts?.(u);
   let ctl = newController(config, options.controller, publish, options.storeRows);
   const log: SearchLogRow[][] = [];
   const launches: string[] = [];
-  const running: Array<{ trial: number; rung: number; maxEpochs: number }> = [];
+  const running: Array<{ trial: number; rung: number; maxEpochs: number; run: number }> = [];
+  const noDrain = options.controller?.noDrain === true;
+  const handOver: HandOver = { runningAtContinue: [], fetched: 0, duplicates: 0, raced: 0 };
+  /** Each ended child's outcome, by workflow id, as Temporal keeps it. */
+  const ended = new Map<string, { trial: number; rung: number; failed: boolean; result: Parameters<SearchController['onChildResult']>[2] }>();
+  const deliver = (workflowId: string): Upsert[] => {
+    const e = ended.get(workflowId)!;
+    return e.failed ? ctl.onChildError(e.trial, e.rung, new Error('simulated failure')) : ctl.onChildResult(e.trial, e.rung, e.result);
+  };
+  /** Delivers an outcome a second time: it must change nothing. */
+  const deliverAgain = (workflowId: string): void => {
+    const before = JSON.stringify(ctl.snapshot());
+    const upserts = deliver(workflowId);
+    if (upserts.length > 0 || JSON.stringify(ctl.snapshot()) !== before) throw new Error(`a second outcome of ${workflowId} was applied`);
+    handOver.duplicates++;
+  };
+  let suggest = false;
   let results = 0;
   let maxRunning = 0;
   let continuedRuns = 0;
   let roundTripDue = false;
   for (;;) {
-    const cmd = ctl.next({ continueAsNewSuggested: false });
+    const cmd = ctl.next({ continueAsNewSuggested: suggest });
+    if (suggest && cmd.kind !== 'continueAsNew') throw new Error(`a suggested continue-as-new gave ${cmd.kind}`);
+    suggest = false;
     options.onCommand?.(cmd, ctl);
     if (cmd.kind === 'publish') publish(cmd.upserts);
     if (cmd.kind === 'append') {
@@ -96,9 +132,14 @@ export function simulate(config: SearchConfig, seed: number, options: SimOptions
       if (cmd.seq !== log.length) throw new Error(`append of segment ${cmd.seq} after ${log.length} segments`);
       log.push(roundTrip(cmd.rows) as SearchLogRow[]);
     }
-    if (cmd.kind === 'start') {
+    if (cmd.kind === 'fetch') {
+      // fetchTrialOutcome: Temporal's record of the child, then (a retried activity, a late promise) again.
+      publish(deliver(cmd.workflowId));
+      handOver.fetched++;
+      deliverAgain(cmd.workflowId);
+    } else if (cmd.kind === 'start') {
       launches.push(`${cmd.trial}/${cmd.rung}`);
-      running.push({ trial: cmd.trial, rung: cmd.rung, maxEpochs: cmd.input.maxEpochs as number });
+      running.push({ trial: cmd.trial, rung: cmd.rung, maxEpochs: cmd.input.maxEpochs as number, run: continuedRuns });
       maxRunning = Math.max(maxRunning, running.length);
     } else if (cmd.kind === 'copy') {
       ctl.onCopied({ checkpointUri: `${cmd.input.toRunUri}/copied` }, 0);
@@ -113,11 +154,30 @@ export function simulate(config: SearchConfig, seed: number, options: SimOptions
       const [done] = running.splice(Math.floor(unitDraw(seed, results, 'order') * running.length), 1);
       const row = ctl.state.trials[done!.trial - 1]!;
       const run = runOf(seed, done!.trial, row.epochs, done!.maxEpochs);
-      if (run.failed) publish(ctl.onChildError(done!.trial, done!.rung, new Error('simulated failure')));
-      else publish(ctl.onChildResult(done!.trial, done!.rung, { finalMetrics: { [config.metric]: run.value }, epochs: run.epochs, step: run.epochs * 10, status: run.runStatus, modelUri: `${row.runUri}/model` }));
+      const workflowId = childWorkflowId(SIM_WORKFLOW_ID, done!.trial, done!.rung);
+      ended.set(workflowId, {
+        trial: done!.trial, rung: done!.rung, failed: run.failed,
+        result: { finalMetrics: { [config.metric]: run.value }, epochs: run.epochs, step: run.epochs * 10, status: run.runStatus, modelUri: `${row.runUri}/model` },
+      });
       results++;
+      if (noDrain) {
+        // The child signals before it completes; a child of an earlier run has no promise here: the next command fetches it.
+        ctl.onTrialEnded(workflowId);
+        ctl.onTrialEnded(workflowId);
+        if (done!.run !== continuedRuns) continue;
+        if (unitDraw(seed, results, 'race') < (options.raceShare ?? 0)) {
+          // Its promise would resolve after this run's continue-as-new: lost with the run.
+          handOver.raced++;
+          suggest = true;
+          continue;
+        }
+      }
+      publish(deliver(workflowId));
+      if (noDrain) deliverAgain(workflowId);
       if (options.roundTripEvery && results % options.roundTripEvery === 0) roundTripDue = true;
     } else if (cmd.kind === 'continueAsNew') {
+      if (!noDrain && ctl.running() > 0) throw new Error('continued as new with children running (drain)');
+      handOver.runningAtContinue.push(ctl.running());
       ctl = continued(config, cmd.state, options.controller);
       continuedRuns++;
     } else if (cmd.kind === 'failBudget') {
@@ -129,7 +189,7 @@ export function simulate(config: SearchConfig, seed: number, options: SimOptions
   }
   const rows: Record<number, Row> = {};
   for (const t of ctl.state.trials) rows[t.trial] = { status: t.status, rung: t.rung, value: t.value, epochs: t.epochs, runStatus: t.runStatus };
-  return { ctl, outcome: { launches, rows, maxRunning }, continued: continuedRuns, log };
+  return { ctl, outcome: { launches, rows, maxRunning }, continued: continuedRuns, log, handOver };
 }
 
 /** The outcome of a search of `config` with `maxParallel` slots (the old driver's signature). */

@@ -14,6 +14,7 @@ import { createSearchResultActivities } from './search-results';
 import { createSearchLogActivities } from './search-log';
 import { createRunViewActivities } from './run-views';
 import { createCheckpointCopyActivities } from './checkpoint-copy';
+import { createTrialOutcomeActivities } from './trial-outcome';
 import { withWorkerHeartbeat } from './store-and-trainer';
 import { activityOpener } from './failures';
 import { datasetIdentityOf } from '../data/identity';
@@ -68,6 +69,7 @@ export function createActivities(deps: ActivityDeps = {}) {
     ...createSearchLogActivities(resolved),
     ...createRunViewActivities(resolved),
     ...createCheckpointCopyActivities(resolved),
+    ...createTrialOutcomeActivities(),
     ...tracking,
     ...createTrustActivities({ allow, tracking: trackingAllow }),
   });
@@ -83,4 +85,5 @@ export type { TrainingActivities } from './training';
 export type { ChampionActivities } from './champion';
 export type { SearchLogActivities } from './search-log';
 export type { TrackingActivities } from './tracking';
+export type { TrialOutcomeActivities } from './trial-outcome';
 export type { TrustActivities } from '../trust/activities';

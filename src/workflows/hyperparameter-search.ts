@@ -14,7 +14,9 @@ import {
   defineQuery,
   defineUpdate,
   executeChild,
+  startChild as startChildWorkflow,
   getExternalWorkflowHandle,
+  ParentClosePolicy,
   patched,
   proxyActivities,
   setHandler,
@@ -27,13 +29,15 @@ import type { SearchResultActivities } from '../activities/search-results';
 import type { SearchInput } from '../config/search-config';
 import { FAULT_RETRY, WORKER_HEARTBEAT_TIMEOUT } from './activity-proxies';
 import type { CheckpointCopyActivities } from '../activities/checkpoint-copy';
+import type { TrialOutcomeActivities } from '../activities/trial-outcome';
 import { SearchController, type SearchCommand, type Upsert } from './search/controller';
 import type { EditReply, SearchEdit } from './search/edits';
 import type { LegacySearchState } from './search/legacy';
 import { resumedState, type Leaderboard, type SearchResult, type SearchState } from './search/state';
 import { startState } from './search/start';
 import { validateSearchOrFail } from './search/validate';
-import { LIVE_EDITS_PATCH, SEARCH_OWNER_PATCH, SEARCH_SINGLE_UPSERT_PATCH, SEARCH_STORE_ROWS_PATCH } from './patches';
+import { LIVE_EDITS_PATCH, SEARCH_NO_DRAIN_PATCH, SEARCH_OWNER_PATCH, SEARCH_SINGLE_UPSERT_PATCH, SEARCH_STORE_ROWS_PATCH } from './patches';
+import { trialEndedSignal } from './search/trial-ended';
 import { RunTracking, baseTracking, searchParams } from './run-tracking';
 import type { trainModel } from './train-model';
 import { checkedBySearchStart, startChecks } from './search-trial-checks';
@@ -55,6 +59,13 @@ const { writeSearchResults, archiveTrialModel, claimSearchFolder } = proxyActivi
 });
 const { appendSearchLog } = proxyActivities<SearchLogActivities>({ startToCloseTimeout: '2 minutes', heartbeatTimeout: WORKER_HEARTBEAT_TIMEOUT, retry: FAULT_RETRY });
 const { copyTrialCheckpoint } = proxyActivities<CheckpointCopyActivities>({ startToCloseTimeout: '30 minutes', heartbeatTimeout: WORKER_HEARTBEAT_TIMEOUT, retry: FAULT_RETRY });
+// Each attempt waits at most 60 s for a child that signalled its end; a child still running is
+// asked again, without a cap on attempts: it has ended or is about to (activities/trial-outcome.ts).
+const { fetchTrialOutcome } = proxyActivities<TrialOutcomeActivities>({
+  startToCloseTimeout: '2 minutes',
+  heartbeatTimeout: WORKER_HEARTBEAT_TIMEOUT,
+  retry: { ...FAULT_RETRY, maximumAttempts: Number.POSITIVE_INFINITY },
+});
 
 export async function hyperparameterSearch(input: SearchInput, resumeState?: SearchState | LegacySearchState): Promise<SearchResult> {
   const validated = validateSearchOrFail(input);
@@ -66,7 +77,10 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
   // continued one keeps what its first run chose, carried in `state.store`.
   if (!resumeState && patched(SEARCH_STORE_ROWS_PATCH)) state.store = { nextSeq: 0 };
   // Every decision is the controller's (search/controller.ts); this function only runs its commands.
-  const ctl = new SearchController(validated, state, workflowInfo().workflowId, resumeState !== undefined, { singleUpsert: patched(SEARCH_SINGLE_UPSERT_PATCH) });
+  // No drain: asked once, at the run's start, so a run keeps one way throughout (a search in flight
+  // before it replays draining; its next run no longer drains).
+  const noDrain = patched(SEARCH_NO_DRAIN_PATCH);
+  const ctl = new SearchController(validated, state, workflowInfo().workflowId, resumeState !== undefined, { singleUpsert: patched(SEARCH_SINGLE_UPSERT_PATCH), noDrain });
   // The search's own MLflow run; trials nest under it (src/workflows/run-tracking.ts).
   const tracking = new RunTracking(state, state.searchUri, state.searchRunId, baseTracking(config), searchParams(config));
   const publish = (upserts: readonly Upsert[]): void => {
@@ -75,6 +89,11 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
   };
 
   setHandler(leaderboardQuery, () => ctl.leaderboard());
+  // A child ended (search/trial-ended.ts): only its workflow id is read; the controller ignores
+  // ids it has no running trial under, and repeats.
+  setHandler(trialEndedSignal, (workflowId) => {
+    if (typeof workflowId === 'string') ctl.onTrialEnded(workflowId);
+  });
   setHandler(
     editSearchUpdate,
     async (edit) => {
@@ -95,8 +114,33 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
     const childInput = cmd.input;
     if (tracking.runId) Object.assign(childInput, { tracking: { mlflow: { ...baseTracking(config)?.mlflow, parentRunId: tracking.runId } } });
     if (checkedBySearchStart(checked, state.searchUri, childInput)) Object.assign(childInput, { searchTrial: { mlflow: state.mlflowWanted } });
-    void executeChild<typeof trainModel>('trainModel', { workflowId: cmd.workflowId, args: [childInput] }).then(
+    const options = { workflowId: cmd.workflowId, args: [childInput] as [typeof childInput] };
+    const ended = noDrain ? startAbandoned(options) : executeChild<typeof trainModel>('trainModel', options);
+    void ended.then(
       (result) => publish(ctl.onChildResult(cmd.trial, cmd.rung, result)),
+      (err: unknown) => publish(ctl.onChildError(cmd.trial, cmd.rung, err)),
+    );
+  };
+
+  /** Children asked for and not started yet: a continue-as-new now would drop them (only the start was initiated). */
+  let starting = 0;
+  // ABANDON: the search's continue-as-new (noDrain) does not end its running children.
+  const startAbandoned = async (options: { workflowId: string; args: [Record<string, unknown>] }) => {
+    starting++;
+    let child;
+    try {
+      child = await startChildWorkflow<typeof trainModel>('trainModel', { ...options, parentClosePolicy: ParentClosePolicy.ABANDON });
+    } finally {
+      starting--;
+    }
+    return child.result();
+  };
+
+  /** A child an earlier run started: its outcome, from Temporal (the controller drops a repeat). */
+  const fetchChild = (cmd: Extract<SearchCommand, { kind: 'fetch' }>): void => {
+    void fetchTrialOutcome({ workflowId: cmd.workflowId }).then(
+      (outcome) =>
+        publish(outcome.ok ? ctl.onChildResult(cmd.trial, cmd.rung, outcome.result) : ctl.onChildError(cmd.trial, cmd.rung, Object.assign(new Error(outcome.error.message), { name: outcome.error.name }))),
       (err: unknown) => publish(ctl.onChildError(cmd.trial, cmd.rung, err)),
     );
   };
@@ -116,6 +160,9 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
       case 'start':
         startChild(cmd);
         break;
+      case 'fetch':
+        fetchChild(cmd);
+        break;
       case 'archive':
         await archiveTrialModel({ runUri: cmd.runUri, rung: cmd.rung });
         break;
@@ -126,11 +173,20 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
         await condition(() => ctl.changedSince(cmd));
         break;
       case 'continueAsNew':
+        if (noDrain && (!allHandlersFinished() || starting > 0)) {
+          // Children run on meanwhile: ask again once the handlers are done and every child asked
+          // for has started, and continue as new with no await between the controller's state and
+          // the call that serializes it.
+          await condition(() => allHandlersFinished() && starting === 0);
+          break;
+        }
         await condition(allHandlersFinished);
         return continueAsNew<typeof hyperparameterSearch>(input, cmd.state);
       case 'failBudget':
-        // Results first (the failed trials' errors are in them); running children end with this run.
+        // Results first (the failed trials' errors are in them); running children end with this run
+        // (drain: their parent close policy; noDrain: a cancellation request each).
         await writeSearchResults(cmd.results);
+        for (const id of cmd.cancel) await getExternalWorkflowHandle(id).cancel().catch(() => undefined);
         throw ctl.budgetFailure();
       case 'finish': {
         publish(cmd.upserts);

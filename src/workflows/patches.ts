@@ -58,6 +58,14 @@ export const SEARCH_SINGLE_UPSERT_PATCH = 'search-single-search-attribute-upsert
  * start; the answer is carried in its state (`store`) through continue-as-new.
  */
 export const SEARCH_STORE_ROWS_PATCH = 'search-store-rows';
+/**
+ * hyperparameterSearch: children are started with parentClosePolicy ABANDON and continue-as-new does
+ * not wait for them (no drain); their ends reach the next run by `trialEnded` and fetchTrialOutcome.
+ * Asked once per run, at its start: a run keeps one way throughout.
+ */
+export const SEARCH_NO_DRAIN_PATCH = 'search-no-drain';
+/** trainModel started by a search: signals the search `trialEnded` with its own workflow id as it ends. */
+export const TRAIN_MODEL_REPORT_PATCH = 'train-model-report-to-search';
 
 /** Every id above (the test checks this list against the exports). */
 export const PATCH_IDS: readonly string[] = [
@@ -76,4 +84,6 @@ export const PATCH_IDS: readonly string[] = [
   PBT_BOUNDS_PATCH,
   SEARCH_SINGLE_UPSERT_PATCH,
   SEARCH_STORE_ROWS_PATCH,
+  SEARCH_NO_DRAIN_PATCH,
+  TRAIN_MODEL_REPORT_PATCH,
 ];

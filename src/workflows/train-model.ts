@@ -14,6 +14,7 @@ import {
   continueAsNew,
   defineQuery,
   defineSignal,
+  getExternalWorkflowHandle,
   isCancellation,
   patched,
   proxyActivities,
@@ -30,7 +31,8 @@ import { FAULT_RETRY, WORKER_HEARTBEAT_TIMEOUT } from './activity-proxies';
 import { failOnOversizedInput } from './input-bounds';
 import { invalidConfig, parseOrFail } from './invalid-config';
 import { Checker, ConfigError } from '../config/validate';
-import { EPOCH_ACTIVITY_PATCH, RESUME_NOT_SHORTER_PATCH, SINGLE_UPSERT_PATCH, TRAIN_DATA_WINDOW_PATCH } from './patches';
+import { EPOCH_ACTIVITY_PATCH, RESUME_NOT_SHORTER_PATCH, SINGLE_UPSERT_PATCH, TRAIN_DATA_WINDOW_PATCH, TRAIN_MODEL_REPORT_PATCH } from './patches';
+import { searchOfTrial, trialEndedSignal } from './search/trial-ended';
 import { protectedSteps } from './protected-steps';
 import { failOnUnknownMonitor } from './monitor-check';
 import { flattenParams } from '../config/flatten-params';
@@ -95,6 +97,31 @@ function refuseForeignSearchTrial(config: TrainConfig): void {
 }
 
 export async function trainModel(input: TrainInput, resumeState?: TrainLoopState): Promise<TrainModelResult> {
+  const search = searchOfTrial(workflowInfo());
+  if (search === undefined) return trainRun(input, resumeState);
+  try {
+    const result = await trainRun(input, resumeState);
+    await reportEndToSearch(search);
+    return result;
+  } catch (err) {
+    if (!(err instanceof ContinueAsNew)) await reportEndToSearch(search);
+    throw err;
+  }
+}
+
+/**
+ * A search's trial, as it ends (completed or failed, not at a continue-as-new): tells the search's
+ * current run, which may have continued as new since it started this one and so holds no promise
+ * for it (search/trial-ended.ts). Before completing, so the signal is in history first; a search
+ * that is gone is not an error of the trial.
+ */
+async function reportEndToSearch(search: string): Promise<void> {
+  if (!patched(TRAIN_MODEL_REPORT_PATCH)) return;
+  const self = workflowInfo().workflowId;
+  await CancellationScope.nonCancellable(() => getExternalWorkflowHandle(search).signal(trialEndedSignal, self).catch(() => undefined));
+}
+
+async function trainRun(input: TrainInput, resumeState?: TrainLoopState): Promise<TrainModelResult> {
   let config = validateOrFail(input);
   refuseForeignSearchTrial(config);
   // A data window resolves once, at the first run's start; continue-as-new carries the resolved input.

@@ -124,7 +124,7 @@ describe('hyperparameterSearch: random and continue-as-new', () => {
       assert.equal(result.best.trial, best.trial);
     }));
 
-  test('continueAsNewEvery drains the running trials and carries the table: every trial runs once', () =>
+  test('continueAsNewEvery continues as new with trials running (no drain) and carries the table: every trial runs once', () =>
     h.run({ evalMetrics: gridLoss }, async ({ client, taskQueue, mock, id }) => {
       const handle = await client.workflow.start(hyperparameterSearch, {
         taskQueue,
@@ -138,7 +138,14 @@ describe('hyperparameterSearch: random and continue-as-new', () => {
       assert.deepEqual(runIdsTrained(mock.inputs('trainEpoch')), ['trial-1', 'trial-2', 'trial-3', 'trial-4', 'trial-5']);
       assert.equal((await handle.query(leaderboardQuery)).continuedRuns, 2);
       const first = client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId);
-      assert.equal((await eventCounts(first)).get('EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW'), 1);
+      const counts = await eventCounts(first);
+      assert.equal(counts.get('EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW'), 1);
+      // No drain: the first run started two trials and continued as new before they ended; a later
+      // run got their outcomes (a trialEnded signal, then fetchTrialOutcome).
+      assert.equal(counts.get('EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED'), 2);
+      assert.ok((counts.get('EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED') ?? 0) < 2, 'a trial ran across the continue-as-new');
+      const last = await eventCounts(client.workflow.getHandle(handle.workflowId));
+      assert.ok((last.get('EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED') ?? 0) >= 1, 'trials signal their end');
     }));
 });
 

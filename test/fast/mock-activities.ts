@@ -27,6 +27,7 @@ import {
 import { encodeSearchLogSegment, readSearchLog } from '../../src/checkpoints/search-log';
 import type { CheckpointStore } from '../../src/checkpoints/store';
 import { ConfigError } from '../../src/config/validate';
+import { createTrialOutcomeActivities } from '../../src/activities/trial-outcome';
 
 export type ActivityName = keyof Activities;
 export type Input<K extends ActivityName> = Parameters<Activities[K]>[0];
@@ -175,6 +176,8 @@ export class MockActivities {
     return {
       // Allows every URI, unrecorded: the allow-list itself is tested in test/trust*.test.ts.
       checkUris: async () => ({ issues: [] }),
+      // The real one: it reads a child's outcome from the (real) server, nothing a script decides.
+      ...createTrialOutcomeActivities(),
       describeWorker: async () => {
         this.enter('describeWorker', undefined);
         return {

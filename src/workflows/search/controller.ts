@@ -45,12 +45,20 @@ export type SearchCommand =
   | { readonly kind: 'archive'; readonly runUri: string; readonly rung: number }
   /** Run `copyTrialCheckpoint` and hand its result to `onCopied` before asking again (PBT's exploit). */
   | { readonly kind: 'copy'; readonly input: CopyTrialCheckpointInput }
+  /**
+   * Run `fetchTrialOutcome` for this child, started by an earlier run of the search (noDrain), and
+   * report what it returns with `onChildResult` / `onChildError`; ask again at once (it runs meanwhile).
+   */
+  | { readonly kind: 'fetch'; readonly trial: number; readonly rung: number; readonly workflowId: string }
   /** Nothing to do until a child ends, an edit arrives or the failure budget is spent: `changedSince(this)`. */
   | { readonly kind: 'wait'; readonly inFlight: number; readonly edits: number }
   /** Continue as new with this state (once every handler finished). */
   | { readonly kind: 'continueAsNew'; readonly state: SearchState }
-  /** More trials failed than the budget allows: write these results, then fail with `budgetFailure()`. */
-  | { readonly kind: 'failBudget'; readonly results: WriteSearchResultsInput }
+  /**
+   * More trials failed than the budget allows: write these results, request cancellation of the
+   * children in `cancel` (noDrain: they outlive the search), then fail with `budgetFailure()`.
+   */
+  | { readonly kind: 'failBudget'; readonly results: WriteSearchResultsInput; readonly cancel: readonly string[] }
   /** Done: publish, write these results, end the tracking run (FINISHED when `best`), then `complete(written)`. */
   | { readonly kind: 'finish'; readonly upserts: readonly Upsert[]; readonly results: WriteSearchResultsInput; readonly best: number | null };
 
@@ -66,6 +74,13 @@ export interface ControllerOptions {
    * the two upserts of searches started before it, at every publish.
    */
   readonly singleUpsert: boolean;
+  /**
+   * Continue as new without waiting for running children (the workflow asks
+   * patched(SEARCH_NO_DRAIN_PATCH)): they ride in the state, and their ends reach the next run as
+   * `trialEnded` signals (`onTrialEnded`) whose outcomes `fetch` commands get. Else: drain first.
+   * @default false
+   */
+  readonly noDrain?: boolean;
 }
 
 /** A trial's place in the ranking when it was pushed (an entry whose trial moved since is stale). */
@@ -103,6 +118,10 @@ export class SearchController {
   private segments: SearchLogRow[][] = [];
   /** The `finish` command, once decided: the last rows are appended before it is returned. */
   private finishing: SearchCommand | null = null;
+  /** Runs this controller started (this run of the workflow holds their executeChild promises). */
+  private readonly own = new Set<string>();
+  /** Runs whose outcome a `fetch` command is getting. */
+  private readonly fetching = new Set<string>();
 
   constructor(
     private readonly validated: ValidatedSearch,
@@ -262,6 +281,7 @@ export class SearchController {
   /** A child trainModel of `trial` at `rung` completed; returns the attributes to publish at once. */
   onChildResult(trial: number, rung: number, result: Pick<TrainModelResult, 'finalMetrics' | 'epochs' | 'step' | 'status' | 'modelUri'>): Upsert[] {
     const t = this.trialOf(trial);
+    if (!this.takeEnd(t, rung)) return [];
     this.setStatus(t, 'completed');
     t.value = metricOf(result as TrainModelResult, this.config.metric);
     t.epochs = result.epochs;
@@ -278,6 +298,7 @@ export class SearchController {
   /** A child trainModel of `trial` at `rung` failed with `err`; returns the attributes to publish at once. */
   onChildError(trial: number, rung: number, err: unknown): Upsert[] {
     const t = this.trialOf(trial);
+    if (!this.takeEnd(t, rung)) return [];
     // Stopped by an edit before its first checkpoint: not a failure of the trial.
     if (this.state.stopped.includes(t.trial)) return this.stopByEdit(t);
     this.setStatus(t, 'failed');
@@ -288,6 +309,21 @@ export class SearchController {
     this.searcher.onTrialComplete(t.trial, { value: null, status: 'failed' });
     this.decisions.push(...this.scheduler.onTrialError(t.trial, rung));
     return upserts;
+  }
+
+  /**
+   * A child reported its end (the `trialEnded` signal, noDrain): remembered in the state until its
+   * outcome is applied, so a continue-as-new in between hands it to the next run, which fetches it.
+   * Its content is not trusted: only the workflow id of a run this search has running counts;
+   * anything else, and a repeat, is ignored (returns false).
+   */
+  onTrialEnded(workflowId: string): boolean {
+    if (!this.options.noDrain) return false;
+    const t = this.runningUnder(workflowId);
+    const reported = (this.state.endReported ??= []);
+    if (!t || reported.includes(workflowId)) return false;
+    reported.push(workflowId);
+    return true;
   }
 
   /** The checkpoint copy of the exploit the last `copy` command asked for was made. */
@@ -305,7 +341,7 @@ export class SearchController {
 
   /** Whether anything the last `wait` command waits for happened. */
   changedSince(wait: { readonly inFlight: number; readonly edits: number }): boolean {
-    return this.running() < wait.inFlight || this.overBudget() || this.decisions.length > 0 || this.state.edits.length > wait.edits;
+    return this.running() < wait.inFlight || this.overBudget() || this.decisions.length > 0 || this.state.edits.length > wait.edits || this.fetchable() !== undefined;
   }
 
   // ---- commands --------------------------------------------------------------------------------
@@ -331,7 +367,12 @@ export class SearchController {
         if (cmd) return cmd;
         continue;
       }
-      if (this.overBudget()) return this.afterFlush({ kind: 'failBudget', results: this.results(this.bestSoFar()?.trial ?? null) });
+      const fetch = this.fetchable();
+      if (fetch) {
+        this.fetching.add(fetch.workflowId);
+        return { kind: 'fetch', ...fetch };
+      }
+      if (this.overBudget()) return this.afterFlush({ kind: 'failBudget', results: this.results(this.bestSoFar()?.trial ?? null), cancel: this.options.noDrain ? this.runningIds() : [] });
       if (this.decisions.length > 0) {
         this.batch = { decisions: this.decisions.splice(0), index: 0, reached: [], promoted: false };
         continue;
@@ -339,8 +380,17 @@ export class SearchController {
       const inFlight = this.running();
       const s = this.state;
       const due = (this.config.continueAsNewEvery > 0 && s.startedThisRun >= this.config.continueAsNewEvery) || ctx.continueAsNewSuggested;
-      // Due: drain, then continue as new: no child is in flight across the boundary, so none is lost or repeated.
-      if (due ? inFlight > 0 : inFlight >= s.maxParallel) return this.afterFlush({ kind: 'wait', inFlight, edits: s.edits.length });
+      const noDrain = this.options.noDrain === true;
+      if (due && noDrain && inFlight > 0) {
+        // noDrain: running children ride in the state (their ends reach the next run by signal), but
+        // an outcome being fetched is this run's to apply: wait for it first.
+        if (this.fetching.size > 0) return this.afterFlush({ kind: 'wait', inFlight, edits: s.edits.length });
+        this.flush();
+        if (this.segments.length > 0) continue;
+        return { kind: 'continueAsNew', state: this.snapshot() };
+      }
+      // Due (drain): no child is in flight across the boundary, so none is lost or repeated.
+      if (due && !noDrain ? inFlight > 0 : inFlight >= s.maxParallel) return this.afterFlush({ kind: 'wait', inFlight, edits: s.edits.length });
       const run = this.nextRun();
       if (!run) {
         // A trial held by an edit keeps the search open until it is resumed or stopped.
@@ -417,6 +467,39 @@ export class SearchController {
 
   // ---- internals -------------------------------------------------------------------------------
 
+  /** The trial running under `workflowId`, if any. */
+  private runningUnder(workflowId: string): TrialRecord | undefined {
+    return this.state.trials.find((t) => t.status === 'running' && t.workflowId === workflowId);
+  }
+
+  private runningIds(): string[] {
+    return this.state.trials.flatMap((t) => (t.status === 'running' && t.workflowId !== null ? [t.workflowId] : []));
+  }
+
+  /**
+   * Whether the end of `t`'s run at `rung` is news (noDrain: a run's outcome can arrive twice, by
+   * its promise and by a fetch, or after a continue-as-new): once taken, it is forgotten everywhere.
+   */
+  private takeEnd(t: TrialRecord, rung: number): boolean {
+    if (!this.options.noDrain) return true;
+    if (t.status !== 'running' || t.rung !== rung || t.workflowId === null) return false;
+    const id = t.workflowId;
+    this.own.delete(id);
+    this.fetching.delete(id);
+    if (this.state.endReported) this.state.endReported = this.state.endReported.filter((w) => w !== id);
+    return true;
+  }
+
+  /** A reported end of a run this run did not start and is not fetching yet. */
+  private fetchable(): { trial: number; rung: number; workflowId: string } | undefined {
+    for (const id of this.state.endReported ?? []) {
+      if (this.own.has(id) || this.fetching.has(id)) continue;
+      const t = this.runningUnder(id);
+      if (t) return { trial: t.trial, rung: t.rung, workflowId: id };
+    }
+    return undefined;
+  }
+
   private end(t: TrialRecord, status: 'completed' | 'pruned'): void {
     this.setStatus(t, status);
     this.searcher.onTrialComplete(t.trial, { value: t.value, status });
@@ -466,6 +549,7 @@ export class SearchController {
     t.error = null;
     this.rank(t);
     s.startedThisRun++;
+    this.own.add(workflowId);
     const maxEpochs = this.scheduler.maxEpochsAt(run.rung) ?? s.maxEpochs;
     const input = trialInput(this.config.base, t.params, {
       runId: t.id,

@@ -62,6 +62,11 @@ export interface SearchState extends TrackingState {
   /** PBT: every checkpoint copy between trials, in the order made. */
   lineage: LineageRecord[];
   /**
+   * noDrain: workflow ids of running children that signalled their end (`trialEnded`) and whose
+   * outcome is not applied yet; a continue-as-new hands them over and the next run fetches them.
+   */
+  endReported?: string[];
+  /**
    * Searches started with `search-store-rows` (src/workflows/patches.ts) write their trial rows,
    * edits and lineage to the search log (docs/search-log.md); absent for older searches.
    */
