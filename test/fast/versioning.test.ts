@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Worker } from '@temporalio/worker';
 import { trainModel } from '../../src/workflows';
-import { INPUT_BOUNDS_PATCH, PBT_BOUNDS_PATCH, RESUME_NOT_SHORTER_PATCH, SEARCH_OWNER_PATCH, SEARCH_SINGLE_UPSERT_PATCH, SINGLE_UPSERT_PATCH } from '../../src/workflows/patches';
+import { INPUT_BOUNDS_PATCH, PBT_BOUNDS_PATCH, RESUME_NOT_SHORTER_PATCH, SEARCH_NO_DRAIN_PATCH, SEARCH_OWNER_PATCH, SEARCH_SINGLE_UPSERT_PATCH, SINGLE_UPSERT_PATCH, TRAIN_MODEL_REPORT_PATCH } from '../../src/workflows/patches';
 import { workflowBundle } from '../helpers/temporal';
 import { historyFromJson, historyToJson } from '../history-json';
 import { Harness, trainInput } from './harness';
@@ -77,6 +77,17 @@ const OLD_SHAPE: Readonly<Record<string, (events: readonly JsonEvent[]) => void>
     assert.ok(bestOnly.length > 0, 'the pre-patch search history has best-metric-only upserts');
   },
   // A search started its first trial with no claim of its folder before it.
+  [SEARCH_NO_DRAIN_PATCH]: (events) => {
+    // Drained: every trial the run started completed in it before it continued as new.
+    const count = (type: string) => events.filter((e) => e.eventType === type).length;
+    assert.ok(count('EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED') > 0);
+    assert.equal(count('EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED'), count('EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED'));
+    assert.equal(count('EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW'), 1);
+  },
+  [TRAIN_MODEL_REPORT_PATCH]: (events) => {
+    assert.equal(events.some((e) => e.eventType === 'EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED'), false, 'no trialEnded signal');
+    assert.ok(events.some((e) => e.eventType === 'EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED'));
+  },
   [SEARCH_OWNER_PATCH]: (events) => {
     assert.ok(events.some((e) => e.eventType === 'EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED'));
     assert.equal(activitiesScheduled(events).includes('claimSearchFolder'), false);
