@@ -119,27 +119,31 @@ async function main(): Promise<void> {
     return (d.closeTime!.getTime() - d.startTime.getTime()) / 1000;
   };
   try {
-    // Calibration: steps per second of the whole run with checkpoints off (after a warm-up).
+    // Calibration: steps per second with checkpoints off, from two run lengths (a run's fixed part,
+    // data loading, evaluation and export, cancels out), after a warm-up.
     await run(100, 0, stores[0]!.uri);
-    const calSteps = 300;
-    const calSeconds = await run(calSteps, 0, stores[0]!.uri);
-    const steps = Math.max(calSteps, Math.round((calSteps / calSeconds) * a.minutes * 60));
-    console.log(`calibration: ${calSteps} steps in ${calSeconds.toFixed(1)} s; runs of ${steps} steps (load ${load()})`);
+    const short = await run(300, 0, stores[0]!.uri);
+    const long = await run(1200, 0, stores[0]!.uri);
+    const rate = 900 / Math.max(0.5, long - short);
+    const steps = Math.max(300, Math.round(rate * a.minutes * 60));
+    console.log(`calibration: 300 steps in ${short.toFixed(1)} s, 1200 in ${long.toFixed(1)} s (${rate.toFixed(0)} steps/s); runs of ${steps} steps (load ${load()})`);
 
-    const rows: { store: string; off: number; with: { every: number; seconds: number; checkpoints: number }[]; load: string }[] = [];
+    const rows: { store: string; off: number; offSpread: number; with: { every: number; seconds: number; checkpoints: number }[]; load: string }[] = [];
     for (const store of stores) {
-      const before = readTimeline(timeline).length;
-      const off = await run(steps, 0, store.uri);
+      const offBefore = await run(steps, 0, store.uri);
       const measured: { every: number; seconds: number; checkpoints: number }[] = [];
       for (const every of a.cadences) {
         const mark = readTimeline(timeline).length;
         const seconds = await run(steps, every, store.uri);
         const checkpoints = readTimeline(timeline).slice(mark).filter((e) => e.event === 'checkpoint').length;
         measured.push({ every, seconds, checkpoints });
-        console.log(`${store.name} every ${every} s: ${seconds.toFixed(1)} s vs off ${off.toFixed(1)} s (${(((seconds - off) / off) * 100).toFixed(2)} %), ${checkpoints} checkpoints (load ${load()})`);
+        console.log(`${store.name} every ${every} s: ${seconds.toFixed(1)} s vs off ${offBefore.toFixed(1)} s before, ${checkpoints} checkpoints (load ${load()})`);
       }
-      void before;
-      rows.push({ store: store.name, off, with: measured, load: load() });
+      // Off again after the cadences: the two off runs show the machine's drift and noise.
+      const offAfter = await run(steps, 0, store.uri);
+      const off = (offBefore + offAfter) / 2;
+      console.log(`${store.name} off: ${offBefore.toFixed(1)} s before, ${offAfter.toFixed(1)} s after (load ${load()})`);
+      rows.push({ store: store.name, off, offSpread: Math.abs(offAfter - offBefore), with: measured, load: load() });
     }
 
     // SIGKILL every killEvery seconds at the first cadence.
@@ -151,8 +155,8 @@ async function main(): Promise<void> {
       const seconds = await run(steps, every, store.uri, async (workflowId, started) => {
         for (let k = 1; ; k++) {
           const at = started + k * a.killEvery * 1000;
-          // Stop killing once the run is in its last 20 s (it would end before the kill lands).
-          if (at > started + (reference - 20) * 1000) return;
+          // Stop killing once the run is in its last 15 s (it would end before the kill lands).
+          if (at > started + (reference - 15) * 1000) return;
           while (Date.now() < at) await sleep(200);
           const killAt = Date.now();
           const lastCommit = readTimeline(timeline).filter((e) => e.event === 'checkpoint' && e.t >= started && e.t <= killAt).pop();
@@ -178,17 +182,17 @@ async function main(): Promise<void> {
 }
 
 function printTables(
-  rows: readonly { store: string; off: number; with: readonly { every: number; seconds: number; checkpoints: number }[]; load: string }[],
+  rows: readonly { store: string; off: number; offSpread: number; with: readonly { every: number; seconds: number; checkpoints: number }[]; load: string }[],
   faultRows: readonly { store: string; seconds: number; reference: number; faults: readonly Fault[] }[],
   a: Args,
   steps: number,
 ): void {
   const f = (v: number | undefined, d = 1): string => (v === undefined ? '–' : v.toFixed(d));
   console.log(`\nCNN, ${steps} steps (about ${a.minutes} min), seconds per run and overhead against checkpoints off:`);
-  console.log(`| store | off s | ${a.cadences.map((c) => `every ${c} s: s (checkpoints) | overhead`).join(' | ')} | load after |`);
+  console.log(`| store | off s (mean of before and after ± half their gap) | ${a.cadences.map((c) => `every ${c} s: s (checkpoints) | overhead`).join(' | ')} | load after |`);
   console.log(`|---|---:|${a.cadences.map(() => '---:|---:').join('|')}|---|`);
   for (const r of rows) {
-    console.log(`| ${r.store} | ${f(r.off)} | ${r.with.map((w) => `${f(w.seconds)} (${w.checkpoints}) | ${f(((w.seconds - r.off) / r.off) * 100, 2)} %`).join(' | ')} | ${r.load} |`);
+    console.log(`| ${r.store} | ${f(r.off)} ± ${f(r.offSpread / 2)} | ${r.with.map((w) => `${f(w.seconds)} (${w.checkpoints}) | ${f(((w.seconds - r.off) / r.off) * 100, 2)} %`).join(' | ')} | ${r.load} |`);
   }
   console.log(`\nEvery ${a.cadences[0]} s with the worker's process group SIGKILLed every ${a.killEvery} s (a new worker started at once):`);
   console.log('| store | faults | run s | without s | added per fault s | work lost per fault s | noticed | backoff | to worker (w.start) | trainer start | TF load | data | lease | ckpt read | first step | attempt→step |');

@@ -100,11 +100,17 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   options.shutdown?.then(() => stop('shutdown requested')).catch(() => undefined);
-  // The trainers start on the first task, not here: with a trainer already warm, the first
-  // workflow task's describeWorker local activity answers within a millisecond, and Temporal's
-  // core (SDK 1.24) then recorded its marker in one workflow task and the run's patch markers in
-  // the next, a history it could not replay on another worker (nondeterminism at dt-check-uris;
-  // seen in test/durability.e2e.test.ts). Loading TensorFlow makes that first call take seconds.
+  // The trainers load TensorFlow while the worker starts polling: a run that moves here from a
+  // killed worker trains again without waiting seconds for it (bench/restart.ts, cold worker).
+  // (On 2026-12-02 this was undone: a describeWorker answered within a millisecond had split its
+  // marker and the run's patch markers over two workflow tasks. describeWorker has since answered
+  // every run after a worker's first from memory, as fast, and test/durability.e2e.test.ts, which
+  // replays such a run on another worker, passes with the trainers started here.)
+  if (process.env.DT_TRAINER_PRESTART !== '0') {
+    for (let i = 0; i < plugin.trainer.size; i++) {
+      plugin.trainer.request({ type: 'describe' }).catch((err: unknown) => console.warn(`[durable-train] a trainer did not start: ${err instanceof Error ? err.message : String(err)}`));
+    }
+  }
   try {
     mark('worker-polling');
     await worker.run();

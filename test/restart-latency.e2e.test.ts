@@ -5,18 +5,22 @@
  * trainer. The retried attempt on the second worker resets the workflow's sticky queue
  * (store-and-trainer.ts forgetStickyWorker), so the history has no workflow task that timed out
  * schedule-to-start (before: one, `stickyQueueScheduleToStartTimeout` = 3 s, after every such kill),
- * and the run is back to training within the heartbeat timeout + 5 s.
+ * and the run is back to training within the heartbeat timeout + 5 s. And a worker process loads
+ * TensorFlow in its trainer at start, before any task (src/worker.ts), so a run that moves to a
+ * freshly started worker does not wait for that load.
  *
  *   node --import tsx --test test/restart-latency.e2e.test.ts      (DT_TEST_SEED=<n> replays a draw)
  */
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { describe, test } from 'node:test';
 import { temporal } from '@temporalio/proto';
 import type { TrainModelResult } from '../src/workflows';
 import { tinyInput } from './e2e-support';
 import { resultThroughOutages, workerEnv, workerProcesses } from './helpers/restart';
 import { mulberry32, testSeed } from './helpers/seed';
-import { tempCheckpointRoot, uniqueId, useStackAndWorker, waitFor } from './helpers/temporal';
+import { tempCheckpointRoot, tempDir, uniqueId, useStackAndWorker, waitFor } from './helpers/temporal';
+import { readTimeline } from '../src/training/timeline';
 
 const SUITE = 'restart-latency';
 const SEED = testSeed(SUITE);
@@ -67,6 +71,20 @@ describe(`${SUITE}: a SIGKILLed worker's run moves on without a sticky-queue wai
       assert.ok(backSeconds <= HEARTBEAT_SECONDS + 5 + MARGIN_SECONDS, `retried within ${HEARTBEAT_SECONDS} + 5 s (+${MARGIN_SECONDS} s margin), got ${backSeconds.toFixed(1)} s`);
     } finally {
       await workers.killAll();
+    }
+  });
+
+  test('a new worker process starts its trainer (TensorFlow loaded) before it is given any task', async () => {
+    const timeline = path.join(tempDir('dt-timeline-'), 'timeline.jsonl');
+    const idle = workers.start({ DT_TIMELINE_FILE: timeline, DT_TASK_QUEUE: uniqueId('idle') });
+    try {
+      const loaded = await waitFor(async () => readTimeline(timeline).find((e) => e.event === 'tf-loaded'), 120_000, 'a trainer of the idle worker to load TensorFlow');
+      const entries = readTimeline(timeline);
+      assert.ok(entries.some((e) => e.event === 'worker-polling' && e.pid === idle.child.pid));
+      assert.notEqual(loaded.pid, idle.child.pid, 'loaded in the trainer process, not the worker');
+      assert.equal(entries.filter((e) => e.event === 'attempt-start').length, 0, 'no task reached this worker');
+    } finally {
+      await idle.kill();
     }
   });
 });
