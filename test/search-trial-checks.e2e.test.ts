@@ -1,13 +1,16 @@
 /**
  * A search's trial asks the worker nothing its search already asked (src/workflows/search-trial-checks.ts),
  * on a real dev server and worker with real training: each one-epoch trial of a random search
- * records no describeWorker or checkUris local activity and no patch marker, and upserts its
- * search attributes once; a standalone trainModel still checks; `searchTrial` from anyone but the
+ * records no describeWorker or checkUris local activity and no patch marker, upserts its search
+ * attributes once, and exports in its epoch activity (no finalizeRun: 12 events); a two-epoch
+ * trial exports with its second epoch; a standalone trainModel still checks and finalizes apart; `searchTrial` from anyone but the
  * trial's own search fails InvalidConfig naming it, before any activity.
  *
  *   DT_TEST_TEMPORAL_ADDRESS=$(cat /work/wt/SERVER_ADDRESS) node --import tsx --test test/search-trial-checks.e2e.test.ts
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import type { SearchResult, TrainModelResult } from '../src/workflows';
 import { invalidConfigFailure, uniqueId, useStackAndWorker } from './helpers/temporal';
@@ -16,8 +19,8 @@ import type { HistoryEvent } from './search-e2e-support';
 
 const BASE = tinyInput({ stepsPerEpoch: 2, maxEpochs: 1 });
 
-/** The local activities (by type) and patch ids a history recorded, and its search-attribute upserts. */
-function markersOf(events: HistoryEvent[]): { localActivities: string[]; patches: string[]; upserts: number } {
+/** The local activities (by type) and patch ids a history recorded, its activities (by type) and its search-attribute upserts. */
+function markersOf(events: HistoryEvent[]): { localActivities: string[]; patches: string[]; activities: string[]; upserts: number } {
   const localActivities: string[] = [];
   const patches: string[] = [];
   for (const e of events) {
@@ -27,7 +30,8 @@ function markersOf(events: HistoryEvent[]): { localActivities: string[]; patches
     if (details.data) localActivities.push((JSON.parse(text('data')) as { activity_type: string }).activity_type);
     if (details['patch-data']) patches.push((JSON.parse(text('patch-data')) as { id: string }).id);
   }
-  return { localActivities, patches, upserts: events.filter((e) => e.upsertWorkflowSearchAttributesEventAttributes).length };
+  const activities = events.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+  return { localActivities, patches, activities, upserts: events.filter((e) => e.upsertWorkflowSearchAttributesEventAttributes).length };
 }
 
 describe('a search trial skips the checks its search made', () => {
@@ -48,8 +52,14 @@ describe('a search trial skips the checks its search made', () => {
       assert.deepEqual(m.localActivities, [], `${trial.id}: no describeWorker or checkUris`);
       assert.deepEqual(m.patches, [], `${trial.id}: no patch marker (nor its TemporalChangeVersion upsert)`);
       assert.equal(m.upserts, 1, `${trial.id}: one search-attribute upsert`);
+      assert.deepEqual(m.activities, ['trainEpoch'], `${trial.id}: the epoch activity exports, no finalizeRun`);
+      assert.equal(events.length, 12, `${trial.id}: 12 events`);
       const child = (await handle.result()) as TrainModelResult;
       assert.equal(child.status, 'completed');
+      assert.equal(child.modelStep, 2);
+      assert.ok(fs.existsSync(fileURLToPath(child.modelUri)), `${trial.id}: its model is exported`);
+      const jsonl = fs.readFileSync(fileURLToPath(child.metricsUri), 'utf8').trim().split('\n');
+      assert.deepEqual(jsonl.map((l) => (JSON.parse(l) as { epoch: number }).epoch), [1], `${trial.id}: metrics.jsonl has its epoch`);
       assert.ok(child.backend.length > 0, `${trial.id}: the backend from its trained epoch, got ${JSON.stringify(child.backend)}`);
       const attrs = (await handle.describe()).searchAttributes as Record<string, unknown[]>;
       assert.deepEqual(attrs.DurableTrainStatus, ['completed'], `${trial.id}: its status is published at its end`);
@@ -59,6 +69,26 @@ describe('a search trial skips the checks its search made', () => {
     await standalone.result();
     const m = markersOf((await standalone.fetchHistory()).events ?? []);
     assert.deepEqual(m.localActivities, ['describeWorker', 'checkUris'], 'a run of its own checks on the worker');
+    assert.deepEqual(m.activities, ['trainEpoch', 'finalizeRun'], 'and finalizes in an activity of its own');
+  });
+
+  test('a two-epoch trial exports its second epoch with it, the same model a finalizeRun exports', async () => {
+    const { client } = env.stack;
+    const taskQueue = env.worker.taskQueue;
+    const base: Record<string, unknown> = { ...BASE, maxEpochs: 2 };
+    const input = { base, strategy: 'random', maxTrials: 1, maxParallel: 1, seed: 2, space: { 'hyperparameters.learningRate': { loguniform: [0.001, 0.1] } } };
+    const result = (await (await client.workflow.start('hyperparameterSearch', { taskQueue, workflowId: uniqueId('two-epochs'), args: [input] })).result()) as SearchResult;
+    const trial = result.trials[0]!;
+    const handle = client.workflow.getHandle(trial.workflowId!);
+    const m = markersOf((await handle.fetchHistory()).events ?? []);
+    assert.deepEqual(m.activities, ['trainEpoch', 'trainEpoch']);
+    assert.equal(m.upserts, 2, 'one after the first epoch (more to train), one at the end');
+    const child = (await handle.result()) as TrainModelResult;
+    assert.equal(child.modelStep, 4);
+    // The same trial as a run of its own (same input but its folder): finalizeRun exports the same weights.
+    const alone = (await (await client.workflow.start('trainModel', { taskQueue, workflowId: uniqueId('alone'), args: [{ ...base, hyperparameters: { ...(base.hyperparameters as object), learningRate: child.learningRate } }] })).result()) as TrainModelResult;
+    const weights = (r: TrainModelResult) => fs.readFileSync(fileURLToPath(r.modelUri).replace(/model\.json$/, 'weights.bin'));
+    assert.ok(weights(child).equals(weights(alone)), 'bit for bit the same exported weights');
   });
 
   test('searchTrial on a run no search started fails InvalidConfig naming it, before any activity', async () => {

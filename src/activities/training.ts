@@ -89,6 +89,13 @@ export interface TrainEpochInput {
   readonly recordedAt: number;
   /** The trainModel's parent workflow (Temporal's): a search's trial may claim its folder inside the search's. */
   readonly parentWorkflowId?: string;
+  /**
+   * Also finalize the run once the epoch is recorded, exporting this epoch's checkpoint: what
+   * finalizeRun would do next (the same export, metrics.jsonl and retention), in this activity. The
+   * workflow asks for it only where the epoch is the last and its checkpoint the final model (a
+   * search's trial without restoreBestWeights): one workflow task and one activity fewer a trial.
+   */
+  readonly finalize?: { readonly title: string };
 }
 
 /** What an epoch activity returns: the epoch as stored, and what the trainer did for it. */
@@ -99,6 +106,8 @@ export interface TrainEpochResult {
   readonly trained: TrainUntilStepResult | null;
   readonly evaluated: EvaluateResult | null;
   readonly attempt: number;
+  /** The run's export when the input asked to `finalize` (modelStep: the record's step). */
+  readonly finalized?: FinalizeResult;
 }
 
 export interface ReadRunRecordsInput {
@@ -205,7 +214,7 @@ async function trainAndRecordEpoch(deps: TrainingActivityDeps, input: TrainEpoch
   if (stored) {
     // An earlier attempt may have died between the record and its views or retention: redo those (idempotent).
     await storeCall(() => recordViewsAndRetain(store, stored, input, undefined));
-    return { record: stored, trained: null, evaluated: null, attempt };
+    return { record: stored, trained: null, evaluated: null, attempt, ...(await finalizeWithEpoch(store, input, stored)) };
   }
   const { trained, evaluated } = await callTrainer<TrainEpochTrainerResult>(deps.trainer, {
     type: 'trainEpoch',
@@ -224,7 +233,23 @@ async function trainAndRecordEpoch(deps: TrainingActivityDeps, input: TrainEpoch
     trainAttempt: attempt,
   };
   const recorded = await storeCall(() => recordEpochOnce(store, input, record));
-  return { record: recorded, trained, evaluated, attempt };
+  return { record: recorded, trained, evaluated, attempt, ...(await finalizeWithEpoch(store, input, recorded)) };
+}
+
+/**
+ * trainEpoch's `finalize`: the run's export of the epoch just recorded, under a lease this attempt
+ * holds (the run's identity was checked at the activity's start). Not once the activity is cancelled
+ * (a `stop`): the workflow then exports the checkpoint it knows, as finalizeRun. Retention already
+ * ran for the record, with the same protected steps.
+ */
+async function finalizeWithEpoch(store: CheckpointStore, input: TrainEpochInput, record: EpochRecord): Promise<{ finalized?: FinalizeResult }> {
+  if (!input.finalize) return {};
+  if (Context.current().cancellationSignal.aborted) throw new CancelledFailure(`Cancelled before exporting step ${record.step}`);
+  const { title } = input.finalize;
+  const finalized = await storeCall(async () =>
+    writeExport(store, { runUri: input.runUri, config: input.config, modelStep: record.step, protectSteps: input.protectSteps, title, ...(input.parentWorkflowId !== undefined && { parentWorkflowId: input.parentWorkflowId }) }, await acquireActivityLease(store), { retain: false }),
+  );
+  return { finalized };
 }
 
 /**
@@ -293,38 +318,45 @@ async function exportFinalModel(deps: TrainingActivityDeps, input: FinalizeInput
   const store = deps.openStore(input.runUri);
   return storeCall(async () => {
     await checkActivityRunIdentity(store, input.config, { open: withinAllowList(deps.openStore), datasetIdentity: deps.datasetIdentity, parentWorkflowId: input.parentWorkflowId, workflowId: ownWorkflowId() });
-    const lease = await acquireActivityLease(store);
-    const read = await readCheckpoint(store, input.modelStep);
-    if (!read.ok) {
-      throw ApplicationFailure.nonRetryable(
-        `Cannot export ${store.uriOf(checkpointKey(input.modelStep))}: ${read.reason}`,
-        'CheckpointUnusable',
-      );
-    }
-    // A resumed run (`resume`) exports again over the earlier export (its own trajectory's: the
-    // identity was checked above, and the workflow refuses a maxEpochs below the recorded epochs);
-    // otherwise an export never changes.
-    // A resume that trained nothing exports only what the run already exported (see FinalizeInput).
-    const keep = input.resumedWithoutTraining === true;
-    if (keep) await refuseChangedExport(store, read.checkpoint.objects, input.modelStep);
-    const write = input.config.resume && !keep ? (key: string, data: Buffer) => store.put(key, data) : (key: string, data: Buffer) => writeOnce(store, key, data);
-    await write(modelJsonKey(), read.checkpoint.objects.get(MODEL_JSON)!);
-    await write(weightsKey(), read.checkpoint.objects.get(WEIGHTS_BIN)!);
-    const preprocessing = read.checkpoint.objects.get(PREPROCESSING_JSON);
-    if (preprocessing) await write(preprocessingKey(), preprocessing);
-    const records = await readEpochRecords(store);
-    await store.put(METRICS_JSONL, Buffer.from(records.map((r) => JSON.stringify(r)).join('\n') + '\n'));
-    const trialOfSearch = input.parentWorkflowId !== undefined && (ownWorkflowId() ?? '').startsWith(`${input.parentWorkflowId}/trial-`);
-    const plot = (input.learningCurve ?? !trialOfSearch) ? await writeLearningCurve(store, records, input.title, input.markers ?? {}) : null;
-    const deletedSteps = keep ? [] : await storeCall(() => applyRetention(store, input.config.checkpoint.keepLast, [...input.protectSteps, input.modelStep], { lease }));
-    return {
-      modelUri: store.uriOf(modelJsonKey()),
-      metricsUri: store.uriOf(METRICS_JSONL),
-      plotUri: plot?.svgUri ?? null,
-      ...(plot && { plotPngUri: plot.pngUri }),
-      deletedSteps,
-    };
+    return writeExport(store, input, await acquireActivityLease(store), { retain: true });
   });
+}
+
+/**
+ * The export itself: the final model in tfjs format, metrics.jsonl, the learning curve where a
+ * person looks (FinalizeInput.learningCurve) and, with `retain`, retention, under `lease`.
+ */
+async function writeExport(store: CheckpointStore, input: FinalizeInput, lease: Lease, opts: { readonly retain: boolean }): Promise<FinalizeResult> {
+  const read = await readCheckpoint(store, input.modelStep);
+  if (!read.ok) {
+    throw ApplicationFailure.nonRetryable(
+      `Cannot export ${store.uriOf(checkpointKey(input.modelStep))}: ${read.reason}`,
+      'CheckpointUnusable',
+    );
+  }
+  // A resumed run (`resume`) exports again over the earlier export (its own trajectory's: the
+  // identity was checked above, and the workflow refuses a maxEpochs below the recorded epochs);
+  // otherwise an export never changes.
+  // A resume that trained nothing exports only what the run already exported (see FinalizeInput).
+  const keep = input.resumedWithoutTraining === true;
+  if (keep) await refuseChangedExport(store, read.checkpoint.objects, input.modelStep);
+  const write = input.config.resume && !keep ? (key: string, data: Buffer) => store.put(key, data) : (key: string, data: Buffer) => writeOnce(store, key, data);
+  await write(modelJsonKey(), read.checkpoint.objects.get(MODEL_JSON)!);
+  await write(weightsKey(), read.checkpoint.objects.get(WEIGHTS_BIN)!);
+  const preprocessing = read.checkpoint.objects.get(PREPROCESSING_JSON);
+  if (preprocessing) await write(preprocessingKey(), preprocessing);
+  const records = await readEpochRecords(store);
+  await store.put(METRICS_JSONL, Buffer.from(records.map((r) => JSON.stringify(r)).join('\n') + '\n'));
+  const trialOfSearch = input.parentWorkflowId !== undefined && (ownWorkflowId() ?? '').startsWith(`${input.parentWorkflowId}/trial-`);
+  const plot = (input.learningCurve ?? !trialOfSearch) ? await writeLearningCurve(store, records, input.title, input.markers ?? {}) : null;
+  const deletedSteps = keep || !opts.retain ? [] : await storeCall(() => applyRetention(store, input.config.checkpoint.keepLast, [...input.protectSteps, input.modelStep], { lease }));
+  return {
+    modelUri: store.uriOf(modelJsonKey()),
+    metricsUri: store.uriOf(METRICS_JSONL),
+    plotUri: plot?.svgUri ?? null,
+    ...(plot && { plotPngUri: plot.pngUri }),
+    deletedSteps,
+  };
 }
 
 /** The workflow id of the activity's workflow (undefined outside an activity: tests calling activities directly). */

@@ -23,7 +23,7 @@ import {
   workflowInfo,
   allHandlersFinished,
 } from '@temporalio/workflow';
-import type { TrainingActivities } from '../activities/training';
+import type { FinalizeResult, TrainingActivities } from '../activities/training';
 import { parseTrainConfig, type TrainConfig, type TrainInput } from '../config/train-config';
 import { restoreEpoch } from './callbacks';
 import { nominalTime, resolveDataWindows } from './data-window';
@@ -34,7 +34,7 @@ import { Checker, ConfigError } from '../config/validate';
 import { EPOCH_ACTIVITY_PATCH, RESUME_NOT_SHORTER_PATCH, SINGLE_UPSERT_PATCH, TRAIN_DATA_WINDOW_PATCH, TRAIN_MODEL_REPORT_PATCH } from './patches';
 import { searchOfTrial, trialEndedSignal } from './search/trial-ended';
 import { protectedSteps } from './protected-steps';
-import { failOnUnknownMonitor } from './monitor-check';
+import { failOnUnknownMonitor, unknownMonitors } from './monitor-check';
 import { flattenParams } from '../config/flatten-params';
 import { RunTracking } from './run-tracking';
 import { SEARCH_ATTRIBUTES } from './search-attributes';
@@ -192,6 +192,8 @@ interface Run {
    * more to train and once at its end, not at every step (a one-epoch trial: one upsert).
    */
   readonly searchTrial: boolean;
+  /** The export a search trial's last epoch activity already wrote (`finalize`), for finishRun. */
+  finalizedWithEpoch?: { readonly modelStep: number; readonly result: FinalizeResult };
 }
 
 async function trainLoop(input: TrainInput, config: TrainConfig, state: TrainLoopState, continued: boolean, tracking: RunTracking): Promise<TrainModelResult> {
@@ -321,14 +323,27 @@ interface EpochOutcome {
   readonly trainSeconds: number;
 }
 
+/**
+ * A search trial's last epoch also exports the run (trainEpoch's `finalize`) when that epoch's
+ * checkpoint is sure to be the final model: no restoreBestWeights, and every monitor already named
+ * a metric of an earlier epoch (else the epoch's metrics may fail the run: failOnUnknownMonitor).
+ */
+function finalizesWithEpoch(run: Run, epoch: number): boolean {
+  const { config, state } = run;
+  if (!run.searchTrial || epoch !== config.maxEpochs || config.earlyStopping?.restoreBestWeights) return false;
+  return unknownMonitors(config, state.history[state.history.length - 1]?.metrics ?? {}).length === 0;
+}
+
 /** One activity: train to the step, evaluate, record. What it returns is the stored record. */
 async function runEpoch(run: Run, epoch: number, targetStep: number): Promise<EpochOutcome | 'stopped'> {
   const { config, state } = run;
+  const finalize = finalizesWithEpoch(run, epoch) ? { finalize: { title: runTitle(run) } } : {};
   const done = await run.cancellableByStop(() =>
-    run.activities.trainEpoch({ runUri: state.runUri, config, epoch, targetStep, learningRate: state.learningRate, protectSteps: protectedSteps(config, state), recordedAt: Date.now(), ...run.parent }),
+    run.activities.trainEpoch({ runUri: state.runUri, config, epoch, targetStep, learningRate: state.learningRate, protectSteps: protectedSteps(config, state), recordedAt: Date.now(), ...run.parent, ...finalize }),
   );
   if (done === 'stopped') return done;
   state.step = done.record.step;
+  if (done.finalized) run.finalizedWithEpoch = { modelStep: done.record.step, result: done.finalized };
   if (run.searchTrial && done.trained) state.backend = done.trained.backend;
   return { step: done.record.step, metrics: { ...done.record.metrics }, trainSeconds: done.record.trainSeconds ?? 0 };
 }
@@ -368,7 +383,11 @@ function chooseFinalModel(config: TrainConfig, state: TrainLoopState): { readonl
   return { restoredEpoch, modelStep };
 }
 
-/** Exports the final model and closes the run's tracking; what trainModel returns. */
+function runTitle(run: Run): string {
+  return `${run.state.runId}: ${run.config.stepsPerEpoch} steps/epoch, batch ${run.config.hyperparameters.batchSize}`;
+}
+
+/** Exports the final model (unless the last epoch's activity did) and closes the run's tracking; what trainModel returns. */
 async function finishRun(run: Run, outcome: RunOutcome): Promise<TrainModelResult> {
   const { config, state, parent } = run;
   const { restoredEpoch, modelStep } = chooseFinalModel(config, state);
@@ -378,18 +397,22 @@ async function finishRun(run: Run, outcome: RunOutcome): Promise<TrainModelResul
   // early) may not change the folder: an export chosen by its own earlyStopping or keepLast is not
   // the run's (a continue-as-new comes only after an epoch trained).
   const resumedWithoutTraining = config.resume && !run.continued && state.epochsThisRun === 0;
-  const finalized = await CancellationScope.nonCancellable(() =>
-    run.activities.finalizeRun({
-      runUri: state.runUri,
-      config,
-      modelStep,
-      protectSteps: protectedSteps(config, state),
-      title: `${state.runId}: ${config.stepsPerEpoch} steps/epoch, batch ${config.hyperparameters.batchSize}`,
-      markers: { bestEpoch: restoredEpoch ?? state.best?.epoch ?? null, earlyStoppedEpoch: outcome === 'early-stopped' ? state.epoch : null },
-      ...(resumedWithoutTraining && { resumedWithoutTraining }),
-      ...parent,
-    }),
-  );
+  // A search trial's last epoch activity may have exported already (trainEpoch's `finalize`).
+  const finalized =
+    run.finalizedWithEpoch?.modelStep === modelStep
+      ? run.finalizedWithEpoch.result
+      : await CancellationScope.nonCancellable(() =>
+          run.activities.finalizeRun({
+            runUri: state.runUri,
+            config,
+            modelStep,
+            protectSteps: protectedSteps(config, state),
+            title: runTitle(run),
+            markers: { bestEpoch: restoredEpoch ?? state.best?.epoch ?? null, earlyStoppedEpoch: outcome === 'early-stopped' ? state.epoch : null },
+            ...(resumedWithoutTraining && { resumedWithoutTraining }),
+            ...parent,
+          }),
+        );
   await run.tracking.finish(outcome === 'stopped' ? 'KILLED' : 'FINISHED');
   state.status = outcome;
   publishStatus(run);
