@@ -110,15 +110,33 @@ async function listFiles(uri: string, max: number, assertAllowed: (field: string
   return shards;
 }
 
-async function listGcs(uri: string, max: number, maxPages: number, storage: Storage): Promise<ShardInfo[]> {
-  const g = splitGlob(uri);
-  const { bucket, name: folderName } = gcsLocation(g.folder);
-  const prefix = `${folderName === '' ? '' : `${folderName}/`}${g.literalPrefix}`;
-  const re = g.wild ? globRegExp(g.pattern) : undefined;
+/** What listGcsObjects lists, and how it refuses too much. */
+export interface GcsListing {
+  /** The user's URI, named in errors. */
+  readonly uri: string;
+  readonly bucket: string;
+  readonly prefix: string;
+  /** Whether the object `name` (its full name in the bucket) is a shard. */
+  readonly keep: (name: string) => boolean;
+  /** More than this many kept objects is refused by `tooMany`. */
+  readonly max: number;
+  readonly tooMany: () => never;
+  /** More than this many pages of PAGE_SIZE objects under the prefix is refused by `tooManyPages`. */
+  readonly maxPages: number;
+  readonly tooManyPages: (objects: number) => never;
+}
+
+/**
+ * The objects under a prefix of a bucket that `keep` accepts, as shards sorted by URI (with their
+ * generation and CRC32C): listed page by page, bounded in pages and in shards, a missing bucket
+ * refused naming the user's URI.
+ */
+export async function listGcsObjects(storage: Storage, l: GcsListing): Promise<ShardInfo[]> {
+  const { uri, bucket, prefix } = l;
   const shards: ShardInfo[] = [];
   let pageToken: string | undefined;
   for (let page = 0; ; page++) {
-    if (page >= maxPages) return bad(`Expected \`params.uri\` of dataset sharded to be a glob whose prefix lists at most ${maxPages * PAGE_SIZE} objects, got ${uri}: narrow the folder or the text before the first wildcard`);
+    if (page >= l.maxPages) return l.tooManyPages(l.maxPages * PAGE_SIZE);
     const [files, next] = await withRetry(
       () => storage.bucket(bucket).getFiles({ prefix, autoPaginate: false, maxResults: PAGE_SIZE, ...(pageToken !== undefined && { pageToken }) }),
       gcsRetry,
@@ -128,17 +146,35 @@ async function listGcs(uri: string, max: number, maxPages: number, storage: Stor
       throw err;
     });
     for (const f of files) {
-      const last = f.name.slice(prefix.length - g.literalPrefix.length);
-      if (last.includes('/')) continue;
-      if (re ? !re.test(last) : last !== g.pattern) continue;
+      if (!l.keep(f.name)) continue;
       const m = f.metadata;
       shards.push({ uri: `gs://${bucket}/${f.name}`, size: Number(m.size ?? 0), generation: String(m.generation), ...(m.crc32c !== undefined && { crc32c: String(m.crc32c) }) });
-      if (shards.length > max) return tooMany(uri, max);
+      if (shards.length > l.max) return l.tooMany();
     }
     pageToken = (next as { pageToken?: string } | undefined)?.pageToken;
     if (!pageToken) break;
   }
   return shards.sort((a, b) => (a.uri < b.uri ? -1 : a.uri > b.uri ? 1 : 0));
+}
+
+function listGcs(uri: string, max: number, maxPages: number, storage: Storage): Promise<ShardInfo[]> {
+  const g = splitGlob(uri);
+  const { bucket, name: folderName } = gcsLocation(g.folder);
+  const prefix = `${folderName === '' ? '' : `${folderName}/`}${g.literalPrefix}`;
+  const re = g.wild ? globRegExp(g.pattern) : undefined;
+  return listGcsObjects(storage, {
+    uri,
+    bucket,
+    prefix,
+    keep: (name) => {
+      const last = name.slice(prefix.length - g.literalPrefix.length);
+      return !last.includes('/') && (re ? re.test(last) : last === g.pattern);
+    },
+    max,
+    tooMany: () => tooMany(uri, max),
+    maxPages,
+    tooManyPages: (objects) => bad(`Expected \`params.uri\` of dataset sharded to be a glob whose prefix lists at most ${objects} objects, got ${uri}: narrow the folder or the text before the first wildcard`),
+  });
 }
 
 async function readManifest(uri: string, storage: Storage): Promise<string> {

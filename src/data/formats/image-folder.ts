@@ -9,11 +9,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Storage } from '@google-cloud/storage';
-import { withRetry } from '../../checkpoints/retry';
-import { bad, gcsLocation, gcsRetry, type ShardInfo } from '../source';
+import { bad, gcsLocation, listGcsObjects, type ShardInfo } from '../source';
 
 const IMAGE_FILE = /\.(jpe?g|png)$/i;
-const PAGE_SIZE = 1000;
 
 function tooMany(uri: string, max: number): never {
   return bad(`Expected the image folder \`params.uri\` (${uri}) to hold at most ${max} images, got more: write the images into tar shards (format \`tar\`)`);
@@ -48,27 +46,22 @@ async function listFolder(uri: string, max: number, assertAllowed: (field: strin
   return shards;
 }
 
-async function listBucket(uri: string, max: number, maxPages: number, storage: Storage): Promise<ShardInfo[]> {
+function listBucket(uri: string, max: number, maxPages: number, storage: Storage): Promise<ShardInfo[]> {
   const { bucket, name } = gcsLocation(uri.replace(/\/$/, ''));
   const prefix = name === '' ? '' : `${name}/`;
-  const shards: ShardInfo[] = [];
-  let pageToken: string | undefined;
-  for (let page = 0; ; page++) {
-    if (page >= maxPages) return bad(`Expected the image folder \`params.uri\` (${uri}) to list at most ${maxPages * PAGE_SIZE} objects, got more: write the images into tar shards (format \`tar\`)`);
-    const [files, next] = await withRetry(() => storage.bucket(bucket).getFiles({ prefix, autoPaginate: false, maxResults: PAGE_SIZE, ...(pageToken !== undefined && { pageToken }) }), gcsRetry).catch(
-      (err: unknown) => ((err as { code?: unknown }).code === 404 ? bad(`Expected \`params.uri\` of dataset sharded to name an existing bucket, got ${uri}: bucket \`${bucket}\` does not exist`) : Promise.reject(err)),
-    );
-    for (const f of files) {
-      const rest = f.name.slice(prefix.length).split('/');
-      if (rest.length !== 2 || rest[0] === '' || !IMAGE_FILE.test(rest[1]!)) continue;
-      const m = f.metadata;
-      shards.push({ uri: `gs://${bucket}/${f.name}`, size: Number(m.size ?? 0), generation: String(m.generation), ...(m.crc32c !== undefined && { crc32c: String(m.crc32c) }) });
-      if (shards.length > max) return tooMany(uri, max);
-    }
-    pageToken = (next as { pageToken?: string } | undefined)?.pageToken;
-    if (!pageToken) break;
-  }
-  return shards.sort((a, b) => (a.uri < b.uri ? -1 : a.uri > b.uri ? 1 : 0));
+  return listGcsObjects(storage, {
+    uri,
+    bucket,
+    prefix,
+    keep: (objectName) => {
+      const rest = objectName.slice(prefix.length).split('/');
+      return rest.length === 2 && rest[0] !== '' && IMAGE_FILE.test(rest[1]!);
+    },
+    max,
+    tooMany: () => tooMany(uri, max),
+    maxPages,
+    tooManyPages: (objects) => bad(`Expected the image folder \`params.uri\` (${uri}) to list at most ${objects} objects, got more: write the images into tar shards (format \`tar\`)`),
+  });
 }
 
 /** The images of the folder `uri` names (see the top of this file). */

@@ -10,7 +10,7 @@
  * Every error names the shard and the sample and is non-retryable: an image that does not decode,
  * a class outside `params.classes`, an image without its class member (or a class without its image).
  */
-import sharp from 'sharp';
+import type SharpModule from 'sharp';
 import { MAX_SHARD_TEXT_BYTES } from '../records';
 import type { ImageParams } from '../../config/image-params';
 import type { ShardedParams } from '../../config/sharded-data';
@@ -28,7 +28,16 @@ const MAX_CLASS_BYTES = 256;
 /** Images decoded at once (sharp queues them on libuv's pool; this bounds the buffers held). */
 const IN_FLIGHT = 8;
 
-sharp.cache(false); // every image is decoded once; libvips' operation cache would only hold memory
+let sharpModule: typeof SharpModule | undefined;
+/** sharp (libvips, native) loads with the first image decoded, not in every process that imports the record formats. */
+function sharp(): typeof SharpModule {
+  if (sharpModule === undefined) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    sharpModule = require('sharp') as typeof SharpModule;
+    sharpModule.cache(false); // every image is decoded once; libvips' operation cache would only hold memory
+  }
+  return sharpModule;
+}
 
 function imageOf(params: ShardedParams): ImageParams {
   if (!params.image) bad('Expected `params.image` for an image format, got nothing');
@@ -58,7 +67,7 @@ const FIT = { stretch: 'fill', crop: 'cover', pad: 'contain' } as const;
 /** One image's bytes → height × width × channels bytes (0–255), through sharp. `where` names it in errors. */
 export async function decodePixels(bytes: Buffer, image: ImageParams, where: string): Promise<Buffer> {
   try {
-    let img = sharp(bytes, { failOn: 'error', limitInputPixels: MAX_INPUT_PIXELS }).resize({
+    let img = sharp()(bytes, { failOn: 'error', limitInputPixels: MAX_INPUT_PIXELS }).resize({
       width: image.width,
       height: image.height,
       fit: FIT[image.resize],
