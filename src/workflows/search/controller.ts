@@ -381,7 +381,7 @@ export class SearchController {
       const s = this.state;
       const due = (this.config.continueAsNewEvery > 0 && s.startedThisRun >= this.config.continueAsNewEvery) || ctx.continueAsNewSuggested;
       const noDrain = this.options.noDrain === true;
-      if (due && noDrain && inFlight > 0) {
+      if (due && noDrain && inFlight > 0 && (ctx.continueAsNewSuggested || this.moreToStart())) {
         // noDrain: running children ride in the state (their ends reach the next run by signal), but
         // an outcome being fetched is this run's to apply: wait for it first.
         if (this.fetching.size > 0) return this.afterFlush({ kind: 'wait', inFlight, edits: s.edits.length });
@@ -488,6 +488,12 @@ export class SearchController {
     this.fetching.delete(id);
     if (this.state.endReported) this.state.endReported = this.state.endReported.filter((w) => w !== id);
     return true;
+  }
+
+  /** Whether a run could start now or later without a result first (a ready queued run, or the searcher's next). */
+  private moreToStart(): boolean {
+    const s = this.state;
+    return s.queue.some((q) => !s.held.includes(q.trial)) || (!s.searcherFinished && s.suggested < s.trialLimit);
   }
 
   /** A reported end of a run this run did not start and is not fetching yet. */
