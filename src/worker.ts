@@ -12,6 +12,8 @@
  *                      without GPUs cores/slots threads (TF_NUM_INTRAOP_THREADS, TF_NUM_INTEROP_THREADS)
  *   DT_SHUTDOWN_SECONDS  on SIGTERM/SIGINT, the budget to stop training, commit its checkpoint and hand
  *                      the attempt back (default 25; GCE gives 30 s of notice before a preemption)
+ *   DT_WORKFLOW_BUNDLE_CACHE  0: bundle the workflows at every start (default: reuse the cached bundle, workflow-bundle.ts)
+ *   DT_TRAINER_PRESTART  0: start the trainers on their first request (default: at start, TensorFlow loaded before any task)
  *   MLFLOW_TRACKING_URI  runs track to this MLflow server (credentials: MLFLOW_TRACKING_TOKEN or _USERNAME/_PASSWORD)
  *   DT_ALLOWED_TRACKING_URIS  other MLflow servers an input's tracking.mlflow.uri may name (comma-separated prefixes)
  */
