@@ -4,8 +4,9 @@
  * unset, every hook is a no-op.
  *
  *   DT_FAULT_KILL_AT=<moment>:<key>   SIGKILL this process's group (the worker and its trainer) at
- *     in-tmp-write   half-way through the temporary file of <key> (before its fsync and rename)
- *     holding-lock   right after taking the lock to write <key>, before reading or writing it
+ *     in-tmp-write   half-way through the temporary file of <key> (before its fsync and its rename or link)
+ *     holding-lock   right after taking the lock to write <key>, before reading or writing it (only
+ *                    compare-and-swaps take it, latest.json and lease.json; create-only writes link)
  *     after-put      right after <key> is stored (lock released), before the caller goes on
  *   DT_FAULT_ENOSPC_WHILE=<file>      every write fails with ENOSPC while <file> exists (a full disk)
  *   DT_FAULT_HOLD_DIR=<dir>           holds one attempt of an activity for good (its worker alive and
