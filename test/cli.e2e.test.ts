@@ -19,9 +19,14 @@ describe('durable-train CLI', () => {
     const file = path.join(dir, 'run.json');
     fs.writeFileSync(file, JSON.stringify(mnistInput({ maxEpochs: 3 })));
     const workflowId = uniqueId('cli');
-    const started = await cli(['train', file, '--workflow-id', workflowId], harness.cliEnv);
+    const started = await cli(['train', file, '--workflow-id', workflowId, '--json'], harness.cliEnv);
     assert.equal(started.code, 0, started.stderr);
-    assert.match(started.stdout, new RegExp(`Started ${workflowId}`));
+    // `runId` means the run folder everywhere else: Temporal's run id is `temporalRunId`.
+    const start = JSON.parse(started.stdout) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(start).sort(), ['taskQueue', 'temporalRunId', 'type', 'workflowId']);
+    assert.equal(start.workflowId, workflowId);
+    assert.equal(start.type, 'trainModel');
+    assert.match(String(start.temporalRunId), /^[0-9a-f-]{36}$/);
 
     const watched = await cli(['watch', workflowId, '--interval', '0.2'], harness.cliEnv);
     assert.equal(watched.code, 0, watched.stderr);

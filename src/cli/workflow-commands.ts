@@ -41,7 +41,7 @@ export async function workflowCommand(command: WorkflowCommand, positional: read
       const taskQueue = flags['task-queue'] ?? taskQueueFromEnv();
       const type = WORKFLOW_TYPES[command];
       const handle = await c.workflow.start(type, { taskQueue, workflowId, args: [input] });
-      io.out(json ? jsonForTerminal({ workflowId, runId: handle.firstExecutionRunId, taskQueue, type }) : `Started ${forTerminal(workflowId)} (${type}) on task queue ${forTerminal(taskQueue)}`);
+      io.out(json ? jsonForTerminal({ workflowId, temporalRunId: handle.firstExecutionRunId, taskQueue, type }) : `Started ${forTerminal(workflowId)} (${type}) on task queue ${forTerminal(taskQueue)}`);
       if (flags.wait) return await watch(handle, io, 1000, json);
       return EXIT.ok;
     }
