@@ -10,7 +10,7 @@
  *
  * `--only` records just those scenarios (names as in the files: normal, early-stopped,
  * pause-resume-stop, stop-training, continue-as-new, invalid-input, grid-search, halving-search,
- * retrain, asha-search, pbt-search, random-edits, data-window, search-trial) and keeps every other fixture; `--tag` saves them as `<name>.<tag>.json` beside the
+ * retrain, asha-search, pbt-search, random-edits, data-window, search-trial, no-drain-search) and keeps every other fixture; `--tag` saves them as `<name>.<tag>.json` beside the
  * older ones, so histories recorded before a patched change keep replaying next to those after it.
  *
  * Re-record after a deliberate, versioned change to the workflow's commands; a replay failure
@@ -329,6 +329,26 @@ async function main(): Promise<void> {
     await h.result();
     const child = `replay-checked/${trialId(1)}`;
     await save('search-trial', child, 'trainModel as a search trial its search checked (searchTrial): no local activity, no patch marker, one upsert', await childRunId('replay-checked', h.firstExecutionRunId, child));
+  }
+
+  // 15. No drain (search-no-drain): a random search of 4 trials, 2 at a time, continuing as new
+  //     after every 2 starts with both trials still running; their trialEnded signals reach the next
+  //     run, which fetches their outcomes (fetchTrialOutcome). And trial-1, which signals its end
+  //     (train-model-report-to-search).
+  if (want('no-drain-search')) {
+    const h = await startWorkflow('hyperparameterSearch', 'replay-no-drain', {
+      base: tinyInput({ stepsPerEpoch: 2, maxEpochs: 2 }),
+      strategy: 'random',
+      seed: 3,
+      maxTrials: 4,
+      maxParallel: 2,
+      continueAsNewEvery: 2,
+      space: { 'hyperparameters.learningRate': { loguniform: [0.001, 0.1] } },
+    });
+    await h.result();
+    await save('no-drain-search', 'replay-no-drain', 'hyperparameterSearch: random, 4 trials, maxParallel 2, continues as new every 2 starts with its trials running (no drain)', h.firstExecutionRunId);
+    const child = `replay-no-drain/${trialId(1)}`;
+    await save('no-drain-trial-1', child, 'trainModel as a search trial that signals its end to the search (trialEnded)', await childRunId('replay-no-drain', h.firstExecutionRunId, child));
   }
 
   const recorded = new Set(fixtures.map((f) => f.file));

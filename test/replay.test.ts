@@ -52,8 +52,9 @@ describe('replay of recorded histories', () => {
     }
     // Every workflow type, trainModel's `resume` path (a halving survivor reading its rung-1 epochs),
     // and both shapes of an epoch: two activities (runs before train-model-epoch-activity) and one.
-    // The searches: a PBT exploit's copy, a promotion's archive and live edits (an Update).
-    for (const name of ['"trainModel"', '"hyperparameterSearch"', '"retrainModel"', '"readRunRecords"', '"trainUntilStep"', '"evaluateCheckpoint"', '"trainEpoch"', '"copyTrialCheckpoint"', '"archiveTrialModel"', '"editSearch"']) {
+    // The searches: a PBT exploit's copy, a promotion's archive and live edits (an Update); no drain:
+    // a trial's trialEnded signal and a later run's fetchTrialOutcome.
+    for (const name of ['"trainModel"', '"hyperparameterSearch"', '"retrainModel"', '"readRunRecords"', '"trainUntilStep"', '"evaluateCheckpoint"', '"trainEpoch"', '"copyTrialCheckpoint"', '"archiveTrialModel"', '"editSearch"', '"fetchTrialOutcome"', '"trialEnded"']) {
       assert.ok(all.includes(name), `some fixture has ${name}`);
     }
   });
