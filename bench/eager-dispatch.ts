@@ -14,7 +14,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { BatchAssembler } from '../src/training/batch';
 import { backendPreferenceFromEnv, selectBackend } from '../src/training/backend';
-import { builtInDatasets } from '../src/training/datasets';
+import { builtInDatasets } from '../src/training/dataset-registry';
 import type { Dataset } from '../src/training/dataset';
 import * as current from '../src/training/eager/step';
 import { builtInModels } from '../src/training/models';

@@ -11,7 +11,7 @@ export type { TrainerOptions } from './training/trainer-client';
 export { TrainerPool, type TrainerPoolOptions } from './training/trainer-pool';
 export type { TrainerModule } from './training/trainer-process';
 export type { ModelRegistry, ModelFactory, ModelContext } from './training/models';
-export type { DatasetRegistry, DatasetFactory, Dataset } from './training/datasets';
+export type { DatasetRegistry, DatasetFactory, Dataset } from './training/dataset-registry';
 export type { RecordSource, RecordSourceFactory } from './training/record-source';
 export { runWorker, type RunWorkerOptions } from './worker';
 export { connectionSettings, taskQueueFromEnv, DEFAULT_TASK_QUEUE, type ConnectionSettings } from './connection';

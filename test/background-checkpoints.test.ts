@@ -18,7 +18,7 @@ import { openStore } from '../src/checkpoints/open-store';
 import type { CheckpointStore, CreateObjectsOptions, NewObject } from '../src/checkpoints/store';
 import { parseTrainConfig } from '../src/config/train-config';
 import { selectBackend, type BackendInfo } from '../src/training/backend';
-import { builtInDatasets } from '../src/training/datasets';
+import { builtInDatasets } from '../src/training/dataset-registry';
 import { Engine } from '../src/training/engine';
 import { builtInModels } from '../src/training/models';
 

@@ -12,7 +12,7 @@ import { parseTrainConfig, type TrainConfig } from '../src/config/train-config';
 import { backendPreferenceFromEnv, selectBackend, type BackendInfo } from '../src/training/backend';
 import { BatchAssembler } from '../src/training/batch';
 import type { Dataset } from '../src/training/dataset';
-import { builtInDatasets } from '../src/training/datasets';
+import { builtInDatasets } from '../src/training/dataset-registry';
 import { adamApply, adamInternals } from '../src/training/eager/adam';
 import { EagerRoute } from '../src/training/eager/route';
 import { lossFunction, trainingLoss } from '../src/training/eager/step';

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
-import { builtInDatasets } from '../src/training/datasets';
+import { builtInDatasets } from '../src/training/dataset-registry';
 import type { TrainModelResult } from '../src/workflows';
 import { ROOT, tempDir, uniqueId, useStackAndWorker } from './helpers/temporal';
 

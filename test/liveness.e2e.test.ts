@@ -19,7 +19,7 @@ import { callTrainer } from '../src/activities/store-and-trainer';
 import { FileCheckpointStore, StoreDeadlineError } from '../src/checkpoints/fs-store';
 import { LEASE_KEY } from '../src/checkpoints/layout';
 import { parseTrainConfig, type DatasetSpec } from '../src/config/train-config';
-import { DatasetRegistry, datasetBytes, syntheticDataset } from '../src/training/datasets';
+import { DatasetRegistry, datasetBytes, syntheticDataset } from '../src/training/dataset-registry';
 import type { RequestBody, TrainUntilStepResult } from '../src/training/protocol';
 import { TrainerClient } from '../src/training/trainer-client';
 import { ROWS_PER_YIELD, progressMarks } from '../src/training/liveness';
@@ -194,7 +194,7 @@ describe('dataset cache bounded in bytes', () => {
   });
 
   test('DT_TRAINER_DATASET_CACHE_BYTES is checked', async () => {
-    const { datasetCacheBytesFromEnv } = await import('../src/training/datasets');
+    const { datasetCacheBytesFromEnv } = await import('../src/training/dataset-registry');
     assert.equal(datasetCacheBytesFromEnv({ DT_TRAINER_DATASET_CACHE_BYTES: '1234' }), 1234);
     assert.throws(() => datasetCacheBytesFromEnv({ DT_TRAINER_DATASET_CACHE_BYTES: '-1' }), /Expected `DT_TRAINER_DATASET_CACHE_BYTES` to be a whole number of bytes from 0 up, got "-1"/);
   });

@@ -21,7 +21,7 @@ import { openStore } from '../src/checkpoints/open-store';
 import type { DatasetSpec } from '../src/config/train-config';
 import { openShardedEval, openShardedSource } from '../src/data/streamed';
 import { BatchAssembler } from '../src/training/batch';
-import { builtInDatasets } from '../src/training/datasets';
+import { builtInDatasets } from '../src/training/dataset-registry';
 import { evalBatches } from '../src/training/eval-data';
 import { loadDataForModel, loadEvalData } from '../src/training/run-preprocessing';
 

@@ -19,7 +19,7 @@ import { after, before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { openShardedEval } from '../src/data/streamed';
 import { openStore } from '../src/checkpoints/open-store';
-import { builtInDatasets } from '../src/training/datasets';
+import { builtInDatasets } from '../src/training/dataset-registry';
 import { evaluateModel } from '../src/training/eager/evaluate';
 import { isEvalStream, evalExamples } from '../src/training/eval-data';
 import { loadEvalData } from '../src/training/run-preprocessing';

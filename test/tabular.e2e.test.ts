@@ -11,7 +11,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import type { TrainModelResult } from '../src/workflows';
-import { builtInDatasets, type Dataset } from '../src/training/datasets';
+import { builtInDatasets, type Dataset } from '../src/training/dataset-registry';
 import { hash32, mulberry32 } from '../src/training/rng';
 import { isTestRow, loadTabular, sortLabels } from '../src/training/tabular';
 import type { DatasetSpec } from '../src/config/train-config';

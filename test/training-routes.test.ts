@@ -16,7 +16,7 @@ import { writeCheckpoint } from '../src/checkpoints/format';
 import { openStore } from '../src/checkpoints/open-store';
 import { parseTrainConfig, type ModelSpec, type TrainConfig } from '../src/config/train-config';
 import { selectBackend, type BackendInfo } from '../src/training/backend';
-import { builtInDatasets } from '../src/training/datasets';
+import { builtInDatasets } from '../src/training/dataset-registry';
 import { Engine } from '../src/training/engine';
 import { builtInModels } from '../src/training/models';
 import { NonRetryableTrainingError } from '../src/training/protocol';

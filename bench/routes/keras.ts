@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { builtInDatasets } from '../../src/training/datasets';
+import { builtInDatasets } from '../../src/training/dataset-registry';
 import { referencePython } from '../python';
 import type { BenchRoute } from '../route';
 

@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type * as TfNodeModule from '@tensorflow/tfjs-node';
-import { builtInDatasets } from '../../src/training/datasets';
+import { builtInDatasets } from '../../src/training/dataset-registry';
 import { BatchAssembler } from '../../src/training/batch';
 import { TrainableSavedModel } from '../../src/training/savedmodel/graph';
 import { readMetadata } from '../../src/training/savedmodel/metadata';

@@ -7,7 +7,7 @@
  */
 import { fork } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs';
-import { builtInDatasets } from '../../src/training/datasets';
+import { builtInDatasets } from '../../src/training/dataset-registry';
 import { selectBackend, backendPreferenceFromEnv } from '../../src/training/backend';
 import { builtInModels } from '../../src/training/models';
 import { BatchAssembler } from '../../src/training/batch';

@@ -68,7 +68,7 @@ export function checkBuiltInDataset(c: Checker, field: string, name: string, spl
     const size = c.number(`${f}.size`, p.size, { integer: true, min: 1, max: MAX_SYNTHETIC_SIZE, optional: true });
     c.number(`${f}.noise`, p.noise, { min: 0, max: MAX_SYNTHETIC_NOISE, optional: true });
     c.number(`${f}.seed`, p.seed, { integer: true, min: 0, max: MAX_SEED, optional: true });
-    // The defaults (src/training/datasets.ts): 16 features, 4 classes, 1024 examples.
+    // The defaults (src/training/dataset-registry.ts): 16 features, 4 classes, 1024 examples.
     const floats = (size ?? 1024) * ((features ?? 16) + (classes ?? 4));
     if (floats > MAX_SYNTHETIC_FLOATS) {
       c.fail(`${f}.size`, `a size whose size × (features + classes) is at most ${MAX_SYNTHETIC_FLOATS}`, size ?? 1024);

@@ -1,6 +1,6 @@
 /**
  * What a dataset is: a pair of flat float arrays held in the trainer process. Only a dataset's
- * name and params ever travel through workflows. Kept apart from the registry (datasets.ts) so
+ * name and params ever travel through workflows. Kept apart from the registry (dataset-registry.ts) so
  * that dataset implementations (tabular.ts) and the registry import it without importing each other.
  */
 

@@ -17,7 +17,7 @@ import type { BackendInfo } from './backend';
 import type { BatchAssembler } from './batch';
 import type { Dataset, DatasetShapes } from './dataset';
 import type { EvalData } from './eval-data';
-import type { DatasetRegistry } from './datasets';
+import type { DatasetRegistry } from './dataset-registry';
 import type { ModelRegistry } from './models';
 import { NonRetryableTrainingError } from './protocol';
 import type { EngineFaults, LoopSession } from './step-loop';

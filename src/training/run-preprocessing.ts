@@ -11,7 +11,7 @@ import { SHARDED_DATASET } from '../config/sharded-data';
 import type { DatasetSpec } from '../config/train-config';
 import { naming, openShardedEval } from '../data/streamed';
 import type { Dataset } from './dataset';
-import type { DatasetRegistry } from './datasets';
+import type { DatasetRegistry } from './dataset-registry';
 import type { EvalData } from './eval-data';
 import { UserEvalStream } from './record-source';
 import { parsePreprocessing, preprocessingBytes, readPreprocessing, type Preprocessing } from './tabular-preprocess';

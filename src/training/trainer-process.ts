@@ -3,10 +3,10 @@
  * Synchronous native ops run here, never on the worker's event loop, and a native crash takes
  * down only this process (the activity sees it exit and is retried).
  */
-import type { DatasetRegistry } from './datasets';
+import type { DatasetRegistry } from './dataset-registry';
 import type { ModelRegistry } from './models';
 import { backendPreferenceFromEnv, selectBackend, type BackendInfo } from './backend';
-import { builtInDatasets } from './datasets';
+import { builtInDatasets } from './dataset-registry';
 import { Engine } from './engine';
 import { builtInModels } from './models';
 import type { ChildMessage, DescribeResult, ParentMessage, Progress, RequestBody, TrainRequest } from './protocol';
