@@ -327,6 +327,7 @@ async function main(): Promise<void> {
       space: { 'hyperparameters.learningRate': { loguniform: [0.001, 0.1] } },
     });
     await h.result();
+    await save('search-checked', 'replay-checked', 'hyperparameterSearch whose trials it checked (searchTrial), drawing its best trial\'s learning curve at its end', h.firstExecutionRunId);
     const child = `replay-checked/${trialId(1)}`;
     await save('search-trial', child, 'trainModel as a search trial its search checked (searchTrial): no local activity, no patch marker, one upsert', await childRunId('replay-checked', h.firstExecutionRunId, child));
   }

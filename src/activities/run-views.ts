@@ -105,3 +105,5 @@ export function createRunViewActivities(deps: { readonly openStore: (uri: string
     },
   };
 }
+
+export type RunViewActivities = ReturnType<typeof createRunViewActivities>;

@@ -136,7 +136,7 @@ export interface FinalizeInput {
    * Render the learning curve (SVG and PNG, on the chart thread). A person looks at a run's own
    * curve, not at every trial's of a search of thousands: a search's trial (its workflow id
    * `<parent>/trial-…`, as Temporal gives it) renders none unless this says so; the search renders
-   * its best trial's (renderLearningCurve), `durable-train curve` any one on demand.
+   * its best trial's at its end (renderLearningCurve).
    * @default true, false for a search's trial
    */
   readonly learningCurve?: boolean;

@@ -26,6 +26,8 @@ import {
 } from '@temporalio/workflow';
 import type { SearchLogActivities } from '../activities/search-log';
 import type { SearchResultActivities } from '../activities/search-results';
+import type { RunViewActivities } from '../activities/run-views';
+import { runUriOf, trialId } from '../checkpoints/layout';
 import type { SearchInput } from '../config/search-config';
 import { FAULT_RETRY, WORKER_HEARTBEAT_TIMEOUT } from './activity-proxies';
 import type { CheckpointCopyActivities } from '../activities/checkpoint-copy';
@@ -36,7 +38,7 @@ import type { LegacySearchState } from './search/legacy';
 import { resumedState, type Leaderboard, type SearchResult, type SearchState } from './search/state';
 import { startState } from './search/start';
 import { validateSearchOrFail } from './search/validate';
-import { LIVE_EDITS_PATCH, SEARCH_NO_DRAIN_PATCH, SEARCH_OWNER_PATCH, SEARCH_SINGLE_UPSERT_PATCH, SEARCH_STORE_ROWS_PATCH } from './patches';
+import { LIVE_EDITS_PATCH, SEARCH_NO_DRAIN_PATCH, SEARCH_OWNER_PATCH, SEARCH_SINGLE_UPSERT_PATCH, SEARCH_STORE_ROWS_PATCH, SEARCH_BEST_CURVE_PATCH } from './patches';
 import { trialEndedSignal } from './search/trial-ended';
 import { RunTracking, baseTracking, searchParams } from './run-tracking';
 import type { trainModel } from './train-model';
@@ -58,6 +60,7 @@ const { writeSearchResults, archiveTrialModel, claimSearchFolder } = proxyActivi
   retry: FAULT_RETRY,
 });
 const { appendSearchLog } = proxyActivities<SearchLogActivities>({ startToCloseTimeout: '2 minutes', heartbeatTimeout: WORKER_HEARTBEAT_TIMEOUT, retry: FAULT_RETRY });
+const { renderLearningCurve } = proxyActivities<RunViewActivities>({ startToCloseTimeout: '10 minutes', heartbeatTimeout: WORKER_HEARTBEAT_TIMEOUT, retry: FAULT_RETRY });
 const { copyTrialCheckpoint } = proxyActivities<CheckpointCopyActivities>({ startToCloseTimeout: '30 minutes', heartbeatTimeout: WORKER_HEARTBEAT_TIMEOUT, retry: FAULT_RETRY });
 // Each attempt waits at most 60 s for a child that signalled its end; a child still running is
 // asked again, without a cap on attempts: it has ended or is about to (activities/trial-outcome.ts).
@@ -191,6 +194,11 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
       case 'finish': {
         publish(cmd.upserts);
         const written = await writeSearchResults(cmd.results);
+        // Trials draw no learning curve (a person looks at the best one): the best trial's, now.
+        if (cmd.best !== null && patched(SEARCH_BEST_CURVE_PATCH)) {
+          const runId = trialId(cmd.best);
+          await renderLearningCurve({ runUri: runUriOf(state.searchUri, runId), title: `${runId}: the best trial of ${state.searchRunId}` });
+        }
         await tracking.finish(cmd.best !== null ? 'FINISHED' : 'FAILED');
         const { result, upserts } = ctl.complete(written);
         publish(upserts);

@@ -67,6 +67,9 @@ export const SEARCH_NO_DRAIN_PATCH = 'search-no-drain';
 /** trainModel started by a search: signals the search `trialEnded` with its own workflow id as it ends. */
 export const TRAIN_MODEL_REPORT_PATCH = 'train-model-report-to-search';
 
+/** hyperparameterSearch: at its end, the best trial's learning curve is drawn (its trials draw none). */
+export const SEARCH_BEST_CURVE_PATCH = 'search-best-trial-learning-curve';
+
 /** Every id above (the test checks this list against the exports). */
 export const PATCH_IDS: readonly string[] = [
   URI_CHECK_PATCH,
@@ -83,6 +86,7 @@ export const PATCH_IDS: readonly string[] = [
   PBT_SPACE_PATCH,
   PBT_BOUNDS_PATCH,
   SEARCH_SINGLE_UPSERT_PATCH,
+  SEARCH_BEST_CURVE_PATCH,
   SEARCH_STORE_ROWS_PATCH,
   SEARCH_NO_DRAIN_PATCH,
   TRAIN_MODEL_REPORT_PATCH,
