@@ -51,35 +51,60 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
     ...(process.env.MLFLOW_TRACKING_URI && { mlflowTrackingUri: process.env.MLFLOW_TRACKING_URI }),
     ...(process.env.DT_ALLOWED_TRACKING_URIS && { allowedTrackingUris: process.env.DT_ALLOWED_TRACKING_URIS.split(',').map((u) => u.trim()).filter(Boolean) }),
   });
+  // The trainers load TensorFlow while the worker itself starts (modules, bundle, connection): a
+  // run that moves here from a killed worker trains again without waiting seconds for it
+  // (bench/restart.ts, cold worker). A start that fails below closes them.
+  // (On 2026-12-02 this was undone: a describeWorker answered within a millisecond had split its
+  // marker and the run's patch markers over two workflow tasks. describeWorker has since answered
+  // every run after a worker's first from memory, as fast, and test/durability.e2e.test.ts, which
+  // replays such a run on another worker, passes with the trainers started here.)
+  if (process.env.DT_TRAINER_PRESTART !== '0') {
+    for (let i = 0; i < plugin.trainer.size; i++) {
+      plugin.trainer.request({ type: 'describe' }).catch((err: unknown) => console.warn(`[durable-train] a trainer did not start: ${err instanceof Error ? err.message : String(err)}`));
+    }
+  }
   // The bundle (cached across starts: workflow-bundle.ts) is built while the connection is made.
   const bundling = cachedWorkflowBundle({ workflowsPath, logger: new DefaultLogger('WARN') }).then((b) => {
     mark('worker-bundled', { reused: b.reused });
     if (!b.reused) console.log(`[durable-train] workflow bundle built (${b.why}); cached in ${b.file || 'nowhere (DT_WORKFLOW_BUNDLE_CACHE=0 or no usable cache folder)'}`);
     return b.bundle;
   });
-  const [connection, workflowBundle] = await Promise.all([connectWhenReachable(settings.connectionOptions, settings.address), bundling]);
-  mark('worker-connected');
+  let connection: NativeConnection | undefined;
+  let worker: Worker;
   const taskQueue = options.taskQueue ?? taskQueueFromEnv();
-  const worker = await Worker.create({
-    connection,
-    namespace: settings.namespace,
-    taskQueue,
-    workflowBundle,
-    plugins: [plugin],
-    // Each trainer runs one request at a time: one activity per trainer slot, plus one so that an
-    // activity that only reads and writes the store (an export, a search's results) overlaps training
-    // instead of holding a slot's turn; a training activity taking it waits in a trainer's queue.
-    maxConcurrentActivityTaskExecutions: plugin.trainer.size + 1,
-    maxConcurrentLocalActivityExecutions: 2,
-    // A run's next workflow task goes first to the sticky queue of the worker that ran the last one;
-    // if that worker died, the task waits this long before any worker takes it (the SDK's default
-    // is 10 s, seen in full after every activity retried off a killed worker).
-    stickyQueueScheduleToStartTimeout: '3 seconds',
-    // The trainer's drain (below) stops training at once; other activities (an evaluation, an
-    // export) get the budget to finish before Temporal cancels them with WORKER_SHUTDOWN.
-    shutdownGraceTime: shutdownSeconds * 1000,
-    shutdownForceTime: (shutdownSeconds + 5) * 1000,
-  });
+  try {
+    const [connected, workflowBundle] = await Promise.all([connectWhenReachable(settings.connectionOptions, settings.address), bundling]);
+    connection = connected;
+    mark('worker-connected');
+    worker = await createWorker(connected, workflowBundle);
+  } catch (err) {
+    // No worker to run: the trainers started above end here, not with the process.
+    await plugin.close();
+    await connection?.close().catch(() => undefined);
+    throw err;
+  }
+  async function createWorker(connection: NativeConnection, workflowBundle: { readonly code: string }): Promise<Worker> {
+    return Worker.create({
+      connection,
+      namespace: settings.namespace,
+      taskQueue,
+      workflowBundle,
+      plugins: [plugin],
+      // Each trainer runs one request at a time: one activity per trainer slot, plus one so that an
+      // activity that only reads and writes the store (an export, a search's results) overlaps training
+      // instead of holding a slot's turn; a training activity taking it waits in a trainer's queue.
+      maxConcurrentActivityTaskExecutions: plugin.trainer.size + 1,
+      maxConcurrentLocalActivityExecutions: 2,
+      // A run's next workflow task goes first to the sticky queue of the worker that ran the last one;
+      // if that worker died, the task waits this long before any worker takes it (the SDK's default
+      // is 10 s, seen in full after every activity retried off a killed worker).
+      stickyQueueScheduleToStartTimeout: '3 seconds',
+      // The trainer's drain (below) stops training at once; other activities (an evaluation, an
+      // export) get the budget to finish before Temporal cancels them with WORKER_SHUTDOWN.
+      shutdownGraceTime: shutdownSeconds * 1000,
+      shutdownForceTime: (shutdownSeconds + 5) * 1000,
+    });
+  }
   mark('worker-created');
   console.log(`[durable-train] worker on ${settings.address} namespace=${settings.namespace} taskQueue=${taskQueue} backend=${backend} trainers=${plugin.trainer.size}`);
 
@@ -102,17 +127,6 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   options.shutdown?.then(() => stop('shutdown requested')).catch(() => undefined);
-  // The trainers load TensorFlow while the worker starts polling: a run that moves here from a
-  // killed worker trains again without waiting seconds for it (bench/restart.ts, cold worker).
-  // (On 2026-12-02 this was undone: a describeWorker answered within a millisecond had split its
-  // marker and the run's patch markers over two workflow tasks. describeWorker has since answered
-  // every run after a worker's first from memory, as fast, and test/durability.e2e.test.ts, which
-  // replays such a run on another worker, passes with the trainers started here.)
-  if (process.env.DT_TRAINER_PRESTART !== '0') {
-    for (let i = 0; i < plugin.trainer.size; i++) {
-      plugin.trainer.request({ type: 'describe' }).catch((err: unknown) => console.warn(`[durable-train] a trainer did not start: ${err instanceof Error ? err.message : String(err)}`));
-    }
-  }
   try {
     mark('worker-polling');
     await worker.run();
