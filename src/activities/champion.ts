@@ -150,54 +150,66 @@ export function createChampionActivities(deps: TrainingActivityDeps) {
       const store = deps.openStore(input.root);
       const { modelName, decision } = input;
       return storeCall(async () => {
-        const current = await readPointer(store, modelName);
-        const ours = current.champion !== null && sameRetrain(current.champion.retrain, decision.retrain);
-        if (!ours && current.version !== input.expectedVersion) {
-          return { outcome: 'conflict', champion: current.champion, version: current.version };
-        }
-        if (decision.promoted && !ours) {
-          if (!input.newChampion) throw ApplicationFailure.nonRetryable('A promotion needs the new champion record', 'BadDecision');
-          try {
-            await store.putIfVersion(championKey(modelName), Buffer.from(JSON.stringify(input.newChampion, null, 2)), input.expectedVersion ?? undefined);
-          } catch (err) {
-            if (!(err instanceof PreconditionFailedError)) throw err;
-            const now = await readPointer(store, modelName);
-            return { outcome: 'conflict', champion: now.champion, version: now.version };
-          }
-        }
-
-        // Append the decision once: a retry finds the one it wrote; a race for a number takes the next.
-        let record: DecisionRecord | undefined;
-        const keys = await store.list(decisionsPrefix(modelName));
-        for (const key of [...keys].reverse()) {
-          const data = await store.get(key);
-          const existing = data && (JSON.parse(data.toString('utf8')) as DecisionRecord);
-          if (existing && sameRetrain(existing.retrain, decision.retrain)) {
-            record = existing;
-            break;
-          }
-        }
-        let n = keys.reduce((max, k) => Math.max(max, decisionNumberOfKey(k) ?? 0), 0) + 1;
-        while (!record) {
-          const candidate: DecisionRecord = {
-            number: n,
-            ...decision,
-            decisionUri: store.uriOf(decisionKey(modelName, n)),
-            championUri: store.uriOf(championKey(modelName)),
-          };
-          try {
-            await store.putIfVersion(decisionKey(modelName, n), Buffer.from(JSON.stringify(candidate, null, 2)), undefined);
-            record = candidate;
-          } catch (err) {
-            if (!(err instanceof PreconditionFailedError)) throw err;
-            n++;
-          }
-        }
+        const conflict = await promoteUnlessChanged(store, input);
+        if (conflict) return conflict;
+        const record = await appendDecisionOnce(store, modelName, decision);
         await deps.openStore(input.runUri).put(RETRAIN_DECISION, Buffer.from(JSON.stringify(record, null, 2)));
         return { outcome: 'recorded', decision: record };
       });
     },
   };
+}
+
+type Conflict = Extract<RecordDecisionResult, { readonly outcome: 'conflict' }>;
+
+/**
+ * Writes the new champion by compare-and-swap when the decision promotes; a conflict when the
+ * pointer changed since the retrain read it (unless it already names this retrain: a retry).
+ */
+async function promoteUnlessChanged(store: CheckpointStore, input: RecordDecisionInput): Promise<Conflict | undefined> {
+  const { modelName, decision } = input;
+  const current = await readPointer(store, modelName);
+  const ours = current.champion !== null && sameRetrain(current.champion.retrain, decision.retrain);
+  if (!ours && current.version !== input.expectedVersion) {
+    return { outcome: 'conflict', champion: current.champion, version: current.version };
+  }
+  if (decision.promoted && !ours) {
+    if (!input.newChampion) throw ApplicationFailure.nonRetryable('A promotion needs the new champion record', 'BadDecision');
+    try {
+      await store.putIfVersion(championKey(modelName), Buffer.from(JSON.stringify(input.newChampion, null, 2)), input.expectedVersion ?? undefined);
+    } catch (err) {
+      if (!(err instanceof PreconditionFailedError)) throw err;
+      const now = await readPointer(store, modelName);
+      return { outcome: 'conflict', champion: now.champion, version: now.version };
+    }
+  }
+  return undefined;
+}
+
+/** Appends the decision once: a retry finds the one it wrote; a race for a number takes the next. */
+async function appendDecisionOnce(store: CheckpointStore, modelName: string, decision: RecordDecisionInput['decision']): Promise<DecisionRecord> {
+  const keys = await store.list(decisionsPrefix(modelName));
+  for (const key of [...keys].reverse()) {
+    const data = await store.get(key);
+    const existing = data && (JSON.parse(data.toString('utf8')) as DecisionRecord);
+    if (existing && sameRetrain(existing.retrain, decision.retrain)) return existing;
+  }
+  let n = keys.reduce((max, k) => Math.max(max, decisionNumberOfKey(k) ?? 0), 0) + 1;
+  for (;;) {
+    const candidate: DecisionRecord = {
+      number: n,
+      ...decision,
+      decisionUri: store.uriOf(decisionKey(modelName, n)),
+      championUri: store.uriOf(championKey(modelName)),
+    };
+    try {
+      await store.putIfVersion(decisionKey(modelName, n), Buffer.from(JSON.stringify(candidate, null, 2)), undefined);
+      return candidate;
+    } catch (err) {
+      if (!(err instanceof PreconditionFailedError)) throw err;
+      n++;
+    }
+  }
 }
 
 export type ChampionActivities = ReturnType<typeof createChampionActivities>;
