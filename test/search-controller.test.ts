@@ -199,7 +199,8 @@ describe('search controller', () => {
       for (const seed of [3, 8]) {
         const config = parseSearchConfig(input);
         const old = simulate(config, seed);
-        const stored = simulate(config, seed, { storeRows: true });
+        // Seed 8 with workflow time: rows wait up to LOG_FLUSH_MS before a wait appends them.
+        const stored = simulate(config, seed, { storeRows: true, ...(seed === 8 && { msPerResult: 700 }) });
         assert.equal(old.log.length, 0, `${input.strategy}: a search without state.store appends nothing`);
         assert.ok(stored.log.length > 0, `${input.strategy}: some segments`);
         for (const segment of stored.log) assert.ok(segment.length > 0 && segment.length <= 256, `${input.strategy}: ${segment.length} rows in a segment`);
@@ -207,6 +208,11 @@ describe('search controller', () => {
         const lineage = stored.log.flat().filter((r) => r.kind === 'lineage');
         assert.deepEqual(lineage.map((r) => ({ ...r, kind: undefined })), JSON.parse(JSON.stringify(old.ctl.state.lineage)).map((r: object) => ({ ...r, kind: undefined })), `${input.strategy}: lineage`);
         assert.deepEqual(stored.outcome, old.outcome, `${input.strategy}: the same decisions`);
+        // No drain at continue-as-new (children ride across it, some ends fetched by the next run): the same.
+        const options = { controller: { singleUpsert: true, noDrain: true }, raceShare: 0.3 };
+        const oldNoDrain = simulate(config, seed, options);
+        const storedNoDrain = simulate(config, seed, { ...options, storeRows: true, msPerResult: 900 });
+        assert.deepEqual(tableOf(storedNoDrain.log), JSON.parse(JSON.stringify(oldNoDrain.ctl.state.trials)), `${input.strategy}, seed ${seed}, no drain: the log's table`);
       }
     }
   });
@@ -228,5 +234,40 @@ describe('search controller', () => {
     assert.equal(next.kind === 'append' && next.seq, 1);
     assert.deepEqual(rows.map((r) => r.kind), ['trial', 'edit', 'edit']);
     assert.equal(rows[0]!.kind === 'trial' && rows[0]!.status, 'pruned', 'the added trial\'s row as of the cut: pruned by the second edit');
+  });
+
+  test('100,000 trials of a random search that stores its rows: every continue-as-new input under 256 KB, and its log rebuilds the table of the same search kept whole in state', (t) => {
+    const input = { base: tinyInput({ maxEpochs: 1 }), strategy: 'random', maxTrials: 100_000, maxParallel: 16, failureBudget: 100_000, space: { [LR]: { loguniform: [1e-4, 1] }, 'model.params.hiddenUnits': [[4], [8], [16]] } };
+    const seed = 4;
+    let largest = 0;
+    let inMemory = 0;
+    let runs = 0;
+    const started = Date.now();
+    const stored = simulate(parseSearchConfig({ ...input, continueAsNewEvery: 5000 }), seed, {
+      storeRows: true,
+      // 16 slots of one-second trials: a run ends every 62.5 ms, rows are appended every 5 s.
+      msPerResult: 62.5,
+      onCommand: (cmd, ctl) => {
+        if (cmd.kind !== 'continueAsNew') return;
+        runs++;
+        largest = Math.max(largest, JSON.stringify(cmd.state).length);
+        inMemory = Math.max(inMemory, ctl.trialsInMemory().length);
+      },
+    });
+    t.diagnostic(`stored: ${runs} continue-as-new, largest input ${largest} bytes, at most ${inMemory} trials in memory, ${stored.log.length} segments, ${Date.now() - started} ms`);
+    assert.ok(runs >= 19, `${runs} continue-as-new`);
+    assert.ok(largest < 256 * 1024, `largest continue-as-new input ${largest} bytes`);
+    assert.ok(largest < 16 * 1024, `constant, not growing with the trials: ${largest} bytes`);
+    assert.ok(inMemory <= 16, `${inMemory} trials in memory at a continue-as-new (16 slots)`);
+    // Segments of about 5 s of results (~80 trials, two rows each), not one per trial.
+    assert.ok(stored.log.length < 100_000 / 50, `${stored.log.length} segments`);
+    const whole = simulate(parseSearchConfig(input), seed);
+    const table = tableOf(stored.log);
+    assert.equal(table.length, 100_000);
+    assert.deepEqual(table, JSON.parse(JSON.stringify(whole.ctl.state.trials)));
+    // The result's best few and its best are the whole table's.
+    const top = stored.ctl.ranked().slice(0, 10);
+    assert.deepEqual(top.map((r) => r.trial), whole.ctl.ranked().slice(0, 10).map((r) => r.trial));
+    assert.equal(stored.ctl.bestSoFar()?.trial, whole.ctl.bestSoFar()?.trial);
   });
 });

@@ -8,7 +8,7 @@ import type { TrialRow } from '../src/config/search-types';
 import { createSearch, planTrials, plannedTrials, type SearchLogRow } from '../src/workflows/search';
 import { SearchController, type ControllerOptions, type SearchCommand, type Upsert } from '../src/workflows/search/controller';
 import { unitDraw } from '../src/workflows/search/random';
-import { childWorkflowId, initialState, resumedState, type SearchState } from '../src/workflows/search/state';
+import { childWorkflowId, initialState, newStoreRowsState, resumedState, type SearchState } from '../src/workflows/search/state';
 import type { ValidatedSearch } from '../src/workflows/search/validate';
 
 const roundTrip = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
@@ -48,7 +48,7 @@ export function newController(config: SearchConfig, options?: ControllerOptions,
   const validated = validatedOf(config);
   const state = initialState({ searchRunId: 'sim', searchUri: 'file:///sim', planned: validated.planned, maxParallel: config.maxParallel, mlflowWanted: false });
   // What hyperparameterSearch does for a new search when patched(SEARCH_STORE_ROWS_PATCH).
-  if (storeRows) state.store = { nextSeq: 0 };
+  if (storeRows) state.store = newStoreRowsState();
   const ctl = new SearchController(validated, state, SIM_WORKFLOW_ID, false, options);
   onUpserts?.(ctl.begin());
   return ctl;
@@ -76,6 +76,8 @@ export interface SimOptions {
    * next run must fetch them. @default 0
    */
   readonly raceShare?: number;
+  /** Workflow time between two runs' ends (StepContext.now); undefined: no time (rows are appended before every wait). */
+  readonly msPerResult?: number;
 }
 
 /** What the simulation saw of the no-drain hand-over. */
@@ -122,9 +124,11 @@ export function simulate(config: SearchConfig, seed: number, options: SimOptions
   let continuedRuns = 0;
   let roundTripDue = false;
   for (;;) {
-    const cmd = ctl.next({ continueAsNewSuggested: suggest });
-    if (suggest && cmd.kind !== 'continueAsNew') throw new Error(`a suggested continue-as-new gave ${cmd.kind}`);
-    suggest = false;
+    // Simulated workflow time: each run ends `msPerResult` after the one before.
+    const cmd = ctl.next({ continueAsNewSuggested: suggest, ...(options.msPerResult !== undefined && { now: results * options.msPerResult }) });
+    // The rows waiting are appended first (a search that stores its rows), then it continues as new.
+    if (suggest && cmd.kind !== 'continueAsNew' && cmd.kind !== 'append') throw new Error(`a suggested continue-as-new gave ${cmd.kind}`);
+    if (cmd.kind !== 'append') suggest = false;
     options.onCommand?.(cmd, ctl);
     if (cmd.kind === 'publish') publish(cmd.upserts);
     if (cmd.kind === 'append') {
@@ -152,7 +156,7 @@ export function simulate(config: SearchConfig, seed: number, options: SimOptions
       }
       if (running.length === 0) throw new Error('the controller waits with nothing running');
       const [done] = running.splice(Math.floor(unitDraw(seed, results, 'order') * running.length), 1);
-      const row = ctl.state.trials[done!.trial - 1]!;
+      const row = ctl.trial(done!.trial)!;
       const run = runOf(seed, done!.trial, row.epochs, done!.maxEpochs);
       const workflowId = childWorkflowId(SIM_WORKFLOW_ID, done!.trial, done!.rung);
       ended.set(workflowId, {
@@ -188,7 +192,7 @@ export function simulate(config: SearchConfig, seed: number, options: SimOptions
     }
   }
   const rows: Record<number, Row> = {};
-  for (const t of ctl.state.trials) rows[t.trial] = { status: t.status, rung: t.rung, value: t.value, epochs: t.epochs, runStatus: t.runStatus };
+  for (const t of options.storeRows ? tableOf(log) : ctl.state.trials) rows[t.trial] = { status: t.status, rung: t.rung, value: t.value, epochs: t.epochs, runStatus: t.runStatus };
   return { ctl, outcome: { launches, rows, maxRunning }, continued: continuedRuns, log, handOver };
 }
 

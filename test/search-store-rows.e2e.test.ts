@@ -53,8 +53,25 @@ describe('a search with its trial rows in the store', () => {
     const rows = await logRows(result.searchUri);
     const table = tableOf([rows as unknown as TypedRow[]]);
     assert.equal(table.length, 6);
-    assert.deepEqual(table, JSON.parse(JSON.stringify(result.trials)), 'the log\'s last row of each trial is the result\'s row');
     assert.ok(table.every((t) => t.status === 'completed' && t.value !== null));
+    // The result names the log; a search this small gets its table back from the log whole, and its best few.
+    assert.equal(result.logUri, `${result.searchUri}/log/`);
+    assert.equal(result.trialCount, 6);
+    assert.deepEqual(result.trials, table, 'the log\'s last row of each trial is the result\'s row, in trial order');
+    assert.deepEqual(result.top!.map((t) => t.value), table.map((t) => t.value).sort((a, b) => a! - b!), 'the best few, best first');
+    assert.deepEqual([...result.top!].sort((a, b) => a.trial - b.trial), table);
+    assert.equal(result.best.trial, result.top![0]!.trial);
+    assert.deepEqual(result.edits, []);
+    // results.json: the summary and where the table is; results.csv: every trial, from the log.
+    const store = openStore(result.searchUri);
+    const summary = JSON.parse((await store.get('results.json'))!.toString()) as Record<string, unknown>;
+    assert.equal(summary.logUri, result.logUri);
+    assert.equal(summary.trialCount, 6);
+    assert.deepEqual(summary.statuses, { completed: 6 });
+    assert.equal((summary.best as { trial: number }).trial, result.best.trial);
+    const csv = (await store.get('results.csv'))!.toString().trim().split('\n');
+    assert.equal(csv.length, 7);
+    assert.deepEqual(csv.slice(1).map((l) => Number(l.split(',')[0])), [1, 2, 3, 4, 5, 6]);
     // Each trial: a row when it started, and one when it ended (or one row if both fell in one segment).
     for (const t of table) assert.ok(rows.some((r) => r.kind === 'trial' && r.trial === t.trial && r.status === 'completed'));
 

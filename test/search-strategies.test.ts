@@ -33,8 +33,11 @@ describe('searchers', () => {
     assert.deepEqual(s.suggest(7), { kind: 'finished' });
     assert.equal(gridSearcher.plannedTrials(grid), 5, 'maxTrials cuts the grid');
     assert.deepEqual(planTrials(grid), all.slice(0, 5));
-    const huge = parseSearchConfig({ base: tinyInput(), space: { a: Array.from({ length: 50 }, (_, i) => i), b: Array.from({ length: 50 }, (_, i) => i) } });
-    assert.throws(() => plannedTrials(huge), (e: unknown) => e instanceof ConfigError && /a grid of at most 2000 trials/.test(e.message));
+    // MAX_TRIALS: a grid of 2,500 (over the old bound of 2,000) is fine; 101³ = 1,030,301 is not.
+    const list = (n: number) => Array.from({ length: n }, (_, i) => i);
+    assert.equal(plannedTrials(parseSearchConfig({ base: tinyInput(), space: { a: list(50), b: list(50) } })), 2500);
+    const huge = parseSearchConfig({ base: tinyInput(), space: { a: list(101), b: list(101), c: list(101) } });
+    assert.throws(() => plannedTrials(huge), (e: unknown) => e instanceof ConfigError && /a grid of at most 1000000 trials/.test(e.message) && /1030301 combinations/.test(e.message));
   });
 
   test('random: trial n is a pure function of (seed, n, path), default 10 trials', () => {

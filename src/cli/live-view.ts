@@ -141,7 +141,8 @@ export function renderSearchLines(board: unknown, running: ReadonlyMap<string, T
   const best = trials[0];
   const head: Segment[] = [
     seg(0, 2, `search ${t(b.status ?? '?')}`),
-    seg(1, 2, `trials ${trials.length}`),
+    // A search that stores its rows lists only its best few and live trials: its count is `trialCount`.
+    seg(1, 2, `trials ${typeof b.trialCount === 'number' ? b.trialCount : trials.length}`),
     seg(2, 2, `running ${t(b.running ?? '-')}`),
     seg(3, 2, `failed ${t(b.failed ?? 0)}`),
   ];

@@ -92,10 +92,12 @@ export const SEARCH_DEFAULTS = {
 } as const;
 
 /**
- * Largest number of trials one search may run. The trial table (~0.5 kB a trial) is carried through
- * continue-as-new and returned whole, and Temporal caps one payload at 2 MB.
+ * Largest number of trials one search may run. A search keeps its trial rows in its log
+ * (docs/search-log.md) and carries only live trials and counters through continue-as-new, so grid
+ * and random searches have constant state; strategies whose state grows with the trials (ASHA,
+ * halving, PBT) have their own, lower bound, checked at a search's start (workflows/search/start.ts).
  */
-export const MAX_TRIALS = 2000;
+export const MAX_TRIALS = 1_000_000;
 
 const FIELDS = [
   'runId', 'base', 'space', 'strategy', 'seed', 'maxTrials', 'maxParallel', 'metric', 'mode', 'failureBudget', 'eta', 'minEpochs',

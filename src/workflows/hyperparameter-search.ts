@@ -38,7 +38,7 @@ import type { LegacySearchState } from './search/legacy';
 import { resumedState, type Leaderboard, type SearchResult, type SearchState } from './search/state';
 import { startState } from './search/start';
 import { validateSearchOrFail } from './search/validate';
-import { LIVE_EDITS_PATCH, SEARCH_NO_DRAIN_PATCH, SEARCH_OWNER_PATCH, SEARCH_SINGLE_UPSERT_PATCH, SEARCH_STORE_ROWS_PATCH, SEARCH_BEST_CURVE_PATCH } from './patches';
+import { LIVE_EDITS_PATCH, SEARCH_NO_DRAIN_PATCH, SEARCH_OWNER_PATCH, SEARCH_SINGLE_UPSERT_PATCH, SEARCH_BEST_CURVE_PATCH } from './patches';
 import { trialEndedSignal } from './search/trial-ended';
 import { RunTracking, baseTracking, searchParams } from './run-tracking';
 import type { trainModel } from './train-model';
@@ -76,9 +76,6 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
   const state: SearchState = resumeState ? resumedState(resumeState, validated) : await startState(validated);
   // The folder's owner first: a different search naming it fails here, before any trial (search-identity.ts).
   if (!resumeState && patched(SEARCH_OWNER_PATCH)) await claimSearchFolder({ searchUri: state.searchUri, config });
-  // A new search writes its rows to its log (an owner of the folder only: claimed just above); a
-  // continued one keeps what its first run chose, carried in `state.store`.
-  if (!resumeState && patched(SEARCH_STORE_ROWS_PATCH)) state.store = { nextSeq: 0 };
   // Every decision is the controller's (search/controller.ts); this function only runs its commands.
   // No drain: asked once, at the run's start, so a run keeps one way throughout (a search in flight
   // before it replays draining; its next run no longer drains).
@@ -151,7 +148,7 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
   publish(ctl.begin());
   await tracking.begin('30 seconds');
   for (;;) {
-    const cmd = ctl.next({ continueAsNewSuggested: workflowInfo().continueAsNewSuggested });
+    const cmd = ctl.next({ continueAsNewSuggested: workflowInfo().continueAsNewSuggested, now: Date.now() });
     switch (cmd.kind) {
       case 'publish':
         publish(cmd.upserts);

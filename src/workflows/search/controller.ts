@@ -16,14 +16,17 @@ import type { WriteSearchResultsInput, WriteSearchResultsOutput } from '../../ac
 import type { TrainModelResult } from '../train-model';
 import { SEARCH_ATTRIBUTES } from '../search-attributes';
 import { compareRanked, rankTrials, trialInput } from '../search-space';
-import { applyEdit, epochBudget, validateEdit, type EditReply, type SearchEdit, type TrialSignal } from './edits';
+import { applyEdit, epochBudget, validateEdit, type EditRecord, type EditReply, type SearchEdit, type TrialSignal } from './edits';
+import type { LineageRecord } from './exploit';
 import { finishExploit, planExploit, type PendingExploit } from './exploit';
 import { createSearch, type SearchLogRow, type Searcher, type TrialDecision, type TrialScheduler } from './index';
 import { LogBuffer } from './log-buffer';
 import {
-  bestTrial, childWorkflowId, failureMessage, metricOf, newTrial,
-  type Leaderboard, type QueuedRun, type SearchResult, type SearchState, type TrialRecord,
+  bestTrial, childWorkflowId, editCount, failureMessage, metricOf, newTrial, RECENT_FAILURES, TOP_TRIALS, trialCount,
+  type Leaderboard, type QueuedRun, type SearchResult, type SearchState, type StoreRowsState, type TrialRecord, type TrialTable,
 } from './state';
+import { joinUri } from '../../checkpoints/layout';
+import type { TrialParams } from '../../config/search-types';
 import type { TrialStatus } from '../../config/search-types';
 import { invalidSearch, trialIssues, type ValidatedSearch } from './validate';
 
@@ -65,7 +68,16 @@ export type SearchCommand =
 export interface StepContext {
   /** Temporal suggests continuing as new (the history is large). */
   readonly continueAsNewSuggested: boolean;
+  /**
+   * Workflow time (ms since the epoch): a search that stores its rows appends them before waiting
+   * only once they are LOG_FLUSH_MS old (or a segment's worth, or nothing runs). Without it: before
+   * every wait.
+   */
+  readonly now?: number;
 }
+
+/** How old the oldest buffered row may be before a wait appends it: the log lags the search by at most this or one search event. */
+export const LOG_FLUSH_MS = 5000;
 
 export interface ControllerOptions {
   /**
@@ -91,6 +103,10 @@ interface RankEntry {
 }
 
 const finished = (s: TrialStatus): boolean => s !== 'pending' && s !== 'running';
+/** No scheduler acts on the trial again (a paused one waits for a decision). */
+const over = (s: TrialStatus): boolean => s === 'completed' || s === 'pruned' || s === 'failed';
+/** The search log's folder under a search's folder (docs/search-log.md). */
+export const searchLogUri = (searchUri: string): string => `${joinUri(searchUri, 'log')}/`;
 const ranks = (t: TrialRecord): boolean => t.value !== null && t.status !== 'failed';
 
 export class SearchController {
@@ -100,6 +116,13 @@ export class SearchController {
   private finishedCount_ = 0;
   /** The ranking, best on top (later rungs first, then the metric, then the trial number); stale entries are dropped when they surface. */
   private readonly best: Heap<RankEntry>;
+  /** Rank order: later rungs first, then the metric, then the trial number. */
+  private readonly order: (a: RankEntry, b: RankEntry) => number;
+  /** Trials by number: the whole table, or (a search that stores its rows) the ones still in memory, in trial order. */
+  private readonly rows = new Map<number, TrialRecord>();
+  private readonly table: TrialTable;
+  /** The counters and best trials of a search that stores its rows; null for one that keeps its table. */
+  private readonly store: StoreRowsState | null;
   /** The attributes last upserted (singleUpsert): an unchanged publish upserts nothing. */
   private published: string | null = null;
   private readonly searcher: Searcher;
@@ -132,14 +155,20 @@ export class SearchController {
     private readonly options: ControllerOptions = { singleUpsert: false },
   ) {
     this.state = state;
-    this.log = state.store ? new LogBuffer() : null;
+    this.store = state.store ?? null;
+    this.log = this.store ? new LogBuffer() : null;
     const byMetric = compareRanked(validated.config.mode);
-    this.best = new Heap<RankEntry>((a, b) => b.rung - a.rung || byMetric(a, b));
+    this.order = (a, b) => b.rung - a.rung || byMetric(a, b);
+    this.best = new Heap<RankEntry>(this.order);
     for (const t of state.trials) {
+      this.rows.set(t.trial, t);
       if (t.status === 'running') this.runningCount++;
       if (finished(t.status)) this.finishedCount_++;
       this.rank(t);
     }
+    // Trials that left memory are counted in the store's counters.
+    if (this.store) this.finishedCount_ = this.store.finished;
+    this.table = { get: (n) => this.rows.get(n), add: (params) => this.addTrial(params) };
     const parts = createSearch(validated.config, state.trialLimit, resumed ? { searcher: state.searcher, scheduler: state.scheduler } : undefined);
     this.searcher = parts.searcher;
     this.scheduler = parts.scheduler;
@@ -150,7 +179,65 @@ export class SearchController {
   }
 
   private trialOf(n: number): TrialRecord {
-    return this.state.trials[n - 1]!;
+    const t = this.rows.get(n);
+    if (!t) throw new Error(`trial-${n} is not in memory (it finished)`);
+    return t;
+  }
+
+  /** Trial `n`'s row, while it is in memory (every trial, for a search that keeps its table). */
+  trial(n: number): TrialRecord | undefined {
+    return this.rows.get(n);
+  }
+
+  /** The trials in memory, in trial order (every trial, for a search that keeps its table). */
+  trialsInMemory(): TrialRecord[] {
+    return [...this.rows.values()];
+  }
+
+  /** A new pending trial, numbered after every trial so far. */
+  private addTrial(params: TrialParams): TrialRecord {
+    const s = this.state;
+    const t = newTrial(s.searchUri, trialCount(s) + 1, params);
+    s.trials.push(t);
+    if (this.store) this.store.trialCount = t.trial;
+    this.rows.set(t.trial, t);
+    this.touch(t);
+    return t;
+  }
+
+  /**
+   * A search that stores its rows: trials no scheduler acts on again leave memory once their rows
+   * are cut for the log; the best of them stay in `store.top` (and `store.best`). PBT keeps its
+   * whole population (a donor is any trial of the round). Called where `next()` waits or continues
+   * as new: no decision is pending then.
+   */
+  private evict(): void {
+    const store = this.store;
+    if (!store || this.config.strategy === 'pbt') return;
+    let left = 0;
+    for (const t of this.rows.values()) {
+      if (!over(t.status) || this.log!.holds(t.trial)) continue;
+      this.rows.delete(t.trial);
+      left++;
+      if (ranks(t)) {
+        const row = { ...t };
+        if (store.top.length < TOP_TRIALS || this.order(row, store.top[store.top.length - 1]!) < 0) {
+          store.top.push(row);
+          store.top.sort(this.order);
+          if (store.top.length > TOP_TRIALS) store.top.pop();
+        }
+        if (t.status === 'completed' && (!store.best || this.order(row, store.best) < 0)) store.best = row;
+      }
+    }
+    if (left === 0) return;
+    const s = this.state;
+    s.trials = [...this.rows.values()];
+    s.stopped = s.stopped.filter((n) => this.rows.has(n));
+    // The heap's entries of trials that left are stale: rebuilt once they are most of it.
+    if (this.best.size() > 2 * this.rows.size + 64) {
+      this.best.clear();
+      for (const t of this.rows.values()) this.rank(t);
+    }
   }
 
   running(): number {
@@ -183,8 +270,17 @@ export class SearchController {
   }
 
   /** `cmd`, after the rows waiting are appended (before waiting, continuing as new or finishing). */
-  private afterFlush(cmd: SearchCommand): SearchCommand {
+  private afterFlush(cmd: SearchCommand, ctx?: StepContext): SearchCommand {
+    if (cmd.kind === 'wait' && this.log && !this.log.empty && ctx?.now !== undefined && cmd.inFlight > 0 && !this.log.full) {
+      // Many short trials would append one segment per trial: rows wait until they are LOG_FLUSH_MS old.
+      this.log.mark(ctx.now);
+      if (ctx.now - this.log.since! < LOG_FLUSH_MS) {
+        this.evict();
+        return cmd;
+      }
+    }
     this.flush();
+    if (cmd.kind === 'wait') this.evict();
     return this.append() ?? cmd;
   }
 
@@ -200,11 +296,12 @@ export class SearchController {
 
   /** The best trial with a metric (what ranked()[0] is), from the heap: stale entries are popped as they surface. */
   bestSoFar(): TrialRecord | undefined {
+    const kept = this.store?.top[0];
     for (;;) {
       const top = this.best.peek();
-      if (!top) return undefined;
-      const t = this.trialOf(top.trial);
-      if (ranks(t) && t.rung === top.rung && t.value === top.value) return t;
+      if (!top) return kept;
+      const t = this.rows.get(top.trial);
+      if (t && ranks(t) && t.rung === top.rung && t.value === top.value) return kept && this.order(kept, t) < 0 ? kept : t;
       this.best.pop();
     }
   }
@@ -219,7 +316,8 @@ export class SearchController {
 
   /** A trial that reached a later rung (more epochs) ranks above every trial pruned before it. */
   ranked(): TrialRecord[] {
-    return rankTrials(this.state.trials.filter((t) => t.value !== null && t.status !== 'failed'), this.config.mode).sort((a, b) => b.rung - a.rung);
+    const live = [...this.rows.values()].filter(ranks);
+    return rankTrials([...live, ...(this.store?.top ?? [])], this.config.mode).sort((a, b) => b.rung - a.rung);
   }
 
   /** The search attributes as of now: status and trials finished, then the best metric if any. */
@@ -238,13 +336,16 @@ export class SearchController {
   }
 
   leaderboard(): Leaderboard {
-    const withMetric = this.ranked();
-    const rest = this.state.trials.filter((t) => !withMetric.includes(t));
-    const { rung, rungs } = this.scheduler.progress();
     const s = this.state;
+    const ranked = this.ranked();
+    // A search that stores its rows: the best few and the live trials; the rest are in the log.
+    const withMetric = this.store ? ranked.filter((t, i) => i < TOP_TRIALS || !over(t.status)) : ranked;
+    const rest = [...this.rows.values()].filter((t) => !ranks(t));
+    const { rung, rungs } = this.scheduler.progress();
     return {
       searchRunId: s.searchRunId, searchUri: s.searchUri, strategy: this.config.strategy, status: s.status, metric: this.config.metric, mode: this.config.mode,
       rung, rungs, maxParallel: s.maxParallel, running: this.running(), failed: s.failures, continuedRuns: s.continuedRuns, trials: [...withMetric, ...rest],
+      trialCount: trialCount(s), finished: this.finishedCount(), ...(this.store && { logUri: searchLogUri(s.searchUri) }),
     };
   }
 
@@ -258,21 +359,17 @@ export class SearchController {
 
   /** The editSearch Update's validator: throws a non-retryable InvalidEdit. */
   validateEdit(edit: unknown): asserts edit is SearchEdit {
-    validateEdit(edit, this.config, this.state);
+    validateEdit(edit, this.config, this.state, this.table);
   }
 
   /** A validated edit: applied now; the workflow sends `signals`, then publishes. */
   onEdit(edit: SearchEdit, now: number): { reply: EditReply; signals: TrialSignal[] } {
     const before = 'trial' in edit ? this.trialOf(edit.trial).status : undefined;
     const waiting = before === 'pending';
-    const trialsBefore = this.state.trials.length;
-    const out = applyEdit(edit, this.config, this.state, now);
+    const { record, ...out } = applyEdit(edit, this.config, this.state, now, this.table);
     if ('trial' in edit) this.recount(before!, this.trialOf(edit.trial).status);
-    if (this.log) {
-      if ('trial' in edit) this.touch(this.trialOf(edit.trial));
-      for (const t of this.state.trials.slice(trialsBefore)) this.touch(t);
-      this.log.add({ kind: 'edit', ...this.state.edits[this.state.edits.length - 1]! });
-    }
+    if ('trial' in edit) this.touch(this.trialOf(edit.trial));
+    this.log?.add({ kind: 'edit', ...record });
     // A stopped trial that had not reported at its rung yet is counted out, as a failure would be.
     if (edit.op === 'stop' && waiting) this.decisions.push(...this.scheduler.onTrialError(edit.trial, this.trialOf(edit.trial).rung));
     return out;
@@ -280,8 +377,8 @@ export class SearchController {
 
   /** A child trainModel of `trial` at `rung` completed; returns the attributes to publish at once. */
   onChildResult(trial: number, rung: number, result: Pick<TrainModelResult, 'finalMetrics' | 'epochs' | 'step' | 'status' | 'modelUri'>): Upsert[] {
-    const t = this.trialOf(trial);
-    if (!this.takeEnd(t, rung)) return [];
+    const t = this.endedTrial(trial);
+    if (!t || !this.takeEnd(t, rung)) return [];
     this.setStatus(t, 'completed');
     t.value = metricOf(result as TrainModelResult, this.config.metric);
     t.epochs = result.epochs;
@@ -297,14 +394,15 @@ export class SearchController {
 
   /** A child trainModel of `trial` at `rung` failed with `err`; returns the attributes to publish at once. */
   onChildError(trial: number, rung: number, err: unknown): Upsert[] {
-    const t = this.trialOf(trial);
-    if (!this.takeEnd(t, rung)) return [];
+    const t = this.endedTrial(trial);
+    if (!t || !this.takeEnd(t, rung)) return [];
     // Stopped by an edit before its first checkpoint: not a failure of the trial.
     if (this.state.stopped.includes(t.trial)) return this.stopByEdit(t);
     this.setStatus(t, 'failed');
     t.value = null;
     t.error = failureMessage(err);
     this.state.failures++;
+    if (this.store) this.store.recentFailures = [...this.store.recentFailures, `${t.id} (${t.error})`].slice(-RECENT_FAILURES);
     const upserts = this.publish();
     this.searcher.onTrialComplete(t.trial, { value: null, status: 'failed' });
     this.decisions.push(...this.scheduler.onTrialError(t.trial, rung));
@@ -341,7 +439,7 @@ export class SearchController {
 
   /** Whether anything the last `wait` command waits for happened. */
   changedSince(wait: { readonly inFlight: number; readonly edits: number }): boolean {
-    return this.running() < wait.inFlight || this.overBudget() || this.decisions.length > 0 || this.state.edits.length > wait.edits || this.fetchable() !== undefined;
+    return this.running() < wait.inFlight || this.overBudget() || this.decisions.length > 0 || editCount(this.state) > wait.edits || this.fetchable() !== undefined;
   }
 
   // ---- commands --------------------------------------------------------------------------------
@@ -384,17 +482,18 @@ export class SearchController {
       if (due && noDrain && inFlight > 0 && (ctx.continueAsNewSuggested || this.moreToStart())) {
         // noDrain: running children ride in the state (their ends reach the next run by signal), but
         // an outcome being fetched is this run's to apply: wait for it first.
-        if (this.fetching.size > 0) return this.afterFlush({ kind: 'wait', inFlight, edits: s.edits.length });
+        if (this.fetching.size > 0) return this.afterFlush({ kind: 'wait', inFlight, edits: editCount(s) }, ctx);
         this.flush();
         if (this.segments.length > 0) continue;
+        this.evict();
         return { kind: 'continueAsNew', state: this.snapshot() };
       }
       // Due (drain): no child is in flight across the boundary, so none is lost or repeated.
-      if (due && !noDrain ? inFlight > 0 : inFlight >= s.maxParallel) return this.afterFlush({ kind: 'wait', inFlight, edits: s.edits.length });
+      if (due && !noDrain ? inFlight > 0 : inFlight >= s.maxParallel) return this.afterFlush({ kind: 'wait', inFlight, edits: editCount(s) }, ctx);
       const run = this.nextRun();
       if (!run) {
         // A trial held by an edit keeps the search open until it is resumed or stopped.
-        if (inFlight > 0 || s.queue.length > 0) return this.afterFlush({ kind: 'wait', inFlight, edits: s.edits.length });
+        if (inFlight > 0 || s.queue.length > 0) return this.afterFlush({ kind: 'wait', inFlight, edits: editCount(s) }, ctx);
         const last = this.scheduler.onSearchEnd();
         if (last.length === 0) {
           this.finishing = this.finish();
@@ -406,6 +505,7 @@ export class SearchController {
       if (due) {
         this.flush();
         if (this.segments.length > 0) continue;
+        this.evict();
         return { kind: 'continueAsNew', state: this.snapshot() };
       }
       return this.launch(run);
@@ -419,17 +519,18 @@ export class SearchController {
   snapshot(): SearchState {
     this.state.searcher = this.searcher.getState();
     this.state.scheduler = this.scheduler.getState();
+    if (this.store) this.store.finished = this.finishedCount();
     return this.state;
   }
 
   /** The failure after a `failBudget` command's results were written. */
   budgetFailure(): ApplicationFailure {
     const s = this.state;
+    const failed = this.store
+      ? `${this.store.recentFailures.join('; ')}${s.failures > this.store.recentFailures.length ? ` (the last ${this.store.recentFailures.length}; every failure is in ${searchLogUri(s.searchUri)})` : ''}`
+      : s.trials.filter((t) => t.status === 'failed').map((t) => `${t.id} (${t.error})`).join('; ');
     return ApplicationFailure.create({
-      message: `${s.failures} trials failed, more than failureBudget ${this.config.failureBudget}: ${s.trials
-        .filter((t) => t.status === 'failed')
-        .map((t) => `${t.id} (${t.error})`)
-        .join('; ')}`,
+      message: `${s.failures} trials failed, more than failureBudget ${this.config.failureBudget}: ${failed}`,
       type: 'FailureBudgetExceeded',
       nonRetryable: true,
     });
@@ -441,13 +542,14 @@ export class SearchController {
     const s = this.state;
     if (!best || best.value === null || best.modelUri === null || best.workflowId === null) {
       throw ApplicationFailure.create({
-        message: `No trial completed with a \`${this.config.metric}\` metric (${s.failures} of ${s.trials.length} failed); see ${written.resultsUri}`,
+        message: `No trial completed with a \`${this.config.metric}\` metric (${s.failures} of ${trialCount(s)} failed); see ${written.resultsUri}`,
         type: 'NoSuccessfulTrial',
         nonRetryable: true,
       });
     }
     s.status = 'completed';
     const upserts = this.publish();
+    const top = this.ranked().slice(0, TOP_TRIALS);
     const result: SearchResult = {
       searchRunId: s.searchRunId,
       searchUri: s.searchUri,
@@ -455,17 +557,27 @@ export class SearchController {
       metric: this.config.metric,
       mode: this.config.mode,
       best: { ...bestTrial(best), metric: this.config.metric, value: best.value, workflowId: best.workflowId, modelUri: best.modelUri },
-      trials: s.trials,
+      // A search that stores its rows: its table, edits and lineage as read back from its log when
+      // small (writeSearchResults), else its best few; every row is in its log.
+      trials: written.trials ?? (this.store ? top : s.trials),
       failed: s.failures,
       rungs: this.scheduler.progress().rungs,
-      edits: s.edits,
-      lineage: s.lineage,
-      ...written,
+      edits: (written.edits as EditRecord[] | undefined) ?? s.edits,
+      lineage: (written.lineage as LineageRecord[] | undefined) ?? s.lineage,
+      ...(this.store && { logUri: searchLogUri(s.searchUri), trialCount: trialCount(s), top }),
+      resultsUri: written.resultsUri,
+      csvUri: written.csvUri,
+      plotUri: written.plotUri,
     };
     return { result, upserts };
   }
 
   // ---- internals -------------------------------------------------------------------------------
+
+  /** The trial whose run ended; noDrain: undefined for a repeated end of a trial that has left memory since. */
+  private endedTrial(n: number): TrialRecord | undefined {
+    return this.options.noDrain && !this.rows.has(n) ? undefined : this.trialOf(n);
+  }
 
   /** The trial running under `workflowId`, if any. */
   private runningUnder(workflowId: string): TrialRecord | undefined {
@@ -526,7 +638,7 @@ export class SearchController {
     if (ready.length > 0) return ready.sort((a, b) => b.rung - a.rung || a.trial - b.trial)[0];
     if (s.searcherFinished || s.suggested >= s.trialLimit) return undefined;
     // Trials added by an edit take trial numbers, not the searcher's: it is asked for its own next one.
-    const n = s.trials.length + 1;
+    const n = trialCount(s) + 1;
     const suggestion = this.searcher.suggest(s.suggested + 1);
     if (suggestion.kind === 'finished') s.searcherFinished = true;
     if (suggestion.kind !== 'trial') return undefined;
@@ -536,9 +648,7 @@ export class SearchController {
       const { issues } = trialIssues(this.config, n, suggestion.params, { searchUri: s.searchUri, maxEpochs: this.scheduler.maxEpochsAt(1) ?? epochBudget(this.config, s) }, new Set());
       if (issues.length > 0) throw invalidSearch(issues);
     }
-    const t = newTrial(s.searchUri, n, suggestion.params);
-    s.trials.push(t);
-    this.touch(t);
+    this.addTrial(suggestion.params);
     const run = { trial: n, rung: 1 };
     s.queue.push(run);
     return run;
@@ -573,8 +683,9 @@ export class SearchController {
     const b = this.batch!;
     while (b.index < b.decisions.length) {
       const d = b.decisions[b.index++]!;
-      const t = this.trialOf(d.trial);
-      if (this.state.stopped.includes(t.trial)) continue;
+      const t = this.rows.get(d.trial);
+      // Stopped by an edit, or (a search that stores its rows) over and out of memory: nothing to decide.
+      if (!t || this.state.stopped.includes(t.trial)) continue;
       if (d.action === 'promote') {
         b.promoted = true;
         const target = this.scheduler.maxEpochsAt(d.rung);
@@ -614,21 +725,25 @@ export class SearchController {
     const s = this.state;
     return {
       searchUri: s.searchUri,
-      title: `${s.searchRunId}: ${this.config.strategy} search, ${s.trials.length} trials, ${this.config.metric} (${this.config.mode})`,
+      title: `${s.searchRunId}: ${this.config.strategy} search, ${trialCount(s)} trials, ${this.config.metric} (${this.config.mode})`,
       strategy: this.config.strategy,
       metric: this.config.metric,
       mode: this.config.mode,
       bestTrial: bestTrialNumber,
-      trials: s.trials,
+      // A search that stores its rows: the activity reads the table from the log; these are the best few.
+      trials: this.store ? this.ranked().slice(0, TOP_TRIALS) : s.trials,
       edits: s.edits,
       lineage: s.lineage,
+      ...(this.store && { logUri: searchLogUri(s.searchUri), trialCount: trialCount(s), edits: [], lineage: [], editCount: this.store.edits, lineageCount: this.store.lineage }),
     };
   }
 
   /** Nothing runs and nothing will: a trial still waiting for a promotion will not get one. */
   private finish(): SearchCommand {
-    for (const t of this.state.trials) if (t.status === 'paused') this.end(t, 'pruned');
-    const best = this.ranked().filter((t) => t.status === 'completed')[0] ?? null;
+    for (const t of this.rows.values()) if (t.status === 'paused') this.end(t, 'pruned');
+    const live = this.ranked().filter((t) => t.status === 'completed')[0] ?? null;
+    const kept = this.store?.best ?? null;
+    const best = kept && (!live || this.order(kept, live) < 0) ? kept : live;
     this.finalBest = best;
     this.state.status = 'finalizing';
     return { kind: 'finish', upserts: this.publish(), results: this.results(best?.trial ?? null), best: best?.trial ?? null };

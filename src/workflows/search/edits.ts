@@ -10,7 +10,7 @@ import { inputSizeIssues, MAX_UPDATE_BYTES } from '../../config/bounds';
 import { MAX_TRIALS, STRATEGY_OPTIONS, type SearchConfig, type SearchStrategy } from '../../config/search-config';
 import { Checker, ConfigError, isObject, type ConfigIssue } from '../../config/validate';
 import { searcherFactoryOf } from './index';
-import { newTrial, type SearchState } from './state';
+import { editCount, newTrial, trialCount, type SearchState, type TrialTable } from './state';
 import type { EditRecord, SearchEdit } from './types';
 import { trialIssues } from './validate';
 
@@ -38,7 +38,7 @@ const FIXED_POPULATION: readonly SearchStrategy[] = ['halving', 'pbt'];
 export const epochBudget = (config: SearchConfig, state: SearchState): number | undefined =>
   state.maxEpochs ?? (typeof config.base.maxEpochs === 'number' ? config.base.maxEpochs : undefined);
 
-function issues(edit: unknown, config: SearchConfig, state: SearchState): ConfigIssue[] {
+function issues(edit: unknown, config: SearchConfig, state: SearchState, table: TrialTable): ConfigIssue[] {
   const c = new Checker();
   if (state.status !== 'searching') c.fail('search', 'a search that is still searching', state.status);
   const o = c.object('edit', edit);
@@ -77,9 +77,14 @@ function issues(edit: unknown, config: SearchConfig, state: SearchState): Config
     case 'stop':
     case 'pause':
     case 'resume': {
-      const trial = c.number('trial', o.trial, { integer: true, min: 1, max: Math.max(1, state.trials.length) });
-      const t = trial === undefined ? undefined : state.trials[trial - 1];
-      if (trial === undefined || !t) break;
+      const trial = c.number('trial', o.trial, { integer: true, min: 1, max: Math.max(1, trialCount(state)) });
+      if (trial === undefined) break;
+      const t = table.get(trial);
+      // Not in memory: a finished trial of a search that stores its rows.
+      if (!t) {
+        c.fail('trial', op === 'resume' ? 'a trial paused by an edit' : 'a trial that is waiting, running or paused', `trial-${trial} (finished)`);
+        break;
+      }
       const held = state.held.includes(trial);
       if (op === 'stop' && !['pending', 'running', 'paused'].includes(t.status)) c.fail('trial', 'a trial that is waiting, running or paused', `trial-${trial} (${t.status})`);
       if (op === 'pause' && (held || !['pending', 'running'].includes(t.status))) c.fail('trial', 'a waiting or running trial not paused by an edit', `trial-${trial} (${held ? 'held' : t.status})`);
@@ -88,7 +93,7 @@ function issues(edit: unknown, config: SearchConfig, state: SearchState): Config
     }
     case 'addTrials': {
       if (fixed) return [...c.issues, { field: 'op', expected: `an edit the \`${config.strategy}\` strategy allows (its trials are fixed by its plan)`, received: '`addTrials`' }];
-      const room = MAX_TRIALS - state.trials.length;
+      const room = MAX_TRIALS - trialCount(state);
       if (!Array.isArray(o.trials) || o.trials.length === 0 || o.trials.length > room) {
         c.fail('trials', `a list of 1 to ${room} objects of values keyed by searched path`, o.trials);
         break;
@@ -100,7 +105,7 @@ function issues(edit: unknown, config: SearchConfig, state: SearchState): Config
         if (!isObject(params) || Object.keys(params).length === 0) return c.fail(field, 'an object of values keyed by searched path', params);
         const unknown = Object.keys(params).filter((p) => !paths.includes(p));
         if (unknown.length > 0) return c.fail(`${field}.${unknown[0]!}`, `a searched path (${paths.map((p) => `\`${p}\``).join(', ')})`, unknown[0]);
-        const n = state.trials.length + i + 1;
+        const n = trialCount(state) + i + 1;
         const r = trialIssues(config, n, params, { searchUri: state.searchUri, maxEpochs: epochBudget(config, state) }, seen);
         for (const issue of r.issues) c.issues.push({ ...issue, field: `${field}: ${issue.field}` });
         return undefined;
@@ -112,17 +117,38 @@ function issues(edit: unknown, config: SearchConfig, state: SearchState): Config
 }
 
 /**
- * The edits log lives in the search's state, which continue-as-new carries whole (Temporal caps a
- * payload at 2 MB): an edit past these bounds is refused by the validator, so it never enters
- * history. (The search-at-scale work moves the log to the store beside the trial rows.)
+ * The edits log of a search started before search-store-rows lives in its state, which
+ * continue-as-new carries whole (Temporal caps a payload at 2 MB): an edit past these bounds is
+ * refused by the validator, so it never enters history. A search that stores its rows appends each
+ * edit's record to its log: the bound is then the log's row size.
  */
 export const MAX_EDITS = 1000;
 export const MAX_EDITS_BYTES = 256 * 1024;
+/** A log row's bound (MAX_SEARCH_LOG_ROW_BYTES of src/checkpoints/search-log.ts, which workflows do not import). */
+export const MAX_EDIT_ROW_BYTES = 16 * 1024;
+
+/** The table of a search that keeps every trial in `state.trials`, in trial order. */
+export function wholeTable(state: SearchState): TrialTable {
+  return {
+    get: (n) => state.trials[n - 1],
+    add: (params) => {
+      const t = newTrial(state.searchUri, state.trials.length + 1, params);
+      state.trials.push(t);
+      return t;
+    },
+  };
+}
 
 /** The log's bounds, checked before the edit itself: refused edits leave no trace in history. */
 function logIssues(edit: unknown, state: SearchState): ConfigIssue[] {
   const size = inputSizeIssues(edit, 'edit', { maxBytes: MAX_UPDATE_BYTES });
   if (size.length > 0) return size;
+  if (state.store) {
+    // The record repeats an edit's values in its `changes`; UTF-8 takes up to 3 bytes a character.
+    const rowBytes = 3 * (2 * JSON.stringify(edit).length + 200);
+    if (rowBytes <= MAX_EDIT_ROW_BYTES) return [];
+    return [{ field: 'edit', expected: `an edit whose record fits one search log row (${MAX_EDIT_ROW_BYTES} bytes; add trials in smaller edits)`, received: `about ${rowBytes} bytes` }];
+  }
   if (state.edits.length >= MAX_EDITS) {
     return [{ field: 'edit', expected: `at most ${MAX_EDITS} edits in one search (its edits log is kept in workflow state)`, received: `${state.edits.length} edits already applied` }];
   }
@@ -134,16 +160,19 @@ function logIssues(edit: unknown, state: SearchState): ConfigIssue[] {
 }
 
 /** The Update's validator: throws a non-retryable `InvalidEdit` naming every problem of `edit`. */
-export function validateEdit(edit: unknown, config: SearchConfig, state: SearchState): asserts edit is SearchEdit {
+export function validateEdit(edit: unknown, config: SearchConfig, state: SearchState, table: TrialTable = wholeTable(state)): asserts edit is SearchEdit {
   const bounded = logIssues(edit, state);
-  const found = bounded.length > 0 ? bounded : issues(edit, config, state);
+  const found = bounded.length > 0 ? bounded : issues(edit, config, state, table);
   if (found.length === 0) return;
   const err = new ConfigError(found, 'Invalid search edit');
   throw ApplicationFailure.create({ message: err.message, type: 'InvalidEdit', nonRetryable: true, details: [found] });
 }
 
-/** Applies a validated edit to `state` (appending it to the edits log) and says which signals to send. */
-export function applyEdit(edit: SearchEdit, config: SearchConfig, state: SearchState, now: number): { reply: EditReply; signals: TrialSignal[] } {
+/**
+ * Applies a validated edit to `state` (appending it to the edits log, or counting it for a search
+ * that stores its rows: the caller appends `record`) and says which signals to send.
+ */
+export function applyEdit(edit: SearchEdit, config: SearchConfig, state: SearchState, now: number, table: TrialTable): { reply: EditReply; signals: TrialSignal[]; record: EditRecord } {
   const changes: string[] = [];
   const signals: TrialSignal[] = [];
   switch (edit.op) {
@@ -163,7 +192,7 @@ export function applyEdit(edit: SearchEdit, config: SearchConfig, state: SearchS
       state.maxEpochs = edit.value;
       break;
     case 'stop': {
-      const t = state.trials[edit.trial - 1]!;
+      const t = table.get(edit.trial)!;
       state.stopped.push(t.trial);
       state.held = state.held.filter((n) => n !== t.trial);
       if (t.status === 'running' && t.workflowId) {
@@ -177,7 +206,7 @@ export function applyEdit(edit: SearchEdit, config: SearchConfig, state: SearchS
       break;
     }
     case 'pause': {
-      const t = state.trials[edit.trial - 1]!;
+      const t = table.get(edit.trial)!;
       state.held.push(t.trial);
       if (t.status === 'running' && t.workflowId) {
         signals.push({ workflowId: t.workflowId, signal: 'pause' });
@@ -188,7 +217,7 @@ export function applyEdit(edit: SearchEdit, config: SearchConfig, state: SearchS
       break;
     }
     case 'resume': {
-      const t = state.trials[edit.trial - 1]!;
+      const t = table.get(edit.trial)!;
       state.held = state.held.filter((n) => n !== t.trial);
       if (t.status === 'running' && t.workflowId) {
         signals.push({ workflowId: t.workflowId, signal: 'resume' });
@@ -200,14 +229,14 @@ export function applyEdit(edit: SearchEdit, config: SearchConfig, state: SearchS
     }
     case 'addTrials':
       for (const params of edit.trials) {
-        const t = newTrial(state.searchUri, state.trials.length + 1, params);
-        state.trials.push(t);
+        const t = table.add(params);
         state.queue.push({ trial: t.trial, rung: 1 });
         changes.push(`${t.id} added: ${JSON.stringify(params)}`);
       }
       break;
   }
-  const record: EditRecord = { number: state.edits.length + 1, edit, changes, at: now };
-  state.edits.push(record);
-  return { reply: { edit: record.number, changes }, signals };
+  const record: EditRecord = { number: editCount(state) + 1, edit, changes, at: now };
+  if (state.store) state.store.edits++;
+  else state.edits.push(record);
+  return { reply: { edit: record.number, changes }, signals, record };
 }

@@ -56,10 +56,11 @@ export function createSearch(
 
 /**
  * The values the searcher suggests before any result is in, in trial order: every trial of a grid
- * or of random draws (what validation checks up front), the first ones of a model-based searcher.
+ * or of random draws (what validation checks up front), the first ones of a model-based searcher;
+ * at most `limit` of them.
  */
-export function planTrials(config: SearchConfig): TrialParams[] {
-  const planned = plannedTrials(config);
+export function planTrials(config: SearchConfig, limit = Infinity): TrialParams[] {
+  const planned = Math.min(plannedTrials(config), limit);
   const searcher = searcherFactoryOf(config).create(config, undefined);
   const out: TrialParams[] = [];
   for (let n = 1; n <= planned; n++) {

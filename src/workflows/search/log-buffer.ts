@@ -27,6 +27,13 @@ export class LogBuffer {
   private entries: Entry[] = [];
   private readonly trials = new Set<number>();
   private chars = 0;
+  /** Workflow time the oldest row waiting was first seen at a wait (`mark`); null when empty. */
+  since: number | null = null;
+
+  /** The rows waiting were seen at `now` (the first mark after the buffer was emptied sticks). */
+  mark(now: number): void {
+    if (this.since === null && !this.empty) this.since = now;
+  }
 
   /** Trial `n` changed: its row goes into the next segment. */
   touch(n: number): void {
@@ -76,6 +83,7 @@ export class LogBuffer {
     this.entries = [];
     this.trials.clear();
     this.chars = 0;
+    this.since = null;
     return segments;
   }
 }

@@ -73,10 +73,49 @@ export interface SearchState extends TrackingState {
   store?: StoreRowsState;
 }
 
-/** What a search that writes its rows to the store carries for its log. */
+/**
+ * What a search that keeps its rows in the store carries instead of its whole table: `trials` then
+ * holds only the trials the search may still act on (pending, running, paused, queued; PBT's whole
+ * population), and these counters, the best few and the last failures stand for the rest.
+ */
 export interface StoreRowsState {
   /** The log's next segment number (the next `append` command's `seq`). */
   nextSeq: number;
+  /** Trials numbered so far (the next one is trialCount + 1). */
+  trialCount: number;
+  /** Trials neither pending nor running (the `trials finished` search attribute). */
+  finished: number;
+  /** Edits accepted and PBT exploits made (their records are in the log). */
+  edits: number;
+  lineage: number;
+  /** The best TOP_TRIALS trials with a metric that left `trials`, best first (later rungs first, then the metric, then the trial number). */
+  top: TrialRecord[];
+  /** The best completed trial that left `trials` (it may rank below `top`: pruned trials rank too). */
+  best: TrialRecord | null;
+  /** The last RECENT_FAILURES failures, `trial-<n> (<error>)`, oldest first. */
+  recentFailures: string[];
+}
+
+/** Trials with a metric kept in the state of a search that stores its rows: the leaderboard's and the result's. */
+export const TOP_TRIALS = 10;
+/** Failure messages kept (for the failure-budget error; every failure is in the log). */
+export const RECENT_FAILURES = 5;
+
+export function newStoreRowsState(): StoreRowsState {
+  return { nextSeq: 0, trialCount: 0, finished: 0, edits: 0, lineage: 0, top: [], best: null, recentFailures: [] };
+}
+
+/** Trials numbered so far: the table's length, or the counter of a search that stores its rows. */
+export const trialCount = (s: SearchState): number => s.store?.trialCount ?? s.trials.length;
+/** Edits accepted so far. */
+export const editCount = (s: SearchState): number => s.store?.edits ?? s.edits.length;
+
+/** The trials a search can look up by number: its whole table, or the ones in memory of a search that stores its rows. */
+export interface TrialTable {
+  /** Trial `n`, or undefined when it left memory (finished; its rows are in the log). */
+  get(n: number): TrialRecord | undefined;
+  /** A new pending trial, numbered trialCount + 1. */
+  add(params: TrialParams): TrialRecord;
 }
 
 export interface Leaderboard {
@@ -93,8 +132,18 @@ export interface Leaderboard {
   readonly running: number;
   readonly failed: number;
   readonly continuedRuns: number;
-  /** Best first (later rungs first; then by metric, then trial number); trials without a metric after them, in trial order. */
+  /**
+   * Best first (later rungs first; then by metric, then trial number); trials without a metric after
+   * them, in trial order. A search that stores its rows (`logUri`): the best TOP_TRIALS and every
+   * trial it may still act on (pending, running, paused).
+   */
   readonly trials: readonly TrialRow[];
+  /** Trials numbered so far. */
+  readonly trialCount?: number;
+  /** Trials neither pending nor running. */
+  readonly finished?: number;
+  /** Where every row is (the search log's folder, docs/search-log.md), for a search that stores its rows. */
+  readonly logUri?: string;
 }
 
 export interface BestTrial {
@@ -117,16 +166,25 @@ export interface SearchResult {
   readonly metric: string;
   readonly mode: Mode;
   readonly best: BestTrial;
-  /** Every trial, in trial order. */
+  /**
+   * Every trial, in trial order. A search that stores its rows (`logUri` set) of more than
+   * RESULT_TRIALS (200) trials: only its best TOP_TRIALS, best first (as `top`); every row is in its log.
+   */
   readonly trials: readonly TrialRow[];
+  /** The search log's folder (`<searchUri>/log/`): every trial row, edit and lineage record (searches started with search-store-rows). */
+  readonly logUri?: string;
+  /** Trials the search numbered (searches that store their rows; else `trials.length`). */
+  readonly trialCount?: number;
+  /** The best TOP_TRIALS trials with a metric, best first (searches that store their rows). */
+  readonly top?: readonly TrialRow[];
   readonly failed: number;
   readonly rungs: readonly Rung[];
   readonly resultsUri: string;
   readonly csvUri: string;
   readonly plotUri: string;
-  /** Every live edit, in the order applied. */
+  /** Every live edit, in the order applied (a search that stores its rows: read back from its log, [] past 64 Ki characters). */
   readonly edits: readonly EditRecord[];
-  /** PBT: who copied whom, when, with which values ([] for other strategies). */
+  /** PBT: who copied whom, when, with which values ([] for other strategies; a search that stores its rows: read back from its log, [] past 64 Ki characters). */
   readonly lineage: readonly LineageRecord[];
 }
 

@@ -27,11 +27,18 @@ export function baseCheckpointRoot(config: SearchConfig): string | undefined {
   return typeof uri === 'string' ? uri.replace(/\/+$/, '') : undefined;
 }
 
+/**
+ * Trials whose trainModel input is checked before the search starts (all of them up to the old
+ * 2,000-trial bound); later ones are checked as the searcher suggests them, so a search of a
+ * million trials does not parse a million inputs in every run of its workflow.
+ */
+export const MAX_TRIALS_CHECKED_UP_FRONT = 2000;
+
 export interface ValidatedSearch {
   readonly config: SearchConfig;
   /** The most trials the search runs. */
   readonly planned: number;
-  /** The trials suggested before any result is in (every trial of a grid or of random draws). */
+  /** The trials suggested before any result is in (every trial of a grid or of random draws), at most MAX_TRIALS_CHECKED_UP_FRONT. */
   readonly trials: readonly TrialParams[];
   /** Each of those trials' first trainModel input, parsed (for the registry check). */
   readonly parsed: readonly TrainConfig[];
@@ -69,7 +76,7 @@ export function validateSearchOrFail(input: unknown): ValidatedSearch {
   try {
     config = parseSearchConfig(input);
     planned = plannedTrials(config);
-    trials = planTrials(config);
+    trials = planTrials(config, MAX_TRIALS_CHECKED_UP_FRONT);
   } catch (err) {
     if (err instanceof ConfigError) throw invalidSearch(err.issues);
     throw err;
