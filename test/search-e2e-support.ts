@@ -6,6 +6,8 @@ import type { temporal } from '@temporalio/proto';
 import type { SearchResult, TrainModelResult } from '../src/workflows';
 import type { TrainEpochResult } from '../src/activities/training';
 import type { TrainUntilStepResult } from '../src/training/protocol';
+import { openStore } from '../src/checkpoints/open-store';
+import { readSearchLog, type SearchLogRow } from '../src/checkpoints/search-log';
 
 export type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
@@ -87,3 +89,15 @@ export async function epochTraining(handle: WorkflowHandle): Promise<Array<Pick<
   const epochs = await activityResults<TrainEpochResult>(handle, 'trainEpoch');
   return epochs.map((e) => e.trained ?? { step: e.record.step, stepsRun: 0, resumedFromStep: e.record.step });
 }
+/** Every row of the search's log, read page by page from the store. */
+export async function logRows(searchUri: string): Promise<SearchLogRow[]> {
+  const store = openStore(searchUri);
+  const rows: SearchLogRow[] = [];
+  for (let fromSeq = 0; ; ) {
+    const page = await readSearchLog(store, { fromSeq, maxRows: 3 });
+    rows.push(...page.rows);
+    if (page.end) return rows;
+    fromSeq = page.nextSeq;
+  }
+}
+

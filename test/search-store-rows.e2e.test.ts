@@ -8,28 +8,16 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { openStore } from '../src/checkpoints/open-store';
-import { readSearchLog, type SearchLogRow } from '../src/checkpoints/search-log';
+import type { SearchLogRow } from '../src/checkpoints/search-log';
 import type { SearchResult } from '../src/workflows';
 import type { SearchLogRow as TypedRow } from '../src/workflows/search';
 import { runDurableTrain, startStack, startWorker, tempCheckpointRoot, uniqueId, type InProcessWorker, type Stack } from './helpers/temporal';
 import { tinyInput } from './e2e-support';
-import { chainHistories } from './search-e2e-support';
+import { chainHistories, logRows } from './search-e2e-support';
 import { tableOf } from './search-simulate';
 
 const LR = 'hyperparameters.learningRate';
 const BASE = tinyInput({ stepsPerEpoch: 2, maxEpochs: 1, model: { name: 'mlp', params: { hiddenUnits: [4] } } });
-
-/** Every row of the search's log, read page by page from the store. */
-export async function logRows(searchUri: string): Promise<SearchLogRow[]> {
-  const store = openStore(searchUri);
-  const rows: SearchLogRow[] = [];
-  for (let fromSeq = 0; ; ) {
-    const page = await readSearchLog(store, { fromSeq, maxRows: 3 });
-    rows.push(...page.rows);
-    if (page.end) return rows;
-    fromSeq = page.nextSeq;
-  }
-}
 
 describe('a search with its trial rows in the store', () => {
   let stack: Stack;
