@@ -35,10 +35,10 @@ import type { TrialOutcomeActivities } from '../activities/trial-outcome';
 import { SearchController, type SearchCommand, type Upsert } from './search/controller';
 import type { EditReply, SearchEdit } from './search/edits';
 import type { LegacySearchState } from './search/legacy';
-import { resumedState, type Leaderboard, type SearchResult, type SearchState } from './search/state';
+import { newStoreRowsState, resumedState, type Leaderboard, type SearchResult, type SearchState } from './search/state';
 import { startState } from './search/start';
 import { validateSearchOrFail } from './search/validate';
-import { LIVE_EDITS_PATCH, SEARCH_NO_DRAIN_PATCH, SEARCH_OWNER_PATCH, SEARCH_SINGLE_UPSERT_PATCH, SEARCH_BEST_CURVE_PATCH } from './patches';
+import { LIVE_EDITS_PATCH, SEARCH_NO_DRAIN_PATCH, SEARCH_OWNER_PATCH, SEARCH_SINGLE_UPSERT_PATCH, SEARCH_STORE_ROWS_PATCH, SEARCH_BEST_CURVE_PATCH } from './patches';
 import { trialEndedSignal } from './search/trial-ended';
 import { RunTracking, baseTracking, searchParams } from './run-tracking';
 import type { trainModel } from './train-model';
@@ -76,6 +76,9 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
   const state: SearchState = resumeState ? resumedState(resumeState, validated) : await startState(validated);
   // The folder's owner first: a different search naming it fails here, before any trial (search-identity.ts).
   if (!resumeState && patched(SEARCH_OWNER_PATCH)) await claimSearchFolder({ searchUri: state.searchUri, config });
+  // A new search keeps its trial rows in its log (an owner of the folder only: claimed just above); a
+  // continued one keeps what its first run chose, carried in `state.store`.
+  if (!resumeState && patched(SEARCH_STORE_ROWS_PATCH)) state.store = newStoreRowsState();
   // Every decision is the controller's (search/controller.ts); this function only runs its commands.
   // No drain: asked once, at the run's start, so a run keeps one way throughout (a search in flight
   // before it replays draining; its next run no longer drains).

@@ -13,7 +13,7 @@ import type { SearchConfig } from '../../config/search-config';
 import type { ConfigIssue } from '../../config/validate';
 import { pbtBoundIssues, pbtEpochs } from './pbt';
 import { ashaEpochs } from './asha';
-import { childWorkflowId, initialState, newStoreRowsState, newTrial, RECENT_FAILURES, TOP_TRIALS, type SearchState } from './state';
+import { childWorkflowId, initialState, newTrial, RECENT_FAILURES, TOP_TRIALS, type SearchState } from './state';
 import { baseCheckpointRoot, invalidSearch, type ValidatedSearch } from './validate';
 
 /** Temporal's payload warning level: a continue-as-new input of a search that stores its rows stays below it. */
@@ -67,8 +67,7 @@ const MAX_TRIALS_TEXT = '1,000,000';
 export async function startState(v: ValidatedSearch): Promise<SearchState> {
   const { config, parsed } = v;
   const c = new Checker();
-  // A new search keeps its trial rows in its log (docs/search-log.md); searches started before keep their table.
-  const storeRows = patched(SEARCH_STORE_ROWS_PATCH);
+
   if (config.strategy === 'pbt' && patched(PBT_SPACE_PATCH)) c.issues.push(...pbtSpaceIssues(config));
   const stateBounds = pbtBoundIssues(config, v.planned);
   if (stateBounds.length > 0 && patched(PBT_BOUNDS_PATCH)) c.issues.push(...stateBounds);
@@ -92,16 +91,17 @@ export async function startState(v: ValidatedSearch): Promise<SearchState> {
     await checkInputUris(c, [{ field: 'base.checkpoint.uri', uri: joinUri(root, searchRunId) }, ...parsed.flatMap((cfg, i) => trainConfigUris(cfg, undefined, `${trialId(i + 1)}: `))]);
   }
   const searchUri = joinUri(root, searchRunId ?? 'search');
-  if (storeRows && v.trials[0]) {
+  if (v.trials[0]) {
     // A paused trial's row as the state would carry it: its folder, values, a metric and its export.
     const sample = { ...newTrial(searchUri, v.planned, v.trials[0]), status: 'paused', workflowId: childWorkflowId(workflowInfo().workflowId, v.planned, 9), value: 0.123456789012345, epochs: 100, step: 100000, runStatus: 'early-stopped' };
-    c.issues.push(...storedStateIssues(config, v.planned, { ...sample, modelUri: `${sample.runUri}/model/model.json` }, v.trials[0]));
+    const bounds = storedStateIssues(config, v.planned, { ...sample, modelUri: `${sample.runUri}/model/model.json` }, v.trials[0]);
+    // Asked only when the bound would refuse the search (a search that keeps its table has none):
+    // the patch's marker stays where the workflow asks it otherwise, after the folder is claimed.
+    if (bounds.length > 0 && patched(SEARCH_STORE_ROWS_PATCH)) c.issues.push(...bounds);
   }
   if (c.issues.length > 0) throw invalidSearch(c.issues);
-  const state = initialState({
+  return initialState({
     searchRunId: searchRunId!, searchUri: joinUri(root, searchRunId!), planned: v.planned, maxParallel: config.maxParallel,
     mlflowWanted: baseTracking(config) !== undefined || worker.mlflow === true,
   });
-  if (storeRows) state.store = newStoreRowsState();
-  return state;
 }

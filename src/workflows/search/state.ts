@@ -94,6 +94,8 @@ export interface StoreRowsState {
   best: TrialRecord | null;
   /** The last RECENT_FAILURES failures, `trial-<n> (<error>)`, oldest first. */
   recentFailures: string[];
+  /** A search whose log was started before rows could wait LOG_FLUSH_MS: it appends before every wait, as its history did. */
+  appendBeforeEveryWait?: true;
 }
 
 /** Trials with a metric kept in the state of a search that stores its rows: the leaderboard's and the result's. */
@@ -103,6 +105,20 @@ export const RECENT_FAILURES = 5;
 
 export function newStoreRowsState(): StoreRowsState {
   return { nextSeq: 0, trialCount: 0, finished: 0, edits: 0, lineage: 0, top: [], best: null, recentFailures: [] };
+}
+
+/**
+ * The store state of a search that started writing its log before the state became constant
+ * (`store` held only `nextSeq` and `trials` the whole table): its counters, from that table.
+ */
+function completeStore(saved: SearchState): StoreRowsState {
+  const store = saved.store!;
+  if (store.trialCount !== undefined) return store;
+  return {
+    ...newStoreRowsState(), nextSeq: store.nextSeq, trialCount: saved.trials.length,
+    finished: saved.trials.filter((t) => t.status !== 'pending' && t.status !== 'running').length,
+    edits: saved.edits?.length ?? 0, lineage: saved.lineage?.length ?? 0, appendBeforeEveryWait: true,
+  };
 }
 
 /** Trials numbered so far: the table's length, or the counter of a search that stores its rows. */
@@ -231,7 +247,7 @@ function editDefaults(trials: number, v: ValidatedSearch) {
 
 export function resumedState(saved: SearchState | LegacySearchState, v: ValidatedSearch): SearchState {
   const next = { continuedRuns: saved.continuedRuns + 1, startedThisRun: 0 };
-  if ('version' in saved) return { ...editDefaults(saved.trials.length, v), ...saved, ...next };
+  if ('version' in saved) return { ...editDefaults(saved.trials.length, v), ...saved, ...(saved.store && { store: completeStore(saved) }), ...next };
   const legacy = saved;
   return {
     ...editDefaults(legacy.trials.length, v),
