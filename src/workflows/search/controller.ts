@@ -270,15 +270,7 @@ export class SearchController {
   }
 
   /** `cmd`, after the rows waiting are appended (before waiting, continuing as new or finishing). */
-  private afterFlush(cmd: SearchCommand, ctx?: StepContext): SearchCommand {
-    if (cmd.kind === 'wait' && this.log && !this.log.empty && ctx?.now !== undefined && cmd.inFlight > 0 && !this.log.full && !this.store!.appendBeforeEveryWait) {
-      // Many short trials would append one segment per trial: rows wait until they are LOG_FLUSH_MS old.
-      this.log.mark(ctx.now);
-      if (ctx.now - this.log.since! < LOG_FLUSH_MS) {
-        this.evict();
-        return cmd;
-      }
-    }
+  private afterFlush(cmd: SearchCommand, _ctx?: StepContext): SearchCommand {
     this.flush();
     if (cmd.kind === 'wait') this.evict();
     return this.append() ?? cmd;
