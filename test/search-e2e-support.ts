@@ -23,29 +23,46 @@ export async function chainHistories(client: Client, workflowId: string, firstRu
   return out;
 }
 
-/** Child workflow ids started, and the most children ever running at once, replaying each run's events in order. */
+/**
+ * Child workflow ids started, and the most children ever running at once, replaying each run's
+ * events in order. A child ends for the search when its run sees it end, or (a trial carried across
+ * a continue-as-new without draining, patch search-no-drain) when a later run's fetchTrialOutcome
+ * for it completes: the search counts it as running until then.
+ */
 export function childStats(runs: HistoryEvent[][]): { started: string[]; maxConcurrent: number; openAtEnd: number } {
   const started: string[] = [];
+  const open = new Set<string>();
   let maxConcurrent = 0;
-  let open = 0;
   for (const events of runs) {
+    // fetchTrialOutcome activities of this run: scheduled event id -> the trial's workflow id.
+    const fetching = new Map<string, string>();
     for (const e of events) {
       if (e.childWorkflowExecutionStartedEventAttributes) {
-        started.push(e.childWorkflowExecutionStartedEventAttributes.workflowExecution!.workflowId!);
-        maxConcurrent = Math.max(maxConcurrent, ++open);
+        const id = e.childWorkflowExecutionStartedEventAttributes.workflowExecution!.workflowId!;
+        started.push(id);
+        open.add(id);
+        maxConcurrent = Math.max(maxConcurrent, open.size);
       }
-      if (
-        e.childWorkflowExecutionCompletedEventAttributes ||
-        e.childWorkflowExecutionFailedEventAttributes ||
-        e.childWorkflowExecutionCanceledEventAttributes ||
-        e.childWorkflowExecutionTimedOutEventAttributes ||
-        e.childWorkflowExecutionTerminatedEventAttributes
-      ) {
-        open--;
+      const ended =
+        e.childWorkflowExecutionCompletedEventAttributes ??
+        e.childWorkflowExecutionFailedEventAttributes ??
+        e.childWorkflowExecutionCanceledEventAttributes ??
+        e.childWorkflowExecutionTimedOutEventAttributes ??
+        e.childWorkflowExecutionTerminatedEventAttributes;
+      if (ended) open.delete(ended.workflowExecution!.workflowId!);
+      const scheduled = e.activityTaskScheduledEventAttributes;
+      if (scheduled?.activityType?.name === 'fetchTrialOutcome') {
+        const data = scheduled.input?.payloads?.[0]?.data;
+        if (data) fetching.set(String(e.eventId), (JSON.parse(Buffer.from(data).toString('utf8')) as { workflowId: string }).workflowId);
+      }
+      const fetched = e.activityTaskCompletedEventAttributes;
+      if (fetched) {
+        const id = fetching.get(String(fetched.scheduledEventId));
+        if (id !== undefined) open.delete(id);
       }
     }
   }
-  return { started, maxConcurrent, openAtEnd: open };
+  return { started, maxConcurrent, openAtEnd: open.size };
 }
 
 /** Results of one activity type in a workflow's history, in completion order. */

@@ -16,8 +16,16 @@ import { ashaEpochs } from './asha';
 import { childWorkflowId, initialState, newTrial, RECENT_FAILURES, TOP_TRIALS, type SearchState } from './state';
 import { baseCheckpointRoot, invalidSearch, type ValidatedSearch } from './validate';
 
-/** Temporal's payload warning level: a continue-as-new input of a search that stores its rows stays below it. */
+/** Temporal's payload warning level: a continue-as-new input of a grid or random search that stores its rows stays below it. */
 export const MAX_SEARCH_STATE_BYTES = 256 * 1024;
+
+/**
+ * The continue-as-new input of a search whose strategy keeps every trial it may still act on
+ * (ASHA, halving, PBT: exact promotion needs every value reported at a rung). Above Temporal's
+ * 256 KB warning level, well under the 2 MB it refuses: these strategies carried their whole table
+ * before the log, capped at 2,000 trials (about 0.8 MB), and a search they ran then still starts.
+ */
+export const MAX_KEPT_STATE_BYTES = 1536 * 1024;
 
 /**
  * The bytes a search that stores its rows carries per trial through continue-as-new, when its
@@ -46,18 +54,18 @@ export function storedBytesPerTrial(config: SearchConfig, sampleRow: object, par
 
 /**
  * A search that stores its rows and whose strategy keeps trials in its state: at most as many
- * trials as keep its continue-as-new input under MAX_SEARCH_STATE_BYTES, with room for the best
+ * trials as keep its continue-as-new input under MAX_KEPT_STATE_BYTES, with room for the best
  * TOP_TRIALS, the last failures and the fixed part.
  */
 export function storedStateIssues(config: SearchConfig, planned: number, sampleRow: object, params: object): ConfigIssue[] {
   const perTrial = storedBytesPerTrial(config, sampleRow, params);
   if (perTrial === 0) return [];
   const fixed = 32 * 1024 + (TOP_TRIALS + 1) * JSON.stringify(sampleRow).length + RECENT_FAILURES * 2100;
-  const bound = Math.max(1, Math.floor((MAX_SEARCH_STATE_BYTES - fixed) / perTrial));
+  const bound = Math.max(1, Math.floor((MAX_KEPT_STATE_BYTES - fixed) / perTrial));
   if (planned <= bound) return [];
   return [{
     field: config.maxTrials !== undefined ? 'maxTrials' : 'space',
-    expected: `at most ${bound} trials for the \`${config.strategy}\` strategy: it keeps every trial it may still promote in workflow state (about ${perTrial} bytes a trial for this search), and continue-as-new's input must stay under ${MAX_SEARCH_STATE_BYTES} bytes (grid and random searches keep constant state, up to ${MAX_TRIALS_TEXT} trials)`,
+    expected: `at most ${bound} trials for the \`${config.strategy}\` strategy: it keeps every trial it may still promote in workflow state (about ${perTrial} bytes a trial for this search), and continue-as-new's input must stay under ${MAX_KEPT_STATE_BYTES} bytes (grid and random searches keep constant state, up to ${MAX_TRIALS_TEXT} trials)`,
     received: `${planned} trials`,
   }];
 }
