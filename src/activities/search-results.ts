@@ -44,6 +44,8 @@ export interface WriteSearchResultsInput {
    * table is read from the log (`trials` holds only the best few), edits and lineage are counted.
    */
   readonly logUri?: string;
+  /** The segment this search's rows begin at (a search started again on a folder appends after the earlier one's log). */
+  readonly fromSeq?: number;
   readonly trialCount?: number;
   readonly editCount?: number;
   readonly lineageCount?: number;
@@ -114,12 +116,12 @@ export interface LogTable {
 }
 
 /** Reads every row of the log in `store` (rooted at the search folder), page by page. */
-async function eachLogRow(store: CheckpointStore, fn: (row: Record<string, unknown>, index: number) => void): Promise<void> {
+async function eachLogRow(store: CheckpointStore, fn: (row: Record<string, unknown>, index: number) => void, firstSeq = 0, atEnd?: (nextSeq: number) => void): Promise<void> {
   let index = 0;
-  for (let fromSeq = 0; ; ) {
+  for (let fromSeq = firstSeq; ; ) {
     const page = await readSearchLog(store, { fromSeq, maxRows: RESULTS_PAGE_ROWS });
     for (const row of page.rows) fn(row, index++);
-    if (page.end) return;
+    if (page.end) return atEnd?.(page.nextSeq);
     fromSeq = page.nextSeq;
   }
 }
@@ -133,7 +135,7 @@ const isTrialRow = (row: Record<string, unknown>): row is Record<string, unknown
  * rows' CSV lines in trial order and keeps the best PLOT_TRIALS. Pages are read and dropped; the
  * CSV text itself (about 200 bytes a trial) is the one thing held whole, as the store writes one object.
  */
-export async function tableFromLog(store: CheckpointStore, input: Pick<WriteSearchResultsInput, 'metric' | 'mode' | 'bestTrial' | 'trialCount'>): Promise<LogTable> {
+export async function tableFromLog(store: CheckpointStore, input: Pick<WriteSearchResultsInput, 'metric' | 'mode' | 'bestTrial' | 'trialCount' | 'fromSeq'>): Promise<LogTable> {
   let last = new Float64Array(Math.max(16, (input.trialCount ?? 0) + 1)).fill(-1);
   const paths = new Set<string>();
   let edits = 0;
@@ -157,7 +159,7 @@ export async function tableFromLog(store: CheckpointStore, input: Pick<WriteSear
     }
     last[row.trial] = i;
     for (const p of Object.keys(row.params)) paths.add(p);
-  });
+  }, input.fromSeq);
   const columns = [...paths];
   const lines: string[] = [];
   const statuses: Record<string, number> = {};
@@ -180,7 +182,7 @@ export async function tableFromLog(store: CheckpointStore, input: Pick<WriteSear
       plotted.sort(rank);
       if (plotted.length > PLOT_TRIALS) plotted = plotted.slice(0, PLOT_TRIALS);
     }
-  });
+  }, input.fromSeq);
   const body = lines.filter((l) => l !== undefined);
   const trials = whole.filter((t) => t !== undefined);
   const small = {
@@ -191,6 +193,13 @@ export async function tableFromLog(store: CheckpointStore, input: Pick<WriteSear
   return { csv: [csvHeader(input.metric, columns), ...body].join('\n') + '\n', trials: body.length, statuses, edits, lineage, best, plotted, small };
 }
 
+
+export interface ClaimSearchFolderOutput {
+  /** search.json was written by this call (a new folder). */
+  readonly created: boolean;
+  /** The first free segment number of the folder's search log (0 for a new folder; absent in histories recorded before it). */
+  readonly logEnd?: number;
+}
 
 export interface ClaimSearchFolderInput {
   /** The search's folder, `<root>/<search runId>`. */
@@ -240,9 +249,14 @@ export function createSearchResultActivities(deps: SearchResultDeps) {
      * and this workflow as an owner) or checks the input against it. A different search fails here,
      * non-retryably (SearchIdentityMismatch naming the fields, or NestedFolder), before any trial.
      */
-    async claimSearchFolder(input: ClaimSearchFolderInput): Promise<{ readonly created: boolean }> {
+    async claimSearchFolder(input: ClaimSearchFolderInput): Promise<ClaimSearchFolderOutput> {
       const store = deps.openStore(input.searchUri);
-      return storeCall(() => claimSearchFolder(store, input.config, callingWorkflowId(), withinAllowList(deps.openStore)));
+      const { created } = await storeCall(() => claimSearchFolder(store, input.config, callingWorkflowId(), withinAllowList(deps.openStore)));
+      if (created) return { created, logEnd: 0 };
+      // The same search started again on its folder: its rows go after the earlier one's, never over them.
+      let logEnd = 0;
+      await eachLogRow(store, () => undefined, 0, (next) => (logEnd = next));
+      return { created, logEnd };
     },
 
     /** Writes results.json, results.csv and results.svg into the search's folder (its owners only; the latest summary wins). */

@@ -184,6 +184,9 @@ export async function writeCheckpoint(
       return current.ok ? { written: false, key, manifestSha256: current.checkpoint.manifestSha256, matches: sameObjects(current.checkpoint.manifest, await hashing) } : undefined;
     };
     if (await store.get(manifestKey)) {
+      // This step is committed already: by this attempt's own earlier try, or by a newer attempt
+      // that took the run over. A zombie must learn it lost here, not train on to its end.
+      await lease?.assertHeld();
       const done = await committed();
       if (done) return done;
       // Committed but damaged (a flipped byte, a lost object): it was skipped on load and the step

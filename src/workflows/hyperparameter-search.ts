@@ -75,10 +75,10 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
   const { config } = validated;
   const state: SearchState = resumeState ? resumedState(resumeState, validated) : await startState(validated);
   // The folder's owner first: a different search naming it fails here, before any trial (search-identity.ts).
-  if (!resumeState && patched(SEARCH_OWNER_PATCH)) await claimSearchFolder({ searchUri: state.searchUri, config });
+  const claimed = !resumeState && patched(SEARCH_OWNER_PATCH) ? await claimSearchFolder({ searchUri: state.searchUri, config }) : undefined;
   // A new search keeps its trial rows in its log (an owner of the folder only: claimed just above); a
   // continued one keeps what its first run chose, carried in `state.store`.
-  if (!resumeState && patched(SEARCH_STORE_ROWS_PATCH)) state.store = newStoreRowsState();
+  if (!resumeState && patched(SEARCH_STORE_ROWS_PATCH)) state.store = newStoreRowsState(claimed?.logEnd ?? 0);
   // Every decision is the controller's (search/controller.ts); this function only runs its commands.
   // No drain: asked once, at the run's start, so a run keeps one way throughout (a search in flight
   // before it replays draining; its next run no longer drains).

@@ -28,6 +28,7 @@ import { encodeSearchLogSegment, readSearchLog } from '../../src/checkpoints/sea
 import type { CheckpointStore } from '../../src/checkpoints/store';
 import { ConfigError } from '../../src/config/validate';
 import { createTrialOutcomeActivities } from '../../src/activities/trial-outcome';
+import { tableFromLog } from '../../src/activities/search-results';
 
 export type ActivityName = keyof Activities;
 export type Input<K extends ActivityName> = Parameters<Activities[K]>[0];
@@ -88,6 +89,11 @@ export class MockActivities {
   /** Search log segments by full URI, as the real activity writes them (src/checkpoints/search-log.ts). */
   readonly searchLogs = new Map<string, Buffer>();
   private versions = 0;
+
+  /** The search log of `searchUri` as a read-only store (what readSearchLog and tableFromLog read). */
+  logStore(searchUri: string): CheckpointStore {
+    return { uri: searchUri, uriOf: (k: string) => joinUri(searchUri, k), get: async (k: string) => this.searchLogs.get(joinUri(searchUri, k)) } as unknown as CheckpointStore;
+  }
   private built: Activities | undefined;
 
   constructor(private readonly script: Script) {}
@@ -359,14 +365,16 @@ export class MockActivities {
 
       readSearchLog: async (input) => {
         this.enter('readSearchLog', input);
-        const store = { uri: input.searchUri, uriOf: (k: string) => joinUri(input.searchUri, k), get: async (k: string) => this.searchLogs.get(joinUri(input.searchUri, k)) };
-        return readSearchLog(store as unknown as CheckpointStore, { ...(input.fromSeq !== undefined && { fromSeq: input.fromSeq }), maxRows: input.maxRows ?? 1000 });
+        return readSearchLog(this.logStore(input.searchUri), { ...(input.fromSeq !== undefined && { fromSeq: input.fromSeq }), maxRows: input.maxRows ?? 1000 });
       },
 
       writeSearchResults: async (input) => {
         this.enter('writeSearchResults', input);
         const { searchUri } = input;
-        return { resultsUri: joinUri(searchUri, RESULTS_JSON), csvUri: joinUri(searchUri, RESULTS_CSV), plotUri: joinUri(searchUri, RESULTS_SVG) };
+        const written = { resultsUri: joinUri(searchUri, RESULTS_JSON), csvUri: joinUri(searchUri, RESULTS_CSV), plotUri: joinUri(searchUri, RESULTS_SVG) };
+        // A search that stores its rows gets its small table back from its log, as the real activity returns it.
+        if (input.logUri === undefined) return written;
+        return { ...written, ...(await tableFromLog(this.logStore(searchUri), input)).small };
       },
     };
   }

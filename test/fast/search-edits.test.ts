@@ -12,6 +12,7 @@ import { editSearchUpdate, hyperparameterSearch, leaderboardQuery, type SearchEd
 import { waitFor } from '../helpers/temporal';
 import { eventCounts, Harness, trainInput } from './harness';
 import { gate, type EpochContext, type MockActivities } from './mock-activities';
+import { tableFromLog } from '../../src/activities/search-results';
 
 let h: Harness;
 before(async () => {
@@ -72,7 +73,10 @@ describe('hyperparameterSearch: live edits', () => {
       assert.deepEqual(result.edits.map((e) => e.number), [1, 2, 3, 4, 5, 6, 7]);
       assert.equal(mock.cancelled.length, 1);
       const written = mock.inputs('writeSearchResults');
-      assert.deepEqual(written[written.length - 1]!.edits, result.edits);
+      // The edits are in the search's log (search-store-rows): results.json is written from it.
+      const last = written[written.length - 1]!;
+      assert.equal(last.logUri, `${result.searchUri}/log/`);
+      assert.deepEqual((await tableFromLog(mock.logStore(result.searchUri), last)).small.edits, result.edits);
       assert.equal((await eventCounts(handle)).get('EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED'), 7);
     });
   });

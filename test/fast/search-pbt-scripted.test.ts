@@ -11,6 +11,7 @@ import { hyperparameterSearch } from '../../src/workflows';
 import { perturbParams } from '../../src/workflows/search/pbt';
 import { eventCounts, Harness, trainInput } from './harness';
 import type { EpochContext } from './mock-activities';
+import { tableFromLog } from '../../src/activities/search-results';
 
 let h: Harness;
 before(async () => {
@@ -71,7 +72,10 @@ describe('hyperparameterSearch: PBT', () => {
       // Each round's export is archived before the trial trains on (trainModel never overwrites one).
       assert.deepEqual(mock.inputs('archiveTrialModel').map((a) => `${tail(a.runUri)}@${a.rung}`).sort(), ['trial-1@1', 'trial-2@1', 'trial-3@1', 'trial-4@1']);
       const written = mock.inputs('writeSearchResults');
-      assert.deepEqual(written[written.length - 1]!.lineage, result.lineage);
+      // The copies are in the search's log (search-store-rows): results.json is written from it.
+      const last = written[written.length - 1]!;
+      assert.equal(last.logUri, `${result.searchUri}/log/`);
+      assert.deepEqual((await tableFromLog(mock.logStore(result.searchUri), last)).small.lineage, result.lineage);
       const first = client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId);
       assert.equal((await eventCounts(first)).get('EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW'), 1);
     }));

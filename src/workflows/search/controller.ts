@@ -556,7 +556,7 @@ export class SearchController {
       rungs: this.scheduler.progress().rungs,
       edits: (written.edits as EditRecord[] | undefined) ?? s.edits,
       lineage: (written.lineage as LineageRecord[] | undefined) ?? s.lineage,
-      ...(this.store && { logUri: searchLogUri(s.searchUri), trialCount: trialCount(s), top }),
+      ...(this.store && { logUri: searchLogUri(s.searchUri), ...(this.store.firstSeq !== undefined && { fromSeq: this.store.firstSeq }), trialCount: trialCount(s), top }),
       resultsUri: written.resultsUri,
       csvUri: written.csvUri,
       plotUri: written.plotUri,

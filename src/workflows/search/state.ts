@@ -81,6 +81,11 @@ export interface SearchState extends TrackingState {
 export interface StoreRowsState {
   /** The log's next segment number (the next `append` command's `seq`). */
   nextSeq: number;
+  /**
+   * The segment this search's rows begin at: 0, or the end of the log a search started again on the
+   * same folder found there (it appends after the earlier search's rows, and its results read from here).
+   */
+  firstSeq?: number;
   /** Trials numbered so far (the next one is trialCount + 1). */
   trialCount: number;
   /** Trials neither pending nor running (the `trials finished` search attribute). */
@@ -103,8 +108,8 @@ export const TOP_TRIALS = 10;
 /** Failure messages kept (for the failure-budget error; every failure is in the log). */
 export const RECENT_FAILURES = 5;
 
-export function newStoreRowsState(): StoreRowsState {
-  return { nextSeq: 0, trialCount: 0, finished: 0, edits: 0, lineage: 0, top: [], best: null, recentFailures: [] };
+export function newStoreRowsState(firstSeq = 0): StoreRowsState {
+  return { nextSeq: firstSeq, ...(firstSeq > 0 && { firstSeq }), trialCount: 0, finished: 0, edits: 0, lineage: 0, top: [], best: null, recentFailures: [] };
 }
 
 /**
