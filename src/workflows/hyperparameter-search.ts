@@ -183,7 +183,14 @@ export async function hyperparameterSearch(input: SearchInput, resumeState?: Sea
           await condition(() => allHandlersFinished() && starting === 0);
           break;
         }
-        await condition(allHandlersFinished);
+        if (!allHandlersFinished()) {
+          // An edit is being handled: ask again after it (it may change what comes next).
+          await condition(allHandlersFinished);
+          break;
+        }
+        // No await between the controller's state and the call that serializes it: a child's end
+        // applied in between would change the state after its rows were flushed, and its row would
+        // never reach the log (a worker SIGKILL during a log write found this: search-log-kill).
         return continueAsNew<typeof hyperparameterSearch>(input, cmd.state);
       case 'failBudget':
         // Results first (the failed trials' errors are in them); running children end with this run
