@@ -74,9 +74,9 @@ describe(`${SUITE}: a SIGKILLed worker's run moves on without a sticky-queue wai
     }
   });
 
-  test('a new worker process starts its trainer (TensorFlow loaded) before it is given any task', async () => {
+  test('a new worker process with DT_TRAINER_PRESTART=1 starts its trainer (TensorFlow loaded) before it is given any task', async () => {
     const timeline = path.join(tempDir('dt-timeline-'), 'timeline.jsonl');
-    const idle = workers.start({ DT_TIMELINE_FILE: timeline, DT_TASK_QUEUE: uniqueId('idle') });
+    const idle = workers.start({ DT_TIMELINE_FILE: timeline, DT_TASK_QUEUE: uniqueId('idle'), DT_TRAINER_PRESTART: '1' });
     try {
       const loaded = await waitFor(async () => readTimeline(timeline).find((e) => e.event === 'tf-loaded'), 120_000, 'a trainer of the idle worker to load TensorFlow');
       const entries = readTimeline(timeline);
