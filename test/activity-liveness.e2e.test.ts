@@ -50,7 +50,8 @@ const CASES: readonly Case[] = [
   local('checkUris'),
   local('describeWorker'),
   trainer('trainEpoch', 'search'),
-  trainer('finalizeRun', 'search'),
+  // A search's trials export in their last epoch activity (no finalizeRun): a retrain's run still finalizes.
+  trainer('finalizeRun', 'retrain'),
   store('archiveTrialModel', 'search'),
   store('copyTrialCheckpoint', 'search'),
   trainer('readRunRecords', 'search'),
